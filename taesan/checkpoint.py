@@ -1,0 +1,79 @@
+"""A checkpoint is a directory: config.json + model.safetensors (+ tokenizer files). No pickle anywhere.
+
+Writes are atomic (temp file, then rename); every read error names the file and the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from taesan.atomic import atomic_path
+from taesan.config import read_json, write_json
+from taesan.errors import TaesanError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write tensors to a safetensors file atomically. Tensors sharing memory are written once each (cloned)."""
+    seen: set[int] = set()
+    tensors = {}
+    for k, t in state.items():
+        t = t.detach().to("cpu")
+        ptr = t.untyped_storage().data_ptr()
+        tensors[k] = t.clone().contiguous() if ptr in seen or not t.is_contiguous() else t
+        seen.add(ptr)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; missing or corrupted files raise a one-line TaesanError."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaesanError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TaesanError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
+    """Load `state` into `module` strictly, naming the first missing, unexpected or mis-shaped tensor.
+
+    `ignore` lists keys the module may lack in `state` (tied weights, buffers recomputed at init).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and k not in ignore]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise TaesanError(f"{source}: tensor {missing[0]!r} is missing ({len(missing)} missing in all)")
+    if unexpected:
+        raise TaesanError(f"{source}: unexpected tensor {unexpected[0]!r} ({len(unexpected)} unexpected in all)")
+    for k, t in state.items():
+        if tuple(t.shape) != tuple(own[k].shape):
+            raise TaesanError(f"{source}: tensor {k!r} has shape {tuple(t.shape)}, the config expects {tuple(own[k].shape)}")
+    module.load_state_dict(state, strict=False)
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    if not directory.exists():
+        raise TaesanError(f"{directory}: no such checkpoint directory")
+    if not directory.is_dir():
+        raise TaesanError(f"{directory}: a checkpoint is a directory with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    data = read_json(directory / CONFIG_NAME)
+    if not isinstance(data, dict):
+        raise TaesanError(f"{directory / CONFIG_NAME}: expected a JSON object")
+    return data
+
+
+def write_config(directory: str | Path, data: dict[str, Any]) -> None:
+    write_json(Path(directory) / CONFIG_NAME, data)

@@ -1,0 +1,42 @@
+"""The command line: a table from command name to the module that implements it; one line per user error.
+
+Each command module defines HELP, add_arguments(parser) and run(args). Library code never parses
+arguments or prints; these modules do.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from taesan.errors import TaesanError
+
+# command -> module. Command modules import heavy libraries inside run(), so `taesan --help` stays fast.
+COMMANDS: dict[str, str] = {
+    "convert": "taesan.cli.convert",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args._run(args)
+    except TaesanError as e:
+        print(f"taesan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"taesan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)

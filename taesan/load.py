@@ -1,0 +1,32 @@
+"""`taesan.load(dir)`: a taesan checkpoint or a HuggingFace checkpoint directory -> a taesan model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from taesan.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_and_load, load_state_dict, read_config
+from taesan.config import config_from_dict
+from taesan.errors import TaesanError
+from taesan.models import model_class
+
+
+def load(directory: str | Path, map_location: str = "cpu"):
+    """Load a model from a checkpoint directory (config.json + model.safetensors).
+
+    A directory written by HuggingFace transformers (no `taesan_version` in its config) is converted
+    on the fly through `taesan.interop`.
+    """
+    directory = Path(directory)
+    data = read_config(directory)
+    if "taesan_version" not in data:
+        from taesan.interop import from_hf
+
+        return from_hf(directory)
+    source = str(directory / CONFIG_NAME)
+    if "model_type" not in data:
+        raise TaesanError(f"{source}: field 'model_type' is missing")
+    cls = model_class(data["model_type"], source)
+    config = config_from_dict(cls.config_class, data, source)
+    model = cls(config)
+    state = load_state_dict(directory / WEIGHTS_NAME)
+    check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=cls.tied_keys)
+    return model.to(map_location).eval()

@@ -1,0 +1,17 @@
+"""Generic transformer building blocks, shared by every model family (no model knows another)."""
+from taesan.modules.attention import KVCache, LayerCache, MultiHeadAttention
+from taesan.modules.embeddings import (
+    LearnedPositionEmbedding,
+    PatchEmbedding,
+    SegmentEmbedding,
+    SinusoidalPositionEmbedding,
+    TokenEmbedding,
+)
+from taesan.modules.masks import causal_mask, combine_masks, padding_mask
+from taesan.modules.transformer import FeedForward, PostNormBlock, PreNormBlock
+
+__all__ = [
+    "KVCache", "LayerCache", "MultiHeadAttention", "TokenEmbedding", "LearnedPositionEmbedding",
+    "SinusoidalPositionEmbedding", "SegmentEmbedding", "PatchEmbedding", "causal_mask", "padding_mask",
+    "combine_masks", "FeedForward", "PreNormBlock", "PostNormBlock",
+]

@@ -1,0 +1,155 @@
+"""Multi-head attention (self and cross) with one boolean mask convention and a KV cache.
+
+Not a model: no embeddings, no norms. Masks come from `taesan.modules.masks` (True = may attend).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taesan.modules.masks import causal_mask, ensure_attends_somewhere
+
+
+class LayerCache:
+    """Keys and values of one attention layer for incremental decoding.
+
+    Self-attention appends each step's keys/values (`append`); cross-attention stores the encoder's
+    once (`store`). Storage grows by doubling, so a step costs a slice copy, not a concatenation.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, H, capacity, D)
+        self.v: torch.Tensor | None = None
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add (B, H, t, D) keys/values; return all keys/values so far, (B, H, length, D)."""
+        t = k.shape[2]
+        if self.k is None or self.length + t > self.k.shape[2]:
+            capacity = max(2 * (self.k.shape[2] if self.k is not None else 0), self.length + t, 16)
+            new_k = k.new_empty(k.shape[0], k.shape[1], capacity, k.shape[3])
+            new_v = v.new_empty(new_k.shape)
+            if self.k is not None:
+                new_k[:, :, : self.length] = self.k[:, :, : self.length]
+                new_v[:, :, : self.length] = self.v[:, :, : self.length]
+            self.k, self.v = new_k, new_v
+        self.k[:, :, self.length : self.length + t] = k
+        self.v[:, :, self.length : self.length + t] = v
+        self.length += t
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def store(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Keep keys/values computed once (cross-attention over the encoder output)."""
+        self.k, self.v, self.length = k, v, k.shape[2]
+
+    @property
+    def filled(self) -> bool:
+        return self.k is not None
+
+    def keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Select batch rows (beam search): row i becomes old row index[i]."""
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+class KVCache:
+    """The cache of a whole stack: one LayerCache per layer for self-attention, one for cross-attention."""
+
+    def __init__(self, n_layers: int) -> None:
+        self.self_attn = [LayerCache() for _ in range(n_layers)]
+        self.cross_attn = [LayerCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached (the position of the next token)."""
+        return self.self_attn[0].length
+
+    def reorder(self, index: torch.Tensor) -> None:
+        for c in self.self_attn + self.cross_attn:
+            c.reorder(index)
+
+
+class MultiHeadAttention(nn.Module):
+    """softmax(Q Kᵀ / √d_head + mask) V over `n_heads` heads, then an output projection.
+
+    Self-attention projects q, k, v from x with one fused matmul (`qkv`); cross-attention projects q
+    from x and k, v from the encoder output (`q`, `kv`).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, cross: bool = False) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.n_heads, self.d_head, self.cross = n_heads, d_model // n_heads, cross
+        if cross:
+            self.q = nn.Linear(d_model, d_model, bias=bias)
+            self.kv = nn.Linear(d_model, 2 * d_model, bias=bias)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = dropout
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: LayerCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) -> (output (B, T, C), attention weights (B, H, T, S) or None).
+
+        mask: boolean, True = may attend, broadcastable to (B, H, T, S). is_causal: a shortcut for
+        the causal mask when no other mask is given (lets SDPA pick its fastest kernel).
+        cache: a LayerCache; self-attention appends to it, cross-attention fills it once.
+        need_weights: take the explicit path and return the softmax weights (for visualisation).
+        """
+        B, T, C = x.shape
+        if self.cross:
+            q = self._heads(self.q(x))
+            if cache is not None and cache.filled:
+                k, v = cache.keys_values()
+            else:
+                k, v = (self._heads(t) for t in self.kv(memory).split(C, dim=2))
+                if cache is not None:
+                    cache.store(k, v)
+        else:
+            q, k, v = (self._heads(t) for t in self.qkv(x).split(C, dim=2))  # each (B, H, T, D)
+            if cache is not None:
+                k, v = cache.append(k, v)
+        S = k.shape[2]
+        if is_causal and (mask is not None or T != S or need_weights):
+            mask = causal_mask(T, S, x.device) if mask is None else mask & causal_mask(T, S, x.device)
+            is_causal = False
+        if mask is not None and mask.shape[-2] != 1:
+            mask = ensure_attends_somewhere(mask, T, S)
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            y, weights = _explicit_attention(q, k, v, mask, dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+            weights = None
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.out(y), weights
+
+
+def _explicit_attention(q, k, v, mask, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook path: scores, a very large negative score where masked, softmax, weighted sum."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)
+    y = F.dropout(weights, dropout) if dropout else weights
+    return y @ v, weights

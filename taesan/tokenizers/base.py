@@ -1,0 +1,295 @@
+"""What every tokenizer shares: the Encoding, special tokens, the [CLS] a [SEP] b [SEP] template,
+truncation (with overflowing windows and a stride, for QA), padding and batching.
+
+Not a cutting algorithm: each kind (word, char, BPE, WordPiece) implements `tokenize` and `decode`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, NamedTuple
+
+import regex
+
+from taesan.errors import TaesanError
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+GPT_SPECIALS = ["<|endoftext|>"]
+
+
+class Piece(NamedTuple):
+    """One token cut from a text: its string, id, character span [start, end) and word index."""
+
+    token: str
+    id: int
+    start: int
+    end: int
+    word: int | None
+
+
+@dataclass
+class Encoding:
+    """A tokenized text (or pair). Offsets are character offsets into the original string(s);
+    special and pad tokens get (0, 0) and word_id None. sequence_ids: 0 = first text, 1 = pair, None = special."""
+
+    ids: list[int] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    word_ids: list[int | None] = field(default_factory=list)
+    type_ids: list[int] = field(default_factory=list)
+    special_tokens_mask: list[int] = field(default_factory=list)
+    attention_mask: list[int] = field(default_factory=list)
+    sequence_ids: list[int | None] = field(default_factory=list)
+    overflowing: list["Encoding"] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def pad(self, length: int, pad_id: int, pad_token: str, side: str = "right") -> "Encoding":
+        """Pad in place to `length` with attention_mask 0 (no-op when already as long)."""
+        n = length - len(self.ids)
+        if n <= 0:
+            return self
+        fills = {
+            "ids": pad_id, "tokens": pad_token, "offsets": (0, 0), "word_ids": None, "type_ids": 0,
+            "special_tokens_mask": 1, "attention_mask": 0, "sequence_ids": None,
+        }
+        for name, value in fills.items():
+            cur = getattr(self, name)
+            setattr(self, name, cur + [value] * n if side == "right" else [value] * n + cur)
+        return self
+
+
+class Tokenizer(ABC):
+    """Base class. `vocab` maps token -> id; `special_tokens` are never split and are matched in raw text.
+
+    template: {"single": [...], "pair": [...]} with "$A"/"$B" for the texts and special tokens
+    around them, e.g. BERT's {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]};
+    None adds nothing (GPT-2).
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, vocab: dict[str, int], special_tokens: Iterable[str] = (), template: dict[str, list[str]] | None = None) -> None:
+        self.vocab = dict(vocab)
+        self.inverse = {i: t for t, i in self.vocab.items()}
+        self.special_tokens = [t for t in special_tokens]
+        for t in self.special_tokens:
+            if t not in self.vocab:
+                raise TaesanError(f"special token {t!r} is not in the vocabulary")
+        self.template = template
+        self._special_re = (
+            regex.compile("|".join(regex.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True)))
+            if self.special_tokens
+            else None
+        )
+
+    # ---- what each kind implements -------------------------------------------------------------
+    @abstractmethod
+    def tokenize(self, text: str) -> list[Piece]:
+        """Cut plain text (no special tokens in it) into pieces with offsets into `text`."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Ids back to text."""
+
+    @classmethod
+    @abstractmethod
+    def train(cls, data: Any, vocab_size: int, min_frequency: int = 2, special_tokens: Iterable[str] | None = None, **kwargs: Any) -> "Tokenizer":
+        """Learn a vocabulary from files or an iterator of texts."""
+
+    @abstractmethod
+    def to_hf_json(self) -> dict[str, Any]:
+        """This tokenizer as a HuggingFace `tokenizer.json` object."""
+
+    # ---- vocabulary ------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.vocab.get(token)
+
+    def id_to_token(self, idx: int) -> str | None:
+        return self.inverse.get(idx)
+
+    def _special_id(self, *candidates: str) -> int | None:
+        for t in candidates:
+            if t in self.special_tokens:
+                return self.vocab[t]
+        return None
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._special_id("[PAD]", "<pad>", "<|pad|>")
+
+    @property
+    def unk_id(self) -> int | None:
+        return self._special_id("[UNK]", "<unk>")
+
+    @property
+    def mask_id(self) -> int | None:
+        return self._special_id("[MASK]", "<mask>")
+
+    @property
+    def cls_id(self) -> int | None:
+        return self._special_id("[CLS]", "<s>")
+
+    @property
+    def sep_id(self) -> int | None:
+        return self._special_id("[SEP]", "</s>")
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._special_id("<|endoftext|>", "</s>", "[SEP]")
+
+    # ---- encoding ------------------------------------------------------------------------------
+    def pieces(self, text: str) -> list[Piece]:
+        """`tokenize`, but special tokens written in the text ("티끌 [MASK] 태산") stay whole."""
+        if not isinstance(text, str):
+            raise TaesanError(f"expected text (str), got {type(text).__name__}")
+        if self._special_re is None:
+            return self.tokenize(text)
+        out: list[Piece] = []
+        pos, word_base = 0, 0
+        for m in list(self._special_re.finditer(text)) + [None]:
+            end = m.start() if m is not None else len(text)
+            if end > pos:
+                part = self.tokenize(text[pos:end])
+                for p in part:
+                    out.append(Piece(p.token, p.id, p.start + pos, p.end + pos, None if p.word is None else p.word + word_base))
+                words = [p.word for p in part if p.word is not None]
+                word_base += (max(words) + 1) if words else 0
+            if m is not None:
+                out.append(Piece(m.group(), self.vocab[m.group()], m.start(), m.end(), word_base))
+                word_base += 1
+                pos = m.end()
+        return out
+
+    def encode(
+        self,
+        text: str,
+        pair: str | None = None,
+        add_special_tokens: bool = True,
+        max_length: int | None = None,
+        truncation: str | bool = False,
+        stride: int = 0,
+        return_overflowing: bool = False,
+        padding: str | bool = False,
+        padding_side: str = "right",
+    ) -> Encoding:
+        """Text (and optional pair) -> Encoding.
+
+        truncation: False, True/"longest_first", "only_first" or "only_second" (needs max_length).
+        return_overflowing: with truncation "only_first"/"only_second", the cut-off rest is returned in
+        `.overflowing` as further windows that overlap by `stride` tokens (QA over long contexts).
+        padding: False, or "max_length" to pad to max_length.
+        """
+        a = self.pieces(text)
+        b = self.pieces(pair) if pair is not None else None
+        budget = None
+        if truncation and max_length is not None:
+            budget = max_length - (self.num_special_tokens(pair is not None) if add_special_tokens else 0)
+            if budget < 1:
+                raise TaesanError(f"max_length={max_length} leaves no room for text after the special tokens")
+        if budget is None:
+            encodings = [self._assemble(a, b, add_special_tokens)]
+        else:
+            encodings = self._truncate(a, b, budget, truncation, stride, return_overflowing, add_special_tokens)
+        for e in encodings:
+            if padding == "max_length" and max_length is not None:
+                e.pad(max_length, self._pad_or_fail(), self.inverse[self._pad_or_fail()], padding_side)
+        first = encodings[0]
+        first.overflowing = encodings[1:]
+        return first
+
+    def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest", padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
+        """Encode many texts; padding="longest" pads every row to the longest in the batch."""
+        if pairs is not None and len(pairs) != len(texts):
+            raise TaesanError(f"{len(texts)} texts but {len(pairs)} pairs")
+        encs = [self.encode(t, pairs[i] if pairs else None, padding=padding if padding == "max_length" else False, padding_side=padding_side, **kwargs) for i, t in enumerate(texts)]
+        if padding == "longest" and encs:
+            n = max(len(e) for e in encs)
+            pad = self._pad_or_fail() if any(len(e) < n for e in encs) else None
+            for e in encs:
+                if pad is not None:
+                    e.pad(n, pad, self.inverse[pad], padding_side)
+        return encs
+
+    def num_special_tokens(self, pair: bool) -> int:
+        if self.template is None:
+            return 0
+        return sum(1 for t in self.template["pair" if pair else "single"] if t not in ("$A", "$B"))
+
+    def _pad_or_fail(self) -> int:
+        if self.pad_id is None:
+            raise TaesanError("padding needs a pad token ([PAD]) in the tokenizer's special tokens")
+        return self.pad_id
+
+    def _assemble(self, a: list[Piece], b: list[Piece] | None, add_special_tokens: bool) -> Encoding:
+        e = Encoding()
+        if add_special_tokens and self.template is not None:
+            layout = self.template["pair" if b is not None else "single"]
+        else:
+            layout = ["$A"] + (["$B"] if b is not None else [])
+        type_id = 0
+        for slot in layout:
+            if slot in ("$A", "$B"):
+                seq = 0 if slot == "$A" else 1
+                type_id = seq
+                for p in a if slot == "$A" else b:
+                    e.ids.append(p.id); e.tokens.append(p.token); e.offsets.append((p.start, p.end))
+                    e.word_ids.append(p.word); e.type_ids.append(type_id); e.special_tokens_mask.append(0)
+                    e.attention_mask.append(1); e.sequence_ids.append(seq)
+            else:
+                e.ids.append(self.vocab[slot]); e.tokens.append(slot); e.offsets.append((0, 0))
+                e.word_ids.append(None); e.type_ids.append(type_id); e.special_tokens_mask.append(1)
+                e.attention_mask.append(1); e.sequence_ids.append(None)
+        return e
+
+    def _truncate(self, a, b, budget, truncation, stride, overflow, add_special) -> list[Encoding]:
+        if truncation in (True, "longest_first"):
+            a, b = list(a), (list(b) if b is not None else None)
+            while len(a) + (len(b) if b else 0) > budget:
+                if b and len(b) > len(a):
+                    b.pop()
+                else:
+                    a.pop()
+            return [self._assemble(a, b, add_special)]
+        if truncation not in ("only_first", "only_second"):
+            raise TaesanError(f"unknown truncation {truncation!r}; use longest_first, only_first or only_second")
+        if truncation == "only_second" and b is None:
+            raise TaesanError("truncation='only_second' needs a pair")
+        cut, keep = (b, a) if truncation == "only_second" else (a, b)
+        room = budget - (len(keep) if keep is not None else 0)
+        if room < 1:
+            raise TaesanError(f"the fixed sequence ({len(keep)} tokens) leaves no room within max_length")
+        if stride >= room:
+            raise TaesanError(f"stride={stride} must be smaller than the {room} tokens left per window")
+        windows, start = [], 0
+        while True:
+            windows.append(cut[start : start + room])
+            if start + room >= len(cut) or not overflow:
+                break
+            start += room - stride
+        if truncation == "only_second":
+            return [self._assemble(a, w, add_special) for w in windows]
+        return [self._assemble(w, b, add_special) for w in windows]
+
+    # ---- files -----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the HuggingFace `tokenizer.json` format (atomically)."""
+        from taesan.config import write_json
+
+        path = Path(path)
+        if path.is_dir() or path.suffix == "":
+            path = path / "tokenizer.json"
+        write_json(path, self.to_hf_json())
+        return path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"
