@@ -18,7 +18,9 @@ from taesan.config import write_json
 from taesan.errors import TaesanError
 
 # HF model_type -> the taesan module that converts it (it defines from_hf(directory, hf_config)).
-HF_FAMILIES: dict[str, str] = {}
+HF_FAMILIES: dict[str, str] = {
+    "gpt2": "taesan.models.gpt",
+}
 
 Spec = str | tuple[str, ...]
 

@@ -11,10 +11,14 @@ from taesan.config import config_from_dict
 from taesan.errors import TaesanError
 
 # model_type -> "module:Class"; imported lazily so one family's import cost is paid only when used.
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "gpt": "taesan.models.gpt:GPT",
+}
 
 # modules that define PRESETS = {name: (model_type, {config fields})}
-PRESET_MODULES: list[str] = []
+PRESET_MODULES: list[str] = [
+    "taesan.models.gpt",
+]
 
 
 def model_class(model_type: str, source: str = "config.json") -> type:

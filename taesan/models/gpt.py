@@ -1,0 +1,265 @@
+"""GPT: a decoder-only transformer (token + learned position embeddings, pre-LN blocks, tied LM head), GPT-2 compatible.
+
+Not a trainer or a sampler: the model returns hidden states or logits; losses live in objectives, decoding in generate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from taesan.checkpoint import check_and_load
+from taesan.config import config_from_dict
+from taesan.errors import TaesanError
+from taesan.interop import expand, export_state, import_state, read_hf_weights
+from taesan.models.base import TaesanModel
+from taesan.modules import KVCache, LearnedPositionEmbedding, PreNormBlock, TokenEmbedding, causal_mask, padding_mask
+from taesan.modules.transformer import ACTIVATIONS
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257
+    n_positions: int = 1024  # the longest sequence (learned position table size)
+    d_model: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    d_ff: int | None = None  # None -> 4 * d_model
+    dropout: float = 0.1  # embeddings, residual branches
+    attn_dropout: float = 0.1  # attention weights
+    norm_eps: float = 1e-5
+    activation: str = "gelu_tanh"  # GPT-2's "gelu_new"
+    tie_embeddings: bool = True  # the LM head reuses the token embedding matrix
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        for name in ("vocab_size", "n_positions", "d_model", "n_layers", "n_heads", "d_ff"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"field {name!r} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+
+
+PRESETS = {
+    "gpt-tiny": ("gpt", dict(vocab_size=4096, n_positions=256, d_model=128, n_layers=4, n_heads=4)),
+    "gpt2-small": ("gpt", dict(vocab_size=50257, n_positions=1024, d_model=768, n_layers=12, n_heads=12)),  # 124M
+    "gpt2-medium": ("gpt", dict(vocab_size=50257, n_positions=1024, d_model=1024, n_layers=24, n_heads=16)),  # 355M
+    "gpt2-large": ("gpt", dict(vocab_size=50257, n_positions=1024, d_model=1280, n_layers=36, n_heads=20)),  # 774M
+    "gpt2-xl": ("gpt", dict(vocab_size=50257, n_positions=1024, d_model=1600, n_layers=48, n_heads=25)),  # 1.5B
+}
+
+
+class GPT(TaesanModel):
+    """tokens -> token + position embeddings -> n_layers × PreNormBlock (causal) -> LayerNorm -> LM head.
+
+    Positions: by default 0..T-1, continuing from `cache.length` when a KV cache is given (as HF GPT-2
+    does; padding does not shift them). With left padding, pass `position_ids` yourself, e.g.
+    `(attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -T:]`, to give every row's first real token position 0.
+    """
+
+    model_type = "gpt"
+    config_class = GPTConfig
+    tied_keys = ("lm_head.weight",)
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.tok_emb = TokenEmbedding(c.vocab_size, c.d_model)
+        self.pos_emb = LearnedPositionEmbedding(c.n_positions, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            PreNormBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.attn_dropout, c.activation, c.norm_eps, bias=c.bias)
+            for _ in range(c.n_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model, eps=c.norm_eps)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2: residual projections scaled by 1/√(2·n_layers)
+            for proj in (block.attn.out, block.mlp.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * c.n_layers))
+        if c.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        else:
+            self.tied_keys = ()
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for incremental decoding: pass it to every forward call of one sequence batch."""
+        return KVCache(self.config.n_layers)
+
+    def forward_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """ids (B, T) or inputs_embeds (B, T, C) -> (hidden (B, T, C) after the final LayerNorm, attentions).
+
+        attention_mask: (B, S) 1 = real token, 0 = padding, over ALL S = cache.length + T positions.
+        cache: a `new_cache()`; keys/values of these T tokens are appended to it.
+        attentions: per layer {"self": (B, H, T, S)} when need_weights, else [].
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        x = self.tok_emb(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        B, T, _ = x.shape
+        past = cache.length if cache is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=x.device)[None]  # (1, T)
+        x = self.drop(x + self.pos_emb(position_ids))
+        mask, is_causal = self._attention_mask(attention_mask, B, T, past + T, x.device)
+        attentions = []
+        for i, block in enumerate(self.blocks):
+            x, weights = block(x, mask=mask, is_causal=is_causal, cache=cache, layer=i, need_weights=need_weights)
+            if need_weights:
+                attentions.append(weights)
+        return self.norm(x), attentions
+
+    @staticmethod
+    def _attention_mask(attention_mask, B: int, T: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
+        """Padding and causality combined once: (None, True) when nothing is padded, the fast SDPA kernel."""
+        if attention_mask is None:
+            return None, True
+        if tuple(attention_mask.shape) != (B, S):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected (B, S) = {(B, S)}")
+        if bool(attention_mask.bool().all()):
+            return None, True
+        return padding_mask(attention_mask) & causal_mask(T, S, device), False  # (B, 1, T, S)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`."""
+        hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, cache, inputs_embeds=inputs_embeds)
+        return self.lm_head(hidden)
+
+
+# ---- HuggingFace GPT-2 interop -------------------------------------------------------------------------------
+
+# taesan key -> HF GPT2Model key ({i} = layer). HF's Conv1D stores (in, out) weights: those are transposed.
+HF_KEYS = {
+    "tok_emb.weight": "wte.weight",
+    "pos_emb.weight": "wpe.weight",
+    "blocks.{i}.attn_norm.weight": "h.{i}.ln_1.weight",
+    "blocks.{i}.attn_norm.bias": "h.{i}.ln_1.bias",
+    "blocks.{i}.attn.qkv.weight": "h.{i}.attn.c_attn.weight",
+    "blocks.{i}.attn.qkv.bias": "h.{i}.attn.c_attn.bias",
+    "blocks.{i}.attn.out.weight": "h.{i}.attn.c_proj.weight",
+    "blocks.{i}.attn.out.bias": "h.{i}.attn.c_proj.bias",
+    "blocks.{i}.mlp_norm.weight": "h.{i}.ln_2.weight",
+    "blocks.{i}.mlp_norm.bias": "h.{i}.ln_2.bias",
+    "blocks.{i}.mlp.up.weight": "h.{i}.mlp.c_fc.weight",
+    "blocks.{i}.mlp.up.bias": "h.{i}.mlp.c_fc.bias",
+    "blocks.{i}.mlp.down.weight": "h.{i}.mlp.c_proj.weight",
+    "blocks.{i}.mlp.down.bias": "h.{i}.mlp.c_proj.bias",
+    "norm.weight": "ln_f.weight",
+    "norm.bias": "ln_f.bias",
+}
+HF_TRANSPOSED = ("blocks.{i}.attn.qkv.weight", "blocks.{i}.attn.out.weight", "blocks.{i}.mlp.up.weight", "blocks.{i}.mlp.down.weight")
+HF_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers in old GPT-2 checkpoints, not weights
+
+# HF config field -> (taesan field, GPT2Config's default, used when save_pretrained left the field out)
+HF_CONFIG = {
+    "vocab_size": ("vocab_size", 50257),
+    "n_positions": ("n_positions", 1024),
+    "n_embd": ("d_model", 768),
+    "n_layer": ("n_layers", 12),
+    "n_head": ("n_heads", 12),
+    "n_inner": ("d_ff", None),
+    "resid_pdrop": ("dropout", 0.1),
+    "attn_pdrop": ("attn_dropout", 0.1),
+    "layer_norm_epsilon": ("norm_eps", 1e-5),
+    "activation_function": ("activation", "gelu_new"),
+    "tie_word_embeddings": ("tie_embeddings", True),
+}
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu"}
+# settings taesan's GPT does not implement: field -> the only value accepted
+HF_REQUIRED = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False}
+
+
+def _table(n_layers: int) -> tuple[dict, set[str]]:
+    return expand(HF_KEYS, i=n_layers), set(expand({k: k for k in HF_TRANSPOSED}, i=n_layers))
+
+
+def from_hf_config(hf_config: dict[str, Any], source: str = "config.json") -> GPTConfig:
+    """HF GPT2Config fields -> GPTConfig; an unsupported setting raises a one-line TaesanError."""
+    for field, value in HF_REQUIRED.items():
+        if hf_config.get(field, value) != value:
+            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's GPT (needs {value!r})")
+    fields = {ours: hf_config.get(theirs, default) for theirs, (ours, default) in HF_CONFIG.items()}
+    if fields["activation"] not in HF_ACTIVATIONS:
+        raise TaesanError(f"{source}: field 'activation_function'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
+    fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
+    # reorder_and_upcast_attn only changes the order of fp32 operations in HF's eager path: the same attention.
+    return config_from_dict(GPTConfig, fields, source=source)
+
+
+def to_hf_config(config: GPTConfig) -> dict[str, Any]:
+    """GPTConfig -> a HF GPT2Config dict for GPT2LMHeadModel."""
+    if not config.bias:
+        raise TaesanError("GPT with bias=False has no HuggingFace GPT-2 equivalent (GPT-2 always has biases)")
+    activation = {"gelu_tanh": "gelu_new"}.get(config.activation, config.activation)
+    out = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}
+    for theirs, (ours, _) in HF_CONFIG.items():
+        out[theirs] = getattr(config, ours)
+    out.update(activation_function=activation, embd_pdrop=config.dropout, n_ctx=config.n_positions)
+    eos = 50256 if config.vocab_size > 50256 else None  # GPT-2's <|endoftext|>, only if the vocabulary has it
+    out.update(bos_token_id=eos, eos_token_id=eos)
+    return out
+
+
+def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> GPT:
+    """A HF GPT2Model or GPT2LMHeadModel directory (keys with or without `transformer.`) -> GPT."""
+    directory = Path(directory)
+    config = from_hf_config(hf_config, str(directory / "config.json"))
+    weights = directory / "model.safetensors"
+    hf_state = {k.removeprefix("transformer."): v for k, v in read_hf_weights(directory).items() if not k.endswith(HF_BUFFERS)}
+    table, transposed = _table(config.n_layers)
+    if not config.tie_embeddings:
+        table["lm_head.weight"] = "lm_head.weight"
+    known = set(table.values()) | {"lm_head.weight"}  # a tied head may still be stored (older transformers)
+    unknown = sorted(k for k in hf_state if k not in known)
+    if unknown:
+        raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all); only GPT2Model/GPT2LMHeadModel load")
+    state = import_state(hf_state, table, transposed, source=str(weights))
+    model = GPT(config)
+    check_and_load(model, state, str(weights), ignore=model.tied_keys)
+    return model
+
+
+def to_hf(model: GPT) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """GPT -> (HF config dict, HF GPT2LMHeadModel state dict) for `transformers.GPT2LMHeadModel.from_pretrained`."""
+    hf_config = to_hf_config(model.config)
+    table, transposed = _table(model.config.n_layers)
+    state = export_state(model.state_dict(), table, transposed)
+    hf_state = {"transformer." + k: v for k, v in state.items()}
+    if not model.config.tie_embeddings:
+        hf_state["lm_head.weight"] = model.lm_head.weight.detach().contiguous()
+    return hf_config, hf_state
