@@ -1,0 +1,58 @@
+"""The small Korean corpus that ships inside taesan, so `taesan demo` needs no download.
+
+Hand-written sentences (assets/ko_sentences.txt) plus template combinations, generated
+deterministically. Not a benchmark corpus: real data lives in ../shared/data.
+"""
+from __future__ import annotations
+
+import random
+from importlib import resources
+
+WHO = ["나는", "친구는", "우리는", "동생은", "언니는", "형은", "엄마는", "선생님은", "철수는", "영희는"]
+WHEN = ["어제", "오늘", "주말에", "아침에", "저녁에", "지난주에", "방금", "오랜만에"]
+WHERE = ["카페", "도서관", "공원", "학교", "시장", "영화관", "식당", "회사", "바다", "서점"]
+WENT = ["갔었어", "갔었는데요", "갔었다", "갔다", "가요", "갔어요", "갔었지", "간다"]
+THERE = ["거기 사람 많더라", "거기 조용하더라", "거기 사람이 없더라", "거기 커피가 맛있더라", "거기 정말 좋더라"]
+DRIVE = [
+    "난폭 운전은 위험하다", "난폭 운전을 하면 안 된다", "난폭 운전 차량이 사고를 냈다", "난폭 운전 때문에 길이 막혔다",
+    "난폭 운전을 신고했다", "안전 운전을 하자", "졸음 운전은 위험하다", "음주 운전은 범죄다",
+]
+SAVE = ["티끌 모아 태산", "티끌 모아 태산이다", "티끌 모아 태산이라더니 정말이다", "매일 조금씩 모으면 티끌 모아 태산이 된다"]
+GOOD = ["정말 재미있었다", "최고의 영화다", "배우들 연기가 훌륭하다", "감동적이었다", "또 보고 싶다", "음악이 너무 좋았다", "완벽한 결말이었다", "시간 가는 줄 몰랐다"]
+BAD = ["정말 지루했다", "돈이 아깝다", "시간 낭비였다", "스토리가 엉망이다", "다시는 안 본다", "연기가 어색했다", "너무 실망했다", "결말이 최악이다"]
+MOVIE = ["이 영화", "그 영화", "어제 본 영화", "이번 작품", "이 드라마", "그 애니메이션"]
+
+
+def hand_written() -> list[str]:
+    text = resources.files("taesan").joinpath("assets/ko_sentences.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def korean_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
+    """Hand-written sentences plus `n_lines` template sentences (daily life, driving, saving, reviews)."""
+    rng = random.Random(seed)
+    lines = hand_written()
+    makers = [
+        lambda: f"{rng.choice(WHEN)} {rng.choice(WHERE)} {rng.choice(WENT)}",
+        lambda: f"{rng.choice(WHO)} {rng.choice(WHEN)} {rng.choice(WHERE)}에 {rng.choice(WENT)}",
+        lambda: f"{rng.choice(WHEN)} {rng.choice(WHERE)} {rng.choice(WENT)} {rng.choice(THERE)}",
+        lambda: rng.choice(DRIVE),
+        lambda: rng.choice(SAVE),
+        lambda: f"{rng.choice(MOVIE)} {rng.choice(GOOD)}",
+        lambda: f"{rng.choice(MOVIE)} {rng.choice(BAD)}",
+    ]
+    lines += [rng.choice(makers)() for _ in range(n_lines)]
+    return lines
+
+
+def sentiment_examples(n: int = 600, seed: int = 0) -> list[tuple[str, int]]:
+    """Labelled movie-review-like sentences: 1 = positive, 0 = negative (balanced)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = i % 2
+        phrase = rng.choice(GOOD if label else BAD)
+        extra = rng.choice(["", " 진짜", " 정말로", " ㅋㅋ", " 하하", "..."])
+        out.append((f"{rng.choice(MOVIE)} {phrase}{extra}".strip(), label))
+    rng.shuffle(out)
+    return out
