@@ -46,16 +46,17 @@ class SinusoidalPositionEmbedding(nn.Module):
     def __init__(self, max_positions: int, d_model: int, interleaved: bool = True) -> None:
         super().__init__()
         self.max_positions = max_positions
-        pos = torch.arange(max_positions, dtype=torch.float32)[:, None]
+        # float64, then rounded once: float32 angles drift by ~3e-5 at position 1000 (HF Marian uses float64)
+        pos = torch.arange(max_positions, dtype=torch.float64)[:, None]
         half = d_model // 2
-        freq = torch.exp(-math.log(10000.0) * torch.arange(0, half, dtype=torch.float32) * 2 / d_model)
+        freq = torch.exp(-math.log(10000.0) * torch.arange(0, half, dtype=torch.float64) * 2 / d_model)
         angles = pos * freq  # (P, d/2)
-        table = torch.zeros(max_positions, d_model)
+        table = torch.zeros(max_positions, d_model, dtype=torch.float64)
         if interleaved:
             table[:, 0 : 2 * half : 2], table[:, 1 : 2 * half : 2] = angles.sin(), angles.cos()
         else:
             table[:, :half], table[:, half : 2 * half] = angles.sin(), angles.cos()
-        self.register_buffer("table", table, persistent=False)
+        self.register_buffer("table", table.float(), persistent=False)
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(position_ids, self.table)
