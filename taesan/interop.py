@@ -20,6 +20,7 @@ from taesan.errors import TaesanError
 # HF model_type -> the taesan module that converts it (it defines from_hf(directory, hf_config)).
 HF_FAMILIES: dict[str, str] = {
     "gpt2": "taesan.models.gpt",
+    "bert": "taesan.models.bert",
 }
 
 Spec = str | tuple[str, ...]

@@ -13,11 +13,19 @@ from taesan.errors import TaesanError
 # model_type -> "module:Class"; imported lazily so one family's import cost is paid only when used.
 MODEL_TYPES: dict[str, str] = {
     "gpt": "taesan.models.gpt:GPT",
+    "transformer": "taesan.models.transformer:Seq2SeqTransformer",
+    "bert": "taesan.models.bert:BERT",
+    "bert-mlm": "taesan.models.bert_heads:BertForMaskedLM",
+    "bert-sequence-classification": "taesan.models.bert_heads:BertForSequenceClassification",
+    "bert-token-classification": "taesan.models.bert_heads:BertForTokenClassification",
+    "bert-qa": "taesan.models.bert_heads:BertForQuestionAnswering",
 }
 
 # modules that define PRESETS = {name: (model_type, {config fields})}
 PRESET_MODULES: list[str] = [
     "taesan.models.gpt",
+    "taesan.models.transformer",
+    "taesan.models.bert",
 ]
 
 

@@ -1,0 +1,209 @@
+"""BERT's task heads: masked LM, sequence classification, token classification, question answering (start/end).
+
+Not the backbone (`bert.BERT`, held by every head as `.bert`) and not a loss: heads return logits; tasks own losses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from taesan.checkpoint import check_and_load
+from taesan.models.base import TaesanModel
+from taesan.models.bert import BERT, BertConfig, init_bert_weights
+from taesan.models.bert import to_hf  # noqa: F401  (taesan.interop.to_hf looks it up in the model's module)
+from taesan.modules.transformer import ACTIVATIONS
+
+POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
+
+
+class BertHeadModel(TaesanModel):
+    """A BERT backbone (`self.bert`) plus a head. Swapping heads = `OtherHead.from_backbone(model)`.
+
+    `hf_architecture` and `hf_keys` (taesan key -> HF key of the head's own tensors) drive the HF interop.
+    """
+
+    config_class = BertConfig
+    hf_architecture: ClassVar[str]
+    hf_keys: ClassVar[dict[str, str]] = {}
+    needs_pooler: ClassVar[bool] = False
+
+    def __init__(self, config: BertConfig) -> None:
+        if self.needs_pooler and not config.pooler:
+            config = dataclasses.replace(config, pooler=True)
+        super().__init__(config)
+        self.bert = BERT(config)
+
+    @classmethod
+    def from_backbone(cls, source: TaesanModel, **changes: Any) -> "BertHeadModel":
+        """A new, freshly initialised head on a copy of `source`'s backbone weights (a BERT or any BERT head model).
+
+        `changes` are config fields for the new model, e.g. num_labels=3, labels=["neg", "neu", "pos"].
+        A pooler the source lacks starts from its initialisation.
+        """
+        backbone = source if isinstance(source, BERT) else source.bert
+        model = cls(dataclasses.replace(backbone.config, **changes))
+        state = backbone.state_dict()
+        if model.bert.pooler is None:
+            state = {k: v for k, v in state.items() if k not in POOLER_KEYS}
+        check_and_load(model.bert, state, f"backbone of {type(source).__name__}", ignore=POOLER_KEYS)
+        return model.to(backbone.device)
+
+    def forward_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        need_weights: bool = False,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """The backbone's last hidden states (B, T, C) and attentions; see `BERT.forward_features`."""
+        return self.bert.forward_features(input_ids, attention_mask, token_type_ids, position_ids, need_weights, inputs_embeds)
+
+
+class MaskedLMHead(nn.Module):
+    """hidden -> dense -> activation -> LayerNorm -> decoder (weight = the word embeddings) + bias -> vocab scores."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.transform = nn.Linear(config.d_model, config.d_model)
+        self.act = ACTIVATIONS[config.activation]
+        self.norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.decoder = nn.Linear(config.d_model, config.vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.transform(hidden))))  # (..., vocab)
+
+
+class BertForMaskedLM(BertHeadModel):
+    """BERT + the masked-LM head: -> (B, T, vocab_size) scores of the token at each position."""
+
+    model_type = "bert-mlm"
+    tied_keys = ("mlm.decoder.weight",)
+    hf_architecture = "BertForMaskedLM"
+    hf_keys = {
+        "mlm.transform.weight": "cls.predictions.transform.dense.weight",
+        "mlm.transform.bias": "cls.predictions.transform.dense.bias",
+        "mlm.norm.weight": "cls.predictions.transform.LayerNorm.weight",
+        "mlm.norm.bias": "cls.predictions.transform.LayerNorm.bias",
+        "mlm.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.mlm = MaskedLMHead(config)
+        self.mlm.apply(init_bert_weights)
+        self.mlm.decoder.weight = self.bert.tok_emb.weight  # tied: one matrix reads and writes tokens
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """-> logits (B, T, vocab_size); with `masked_positions` (B, T) bool, only those rows: (N, vocab_size).
+
+        Scoring only the masked ~15% skips most of the vocabulary projection, the costliest matmul in pretraining.
+        """
+        hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
+        if masked_positions is not None:
+            hidden = hidden[masked_positions.bool()]  # (N, C), row-major order
+        return self.mlm(hidden)
+
+
+class BertForSequenceClassification(BertHeadModel):
+    """BERT -> pooled [CLS] -> dropout -> linear: -> (B, num_labels) logits (one sentence or a pair)."""
+
+    model_type = "bert-sequence-classification"
+    hf_architecture = "BertForSequenceClassification"
+    hf_keys = {"classifier.weight": "classifier.weight", "classifier.bias": "classifier.bias"}
+    needs_pooler = True
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        c = self.config
+        self.dropout = nn.Dropout(c.dropout if c.classifier_dropout is None else c.classifier_dropout)
+        self.classifier = _new_classifier(c.d_model, c.num_labels)
+
+    def reset_classifier(self, num_labels: int, labels: list[str] | None = None) -> None:
+        """A fresh `num_labels`-way classifier on the same backbone (the config is updated to match)."""
+        self.config = dataclasses.replace(self.config, num_labels=num_labels, labels=labels)
+        self.classifier = _new_classifier(self.config.d_model, num_labels).to(self.bert.device)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
+        return self.classifier(self.dropout(self.bert.pool(hidden)))  # (B, num_labels)
+
+
+class BertForTokenClassification(BertHeadModel):
+    """BERT -> dropout -> linear at every position: -> (B, T, num_labels) logits (NER tags)."""
+
+    model_type = "bert-token-classification"
+    hf_architecture = "BertForTokenClassification"
+    hf_keys = {"classifier.weight": "classifier.weight", "classifier.bias": "classifier.bias"}
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        c = self.config
+        self.dropout = nn.Dropout(c.dropout if c.classifier_dropout is None else c.classifier_dropout)
+        self.classifier = _new_classifier(c.d_model, c.num_labels)
+
+    reset_classifier = BertForSequenceClassification.reset_classifier
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
+        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+
+
+class BertForQuestionAnswering(BertHeadModel):
+    """BERT -> linear to two scores per token: -> (B, T, 2) logits, [..., 0] = answer start, [..., 1] = answer end.
+
+    `start, end = logits.unbind(-1)` gives HF's start_logits and end_logits, each (B, T).
+    """
+
+    model_type = "bert-qa"
+    hf_architecture = "BertForQuestionAnswering"
+    hf_keys = {"qa.weight": "qa_outputs.weight", "qa.bias": "qa_outputs.bias"}
+
+    def __init__(self, config: BertConfig) -> None:
+        if config.num_labels != 2 or config.labels is not None:
+            config = dataclasses.replace(config, num_labels=2, labels=None)  # start and end, nothing else
+        super().__init__(config)
+        self.qa = _new_classifier(config.d_model, 2)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
+        return self.qa(hidden)  # (B, T, 2)
+
+
+def _new_classifier(d_model: int, n_out: int) -> nn.Linear:
+    layer = nn.Linear(d_model, n_out)
+    init_bert_weights(layer)
+    return layer
