@@ -20,6 +20,8 @@ from taesan.errors import TaesanError
 # HF model_type -> the taesan module that converts it (it defines from_hf(directory, hf_config)).
 HF_FAMILIES: dict[str, str] = {
     "gpt2": "taesan.models.gpt",
+    "marian": "taesan.models.transformer_hf",
+    "bart": "taesan.models.transformer_hf",
     "bert": "taesan.models.bert",
 }
 
