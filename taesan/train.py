@@ -1,0 +1,368 @@
+"""One Trainer for pretraining and fine-tuning: AdamW with weight-decay groups, warmup + cosine,
+clipping, accumulation, autocast, evaluation, checkpoints with keep-last-K and exact resume.
+
+Not a task: what is learned comes from an `Objective` (taesan.objectives) — prepare / loss / metrics —
+and batches from a data source with next_batch() / state_dict() / load_state_dict(). Fine-tuning
+plugs in its own task and data through the same three methods; nothing here knows about text.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import torch
+from torch import nn
+
+from taesan import distributed
+from taesan.checkpoint import WEIGHTS_NAME, save_state_dict, write_config
+from taesan.errors import TaesanError
+from taesan.objectives import Objective
+from taesan.train_state import load_trainer_state, restore_rng, rng_state, save_trainer_state
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000  # optimizer steps; the cosine schedule spans them
+    max_minutes: float | None = None  # stop earlier on the clock (the schedule still spans max_steps)
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.1  # the cosine ends at lr · min_lr_ratio
+    warmup: int = 100  # linear warmup steps from 0 to lr
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    accumulation: int = 1  # micro-batches per optimizer step
+    eval_every: int = 100  # steps; 0 = only at the end
+    eval_batches: int = 20
+    save_every: int = 500  # steps; 0 = only at the end
+    keep_last: int = 2  # checkpoints kept in the out dir (older ones are deleted)
+    log_every: int = 10
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16 autocast on CUDA that supports it, else fp32), fp32, bf16
+    progress: bool = True
+
+
+class BatchSource(Protocol):
+    """Training batches: an endless, resumable stream (taesan.data.CausalWindows / PackedDocuments)."""
+
+    def next_batch(self) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda, then mps, then cpu; anything else is taken as given ("cpu", "cuda:1")."""
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise TaesanError(f"--device {name!r} is not a device (try auto, cpu, cuda, mps)") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """bf16 where the device supports it under "auto" (CUDA with bf16), None (fp32) otherwise."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise TaesanError(f"precision {precision!r}: choose auto, fp32 or bf16")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """The multiplier of the peak lr before optimizer step `step` (0-based): linear warmup, then cosine.
+
+    lr_factor(0, warmup=10, total=100, min_ratio=0.1) = 0.1 (1/10 of warmup); lr_factor(10, …) = 1.0;
+    lr_factor(100, …) = 0.1.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def no_decay_names(model: nn.Module) -> set[str]:
+    """Parameters that get no weight decay: biases, norms (any 1-d parameter) and embedding tables."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return {n for n, p in model.named_parameters() if p.ndim < 2 or id(p) in embeddings}
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str]) -> torch.optim.AdamW:
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (plain if name.removeprefix("module.") in skip_decay else decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in `out_dir` (trainer_state.json is written last), or None."""
+    found = []
+    for d in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*"):
+        if d.is_dir() and (d / "trainer_state.json").is_file() and d.name[len(CHECKPOINT_PREFIX):].isdigit():
+            found.append((int(d.name[len(CHECKPOINT_PREFIX):]), d))
+    return max(found)[1] if found else None
+
+
+class Trainer:
+    """Trains `model` on batches from `data` with `objective`; writes checkpoints and metrics to `out_dir`.
+
+    `eval_data()` (optional) returns the held-out batches, the same ones at every evaluation.
+    `save_extra(directory)` (optional) adds files to each checkpoint (the tokenizer, training.json).
+    `resume_from`: a checkpoint directory (see `latest_checkpoint`) to continue exactly from.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        data: BatchSource,
+        config: TrainConfig,
+        out_dir: str | Path,
+        eval_data: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None,
+        device: torch.device | str = "auto",
+        dist: distributed.DistInfo | None = None,
+        fsdp: bool = False,
+        save_extra: Callable[[Path], None] | None = None,
+        resume_from: str | Path | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.config, self.objective, self.data, self.eval_data = config, objective, data, eval_data
+        self.out_dir = Path(out_dir)
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.dist = dist or distributed.DistInfo()
+        self.fsdp, self.save_extra = fsdp, save_extra
+        self.generator = generator or torch.Generator().manual_seed(config.seed + 1_000_003 * self.dist.rank)
+        self.raw_model = model.to(self.device)
+        self.step = 0
+        self.history: list[float] = []  # the training loss of every optimizer step (rank 0's view is the mean)
+        self.amp_dtype = autocast_dtype(self.device, config.precision)
+        skip = no_decay_names(self.raw_model)
+        if resume_from is not None:
+            self._load_weights(Path(resume_from))
+        self.model = distributed.wrap(self.raw_model, self.dist, fsdp)
+        self.optimizer = build_optimizer(self.model, config, skip)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, config.warmup, config.max_steps, config.min_lr_ratio)
+        )
+        if resume_from is not None:
+            self._load_state(Path(resume_from))
+
+    # ---- one optimizer step ---------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self) -> tuple[float, int]:
+        """Accumulate `accumulation` micro-batches, clip, step. -> (mean loss, tokens read)."""
+        self.model.train()
+        total, tokens = 0.0, 0
+        n = self.config.accumulation
+        for i in range(n):
+            batch = self.data.next_batch()
+            inputs, labels = self.objective.prepare(batch, self.generator)
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            labels = labels.to(self.device)
+            sync = nullcontext() if i == n - 1 or not hasattr(self.model, "no_sync") else self.model.no_sync()
+            with sync:
+                with self._autocast():
+                    logits = self.model(**inputs)
+                loss = self.objective.loss(logits, labels)
+                (loss / n).backward()
+            total += float(loss.detach())
+            mask = inputs.get("attention_mask")
+            tokens += int(mask.sum()) if mask is not None else int(next(iter(inputs.values())).numel())
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the lr this step uses
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return total / n, tokens
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss, perplexity and token accuracy over `eval_data()` (masked-token accuracy for the masked LM)."""
+        if self.eval_data is None:
+            return {}
+        self.model.eval()
+        sums: dict[str, list[float]] = {}
+        gen = torch.Generator().manual_seed(self.config.seed + 7)  # the same masks at every evaluation
+        for batch in self.eval_data():
+            inputs, labels = self.objective.prepare(batch, gen)
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            with self._autocast():
+                logits = self.model(**inputs)
+            for name, (s, c) in self.objective.metrics(logits, labels.to(self.device)).items():
+                acc = sums.setdefault(name, [0.0, 0])
+                acc[0] += s
+                acc[1] += c
+        out = {f"eval_{k}": s / c for k, (s, c) in sums.items() if c}
+        if "eval_loss" in out:
+            out["eval_perplexity"] = math.exp(min(out["eval_loss"], 50.0))
+        return out
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def fit(self, stop_at: int | None = None) -> list[float]:
+        """Train to `config.max_steps` (or `stop_at`, or `max_minutes`); returns the per-step losses of this call.
+
+        The last step always evaluates and saves a checkpoint, so an interrupted budget resumes exactly.
+        """
+        from tqdm.auto import tqdm
+
+        cfg, main = self.config, self.dist.is_main
+        end = min(cfg.max_steps, stop_at) if stop_at is not None else cfg.max_steps
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._trim_metrics()
+        bar = tqdm(total=end, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+        start, losses = time.perf_counter(), []
+        window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+        while self.step < end:
+            loss, tokens = self.train_step()
+            loss = distributed.mean_over_ranks(loss, self.device)
+            losses.append(loss)
+            self.history.append(loss)
+            window_loss.append(loss)
+            window_tokens += tokens * self.dist.world_size
+            out_of_time = cfg.max_minutes is not None and (time.perf_counter() - start) / 60 >= cfg.max_minutes
+            stop = bool(distributed.broadcast_object(out_of_time)) or self.step >= end
+            if self.step % max(cfg.log_every, 1) == 0 or stop:
+                seconds = max(time.perf_counter() - window_start, 1e-9)
+                record = {
+                    "step": self.step, "loss": sum(window_loss) / len(window_loss), "lr": self.last_lr,
+                    "tokens_per_s": window_tokens / seconds, "elapsed_s": time.perf_counter() - start,
+                }
+                self._log(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+            bar.update(1)
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or stop:
+                scores = self.evaluate()
+                if scores:
+                    self._log({"step": self.step, **scores})
+            if (cfg.save_every and self.step % cfg.save_every == 0) or stop:
+                self.save_checkpoint()
+            if stop:
+                break
+        bar.close()
+        return losses
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _trim_metrics(self) -> None:
+        """On resume, drop metric lines the interrupted run wrote after the checkpoint it resumes from."""
+        path = self.out_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+        from taesan.atomic import atomic_write_text
+
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def save_model(self, directory: Path, state: dict[str, torch.Tensor] | None = None) -> None:
+        """config.json + model.safetensors (+ save_extra's files): a directory `taesan.load` reads (rank 0 only).
+        `state`: a gathered full state dict (FSDP); None saves the model as it is."""
+        if not self.dist.is_main:
+            return
+        raw = self.raw_model
+        if state is None:
+            raw.save(directory)
+        else:
+            tied = getattr(raw, "tied_keys", ())
+            save_state_dict({k: v for k, v in state.items() if k not in tied}, directory / WEIGHTS_NAME)
+            write_config(directory, raw.config_dict())
+        if self.save_extra is not None:
+            self.save_extra(directory)
+
+    def save_checkpoint(self) -> Path:
+        """out_dir/checkpoint-<step>/ (model + trainer state), the latest model in out_dir itself, loss.png;
+        checkpoints beyond keep_last are removed. Every rank calls it (gathering is collective); rank 0 writes."""
+        directory = self.out_dir / f"{CHECKPOINT_PREFIX}{self.step:07d}"
+        state = distributed.full_model_state(self.model) if self.fsdp else None
+        optim_state = distributed.full_optimizer_state(self.model, self.optimizer)
+        if self.dist.is_main:
+            self.save_model(directory, state)
+            save_trainer_state(directory, {
+                "step": self.step, "config": asdict(self.config), "data": self.data.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "world_size": self.dist.world_size,
+            }, optim_state, rng_state(self.generator))
+            self.save_model(self.out_dir, state)
+            self._prune()
+            plot_metrics(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
+        distributed.barrier()
+        return directory
+
+    def _prune(self) -> None:
+        if self.config.keep_last <= 0:
+            return
+        steps = sorted(d for d in self.out_dir.glob(f"{CHECKPOINT_PREFIX}*") if d.is_dir())
+        for d in steps[: -self.config.keep_last]:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _load_weights(self, directory: Path) -> None:
+        from taesan.checkpoint import check_and_load, load_state_dict
+
+        raw = self.raw_model
+        check_and_load(raw, load_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME), ignore=getattr(raw, "tied_keys", ()))
+
+    def _load_state(self, directory: Path) -> None:
+        meta, optim_state, rng = load_trainer_state(directory)
+        distributed.load_optimizer_state(self.model, self.optimizer, optim_state)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.data.load_state_dict(meta["data"])
+        self.step = int(meta["step"])
+        restore_rng(rng, self.generator)
+
+
+def plot_metrics(jsonl: Path, png: Path) -> None:
+    """The loss curve (training loss per logged step, held-out loss where evaluated) as a PNG."""
+    if not jsonl.is_file():
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    valid = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if valid:
+        ax.plot(*zip(*valid), "o-", label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    from taesan.atomic import atomic_path
+
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
