@@ -23,6 +23,7 @@ HF_FAMILIES: dict[str, str] = {
     "marian": "taesan.models.transformer_hf",
     "bart": "taesan.models.transformer_hf",
     "bert": "taesan.models.bert",
+    "vit": "taesan.models.vit",
 }
 
 Spec = str | tuple[str, ...]

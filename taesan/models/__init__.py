@@ -19,6 +19,7 @@ MODEL_TYPES: dict[str, str] = {
     "bert-sequence-classification": "taesan.models.bert_heads:BertForSequenceClassification",
     "bert-token-classification": "taesan.models.bert_heads:BertForTokenClassification",
     "bert-qa": "taesan.models.bert_heads:BertForQuestionAnswering",
+    "vit": "taesan.models.vit:ViT",
 }
 
 # modules that define PRESETS = {name: (model_type, {config fields})}
@@ -26,6 +27,7 @@ PRESET_MODULES: list[str] = [
     "taesan.models.gpt",
     "taesan.models.transformer",
     "taesan.models.bert",
+    "taesan.models.vit",
 ]
 
 
