@@ -1,0 +1,151 @@
+"""The upstream objectives: next-token shift, backward reversal with padding, BERT masking, teacher forcing."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from taesan.objectives import (
+    IGNORE_INDEX,
+    BackwardLM,
+    CausalLM,
+    MaskedLM,
+    Seq2SeqLM,
+    objective_for,
+    reverse_real_tokens,
+    shift_for_next_token,
+    shift_right,
+)
+from taesan.errors import TaesanError
+
+
+def test_causal_inputs_predict_the_next_token_and_ignore_padding():
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    inputs, labels = CausalLM().prepare({"input_ids": ids, "attention_mask": mask})
+    assert inputs["input_ids"].tolist() == [[5, 6, 7], [9, 10, 0]]
+    assert inputs["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert labels.tolist() == [[6, 7, 8], [10, IGNORE_INDEX, IGNORE_INDEX]]
+    x, m, y = shift_for_next_token(torch.tensor([[5, 6, 7]]))
+    assert x.tolist() == [[5, 6]] and m is None and y.tolist() == [[6, 7]]
+
+
+def test_reverse_real_tokens_keeps_padding_in_place_on_either_side():
+    right = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    mask_r = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert reverse_real_tokens(right, mask_r).tolist() == [[3, 2, 1, 0, 0], [8, 7, 6, 5, 4]]
+    left = torch.tensor([[0, 0, 1, 2, 3], [0, 0, 0, 0, 9]])
+    mask_l = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 0, 0, 1]])
+    assert reverse_real_tokens(left, mask_l).tolist() == [[0, 0, 3, 2, 1], [0, 0, 0, 0, 9]]
+    assert reverse_real_tokens(torch.tensor([[1, 2, 3]])).tolist() == [[3, 2, 1]]
+
+
+def test_backward_lm_predicts_the_previous_token():
+    ids = torch.tensor([[11, 12, 13, 14, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    inputs, labels = BackwardLM().prepare({"input_ids": ids, "attention_mask": mask})
+    assert inputs["input_ids"].tolist() == [[14, 13, 12, 11]]  # reading right to left
+    assert labels.tolist() == [[13, 12, 11, IGNORE_INDEX]]  # each position predicts the token before it
+
+
+SPECIALS = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
+MASK_ID, VOCAB = 4, 1000
+
+
+def _mlm_batch(B=64, T=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, VOCAB, (B, T), generator=g)
+    ids[:, 0] = 2
+    ids[:, T // 2] = 3  # a [SEP] in the middle
+    ids[:, -1] = 3
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[: B // 2, -T // 4 :] = 0  # half the rows padded
+    ids[mask == 0] = 0
+    return ids, mask
+
+
+def test_masked_lm_chooses_15_percent_then_80_10_10_and_never_a_special_token():
+    ids, mask = _mlm_batch()
+    obj = MaskedLM(MASK_ID, VOCAB, SPECIALS)
+    inputs, labels = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(1))
+    x = inputs["input_ids"]
+    chosen = labels != IGNORE_INDEX
+    eligible = (ids >= 5) & mask.bool()
+    assert not bool((chosen & ~eligible).any())  # specials and padding are never chosen
+    rate = chosen.sum().item() / eligible.sum().item()
+    assert abs(rate - 0.15) < 0.01
+    assert bool((labels[chosen] == ids[chosen]).all())
+    n = chosen.sum().item()
+    masked = (x == MASK_ID) & chosen
+    kept = (x == ids) & chosen
+    replaced = chosen & ~masked & ~kept
+    assert abs(masked.sum().item() / n - 0.8) < 0.02
+    assert abs(replaced.sum().item() / n - 0.1) < 0.02
+    assert abs(kept.sum().item() / n - 0.1) < 0.02  # (a random replacement redraws the same id 1 time in 995)
+    assert bool((x[replaced] >= 5).all())  # a random replacement is never a special token
+    assert bool((x[~chosen] == ids[~chosen]).all())  # nothing else changes
+    assert inputs["attention_mask"] is mask
+
+
+def test_masked_lm_is_reproducible_from_its_generator():
+    ids, mask = _mlm_batch(B=4, T=64)
+    obj = MaskedLM(MASK_ID, VOCAB, SPECIALS)
+    a = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(3))
+    b = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(3))
+    c = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(4))
+    assert torch.equal(a[0]["input_ids"], b[0]["input_ids"]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+def test_loss_and_metrics_count_only_labelled_positions():
+    logits = torch.randn(2, 3, 7)
+    labels = torch.tensor([[1, IGNORE_INDEX, 4], [IGNORE_INDEX, 6, IGNORE_INDEX]])
+    obj = CausalLM()
+    keep = labels != IGNORE_INDEX
+    expected = F.cross_entropy(logits[keep], labels[keep])
+    assert torch.allclose(obj.loss(logits, labels), expected)
+    m = obj.metrics(logits, labels)
+    assert m["loss"][1] == 3 and abs(m["loss"][0] / 3 - expected.item()) < 1e-5
+    correct = (logits[keep].argmax(-1) == labels[keep]).sum().item()
+    assert m["accuracy"] == (correct, 3)
+    none = torch.full((2, 3), IGNORE_INDEX)
+    assert obj.loss(logits, none).item() == 0.0  # a batch with nothing to predict gives 0, not NaN
+
+
+def test_teacher_forcing_shifts_the_target_right_and_scores_real_tokens_only():
+    assert shift_right(torch.tensor([[7, 8, 9]]), decoder_start_id=1, pad_id=0).tolist() == [[1, 7, 8]]
+    target = torch.tensor([[7, 8, 9, 2], [5, 2, 0, 0]])  # 2 = eos, 0 = pad
+    tmask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    src = torch.tensor([[3, 4, 5], [6, 0, 0]])
+    smask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    inputs, labels = Seq2SeqLM(decoder_start_id=1, pad_id=0).prepare(
+        {"input_ids": src, "attention_mask": smask, "target_ids": target, "target_mask": tmask}
+    )
+    assert inputs["tgt_ids"].tolist() == [[1, 7, 8, 9], [1, 5, 2, 0]]
+    assert inputs["tgt_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert labels.tolist() == [[7, 8, 9, 2], [5, 2, IGNORE_INDEX, IGNORE_INDEX]]
+    assert inputs["src_ids"] is src and inputs["src_mask"] is smask
+
+
+def test_teacher_forcing_drives_the_seq2seq_transformer():
+    import taesan
+
+    model = taesan.create("transformer-tiny", src_vocab_size=40, dropout=0.0).eval()
+    target = torch.tensor([[7, 8, 9, 2], [5, 2, 0, 0]])
+    batch = {"input_ids": torch.tensor([[3, 4, 5], [6, 0, 0]]), "attention_mask": torch.tensor([[1, 1, 1], [1, 0, 0]]),
+             "target_ids": target, "target_mask": (target != 0).long()}
+    obj = Seq2SeqLM(decoder_start_id=1, pad_id=0)
+    inputs, labels = obj.prepare(batch)
+    logits = model(**inputs)
+    assert logits.shape == (2, 4, 40)
+    loss = obj.loss(logits, labels)
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def test_objective_for_names_and_requirements():
+    assert isinstance(objective_for("causal"), CausalLM) and isinstance(objective_for("backward"), BackwardLM)
+    with pytest.raises(TaesanError, match="unknown objective"):
+        objective_for("sideways")
+    with pytest.raises(TaesanError, match=r"\[MASK\]"):
+        objective_for("masked", tokenizer=None)
