@@ -28,5 +28,5 @@ def load(directory: str | Path, map_location: str = "cpu"):
     config = config_from_dict(cls.config_class, data, source)
     model = cls(config)
     state = load_state_dict(directory / WEIGHTS_NAME)
-    check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=cls.tied_keys)
+    check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=model.tied_keys)  # per instance: an untied head is required
     return model.to(map_location).eval()

@@ -245,6 +245,17 @@ def test_save_load_round_trip_untied(tmp_path):
         torch.testing.assert_close(loaded(src, _ids(2, 4), src_mask), model(src, _ids(2, 4), src_mask), atol=0, rtol=0)
 
 
+def test_untied_head_missing_from_checkpoint_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _model(**VARIANTS["pre-ln"]).save(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    del state["lm_head.weight"]
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(TaesanError, match="'lm_head.weight' is missing"):
+        taesan.load(tmp_path)
+
+
 def test_teacher_forced_copy_task_trains():
     """Copy a random 6-token source: decoder input = [start] + target[:-1]. The loss must fall well below chance."""
     torch.manual_seed(0)
