@@ -152,7 +152,7 @@ class Tokenizer(ABC):
         """`tokenize`, but special tokens written in the text ("티끌 [MASK] 태산") stay whole."""
         if not isinstance(text, str):
             raise TaesanError(f"expected text (str), got {type(text).__name__}")
-        if self._special_re is None:
+        if self._special_re is None or self._special_re.search(text) is None:
             return self.tokenize(text)
         out: list[Piece] = []
         pos, word_base = 0, 0
@@ -241,10 +241,12 @@ class Tokenizer(ABC):
             if slot in ("$A", "$B"):
                 seq = 0 if slot == "$A" else 1
                 type_id = seq
-                for p in a if slot == "$A" else b:
-                    e.ids.append(p.id); e.tokens.append(p.token); e.offsets.append((p.start, p.end))
-                    e.word_ids.append(p.word); e.type_ids.append(type_id); e.special_tokens_mask.append(0)
-                    e.attention_mask.append(1); e.sequence_ids.append(seq)
+                part = a if slot == "$A" else b
+                n = len(part)
+                e.ids.extend([p.id for p in part]); e.tokens.extend([p.token for p in part])
+                e.offsets.extend([(p.start, p.end) for p in part]); e.word_ids.extend([p.word for p in part])
+                e.type_ids.extend([type_id] * n); e.special_tokens_mask.extend([0] * n)
+                e.attention_mask.extend([1] * n); e.sequence_ids.extend([seq] * n)
             else:
                 e.ids.append(self.vocab[slot]); e.tokens.append(slot); e.offsets.append((0, 0))
                 e.word_ids.append(None); e.type_ids.append(type_id); e.special_tokens_mask.append(1)
