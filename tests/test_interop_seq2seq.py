@@ -193,3 +193,12 @@ def test_export_of_a_config_without_hf_family_raises(tmp_path):
     marian_like = taesan.create("transformer-tiny", position_embedding="sinusoidal_halves", final_logits_bias=True)
     hf_config, hf_state = interop.importlib.import_module("taesan.models.transformer").to_hf(marian_like)
     assert hf_config["model_type"] == "marian" and hf_state["final_logits_bias"].shape == (1, 512)
+
+
+def test_marian_sinusoidal_table_is_hfs_to_the_bit():
+    """Far positions too: a float32 table drifts by ~3e-5 at position 1000, past the 1e-5 budget."""
+    from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
+
+    model = taesan.create("transformer-tiny", n_positions=1024, position_embedding="sinusoidal_halves")
+    theirs = MarianSinusoidalPositionalEmbedding(1024, 64).create_weight()
+    assert torch.equal(model.src_pos.table, theirs)

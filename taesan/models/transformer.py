@@ -112,7 +112,9 @@ class Seq2SeqTransformer(TaesanModel):
     layer's cross-attention keys/values computed from `memory`; later steps reuse them (pass memory=None or
     the same memory: it is not read again) and append the new token's self-attention keys/values. Positions
     continue from `cache.length`. One cache belongs to one memory batch: for beam search, call
-    `cache.reorder(index)` (rows of self- and cross-attention caches) and index `src_mask` the same way.
+    `cache.reorder(index)` (rows of self- and cross-attention caches) and index `src_mask` the same way; to
+    start k beams from B sources, reorder by `torch.arange(B).repeat_interleave(k)` after the first step (or
+    repeat memory and src_mask before it).
     """
 
     model_type = "transformer"
