@@ -1,0 +1,303 @@
+"""WordPiece (BERT): BERT's basic tokenization (cleanup, CJK and punctuation splitting, optional lowercasing
+and accent stripping) then greedy longest-match-first `##` pieces; training merges by likelihood score.
+
+Not HF's WordPiece trainer: that one merges by frequency; this one merges the pair with the highest
+count(ab) / (count(a) * count(b)), as the WordPiece paper does.
+"""
+from __future__ import annotations
+
+import heapq
+import unicodedata
+from functools import partial
+from typing import Any, Callable, Iterable
+
+import regex
+
+from taesan.errors import TaesanError
+from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
+
+BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]}
+
+# Rust's char::is_whitespace (the White_Space property) minus the ones that are control characters,
+# which BERT's cleanup deletes before it looks for whitespace.
+_WS_KEPT = "\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WS_ALL = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CHUNK_CLEAN = regex.compile(f"[^{_WS_KEPT}]+")
+_CHUNK_RAW = regex.compile(f"[^{_WS_ALL}]+")
+# ASCII punctuation (incl. $+<=>^`|~, which Unicode calls symbols) or any Unicode P* category.
+_PUNCT = r"!-/:-@\[-`{-~\p{P}"
+_SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{_WS_ALL}]+")
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+        (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_OTHER = {"Cc", "Cf", "Cs", "Co"}
+
+
+def _is_cjk(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in _CJK)
+
+
+class BertNormalizer:
+    """Character-wise BERT normalization: every output character comes from exactly one input character,
+    which is what makes offsets into the original text exact.
+
+    normalize_char("É") -> "e" (lowercase, accents stripped); "\\x00" -> "" (cleaned); "中" -> " 中 ".
+    Canonical reordering of combining marks across characters is not applied (they are stripped anyway
+    when accents are; otherwise NFD is not used at all, as in BERT).
+    """
+
+    def __init__(self, lowercase: bool = True, strip_accents: bool | None = None, clean_text: bool = True, handle_chinese_chars: bool = True) -> None:
+        self.lowercase = lowercase
+        self.strip_accents = lowercase if strip_accents is None else strip_accents
+        self.clean_text = clean_text
+        self.handle_chinese_chars = handle_chinese_chars
+        self._cache: dict[str, str] = {}
+
+    def normalize_char(self, c: str) -> str:
+        out = self._cache.get(c)
+        if out is not None:
+            return out
+        s = c
+        if self.clean_text:
+            if c in "\x00\ufffd" or (c not in "\t\n\r" and unicodedata.category(c) in _OTHER):
+                s = ""
+            elif regex.match(f"[{_WS_ALL}]", c):
+                s = " "
+        if s and self.handle_chinese_chars and _is_cjk(ord(s)):
+            s = f" {s} "
+        if s and self.strip_accents:
+            s = "".join(x for x in unicodedata.normalize("NFD", s) if unicodedata.category(x) != "Mn")
+        if s and self.lowercase:
+            s = "".join(x.lower() for x in s)  # per character: no final-sigma context, like Rust
+        self._cache[c] = s
+        return s
+
+    def normalize(self, text: str) -> tuple[str, list[int]]:
+        """Text -> (normalized text, index in `text` of the character each normalized character came from)."""
+        parts = [self.normalize_char(c) for c in text]
+        origin = [i for i, p in enumerate(parts) for _ in range(len(p))]
+        return "".join(parts), origin
+
+    def state(self) -> dict[str, Any]:
+        return {"lowercase": self.lowercase, "strip_accents": self.strip_accents, "clean_text": self.clean_text, "handle_chinese_chars": self.handle_chinese_chars}
+
+
+class _ChunkWords:
+    """Picklable pre-tokenizer for training: a whitespace chunk -> its normalized BERT words."""
+
+    def __init__(self, normalizer: BertNormalizer) -> None:
+        self.normalizer = normalizer
+
+    def __call__(self, chunk: str) -> list[str]:
+        return _SPLIT.findall("".join(self.normalizer.normalize_char(c) for c in chunk))
+
+
+def _chunks(chunk_re: regex.Pattern, text: str) -> list[str]:
+    return chunk_re.findall(text)
+
+
+class WordPieceTokenizer(Tokenizer):
+    """BERT's tokenizer. Ids and offsets equal HF's BertTokenizerFast for the same vocab.txt and casing.
+
+    Offsets point into the original text; `text[start:end]`, normalized, contains the token (without `##`).
+    When accent stripping decomposes a Hangul syllable into jamo, a token holding part of a syllable gets
+    the whole syllable's span, as in HF.
+    """
+
+    kind = "wordpiece"
+
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        special_tokens: Iterable[str] | None = None,
+        unk_token: str = "[UNK]",
+        continuing_subword_prefix: str = "##",
+        max_input_chars_per_word: int = 100,
+        lowercase: bool = True,
+        strip_accents: bool | None = None,
+        clean_text: bool = True,
+        handle_chinese_chars: bool = True,
+        template: dict[str, list[str]] | None = None,
+    ) -> None:
+        if special_tokens is None:
+            special_tokens = [t for t in BERT_SPECIALS if t in vocab]
+        if template is None and all(t in vocab for t in ("[CLS]", "[SEP]")):
+            template = BERT_TEMPLATE
+        super().__init__(vocab, special_tokens, template)
+        if unk_token not in self.vocab:
+            raise TaesanError(f"the unknown token {unk_token!r} is not in the WordPiece vocabulary")
+        self.unk_token = unk_token
+        self.prefix = continuing_subword_prefix
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.normalizer = BertNormalizer(lowercase, strip_accents, clean_text, handle_chinese_chars)
+        self._chunk_re = _CHUNK_CLEAN if clean_text else _CHUNK_RAW
+        # longest vocabulary piece starting with each character (word-initial / after ##): bounds the search
+        self._longest_first: dict[str, int] = {}
+        self._longest_cont: dict[str, int] = {}
+        for t in self.vocab:
+            cont = t.startswith(self.prefix) and len(t) > len(self.prefix)
+            body = t[len(self.prefix):] if cont else t
+            if body:
+                table = self._longest_cont if cont else self._longest_first
+                table[body[0]] = max(table.get(body[0], 0), len(body))
+        self._chunk_cache: dict[str, list[tuple[str, int, int, int, int]]] = {}
+
+    # ---- encoding ------------------------------------------------------------------------------
+    def wordpiece(self, word: str) -> list[tuple[str, int, int]] | None:
+        """Greedy longest-match-first: "unaffable" -> [("un",0,2), ("##aff",2,5), ("##able",5,9)]; None = [UNK]."""
+        if len(word) > self.max_input_chars_per_word:
+            return None
+        out, start, n = [], 0, len(word)
+        while start < n:
+            longest = self._longest_cont if start else self._longest_first
+            end = min(n, start + longest.get(word[start], 0))
+            while end > start:
+                sub = word[start:end] if start == 0 else self.prefix + word[start:end]
+                if sub in self.vocab:
+                    out.append((sub, start, end))
+                    break
+                end -= 1
+            else:
+                return None
+            start = end
+        return out
+
+    def _tokenize_chunk(self, chunk: str) -> list[tuple[str, int, int, int, int]]:
+        """A whitespace-free chunk -> (token, id, start, end, word) relative to the chunk (cached)."""
+        hit = self._chunk_cache.get(chunk)
+        if hit is not None:
+            return hit
+        norm, origin = self.normalizer.normalize(chunk)
+        out = []
+        for w, m in enumerate(_SPLIT.finditer(norm)):
+            pieces = self.wordpiece(m.group())
+            if pieces is None:
+                out.append((self.unk_token, self.vocab[self.unk_token], origin[m.start()], origin[m.end() - 1] + 1, w))
+                continue
+            for tok, s, e in pieces:
+                out.append((tok, self.vocab[tok], origin[m.start() + s], origin[m.start() + e - 1] + 1, w))
+        if len(self._chunk_cache) > 200_000:
+            self._chunk_cache.clear()
+        self._chunk_cache[chunk] = out
+        return out
+
+    def tokenize(self, text: str) -> list[Piece]:
+        pieces: list[Piece] = []
+        word_base = 0
+        new = tuple.__new__  # a Piece without NamedTuple's Python-level __new__: this loop is the hot path
+        for m in self._chunk_re.finditer(text):
+            part = self._tokenize_chunk(m.group())
+            base = m.start()
+            pieces.extend([new(Piece, (tok, idx, base + s, base + e, word_base + w)) for tok, idx, s, e, w in part])
+            if part:
+                word_base += part[-1][4] + 1
+        return pieces
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
+        punctuation and English contractions. Lowercasing and accent stripping are not undone."""
+        special = {self.vocab[t] for t in self.special_tokens}
+        words: list[str] = []
+        for i in ids:
+            tok = self.inverse.get(int(i))
+            if tok is None:
+                raise TaesanError(f"id {i} is not in the vocabulary (size {self.vocab_size})")
+            if skip_special_tokens and int(i) in special:
+                continue
+            if tok.startswith(self.prefix) and words:
+                words[-1] += tok[len(self.prefix):]
+            else:
+                words.append(tok)
+        return cleanup(" ".join(words))
+
+    # ---- training ------------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        data: Any,
+        vocab_size: int,
+        min_frequency: int = 2,
+        special_tokens: Iterable[str] | None = None,
+        lowercase: bool = False,
+        strip_accents: bool | None = None,
+        limit_alphabet: int | None = None,
+        on_merge: Callable[[int, tuple[str, str], str, float, int], None] | None = None,
+        progress: bool = False,
+        workers: int | None = None,
+        **kwargs: Any,
+    ) -> "WordPieceTokenizer":
+        """Learn a WordPiece vocabulary; `.merges` of the result lists every merge in order.
+
+        on_merge(step, (a, b), new_token, score, count) is called after each merge. lowercase defaults
+        to False (a cased tokenizer; Korean keeps its syllables whole instead of jamo).
+        """
+        from taesan.tokenizers.corpus import count_words
+
+        specials = list(BERT_SPECIALS if special_tokens is None else special_tokens)
+        normalizer = BertNormalizer(lowercase, strip_accents)
+        chunks = count_words(data, partial(_chunks, _CHUNK_CLEAN), workers=workers)
+        to_words = _ChunkWords(normalizer)
+        counts: dict[str, int] = {}
+        for chunk, n in chunks.items():
+            for w in to_words(chunk):
+                counts[w] = counts.get(w, 0) + n
+        from taesan.tokenizers.wordpiece_train import learn
+
+        max_chars = kwargs.pop("max_input_chars_per_word", 100)
+        vocab, merges = learn(counts, vocab_size, min_frequency, specials, limit_alphabet, max_chars, on_merge, progress)
+        tok = cls(vocab, [t for t in specials], lowercase=lowercase, strip_accents=strip_accents,
+                  max_input_chars_per_word=max_chars,
+                  template=BERT_TEMPLATE if {"[CLS]", "[SEP]"} <= set(specials) else None, **kwargs)
+        tok.merges = merges
+        return tok
+
+    # ---- files ---------------------------------------------------------------------------------
+    def to_hf_json(self) -> dict[str, Any]:
+        from taesan.tokenizers.hf import hf_json
+
+        n = self.normalizer
+        return hf_json(
+            self,
+            normalizer={"type": "BertNormalizer", "clean_text": n.clean_text, "handle_chinese_chars": n.handle_chinese_chars,
+                        "strip_accents": n.strip_accents, "lowercase": n.lowercase},
+            pre_tokenizer={"type": "BertPreTokenizer"},
+            model={"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": self.prefix,
+                   "max_input_chars_per_word": self.max_input_chars_per_word, "vocab": self.vocab},
+            decoder={"type": "WordPiece", "prefix": self.prefix, "cleanup": True},
+        )
+
+    @classmethod
+    def from_hf_json(cls, data: dict[str, Any]) -> "WordPieceTokenizer":
+        from taesan.tokenizers.hf import read_model, read_specials_and_template
+
+        model = read_model(data, "WordPiece")
+        norm = data.get("normalizer") or {}
+        if norm.get("type") not in (None, "BertNormalizer"):
+            raise TaesanError(f"tokenizer.json: WordPiece with normalizer {norm.get('type')!r} is not supported (only BertNormalizer)")
+        specials, template = read_specials_and_template(data)
+        lowercase = bool(norm.get("lowercase", False))
+        return cls(
+            model["vocab"], specials, unk_token=model.get("unk_token", "[UNK]"),
+            continuing_subword_prefix=model.get("continuing_subword_prefix", "##"),
+            max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+            lowercase=lowercase, strip_accents=norm.get("strip_accents"),
+            clean_text=bool(norm.get("clean_text", True)), handle_chinese_chars=bool(norm.get("handle_chinese_chars", True)),
+            template=template,
+        )
+
+    @classmethod
+    def from_vocab_txt(cls, path: Any, lowercase: bool = True, **kwargs: Any) -> "WordPieceTokenizer":
+        """A BERT `vocab.txt` (one token per line, id = line number)."""
+        from taesan.tokenizers.hf import read_vocab_txt
+
+        return cls(read_vocab_txt(path), lowercase=lowercase, **kwargs)
+
+
+_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+def cleanup(text: str) -> str:
+    """HF's decoder cleanup: "hello , world !" -> "hello, world!"."""
+    for a, b in _CLEANUP:
+        text = text.replace(a, b)
+    return text
