@@ -52,7 +52,7 @@ def linear_cross_entropy(
     weight: torch.Tensor,
     targets: torch.Tensor,
     ignore_index: int = -100,
-    chunk: int = 512,
+    chunk: int = 256,
     reduction: str = "mean",
 ) -> torch.Tensor:
     """cross_entropy(hidden @ weight.T, targets), computed `chunk` rows at a time.
