@@ -14,6 +14,7 @@ from taesan.errors import TaesanError
 # command -> module. Command modules import heavy libraries inside run(), so `taesan --help` stays fast.
 COMMANDS: dict[str, str] = {
     "convert": "taesan.cli.convert",
+    "tokenizer": "taesan.cli.tokenizer",
 }
 
 

@@ -1,0 +1,150 @@
+"""`taesan tokenizer`: train a tokenizer on files, encode a sentence with one, or compare the kinds on a corpus
+(table + PNG chart).
+
+Not the algorithms: those are in taesan.tokenizers; this module parses arguments, prints and plots.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "train, use and compare tokenizers (word, morpheme, char, bpe, wordpiece)"
+KIND_CHOICES = ["word", "morpheme", "char", "bpe", "wordpiece"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    t = sub.add_parser("train", help="learn a vocabulary from text/JSONL files and write tokenizer.json")
+    t.add_argument("--kind", required=True, choices=KIND_CHOICES)
+    t.add_argument("--vocab-size", type=int, required=True, metavar="N")
+    t.add_argument("--min-frequency", type=int, default=2, metavar="N")
+    t.add_argument("--special-tokens", nargs="*", default=None, metavar="TOK",
+                   help="default: [PAD] [UNK] [CLS] [SEP] [MASK] (bpe: <|endoftext|>)")
+    t.add_argument("--lowercase", action="store_true", help="wordpiece: lowercase (and strip accents) like uncased BERT")
+    t.add_argument("--input", nargs="+", required=True, metavar="FILE")
+    t.add_argument("--output", required=True, metavar="PATH", help="tokenizer.json to write (a directory gets tokenizer.json)")
+
+    e = sub.add_parser("encode", help="show the tokens, ids and offsets of a text")
+    e.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer.json, vocab.txt, or a directory")
+    e.add_argument("text")
+    e.add_argument("--pair", default=None, help="a second text ([CLS] a [SEP] b [SEP])")
+
+    c = sub.add_parser("compare", help="train every kind and compare them on held-out lines")
+    c.add_argument("--input", nargs="+", required=True, metavar="FILE")
+    c.add_argument("--vocab-size", type=int, default=8000, metavar="N")
+    c.add_argument("--min-frequency", type=int, default=2, metavar="N")
+    c.add_argument("--kinds", nargs="+", default=KIND_CHOICES, choices=KIND_CHOICES)
+    c.add_argument("--max-lines", type=int, default=20000, metavar="N", help="use the first N non-empty lines (0: all)")
+    c.add_argument("--variants", nargs="+", default=None, metavar="WORD", help="words whose splits to show")
+    c.add_argument("--out", default="tokenizer_compare", metavar="DIR", help="where compare.png and compare.json go")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": _train, "encode": _encode, "compare": _compare}[args.action](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from taesan.tokenizers import KINDS
+
+    options = {}
+    if args.kind == "wordpiece":
+        options = {"lowercase": args.lowercase, "progress": True}
+    tok = KINDS[args.kind].train(args.input, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
+                                 special_tokens=args.special_tokens, **options)
+    path = tok.save(args.output)
+    print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from taesan.tokenizers import load
+
+    tok = load(args.tokenizer)
+    enc = tok.encode(args.text, args.pair)
+    print(f"{type(tok).__name__} ({tok.vocab_size} tokens): {len(enc)} tokens")
+    print(f"{'#':>3}  {'id':>6}  {'offsets':<10}  {'word':>4}  token")
+    for n, (tid, token, (s, e), w) in enumerate(zip(enc.ids, enc.tokens, enc.offsets, enc.word_ids)):
+        print(f"{n:>3}  {tid:>6}  {f'({s}, {e})':<10}  {'-' if w is None else w:>4}  {token}")
+    print("ids:", " ".join(map(str, enc.ids)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import sys
+    from dataclasses import asdict
+
+    from taesan.config import write_json
+    from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare
+
+    kinds = tuple(args.kinds)
+    skipped = sorted(set(kinds) - set(available_kinds(kinds)))
+    if skipped:
+        print(f"skipping {', '.join(skipped)}: kiwipiepy is not installed (pip install \"taesan[korean]\")", file=sys.stderr)
+    variants = tuple(args.variants) if args.variants else DEFAULT_VARIANTS
+    reports = compare(args.input, vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
+                      variants=variants, max_lines=args.max_lines or None,
+                      on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
+    print(f"{'kind':<10} {'vocab':>7} {'[UNK] %':>8} {'tok/sent':>9} {'char/tok':>9} {'train s':>8}")
+    for r in reports:
+        print(f"{r.kind:<10} {r.vocab_size:>7} {100 * r.unk_rate:>8.2f} {r.tokens_per_sentence:>9.1f} "
+              f"{r.chars_per_token:>9.2f} {r.train_seconds:>8.1f}")
+    print()
+    width = max(len(v) for v in variants) + 2
+    for v in variants:
+        print(f"{v:<{width}}" + "   ".join(f"{r.kind}: {' + '.join(r.variants[v])}" for r in reports))
+    out = Path(args.out)
+    write_json(out / "compare.json", [asdict(r) for r in reports])
+    png = plot(reports, out / "compare.png")
+    print(f"\nwrote {out / 'compare.json'} and {png}")
+    return 0
+
+
+def _korean_font() -> str | None:
+    """A Nanum or Noto CJK font when one is installed, so Hangul labels render; None otherwise."""
+    from matplotlib import font_manager
+
+    for f in font_manager.fontManager.ttflist:
+        if any(k in f.name for k in ("Nanum", "Noto Sans CJK", "Noto Serif CJK", "Noto Sans KR", "Malgun", "AppleGothic")):
+            return f.name
+    return None
+
+
+def plot(reports, path: Path) -> Path:
+    """Three bar panels (vocabulary, [UNK] rate, tokens per sentence) and the variant splits as a table."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from taesan.atomic import atomic_path
+
+    font = _korean_font()
+    if font:
+        plt.rcParams["font.family"] = font
+    kinds = [r.kind for r in reports]
+    fig = plt.figure(figsize=(12, 7))
+    panels = [("vocabulary size", [r.vocab_size for r in reports]), ("[UNK] rate (%)", [100 * r.unk_rate for r in reports]),
+              ("tokens per sentence", [r.tokens_per_sentence for r in reports])]
+    for n, (title, values) in enumerate(panels):
+        ax = fig.add_subplot(2, 3, n + 1)
+        ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=30)
+    ax = fig.add_subplot(2, 1, 2)
+    ax.axis("off")
+    variants = list(reports[0].variants) if reports else []
+    cells = [[" + ".join(r.variants[v]) for r in reports] for v in variants]
+    if cells:
+        table = ax.table(cellText=cells, rowLabels=variants, colLabels=kinds, loc="center")
+        table.scale(1, 1.4)
+    fig.suptitle("tokenizers compared on held-out lines")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing Hangul glyphs when no CJK font is installed
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,99 @@
+"""The four (five, with morphemes) ways to cut a sentence, measured on a real corpus: train each kind on most
+lines, then on held-out lines report vocabulary size, [UNK] rate, tokens per sentence, and word-variant splits.
+
+Not a printer or a plotter: returns data; `taesan tokenizer compare` prints the table and draws the chart.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from taesan.errors import TaesanError
+
+DEFAULT_VARIANTS = ("갔었어", "갔었는데요", "갔었다", "먹었어", "먹었는데요", "먹었다")
+DEFAULT_KINDS = ("word", "morpheme", "char", "bpe", "wordpiece")
+
+
+@dataclass
+class KindReport:
+    """One kind's numbers. unk_rate = [UNK] tokens / all tokens on held-out lines (special tokens excluded)."""
+
+    kind: str
+    vocab_size: int
+    unk_rate: float
+    tokens_per_sentence: float
+    chars_per_token: float
+    train_seconds: float
+    variants: dict[str, list[str]] = field(default_factory=dict)
+
+
+def split_lines(data: Any, holdout_every: int = 10, max_lines: int | None = None) -> tuple[list[str], list[str]]:
+    """Non-empty lines; every `holdout_every`-th one is held out (same distribution, deterministic)."""
+    from taesan.tokenizers.corpus import iter_texts
+
+    train, held = [], []
+    n = 0
+    for text in iter_texts(data):
+        for line in text.split("\n"):
+            if not line.strip():
+                continue
+            (held if n % holdout_every == 0 else train).append(line)
+            n += 1
+            if max_lines is not None and n >= max_lines:
+                return train, held
+    if not held or not train:
+        raise TaesanError(f"compare needs at least {holdout_every + 1} non-empty lines, got {n}")
+    return train, held
+
+
+def surface_pieces(tok: Any, word: str) -> list[str]:
+    """How `word` is cut, shown as slices of the word itself (readable even for byte-level BPE); [UNK] as is."""
+    enc = tok.encode(word, add_special_tokens=False)
+    unk = tok.unk_id
+    return [getattr(tok, "unk_token", "[UNK]") if i == unk else word[s:e] for i, (s, e) in zip(enc.ids, enc.offsets)]
+
+
+def available_kinds(kinds: tuple[str, ...] = DEFAULT_KINDS) -> list[str]:
+    """The requested kinds that can run here (morpheme needs kiwipiepy)."""
+    return [k for k in kinds if k != "morpheme" or importlib.util.find_spec("kiwipiepy") is not None]
+
+
+def compare(
+    data: Any,
+    vocab_size: int = 8000,
+    kinds: tuple[str, ...] = DEFAULT_KINDS,
+    min_frequency: int = 2,
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
+    holdout_every: int = 10,
+    max_lines: int | None = None,
+    on_kind: Callable[[str], None] | None = None,
+) -> list[KindReport]:
+    """Train each kind at `vocab_size` on the training lines and measure it on the held-out lines."""
+    from taesan.tokenizers import KINDS
+
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise TaesanError(f"unknown tokenizer kind(s) {unknown}; choose from {sorted(KINDS)}")
+    train, held = split_lines(data, holdout_every, max_lines)
+    held_chars = sum(len(t) for t in held)
+    reports = []
+    for kind in available_kinds(kinds):
+        if on_kind is not None:
+            on_kind(kind)
+        t0 = time.perf_counter()
+        tok = KINDS[kind].train(train, vocab_size=vocab_size, min_frequency=min_frequency)
+        seconds = time.perf_counter() - t0
+        unk, total = tok.unk_id, 0
+        n_unk = 0
+        for enc in tok.encode_batch(held, padding=False, add_special_tokens=False):
+            total += len(enc.ids)
+            if unk is not None:
+                n_unk += sum(1 for i in enc.ids if i == unk)
+        reports.append(KindReport(
+            kind=kind, vocab_size=tok.vocab_size, unk_rate=n_unk / max(total, 1), tokens_per_sentence=total / len(held),
+            chars_per_token=held_chars / max(total, 1), train_seconds=seconds,
+            variants={w: surface_pieces(tok, w) for w in variants},
+        ))
+    return reports
