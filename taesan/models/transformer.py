@@ -59,14 +59,16 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         if self.tgt_vocab_size is None:
             self.tgt_vocab_size = self.src_vocab_size
-        for name in ("src_vocab_size", "tgt_vocab_size", "n_positions", "d_model", "n_encoder_layers", "n_decoder_layers", "n_heads", "d_ff"):
+        sizes = ("src_vocab_size", "tgt_vocab_size", "n_positions", "d_model", "n_encoder_layers", "n_decoder_layers", "n_heads", "d_ff")
+        for name in sizes:
             if getattr(self, name) < 1:
                 raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
         if self.share_embeddings and self.tgt_vocab_size != self.src_vocab_size:
             raise ValueError(
-                f"share_embeddings=True needs one vocabulary, but src_vocab_size={self.src_vocab_size} != tgt_vocab_size={self.tgt_vocab_size}"
+                f"share_embeddings=True needs one vocabulary, but src_vocab_size={self.src_vocab_size} "
+                f"!= tgt_vocab_size={self.tgt_vocab_size}"
             )
         for name in ("dropout", "attn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
@@ -238,7 +240,8 @@ class Seq2SeqTransformer(TaesanModel):
         attentions = []
         for i, block in enumerate(self.decoder):
             x, weights = block(
-                x, mask=self_mask, is_causal=is_causal, memory=memory, memory_mask=cross_mask, cache=cache, layer=i, need_weights=need_weights
+                x, mask=self_mask, is_causal=is_causal, memory=memory, memory_mask=cross_mask, cache=cache, layer=i,
+                need_weights=need_weights,
             )
             if need_weights:
                 attentions.append(weights)

@@ -111,7 +111,9 @@ HF_SAME = {"decoder_attention_heads": "encoder_attention_heads", "decoder_ffn_di
 # settings taesan does not implement -> the only value accepted. (activation_dropout, a training-only dropout
 # inside the FFN, is not modelled: it is read as 0 and inference is unchanged.)
 HF_REQUIRED = {"encoder_layerdrop": 0.0, "decoder_layerdrop": 0.0}
-HF_ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+HF_ACTIVATIONS = {
+    "gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+}
 EXPORT_ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "silu": "swish", "gelu_tanh": "gelu_new"}
 HF_NORM_EPS = 1e-5  # both families use nn.LayerNorm's default
 
@@ -142,7 +144,9 @@ def from_hf_config(hf_config: dict[str, Any], lm_head: bool = True, source: str 
             raise TaesanError(f"{source}: field {field!r}={hf[field]!r} differs from {other!r}={hf[other]!r}; taesan needs them equal")
     fields = {ours: hf[theirs] for theirs, ours in HF_CONFIG.items()}
     if fields["activation"] not in HF_ACTIVATIONS:
-        raise TaesanError(f"{source}: field 'activation_function'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
+        raise TaesanError(
+            f"{source}: field 'activation_function'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}"
+        )
     fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
     if isinstance(fields["eos_token_id"], list):
         raise TaesanError(f"{source}: field 'eos_token_id'={fields['eos_token_id']!r}: taesan takes one end-of-sequence id")
@@ -200,10 +204,12 @@ def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> Seq2SeqTransfor
         for side in ("encoder", "decoder"):
             hf_state.setdefault(f"model.{side}.embed_tokens.weight", shared)
     table = _table(config, family)
-    known = set(_flatten(table.values())) | {"model.shared.weight", "model.decoder.embed_tokens.weight", "lm_head.weight", "final_logits_bias"}
+    optional = {"model.shared.weight", "model.decoder.embed_tokens.weight", "lm_head.weight", "final_logits_bias"}
+    known = set(_flatten(table.values())) | optional
     unknown = sorted(k for k in hf_state if k not in known)
     if unknown:
-        raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all); only {' / '.join(ARCHITECTURES[family])} load")
+        only = " / ".join(ARCHITECTURES[family])
+        raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all); only {only} load")
     state = import_state(hf_state, table, source=str(weights))
     if lm_head:  # HF stores it as (1, V) and may leave it out (it is all zeros then)
         bias = hf_state.get("final_logits_bias", torch.zeros(1, config.tgt_vocab_size))
