@@ -88,11 +88,11 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     """The multiplier of the peak lr before optimizer step `step` (0-based): linear warmup, then cosine.
 
-    lr_factor(0, warmup=10, total=100, min_ratio=0.1) = 0.1 (1/10 of warmup); lr_factor(10, …) = 1.0;
-    lr_factor(100, …) = 0.1.
+    lr_factor(0, warmup=9, total=100, min_ratio=0.1) = 0.1 (1/10: the first step already learns);
+    lr_factor(9, …) = 1.0 (the peak, once); lr_factor(100, …) = 0.1.
     """
     if step < warmup:
-        return (step + 1) / warmup
+        return (step + 1) / (warmup + 1)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

@@ -15,6 +15,8 @@ from taesan.errors import TaesanError
 COMMANDS: dict[str, str] = {
     "convert": "taesan.cli.convert",
     "tokenizer": "taesan.cli.tokenizer",
+    "pretrain": "taesan.cli.pretrain",
+    "score": "taesan.cli.score",
 }
 
 

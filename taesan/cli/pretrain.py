@@ -1,0 +1,201 @@
+"""`taesan pretrain`: a preset (or checkpoint) + a corpus + a tokenizer -> a pretrained checkpoint directory.
+
+Runs single-process as is, or under `torchrun --nproc_per_node=N -m taesan pretrain ...` with DDP
+(FSDP2 with --fsdp). Only wiring: the work is in taesan.data, taesan.objectives and taesan.train.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+HELP = "pretrain a language model (causal, backward or masked) on a text corpus"
+TRAINING_NAME = "training.json"  # beside config.json: how the model was trained (score reads the objective)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a preset (gpt-tiny, bert-tiny, ...) or a checkpoint directory")
+    p.add_argument("--objective", required=True, choices=["causal", "backward", "masked"])
+    p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help="text (one document per line) or JSONL with 'text'")
+    p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
+    p.add_argument("--out", required=True, metavar="DIR", help="checkpoints, metrics.jsonl, loss.png and the final model")
+    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; the cosine schedule spans them (default 1000)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop on the clock (alone: the schedule spans 10^6 steps)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the newest checkpoint in --out")
+    p.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch per process")
+    p.add_argument("--block-size", type=int, default=128, help="tokens per row")
+    p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of max steps, at most 1000)")
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-batches", type=int, default=20)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--keep-last", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--fsdp", action="store_true", help="shard parameters and optimizer state over ranks (FSDP2)")
+    p.add_argument("--cache-dir", default=None, metavar="DIR", help="the tokenized corpus cache (default OUT/data)")
+    p.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: by corpus size)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per process (fewer on a shared machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _tokenizer(path: str):
+    from taesan.errors import TaesanError
+    from taesan.tokenizers import load
+
+    if not Path(path).exists():
+        raise TaesanError(f"{path}: tokenizer file not found")
+    try:
+        return load(path)
+    except TaesanError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise TaesanError(f"{path}: not a readable tokenizer ({e})") from None
+
+
+def _separator(tokenizer, objective: str) -> int:
+    from taesan.errors import TaesanError
+
+    if objective == "masked":
+        missing = [n for n, i in (("[CLS]", tokenizer.cls_id), ("[SEP]", tokenizer.sep_id), ("[MASK]", tokenizer.mask_id), ("[PAD]", tokenizer.pad_id)) if i is None]
+        if missing:
+            raise TaesanError(f"the masked objective needs the tokenizer's special tokens {', '.join(missing)}")
+        return tokenizer.sep_id
+    if tokenizer.eos_id is None:
+        raise TaesanError("a causal/backward LM needs a document separator: train the tokenizer with <|endoftext|> (or [SEP])")
+    return tokenizer.eos_id
+
+
+def _new_model(name: str, objective: str, vocab_size: int):
+    """A preset or a checkpoint directory, with the tokenizer's vocab size; BERT presets get the MLM head."""
+    import taesan
+    from taesan.errors import TaesanError
+    from taesan.models import presets
+
+    if Path(name).is_dir():
+        model = taesan.load(name)
+        if model.config.vocab_size != vocab_size:
+            raise TaesanError(f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has {vocab_size} tokens")
+        return model
+    table = presets()
+    if name not in table:
+        return taesan.create(name, vocab_size=vocab_size)  # a model_type, or a one-line unknown-preset error
+    model_type, fields = table[name]
+    if objective == "masked" and model_type == "bert":
+        model_type = "bert-mlm"
+    return taesan.create(model_type, **{**fields, "vocab_size": vocab_size})
+
+
+def _check_fits(model, objective: str, block_size: int) -> None:
+    from taesan.errors import TaesanError
+
+    kind = getattr(model, "model_type", "")
+    if objective == "masked" and not kind.endswith("mlm"):
+        raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, ...), got {kind!r}")
+    if objective != "masked" and kind.startswith("bert"):
+        raise TaesanError(f"{kind!r} is an encoder; the {objective} objective needs a decoder (gpt-tiny, ...)")
+    limit = getattr(model.config, "n_positions", None)
+    if limit is not None and block_size > limit:
+        raise TaesanError(f"--block-size {block_size} is longer than the model's {limit} positions")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import taesan
+    from taesan import distributed
+    from taesan.config import read_json, write_json
+    from taesan.data import CausalWindows, PackedDocuments, build_token_cache
+    from taesan.errors import TaesanError
+    from taesan.objectives import objective_for
+    from taesan.train import TrainConfig, Trainer, latest_checkpoint, pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    device = pick_device(args.device)
+    info = distributed.init(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    for f in args.corpus:
+        if not Path(f).is_file():
+            raise TaesanError(f"{f}: corpus file not found")
+    tokenizer = _tokenizer(args.tokenizer)
+    separator = _separator(tokenizer, args.objective)
+
+    resume_from = None
+    if args.resume:
+        resume_from = latest_checkpoint(out)
+        if resume_from is None:
+            raise TaesanError(f"{out}: no checkpoint to resume from (run without --resume first)")
+        trained = read_json(resume_from / TRAINING_NAME) if (resume_from / TRAINING_NAME).is_file() else {}
+        if trained.get("objective", args.objective) != args.objective:
+            raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {args.objective}")
+        model = taesan.load(resume_from)
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise TaesanError(
+                f"{resume_from}: vocab_size {model.config.vocab_size} does not match the tokenizer's {tokenizer.vocab_size} tokens"
+            )
+    else:
+        if latest_checkpoint(out) is not None:
+            raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
+        torch.manual_seed(args.seed)  # the same initial weights on every rank
+        model = _new_model(args.model, args.objective, tokenizer.vocab_size)
+    _check_fits(model, args.objective, args.block_size)
+    if info.enabled:
+        torch.manual_seed(args.seed + info.rank)  # dropout differs across ranks
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else out / "data"
+    if info.is_main:
+        cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=args.workers)
+        print(f"corpus: {cache.manifest['tokens']['train']:,} training tokens, {cache.manifest['tokens']['valid']:,} held out"
+              f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
+    distributed.barrier()
+    if not info.is_main:
+        cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=1)
+    valid = cache.valid if cache.valid is not None else cache.train
+
+    def source(split, rank: int = 0, world: int = 1):
+        if args.objective == "masked":
+            return PackedDocuments(split, args.block_size, args.batch_size, tokenizer.cls_id, tokenizer.sep_id,
+                                   tokenizer.pad_id, args.seed, rank, world)
+        return CausalWindows(split, args.block_size, args.batch_size, args.seed, rank, world)
+
+    data = source(cache.train, info.rank, info.world_size)
+    held_out = source(valid)
+    max_steps = args.max_steps or (10**6 if args.max_minutes else 1000)
+    warmup = args.warmup if args.warmup is not None else min(1000, max(1, max_steps // 20))
+    config = TrainConfig(
+        max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip, accumulation=args.accumulation, eval_every=args.eval_every, eval_batches=args.eval_batches,
+        save_every=args.save_every, keep_last=args.keep_last, seed=args.seed, precision=args.precision,
+        progress=not args.no_progress,
+    )
+    training: dict[str, Any] = {
+        "objective": args.objective, "separator_id": separator, "block_size": args.block_size,
+        "corpus": [str(Path(f).resolve()) for f in args.corpus], "model": args.model,
+    }
+
+    def save_extra(directory: Path) -> None:
+        tokenizer.save(directory / "tokenizer.json")
+        write_json(directory / TRAINING_NAME, training)
+
+    trainer = Trainer(
+        model, objective_for(args.objective, tokenizer, model.config.vocab_size), data, config, out,
+        eval_data=lambda: held_out.eval_batches(args.eval_batches, args.batch_size), device=device, dist=info,
+        fsdp=args.fsdp, save_extra=save_extra, resume_from=resume_from,
+    )
+    try:
+        trainer.fit()
+        scores = trainer.evaluate()
+    finally:
+        distributed.shutdown()
+    if info.is_main:
+        shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in scores.items())
+        print(f"step {trainer.step}: {shown}")
+        print(f"wrote {out} (model, tokenizer, metrics.jsonl, loss.png)")
+    return 0

@@ -1,0 +1,57 @@
+"""`taesan score`: each sentence's log-probability under a trained language model, highest first.
+
+The objective recorded at pretraining (training.json) decides how: forward/backward chain rule or
+masked pseudo-log-likelihood. The computation is taesan.scoring; this module only prints.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "rank sentences by their log-probability under a language model (P(난폭 운전) vs P(무모 운전))"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint directory with tokenizer.json")
+    p.add_argument("sentences", nargs="+", help="sentences to score")
+    p.add_argument("--objective", choices=["causal", "backward", "masked"], default=None,
+                   help="override the objective recorded in training.json")
+    p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def _objective(directory: Path, model, override: str | None) -> tuple[str, int | None]:
+    from taesan.cli.pretrain import TRAINING_NAME
+    from taesan.config import read_json
+    from taesan.errors import TaesanError
+
+    trained = read_json(directory / TRAINING_NAME) if (directory / TRAINING_NAME).is_file() else {}
+    objective = override or trained.get("objective")
+    if objective is None:
+        kind = getattr(model, "model_type", "")
+        objective = "masked" if kind.endswith("mlm") else "causal" if kind == "gpt" else None
+    if objective is None:
+        raise TaesanError(f"{directory}: no {TRAINING_NAME} and model_type {model.model_type!r}; pass --objective")
+    return objective, trained.get("separator_id")
+
+
+def run(args: argparse.Namespace) -> int:
+    import taesan
+    from taesan.errors import TaesanError
+    from taesan.scoring import score_texts
+    from taesan.tokenizers import load as load_tokenizer
+
+    directory = Path(args.model)
+    model = taesan.load(directory)
+    tok_path = Path(args.tokenizer) if args.tokenizer else directory / "tokenizer.json"
+    if not tok_path.exists():
+        raise TaesanError(f"{tok_path}: no tokenizer (pass --tokenizer)")
+    tokenizer = load_tokenizer(tok_path)
+    objective, start = _objective(directory, model, args.objective)
+    scores = score_texts(model, tokenizer, args.sentences, objective, start_id=start, batch_size=args.batch_size)
+    width = max(len(f"{s:.3f}") for s in scores)
+    how = "pseudo-log-likelihood" if objective == "masked" else f"{objective} LM log-probability"
+    print(f"# {how} (natural log), highest first")
+    for s, text in sorted(zip(scores, args.sentences), key=lambda x: -x[0]):
+        print(f"{s:{width}.3f}  {text}")
+    return 0
