@@ -116,3 +116,84 @@ def test_device_and_precision_defaults():
 def test_bf16_autocast_runs_on_cpu(tmp_path):
     losses = make_trainer(tmp_path, max_steps=2, precision="bf16", save_every=0, eval_every=0).fit()
     assert all(math.isfinite(x) for x in losses)
+
+
+# ---- `taesan pretrain` end to end ----------------------------------------------------------------------------
+
+SENTENCES = ["티끌 모아 태산", "어제 카페 갔었어", "난폭 운전은 위험하다", "가는 말이 고와야 오는 말이 곱다", "오늘 도서관에 갔다"]
+
+
+@pytest.fixture
+def corpus_and_tokenizer(tmp_path):
+    from taesan.tokenizers import BPETokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES * 20) + "\n", encoding="utf-8")
+    tok = BPETokenizer.train(str(corpus), vocab_size=300, special_tokens=["<|endoftext|>"])
+    return corpus, tok.save(tmp_path / "tok.json")
+
+
+def pretrain(*args):
+    from taesan.cli import main
+
+    return main(["pretrain", "--no-progress", "--batch-size", "8", "--block-size", "32", "--eval-batches", "2", *map(str, args)])
+
+
+def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_tokenizer, capsys):
+    corpus, tok = corpus_and_tokenizer
+    out = tmp_path / "gpt"
+    common = ["--model", "gpt-tiny", "--objective", "causal", "--corpus", corpus, "--tokenizer", tok, "--out", out,
+              "--lr", "3e-3", "--warmup", "5", "--eval-every", "20", "--save-every", "20"]
+    assert pretrain(*common, "--max-steps", "60") == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r["loss"] for r in rows if "loss" in r]
+    assert train[-1] < 0.5 * train[0]  # the loss falls: it learns the corpus
+    evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    assert evals[-1] < evals[0]
+    model = taesan.load(out)
+    assert model.config.vocab_size == 300 and (out / "tokenizer.json").is_file()
+    assert json.loads((out / "training.json").read_text())["objective"] == "causal"
+    assert "reused the cache" not in capsys.readouterr().out
+    assert pretrain(*common, "--max-steps", "80", "--resume") == 0  # continues from step 60, reusing the cache
+    assert "reused the cache" in capsys.readouterr().out
+    assert json.loads((out / "checkpoint-0000080" / "trainer_state.json").read_text())["step"] == 80
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--corpus": "missing.txt"}, "corpus file not found"),
+        ({"--tokenizer": "missing.json"}, "tokenizer file not found"),
+        ({"--model": "gpt-nonexistent"}, "unknown model or preset"),
+        ({"--model": "bert-tiny"}, "needs a decoder"),
+        ({"--objective": "masked"}, r"\[MASK\]"),
+        ({"--block-size": "100000"}, "longer than the model"),
+    ],
+)
+def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_tokenizer, capsys, change, message):
+    corpus, tok = corpus_and_tokenizer
+    args = {"--model": "gpt-tiny", "--objective": "causal", "--corpus": corpus, "--tokenizer": tok, "--out": tmp_path / "o", "--max-steps": "1"}
+    args.update({k: (tmp_path / v if v.startswith("missing") else v) for k, v in change.items()})
+    assert pretrain(*[x for kv in args.items() for x in kv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("taesan pretrain: error:")
+    assert __import__("re").search(message, err), err
+
+
+def test_cli_pretrain_refuses_empty_corpus_vocab_mismatch_and_accidental_overwrite(tmp_path, corpus_and_tokenizer, capsys):
+    from taesan.tokenizers import BPETokenizer
+
+    corpus, tok = corpus_and_tokenizer
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    base = ["--model", "gpt-tiny", "--objective", "causal", "--tokenizer", tok, "--max-steps", "2", "--save-every", "2"]
+    assert pretrain(*base, "--corpus", empty, "--out", tmp_path / "e") == 2
+    assert "no text" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert pretrain(*base, "--corpus", corpus, "--out", out) == 0
+    assert pretrain(*base, "--corpus", corpus, "--out", out) == 2
+    assert "--resume" in capsys.readouterr().err
+    other = BPETokenizer.train(str(corpus), vocab_size=280, special_tokens=["<|endoftext|>"]).save(tmp_path / "other.json")
+    resume = ["--model", "gpt-tiny", "--objective", "causal", "--tokenizer", other, "--max-steps", "4", "--corpus", corpus, "--out", out, "--resume"]
+    assert pretrain(*resume) == 2
+    assert "does not match the tokenizer" in capsys.readouterr().err

@@ -166,7 +166,12 @@ def run(args: argparse.Namespace) -> int:
         return CausalWindows(split, args.block_size, args.batch_size, args.seed, rank, world)
 
     data = source(cache.train, info.rank, info.world_size)
-    held_out = source(valid)
+    try:
+        held_out = source(valid)
+    except TaesanError:  # a corpus too small to hold out a block: evaluate on training data, and say so
+        held_out = source(cache.train)
+        if info.is_main:
+            print("note: the held-out split is shorter than one block; evaluating on training data")
     max_steps = args.max_steps or (10**6 if args.max_minutes else 1000)
     warmup = args.warmup if args.warmup is not None else min(1000, max(1, max_steps // 20))
     config = TrainConfig(
