@@ -310,46 +310,78 @@ class CausalWindows:
         self.sampler.load_state_dict(state)
 
 
-def pack_documents(offsets: np.ndarray, block_size: int, n_special: int = 2) -> np.ndarray:
-    """Greedy sentence-aware packing plan: rows of whole documents that fit block_size.
+SENTENCE_ENDS = (".", "?", "!", "。", "\n")
+
+
+def sentence_end_ids(tokenizer: Any) -> np.ndarray:
+    """A (vocab_size,) bool array: True for tokens that end a sentence ("다.", "?", "!", a newline).
+
+    Used to cut documents longer than a row at a sentence boundary instead of mid-sentence.
+    """
+    ends = np.zeros(tokenizer.vocab_size, dtype=bool)
+    for token, i in tokenizer.vocab.items():
+        if token in tokenizer.special_tokens:
+            continue
+        text = tokenizer.decode([i], skip_special_tokens=False).rstrip(" ")
+        ends[i] = text.endswith(SENTENCE_ENDS)
+    return ends
+
+
+def pack_documents(offsets: np.ndarray, block_size: int, n_special: int = 2, tokens: np.ndarray | None = None,
+                   sentence_ends: np.ndarray | None = None) -> np.ndarray:
+    """Greedy sentence-aware packing plan: rows of whole documents up to block_size.
 
     Returns (n_segments, 3) int64 rows (row, start, end): token spans (separators excluded) placed in
-    each packed row in order. A row holds n_special + Σ(len + 1) ≤ block_size tokens ([CLS] s1 [SEP] s2 [SEP]);
-    a document longer than a row on its own is cut into row-sized pieces.
+    each packed row in order. A row holds n_special + Σ(len + 1) ≤ block_size tokens ([CLS] s1 [SEP] s2 [SEP]).
+    A document longer than a row is cut at its last sentence end that fits (given `tokens` and the
+    `sentence_ends` id mask), else at the row's end; its first sentences may fill a row's free space.
     pack_documents([0, 3, 6, 20], block_size=8) -> [[0, 0, 2], [0, 3, 5], [1, 6, 12], [2, 12, 18], [3, 18, 19]]
     """
-    room = block_size - n_special + 1  # each piece costs len + 1 ([SEP]); the first [SEP] is paid by the +1
+    room = block_size - n_special + 1  # each piece costs len + 1 ([SEP]); the row's first [SEP] is in the +1
     if room < 2:
         raise TaesanError(f"block_size={block_size} leaves no room for text between [CLS] and [SEP]")
+
+    def sentence_cut(start: int, n: int) -> int:
+        """Tokens up to and including the last sentence end within tokens[start : start + n] (0: none)."""
+        if n <= 0 or tokens is None or sentence_ends is None:
+            return 0
+        hits = np.flatnonzero(sentence_ends[np.asarray(tokens[start : start + n], dtype=np.int64)])
+        return int(hits[-1]) + 1 if hits.size else 0
+
     segments: list[tuple[int, int, int]] = []
     row, used = 0, 0
     for i in range(len(offsets) - 1):
         start, end = int(offsets[i]), int(offsets[i + 1]) - 1  # drop the stored separator
         while start < end:
-            piece = min(end - start, room - 1)
-            if used and used + piece + 1 > room:
-                row, used = row + 1, 0
+            free, length = room - used - 1, end - start
+            if length <= free:
+                take = length
+            elif used and (length <= room - 1 or sentence_cut(start, free) == 0):
+                row, used = row + 1, 0  # starts a fresh row: whole if it fits one, else from its first sentence
                 continue
-            segments.append((row, start, start + piece))
-            used += piece + 1
-            start += piece
+            else:
+                take = sentence_cut(start, free) or free
+            segments.append((row, start, start + take))
+            used += take + 1
+            start += take
     return np.asarray(segments, dtype=np.int64).reshape(-1, 3)
 
 
 class PackedDocuments:
     """Rows of whole documents packed up to block_size as [CLS] d1 [SEP] d2 [SEP] [PAD]… (masked LM).
 
+    `sentence_ends` (see `sentence_end_ids`) lets long documents be cut between sentences.
     The packing plan is computed once (O(n_documents) memory); rows are drawn by a ShuffledSampler.
     A batch is {"input_ids", "attention_mask"} of (B, block_size).
     """
 
     def __init__(
         self, split: TokenSplit, block_size: int, batch_size: int, cls_id: int, sep_id: int, pad_id: int,
-        seed: int = 0, rank: int = 0, world_size: int = 1,
+        seed: int = 0, rank: int = 0, world_size: int = 1, sentence_ends: np.ndarray | None = None,
     ) -> None:
         self.tokens, self.block_size = split.tokens, block_size
         self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
-        plan = pack_documents(split.offsets, block_size)
+        plan = pack_documents(split.offsets, block_size, tokens=split.tokens, sentence_ends=sentence_ends)
         self.segments = plan[:, 1:]
         self.row_starts = np.searchsorted(plan[:, 0], np.arange(int(plan[-1, 0]) + 2)) if len(plan) else np.zeros(1, np.int64)
         self.n_rows = len(self.row_starts) - 1

@@ -19,6 +19,7 @@ from taesan.data import (
     open_token_cache,
     pack_documents,
     pad_batch,
+    sentence_end_ids,
     token_dtype,
 )
 from taesan.errors import TaesanError
@@ -224,3 +225,27 @@ def test_open_cache_rejects_a_truncated_file(tmp_path, corpus, tok):
         open_token_cache(tmp_path / "cache")
     rebuilt = build_token_cache([corpus], tok, tmp_path / "cache", tok.sep_id)  # a damaged cache is rebuilt
     assert not rebuilt.reused
+
+
+def test_long_documents_are_cut_at_sentence_ends_when_packed():
+    # ids: 9 ends a sentence. doc 0: a short one; doc 1: three sentences of 4, 3 and 5 tokens.
+    tokens = np.array([5, 9, 0, 5, 6, 7, 9, 5, 6, 9, 5, 6, 7, 8, 9, 0], dtype=np.uint16)
+    offsets = np.array([0, 3, 16])
+    ends = np.zeros(10, dtype=bool)
+    ends[9] = True
+    hard = pack_documents(offsets, block_size=8)  # room for 6 text tokens per row: cut anywhere
+    assert hard.tolist() == [[0, 0, 2], [1, 3, 9], [2, 9, 15]]  # a long document starts a fresh row
+    plan = pack_documents(offsets, block_size=8, tokens=tokens, sentence_ends=ends)
+    pieces = [tokens[s:e].tolist() for _, s, e in plan]
+    assert pieces == [[5, 9], [5, 6, 7, 9], [5, 6, 9], [5, 6, 7, 8, 9]]  # every cut falls after a 9
+    assert plan[:, 0].tolist() == [0, 1, 2, 3]
+    for r in set(plan[:, 0].tolist()):
+        assert 1 + sum(e - s + 1 for row, s, e in plan if row == r) <= 8
+
+
+def test_sentence_end_ids_marks_punctuation_tokens(tok):
+    ends = sentence_end_ids(tok)
+    assert ends.shape == (tok.vocab_size,)
+    assert not ends[tok.sep_id] and not ends[tok.token_to_id("티")]
+    marked = {tok.id_to_token(i) for i in np.flatnonzero(ends)}
+    assert marked <= {".", "?", "!", "。"}

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     import taesan
     from taesan import distributed
     from taesan.config import read_json, write_json
-    from taesan.data import CausalWindows, PackedDocuments, build_token_cache
+    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
     from taesan.errors import TaesanError
     from taesan.objectives import objective_for
     from taesan.train import TrainConfig, Trainer, latest_checkpoint, pick_device
@@ -159,10 +159,12 @@ def run(args: argparse.Namespace) -> int:
         cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=1)
     valid = cache.valid if cache.valid is not None else cache.train
 
+    ends = sentence_end_ids(tokenizer) if args.objective == "masked" else None
+
     def source(split, rank: int = 0, world: int = 1):
         if args.objective == "masked":
             return PackedDocuments(split, args.block_size, args.batch_size, tokenizer.cls_id, tokenizer.sep_id,
-                                   tokenizer.pad_id, args.seed, rank, world)
+                                   tokenizer.pad_id, args.seed, rank, world, sentence_ends=ends)
         return CausalWindows(split, args.block_size, args.batch_size, args.seed, rank, world)
 
     data = source(cache.train, info.rank, info.world_size)
