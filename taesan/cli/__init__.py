@@ -14,6 +14,7 @@ from taesan.errors import TaesanError
 # command -> module. Command modules import heavy libraries inside run(), so `taesan --help` stays fast.
 COMMANDS: dict[str, str] = {
     "convert": "taesan.cli.convert",
+    "word2vec": "taesan.cli.word2vec",
     "tokenizer": "taesan.cli.tokenizer",
     "pretrain": "taesan.cli.pretrain",
     "score": "taesan.cli.score",
