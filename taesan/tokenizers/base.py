@@ -257,7 +257,7 @@ class Tokenizer(ABC):
         if truncation in (True, "longest_first"):
             a, b = list(a), (list(b) if b is not None else None)
             while len(a) + (len(b) if b else 0) > budget:
-                if b and len(b) > len(a):
+                if b and len(b) >= len(a):  # on a tie the pair loses a token first, as in HF
                     b.pop()
                 else:
                     a.pop()
