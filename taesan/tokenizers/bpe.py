@@ -5,13 +5,14 @@ Not the merge-learning loop (bpe_train.py) and not a WordPiece/BERT tokenizer (w
 """
 from __future__ import annotations
 
+import heapq
 import json
 from array import array
 import multiprocessing as mp
 import os
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
-from operator import add, itemgetter
+from operator import add, itemgetter, lshift, or_
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -27,7 +28,9 @@ from taesan.tokenizers.corpus import count_words
 # so the pre-tokens tile the text.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _PRETOKENIZE = regex.compile(GPT2_PATTERN)
+LONG_WORD = 200  # byte length above which a word is merged with a heap instead of repeated min()
 CACHE_LIMIT = 500_000  # words kept in the encode cache before it is emptied
+_CHAR_STARTS = bytes(int(b & 0xC0 != 0x80) for b in range(256))  # 1 for a byte that starts a UTF-8 character
 _IDS, _TOKENS, _STARTS, _ENDS = (itemgetter(i) for i in range(4))  # fields of a cached word
 
 
@@ -135,9 +138,11 @@ class BPETokenizer(Tokenizer):
         ids = list(ids)
         if len(ids) < 2:
             return ids
+        if len(ids) > LONG_WORD:
+            return self._bpe_long(ids)
         get = self._pair_rank.get
         never = len(self._merge_new)
-        pair_ranks = [get(a << 32 | b, never) for a, b in zip(ids, ids[1:])]
+        pair_ranks = list(map(get, map(or_, map(lshift, ids, repeat(32)), ids[1:]), repeat(never)))
         while pair_ranks:
             r = min(pair_ranks)
             if r == never:
@@ -152,9 +157,35 @@ class BPETokenizer(Tokenizer):
                 pair_ranks[i - 1] = get(ids[i - 1] << 32 | new, never)
         return ids
 
+    def _bpe_long(self, ids: list[int]) -> list[int]:
+        """`bpe` for very long words (a line of 100,000 "=" is one pre-token): a heap of (rank, position)
+        over a linked list of symbols, O(n log n) instead of O(n^2); same leftmost-lowest-rank order."""
+        get, new_of = self._pair_rank.get, self._merge_new
+        n = len(ids)
+        nxt = list(range(1, n + 1))
+        prv = list(range(-1, n - 1))
+        heap = [(r, i) for i in range(n - 1) if (r := get(ids[i] << 32 | ids[i + 1])) is not None]
+        heapq.heapify(heap)
+        while heap:
+            r, i = heapq.heappop(heap)
+            j = nxt[i]
+            if ids[i] is None or j >= n or get(ids[i] << 32 | ids[j]) != r:
+                continue  # stale: a neighbour was merged since this entry was pushed
+            ids[i] = new_of[r]
+            ids[j] = None
+            nxt[i] = nxt[j]
+            if nxt[i] < n:
+                prv[nxt[i]] = i
+                if (rr := get(ids[i] << 32 | ids[nxt[i]])) is not None:
+                    heapq.heappush(heap, (rr, i))
+            if prv[i] >= 0 and (rr := get(ids[prv[i]] << 32 | ids[i])) is not None:
+                heapq.heappush(heap, (rr, prv[i]))
+        return [t for t in ids if t is not None]
+
     def _word(self, word: str) -> tuple[list[int], list[str], list[int], list[int]]:
         """One pre-token -> (ids, tokens, start and end character offsets within the word), cached."""
-        ids = self.bpe(list(map(self._byte_ids.__getitem__, word.encode("utf-8", "surrogatepass"))))
+        raw = word.encode("utf-8", "surrogatepass")
+        ids = self.bpe(list(map(self._byte_ids.__getitem__, raw)))
         widths = [1 if i < 0 else self._nbytes[i] for i in ids]
         if min(ids) < 0:  # a byte the vocabulary lacks (trained with full_alphabet=False)
             if self.unk_id is None:
@@ -162,10 +193,10 @@ class BPETokenizer(Tokenizer):
             ids = [self.unk_id if i < 0 else i for i in ids]
         ends = list(accumulate(widths))
         starts = [0] + ends[:-1]
-        if not word.isascii():  # byte position -> index of the character holding it
-            char_of = [ci for ci, ch in enumerate(word) for _ in range(len(ch.encode("utf-8", "surrogatepass")))]
-            starts = [char_of[b] for b in starts]
-            ends = [char_of[b - 1] + 1 for b in ends]
+        if len(raw) != len(word):  # byte offsets -> offsets of the characters they fall in
+            chars = list(accumulate(raw.translate(_CHAR_STARTS)))  # chars[b] - 1: character holding byte b
+            starts = [chars[b] - 1 for b in starts]
+            ends = [chars[b - 1] for b in ends]
         entry = (ids, list(map(self.inverse.__getitem__, ids)), starts, ends)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
