@@ -178,7 +178,7 @@ def load(path: str | Path) -> Tokenizer:
 
         return _guard(path, lambda: WordPieceTokenizer.from_vocab_txt(path, lowercase=_lowercase_hint(path.parent)))
     data = _read_json(path)
-    if isinstance(data, dict) and "model" not in data and (path.parent / "merges.txt").is_file():
+    if isinstance(data, dict) and not isinstance(data.get("model"), dict) and (path.parent / "merges.txt").is_file():
         from taesan.tokenizers.bpe import BPETokenizer
 
         return _guard(path, lambda: BPETokenizer.from_files(path, path.parent / "merges.txt"))

@@ -1,0 +1,133 @@
+"""HuggingFace files: taesan's tokenizer.json loads in the `tokenizers` library with the same ids; HF's own
+tokenizer.json, vocab.txt and vocab.json + merges.txt load in taesan; save/load round trips; clear errors."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from taesan.errors import TaesanError
+from taesan.tokenizers import (BPETokenizer, CharTokenizer, MorphemeTokenizer, WordPieceTokenizer, WordTokenizer,
+                               from_hf_json, load)
+
+TRAIN = ["어제 카페 갔었어", "어제 카페 갔었는데요", "오늘 카페 갔었다!!", "티끌 모아 태산", "Hello, world... 😀",
+         "The cafe was full; we left.", "카페 라떼 맛있어 ㅋㅋ"] * 4
+SAMPLES = ["어제 카페 갔었어", "티끌 [MASK] 태산!", "Hello, world... 😀 unseen 냥", "  runs  of\tspaces\n", "",
+           "The CAFE was full.", "카페라떼맛있어"]
+HF_KINDS = [WordTokenizer, CharTokenizer, WordPieceTokenizer]
+
+
+@pytest.mark.parametrize("kind", HF_KINDS, ids=lambda k: k.kind)
+def test_written_tokenizer_json_gives_the_same_ids_in_hf(kind, tmp_path):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    tok = kind.train(TRAIN, vocab_size=80, min_frequency=1, workers=1)
+    path = tok.save(tmp_path / "tok.json")
+    hf = HFTokenizer.from_file(str(path))
+    for text in SAMPLES:
+        ours, ref = tok.encode(text), hf.encode(text)
+        assert ours.ids == ref.ids, (text, ours.tokens, ref.tokens)
+        assert ours.type_ids == ref.type_ids
+    ours, ref = tok.encode(SAMPLES[0], SAMPLES[2]), hf.encode(SAMPLES[0], SAMPLES[2])
+    assert ours.ids == ref.ids and ours.type_ids == ref.type_ids
+
+
+@pytest.mark.parametrize("kind", HF_KINDS + [MorphemeTokenizer], ids=lambda k: k.kind)
+def test_save_load_round_trip(kind, tmp_path):
+    if kind is MorphemeTokenizer:
+        pytest.importorskip("kiwipiepy")
+    tok = kind.train(TRAIN, vocab_size=80, min_frequency=1)
+    path = tok.save(tmp_path)  # a directory gets tokenizer.json
+    assert path.name == "tokenizer.json"
+    for again in (load(path), load(tmp_path)):
+        assert type(again) is kind and again.vocab == tok.vocab and again.special_tokens == tok.special_tokens
+        assert again.template == tok.template
+        for text in SAMPLES:
+            assert again.encode(text, "카페").ids == tok.encode(text, "카페").ids
+
+
+def test_wordpiece_options_survive_the_round_trip(tmp_path):
+    tok = WordPieceTokenizer.train(TRAIN, vocab_size=90, min_frequency=1, lowercase=True, workers=1)
+    again = load(tok.save(tmp_path / "wp.json"))
+    assert again.normalizer.state() == tok.normalizer.state() and again.normalizer.lowercase
+    assert again.encode("THE Café").tokens == tok.encode("THE Café").tokens
+
+
+def test_hf_written_files_load(minilm_dir, tmp_path):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    hf = HFTokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    hf.no_truncation()
+    hf.no_padding()
+    from_json = load(minilm_dir / "tokenizer.json")
+    shutil.copy(minilm_dir / "vocab.txt", tmp_path / "vocab.txt")
+    from_txt, from_dir = load(tmp_path / "vocab.txt"), load(tmp_path)
+    for tok in (from_json, from_txt, from_dir):
+        assert isinstance(tok, WordPieceTokenizer) and tok.vocab_size == 30522
+        for text in SAMPLES + ["Who wrote Hamlet? Shakespeare wrote it in 1600."]:
+            assert tok.encode(text).ids == hf.encode(text).ids
+    a, b = "Who wrote Hamlet?", "Shakespeare wrote it around 1600, in London."
+    ours, ref = from_json.encode(a, b), hf.encode(a, b)
+    assert ours.ids == ref.ids and ours.type_ids == ref.type_ids and ours.offsets == ref.offsets
+
+
+def test_truncation_matches_hf(minilm_dir):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    hf = HFTokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    hf.no_padding()
+    tok = load(minilm_dir / "tokenizer.json")
+    for a, b, m in [("a b c", "d e f", 7), ("a b c d e", "x y z", 8), ("a", "d e f g h", 6), ("a b c d e f g", "x y", 9)]:
+        hf.enable_truncation(max_length=m, strategy="longest_first")
+        assert tok.encode(a, b, max_length=m, truncation=True).ids == hf.encode(a, b).ids
+
+
+def test_gpt2_vocab_json_and_merges_txt_directory(gpt2_bpe_files, tmp_path):
+    enc_json, vocab_bpe = gpt2_bpe_files
+    shutil.copy(enc_json, tmp_path / "vocab.json")
+    shutil.copy(vocab_bpe, tmp_path / "merges.txt")
+    tok = load(tmp_path)
+    assert isinstance(tok, BPETokenizer) and tok.vocab_size == 50257
+    assert load(tmp_path / "vocab.json").vocab == tok.vocab
+    assert tok.decode(tok.encode("어제 카페 갔었어 😀").ids) == "어제 카페 갔었어 😀"
+
+
+def test_from_hf_json_dispatch_on_model_type():
+    data = WordTokenizer.train(TRAIN, vocab_size=30, workers=1).to_hf_json()
+    assert type(from_hf_json(data)) is WordTokenizer
+    assert type(from_hf_json(CharTokenizer.train(TRAIN, vocab_size=30, workers=1).to_hf_json())) is CharTokenizer
+    with pytest.raises(TaesanError, match="Unigram"):
+        from_hf_json({**data, "model": {"type": "Unigram"}})
+
+
+BROKEN = {
+    "corrupted.json": '{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0',
+    "no_model.json": '{"version": "1.0"}',
+    "list.json": "[1, 2, 3]",
+    "bad_vocab.json": '{"model": {"type": "WordLevel", "vocab": {"a": "zero"}, "unk_token": "[UNK]"}}',
+    "no_unk.json": '{"added_tokens": [], "model": {"type": "WordPiece", "vocab": {"a": 0}}}',
+    "bad_added.json": '{"added_tokens": [{"id": 0}], "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}}}',
+    "unknown.json": '{"model": {"type": "Unigram", "vocab": []}}',
+    "empty.txt": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_missing_or_corrupted_files_give_one_clear_error(name, tmp_path):
+    path = tmp_path / name
+    path.write_text(BROKEN[name], encoding="utf-8")
+    with pytest.raises(TaesanError) as err:
+        load(path)
+    msg = str(err.value)
+    assert "\n" not in msg and name in msg
+
+
+def test_missing_and_non_utf8(tmp_path):
+    for path in (tmp_path / "nope.json", tmp_path / "nodir" / "tokenizer.json", tmp_path):
+        with pytest.raises(TaesanError, match=str(path.name)):
+            load(path)
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"model": "\xff\xfe"}')
+    with pytest.raises(TaesanError, match="UTF-8"):
+        load(bad)
