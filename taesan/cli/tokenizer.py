@@ -43,13 +43,18 @@ def run(args: argparse.Namespace) -> int:
     return {"train": _train, "encode": _encode, "compare": _compare}[args.action](args)
 
 
+def _files(names: list[str]) -> list[Path]:
+    """Paths, so a missing file is an error rather than being read as a line of text."""
+    return [Path(n) for n in names]
+
+
 def _train(args: argparse.Namespace) -> int:
     from taesan.tokenizers import KINDS
 
     options = {}
     if args.kind == "wordpiece":
         options = {"lowercase": args.lowercase, "progress": True}
-    tok = KINDS[args.kind].train(args.input, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
+    tok = KINDS[args.kind].train(_files(args.input), vocab_size=args.vocab_size, min_frequency=args.min_frequency,
                                  special_tokens=args.special_tokens, **options)
     path = tok.save(args.output)
     print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}")
@@ -81,7 +86,7 @@ def _compare(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipping {', '.join(skipped)}: kiwipiepy is not installed (pip install \"taesan[korean]\")", file=sys.stderr)
     variants = tuple(args.variants) if args.variants else DEFAULT_VARIANTS
-    reports = compare(args.input, vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
+    reports = compare(_files(args.input), vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
                       variants=variants, max_lines=args.max_lines or None,
                       on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
     print(f"{'kind':<10} {'vocab':>7} {'[UNK] %':>8} {'tok/sent':>9} {'char/tok':>9} {'train s':>8}")

@@ -1,0 +1,80 @@
+"""`taesan tokenizer train / encode / compare`: files written, output printed, and user errors as exit code 2
+with one line and no traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taesan.cli import main
+from taesan.tokenizers import load
+
+ROOT = Path(__file__).resolve().parents[1]
+LINES = ["어제 카페 갔었어", "어제 카페 갔었는데요", "오늘 카페 갔었다", "티끌 모아 태산", "카페 라떼 맛있어",
+         "내일 카페 갈 거야", "Hello world", "먹었어 먹었는데요 먹었다"]
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(f"{line} {i % 7}" for i in range(40) for line in LINES) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["word", "char", "bpe", "wordpiece"])
+def test_train_then_encode(kind, corpus, tmp_path, capsys):
+    out = tmp_path / f"{kind}.json"
+    assert main(["tokenizer", "train", "--kind", kind, "--vocab-size", "300", "--min-frequency", "2",
+                 "--input", str(corpus), "--output", str(out)]) == 0
+    tok = load(out)
+    assert tok.kind == kind and 0 < tok.vocab_size <= 300
+    capsys.readouterr()
+    assert main(["tokenizer", "encode", "--tokenizer", str(out), "어제 카페 갔었어"]) == 0
+    printed = capsys.readouterr().out
+    enc = tok.encode("어제 카페 갔었어")
+    assert f"ids: {' '.join(map(str, enc.ids))}" in printed
+    assert f"({enc.offsets[1][0]}, {enc.offsets[1][1]})" in printed
+
+
+def test_train_special_tokens_option(corpus, tmp_path):
+    out = tmp_path / "w.json"
+    assert main(["tokenizer", "train", "--kind", "word", "--vocab-size", "50", "--special-tokens", "[UNK]", "<s>",
+                 "--input", str(corpus), "--output", str(out)]) == 0
+    assert load(out).special_tokens == ["[UNK]", "<s>"]
+
+
+def test_user_errors_exit_2_in_one_line(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    for args in (["tokenizer", "encode", "--tokenizer", str(tmp_path / "missing.json"), "x"],
+                 ["tokenizer", "encode", "--tokenizer", str(broken), "x"],
+                 ["tokenizer", "train", "--kind", "word", "--vocab-size", "10", "--input", str(tmp_path / "no.txt"),
+                  "--output", str(tmp_path / "o.json")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("taesan tokenizer: error:") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_process_has_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "taesan", "tokenizer", "encode", "--tokenizer", str(tmp_path / "nope.json"), "x"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "nope.json" in proc.stderr
+
+
+def test_compare_prints_table_and_writes_chart(corpus, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["tokenizer", "compare", "--input", str(corpus), "--vocab-size", "120", "--kinds", "word", "char",
+                 "bpe", "wordpiece", "--variants", "갔었어", "갔었는데요", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for kind in ("word", "char", "bpe", "wordpiece"):
+        assert f"\n{kind} " in printed
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {r["kind"]: r for r in json.loads((out / "compare.json").read_text(encoding="utf-8"))}
+    assert rows["char"]["variants"]["갔었는데요"] == ["갔", "었", "는", "데", "요"]
+    assert rows["word"]["tokens_per_sentence"] < rows["char"]["tokens_per_sentence"]
+    assert rows["bpe"]["unk_rate"] == 0.0 and 0 <= rows["word"]["unk_rate"] <= 1
