@@ -2,7 +2,6 @@
 tokenizer.json, vocab.txt and vocab.json + merges.txt load in taesan; save/load round trips; clear errors."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest

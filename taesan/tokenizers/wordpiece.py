@@ -6,7 +6,6 @@ count(ab) / (count(a) * count(b)), as the WordPiece paper does.
 """
 from __future__ import annotations
 
-import heapq
 import unicodedata
 from functools import partial
 from typing import Any, Callable, Iterable

@@ -67,11 +67,14 @@ def learn(
         intern(s)
     seqs: list[list[int]] = []
     freqs: list[int] = []
+    first = {s: i for s, i in sid.items() if not s.startswith(prefix)}
+    cont = {s[len(prefix):]: i for s, i in sid.items() if s.startswith(prefix)}
     for w, c in zip(words, wcount):
-        syms = [w[0]] + [prefix + ch for ch in w[1:]]
-        if all(s in sid for s in syms):
-            seqs.append([sid[s] for s in syms])
-            freqs.append(c)
+        try:
+            seqs.append([first[w[0]]] + [cont[ch] for ch in w[1:]])
+        except KeyError:
+            continue
+        freqs.append(c)
 
     tok_count: dict[int, int] = defaultdict(int)
     pair_count: dict[tuple[int, int], int] = defaultdict(int)
