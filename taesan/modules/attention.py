@@ -24,12 +24,17 @@ class LayerCache:
         self.k: torch.Tensor | None = None  # (B, H, capacity, D)
         self.v: torch.Tensor | None = None
         self.length = 0
+        self.reserved = 0  # capacity to allocate at the first append (see `reserve`)
+
+    def reserve(self, n: int) -> None:
+        """Allocate room for n positions at the first append, so decoding up to n never copies the cache."""
+        self.reserved = n
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add (B, H, t, D) keys/values; return all keys/values so far, (B, H, length, D)."""
         t = k.shape[2]
         if self.k is None or self.length + t > self.k.shape[2]:
-            capacity = max(2 * (self.k.shape[2] if self.k is not None else 0), self.length + t, 16)
+            capacity = max(2 * (self.k.shape[2] if self.k is not None else 0), self.length + t, 16, self.reserved)
             new_k = k.new_empty(k.shape[0], k.shape[1], capacity, k.shape[3])
             new_v = v.new_empty(new_k.shape)
             if self.k is not None:
@@ -70,6 +75,11 @@ class KVCache:
     def length(self) -> int:
         """How many positions are cached (the position of the next token)."""
         return self.self_attn[0].length
+
+    def reserve(self, n: int) -> None:
+        """Preallocate self-attention room for n positions (prompt + new tokens): no copy while decoding."""
+        for c in self.self_attn:
+            c.reserve(n)
 
     def reorder(self, index: torch.Tensor) -> None:
         for c in self.self_attn + self.cross_attn:
@@ -130,6 +140,8 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)
         S = k.shape[2]
+        if is_causal and T == 1 and mask is None and not need_weights:
+            is_causal = False  # one query at the last position sees every key: no mask at all
         if is_causal and (mask is not None or T != S or need_weights):
             mask = causal_mask(T, S, x.device) if mask is None else mask & causal_mask(T, S, x.device)
             is_causal = False
