@@ -96,7 +96,8 @@ def wrap(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [info.local_rank] if next(model.parameters()).device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    # a head may leave parameters out of the loss (BERT's pooler under the masked LM): DDP must be told
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -122,4 +123,5 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
     """Load a name-keyed full optimizer state (from `full_optimizer_state`) into a plain, DDP or FSDP model's optimizer."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+    # strict=False: a parameter that never received a gradient (an unused pooler) has no state to restore
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True, strict=False))

@@ -244,8 +244,10 @@ class Trainer:
             self.history.append(loss)
             window_loss.append(loss)
             window_tokens += tokens * self.dist.world_size
-            out_of_time = cfg.max_minutes is not None and (time.perf_counter() - start) / 60 >= cfg.max_minutes
-            stop = bool(distributed.broadcast_object(out_of_time)) or self.step >= end
+            out_of_time = False
+            if cfg.max_minutes is not None:  # rank 0's clock decides for all ranks
+                out_of_time = bool(distributed.broadcast_object((time.perf_counter() - start) / 60 >= cfg.max_minutes))
+            stop = out_of_time or self.step >= end
             if self.step % max(cfg.log_every, 1) == 0 or stop:
                 seconds = max(time.perf_counter() - window_start, 1e-9)
                 record = {

@@ -85,6 +85,29 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one_exactly(tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_masked_lm_resume_is_exact_too(tmp_path):
+    """The masking generator and the packed-row sampler are part of the saved state."""
+    from taesan.data import PackedDocuments
+    from taesan.objectives import MaskedLM
+
+    rng = np.random.default_rng(1)
+    docs = [np.append(rng.integers(5, 60, size=int(n)), 3) for n in rng.integers(3, 20, size=120)]
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])])
+    split = TokenSplit(np.concatenate(docs).astype(np.uint16), offsets)
+
+    def run(out, resume=None, stop_at=None):
+        torch.manual_seed(0)
+        model = taesan.create("bert-mlm", vocab_size=60, n_layers=1, d_model=32, n_heads=2, n_positions=32, d_ff=64)
+        data = PackedDocuments(split, 32, 4, cls_id=2, sep_id=3, pad_id=0, seed=2)
+        config = TrainConfig(max_steps=8, warmup=2, eval_every=0, save_every=0, progress=False)
+        trainer = Trainer(model, MaskedLM(4, 60, [0, 1, 2, 3]), data, config, out, device="cpu", resume_from=resume)
+        return trainer.fit(stop_at=stop_at)
+
+    straight = run(tmp_path / "a")
+    first = run(tmp_path / "b", stop_at=3)
+    assert first + run(tmp_path / "b", resume=latest_checkpoint(tmp_path / "b")) == straight
+
+
 def test_checkpoints_are_json_and_safetensors_and_only_the_last_k_are_kept(tmp_path):
     make_trainer(tmp_path, max_steps=9, save_every=2, keep_last=2).fit()
     kept = sorted(p.name for p in tmp_path.glob("checkpoint-*"))

@@ -150,11 +150,17 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed + info.rank)  # dropout differs across ranks
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "data"
-    if info.is_main:
-        cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=args.workers)
-        print(f"corpus: {cache.manifest['tokens']['train']:,} training tokens, {cache.manifest['tokens']['valid']:,} held out"
-              f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
-    distributed.barrier()
+    problem = None
+    if info.is_main:  # rank 0 tokenizes; the others wait, then open the same cache
+        try:
+            cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=args.workers)
+            print(f"corpus: {cache.manifest['tokens']['train']:,} training tokens, {cache.manifest['tokens']['valid']:,} held out"
+                  f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
+        except TaesanError as e:
+            problem = str(e)
+    problem = distributed.broadcast_object(problem)  # every rank stops on rank 0's error instead of waiting forever
+    if problem is not None:
+        raise TaesanError(problem)
     if not info.is_main:
         cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=1)
     valid = cache.valid if cache.valid is not None else cache.train
