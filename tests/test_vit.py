@@ -103,6 +103,20 @@ def test_vitmodel_without_pooler_loads_and_exports(tmp_path):
         torch.testing.assert_close(again(pixel_values=pixels).last_hidden_state, expected, atol=1e-5, rtol=0)
 
 
+def test_state_dict_with_transformers5_module_names_loads(tmp_path):
+    """A state dict saved straight from transformers 5's modules (layers.0.attention.q_proj, ...), not via save_pretrained."""
+    from safetensors.torch import save_file
+
+    hf = transformers.ViTForImageClassification(hf_config(num_labels=3)).eval()
+    hf.save_pretrained(tmp_path)
+    state = hf.state_dict()
+    assert any(".q_proj." in k for k in state)  # the premise: these names differ from the saved layout
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
+    model = taesan.load(tmp_path)
+    pixels = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(taesan_output(model, pixels), hf_output(hf, pixels), atol=1e-5, rtol=0)
+
+
 def test_convert_command_both_ways(tmp_path):
     hf = transformers.ViTForImageClassification(hf_config(num_labels=3)).eval()
     hf.save_pretrained(tmp_path / "hf")

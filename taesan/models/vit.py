@@ -4,6 +4,7 @@ Not an image pipeline (resizing, normalisation) and not a loss: pixels (B, C, H,
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,19 @@ HF_QKV_BIAS_KEYS = {
 HF_POOLER_KEYS = {"pooler.weight": "pooler.dense.weight", "pooler.bias": "pooler.dense.bias"}
 HF_HEAD_KEYS = {"head.weight": "classifier.weight", "head.bias": "classifier.bias"}  # not `vit.`-prefixed in HF
 
+# transformers 5 names ViTModel's modules anew (`layers.0.attention.q_proj`) but still writes the layout above;
+# a state dict saved straight from the new modules is renamed back by these patterns ({i} = layer).
+HF_MODERN_KEYS = {
+    "layers.{i}.attention.q_proj.": "encoder.layer.{i}.attention.attention.query.",
+    "layers.{i}.attention.k_proj.": "encoder.layer.{i}.attention.attention.key.",
+    "layers.{i}.attention.v_proj.": "encoder.layer.{i}.attention.attention.value.",
+    "layers.{i}.attention.o_proj.": "encoder.layer.{i}.attention.output.dense.",
+    "layers.{i}.mlp.fc1.": "encoder.layer.{i}.intermediate.dense.",
+    "layers.{i}.mlp.fc2.": "encoder.layer.{i}.output.dense.",
+    "layers.{i}.layernorm_before.": "encoder.layer.{i}.layernorm_before.",
+    "layers.{i}.layernorm_after.": "encoder.layer.{i}.layernorm_after.",
+}
+
 HF_ARCHITECTURES = ("ViTModel", "ViTForImageClassification")
 
 # HF config field -> (taesan field, ViTConfig's default in transformers, used when the field is absent)
@@ -264,6 +278,18 @@ def _square(value: Any, field: str, source: str) -> Any:
             raise TaesanError(f"{source}: field {field!r}={list(value)!r} is not square; taesan's ViT needs equal height and width")
         return value[0]
     return value
+
+
+def _classic_name(key: str) -> str:
+    """A transformers-5 module name -> the layout `save_pretrained` writes: layers.3.mlp.fc1.bias -> encoder.layer.3.intermediate.dense.bias."""
+    match = re.match(r"layers\.(\d+)\.", key)
+    if match is None:
+        return key
+    for modern, classic in HF_MODERN_KEYS.items():
+        modern = modern.format(i=match.group(1))
+        if key.startswith(modern):
+            return classic.format(i=match.group(1)) + key[len(modern):]
+    return key
 
 
 def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", classifier: bool = False, pooler: bool = False) -> ViTConfig:
@@ -341,7 +367,7 @@ def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> ViT:
     if architecture not in HF_ARCHITECTURES:
         raise TaesanError(f"{source}: field 'architectures'={architecture!r} is not supported; known: {', '.join(HF_ARCHITECTURES)}")
     classifier = architecture == "ViTForImageClassification"
-    hf_state = {k.removeprefix("vit."): v for k, v in read_hf_weights(directory).items()}
+    hf_state = {_classic_name(k.removeprefix("vit.")): v for k, v in read_hf_weights(directory).items()}
     if not classifier:  # HF ignores a head when a classifier checkpoint is loaded as ViTModel; so do we
         hf_state = {k: v for k, v in hf_state.items() if not k.startswith("classifier.")}
     pooler = not classifier and "pooler.dense.weight" in hf_state
