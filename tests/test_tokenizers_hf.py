@@ -14,14 +14,15 @@ TRAIN = ["어제 카페 갔었어", "어제 카페 갔었는데요", "오늘 카
          "The cafe was full; we left.", "카페 라떼 맛있어 ㅋㅋ"] * 4
 SAMPLES = ["어제 카페 갔었어", "티끌 [MASK] 태산!", "Hello, world... 😀 unseen 냥", "  runs  of\tspaces\n", "",
            "The CAFE was full.", "카페라떼맛있어"]
-HF_KINDS = [WordTokenizer, CharTokenizer, WordPieceTokenizer]
+HF_KINDS = [WordTokenizer, CharTokenizer, WordPieceTokenizer, BPETokenizer]
+SIZE = {"bpe": 300}  # byte-level BPE starts from 256 bytes
 
 
 @pytest.mark.parametrize("kind", HF_KINDS, ids=lambda k: k.kind)
 def test_written_tokenizer_json_gives_the_same_ids_in_hf(kind, tmp_path):
     from tokenizers import Tokenizer as HFTokenizer
 
-    tok = kind.train(TRAIN, vocab_size=80, min_frequency=1, workers=1)
+    tok = kind.train(TRAIN, vocab_size=SIZE.get(kind.kind, 80), min_frequency=1, workers=1)
     path = tok.save(tmp_path / "tok.json")
     hf = HFTokenizer.from_file(str(path))
     for text in SAMPLES:
@@ -36,7 +37,7 @@ def test_written_tokenizer_json_gives_the_same_ids_in_hf(kind, tmp_path):
 def test_save_load_round_trip(kind, tmp_path):
     if kind is MorphemeTokenizer:
         pytest.importorskip("kiwipiepy")
-    tok = kind.train(TRAIN, vocab_size=80, min_frequency=1)
+    tok = kind.train(TRAIN, vocab_size=SIZE.get(kind.kind, 80), min_frequency=1)
     path = tok.save(tmp_path)  # a directory gets tokenizer.json
     assert path.name == "tokenizer.json"
     for again in (load(path), load(tmp_path)):

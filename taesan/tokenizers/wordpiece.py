@@ -41,7 +41,9 @@ class BertNormalizer:
 
     normalize_char("É") -> "e" (lowercase, accents stripped); "\\x00" -> "" (cleaned); "中" -> " 中 ".
     Canonical reordering of combining marks across characters is not applied (they are stripped anyway
-    when accents are; otherwise NFD is not used at all, as in BERT).
+    when accents are; otherwise NFD is not used at all, as in BERT). Categories come from Python's
+    unicodedata; HF's Rust tables are of another Unicode version and disagree on a few hundred rare code
+    points (marks, punctuation and case pairs of recently encoded scripts), where results may differ.
     """
 
     def __init__(self, lowercase: bool = True, strip_accents: bool | None = None, clean_text: bool = True, handle_chinese_chars: bool = True) -> None:
