@@ -21,7 +21,10 @@ class Objective:
       `generator` a seeded torch.Generator for random choices (its state is saved with the trainer);
     - `loss(logits, labels) -> scalar`: the mean over counted positions;
     - `metrics(logits, labels) -> {name: (sum, count)}`: summed over a batch, so evaluation can
-      aggregate many batches exactly before dividing.
+      aggregate many batches exactly before dividing;
+    - optionally `summarize({name: (total sum, total count)}) -> {name: value}` when a score is not
+      a plain ratio (F1 from summed tp/fp/fn); without it each metric is sum / count.
+    `labels` may be a tensor or a dict of tensors (e.g. QA start and end); the Trainer moves both to the device.
     """
 
     name = "objective"

@@ -124,6 +124,10 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 class Trainer:
     """Trains `model` on batches from `data` with `objective`; writes checkpoints and metrics to `out_dir`.
 
+    The seam for fine-tuning: a task is any object with `prepare(batch, generator) -> (inputs, labels)`,
+    `loss(logits, labels)` and `metrics(logits, labels)` (see taesan.objectives.Objective); its data any
+    object with `next_batch()`, `state_dict()`, `load_state_dict()`. The model is called as `model(**inputs)`.
+
     `eval_data()` (optional) returns the held-out batches, the same ones at every evaluation.
     `save_extra(directory)` (optional) adds files to each checkpoint (the tokenizer, training.json).
     `resume_from`: a checkpoint directory (see `latest_checkpoint`) to continue exactly from.
@@ -153,6 +157,7 @@ class Trainer:
         self.raw_model = model.to(self.device)
         self.step = 0
         self.history: list[float] = []  # the training loss of every optimizer step (rank 0's view is the mean)
+        self.data_seconds = 0.0
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         skip = no_decay_names(self.raw_model)
         if resume_from is not None:
@@ -172,15 +177,20 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self) -> tuple[float, int]:
-        """Accumulate `accumulation` micro-batches, clip, step. -> (mean loss, tokens read)."""
+        """Accumulate `accumulation` micro-batches, clip, step. -> (mean loss, tokens read).
+
+        `self.data_seconds` adds up the time spent waiting for batches (loader + prepare), so the
+        metrics can show whether the loader ever starves the model.
+        """
         self.model.train()
         total, tokens = 0.0, 0
         n = self.config.accumulation
         for i in range(n):
+            waited = time.perf_counter()
             batch = self.data.next_batch()
             inputs, labels = self.objective.prepare(batch, self.generator)
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            labels = labels.to(self.device)
+            inputs, labels = _to(inputs, self.device), _to(labels, self.device)
+            self.data_seconds += time.perf_counter() - waited
             sync = nullcontext() if i == n - 1 or not hasattr(self.model, "no_sync") else self.model.no_sync()
             with sync:
                 with self._autocast():
@@ -209,14 +219,17 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.config.seed + 7)  # the same masks at every evaluation
         for batch in self.eval_data():
             inputs, labels = self.objective.prepare(batch, gen)
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            inputs, labels = _to(inputs, self.device), _to(labels, self.device)
             with self._autocast():
                 logits = self.model(**inputs)
-            for name, (s, c) in self.objective.metrics(logits, labels.to(self.device)).items():
+            for name, (s, c) in self.objective.metrics(logits, labels).items():
                 acc = sums.setdefault(name, [0.0, 0])
                 acc[0] += s
                 acc[1] += c
-        out = {f"eval_{k}": s / c for k, (s, c) in sums.items() if c}
+        totals = {k: (s, c) for k, (s, c) in sums.items()}
+        summarize = getattr(self.objective, "summarize", None)  # e.g. F1 from summed tp/fp/fn
+        scores = summarize(totals) if summarize is not None else {k: s / c for k, (s, c) in totals.items() if c}
+        out = {f"eval_{k}": v for k, v in scores.items()}
         if "eval_loss" in out:
             out["eval_perplexity"] = math.exp(min(out["eval_loss"], 50.0))
         return out
@@ -236,7 +249,7 @@ class Trainer:
             self._trim_metrics()
         bar = tqdm(total=end, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         start, losses = time.perf_counter(), []
-        window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+        window_loss, window_tokens, window_start, window_data = [], 0, time.perf_counter(), self.data_seconds
         while self.step < end:
             loss, tokens = self.train_step()
             loss = distributed.mean_over_ranks(loss, self.device)
@@ -252,11 +265,12 @@ class Trainer:
                 seconds = max(time.perf_counter() - window_start, 1e-9)
                 record = {
                     "step": self.step, "loss": sum(window_loss) / len(window_loss), "lr": self.last_lr,
-                    "tokens_per_s": window_tokens / seconds, "elapsed_s": time.perf_counter() - start,
+                    "tokens_per_s": window_tokens / seconds, "data_share": (self.data_seconds - window_data) / seconds,
+                    "elapsed_s": time.perf_counter() - start,
                 }
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+                window_loss, window_tokens, window_start, window_data = [], 0, time.perf_counter(), self.data_seconds
             bar.update(1)
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or stop:
                 scores = self.evaluate()
@@ -339,6 +353,13 @@ class Trainer:
         self.data.load_state_dict(meta["data"])
         self.step = int(meta["step"])
         restore_rng(rng, self.generator)
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    """A tensor, or a dict of tensors (model inputs, multi-part labels), moved to `device`."""
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
+    return x.to(device) if torch.is_tensor(x) else x
 
 
 def plot_metrics(jsonl: Path, png: Path) -> None:

@@ -118,9 +118,29 @@ def test_checkpoints_are_json_and_safetensors_and_only_the_last_k_are_kept(tmp_p
     assert state["step"] == 9 and state["data"]["step"] == 9 and state["scheduler"]["last_epoch"] == 9
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_perplexity" in r for r in rows) and any("tokens_per_s" in r for r in rows)
+    assert all(0 <= r["data_share"] < 1 for r in rows if "data_share" in r)
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
     model = taesan.load(tmp_path)
     assert isinstance(model, torch.nn.Module)
+
+
+def test_a_task_may_summarize_its_summed_metrics(tmp_path):
+    """The fine-tuning seam: metrics summed over batches, then a task-specific summary (F1-like)."""
+
+    class Counting(CausalLM):
+        def metrics(self, logits, labels):
+            hits = (logits.argmax(-1) == labels).sum().item()
+            return {"hits": (hits, 1), "total": (labels.numel(), 1)}
+
+        def summarize(self, totals):
+            return {"hit_rate": totals["hits"][0] / totals["total"][0], "batches": totals["total"][1]}
+
+    data = CausalWindows(SPLIT, 16, 4, seed=1)
+    trainer = Trainer(tiny_gpt(), Counting(), data, TrainConfig(max_steps=1, progress=False), tmp_path,
+                      eval_data=lambda: data.eval_batches(3, 4), device="cpu")
+    scores = trainer.evaluate()
+    assert set(scores) == {"eval_hit_rate", "eval_batches"} and scores["eval_batches"] == 3
+    assert 0 <= scores["eval_hit_rate"] <= 1
 
 
 def test_max_minutes_stops_on_the_clock_and_still_saves(tmp_path):
