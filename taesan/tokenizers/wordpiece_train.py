@@ -103,7 +103,7 @@ def learn(
     heapq.heapify(heap)
 
     bar = None
-    if progress:
+    if progress and vocab_size > len(vocab):
         from tqdm import tqdm
 
         bar = tqdm(total=max(vocab_size - len(vocab), 0), desc="wordpiece merges", unit="merge")
