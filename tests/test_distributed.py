@@ -31,39 +31,42 @@ WORKER = textwrap.dedent(
     from taesan.objectives import CausalLM
     from taesan.train import TrainConfig, Trainer
 
-    out, fsdp = Path(sys.argv[1]), sys.argv[2] == "fsdp"
     torch.set_num_threads(1)
     info = distributed.init(torch.device("cpu"))
-    torch.manual_seed(0)
-    model = taesan.create("gpt-tiny", vocab_size=40, n_layers=2, d_model=32, n_heads=2, n_positions=32)
-    torch.manual_seed(100 + info.rank)  # different dropout per rank: only the gradient all-reduce keeps them equal
     split = TokenSplit(np.random.default_rng(0).integers(0, 40, size=3000).astype(np.uint16), np.array([0, 3000]))
-    data = CausalWindows(split, 16, 4, seed=3, rank=info.rank, world_size=info.world_size)
-    first = CausalWindows(split, 16, 4, seed=3, rank=info.rank, world_size=info.world_size).next_batch()["input_ids"]
-    config = TrainConfig(max_steps=3, warmup=1, eval_every=0, save_every=0, progress=False)
-    trainer = Trainer(model, CausalLM(), data, config, out, device="cpu", dist=info, fsdp=fsdp)
-    trainer.fit()
-    state = distributed.full_model_state(trainer.model)
-    if not fsdp:
-        save_file({k: v.contiguous() for k, v in trainer.raw_model.state_dict().items() if k != "lm_head.weight"} | {"_first_batch": first},
-                  str(out / f"rank{info.rank}.safetensors"))
+    for mode in ("ddp", "fsdp"):  # one launch, two runs: torch is imported once per rank
+        out, fsdp = Path(sys.argv[1]) / mode, mode == "fsdp"
+        torch.manual_seed(0)
+        model = taesan.create("gpt-tiny", vocab_size=40, n_layers=2, d_model=32, n_heads=2, n_positions=32)
+        torch.manual_seed(100 + info.rank)  # different dropout per rank: only the gradient all-reduce keeps them equal
+        data = CausalWindows(split, 16, 4, seed=3, rank=info.rank, world_size=info.world_size)
+        first = CausalWindows(split, 16, 4, seed=3, rank=info.rank, world_size=info.world_size).next_batch()["input_ids"]
+        config = TrainConfig(max_steps=3, warmup=1, eval_every=0, save_every=0, progress=False)
+        trainer = Trainer(model, CausalLM(), data, config, out, device="cpu", dist=info, fsdp=fsdp)
+        trainer.fit()
+        if not fsdp:
+            state = {k: v.contiguous() for k, v in trainer.raw_model.state_dict().items() if k != "lm_head.weight"}
+            save_file(state | {"_first_batch": first}, str(out / f"rank{info.rank}.safetensors"))
     distributed.shutdown()
     """
 )
 
 
-def _torchrun(tmp_path: Path, mode: str) -> None:
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Both runs (DDP, then FSDP2) from one `torchrun --nproc_per_node=2` launch."""
+    tmp_path = tmp_path_factory.mktemp("dist")
     script = tmp_path / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "out"), mode]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path
 
 
-def test_ddp_ranks_stay_in_sync_read_different_data_and_rank0_checkpoint_loads(tmp_path):
-    _torchrun(tmp_path, "ddp")
-    out = tmp_path / "out"
+def test_ddp_ranks_stay_in_sync_read_different_data_and_rank0_checkpoint_loads(runs):
+    out = runs / "ddp"
     r0, r1 = load_file(str(out / "rank0.safetensors")), load_file(str(out / "rank1.safetensors"))
     assert not torch.equal(r0.pop("_first_batch"), r1.pop("_first_batch"))  # each rank reads its own share
     torch.manual_seed(0)
@@ -76,9 +79,8 @@ def test_ddp_ranks_stay_in_sync_read_different_data_and_rank0_checkpoint_loads(t
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0000003"]
 
 
-def test_fsdp2_trains_and_gathers_a_full_checkpoint(tmp_path):
-    _torchrun(tmp_path, "fsdp")
-    out = tmp_path / "out"
+def test_fsdp2_trains_and_gathers_a_full_checkpoint(runs):
+    out = runs / "fsdp"
     model = taesan.load(out)
     torch.manual_seed(0)
     init = taesan.create("gpt-tiny", vocab_size=40, n_layers=2, d_model=32, n_heads=2, n_positions=32).state_dict()

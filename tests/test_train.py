@@ -207,6 +207,7 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
     [
         ({"--corpus": "missing.txt"}, "corpus file not found"),
         ({"--tokenizer": "missing.json"}, "tokenizer file not found"),
+        ({"--tokenizer": "garbage.json"}, "garbage.json"),
         ({"--model": "gpt-nonexistent"}, "unknown model or preset"),
         ({"--model": "bert-tiny"}, "needs a decoder"),
         ({"--objective": "masked"}, r"\[MASK\]"),
@@ -216,7 +217,8 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
 def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_tokenizer, capsys, change, message):
     corpus, tok = corpus_and_tokenizer
     args = {"--model": "gpt-tiny", "--objective": "causal", "--corpus": corpus, "--tokenizer": tok, "--out": tmp_path / "o", "--max-steps": "1"}
-    args.update({k: (tmp_path / v if v.startswith("missing") else v) for k, v in change.items()})
+    (tmp_path / "garbage.json").write_text("{not a tokenizer", encoding="utf-8")
+    args.update({k: (tmp_path / v if v.startswith(("missing", "garbage")) else v) for k, v in change.items()})
     assert pretrain(*[x for kv in args.items() for x in kv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("taesan pretrain: error:")
