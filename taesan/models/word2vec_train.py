@@ -222,7 +222,7 @@ def train_word2vec(
     gen = torch.Generator().manual_seed(config.seed)
     vocab, dim = len(corpus.words), config.dim
     w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
-    w_in.copy_((torch.rand(vocab, dim, generator=gen) - 0.5) / dim)  # gensim/word2vec.c init; output vectors start at 0
+    w_in.copy_((torch.rand(vocab, dim, generator=gen) * 2 - 1) / dim)  # gensim 4's U(-1/dim, 1/dim); output vectors start at 0
     probs = noise_distribution(corpus.counts, config.ns_exponent)
     samplers = [NoiseSampler(probs, gen)] if workers == 1 else [
         NoiseSampler(probs, torch.Generator().manual_seed(config.seed * 1009 + i + 1)) for i in range(workers)]
@@ -285,16 +285,25 @@ def train_word2vec(
             if workers == 1:
                 work(samplers[0])
             else:
-                pool = [threading.Thread(target=work, args=(s,), daemon=True) for s in samplers]
+                errors: list[BaseException] = []
+
+                def guarded(sampler: NoiseSampler) -> None:
+                    try:
+                        work(sampler)
+                    except BaseException as e:  # handed to the caller below, not lost with the thread
+                        errors.append(e)
+
+                pool = [threading.Thread(target=guarded, args=(s,), daemon=True) for s in samplers]
                 for t in pool:
                     t.start()
                 for t in pool:
                     t.join()
+                if errors:
+                    raise errors[0]
             mean = float(chunk_loss.sum()) / max(int(chunk_pairs.sum()), 1)
-            for part_loss, part_pairs in zip(np.array_split(chunk_loss, curve_points), np.array_split(chunk_pairs, curve_points)):
-                if part_pairs.sum() > 0:
-                    done = epoch + (len(history.curve) % curve_points + 1) / curve_points
-                    history.curve.append((done, float(part_loss.sum() / part_pairs.sum())))
+            for part in np.array_split(np.arange(n_chunks), min(curve_points, n_chunks)):
+                if chunk_pairs[part].sum() > 0:  # (epochs done at the part's end, its mean loss per pair)
+                    history.curve.append((epoch + (part[-1] + 1) / n_chunks, float(chunk_loss[part].sum() / chunk_pairs[part].sum())))
             history.epoch_loss.append(mean)
             history.epoch_pairs.append(int(chunk_pairs.sum()))
             history.epoch_seconds.append(time.perf_counter() - start_time)
