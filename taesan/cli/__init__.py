@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "tokenizer": "taesan.cli.tokenizer",
     "pretrain": "taesan.cli.pretrain",
     "score": "taesan.cli.score",
+    "generate": "taesan.cli.generate",
 }
 
 

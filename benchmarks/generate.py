@@ -1,0 +1,105 @@
+"""Benchmark: taesan.generate vs HuggingFace `generate` (KV cache on both), greedy, same random weights.
+
+Not a test of correctness (tests/test_generate.py proves the same tokens); this only times them.
+Run: python benchmarks/generate.py [--threads 2] [--new-tokens 200] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+CONFIGS = {  # name -> (layers, d_model, heads, vocab)
+    "4x256": (4, 256, 4, 8192),
+    "6x384": (6, 384, 6, 16384),
+}
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build(layers: int, d: int, heads: int, vocab: int, prompt: int, new: int):
+    """A random HF GPT-2 and the same weights as a taesan GPT (through save_pretrained + taesan.load)."""
+    import transformers
+
+    import taesan
+
+    config = transformers.GPT2Config(vocab_size=vocab, n_positions=prompt + new + 8, n_embd=d, n_layer=layers, n_head=heads,
+                                     bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        ours = taesan.load(tmp).eval()
+    return hf, ours
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--prompt", type=int, default=16)
+    p.add_argument("--new-tokens", type=int, default=200)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--repeats", type=int, default=3, help="the best of this many runs is reported")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    import transformers
+
+    import taesan
+
+    print(f"# taesan.generate vs HF generate, greedy, KV cache on, fp32, {args.threads} threads, prompt {args.prompt}, {args.new_tokens} new tokens")
+    print(f"# command: python {' '.join(sys.argv)}")
+    print(f"# machine: {machine()}; torch {torch.__version__}, transformers {transformers.__version__}")
+    print(f"# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; best of {args.repeats} runs (the machine is shared)")
+    print(f"{'config':8} {'batch':>5} {'HF tok/s':>10} {'taesan tok/s':>13} {'ratio':>6}")
+    for name in args.configs:
+        hf, ours = build(*CONFIGS[name], args.prompt, args.new_tokens)
+        vocab = CONFIGS[name][3]
+        for batch in args.batches:
+            ids = torch.randint(0, vocab, (batch, args.prompt), generator=torch.Generator().manual_seed(batch))
+            mask = torch.ones_like(ids)
+            n = args.new_tokens
+
+            def run_hf():
+                with torch.inference_mode():
+                    out = hf.generate(ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1,
+                                      use_cache=True, pad_token_id=0)
+                assert out.shape[1] == args.prompt + n
+
+            def run_ours():
+                out = taesan.generate(ours, ids, max_new_tokens=n, eos_token_id=None)
+                assert out.shape[1] == args.prompt + n
+
+            run_hf(), run_ours()  # warm-up
+            t_hf, t_ours = best_time(run_hf, args.repeats), best_time(run_ours, args.repeats)
+            tps_hf, tps_ours = batch * n / t_hf, batch * n / t_ours
+            print(f"{name:8} {batch:5d} {tps_hf:10.0f} {tps_ours:13.0f} {tps_ours / tps_hf:5.2f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

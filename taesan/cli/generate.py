@@ -1,0 +1,139 @@
+"""`taesan generate`: continue a prompt with a trained model, streaming the text to the terminal as it is decoded.
+
+Not the decoding itself (taesan.generate: ids in, ids out); this module tokenizes, streams and prints.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
+
+STOP_TOKENS = ("<|endoftext|>", "</s>", "[SEP]", "<eos>")  # a document separator the tokenizer may know
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint directory (taesan or HuggingFace) with tokenizer.json")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help='the text to continue, e.g. "티끌 모아"')
+    src.add_argument("--prompt-file", metavar="FILE", help="one prompt per line")
+    p.add_argument("--max-new-tokens", type=int, default=50)
+    p.add_argument("--min-new-tokens", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (setting any sampling option samples)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="sample among the most likely tokens holding probability p")
+    p.add_argument("--greedy", action="store_true", help="always the most likely token (the default without sampling options)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages tokens already in the text (e.g. 1.2)")
+    p.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N", help="never repeat an n-gram of this size")
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer, < 0 shorter outputs")
+    p.add_argument("--num-return", type=int, default=1, help="outputs per prompt (sampling or beams)")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop once this text appears (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="for reproducible sampling")
+    p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
+
+
+def _stop_id(directory: Path, tokenizer) -> int | None:
+    """The document separator: recorded at pretraining (training.json) or a well-known special token."""
+    from taesan.cli.pretrain import TRAINING_NAME
+    from taesan.config import read_json
+
+    if (directory / TRAINING_NAME).is_file():
+        sep = read_json(directory / TRAINING_NAME).get("separator_id")
+        if sep is not None:
+            return int(sep)
+    for token in STOP_TOKENS:
+        if token in tokenizer.vocab:
+            return tokenizer.vocab[token]
+    return None
+
+
+def _prompts(args) -> list[str]:
+    from taesan.errors import TaesanError
+
+    if args.prompt is not None:
+        return [args.prompt]
+    path = Path(args.prompt_file)
+    if not path.is_file():
+        raise TaesanError(f"{path}: prompt file not found")
+    try:
+        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise TaesanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not prompts:
+        raise TaesanError(f"{path}: no prompt in the file")
+    return prompts
+
+
+def _stream(steps, decode, out) -> None:
+    """Print the text as tokens arrive: decode everything so far and print what is new (a byte-level BPE
+    token may end inside a character: wait for the rest, shown as U+FFFD)."""
+    ids: list[int] = []
+    shown = 0
+    for tokens in steps:
+        ids.append(int(tokens[0]))
+        text = decode(ids)
+        if text.endswith("\ufffd"):
+            continue
+        out.write(text[shown:])
+        out.flush()
+        shown = len(text)
+    text = decode(ids)
+    out.write(text[shown:] + "\n")
+    out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import taesan
+    from taesan.errors import TaesanError
+    from taesan.generate import is_encoder_decoder
+    from taesan.tokenizers import load as load_tokenizer
+
+    directory = Path(args.model)
+    if not directory.is_dir():
+        raise TaesanError(f"{directory}: no such checkpoint directory")
+    tok_path = Path(args.tokenizer) if args.tokenizer else directory / "tokenizer.json"
+    if not tok_path.exists():
+        raise TaesanError(f"{tok_path}: the checkpoint has no tokenizer (pass --tokenizer FILE)")
+    tokenizer = load_tokenizer(tok_path)
+    model = taesan.load(directory).eval()
+    seq2seq = is_encoder_decoder(model)
+    stop = None if seq2seq else _stop_id(directory, tokenizer)
+    sample = not args.greedy and any(v is not None for v in (args.temperature, args.top_k, args.top_p))
+    settings = dict(
+        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=sample,
+        temperature=args.temperature or 1.0, top_k=args.top_k or 0, top_p=args.top_p if args.top_p is not None else 1.0,
+        repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram, num_beams=args.beams,
+        length_penalty=args.length_penalty, num_return_sequences=args.num_return, stop_strings=args.stop or None,
+        seed=args.seed,
+    )
+    if not seq2seq:
+        settings["eos_token_id"] = [] if stop is None else stop
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode([i for i in ids if i != stop])
+
+    settings["decode"] = decode
+    out = sys.stdout
+    for n, text in enumerate(_prompts(args)):
+        ids = tokenizer.encode(text, add_special_tokens=seq2seq).ids
+        if not seq2seq and stop is not None:
+            ids = [stop] + ids  # the model saw documents after a separator
+        if not ids:
+            raise TaesanError(f"prompt {n + 1} encodes to no tokens")
+        if not seq2seq and len(ids) + args.max_new_tokens > model.config.n_positions:
+            raise TaesanError(f"prompt {n + 1}: {len(ids)} tokens + --max-new-tokens {args.max_new_tokens} exceed the model's n_positions={model.config.n_positions}")
+        input_ids = torch.tensor([ids])
+        shown = text if not seq2seq else ""
+        if args.beams == 1 and args.num_return == 1:
+            out.write(shown)
+            _stream(taesan.generate(model, input_ids, stream=True, **settings), decode, out)
+            continue
+        result = taesan.generate(model, input_ids, **settings)
+        start = 1 if seq2seq else len(ids)
+        for k, row in enumerate(result.tolist()):
+            out.write(f"[{k + 1}] {shown}{decode(row[start:])}\n")
+    return 0

@@ -1,0 +1,138 @@
+"""Logits processors against distributions computed by hand (softmax of [3, 2, 1, 0] and friends), and HF's warpers.
+
+Not the decoding loop: that is tests/test_generate.py.
+"""
+import pytest
+import torch
+
+from taesan.sampling import (
+    LogitsProcessor,
+    apply_repetition_penalty,
+    apply_temperature,
+    ban_repeated_ngrams,
+    top_k_filter,
+    top_p_filter,
+)
+
+# softmax([3, 2, 1, 0]) = [e³, e², e, 1] / (e³ + e² + e + 1) = [20.0855, 7.3891, 2.7183, 1] / 31.1929
+LOGITS = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+
+
+def probs(logits):
+    return logits.softmax(-1)[0].tolist()
+
+
+def close(a, b):
+    assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_softmax_of_the_example_by_hand():
+    close(probs(LOGITS), [0.6439, 0.2369, 0.0871, 0.0321])
+
+
+def test_top_k_keeps_the_k_best_renormalised():
+    # k=2: e³ / (e³ + e²) = 1 / (1 + e⁻¹) = 0.7311, and 1 - 0.7311
+    close(probs(top_k_filter(LOGITS, 2)), [0.7311, 0.2689, 0.0, 0.0])
+    # k=3: [e³, e², e] / 30.1929
+    close(probs(top_k_filter(LOGITS, 3)), [0.6652, 0.2447, 0.0900, 0.0])
+    close(probs(top_k_filter(LOGITS, 1)), [1.0, 0.0, 0.0, 0.0])
+    assert top_k_filter(LOGITS, 0) is LOGITS and top_k_filter(LOGITS, 4) is LOGITS  # off / everything
+
+
+def test_top_k_keeps_ties_with_the_kth():
+    close(probs(top_k_filter(torch.tensor([[1.0, 1.0, 0.0]]), 1)), [0.5, 0.5, 0.0])
+
+
+def test_top_p_keeps_the_smallest_nucleus_reaching_p():
+    # .6439 < .7 <= .6439 + .2369 = .8808: two tokens
+    close(probs(top_p_filter(LOGITS, 0.7)), [0.7311, 0.2689, 0.0, 0.0])
+    # .8808 < .9 <= .9679: three tokens
+    close(probs(top_p_filter(LOGITS, 0.9)), [0.6652, 0.2447, 0.0900, 0.0])
+    # the best token alone already reaches .5
+    close(probs(top_p_filter(LOGITS, 0.5)), [1.0, 0.0, 0.0, 0.0])
+    # even a tiny p keeps the most likely token
+    close(probs(top_p_filter(LOGITS, 1e-6)), [1.0, 0.0, 0.0, 0.0])
+    assert top_p_filter(LOGITS, 1.0) is LOGITS
+
+
+def test_top_p_does_not_depend_on_the_order_of_the_vocabulary():
+    perm = torch.tensor([2, 0, 3, 1])
+    out = top_p_filter(LOGITS[:, perm], 0.7)
+    assert torch.isinf(out).tolist() == [[True, False, True, False]]  # tokens holding 1 and 0 dropped
+
+
+def test_temperature_divides_the_logits():
+    # [2, 0] / 2 = [1, 0]: softmax = [e / (e + 1), 1 / (e + 1)]
+    close(probs(apply_temperature(torch.tensor([[2.0, 0.0]]), 2.0)), [0.7311, 0.2689])
+
+
+def test_processor_order_is_temperature_then_top_k_then_top_p():
+    # T=2: [1.5, 1, .5, 0] -> probs [.4550, .2760, .1674, .1015]; top_p .7: .4550 + .2760 = .7311 >= .7,
+    # two tokens left: [e^1.5, e] / (e^1.5 + e) = sigmoid(.5) = .6225
+    proc = LogitsProcessor(do_sample=True, temperature=2.0, top_p=0.7)
+    close(probs(proc(LOGITS.clone(), torch.zeros(1, 1, dtype=torch.long), None, 0)), [0.6225, 0.3775, 0.0, 0.0])
+    # top_k 3 first ([.6652, .2447, .0900]), then top_p .9: .6652 + .2447 = .9099 >= .9 -> two tokens
+    proc = LogitsProcessor(do_sample=True, top_k=3, top_p=0.9)
+    close(probs(proc(LOGITS.clone(), torch.zeros(1, 1, dtype=torch.long), None, 0)), [0.7311, 0.2689, 0.0, 0.0])
+
+
+def test_warpers_are_off_without_sampling_and_nothing_runs_when_all_is_off():
+    proc = LogitsProcessor(do_sample=False, temperature=0.5, top_k=1, top_p=0.1)
+    assert not proc.active
+    scores = LOGITS.clone()
+    assert proc(scores, torch.zeros(1, 1, dtype=torch.long), None, 0) is scores
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_scores():
+    out = apply_repetition_penalty(torch.tensor([[2.0, -2.0, 1.0]]), torch.tensor([[True, True, False]]), 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]
+
+
+def test_repetition_penalty_ignores_padding_and_follows_new_tokens():
+    proc = LogitsProcessor(repetition_penalty=2.0)
+    tokens = torch.tensor([[0, 0, 3], [1, 2, 3]])
+    valid = torch.tensor([[False, False, True], [True, True, True]])
+    proc.start(tokens, valid, vocab_size=5)
+    assert proc.seen.tolist() == [[False, False, False, True, False], [False, True, True, True, False]]
+    proc.update(torch.tensor([4, 4]))
+    out = proc(torch.full((2, 5), 2.0), tokens, valid, 1)
+    assert out.tolist() == [[2.0, 2.0, 2.0, 1.0, 1.0], [2.0, 1.0, 1.0, 1.0, 1.0]]
+    proc.reorder(torch.tensor([1, 1]))
+    assert proc.seen[0].tolist() == proc.seen[1].tolist() == [False, True, True, True, True]
+
+
+def test_no_repeat_ngram_bans_the_completing_tokens():
+    scores = ban_repeated_ngrams(torch.zeros(1, 8), torch.tensor([[5, 6, 5]]), 2)  # "5 6" exists, we end in 5
+    assert torch.isinf(scores[0]).nonzero().flatten().tolist() == [6]
+    scores = ban_repeated_ngrams(torch.zeros(1, 8), torch.tensor([[1, 2, 3, 1, 2, 4, 1, 2]]), 3)  # "1 2 3", "1 2 4"
+    assert torch.isinf(scores[0]).nonzero().flatten().tolist() == [3, 4]
+    scores = ban_repeated_ngrams(torch.zeros(1, 8), torch.tensor([[1, 2, 3]]), 3)  # nothing repeats yet
+    assert not torch.isinf(scores).any()
+    scores = ban_repeated_ngrams(torch.zeros(1, 8), torch.tensor([[1, 2]]), 3)  # shorter than n
+    assert not torch.isinf(scores).any()
+
+
+def test_no_repeat_ngram_skips_windows_touching_padding():
+    tokens, valid = torch.tensor([[0, 7, 0]]), torch.tensor([[False, True, True]])
+    assert torch.isinf(ban_repeated_ngrams(torch.zeros(1, 8), tokens, 2)[0]).nonzero().flatten().tolist() == [7]
+    assert not torch.isinf(ban_repeated_ngrams(torch.zeros(1, 8), tokens, 2, valid)).any()
+
+
+def test_min_new_tokens_suppresses_every_stop_token_until_reached():
+    proc = LogitsProcessor(min_new_tokens=2, eos_ids=[1, 3])
+    tokens = torch.zeros(1, 1, dtype=torch.long)
+    assert torch.isinf(proc(LOGITS.clone(), tokens, None, 1)).tolist() == [[False, True, False, True]]
+    assert not torch.isinf(proc(LOGITS.clone(), tokens, None, 2)).any()
+    assert not LogitsProcessor(min_new_tokens=2, eos_ids=[]).active  # nothing to suppress
+
+
+def test_filters_equal_huggingface_warpers_on_random_logits():
+    transformers = pytest.importorskip("transformers")
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 3
+    ids = torch.zeros(6, 1, dtype=torch.long)
+    for k in (1, 5, 20):
+        assert torch.equal(top_k_filter(logits, k), TopKLogitsWarper(k)(ids, logits.clone()))
+    for p in (0.1, 0.5, 0.9, 0.99):
+        assert torch.equal(top_p_filter(logits, p), TopPLogitsWarper(p)(ids, logits.clone()))
