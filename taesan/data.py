@@ -113,7 +113,9 @@ def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _encoded_chunks(paths: Sequence[Path], tokenizer: Any, workers: int, chunk_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _encoded_chunks(
+    paths: Sequence[Path], tokenizer: Any, workers: int, chunk_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Encoded chunks in corpus order; `workers` > 1 tokenizes in a process pool."""
     chunks = _chunks(iter_texts(list(paths)), chunk_size)
     if workers <= 1:
@@ -276,7 +278,9 @@ class CausalWindows:
     {"input_ids": (B, block_size + 1)}; the objective shifts it into inputs and next-token labels.
     """
 
-    def __init__(self, split: TokenSplit, block_size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, split: TokenSplit, block_size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         if split.n_tokens < block_size + 1:
             raise TaesanError(
                 f"the corpus has {split.n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; lower --block-size"
@@ -416,7 +420,9 @@ class PackedDocuments:
 # ---- collating variable-length rows ---------------------------------------------------------------------
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, length: int | None = None, side: str = "right") -> dict[str, torch.Tensor]:
+def pad_batch(
+    rows: Sequence[Sequence[int]], pad_id: int, length: int | None = None, side: str = "right"
+) -> dict[str, torch.Tensor]:
     """Rows of ids -> {"input_ids": (B, L), "attention_mask": (B, L)} padded with pad_id, mask 1 = real.
 
     pad_batch([[5, 6, 7], [8]], pad_id=0) -> input_ids [[5, 6, 7], [8, 0, 0]], attention_mask [[1, 1, 1], [1, 0, 0]]

@@ -29,7 +29,9 @@ class Objective:
 
     name = "objective"
 
-    def prepare(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def prepare(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,9 @@ class Objective:
 # ---- causal and backward language models ------------------------------------------------------------------
 
 
-def shift_for_next_token(ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def shift_for_next_token(
+    ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(B, T+1) ids -> inputs (B, T), their mask, labels (B, T) = the next token, -100 where it is padding.
 
     shift_for_next_token([[5, 6, 7]]) -> inputs [[5, 6]], labels [[6, 7]]
@@ -148,7 +152,9 @@ class MaskedLM(Objective):
 # ---- sequence to sequence ---------------------------------------------------------------------------------
 
 
-def shift_right(target: torch.Tensor, decoder_start_id: int, pad_id: int, target_mask: torch.Tensor | None = None) -> torch.Tensor:
+def shift_right(
+    target: torch.Tensor, decoder_start_id: int, pad_id: int, target_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Teacher forcing's decoder input: the target moved one step right behind `decoder_start_id`.
 
     shift_right([[7, 8, 9]], decoder_start_id=1, pad_id=0) -> [[1, 7, 8]]

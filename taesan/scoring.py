@@ -36,7 +36,9 @@ def _chain_rule(model, rows: list[list[int]], pad_id: int, batch_size: int, devi
 
 
 @torch.no_grad()
-def _pseudo_log_likelihood(model, seqs: list[list[int]], cls_id: int, sep_id: int, mask_id: int, pad_id: int, batch_size: int, device) -> list[float]:
+def _pseudo_log_likelihood(
+    model, seqs: list[list[int]], cls_id: int, sep_id: int, mask_id: int, pad_id: int, batch_size: int, device
+) -> list[float]:
     """Σ_i log p(x_i | x with x_i masked): one row per (sentence, position), all rows batched together."""
     rows, owner, position, target = [], [], [], []
     for s, ids in enumerate(seqs):

@@ -294,7 +294,8 @@ class Trainer:
         path = self.out_dir / "metrics.jsonl"
         if not path.is_file():
             return
-        keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        keep = [line for line in lines if json.loads(line)["step"] <= self.step]
         from taesan.atomic import atomic_write_text
 
         atomic_write_text(path, "".join(line + "\n" for line in keep))
@@ -344,7 +345,8 @@ class Trainer:
         from taesan.checkpoint import check_and_load, load_state_dict
 
         raw = self.raw_model
-        check_and_load(raw, load_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME), ignore=getattr(raw, "tied_keys", ()))
+        path = directory / WEIGHTS_NAME
+        check_and_load(raw, load_state_dict(path), str(path), ignore=getattr(raw, "tied_keys", ()))
 
     def _load_state(self, directory: Path) -> None:
         meta, optim_state, rng = load_trainer_state(directory)

@@ -29,7 +29,8 @@ def _split(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, dict):
         return {str(k): _split(v, f"{prefix}/{k}", tensors) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return {"tuple" if isinstance(value, tuple) else "list": [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(value)]}
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return {kind: [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(value)]}
     return value
 
 
@@ -50,7 +51,10 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

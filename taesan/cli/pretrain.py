@@ -20,14 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints, metrics.jsonl, loss.png and the final model")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; the cosine schedule spans them (default 1000)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop on the clock (alone: the schedule spans 10^6 steps)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop on the clock; alone, lr stays near its peak after warmup (add --max-steps for a full cosine)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the newest checkpoint in --out")
     p.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch per process")
     p.add_argument("--block-size", type=int, default=128, help="tokens per row")
     p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of max steps, at most 1000)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="warmup steps (default: 5%% of --max-steps, at most 1000; 100 with --max-minutes alone)")
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-batches", type=int, default=20)
@@ -61,7 +63,8 @@ def _separator(tokenizer, objective: str) -> int:
     from taesan.errors import TaesanError
 
     if objective == "masked":
-        missing = [n for n, i in (("[CLS]", tokenizer.cls_id), ("[SEP]", tokenizer.sep_id), ("[MASK]", tokenizer.mask_id), ("[PAD]", tokenizer.pad_id)) if i is None]
+        needed = {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id, "[MASK]": tokenizer.mask_id, "[PAD]": tokenizer.pad_id}
+        missing = [name for name, i in needed.items() if i is None]
         if missing:
             raise TaesanError(f"the masked objective needs the tokenizer's special tokens {', '.join(missing)}")
         return tokenizer.sep_id
@@ -79,7 +82,9 @@ def _new_model(name: str, objective: str, vocab_size: int):
     if Path(name).is_dir():
         model = taesan.load(name)
         if model.config.vocab_size != vocab_size:
-            raise TaesanError(f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has {vocab_size} tokens")
+            raise TaesanError(
+                f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has {vocab_size} tokens"
+            )
         return model
     table = presets()
     if name not in table:
@@ -138,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         model = taesan.load(resume_from)
         if model.config.vocab_size != tokenizer.vocab_size:
             raise TaesanError(
-                f"{resume_from}: vocab_size {model.config.vocab_size} does not match the tokenizer's {tokenizer.vocab_size} tokens"
+                f"{resume_from}: vocab_size {model.config.vocab_size} does not match "
+                f"the tokenizer's {tokenizer.vocab_size} tokens"
             )
     else:
         if latest_checkpoint(out) is not None:
@@ -181,7 +187,10 @@ def run(args: argparse.Namespace) -> int:
         if info.is_main:
             print("note: the held-out split is shorter than one block; evaluating on training data")
     max_steps = args.max_steps or (10**6 if args.max_minutes else 1000)
-    warmup = args.warmup if args.warmup is not None else min(1000, max(1, max_steps // 20))
+    if args.warmup is not None:
+        warmup = args.warmup
+    else:  # a clock-only budget has no step count to take 5% of
+        warmup = 100 if args.max_steps is None and args.max_minutes else min(1000, max(1, max_steps // 20))
     config = TrainConfig(
         max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,
         grad_clip=args.grad_clip, accumulation=args.accumulation, eval_every=args.eval_every, eval_batches=args.eval_batches,
