@@ -195,6 +195,23 @@ def sgd_step(w_in: torch.Tensor, w_out: torch.Tensor, centres: torch.Tensor, con
     return loss, mask.sum()
 
 
+def train_block(w_in: torch.Tensor, w_out: torch.Tensor, ids: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor,
+                start: int, size: int, negative: int, sampler: NoiseSampler, lr: float) -> tuple[float, int]:
+    """One step over the centre words ids[start:start+size]: one sgd_step per window size (equal shapes
+    batch together). Returns (loss sum, pair count)."""
+    block = windows[start:start + size]
+    noise = sampler.sample(len(block) * negative).view(-1, negative)  # (block, k)
+    loss_sum, pairs = 0.0, 0
+    for r in torch.unique(block).tolist():
+        local = (block == r).nonzero().squeeze(1)
+        centres = local + start
+        contexts, mask = window_contexts(ids, sentence, centres, r)
+        loss, count = sgd_step(w_in, w_out, ids[centres], contexts, mask, noise[local], lr)
+        loss_sum += float(loss)
+        pairs += int(count)
+    return loss_sum, pairs
+
+
 def train_word2vec(
     data: Corpus | Iterable[str | Sequence[str]],
     config: Word2VecConfig | None = None,
@@ -263,22 +280,10 @@ def train_word2vec(
                             return
                         start = c * step
                         lr = config.lr_start - (config.lr_start - config.lr_end) * (epoch + start / n) / config.epochs
-                        chunk = windows[start:start + step]
-                        noise_all = sampler.sample(len(chunk) * k).view(-1, k)  # (chunk, k)
-                        loss_sum, pairs = 0.0, 0
-                        for r in range(1, config.window + 1):
-                            local = (chunk == r).nonzero().squeeze(1)
-                            if len(local) == 0:
-                                continue
-                            centres = local + start
-                            contexts, mask = window_contexts(ids_e, sent_e, centres, r)
-                            loss, count = sgd_step(w_in, w_out, ids_e[centres], contexts, mask, noise_all[local], lr)
-                            loss_sum += float(loss)
-                            pairs += int(count)
-                        chunk_loss[c], chunk_pairs[c] = loss_sum, pairs
+                        chunk_loss[c], chunk_pairs[c] = train_block(w_in, w_out, ids_e, sent_e, windows, start, step, k, sampler, lr)
                         if bar is not None:
                             with lock:
-                                bar.update(len(chunk) * len(ids) / n)
+                                bar.update(min(step, n - start) * len(ids) / n)
                 finally:
                     torch.set_flush_denormal(False)
 
@@ -301,7 +306,7 @@ def train_word2vec(
                 if errors:
                     raise errors[0]
             mean = float(chunk_loss.sum()) / max(int(chunk_pairs.sum()), 1)
-            for part in np.array_split(np.arange(n_chunks), min(curve_points, n_chunks)):
+            for part in np.array_split(np.arange(n_chunks), min(curve_points, n_chunks)) if n_chunks else []:
                 if chunk_pairs[part].sum() > 0:  # (epochs done at the part's end, its mean loss per pair)
                     history.curve.append((epoch + (part[-1] + 1) / n_chunks, float(chunk_loss[part].sum() / chunk_pairs[part].sum())))
             history.epoch_loss.append(mean)
