@@ -252,6 +252,16 @@ def test_bad_arguments_give_clear_errors(gpt2):
         partial.encode("z")
 
 
+def test_partial_alphabet_with_unk_matches_tokenizers_library():
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = BPETokenizer.train(["abc abc ab", "어제 abc"], vocab_size=30, special_tokens=["[UNK]"], full_alphabet=False)
+    rust = tokenizers.Tokenizer.from_str(json.dumps(tok.to_hf_json()))
+    for text in ["abc zab", "어제 카페", "🙂 abc"]:
+        enc = tok.encode(text)
+        assert enc.ids == rust.encode(text).ids and tok.unk_id in enc.ids
+        assert enc.offsets == rust.encode(text).offsets
+
+
 # ---- properties -----------------------------------------------------------------------------------
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)  # includes lone surrogates
 MIXED = st.lists(st.sampled_from(["어제", " 카페", "갔었어", " ", "  ", "\n", "\r\n", "'s", "'ll", "🙂", "👍🏽", "a", "Ab", "12", "!!",

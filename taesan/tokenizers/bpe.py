@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import regex
+from tqdm import tqdm
 
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
-from taesan.tokenizers.bpe_train import learn_merges
+from taesan.tokenizers.bpe_train import gc_paused, learn_merges
 from taesan.tokenizers.corpus import count_words
 
 # GPT-2's pre-tokenization: contractions, letters, digits, other symbols (each with one optional leading
@@ -140,15 +141,15 @@ class BPETokenizer(Tokenizer):
             return ids
         if len(ids) > LONG_WORD:
             return self._bpe_long(ids)
-        get = self._pair_rank.get
-        never = len(self._merge_new)
+        get, new_of = self._pair_rank.get, self._merge_new
+        never = len(new_of)
         pair_ranks = list(map(get, map(or_, map(lshift, ids, repeat(32)), ids[1:]), repeat(never)))
         while pair_ranks:
             r = min(pair_ranks)
             if r == never:
                 break
             i = pair_ranks.index(r)
-            new = ids[i] = self._merge_new[r]
+            new = ids[i] = new_of[r]
             del ids[i + 1]
             del pair_ranks[i]
             if i < len(pair_ranks):
@@ -186,10 +187,12 @@ class BPETokenizer(Tokenizer):
         """One pre-token -> (ids, tokens, start and end character offsets within the word), cached."""
         raw = word.encode("utf-8", "surrogatepass")
         ids = self.bpe(list(map(self._byte_ids.__getitem__, raw)))
-        widths = [1 if i < 0 else self._nbytes[i] for i in ids]
-        if min(ids) < 0:  # a byte the vocabulary lacks (trained with full_alphabet=False)
+        if min(ids) >= 0:
+            widths = list(map(self._nbytes.__getitem__, ids))
+        else:  # a byte the vocabulary lacks (trained with full_alphabet=False): [UNK] for that byte
             if self.unk_id is None:
                 raise TaesanError(f"{word!r} has a byte that is not in the vocabulary and there is no unknown token")
+            widths = [1 if i < 0 else self._nbytes[i] for i in ids]
             ids = [self.unk_id if i < 0 else i for i in ids]
         ends = list(accumulate(widths))
         starts = [0] + ends[:-1]
@@ -250,14 +253,13 @@ class BPETokenizer(Tokenizer):
                         special_tokens_mask=[0] * n, attention_mask=[1] * n, sequence_ids=[0] * n)
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
-               truncation: str | bool = False, padding: str | bool = False, **kwargs: Any) -> Encoding:
+               truncation: str | bool = False, stride: int = 0, return_overflowing: bool = False,
+               padding: str | bool = False, padding_side: str = "right") -> Encoding:
         """See Tokenizer.encode; a single text with nothing to add, cut or pad takes the fast path."""
-        if pair is None and not kwargs and not truncation and padding != "max_length" and (
-            self.template is None or not add_special_tokens
-        ):
+        if pair is None and not truncation and padding != "max_length" and (self.template is None or not add_special_tokens):
             return self._plain(text)
-        return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
-                              truncation=truncation, padding=padding, **kwargs)
+        return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length, truncation=truncation,
+                              stride=stride, return_overflowing=return_overflowing, padding=padding, padding_side=padding_side)
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
                      padding_side: str = "right", workers: int | None = None, **kwargs: Any) -> list[Encoding]:
@@ -266,7 +268,8 @@ class BPETokenizer(Tokenizer):
         workers = workers or min(2, os.cpu_count() or 1)
         big = pairs is None and not kwargs and padding != "max_length" and workers > 1 and len(texts) >= 2 * workers
         if big and sum(len(t) for t in texts if isinstance(t, str)) >= PARALLEL_MIN_CHARS and "fork" in mp.get_all_start_methods():
-            encs = _parallel_encode(self, texts, workers)
+            with gc_paused():
+                encs = _parallel_encode(self, texts, workers)
             if padding == "longest" and encs:
                 n = max(len(e) for e in encs)
                 pad = self._pad_or_fail() if any(len(e) < n for e in encs) else None
@@ -274,7 +277,8 @@ class BPETokenizer(Tokenizer):
                     if pad is not None:
                         e.pad(n, pad, self.inverse[pad], padding_side)
             return encs
-        return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
+        with gc_paused():
+            return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         special = set(self.special_tokens)
@@ -308,6 +312,7 @@ class BPETokenizer(Tokenizer):
         template: dict[str, list[str]] | None = None,
         on_merge: Callable[[int, str, str, int], None] | None = None,
         workers: int | None = None,
+        progress: bool = False,
         **kwargs: Any,
     ) -> "BPETokenizer":
         """Learn merges from files (text or JSONL) or an iterator of texts until the vocabulary (special
@@ -315,10 +320,16 @@ class BPETokenizer(Tokenizer):
 
         Ids: special tokens first, then the byte alphabet (all 256 bytes, or with full_alphabet=False only
         those in the corpus), then one id per merge. Ties in frequency go to the pair of older symbols
-        (smallest left id, then smallest right id). on_merge(rank, left, right, count) reports each merge.
+        (smallest left id, then smallest right id). on_merge(rank, left, right, count) reports each merge;
+        progress=True shows a tqdm bar over the merges.
         """
         if kwargs:
             raise TaesanError(f"unknown BPE training option(s): {', '.join(sorted(kwargs))}")
+        with gc_paused():
+            return cls._train(data, vocab_size, min_frequency, special_tokens, full_alphabet, template, on_merge, workers, progress)
+
+    @classmethod
+    def _train(cls, data, vocab_size, min_frequency, special_tokens, full_alphabet, template, on_merge, workers, progress):
         specials = list(GPT_SPECIALS if special_tokens is None else special_tokens)
         counts = count_words(data, gpt2_pretokenize, workers)
         byte_map = bytes_to_unicode()
@@ -338,15 +349,19 @@ class BPETokenizer(Tokenizer):
         freqs = list(counts.values())
         num_merges = max(0, vocab_size - len(specials) - len(symbols))
 
+        bar = tqdm(total=num_merges, desc="BPE merges", unit="merge", disable=not progress)
+
         def report(a: int, b: int, new: int, count: int) -> None:
             symbols.append(symbols[a] + symbols[b])
+            bar.update()
             if on_merge is not None:
                 on_merge(new - len(alphabet), symbols[a], symbols[b], count)
 
-        merged = learn_merges(words, freqs, len(symbols), num_merges, min_frequency, report)
+        with bar:
+            merged = learn_merges(words, freqs, len(symbols), num_merges, min_frequency, report)
         vocab: dict[str, int] = {}
         for t in specials + symbols:
-            vocab.setdefault(t, len(vocab))  # a merge can rebuild an existing string only if a special equals it
+            vocab.setdefault(t, len(vocab))  # rare: (ab)(c) and (a)(bc) make one string; it keeps its first id
         merges = [(symbols[a], symbols[b]) for a, b in merged]
         return cls(vocab, merges, specials, template)
 
@@ -380,7 +395,8 @@ class BPETokenizer(Tokenizer):
     def to_hf_json(self) -> dict[str, Any]:
         from taesan.tokenizers.bpe_hf import build_hf_json
 
-        return build_hf_json(self.vocab, self.merges, self.special_tokens, self.template)
+        unk = self.inverse[self.unk_id] if self.unk_id is not None else None
+        return build_hf_json(self.vocab, self.merges, self.special_tokens, self.template, unk)
 
 
 PARALLEL_MIN_CHARS = 1_000_000
@@ -391,7 +407,8 @@ def _encode_chunk(bounds: tuple[int, int]) -> tuple[bytes, bytes, bytes, bytes, 
     """In a worker: encode texts[lo:hi] and send back flat int32 arrays, which pickle ~10x faster than
     Encoding objects: lengths, ids, starts, ends, word ids."""
     tok, texts = _WORKER_STATE
-    encs = [tok._plain(t) for t in texts[bounds[0] : bounds[1]]]
+    with gc_paused():
+        encs = [tok._plain(t) for t in texts[bounds[0] : bounds[1]]]
     flat = array("i", chain.from_iterable(chain.from_iterable(e.offsets for e in encs)))
     return (
         array("i", map(len, encs)).tobytes(),

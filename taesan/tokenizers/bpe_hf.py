@@ -47,7 +47,8 @@ def parse_hf_json(data: dict[str, Any], source: str = "tokenizer.json"):
     return vocab, merges, specials, _parse_template(data.get("post_processor"), source)
 
 
-def build_hf_json(vocab: dict[str, int], merges: list[tuple[str, str]], specials: list[str], template) -> dict[str, Any]:
+def build_hf_json(vocab: dict[str, int], merges: list[tuple[str, str]], specials: list[str], template,
+                  unk_token: str | None = None) -> dict[str, Any]:
     """A tokenizer.json object that the `tokenizers` library loads and that encodes like taesan."""
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
     return {
@@ -63,9 +64,9 @@ def build_hf_json(vocab: dict[str, int], merges: list[tuple[str, str]], specials
         "post_processor": _template_json(template, vocab) if template else dict(byte_level),
         "decoder": dict(byte_level),
         "model": {
-            "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+            "type": "BPE", "dropout": None, "unk_token": unk_token, "continuing_subword_prefix": "", "end_of_word_suffix": "",
             "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-            "vocab": {t: i for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in specials},
+            "vocab": dict(sorted(vocab.items(), key=lambda kv: kv[1])),
             "merges": [[a, b] for a, b in merges],
         },
     }

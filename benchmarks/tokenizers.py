@@ -1,0 +1,153 @@
+"""Tokenizer speed of taesan against the `tokenizers` library (Rust) in one run: BPE and WordPiece training
+time and encoding throughput on ~10 MB built from ../shared/data/corpus, vocab 8000, 2 cores for both.
+
+Not a correctness test (tests/test_bpe.py checks ids). Usage: python benchmarks/tokenizers.py [--mb 10] [--vocab 8000]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# this file is named tokenizers.py: keep its folder off the path so `import tokenizers` finds the Rust library
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+CORPUS = HERE.parent.parent / "shared" / "data" / "corpus"
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        name = platform.processor() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def build_corpus(directory: Path, megabytes: float) -> Path:
+    """Concatenate the corpus texts (JSONL "text" fields, plain files) and repeat them up to `megabytes`."""
+    texts = []
+    for path in sorted(CORPUS.iterdir()):
+        if path.suffix == ".jsonl":
+            texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        elif path.suffix == ".txt":
+            texts.append(path.read_text(encoding="utf-8").replace("\r\n", "\n"))
+    blob = ("\n".join(texts) + "\n").encode("utf-8")
+    want = int(megabytes * 1_000_000)
+    data = (blob * (want // len(blob) + 1))[:want]
+    data = data[: data.rfind(b"\n") + 1]
+    out = directory / "corpus.txt"
+    out.write_bytes(data)
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def bench_bpe(path: Path, lines: list[str], mb: float, vocab: int, workers: int) -> list[tuple[str, float, float]]:
+    import tokenizers
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    from taesan.tokenizers.bpe import BPETokenizer
+
+    rust = tokenizers.Tokenizer(models.BPE())
+    rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    rust.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, min_frequency=2, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    rust_train, _ = timed(lambda: rust.train([str(path)], trainer))
+    first_merge = []
+    t0 = time.perf_counter()
+    ours_train, ours = timed(lambda: BPETokenizer.train([path], vocab_size=vocab, workers=workers,
+                                                        on_merge=lambda *a: first_merge or first_merge.append(time.perf_counter())))
+    counting = first_merge[0] - t0 if first_merge else float("nan")
+    print(f"  BPE train: rust {rust_train:.2f} s | taesan {ours_train:.2f} s (word counting + setup {counting:.2f} s, "
+          f"merges {ours_train - counting:.2f} s) | ratio {ours_train / rust_train:.2f}x")
+
+    # encoding: the Rust library with taesan's own vocabulary too, so both do identical work (ids are checked equal)
+    same = tokenizers.Tokenizer.from_str(json.dumps(ours.to_hf_json()))
+    rust_enc, r_out = timed(lambda: same.encode_batch(lines))
+    rust_own, _ = timed(lambda: rust.encode_batch(lines))
+    fresh = lambda: BPETokenizer(ours.vocab, ours.merges, ours.special_tokens)  # noqa: E731 - cold cache each time
+    tok = fresh()
+    ours_enc, o_out = timed(lambda: tok.encode_batch(lines, padding=False, workers=workers))
+    tok = fresh()
+    ours_one, _ = timed(lambda: tok.encode_batch(lines, padding=False, workers=1))
+    ours_warm, _ = timed(lambda: tok.encode_batch(lines, padding=False, workers=1))
+    same_ids = all(a.ids == b.ids for a, b in zip(r_out, o_out))
+    print(f"  BPE encode ({len(lines)} lines): rust {mb / rust_enc:.2f} MB/s (own vocab {mb / rust_own:.2f}) | taesan "
+          f"{mb / ours_enc:.2f} MB/s with {workers} processes, {mb / ours_one:.2f} MB/s one process, "
+          f"{mb / ours_warm:.2f} MB/s warm cache | throughput ratio {(mb / ours_enc) / (mb / rust_enc):.2f} | same ids: {same_ids}")
+    return [("BPE train (s)", rust_train, ours_train), ("BPE encode (MB/s)", mb / rust_enc, mb / ours_enc),
+            ("BPE encode, 1 process (MB/s)", mb / rust_enc, mb / ours_one)]
+
+
+def bench_wordpiece(path: Path, lines: list[str], mb: float, vocab: int, workers: int) -> list[tuple[str, float, float]]:
+    try:
+        from taesan.tokenizers.wordpiece import WordPieceTokenizer
+    except ImportError as e:
+        print(f"  WordPiece skipped: taesan.tokenizers.wordpiece is not importable ({e})")
+        return []
+    import tokenizers
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    rust = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    rust.normalizer = normalizers.BertNormalizer(lowercase=False)
+    rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab, min_frequency=2, special_tokens=specials, show_progress=False)
+    rust_train, _ = timed(lambda: rust.train([str(path)], trainer))
+    ours_train, ours = timed(lambda: WordPieceTokenizer.train([path], vocab_size=vocab, workers=workers))
+    print(f"  WordPiece train: rust {rust_train:.2f} s | taesan {ours_train:.2f} s | ratio {ours_train / rust_train:.2f}x "
+          "(taesan merges by likelihood score, Rust by frequency: different vocabularies)")
+    rust_enc, _ = timed(lambda: rust.encode_batch(lines))
+    ours_enc, _ = timed(lambda: ours.encode_batch(lines, padding=False))
+    print(f"  WordPiece encode: rust {mb / rust_enc:.2f} MB/s | taesan {mb / ours_enc:.2f} MB/s | "
+          f"throughput ratio {(mb / ours_enc) / (mb / rust_enc):.2f}")
+    return [("WordPiece train (s)", rust_train, ours_train), ("WordPiece encode (MB/s)", mb / rust_enc, mb / ours_enc)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=10.0, help="corpus size in MB (default 10)")
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2, help="processes for taesan, threads for Rust (default 2)")
+    parser.add_argument("--skip-wordpiece", action="store_true")
+    args = parser.parse_args()
+    os.environ["RAYON_NUM_THREADS"] = str(args.workers)  # before the Rust library starts its pool
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    if not CORPUS.is_dir():
+        sys.exit(f"corpus not found: {CORPUS}")
+
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"machine: {machine()}; date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+          f"load average at start: {os.getloadavg()[0]:.1f} (shared machine: other jobs compete for the cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_corpus(Path(tmp), args.mb)
+        mb = path.stat().st_size / 1e6
+        lines = path.read_text(encoding="utf-8").split("\n")
+        print(f"corpus: {mb:.2f} MB from {CORPUS} (repeated), vocab {args.vocab}, {args.workers} cores each")
+        rows = bench_bpe(path, lines, mb, args.vocab, args.workers)
+        if not args.skip_wordpiece:
+            rows += bench_wordpiece(path, lines, mb, args.vocab, args.workers)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}\n")
+    print("| measure | tokenizers (Rust) | taesan | taesan / Rust |")
+    print("|---|---|---|---|")
+    for name, rust, ours in rows:
+        print(f"| {name} | {rust:.2f} | {ours:.2f} | {ours / rust:.2f} |")
+    print("\ntargets: training time within 3x of Rust (ratio <= 3), encoding throughput within 2x (ratio >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
