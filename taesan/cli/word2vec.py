@@ -77,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f} per pair "
                    f"({history.epoch_pairs[-1]} pairs, {history.epoch_seconds[-1]:.1f} s)")
 
-    model, history = train_word2vec(iter_texts(args.corpus), config, tokenize=tokenize, workers=args.workers,
+    files = [Path(f) for f in args.corpus]  # Paths: a missing file is an error, never text
+    model, history = train_word2vec(iter_texts(files), config, tokenize=tokenize, workers=args.workers,
                                     progress=not args.no_progress, on_epoch=on_epoch)
     model.save(out)
     atomic_write_text(out / "history.json", json.dumps({"epoch_loss": history.epoch_loss, "epoch_pairs": history.epoch_pairs,
@@ -100,7 +101,7 @@ def _plot_loss(history, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if history.curve:
         xs, ys = zip(*history.curve)
-        ax.plot(xs, ys, lw=1, label="mean loss per pair (running)")
+        ax.plot(xs, ys, lw=1, label="mean loss per pair, per stretch of an epoch")
     ax.plot(range(1, len(history.epoch_loss) + 1), history.epoch_loss, "o", label="epoch mean")
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative-sampling loss")
