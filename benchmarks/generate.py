@@ -12,8 +12,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-import torch
+# this folder holds benchmarks/tokenizers.py, which would shadow the `tokenizers` package transformers imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import torch  # noqa: E402
 
 CONFIGS = {  # name -> (layers, d_model, heads, vocab)
     "4x256": (4, 256, 4, 8192),

@@ -36,6 +36,9 @@ class DecoderOnly:
             self.mask[:, :T] = attention_mask
             self.positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
         self.length = T
+        fast = getattr(model, "decode_step", None)  # a model's lean one-token path, when it has one
+        self.weights = model.step_weights() if fast is not None else None
+        self.fast = fast
 
     def prefill(self) -> torch.Tensor:
         """The whole prompt through the model -> next-token logits (B, V)."""
@@ -48,11 +51,14 @@ class DecoderOnly:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, 1) just chosen -> logits (B, V) for the token after them."""
         self.length += 1
+        fast = self.fast
         if not self.padded:
-            return self.model(tokens, cache=self.cache)[:, -1]
-        logits = self.model(tokens, attention_mask=self.mask[:, : self.length], position_ids=self.positions, cache=self.cache)
-        self.positions = self.positions + 1
-        return logits[:, -1]
+            return fast(tokens, self.cache, weights=self.weights) if fast else self.model(tokens, cache=self.cache)[:, -1]
+        mask, positions = self.mask[:, : self.length], self.positions
+        self.positions = positions + 1
+        if fast:
+            return fast(tokens, self.cache, mask, positions, self.weights)
+        return self.model(tokens, attention_mask=mask, position_ids=positions, cache=self.cache)[:, -1]
 
     def reorder(self, index: torch.Tensor) -> None:
         self.cache.reorder(index)

@@ -152,6 +152,26 @@ def _naive_greedy(model, ids, steps):
     return ids
 
 
+@torch.no_grad()
+def test_gpt_decode_step_equals_forward(gpt):
+    """The lean one-token path gives forward's logits, with and without left padding."""
+    _, model = gpt
+    ids, nxt = _prompts(B=3, T=7), _prompts(B=3, T=1, seed=1)
+    mask = torch.ones(3, 8, dtype=torch.long)
+    mask[0, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    for m, p in ((None, None), (mask, positions)):
+        a, b = model.new_cache(), model.new_cache()
+        full = model(torch.cat([ids, nxt], 1), attention_mask=m, position_ids=p)[:, -1]
+        model(ids, attention_mask=None if m is None else m[:, :7], position_ids=None if p is None else p[:, :7], cache=a)
+        model(ids, attention_mask=None if m is None else m[:, :7], position_ids=None if p is None else p[:, :7], cache=b)
+        slow = model(nxt, attention_mask=m, position_ids=None if p is None else p[:, 7:], cache=a)[:, -1]
+        fast = model.decode_step(nxt, b, m, None if p is None else p[:, 7:])
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+        assert a.length == b.length == 8
+
+
 def test_cached_equals_uncached(gpt):
     _, model = gpt
     ids = _prompts()

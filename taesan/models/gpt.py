@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from taesan.checkpoint import check_and_load
@@ -159,6 +160,50 @@ class GPT(TaesanModel):
         """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`."""
         hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, cache, inputs_embeds=inputs_embeds)
         return self.lm_head(hidden)
+
+    def decode_step(
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        weights: list | None = None,
+    ) -> torch.Tensor:
+        """The decoding hot path: one new token per row (B, 1) after a filled cache -> logits (B, vocab_size).
+
+        The same math as `forward` (tests check they agree), written with functional ops on the blocks'
+        parameters: at batch 1 the per-module Python overhead costs more than the arithmetic. Eval mode only
+        (no dropout); attention_mask (B, S) and position_ids (B, 1) as in `forward`. weights: `step_weights()`,
+        fetched once per generation instead of once per step.
+        """
+        if self.training:
+            return self.forward(tokens, attention_mask, position_ids, cache)[:, -1]
+        B, past = tokens.shape[0], cache.length
+        if past >= self.config.n_positions:
+            raise ValueError(f"position {past} is beyond the model's {self.config.n_positions} positions")
+        H, D = self.config.n_heads, self.config.d_model // self.config.n_heads
+        C, eps, act = self.config.d_model, self.config.norm_eps, self.blocks[0].mlp.act
+        tok_w, pos_w, norm_w, norm_b, head_w, layers = weights or self.step_weights()
+        pos = pos_w[past] if position_ids is None else F.embedding(position_ids, pos_w)  # (C,) or (B, 1, C)
+        x = F.embedding(tokens, tok_w) + pos  # (B, 1, C)
+        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
+        for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
+            h = F.layer_norm(x, (C,), n1w, n1b, eps)
+            q, k, v = F.linear(h, qkv_w, qkv_b).view(B, 1, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, 1, D) each
+            k, v = layer_cache.append(k, v)  # (B, H, S, D)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
+            x = x + F.linear(y.transpose(1, 2).reshape(B, 1, C), out_w, out_b)  # (B, 1, C)
+            x = x + F.linear(act(F.linear(F.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b)), down_w, down_b)
+        return F.linear(F.layer_norm(x[:, 0], (C,), norm_w, norm_b, eps), head_w)  # (B, vocab_size)
+
+    def step_weights(self) -> tuple:
+        """The parameters `decode_step` reads, gathered once (module attribute lookups are slow in a hot loop)."""
+        layers = [
+            (b.attn_norm.weight, b.attn_norm.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.out.weight, b.attn.out.bias,
+             b.mlp_norm.weight, b.mlp_norm.bias, b.mlp.up.weight, b.mlp.up.bias, b.mlp.down.weight, b.mlp.down.bias)
+            for b in self.blocks
+        ]
+        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, self.lm_head.weight, layers
 
 
 # ---- HuggingFace GPT-2 interop -------------------------------------------------------------------------------

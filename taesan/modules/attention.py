@@ -41,10 +41,10 @@ class LayerCache:
                 new_k[:, :, : self.length] = self.k[:, :, : self.length]
                 new_v[:, :, : self.length] = self.v[:, :, : self.length]
             self.k, self.v = new_k, new_v
-        self.k[:, :, self.length : self.length + t] = k
-        self.v[:, :, self.length : self.length + t] = v
+        self.k.narrow(2, self.length, t).copy_(k)
+        self.v.narrow(2, self.length, t).copy_(v)
         self.length += t
-        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+        return self.k.narrow(2, 0, self.length), self.v.narrow(2, 0, self.length)
 
     def store(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """Keep keys/values computed once (cross-attention over the encoder output)."""
