@@ -158,6 +158,7 @@ class Trainer:
         self.step = 0
         self.history: list[float] = []  # the training loss of every optimizer step (rank 0's view is the mean)
         self.data_seconds = 0.0
+        self.last_eval: dict[str, float] = {}  # the latest evaluation's scores
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         skip = no_decay_names(self.raw_model)
         if resume_from is not None:
@@ -275,6 +276,7 @@ class Trainer:
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or stop:
                 scores = self.evaluate()
                 if scores:
+                    self.last_eval = scores
                     self._log({"step": self.step, **scores})
             if (cfg.save_every and self.step % cfg.save_every == 0) or stop:
                 self.save_checkpoint()

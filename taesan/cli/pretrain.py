@@ -213,11 +213,10 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         trainer.fit()
-        scores = trainer.evaluate()
     finally:
         distributed.shutdown()
     if info.is_main:
-        shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in scores.items())
+        shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in trainer.last_eval.items())
         print(f"step {trainer.step}: {shown}")
         print(f"wrote {out} (model, tokenizer, metrics.jsonl, loss.png)")
     return 0
