@@ -417,6 +417,23 @@ class PackedDocuments:
         self.sampler.load_state_dict(state)
 
 
+# ---- a baseline to compare against ------------------------------------------------------------------------
+
+
+def unigram_perplexity(train: TokenSplit, targets: np.ndarray, vocab_size: int, chunk: int = 1 << 24) -> float:
+    """Perplexity of `targets` under the training split's unigram distribution (add-one smoothed).
+
+    The floor a language model must beat: it knows token frequencies and nothing of context.
+    Counting reads the memmap `chunk` tokens at a time, so memory stays flat on large corpora.
+    """
+    counts = np.ones(vocab_size, dtype=np.float64)
+    for s in range(0, train.n_tokens, chunk):
+        counts += np.bincount(np.asarray(train.tokens[s : s + chunk], dtype=np.int64), minlength=vocab_size)[:vocab_size]
+    logp = np.log(counts / counts.sum())
+    targets = np.asarray(targets, dtype=np.int64).ravel()
+    return float(np.exp(-logp[targets].mean())) if targets.size else float("nan")
+
+
 # ---- collating variable-length rows ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tracemalloc
 
@@ -21,6 +22,7 @@ from taesan.data import (
     pad_batch,
     sentence_end_ids,
     token_dtype,
+    unigram_perplexity,
 )
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
@@ -249,3 +251,12 @@ def test_sentence_end_ids_marks_punctuation_tokens(tok):
     assert not ends[tok.sep_id] and not ends[tok.token_to_id("티")]
     marked = {tok.id_to_token(i) for i in np.flatnonzero(ends)}
     assert marked <= {".", "?", "!", "。"}
+
+
+def test_unigram_perplexity_is_the_exponentiated_frequency_cross_entropy():
+    train = TokenSplit(np.array([1, 1, 1, 2], dtype=np.uint16), np.array([0, 4]))
+    # add-one counts over a vocabulary of 4: [1, 4, 2, 1] / 8
+    expected = math.exp(-(math.log(4 / 8) + math.log(2 / 8)) / 2)
+    assert unigram_perplexity(train, np.array([1, 2]), 4, chunk=3) == pytest.approx(expected)
+    uniform = TokenSplit(np.arange(10, dtype=np.uint16), np.array([0, 10]))
+    assert unigram_perplexity(uniform, np.arange(10), 10) == pytest.approx(10.0)

@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--fsdp", action="store_true", help="shard parameters and optimizer state over ranks (FSDP2)")
+    p.add_argument("--valid-every", type=int, default=50, help="every N-th document is held out for evaluation (0: none)")
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="the tokenized corpus cache (default OUT/data)")
     p.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: by corpus size)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (fewer on a shared machine)")
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     import taesan
     from taesan import distributed
     from taesan.config import read_json, write_json
-    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
+    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids, unigram_perplexity
     from taesan.errors import TaesanError
     from taesan.objectives import objective_for
     from taesan.train import TrainConfig, Trainer, latest_checkpoint, pick_device
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     problem = None
     if info.is_main:  # rank 0 tokenizes; the others wait, then open the same cache
         try:
-            cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=args.workers)
+            cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, args.valid_every, workers=args.workers)
             print(f"corpus: {cache.manifest['tokens']['train']:,} training tokens, {cache.manifest['tokens']['valid']:,} held out"
                   f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
         except TaesanError as e:
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         raise TaesanError(problem)
     if not info.is_main:
-        cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, workers=1)
+        cache = build_token_cache(args.corpus, tokenizer, cache_dir, separator, args.valid_every, workers=1)
     valid = cache.valid if cache.valid is not None else cache.train
 
     ends = sentence_end_ids(tokenizer) if args.objective == "masked" else None
@@ -218,5 +219,13 @@ def run(args: argparse.Namespace) -> int:
     if info.is_main:
         shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in trainer.last_eval.items())
         print(f"step {trainer.step}: {shown}")
+        if args.objective != "masked":  # the same held-out targets, predicted from frequencies alone
+            import numpy as np
+
+            batches = held_out.eval_batches(args.eval_batches, args.batch_size)
+            cut = slice(1, None) if args.objective == "causal" else slice(None, -1)  # backward predicts the earlier token
+            targets = [b["input_ids"][:, cut].numpy() for b in batches]
+            baseline = unigram_perplexity(cache.train, np.concatenate(targets), tokenizer.vocab_size)
+            print(f"unigram baseline perplexity on the same held-out tokens: {baseline:.4g}")
         print(f"wrote {out} (model, tokenizer, metrics.jsonl, loss.png)")
     return 0
