@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 import regex
 
 from taesan.errors import TaesanError
-from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
+from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
 
 BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]}
 
@@ -35,6 +35,18 @@ def _is_cjk(cp: int) -> bool:
     return any(lo <= cp <= hi for lo, hi in _CJK)
 
 
+class _CharCache(dict):
+    """{char: normalized}; a miss computes and stores, so lookups stay in C (`map(cache.__getitem__, text)`)."""
+
+    def __init__(self, compute: Callable[[str], str]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, c: str) -> str:
+        out = self[c] = self.compute(c)
+        return out
+
+
 class BertNormalizer:
     """Character-wise BERT normalization: every output character comes from exactly one input character,
     which is what makes offsets into the original text exact.
@@ -51,12 +63,12 @@ class BertNormalizer:
         self.strip_accents = lowercase if strip_accents is None else strip_accents
         self.clean_text = clean_text
         self.handle_chinese_chars = handle_chinese_chars
-        self._cache: dict[str, str] = {}
+        self._cache = _CharCache(self._compute)
 
     def normalize_char(self, c: str) -> str:
-        out = self._cache.get(c)
-        if out is not None:
-            return out
+        return self._cache[c]
+
+    def _compute(self, c: str) -> str:
         s = c
         if self.clean_text:
             if c in "\x00\ufffd" or (c not in "\t\n\r" and unicodedata.category(c) in _OTHER):
@@ -69,14 +81,16 @@ class BertNormalizer:
             s = "".join(x for x in unicodedata.normalize("NFD", s) if unicodedata.category(x) != "Mn")
         if s and self.lowercase:
             s = "".join(x.lower() for x in s)  # per character: no final-sigma context, like Rust
-        self._cache[c] = s
         return s
 
-    def normalize(self, text: str) -> tuple[str, list[int]]:
-        """Text -> (normalized text, index in `text` of the character each normalized character came from)."""
-        parts = [self.normalize_char(c) for c in text]
-        origin = [i for i, p in enumerate(parts) for _ in range(len(p))]
-        return "".join(parts), origin
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        """Text -> (normalized text, index in `text` of the character each normalized character came from;
+        None when every character maps to exactly one, the common case)."""
+        parts = list(map(self._cache.__getitem__, text))
+        norm = "".join(parts)
+        if len(norm) == len(text) and "" not in parts:
+            return norm, None
+        return norm, [i for i, p in enumerate(parts) for _ in range(len(p))]
 
     def state(self) -> dict[str, Any]:
         return {"lowercase": self.lowercase, "strip_accents": self.strip_accents, "clean_text": self.clean_text, "handle_chinese_chars": self.handle_chinese_chars}
@@ -89,7 +103,7 @@ class _ChunkWords:
         self.normalizer = normalizer
 
     def __call__(self, chunk: str) -> list[str]:
-        return _SPLIT.findall("".join(self.normalizer.normalize_char(c) for c in chunk))
+        return _SPLIT.findall(self.normalizer.normalize(chunk)[0])
 
 
 def _chunks(chunk_re: regex.Pattern, text: str) -> list[str]:
@@ -140,7 +154,8 @@ class WordPieceTokenizer(Tokenizer):
             if body:
                 table = self._longest_cont if cont else self._longest_first
                 table[body[0]] = max(table.get(body[0], 0), len(body))
-        self._chunk_cache: dict[str, list[tuple[str, int, int, int, int]]] = {}
+        self._chunk_cache: dict[str, tuple[list[str], list[int], list[int], list[int], list[int]]] = {}
+        self._word_cache: dict[str, list[tuple[str, int, int]]] = {}
 
     # ---- encoding ------------------------------------------------------------------------------
     def wordpiece(self, word: str) -> list[tuple[str, int, int]] | None:
@@ -162,36 +177,82 @@ class WordPieceTokenizer(Tokenizer):
             start = end
         return out
 
-    def _tokenize_chunk(self, chunk: str) -> list[tuple[str, int, int, int, int]]:
-        """A whitespace-free chunk -> (token, id, start, end, word) relative to the chunk (cached)."""
+    def _tokenize_chunk(self, chunk: str) -> tuple[list[str], list[int], list[int], list[int], list[int]]:
+        """A whitespace-free chunk -> columns (tokens, ids, starts, ends, words) relative to the chunk (cached)."""
         hit = self._chunk_cache.get(chunk)
         if hit is not None:
             return hit
         norm, origin = self.normalizer.normalize(chunk)
-        out = []
+        toks: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        words: list[int] = []
         for w, m in enumerate(_SPLIT.finditer(norm)):
-            pieces = self.wordpiece(m.group())
+            word, at = m.group(), m.start()
+            pieces = self._word_cache.get(word)
             if pieces is None:
-                out.append((self.unk_token, self.vocab[self.unk_token], origin[m.start()], origin[m.end() - 1] + 1, w))
-                continue
+                pieces = self._word_cache[word] = self.wordpiece(word) or [(self.unk_token, 0, len(word))]
             for tok, s, e in pieces:
-                out.append((tok, self.vocab[tok], origin[m.start() + s], origin[m.start() + e - 1] + 1, w))
-        if len(self._chunk_cache) > 200_000:
+                toks.append(tok)
+                starts.append(at + s if origin is None else origin[at + s])
+                ends.append(at + e if origin is None else origin[at + e - 1] + 1)
+                words.append(w)
+        out = (toks, [self.vocab[t] for t in toks], starts, ends, words)
+        if len(self._chunk_cache) > 1_000_000:
             self._chunk_cache.clear()
+            self._word_cache.clear()
         self._chunk_cache[chunk] = out
         return out
 
-    def tokenize(self, text: str) -> list[Piece]:
-        pieces: list[Piece] = []
+    def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
+        """Plain text (no special tokens) -> tokens, ids, offsets, word ids."""
+        toks: list[str] = []
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        word_ids: list[int] = []
         word_base = 0
-        new = tuple.__new__  # a Piece without NamedTuple's Python-level __new__: this loop is the hot path
+        get = self._chunk_cache.get
         for m in self._chunk_re.finditer(text):
-            part = self._tokenize_chunk(m.group())
-            base = m.start()
-            pieces.extend([new(Piece, (tok, idx, base + s, base + e, word_base + w)) for tok, idx, s, e, w in part])
-            if part:
-                word_base += part[-1][4] + 1
-        return pieces
+            chunk = m.group()
+            hit = get(chunk)
+            ct, ci, cs, ce, cw = hit if hit is not None else self._tokenize_chunk(chunk)
+            if not ct:
+                continue
+            shift = m.start().__add__
+            toks += ct
+            ids += ci
+            offsets += zip(map(shift, cs), map(shift, ce))
+            word_ids += map(word_base.__add__, cw)
+            word_base += cw[-1] + 1
+        return toks, ids, offsets, word_ids
+
+    def tokenize(self, text: str) -> list[Piece]:
+        toks, ids, offsets, word_ids = self._columns(text)
+        return [Piece(t, i, s, e, w) for t, i, (s, e), w in zip(toks, ids, offsets, word_ids)]
+
+    def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
+               truncation: str | bool = False, padding: str | bool = False, padding_side: str = "right", **kwargs: Any) -> Encoding:
+        """See Tokenizer.encode; one text with nothing to cut or pad and no special tokens written in it
+        takes a fast path that fills the Encoding's columns directly (same result)."""
+        if (pair is not None or kwargs or truncation or padding == "max_length" or not isinstance(text, str)
+                or (self._special_re is not None and self._special_re.search(text))):
+            return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
+                                  truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
+        toks, ids, offsets, word_ids = self._columns(text)
+        n = len(ids)
+        layout = self.template["single"] if add_special_tokens and self.template is not None else ["$A"]
+        i = layout.index("$A")
+        pre, post = layout[:i], layout[i + 1 :]
+        return Encoding(
+            ids=[self.vocab[t] for t in pre] + ids + [self.vocab[t] for t in post],
+            tokens=pre + toks + post,
+            offsets=[(0, 0)] * len(pre) + offsets + [(0, 0)] * len(post),
+            word_ids=[None] * len(pre) + word_ids + [None] * len(post),
+            type_ids=[0] * (n + len(pre) + len(post)),
+            special_tokens_mask=[1] * len(pre) + [0] * n + [1] * len(post),
+            attention_mask=[1] * (n + len(pre) + len(post)),
+            sequence_ids=[None] * len(pre) + [0] * n + [None] * len(post),
+        )
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
@@ -302,3 +363,4 @@ def cleanup(text: str) -> str:
     for a, b in _CLEANUP:
         text = text.replace(a, b)
     return text
+
