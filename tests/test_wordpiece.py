@@ -106,6 +106,16 @@ def test_offsets_slice_the_original_text(bert_pair, text):
             assert tok.removeprefix("##") in norm.normalize(text[s:e])[0]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXT)
+def test_fast_path_equals_the_generic_pipeline(bert_pair, text):
+    from taesan.tokenizers.base import Tokenizer
+
+    ours, _ = bert_pair
+    for add in (True, False):
+        assert ours.encode(text, add_special_tokens=add) == Tokenizer.encode(ours, text, add_special_tokens=add)
+
+
 @settings(max_examples=100, deadline=None)
 @given(text=st.text(alphabet=st.characters(), max_size=50))
 def test_any_input_including_surrogates_never_crashes(text):
