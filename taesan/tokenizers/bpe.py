@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from array import array
 import multiprocessing as mp
-import os
+from array import array
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, itemgetter, lshift, or_
@@ -262,10 +261,10 @@ class BPETokenizer(Tokenizer):
                               stride=stride, return_overflowing=return_overflowing, padding=padding, padding_side=padding_side)
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
-                     padding_side: str = "right", workers: int | None = None, **kwargs: Any) -> list[Encoding]:
-        """Encode many texts; with ~1 MB or more of text it fans out to `workers` processes (default: up
-        to 2 cores), below that the start-up costs more than it saves."""
-        workers = workers or min(2, os.cpu_count() or 1)
+                     padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
+        """Encode many texts. workers > 1 fans ~1 MB or more of text out to forked processes; it is off by
+        default because it rarely pays: the parent must still build every token's Python objects (about half
+        the work), and on the shared 2-core test machine 2 processes were slower than one (benchmarks/tokenizers.py)."""
         big = pairs is None and not kwargs and padding != "max_length" and workers > 1 and len(texts) >= 2 * workers
         if big and sum(len(t) for t in texts if isinstance(t, str)) >= PARALLEL_MIN_CHARS and "fork" in mp.get_all_start_methods():
             with gc_paused():
