@@ -58,13 +58,13 @@ def barrier() -> None:
         dist.barrier()
 
 
-def mean_over_ranks(value: float, device: torch.device) -> float:
-    """The mean of a float across ranks (logging), or the value itself in a single process."""
+def sum_over_ranks(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sums across ranks in one all-reduce (a loss, stop flags), or the values themselves."""
     if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+    return t.tolist()
 
 
 def broadcast_object(obj: Any) -> Any:

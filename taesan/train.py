@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -159,6 +161,7 @@ class Trainer:
         self.history: list[float] = []  # the training loss of every optimizer step (rank 0's view is the mean)
         self.data_seconds = 0.0
         self.last_eval: dict[str, float] = {}  # the latest evaluation's scores
+        self.interrupted = self._sigint = False  # Ctrl-C seen (see `fit`)
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         skip = no_decay_names(self.raw_model)
         if resume_from is not None:
@@ -239,7 +242,9 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> list[float]:
         """Train to `config.max_steps` (or `stop_at`, or `max_minutes`); returns the per-step losses of this call.
 
-        The last step always evaluates and saves a checkpoint, so an interrupted budget resumes exactly.
+        The last step always evaluates and saves a checkpoint, so a stopped budget resumes exactly.
+        Ctrl-C (SIGINT) finishes the current step, saves a checkpoint, stops and sets `self.interrupted`;
+        a second Ctrl-C stops at once.
         """
         from tqdm.auto import tqdm
 
@@ -248,42 +253,58 @@ class Trainer:
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._trim_metrics()
+        self.interrupted = self._sigint = False
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
         bar = tqdm(total=end, initial=self.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
         start, losses = time.perf_counter(), []
         window_loss, window_tokens, window_start, window_data = [], 0, time.perf_counter(), self.data_seconds
-        while self.step < end:
-            loss, tokens = self.train_step()
-            loss = distributed.mean_over_ranks(loss, self.device)
-            losses.append(loss)
-            self.history.append(loss)
-            window_loss.append(loss)
-            window_tokens += tokens * self.dist.world_size
-            out_of_time = False
-            if cfg.max_minutes is not None:  # rank 0's clock decides for all ranks
-                out_of_time = bool(distributed.broadcast_object((time.perf_counter() - start) / 60 >= cfg.max_minutes))
-            stop = out_of_time or self.step >= end
-            if self.step % max(cfg.log_every, 1) == 0 or stop:
-                seconds = max(time.perf_counter() - window_start, 1e-9)
-                record = {
-                    "step": self.step, "loss": sum(window_loss) / len(window_loss), "lr": self.last_lr,
-                    "tokens_per_s": window_tokens / seconds, "data_share": (self.data_seconds - window_data) / seconds,
-                    "elapsed_s": time.perf_counter() - start,
-                }
-                self._log(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                window_loss, window_tokens, window_start, window_data = [], 0, time.perf_counter(), self.data_seconds
-            bar.update(1)
-            if (cfg.eval_every and self.step % cfg.eval_every == 0) or stop:
-                scores = self.evaluate()
-                if scores:
-                    self.last_eval = scores
-                    self._log({"step": self.step, **scores})
-            if (cfg.save_every and self.step % cfg.save_every == 0) or stop:
-                self.save_checkpoint()
-            if stop:
-                break
-        bar.close()
+        try:
+            while self.step < end:
+                loss, tokens = self.train_step()
+                late = main and cfg.max_minutes is not None and (time.perf_counter() - start) / 60 >= cfg.max_minutes
+                # one all-reduce: the mean loss, rank 0's clock, and whether any rank was interrupted
+                loss_sum, late_votes, interrupt_votes = distributed.sum_over_ranks(
+                    [loss, float(late), float(self._sigint)], self.device
+                )
+                loss = loss_sum / self.dist.world_size
+                self.interrupted = interrupt_votes > 0
+                stop = late_votes > 0 or self.interrupted or self.step >= end
+                losses.append(loss)
+                self.history.append(loss)
+                window_loss.append(loss)
+                window_tokens += tokens * self.dist.world_size
+                if self.step % max(cfg.log_every, 1) == 0 or stop:
+                    seconds = max(time.perf_counter() - window_start, 1e-9)
+                    record = {
+                        "step": self.step, "loss": sum(window_loss) / len(window_loss), "lr": self.last_lr,
+                        "tokens_per_s": window_tokens / seconds, "data_share": (self.data_seconds - window_data) / seconds,
+                        "elapsed_s": time.perf_counter() - start,
+                    }
+                    self._log(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                    window_loss, window_tokens, window_start, window_data = [], 0, time.perf_counter(), self.data_seconds
+                bar.update(1)
+                if (cfg.eval_every and self.step % cfg.eval_every == 0) or stop:
+                    scores = self.evaluate()
+                    if scores:
+                        self.last_eval = scores
+                        self._log({"step": self.step, **scores})
+                if (cfg.save_every and self.step % cfg.save_every == 0) or stop:
+                    self.save_checkpoint()
+                if stop:
+                    break
+        finally:
+            bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         return losses
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._sigint:  # the second Ctrl-C: do not wait for the step to end
+            raise KeyboardInterrupt
+        self._sigint = True
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:

@@ -85,6 +85,27 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one_exactly(tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path):
+    import os
+    import signal
+
+    straight = make_trainer(tmp_path / "straight").fit()
+    trainer = make_trainer(tmp_path / "cut")
+    next_batch = trainer.data.next_batch
+
+    def interrupting():
+        if trainer.data.sampler.step == 5:  # Ctrl-C while step 6 reads its batch
+            os.kill(os.getpid(), signal.SIGINT)
+        return next_batch()
+
+    trainer.data.next_batch = interrupting
+    first = trainer.fit()
+    assert trainer.interrupted and trainer.step == 6 and len(first) == 6
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    rest = make_trainer(tmp_path / "cut", resume=latest_checkpoint(tmp_path / "cut")).fit()
+    assert first + rest == straight
+
+
 def test_masked_lm_resume_is_exact_too(tmp_path):
     """The masking generator and the packed-row sampler are part of the saved state."""
     from taesan.data import PackedDocuments

@@ -216,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
         trainer.fit()
     finally:
         distributed.shutdown()
+    if info.is_main and trainer.interrupted:
+        print(f"interrupted: checkpoint of step {trainer.step} saved in {out}; continue with the same command and --resume")
+        return 130
     if info.is_main:
         shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in trainer.last_eval.items())
         print(f"step {trainer.step}: {shown}")
