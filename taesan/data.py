@@ -164,7 +164,6 @@ def build_token_cache(
         manifest_path.unlink()  # the old cache is invalid from here on
     counts = {s: 0 for s in SPLITS}
     lengths: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-    sep = np.asarray([separator_id], dtype=np.uint32)
     doc_index = 0
     with atomic_path(directory / "train.bin") as train_tmp, atomic_path(directory / "valid.bin") as valid_tmp:
         with open(train_tmp, "wb") as f_train, open(valid_tmp, "wb") as f_valid:
@@ -172,14 +171,18 @@ def build_token_cache(
             for ids, lens in _encoded_chunks(paths, tokenizer, workers, chunk_size):
                 if ids.size and int(ids.max()) > np.iinfo(dtype).max:
                     raise TaesanError(f"token id {int(ids.max())} does not fit the cache dtype {dtype}")
-                starts = np.concatenate([[0], np.cumsum(lens)])
-                for i, n in enumerate(lens):
-                    split = "valid" if valid_every and doc_index % valid_every == valid_every - 1 else "train"
-                    doc_index += 1
-                    doc = np.concatenate([ids[starts[i] : starts[i + 1]], sep]).astype(dtype)
-                    files[split].write(doc.tobytes())
-                    lengths[split].append(np.asarray([n + 1], dtype=np.int64))
-                    counts[split] += int(n) + 1
+                ends = np.cumsum(lens)  # (n_docs,) where each document's ids end
+                with_sep = np.insert(ids, ends, separator_id).astype(dtype)  # a separator after every document
+                doc_lens = lens + 1
+                number = doc_index + np.arange(len(lens))
+                held = number % valid_every == valid_every - 1 if valid_every else np.zeros(len(lens), dtype=bool)
+                token_held = np.repeat(held, doc_lens)  # (n_tokens,) which split each token goes to
+                for split, mask in (("train", ~held), ("valid", held)):
+                    part = with_sep[~token_held] if split == "train" else with_sep[token_held]
+                    files[split].write(part.tobytes())
+                    lengths[split].append(doc_lens[mask])
+                    counts[split] += int(part.size)
+                doc_index += len(lens)
         if counts["train"] == 0:
             raise TaesanError(f"{', '.join(map(str, paths))}: the corpus has no text (every line is empty)")
         for split in SPLITS:
