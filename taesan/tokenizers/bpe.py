@@ -29,7 +29,7 @@ from taesan.tokenizers.corpus import count_words
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _PRETOKENIZE = regex.compile(GPT2_PATTERN)
 LONG_WORD = 200  # byte length above which a word is merged with a heap instead of repeated min()
-CACHE_LIMIT = 500_000  # words kept in the encode cache before it is emptied
+CACHE_LIMIT = 250_000  # words kept in the encode cache before it is emptied (~0.5 kB each)
 _CHAR_STARTS = bytes(int(b & 0xC0 != 0x80) for b in range(256))  # 1 for a byte that starts a UTF-8 character
 _IDS, _TOKENS, _STARTS, _ENDS = (itemgetter(i) for i in range(4))  # fields of a cached word
 
