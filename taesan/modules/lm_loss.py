@@ -22,7 +22,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         safe = torch.where(valid, targets, 0)  # (N,) index 0 where ignored; their rows are zeroed below
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_hidden = torch.empty_like(hidden) if need_grad else None
-        grad_weight = torch.zeros_like(weight) if need_grad else None
+        grad_weight = (torch.empty_like(weight) if N else torch.zeros_like(weight)) if need_grad else None  # set by chunk 0
         total = hidden.new_zeros(())
         for s in range(0, N, chunk):
             h, t, v = hidden[s : s + chunk], safe[s : s + chunk], valid[s : s + chunk]
@@ -35,7 +35,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             g.scatter_add_(1, t[:, None], torch.full_like(picked[:, None], -1.0))
             g.mul_((v * scale)[:, None].to(g.dtype))  # ignored rows get no gradient
             torch.mm(g, weight, out=grad_hidden[s : s + chunk])  # (n, C)
-            grad_weight.addmm_(g.t(), h)  # (V, C)
+            if s == 0:
+                torch.mm(g.t(), h, out=grad_weight)  # (V, C)
+            else:
+                grad_weight.addmm_(g.t(), h)
         ctx.save_for_backward(grad_hidden, grad_weight)
         return total * scale
 
