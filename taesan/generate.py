@@ -173,6 +173,9 @@ def _check(s: dict) -> dict:
     for name, low in (("max_new_tokens", 1), ("min_new_tokens", 0), ("num_beams", 1), ("num_return_sequences", 1), ("top_k", 0), ("no_repeat_ngram_size", 0)):
         if not isinstance(s[name], int) or s[name] < low:
             raise TaesanError(f"{name} must be an integer >= {low}, got {s[name]!r}")
+    limit = getattr(config, "n_positions", None)
+    if not is_encoder_decoder(model) and limit is not None and ids.shape[1] + s["max_new_tokens"] > limit:
+        raise TaesanError(f"prompt length {ids.shape[1]} + max_new_tokens {s['max_new_tokens']} exceeds the model's n_positions={limit}")
     if not s["temperature"] > 0:
         raise TaesanError(f"temperature must be > 0, got {s['temperature']!r}")
     if not 0 < s["top_p"] <= 1:
