@@ -410,12 +410,13 @@ def test_cli_prompt_file_sampling_and_beams(checkpoint, capsys, tmp_path):
     (["--prompt", "x", "--beams", "2", "--num-return", "3"], "num_return_sequences"),
     (["--prompt-file", "/nonexistent/prompts.txt"], "prompt file not found"),
     (["--prompt", "x", "--max-new-tokens", "1000"], "n_positions"),
+    (["--prompt", "x", "--top-p", "1.5"], "top_p"),
 ])
 def test_cli_user_errors_are_one_line(checkpoint, capsys, extra, message):
     d, _, _ = checkpoint
     assert cli_main(["generate", "--model", str(d)] + extra) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    out, err = capsys.readouterr()
+    assert message in err and err.count("\n") == 1 and out == ""  # nothing half-printed
 
 
 def test_cli_without_tokenizer_says_so(checkpoint, capsys, tmp_path):

@@ -129,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
         input_ids = torch.tensor([ids])
         shown = text if not seq2seq else ""
         if args.beams == 1 and args.num_return == 1:
+            steps = taesan.generate(model, input_ids, stream=True, **settings)  # settings checked here, before printing
             out.write(shown)
-            _stream(taesan.generate(model, input_ids, stream=True, **settings), decode, out)
+            _stream(steps, decode, out)
             continue
         result = taesan.generate(model, input_ids, **settings)
         start = 1 if seq2seq else len(ids)
