@@ -184,17 +184,17 @@ class GPT(TaesanModel):
         H, D = self.config.n_heads, self.config.d_model // self.config.n_heads
         C, eps = self.config.d_model, self.config.norm_eps
         tok_w, pos_w, norm_w, norm_b, head_t, act, layers = weights or self.step_weights()
-        pos = pos_w[past] if position_ids is None else F.embedding(position_ids, pos_w)  # (C,) or (B, 1, C)
-        x = F.embedding(tokens, tok_w) + pos  # (B, 1, C)
+        pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids)  # (C,) or (B, 1, C)
+        x = torch.embedding(tok_w, tokens) + pos  # (B, 1, C)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
         for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
-            h = F.layer_norm(x, (C,), n1w, n1b, eps)
-            q, k, v = F.linear(h, qkv_w, qkv_b).view(B, 1, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, 1, D) each
+            h = torch.layer_norm(x, (C,), n1w, n1b, eps)
+            q, k, v = F.linear(h, qkv_w, qkv_b).view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
             k, v = layer_cache.append(k, v)  # (B, H, S, D)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
-            x = x + F.linear(y.transpose(1, 2).reshape(B, 1, C), out_w, out_b)  # (B, 1, C)
-            x = x + F.linear(act(F.linear(F.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b)), down_w, down_b)
-        return F.layer_norm(x[:, 0], (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
+            x = x + F.linear(y.reshape(B, 1, C), out_w, out_b)  # (B, 1, C): heads side by side, as (B, 1, H, D) would be
+            x = x + F.linear(act(F.linear(torch.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b)), down_w, down_b)
+        return torch.layer_norm(x[:, 0], (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
 
     def step_weights(self) -> tuple:
         """The parameters `decode_step` reads, gathered once (module attribute lookups are slow in a hot loop).
