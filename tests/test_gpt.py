@@ -222,6 +222,17 @@ def test_fused_lm_loss_equals_cross_entropy_on_logits_with_gradients():
         torch.testing.assert_close(linear_cross_entropy(hidden, weight, targets), ref / (targets != -100).sum(), atol=1e-5, rtol=0)
 
 
+def test_fused_lm_loss_is_exact_when_target_probabilities_underflow():
+    hidden = (30 * torch.randn(64, 16)).requires_grad_()
+    weight = torch.randn(V, 16)
+    targets = (hidden @ weight.t()).argmin(-1).detach()  # the least likely token: p(target) underflows float32
+    ref = F.cross_entropy(hidden @ weight.t(), targets)
+    assert ref > 120, "the case must really underflow"
+    out = linear_cross_entropy(hidden, weight, targets, chunk=16)
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(torch.autograd.grad(out, hidden)[0], torch.autograd.grad(ref, hidden)[0], rtol=1e-5, atol=1e-6)
+
+
 def test_fused_lm_loss_trains_a_tied_gpt_like_logits_do():
     model = _model().train()
     ids = _ids(2, 12)

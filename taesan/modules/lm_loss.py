@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 
+_TINY = 1e-30  # below this, float32 softmax loses the digits its log would need
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """Forward computes the loss and, chunk by chunk, the gradients too (softmax − one-hot); backward scales them."""
 
@@ -26,19 +29,25 @@ class _LinearCrossEntropy(torch.autograd.Function):
         total = hidden.new_zeros(())
         for s in range(0, N, chunk):
             h, t, v = hidden[s : s + chunk], safe[s : s + chunk], valid[s : s + chunk]
-            logp = torch.log_softmax(h @ weight.t(), dim=-1)  # (n, V)
-            picked = logp.gather(1, t[:, None]).squeeze(1)  # (n,)
+            logits = h @ weight.t()  # (n, V)
+            probs = torch.softmax(logits, dim=-1)  # (n, V)
+            picked = probs.gather(1, t[:, None]).squeeze(1).log()  # (n,) log p(target)
+            tiny = probs.gather(1, t[:, None]).squeeze(1) < _TINY
+            if bool(tiny.any()):  # p(target) too small for its log to be exact: log-softmax of those rows
+                rows = logits[tiny]
+                picked[tiny] = rows.gather(1, t[tiny][:, None]).squeeze(1) - rows.logsumexp(-1)
             total -= (picked * v).sum()
             if not need_grad:
                 continue
-            g = logp.exp_()  # softmax, in place: d loss_i / d logits_i = softmax − one-hot
+            g = probs  # d loss_i / d logits_i = (softmax − one-hot) · row weight; the row weight is applied to (n, C) sides
             g.scatter_add_(1, t[:, None], torch.full_like(picked[:, None], -1.0))
-            g.mul_((v * scale)[:, None].to(g.dtype))  # ignored rows get no gradient
+            row = (v * scale).to(h.dtype)[:, None]  # (n, 1): 0 for ignored rows
             torch.mm(g, weight, out=grad_hidden[s : s + chunk])  # (n, C)
+            grad_hidden[s : s + chunk].mul_(row)
             if s == 0:
-                torch.mm(g.t(), h, out=grad_weight)  # (V, C)
+                torch.mm(g.t(), h * row, out=grad_weight)  # (V, C)
             else:
-                grad_weight.addmm_(g.t(), h)
+                grad_weight.addmm_(g.t(), h * row)
         ctx.save_for_backward(grad_hidden, grad_weight)
         return total * scale
 
