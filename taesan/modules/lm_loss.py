@@ -31,8 +31,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             h, t, v = hidden[s : s + chunk], safe[s : s + chunk], valid[s : s + chunk]
             logits = h @ weight.t()  # (n, V)
             probs = torch.softmax(logits, dim=-1)  # (n, V)
-            picked = probs.gather(1, t[:, None]).squeeze(1).log()  # (n,) log p(target)
-            tiny = probs.gather(1, t[:, None]).squeeze(1) < _TINY
+            p_target = probs.gather(1, t[:, None]).squeeze(1)  # (n,)
+            picked = p_target.log()  # log p(target)
+            tiny = p_target < _TINY
             if bool(tiny.any()):  # p(target) too small for its log to be exact: log-softmax of those rows
                 rows = logits[tiny]
                 picked[tiny] = rows.gather(1, t[tiny][:, None]).squeeze(1) - rows.logsumexp(-1)
