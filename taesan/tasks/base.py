@@ -1,0 +1,116 @@
+"""What every downstream task defines; the Trainer and the CLI know tasks only through this.
+
+A task turns a labelled example (a small dataclass from `taesan.tasks.readers`) into one or more
+features (plain dicts of ids and labels; QA windows make several), collates features into a batch,
+puts its head on a backbone, owns the loss and metrics (as an `Objective`) and turns model outputs
+into JSON-able predictions. Its settings (labels, lengths) are a dataclass saved as task.json beside
+the fine-tuned weights, so `taesan predict` and `taesan serve` rebuild it from the checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from taesan.config import config_from_dict, config_to_dict, write_json
+from taesan.errors import TaesanError
+from taesan.objectives import Objective
+
+
+@dataclass
+class TaskConfig:
+    max_length: int = 128  # tokens per feature, specials included
+    labels: list[str] = field(default_factory=list)  # class / tag names; index = label id
+
+
+class Task(Objective):
+    """A downstream task. Subclasses set `name` (the TASKS key), `config_class` and override the hooks.
+
+    Data:      read(path) -> examples; fit_labels(examples); encode(example) -> features; collate(features) -> batch
+    Model:     build_model(model) -> the model with this task's head (a backbone, a head model or a preset)
+    Training:  prepare / loss / metrics / summarize (the Objective seam; the batch holds "labels")
+    Inference: predict(model, inputs) -> one JSON-able dict per input; evaluate(model, examples) -> scores
+    """
+
+    name: ClassVar[str] = "task"
+    config_class: ClassVar[type] = TaskConfig
+
+    def __init__(self, config: Any = None, tokenizer: Any = None) -> None:
+        self.config = config if config is not None else self.config_class()
+        self.tokenizer = tokenizer
+
+    # ---- settings --------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], tokenizer: Any = None, source: str = "task.json") -> "Task":
+        fields = {k: v for k, v in data.items() if k != "task"}
+        return cls(config_from_dict(cls.config_class, fields, source), tokenizer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.name, **config_to_dict(self.config)}
+
+    def save(self, directory: str | Path) -> None:
+        """task.json in `directory` (atomically), so a checkpoint knows what it was fine-tuned for."""
+        from taesan.tasks import TASK_FILE
+
+        write_json(Path(directory) / TASK_FILE, self.to_dict())
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> list[Any]:
+        """Labelled examples from a file in one of the formats this task reads (see taesan.tasks.readers)."""
+        raise NotImplementedError
+
+    def fit_labels(self, examples: Sequence[Any]) -> None:
+        """Fix the label set from the training examples when the config names none (sorted, stable)."""
+
+    def encode(self, example: Any) -> list[dict[str, Any]]:
+        """One example -> its features (lists/ints; labels under "labels")."""
+        raise NotImplementedError
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Features -> a batch of padded tensors, including "labels" (-100 where nothing is learned)."""
+        raise NotImplementedError
+
+    def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
+        """The batch minus its labels is the model's keyword arguments."""
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return inputs, batch["labels"]
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def build_model(self, model: nn.Module) -> nn.Module:
+        """`model` (a pretrained backbone, another head model, or a fresh preset) with this task's head."""
+        raise NotImplementedError
+
+    # ---- inference -------------------------------------------------------------------------------------
+    def parse_input(self, text: str) -> Any:
+        """A command-line / HTTP string -> one `predict` input (a pair task splits it, say)."""
+        return text
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
+        """Scores over labelled examples with full decoding (QA spans, generated text), as JSON numbers."""
+        raise NotImplementedError
+
+
+def check_labels(labels: Sequence[str], value: str, source: str) -> int:
+    """The id of `value` in `labels`, or a one-line error naming where the unknown label came from."""
+    try:
+        return list(labels).index(value)
+    except ValueError:
+        shown = ", ".join(map(str, labels[:10])) + (" ..." if len(labels) > 10 else "")
+        raise TaesanError(f"{source}: unknown label {value!r} (known: {shown})") from None
+
+
+def replace_config(task: Task, **changes: Any) -> None:
+    task.config = dataclasses.replace(task.config, **changes)

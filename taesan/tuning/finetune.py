@@ -1,0 +1,90 @@
+"""Full fine-tuning: a task's head on a backbone, every parameter trained by the one Trainer, then
+evaluated with the task's own decoding. The output directory is a checkpoint (config.json,
+model.safetensors, tokenizer.json, task.json, eval_results.json) that `load_finetuned` reads back."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch import nn
+
+from taesan.atomic import atomic_write_text
+from taesan.errors import TaesanError
+from taesan.tasks import TASK_FILE, load_task
+from taesan.tasks.base import Task
+from taesan.tasks.batches import FeatureBatches, in_order
+from taesan.train import TrainConfig, Trainer
+
+RESULTS_FILE = "eval_results.json"
+
+
+@dataclass
+class FinetuneResult:
+    model: nn.Module
+    metrics: dict[str, float] = field(default_factory=dict)  # task.evaluate on the validation examples
+    seconds: float = 0.0
+    trainable_parameters: int = 0
+    train_examples: int = 0
+
+
+def encode_all(task: Task, examples: Sequence[Any]) -> list[dict[str, Any]]:
+    return [f for ex in examples for f in task.encode(ex)]
+
+
+def finetune(
+    task: Task,
+    model: nn.Module,
+    train_examples: Sequence[Any],
+    valid_examples: Sequence[Any],
+    out_dir: str | Path,
+    config: TrainConfig,
+    batch_size: int = 16,
+    device: str = "auto",
+    eval_batch_size: int = 64,
+) -> FinetuneResult:
+    """Fit `task` on `train_examples` starting from `model`; evaluate on `valid_examples`; save to `out_dir`.
+
+    `model` may be a bare backbone or a preset-built model: `task.build_model` adds the head.
+    """
+    if not train_examples:
+        raise TaesanError("no training examples")
+    start = time.perf_counter()
+    task.fit_labels(train_examples)
+    model = task.build_model(model)
+    train_features = encode_all(task, train_examples)
+    valid_features = encode_all(task, valid_examples)
+    data = FeatureBatches(train_features, task.collate, batch_size, seed=config.seed)
+    eval_data = (lambda: in_order(valid_features, task.collate, eval_batch_size)) if valid_features else None
+
+    def save_extra(directory: Path) -> None:
+        if task.tokenizer is not None:
+            task.tokenizer.save(directory / "tokenizer.json")
+        task.save(directory)
+
+    trainer = Trainer(model, task, data, config, out_dir, eval_data=eval_data, device=device, save_extra=save_extra)
+    trainer.fit()
+    model = trainer.raw_model.eval()
+    metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}
+    seconds = time.perf_counter() - start
+    result = FinetuneResult(model, metrics, seconds, sum(p.numel() for p in model.parameters() if p.requires_grad),
+                            len(train_examples))
+    atomic_write_text(Path(out_dir) / RESULTS_FILE, json.dumps({**metrics, "train_seconds": seconds}, indent=1) + "\n")
+    return result
+
+
+def load_finetuned(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, Task]:
+    """A fine-tuned checkpoint -> (model in eval mode, its task with the tokenizer attached)."""
+    import taesan
+    from taesan import tokenizers
+
+    directory = Path(directory)
+    model = taesan.load(directory, map_location=device)
+    tok_path = directory / "tokenizer.json"
+    tokenizer = tokenizers.load(tok_path) if tok_path.is_file() else None
+    task = load_task(directory, tokenizer)
+    if task is None:
+        raise TaesanError(f"{directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task (try taesan generate / score)")
+    return model, task
