@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# this folder holds benchmarks/tokenizers.py, which would shadow the `tokenizers` package transformers imports
+# keep benchmarks/ off the path, so a script name never shadows a package transformers imports
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import torch  # noqa: E402

@@ -191,6 +191,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # the repository root instead of benchmarks/, whose script names (e.g. tokenizers.py) would shadow packages
+    # the repository root instead of benchmarks/, so a script name never shadows a package
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     main()

@@ -264,7 +264,7 @@ class BPETokenizer(Tokenizer):
                      padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
         """Encode many texts. workers > 1 fans ~1 MB or more of text out to forked processes; it is off by
         default because it rarely pays: the parent must still build every token's Python objects (about half
-        the work), and on the shared 2-core test machine 2 processes were slower than one (benchmarks/tokenizers.py)."""
+        the work), and on the shared 2-core test machine 2 processes were slower than one (benchmarks/tokenizer_speed.py)."""
         big = pairs is None and not kwargs and padding != "max_length" and workers > 1 and len(texts) >= 2 * workers
         if big and sum(len(t) for t in texts if isinstance(t, str)) >= PARALLEL_MIN_CHARS and "fork" in mp.get_all_start_methods():
             with gc_paused():

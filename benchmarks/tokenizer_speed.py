@@ -1,7 +1,7 @@
 """Tokenizer speed of taesan against the `tokenizers` library (Rust) in one run: BPE and WordPiece training
 time and encoding throughput on ~10 MB built from ../shared/data/corpus, vocab 8000, 2 cores for both.
 
-Not a correctness test (tests/test_bpe.py checks ids). Usage: python benchmarks/tokenizers.py [--mb 10] [--vocab 8000]
+Not a correctness test (tests/test_bpe.py checks ids). Usage: python benchmarks/tokenizer_speed.py [--mb 10] [--vocab 8000]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# this file is named tokenizers.py: keep its folder off the path so `import tokenizers` finds the Rust library
+# keep this folder off the path so `import tokenizers` always finds the Rust library
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 CORPUS = HERE.parent.parent / "shared" / "data" / "corpus"
