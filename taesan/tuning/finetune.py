@@ -44,16 +44,28 @@ def finetune(
     batch_size: int = 16,
     device: str = "auto",
     eval_batch_size: int = 64,
+    mode: str = "full",
+    prompt_tokens: int = 20,
+    prompt_init: str | None = None,
 ) -> FinetuneResult:
     """Fit `task` on `train_examples` starting from `model`; evaluate on `valid_examples`; save to `out_dir`.
 
     `model` may be a bare backbone or a preset-built model: `task.build_model` adds the head.
+    mode "full" trains every parameter; "prompt" freezes the backbone and trains a soft prompt of
+    `prompt_tokens` virtual tokens (initialised from the text `prompt_init`, or sampled vocabulary
+    embeddings when None) and the task head (see taesan.tuning.prompt).
     """
     if not train_examples:
         raise TaesanError("no training examples")
+    if mode not in ("full", "prompt"):
+        raise TaesanError(f"--mode {mode!r}: choose full or prompt")
     start = time.perf_counter()
     task.fit_labels(train_examples)
     model = task.build_model(model)
+    if mode == "prompt":
+        from taesan.tuning.prompt import add_soft_prompt
+
+        model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed)
     train_features = encode_all(task, train_examples)
     valid_features = encode_all(task, valid_examples)
     data = FeatureBatches(train_features, task.collate, batch_size, seed=config.seed)
