@@ -13,6 +13,7 @@ from taesan.errors import TaesanError
 # model_type -> "module:Class"; imported lazily so one family's import cost is paid only when used.
 MODEL_TYPES: dict[str, str] = {
     "gpt": "taesan.models.gpt:GPT",
+    "gpt-sequence-classification": "taesan.models.gpt_heads:GPTForSequenceClassification",
     "transformer": "taesan.models.transformer:Seq2SeqTransformer",
     "bert": "taesan.models.bert:BERT",
     "bert-mlm": "taesan.models.bert_heads:BertForMaskedLM",

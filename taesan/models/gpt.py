@@ -293,6 +293,10 @@ def to_hf_config(config: GPTConfig) -> dict[str, Any]:
 
 def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> GPT:
     """A HF GPT2Model or GPT2LMHeadModel directory (keys with or without `transformer.`) -> GPT."""
+    if "GPT2ForSequenceClassification" in (hf_config.get("architectures") or []):
+        from taesan.models.gpt_heads import from_hf as head_from_hf
+
+        return head_from_hf(directory, hf_config)
     directory = Path(directory)
     config = from_hf_config(hf_config, str(directory / "config.json"))
     weights = directory / "model.safetensors"

@@ -1,0 +1,108 @@
+"""Sentence-pair data for natural language inference: KorNLI TSV (sentence1 / sentence2 / gold_label) and
+KLUE-NLI JSON (a list of objects with premise / hypothesis / gold_label), told apart by extension or content.
+
+Not the task: rows become `PairExample`s that remember their line, so any later label error names it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from taesan.tasks.readers.common import data_error, lines, read_text, tsv_rows
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")  # the conventional order, kept by the task
+TSV_COLUMNS = (("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "gold_label"), ("premise", "hypothesis", "label"))
+JSON_FIELDS = ("premise", "hypothesis", "gold_label")
+
+
+@dataclass
+class PairExample:
+    """A premise, a hypothesis and the label name (None when unlabelled); `source` is "FILE, line N"."""
+
+    premise: str
+    hypothesis: str
+    label: str | None = None
+    source: str = ""
+
+
+def read_nli(path: str | Path) -> list[PairExample]:
+    """KorNLI TSV or KLUE-NLI JSON: `.json` (or text starting with [ / {) is JSON, anything else TSV."""
+    path = Path(path)
+    text = read_text(path)
+    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
+        examples = _read_json(path, text)
+    else:
+        examples = _read_tsv(path)
+    if not examples:
+        raise data_error(path, None, "no labelled pairs in the file")
+    return examples
+
+
+def _read_tsv(path: Path) -> list[PairExample]:
+    header_no, header = next(((no, line) for no, line in lines(path) if line.strip()), (None, None))
+    if header is None:
+        raise data_error(path, None, "the file is empty")
+    names = [c.strip() for c in header.split("\t")]
+    columns = next((cols for cols in TSV_COLUMNS if all(c in names for c in cols)), None)
+    if columns is None:
+        raise data_error(path, header_no, f"expected the columns sentence1, sentence2, gold_label in the header, found {names}")
+    first, second, label = columns
+    out = []
+    for no, row in tsv_rows(path, required=columns):
+        premise, hypothesis, gold = row[first].strip(), row[second].strip(), row[label].strip()
+        if not (premise and hypothesis and gold):
+            raise data_error(path, no, f"empty {first if not premise else second if not hypothesis else label}")
+        out.append(PairExample(premise, hypothesis, gold, f"{path}, line {no}"))
+    return out
+
+
+def _read_json(path: Path, text: str) -> list[PairExample]:
+    """Each object's line is found by decoding the list one item at a time (json.loads would lose it)."""
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] == "{":  # {"data": [...]} wrappers
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise data_error(path, 1, "expected a JSON list of {premise, hypothesis, gold_label} objects (or {\"data\": [...]})")
+        return [_pair(path, None, item, i) for i, item in enumerate(items)]
+    if text[start:start + 1] != "[":
+        raise data_error(path, 1, "expected a JSON list of {premise, hypothesis, gold_label} objects")
+    out, pos = [], start + 1
+    while True:
+        pos = _skip(text, pos)
+        if text[pos:pos + 1] == "]":
+            break
+        line = text.count("\n", 0, pos) + 1
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
+        out.append(_pair(path, line, item, len(out)))
+        pos = _skip(text, pos)
+        if text[pos:pos + 1] == ",":
+            pos += 1
+        elif text[pos:pos + 1] != "]":
+            raise data_error(path, text.count("\n", 0, pos) + 1, "expected ',' or ']' after a list item")
+    return out
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _pair(path: Path, line: int | None, item: object, index: int) -> PairExample:
+    where = f"item {index + 1}" if line is None else None
+    if not isinstance(item, dict):
+        raise data_error(path, line, f"{where + ': ' if where else ''}expected an object with {', '.join(JSON_FIELDS)}")
+    missing = [f for f in JSON_FIELDS if not isinstance(item.get(f), str) or not item[f].strip()]
+    if missing:
+        raise data_error(path, line, f"{where + ': ' if where else ''}missing or empty field(s) {', '.join(missing)}")
+    source = f"{path}, line {line}" if line is not None else f"{path}, {where}"
+    return PairExample(item["premise"].strip(), item["hypothesis"].strip(), item["gold_label"].strip(), source)
