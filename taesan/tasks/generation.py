@@ -1,0 +1,203 @@
+"""Generation fine-tuning: a GPT learns to continue a prompt with its target, the loss on the target only.
+
+Not pretraining (the prompt is given, never learned, and padding never counts: ratsnlp's generation
+loss includes both) and not a decoder: prediction goes through taesan.generate. One example is
+    prompt ids + target ids + <|endoftext|>
+read with the next-token shift: position i predicts token i + 1, so the label of every position whose
+next token is still prompt is -100, and the first label is the first target token (predicted from the
+last prompt token). An empty prompt (plain-text training data) starts from <|endoftext|> alone.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from taesan.errors import TaesanError
+from taesan.objectives import IGNORE_INDEX
+from taesan.tasks.base import Task, TaskConfig, replace_config
+from taesan.tasks.batches import in_order
+from taesan.tasks.readers.generation import GenerationExample, read_generation
+
+
+@dataclass
+class GenerationConfig(TaskConfig):
+    max_length: int = 128  # prompt + target + end-of-text tokens per example (the model reads one fewer)
+    prompt_column: str = "prompt"  # TSV column / JSONL key
+    target_column: str = "target"
+    separator: str = " "  # put between a non-empty prompt and its target (learned with the target)
+    max_new_tokens: int = 64  # decoding settings for predict (greedy by default)
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise ValueError(f"field 'max_length' must be >= 2 (a prompt token and a target token), got {self.max_length}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"field 'max_new_tokens' must be >= 1, got {self.max_new_tokens}")
+
+
+class GenerationTask(Task):
+    """(prompt, target) pairs -> a GPT that writes the target after the prompt and then stops."""
+
+    name = "generation"
+    config_class = GenerationConfig
+
+    # ---- tokens ----------------------------------------------------------------------------------------
+    @property
+    def tok(self):
+        if self.tokenizer is None:
+            raise TaesanError("the generation task needs a tokenizer (tokenizer.json beside the model)")
+        return self.tokenizer
+
+    @property
+    def eos_id(self) -> int:
+        eos = self.tok.eos_id
+        if eos is None:
+            raise TaesanError("generation needs an end-of-text token (<|endoftext|>, </s> or [SEP]) in the tokenizer")
+        return eos
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tok.pad_id
+        return pad if pad is not None else self.eos_id
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The prompt's ids (no template specials); an empty prompt is [<|endoftext|>], GPT-2's start of text."""
+        ids = self.tok.encode(prompt, add_special_tokens=False).ids if prompt else []
+        return ids or [self.eos_id]
+
+    def target_ids(self, example: GenerationExample) -> list[int]:
+        text = self.config.separator + example.target if example.prompt and self.config.separator else example.target
+        return self.tok.encode(text, add_special_tokens=False).ids if text else []
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> list[GenerationExample]:
+        return read_generation(path, self.config.prompt_column, self.config.target_column)
+
+    def encode(self, example: GenerationExample) -> list[dict[str, Any]]:
+        """-> [{"input_ids": ids[:-1], "labels": ids[1:] with the prompt's next tokens -100}].
+
+        prompt [p1 p2], target [t1]: ids p1 p2 t1 eos; input_ids p1 p2 t1; labels -100 t1 eos.
+        Too long for max_length: the prompt keeps its last tokens (at most half the length unless the target
+        leaves more room), then the target is cut and gets no end-of-text (it did not end there).
+        """
+        n = self.config.max_length
+        prompt, target = self.prompt_ids(example.prompt), self.target_ids(example)
+        prompt = prompt[-max(n - len(target) - 1, n // 2):]
+        room = n - len(prompt)
+        target = target + [self.eos_id] if len(target) < room else target[:room]
+        ids = prompt + target
+        labels = [IGNORE_INDEX] * (len(prompt) - 1) + target  # label i = ids[i + 1] where that is target
+        return [{"input_ids": ids[:-1], "labels": labels}]
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Right padding to the longest row: pad ids, attention_mask 0, labels -100."""
+        T = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(features), T), dtype=torch.long)
+        labels = torch.full((len(features), T), IGNORE_INDEX, dtype=torch.long)
+        for row, f in enumerate(features):
+            L = len(f["input_ids"])
+            ids[row, :L] = torch.as_tensor(f["input_ids"])
+            mask[row, :L] = 1
+            labels[row, :L] = torch.as_tensor(f["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def build_model(self, model: nn.Module | str) -> nn.Module:
+        """The GPT itself (its LM head is the task head); a preset name or checkpoint directory is built/loaded."""
+        from taesan.models.gpt import GPT
+
+        model = resolve_model(model, {"vocab_size": self.tok.vocab_size})
+        if not isinstance(model, GPT):
+            raise TaesanError(f"the generation task fine-tunes a GPT (decoder-only) model, not {type(model).__name__}")
+        if self.tok.vocab_size > model.config.vocab_size:
+            raise TaesanError(f"the tokenizer has {self.tok.vocab_size} tokens but the model's vocab_size is {model.config.vocab_size}")
+        if self.config.max_length - 1 > model.config.n_positions:
+            replace_config(self, max_length=model.config.n_positions + 1)
+        return model
+
+    # ---- inference -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Prompts -> [{"text": the generated continuation}], decoded until end-of-text or max_new_tokens.
+
+        Prompts are batched with left padding (taesan.generate decodes each row as it would alone); a prompt
+        longer than the model's positions allow keeps its last tokens.
+        """
+        from taesan.generate import generate
+
+        c, model = self.config, model.eval()
+        device = next(model.parameters()).device
+        max_new = min(c.max_new_tokens, model.config.n_positions - 1)
+        keep = model.config.n_positions - max_new
+        out = []
+        for start in range(0, len(inputs), batch_size):
+            prompts = list(inputs[start:start + batch_size])
+            rows = [self.prompt_ids(p)[-keep:] for p in prompts]
+            T = max(len(r) for r in rows)
+            ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), T), dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids[i, T - len(r):] = torch.as_tensor(r)  # left padding: every row's last token is real
+                mask[i, T - len(r):] = 1
+            result = generate(
+                model, ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new, do_sample=c.do_sample,
+                temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, num_beams=c.num_beams,
+                repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id, seed=c.seed,
+            )
+            for prompt, row in zip(prompts, result[:, T:].tolist()):
+                text = self.tok.decode(until(row, self.eos_id))
+                if prompt and c.separator and text.startswith(c.separator):
+                    text = text[len(c.separator):]
+                out.append({"text": text})
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[GenerationExample], batch_size: int = 32) -> dict[str, float]:
+        """Target-token loss, perplexity = exp(loss) and next-token accuracy (teacher forcing)."""
+        return teacher_forced_scores(self, model, examples, batch_size)
+
+
+def until(ids: list[int], eos: int) -> list[int]:
+    """The ids before the first `eos`: until([5, 6, 2, 0], eos=2) -> [5, 6]."""
+    return ids[: ids.index(eos)] if eos in ids else ids
+
+
+def teacher_forced_scores(task: Task, model: nn.Module, examples: Sequence[Any], batch_size: int) -> dict[str, float]:
+    """The task's loss and token accuracy summed over every counted position of `examples`, then divided."""
+    model = model.eval()
+    device = next(model.parameters()).device
+    features = [f for ex in examples for f in task.encode(ex)]
+    loss = correct = count = 0.0
+    for batch in in_order(features, task.collate, batch_size):
+        inputs, labels = task.prepare(batch)
+        logits = model(**{k: v.to(device) for k, v in inputs.items()})
+        scores = task.metrics(logits, labels.to(device))
+        loss, correct, count = loss + scores["loss"][0], correct + scores["accuracy"][0], count + scores["loss"][1]
+    if not count:
+        return {"loss": float("nan"), "perplexity": float("nan"), "accuracy": float("nan"), "tokens": 0}
+    return {"loss": loss / count, "perplexity": math.exp(min(loss / count, 50.0)), "accuracy": correct / count, "tokens": int(count)}
+
+
+def resolve_model(model: nn.Module | str, overrides: dict[str, Any]) -> nn.Module:
+    """A model, or a checkpoint directory (taesan.load), or a preset name built with `overrides`."""
+    if not isinstance(model, str):
+        return model
+    if Path(model).is_dir():
+        import taesan
+
+        return taesan.load(model)
+    from taesan.models import create
+
+    return create(model, **overrides)

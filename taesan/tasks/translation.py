@@ -1,0 +1,160 @@
+"""Translation with the encoder-decoder Transformer: teacher forcing to train, greedy or beam decoding to translate.
+
+Not a tokenizer pair: one shared tokenizer (and, by default, one shared embedding matrix) covers both
+languages, as in the paper's joint BPE. A source is its ids + end-of-text; the decoder reads
+[start] y1 … yn and predicts y1 … yn [end] (taesan.objectives.Seq2SeqLM). The start token is the
+tokenizer's <s>/[CLS] when it has one, else the end-of-text token (as BART); padding never counts.
+Data: a TSV with source_column/target_column (Tatoeba kor-eng ko→en: source_column=1, target_column=0)
+or two aligned files given as "train.ko,train.en" (see taesan.tasks.readers.parallel).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from taesan.errors import TaesanError
+from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
+from taesan.tasks.base import Task, TaskConfig
+from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
+from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
+from taesan.tasks.readers.parallel import ParallelExample, read_parallel
+
+
+@dataclass
+class TranslationConfig(TaskConfig):
+    max_length: int = 128  # source tokens, end-of-text included
+    max_target_length: int = 128  # target tokens, end-of-text included; also the decoding limit
+    source_column: int = 0  # TSV columns (0-based); two aligned files are read in the order given
+    target_column: int = 1
+    num_beams: int = 1  # 1: greedy decoding
+    length_penalty: float = 1.0  # beam search: log-probability / length ** length_penalty
+    bleu_tokenize: str = "13a"  # sacrebleu tokenizer for the target language ("char" or "ko-mecab" for Korean)
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "max_target_length", "num_beams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"field {name!r} must be >= 1, got {getattr(self, name)}")
+        check_tokenize(self.bleu_tokenize)
+
+
+class Translation(Task):
+    """Source sentence -> target sentence, scored by teacher-forced loss and corpus BLEU of the decoded output."""
+
+    name = "translation"
+    config_class = TranslationConfig
+
+    # ---- tokens ----------------------------------------------------------------------------------------
+    @property
+    def tok(self):
+        if self.tokenizer is None:
+            raise TaesanError("the translation task needs a tokenizer (tokenizer.json beside the model)")
+        return self.tokenizer
+
+    @property
+    def eos_id(self) -> int:
+        eos = self.tok.eos_id
+        if eos is None:
+            raise TaesanError("translation needs an end-of-text token (</s>, [SEP] or <|endoftext|>) in the tokenizer")
+        return eos
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tok.pad_id
+        return pad if pad is not None else self.eos_id
+
+    @property
+    def start_id(self) -> int:
+        start = self.tok.cls_id
+        return start if start is not None else self.eos_id
+
+    def ids(self, text: str, limit: int) -> list[int]:
+        """Text -> ids + end-of-text, cut to `limit` (a cut sentence gets no end-of-text: it did not end there)."""
+        ids = self.tok.encode(text, add_special_tokens=False).ids
+        return ids + [self.eos_id] if len(ids) < limit else ids[:limit]
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> list[ParallelExample]:
+        return read_parallel(path, self.config.source_column, self.config.target_column)
+
+    def encode(self, example: ParallelExample) -> list[dict[str, Any]]:
+        """-> [{"input_ids": source ids + eos, "target_ids": target ids + eos}]."""
+        return [{"input_ids": self.ids(example.source, self.config.max_length),
+                 "target_ids": self.ids(example.target, self.config.max_target_length)}]
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Right padding per side: input_ids/attention_mask, target_ids/target_mask, labels (-100 on padding)."""
+        src, src_mask = _pad([f["input_ids"] for f in features], self.pad_id)
+        tgt, tgt_mask = _pad([f["target_ids"] for f in features], self.pad_id)
+        labels = tgt.masked_fill(tgt_mask == 0, IGNORE_INDEX)
+        return {"input_ids": src, "attention_mask": src_mask, "target_ids": tgt, "target_mask": tgt_mask, "labels": labels}
+
+    def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
+        """Teacher forcing: the decoder reads the target shifted right behind the start token."""
+        return Seq2SeqLM(self.start_id, self.pad_id).prepare(batch, generator)
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def build_model(self, model: nn.Module | str) -> nn.Module:
+        """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
+        from taesan.models.transformer import Seq2SeqTransformer
+
+        model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, "pad_token_id": self.pad_id,
+                                 "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id})
+        if not isinstance(model, Seq2SeqTransformer):
+            raise TaesanError(f"the translation task needs an encoder-decoder Transformer (e.g. transformer-tiny), not {type(model).__name__}")
+        c = model.config
+        vocab = min(c.src_vocab_size, c.tgt_vocab_size)
+        if self.tok.vocab_size > vocab:
+            raise TaesanError(f"the tokenizer has {self.tok.vocab_size} tokens but the model's vocabulary has {vocab}")
+        if c.lm_head is False:
+            raise TaesanError("the model is a bare encoder-decoder backbone (lm_head=False); translation needs its output layer")
+        c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = self.pad_id, self.eos_id, self.start_id
+        too_long = max(self.config.max_length, self.config.max_target_length) - c.n_positions
+        if too_long > 0:
+            raise TaesanError(f"max_length/max_target_length exceed the model's n_positions={c.n_positions}")
+        return model
+
+    # ---- inference -------------------------------------------------------------------------------------
+    def translate(self, model: nn.Module, sources: Sequence[str], batch_size: int = 32) -> list[str]:
+        """Sources -> decoded translations (greedy, or beam search with num_beams > 1), through taesan.generate."""
+        from taesan.generate import generate
+
+        c, model = self.config, model.eval()
+        device = next(model.parameters()).device
+        out: list[str] = []
+        for start in range(0, len(sources), batch_size):
+            src, mask = _pad([self.ids(s, c.max_length) for s in sources[start:start + batch_size]], self.pad_id)
+            result = generate(
+                model, src.to(device), attention_mask=mask.to(device), max_new_tokens=c.max_target_length,
+                num_beams=c.num_beams, length_penalty=c.length_penalty, eos_token_id=self.eos_id,
+                pad_token_id=self.pad_id, decoder_start_token_id=self.start_id,
+            )
+            out.extend(self.tok.decode(until(row[1:], self.eos_id)) for row in result.tolist())  # row[0] is the start token
+        return out
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Sentences -> [{"translation": text}]."""
+        return [{"translation": t} for t in self.translate(model, list(inputs), batch_size)]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[ParallelExample], batch_size: int = 32) -> dict[str, float]:
+        """Teacher-forced loss / perplexity / token accuracy, and corpus BLEU of the decoded translations."""
+        scores = teacher_forced_scores(self, model, examples, batch_size)
+        hypotheses = self.translate(model, [ex.source for ex in examples], batch_size)
+        scores["bleu"] = corpus_bleu(hypotheses, [ex.target for ex in examples], tokenize=self.config.bleu_tokenize)
+        return scores
+
+
+def _pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids -> (ids (B, T) right-padded with pad_id, mask (B, T) 1 = real)."""
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids, mask
