@@ -20,7 +20,13 @@ def load(directory: str | Path, map_location: str = "cpu"):
     if "taesan_version" not in data:
         from taesan.interop import from_hf
 
-        return from_hf(directory)
+        model = from_hf(directory)
+        model.checkpoint_dir = str(directory.resolve())  # where it came from: a soft prompt names its base
+        return model
+    if data.get("model_type") == "soft-prompt":  # a prompt-tuned model: a small file on its base checkpoint
+        from taesan.tuning.prompt import load_soft_prompt
+
+        return load_soft_prompt(directory, map_location)
     source = str(directory / CONFIG_NAME)
     if "model_type" not in data:
         raise TaesanError(f"{source}: field 'model_type' is missing")
@@ -29,4 +35,5 @@ def load(directory: str | Path, map_location: str = "cpu"):
     model = cls(config)
     state = load_state_dict(directory / WEIGHTS_NAME)
     check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=model.tied_keys)  # per instance: an untied head is required
+    model.checkpoint_dir = str(directory.resolve())
     return model.to(map_location).eval()

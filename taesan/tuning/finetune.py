@@ -61,11 +61,12 @@ def finetune(
         raise TaesanError(f"--mode {mode!r}: choose full or prompt")
     start = time.perf_counter()
     task.fit_labels(train_examples)
+    base = getattr(model, "checkpoint_dir", None)  # set by taesan.load: the checkpoint a soft prompt loads onto
     model = task.build_model(model)
     if mode == "prompt":
         from taesan.tuning.prompt import add_soft_prompt
 
-        model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed)
+        model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed, base=base)
     train_features = encode_all(task, train_examples)
     valid_features = encode_all(task, valid_examples)
     data = FeatureBatches(train_features, task.collate, batch_size, seed=config.seed)
