@@ -1,0 +1,211 @@
+"""Sequence classification: one sentence (sentiment: 긍정/부정) or a sentence pair (NLI: [CLS] premise [SEP]
+hypothesis [SEP] with segment ids), on a BERT ([CLS] pooler) or GPT (last real token) head.
+
+Not a model and not a trainer: this file says how examples become ids, which head goes on the backbone,
+the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what a prediction looks like.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taesan.errors import TaesanError
+from taesan.objectives import IGNORE_INDEX
+from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
+from taesan.tasks.batches import in_order
+from taesan.tasks.metrics.classification import class_counts, classification_scores, scores_from_counts
+from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
+from taesan.tasks.readers.sentiment import TextExample, read_sentiment
+
+PAIR_SEPARATOR = "|||"  # `taesan predict` input for pairs: "premise ||| hypothesis"
+
+
+@dataclass
+class ClassificationConfig(TaskConfig):
+    type_ids: bool = True  # pass token_type_ids (BERT's segments); GPT takes none
+
+
+def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
+    """The label list: `preferred` whole when every name is in it, else numbers by value, else sorted.
+
+    order_labels({"neutral", "entailment"}, NLI_LABELS) -> ["entailment", "neutral", "contradiction"];
+    order_labels({"10", "2"}) -> ["2", "10"]
+    """
+    if preferred and names <= set(preferred):
+        return list(preferred)
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+class SequenceClassification(Task):
+    """One text -> one label. Reads NSMC-style TSV (id / document / label)."""
+
+    name = "classification"
+    config_class = ClassificationConfig
+    preferred_labels: tuple[str, ...] = ()
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> list[TextExample]:
+        return read_sentiment(path)
+
+    def fit_labels(self, examples: Sequence[Any]) -> None:
+        if not self.config.labels:
+            replace_config(self, labels=order_labels({ex.label for ex in examples}, self.preferred_labels))
+
+    def texts(self, example: Any) -> tuple[str, str | None]:
+        """The text (and pair) an example is encoded from."""
+        return example.text, None
+
+    def as_example(self, item: Any) -> Any:
+        """A `predict` input (a string, or an example) as an unlabelled example."""
+        return item if isinstance(item, TextExample) else TextExample(str(item), None, "input")
+
+    def encode(self, example: Any) -> list[dict[str, Any]]:
+        if self.tokenizer is None:
+            raise TaesanError(f"the {self.name} task needs a tokenizer")
+        text, pair = self.texts(example)
+        enc = self.tokenizer.encode(text, pair=pair, truncation=True, max_length=self.config.max_length)
+        if not enc.ids:
+            raise TaesanError(f"{example.source or 'input'}: the text encodes to no tokens")
+        label = IGNORE_INDEX if example.label is None else check_labels(self.labels, example.label, example.source or "input")
+        return [{"input_ids": enc.ids, "token_type_ids": enc.type_ids, "labels": label}]
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Right-padded ids (B, T), attention_mask (B, T), segment ids when the model takes them, labels (B,)."""
+        pad = self.tokenizer.pad_id if self.tokenizer is not None and self.tokenizer.pad_id is not None else 0
+        T = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), T), pad, dtype=torch.long)  # (B, T)
+        mask = torch.zeros(len(features), T, dtype=torch.long)  # (B, T)
+        types = torch.zeros(len(features), T, dtype=torch.long)  # (B, T)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.tensor(f["input_ids"])
+            mask[i, :n] = 1
+            types[i, :n] = torch.tensor(f["token_type_ids"])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if self.config.type_ids:
+            batch["token_type_ids"] = types
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)  # (B,)
+        return batch
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def build_model(self, model: nn.Module) -> nn.Module:
+        """BERT (or a BERT head model) -> BertForSequenceClassification; GPT (or its head) -> GPTForSequenceClassification.
+
+        A model that already has this task's head with the same labels is kept as it is (fine-tuning further).
+        """
+        from taesan.models.bert import BERT
+        from taesan.models.bert_heads import BertForSequenceClassification, BertHeadModel
+        from taesan.models.gpt import GPT
+        from taesan.models.gpt_heads import GPTForSequenceClassification
+
+        labels = self.labels
+        if not labels:
+            raise TaesanError(f"the {self.name} task has no labels yet (fit_labels on the training examples first)")
+        if isinstance(model, (BERT, BertHeadModel)):
+            head, type_ids, extra = BertForSequenceClassification, True, {}
+        elif isinstance(model, (GPT, GPTForSequenceClassification)):
+            pad = self.tokenizer.pad_id if self.tokenizer is not None else None
+            head, type_ids, extra = GPTForSequenceClassification, False, {"pad_token_id": pad}
+        else:
+            raise TaesanError(f"the {self.name} task needs a BERT or GPT model, got {type(model).__name__}")
+        if not (isinstance(model, head) and model.config.labels == labels):
+            model = head.from_backbone(model, num_labels=len(labels), labels=labels, **extra)
+        replace_config(self, type_ids=type_ids, max_length=min(self.config.max_length, model.config.n_positions))
+        return model
+
+    # ---- training signal -------------------------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+
+    @torch.no_grad()
+    def metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[float, int]]:
+        """Loss and per-class tp/fp/fn sums ("tp_3": (count, n)); `summarize` turns them into accuracy and macro-F1."""
+        keep = labels != IGNORE_INDEX
+        logits, labels = logits[keep].float(), labels[keep]
+        n = int(labels.numel())
+        out = {"loss": (float(F.cross_entropy(logits, labels, reduction="sum")), n)}
+        counts = class_counts(logits.argmax(-1).tolist(), labels.tolist(), logits.shape[-1])
+        for kind, values in counts.items():
+            for i, v in enumerate(values):
+                out[f"{kind}_{i}"] = (v, n)
+        return out
+
+    def summarize(self, totals: dict[str, tuple[float, int]]) -> dict[str, float]:
+        k = len(self.labels)
+        tp, fp, fn = ([totals.get(f"{kind}_{i}", (0, 0))[0] for i in range(k)] for kind in ("tp", "fp", "fn"))
+        scores = scores_from_counts(tp, fp, fn, self.labels)
+        loss, n = totals.get("loss", (0.0, 0))
+        return {"loss": loss / n if n else 0.0, **scores}
+
+    # ---- inference -------------------------------------------------------------------------------------
+    def _logits(self, model: nn.Module, examples: Sequence[Any], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(logits (B, num_labels), labels (B,)) per batch, in order, in eval mode."""
+        model.eval()
+        device = model_device(model)
+        features = [f for ex in examples for f in self.encode(ex)]
+        for batch in in_order(features, self.collate, batch_size):
+            inputs, labels = self.prepare(batch)
+            yield model(**{k: v.to(device) for k, v in inputs.items()}).float().cpu(), labels
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        """-> [{"label": best label, "probability": its p, "probabilities": {label: p}}] per input."""
+        out = []
+        for logits, _ in self._logits(model, [self.as_example(x) for x in inputs], batch_size):
+            for p in logits.softmax(-1).tolist():
+                best = max(range(len(p)), key=p.__getitem__)
+                out.append({"label": self.labels[best], "probability": p[best], "probabilities": dict(zip(self.labels, p))})
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
+        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss and the example count."""
+        predicted, gold, loss = [], [], 0.0
+        for logits, labels in self._logits(model, examples, batch_size):
+            predicted += logits.argmax(-1).tolist()
+            gold += labels.tolist()
+            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        if not gold:
+            return {}
+        return {**classification_scores(predicted, gold, self.labels), "loss": loss / len(gold), "examples": len(gold)}
+
+
+class PairClassification(SequenceClassification):
+    """(premise, hypothesis) -> one label: NLI (entailment / neutral / contradiction). Reads KorNLI TSV, KLUE-NLI JSON."""
+
+    name = "pair-classification"
+    preferred_labels = NLI_LABELS
+
+    def read(self, path: str | Path) -> list[PairExample]:
+        return read_nli(path)
+
+    def texts(self, example: Any) -> tuple[str, str | None]:
+        return example.premise, example.hypothesis
+
+    def as_example(self, item: Any) -> Any:
+        if isinstance(item, PairExample):
+            return item
+        if isinstance(item, str):
+            item = self.parse_input(item)
+        premise, hypothesis = item
+        return PairExample(premise, hypothesis, None, "input")
+
+    def parse_input(self, text: str) -> tuple[str, str]:
+        """"premise ||| hypothesis" -> (premise, hypothesis)."""
+        if PAIR_SEPARATOR not in text:
+            raise TaesanError(f"a {self.name} input is two sentences: \"premise {PAIR_SEPARATOR} hypothesis\" (got {text!r})")
+        premise, hypothesis = (part.strip() for part in text.split(PAIR_SEPARATOR, 1))
+        if not premise or not hypothesis:
+            raise TaesanError(f"empty premise or hypothesis in {text!r}")
+        return premise, hypothesis
