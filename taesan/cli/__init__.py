@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "pretrain": "taesan.cli.pretrain",
     "score": "taesan.cli.score",
     "generate": "taesan.cli.generate",
+    "attention": "taesan.cli.attention",
+    "serve": "taesan.cli.serve",
 }
 
 

@@ -1,0 +1,70 @@
+"""`taesan attention`: draw where a model's attention goes for one text (or one image, for a ViT) as a PNG.
+
+Not the weights or the drawing (taesan.viz_attention); this module loads the checkpoint and names the file.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "heatmaps of a model's attention on a text (per layer and head, or a grid); ViT: over an image"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint directory (GPT, BERT, encoder-decoder, ViT)")
+    p.add_argument("text", nargs="?", default=None, help='the text, e.g. "어제 카페 갔었어 거기 사람 많더라" (not for a ViT)')
+    p.add_argument("--layer", type=int, default=None, help="only this layer (0-based; default: every layer)")
+    p.add_argument("--head", type=int, default=None, help="only this head (0-based; default: every head)")
+    p.add_argument("--target", default=None, metavar="TEXT",
+                   help="encoder-decoder: the target text for decoder and cross-attention (default: the model's greedy output)")
+    p.add_argument("--image", default=None, metavar="FILE", help="ViT: an image (PNG/JPEG, or .npy of (H, W) / (C, H, W))")
+    p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
+    p.add_argument("--out", default="attention.png", metavar="PNG", help="where to write the PNG (default attention.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    import taesan
+    from taesan.errors import TaesanError
+    from taesan.tokenizers import load as load_tokenizer
+    from taesan.viz_attention import image_attention, load_image, plot_attention, plot_image_attention, text_attention
+
+    directory = Path(args.model)
+    if not directory.is_dir():
+        raise TaesanError(f"{directory}: no such checkpoint directory")
+    if not str(args.out).lower().endswith(".png"):
+        raise TaesanError(f"--out {args.out}: the picture is a PNG; name it *.png")
+    for name in ("layer", "head"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise TaesanError(f"--{name} {getattr(args, name)}: must be 0 or more")
+    model = taesan.load(directory).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        if getattr(model, "model_type", "") == "vit":
+            if args.image is None:
+                raise TaesanError("a ViT reads images: pass --image FILE")
+            if args.text is not None:
+                raise TaesanError("a ViT reads images, not text: drop the text and pass --image FILE")
+            pixels = load_image(args.image, model.config.image_size, model.config.channels)
+            blocks, rollout = image_attention(model, pixels)
+            path = plot_image_attention(pixels, blocks, rollout, args.out, args.layer, args.head)
+        else:
+            if args.text is None:
+                raise TaesanError("give the text to look at, e.g. \"어제 카페 갔었어\"")
+            if args.image is not None:
+                raise TaesanError(f"--image: {model.model_type} reads text, not images")
+            tok_path = Path(args.tokenizer) if args.tokenizer else directory / "tokenizer.json"
+            if not tok_path.exists():
+                raise TaesanError(f"{tok_path}: the checkpoint has no tokenizer (pass --tokenizer FILE)")
+            is_seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
+            if args.target is not None and not is_seq2seq:
+                raise TaesanError(f"--target is for encoder-decoder models; {model.model_type} has no decoder input")
+            blocks = text_attention(model, load_tokenizer(tok_path), args.text, target=args.target)
+            path = plot_attention(blocks, args.out, args.layer, args.head)
+    for w in caught:
+        if "font" in str(w.message).lower():
+            print(f"taesan attention: warning: {w.message}", file=sys.stderr)
+    print(f"wrote {path}")
+    return 0

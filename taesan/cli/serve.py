@@ -1,0 +1,36 @@
+"""`taesan serve`: the playground: a JSON API and one web page for the models named on the command line.
+
+Not the app (taesan.serve.create_app); this module names the models and runs uvicorn.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "a local web playground and JSON API (tokenize, classify, ner, qa, generate, fill-mask, score, attention)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", default=[], metavar="[NAME=]DIR",
+                   help="a checkpoint to serve (repeatable); named by its directory name unless NAME= is given")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="a request that computes longer fails with 503")
+    p.add_argument("--no-tokenizers", action="store_true",
+                   help="skip training the word/char/BPE/WordPiece comparison tokenizers at start-up")
+
+
+def run(args: argparse.Namespace) -> int:
+    from taesan.errors import TaesanError
+    from taesan.serve import ServeConfig, create_app, model_specs, require_web
+
+    require_web()
+    import uvicorn
+
+    if not 0 < args.port < 65536:
+        raise TaesanError(f"--port {args.port}: choose 1..65535")
+    models = model_specs(args.model)
+    app = create_app(models, ServeConfig(timeout=args.timeout, demo_tokenizers=not args.no_tokenizers))
+    names = ", ".join(models) or "none (tokenizer comparison only)"
+    print(f"taesan serve: models {names}; open http://{args.host}:{args.port}/  (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,237 @@
+"""The playground's model side: the checkpoints a server was started with, what each can do, and the
+inference behind every API call (tokenize, classify/ner/qa, generate as a stream, fill-mask, score, attention).
+
+Not HTTP: no request or status code here (taesan.serve does that); functions take plain values, return
+JSON-able dicts and raise TaesanError for anything the user can fix.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from taesan.errors import TaesanError
+
+TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa"}
+COMPARE_KINDS = ("word", "char", "bpe", "wordpiece")
+
+
+@dataclass
+class Served:
+    """One checkpoint being served: its model (eval mode), tokenizer, task (fine-tuned ones) and actions."""
+
+    name: str
+    directory: Path
+    model: Any
+    tokenizer: Any
+    task: Any = None
+    actions: list[str] = field(default_factory=list)
+    objective: str | None = None  # what score uses: causal / backward / masked
+    stop_id: int | None = None  # a GPT's document separator (generation stops there)
+
+    @property
+    def model_type(self) -> str:
+        return getattr(self.model, "model_type", type(self.model).__name__)
+
+    def describe(self) -> dict[str, Any]:
+        task = self.task.name if self.task is not None else None
+        labels = list(self.task.labels) if self.task is not None else []
+        return {"name": self.name, "model_type": self.model_type, "task": task, "actions": self.actions, "labels": labels}
+
+    def need(self, action: str) -> None:
+        if action not in self.actions:
+            can = ", ".join(self.actions) or "nothing here"
+            raise WrongTask(f"model {self.name!r} ({self.model_type}) cannot {action} (it can: {can})")
+
+
+class WrongTask(TaesanError):
+    """A served model asked for something it was not built for (HTTP 400)."""
+
+
+def load_served(name: str, directory: str | Path) -> Served:
+    """A checkpoint directory -> Served: fine-tuned ones (task.json) through load_finetuned, others through taesan.load."""
+    import taesan
+    from taesan.cli.generate import _stop_id
+    from taesan.tasks import TASK_FILE
+    from taesan.tokenizers import load as load_tokenizer
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise TaesanError(f"{directory}: no such checkpoint directory")
+    task = None
+    if (directory / TASK_FILE).is_file():
+        from taesan.tuning.finetune import load_finetuned
+
+        model, task = load_finetuned(directory)
+        tokenizer = task.tokenizer
+    else:
+        model = taesan.load(directory).eval()
+        tok_path = directory / "tokenizer.json"
+        tokenizer = load_tokenizer(tok_path) if tok_path.is_file() else None
+    served = Served(name, directory, model.eval(), tokenizer, task)
+    kind = served.model_type
+    if task is not None and task.name in TASK_ACTIONS:
+        served.actions.append(TASK_ACTIONS[task.name])
+    if tokenizer is not None and kind != "vit":
+        served.actions.append("tokenize")
+        seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
+        if task is None and (kind == "gpt" or seq2seq):
+            served.actions.append("generate")
+            served.stop_id = None if seq2seq else _stop_id(directory, tokenizer)
+        if task is None and kind == "bert-mlm" and tokenizer.mask_id is not None:
+            served.actions.append("fill-mask")
+        served.objective = _objective(directory, kind) if task is None else None
+        if served.objective is not None:
+            served.actions.append("score")
+        if hasattr(model, "forward_features"):
+            served.actions.append("attention")
+    return served
+
+
+def _objective(directory: Path, kind: str) -> str | None:
+    from taesan.cli.pretrain import TRAINING_NAME
+    from taesan.config import read_json
+
+    trained = read_json(directory / TRAINING_NAME) if (directory / TRAINING_NAME).is_file() else {}
+    return trained.get("objective") or {"gpt": "causal", "bert-mlm": "masked"}.get(kind)
+
+
+# ---- tokenizers side by side ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def comparison_tokenizers(vocab_size: int = 1000, n_lines: int = 4000) -> tuple[tuple[str, Any], ...]:
+    """word / char / BPE / WordPiece trained once (per process) on the embedded Korean corpus."""
+    from taesan.demo_corpus import korean_corpus
+    from taesan.tokenizers import KINDS
+
+    lines = korean_corpus(n_lines)
+    return tuple((kind, KINDS[kind].train(lines, vocab_size=vocab_size)) for kind in COMPARE_KINDS)
+
+
+def tokenize(text: str, tokenizers: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Each (label, tokenizer) cuts `text`: tokens as the text's own slices, ids, and how many are [UNK]."""
+    from taesan.viz_attention import token_labels
+
+    out = []
+    for label, tok in tokenizers:
+        enc = tok.encode(text, add_special_tokens=False)
+        unk = tok.unk_id
+        out.append({"name": label, "tokens": token_labels(text, enc), "ids": enc.ids,
+                    "unk": sum(1 for i in enc.ids if unk is not None and i == unk), "vocab_size": tok.vocab_size})
+    return out
+
+
+# ---- fine-tuned tasks --------------------------------------------------------------------------------------------
+
+
+def run_task(served: Served, action: str, value: Any) -> dict[str, Any]:
+    """classify / ner: `value` is the text (the task parses it); qa: {"question", "context"}."""
+    served.need(action)
+    task = served.task
+    item = task.parse_input(value) if isinstance(value, str) else value
+    return task.predict(served.model, [item])[0]
+
+
+# ---- language models ---------------------------------------------------------------------------------------------
+
+
+def _positions(served: Served) -> int | None:
+    return getattr(served.model.config, "n_positions", None)
+
+
+def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperature: float | None, top_k: int | None,
+                    top_p: float | None, seed: int | None, deadline: float | None = None) -> Iterator[str]:
+    """Continue `prompt` token by token; yields each new piece of text (greedy without sampling options).
+
+    Settings are checked before the first yield, so errors surface before anything is streamed.
+    Stops at the model's end token or at `deadline` (time.monotonic()).
+    """
+    import taesan
+
+    served.need("generate")
+    tok, model = served.tokenizer, served.model
+    seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
+    ids = tok.encode(prompt, add_special_tokens=seq2seq).ids
+    stop = served.stop_id
+    if not seq2seq and stop is not None:
+        ids = [stop] + ids  # the model saw documents after a separator
+    if not ids:
+        raise TaesanError("the prompt encodes to no tokens")
+    limit = _positions(served)
+    if not seq2seq and limit is not None and len(ids) + max_new_tokens > limit:
+        raise TaesanError(f"the prompt is {len(ids)} tokens; with max_new_tokens {max_new_tokens} that exceeds the model's {limit} positions")
+    sample = any(v is not None for v in (temperature, top_k, top_p))
+    settings = dict(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature or 1.0, top_k=top_k or 0,
+                    top_p=top_p if top_p is not None else 1.0, seed=seed)
+    if not seq2seq:
+        settings["eos_token_id"] = [] if stop is None else stop
+    steps = taesan.generate(model, torch.tensor([ids], device=model.device), stream=True, **settings)
+    return _pieces(steps, lambda new: tok.decode([i for i in new if i != stop]), deadline)
+
+
+def _pieces(steps, decode, deadline: float | None) -> Iterator[str]:
+    """Decode everything so far and yield what is new; a byte-level token ending inside a character waits."""
+    new: list[int] = []
+    shown = 0
+    for tokens in steps:
+        new.append(int(tokens[0]))
+        text = decode(new)
+        if not text.endswith("\ufffd") and len(text) > shown:
+            yield text[shown:]
+            shown = len(text)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError("generation ran out of time")
+    text = decode(new)
+    if len(text) > shown:
+        yield text[shown:]
+
+
+@torch.no_grad()
+def fill_mask(served: Served, text: str, top_k: int = 5) -> dict[str, Any]:
+    """Each [MASK] in `text` -> its top_k candidates {"token", "score"} from the masked LM."""
+    served.need("fill-mask")
+    tok, model = served.tokenizer, served.model
+    mask_token = tok.id_to_token(tok.mask_id)
+    enc = tok.encode(text)
+    where = [i for i, t in enumerate(enc.ids) if t == tok.mask_id]
+    if not where:
+        raise TaesanError(f"put {mask_token} where a word is missing, e.g. \"티끌 {mask_token} 태산\"")
+    limit = _positions(served)
+    if limit is not None and len(enc.ids) > limit:
+        raise TaesanError(f"the text is {len(enc.ids)} tokens; the model reads at most {limit}")
+    logits = model(torch.tensor([enc.ids], device=model.device))[0]  # (T, V)
+    probs = logits[where].float().softmax(-1)  # (M, V)
+    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    masks = []
+    for pos, values, indices in zip(where, top.values.tolist(), top.indices.tolist()):
+        candidates = [{"token": tok.id_to_token(i), "text": tok.decode([i]), "score": round(v, 4)} for v, i in zip(values, indices)]
+        masks.append({"position": pos, "candidates": candidates})
+    return {"tokens": enc.tokens, "masks": masks}
+
+
+def score(served: Served, texts: list[str]) -> dict[str, Any]:
+    """Sentence log-probabilities (natural log), highest first, with the objective that produced them."""
+    from taesan.scoring import score_texts
+
+    served.need("score")
+    start = served.stop_id if served.objective != "masked" else None
+    values = score_texts(served.model, served.tokenizer, texts, served.objective, start_id=start)
+    ranked = sorted(({"text": t, "log_prob": round(v, 4)} for t, v in zip(texts, values)), key=lambda r: -r["log_prob"])
+    return {"objective": served.objective, "scores": ranked}
+
+
+def attention(served: Served, text: str, target: str | None = None) -> dict[str, Any]:
+    """Every layer's attention matrices as JSON: blocks of {"kind", "layer", "heads", "queries", "keys", "weights"}."""
+    from taesan.viz_attention import text_attention
+
+    served.need("attention")
+    seq2seq = hasattr(served.model, "encode") and hasattr(served.model, "decode")
+    if target is not None and not seq2seq:
+        raise TaesanError(f"target is for encoder-decoder models; {served.model_type} has no decoder input")
+    blocks = text_attention(served.model, served.tokenizer, text, target=target, max_tokens=64)
+    return {"blocks": [b.to_json(3) for b in blocks]}

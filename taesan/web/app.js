@@ -1,0 +1,278 @@
+// taesan playground: tabs over the JSON API of `taesan serve`. Plain JS, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { models: [], attention: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "style") node.style.cssText = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function showError(out, message) {
+  out.replaceChildren(el("p", { class: "error" }, message));
+}
+
+async function post(path, body) {
+  const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+// ---- tabs and model pickers ---------------------------------------------------------------------------------
+
+function selectTab(name) {
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === `tab-${name}`);
+  history.replaceState(null, "", `#${name}`);
+}
+
+function fillPickers() {
+  for (const section of document.querySelectorAll(".tab")) {
+    const action = section.dataset.action;
+    const usable = state.models.filter((m) => m.actions.includes(action));
+    const select = section.querySelector("select.model");
+    const tab = document.querySelector(`#tabs button[data-tab="${action}"]`);
+    tab.classList.toggle("disabled", !usable.length && !section.dataset.any);
+    if (!select) continue;
+    select.replaceChildren(...usable.map((m) => el("option", { value: m.name }, `${m.name} (${m.task || m.model_type})`)));
+    if (!usable.length) select.append(el("option", { value: "" }, `no served model can ${action}`));
+  }
+}
+
+function modelOf(section) {
+  return $(`tab-${section}`).querySelector("select.model").value;
+}
+
+async function running(button, work) {
+  button.disabled = true;
+  try { await work(); } finally { button.disabled = false; }
+}
+
+// ---- classify -----------------------------------------------------------------------------------------------
+
+async function classify() {
+  const out = $("classify-out");
+  try {
+    const r = await post("/api/classify", { model: modelOf("classify"), text: $("classify-text").value });
+    const bars = Object.entries(r.probabilities || {}).sort((a, b) => b[1] - a[1]).map(([label, p]) =>
+      el("div", { class: "bar" }, el("span", { class: "name" }, label),
+        el("span", { class: "fill", style: `width:${Math.round(p * 300)}px` }), `${(p * 100).toFixed(1)}%`));
+    const p = r.probability !== undefined ? ` (${(r.probability * 100).toFixed(1)}%)` : "";
+    out.replaceChildren(el("p", {}, "label: ", el("span", { class: "label", id: "classify-label" }, r.label), p), ...bars);
+  } catch (e) { showError(out, e.message); }
+}
+
+// ---- highlighted spans (NER entities, the QA answer) ----------------------------------------------------------
+
+function highlight(text, spans) {
+  const box = el("div", { class: "highlighted" });
+  let at = 0;
+  for (const s of [...spans].sort((a, b) => a.start - b.start)) {
+    if (s.start < at) continue;
+    box.append(text.slice(at, s.start));
+    const mark = el("mark", { class: s.cls || "", title: s.title || "" }, text.slice(s.start, s.end));
+    if (s.tag) mark.append(el("span", { class: "tag" }, s.tag));
+    box.append(mark);
+    at = s.end;
+  }
+  box.append(text.slice(at));
+  return box;
+}
+
+async function ner() {
+  const out = $("ner-out");
+  try {
+    const text = $("ner-text").value;
+    const r = await post("/api/ner", { model: modelOf("ner"), text });
+    const entities = r.entities || [];
+    const spans = entities.map((e) => ({ start: e.start, end: e.end, tag: e.label, title: `${e.label} ${e.score ?? ""}` }));
+    const rows = entities.map((e) => el("tr", {}, el("td", {}, e.text), el("td", {}, e.label), el("td", {}, e.score ?? "")));
+    out.replaceChildren(highlight(r.text ?? text, spans),
+      entities.length ? el("table", {}, el("tr", {}, el("th", {}, "entity"), el("th", {}, "type"), el("th", {}, "score")), ...rows)
+        : el("p", { class: "hint" }, "no entities found"));
+  } catch (e) { showError(out, e.message); }
+}
+
+async function qa() {
+  const out = $("qa-out");
+  try {
+    const context = $("qa-context").value;
+    const r = await post("/api/qa", { model: modelOf("qa"), question: $("qa-question").value, context });
+    let start = r.start, end = r.end;
+    if (start === undefined || start === null) { start = context.indexOf(r.answer); end = start + (r.answer || "").length; }
+    const spans = start >= 0 && end > start ? [{ start, end, cls: "answer", title: `score ${r.score ?? ""}` }] : [];
+    out.replaceChildren(el("p", {}, "answer: ", el("span", { class: "label", id: "qa-answer" }, r.answer || "(none)"),
+      r.score !== undefined ? ` (score ${Number(r.score).toFixed(3)})` : ""), highlight(r.context ?? context, spans));
+  } catch (e) { showError(out, e.message); }
+}
+
+// ---- generation, streamed line by line (NDJSON) ----------------------------------------------------------------
+
+async function generate() {
+  const out = $("generate-out");
+  const prompt = $("generate-prompt").value;
+  const body = { model: modelOf("generate"), prompt, max_new_tokens: Number($("generate-n").value) || 30 };
+  const t = $("generate-temperature").value, p = $("generate-top-p").value;
+  if (t !== "") body.temperature = Number(t);
+  if (p !== "") body.top_p = Number(p);
+  const shown = el("span", { id: "generate-text" });
+  out.replaceChildren(el("span", { class: "prompt" }, prompt), shown);
+  try {
+    const response = await fetch("/api/generate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({}));
+      throw new Error(data.error || `HTTP ${response.status}`);
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (!line.trim()) continue;
+        const msg = JSON.parse(line);
+        if (msg.text) shown.append(msg.text);
+        if (msg.error) out.append(el("p", { class: "error" }, msg.error));
+        if (msg.done) out.dataset.done = "1";
+      }
+    }
+  } catch (e) { showError(out, e.message); }
+}
+
+// ---- fill-mask and score ----------------------------------------------------------------------------------------
+
+async function fillMask() {
+  const out = $("fill-out");
+  try {
+    const r = await post("/api/fill-mask", { model: modelOf("fill-mask"), text: $("fill-text").value });
+    out.replaceChildren(...r.masks.map((m, i) => el("div", {}, el("p", {}, `[MASK] #${i + 1}`),
+      ...m.candidates.map((c) => el("div", { class: "bar" }, el("span", { class: "name" }, c.text || c.token),
+        el("span", { class: "fill", style: `width:${Math.round(c.score * 300)}px` }), `${(c.score * 100).toFixed(1)}%`)))));
+  } catch (e) { showError(out, e.message); }
+}
+
+async function score() {
+  const out = $("score-out");
+  try {
+    const texts = $("score-texts").value.split("\n").filter((s) => s.trim());
+    const r = await post("/api/score", { model: modelOf("score"), texts });
+    const rows = r.scores.map((s) => el("tr", {}, el("td", {}, s.log_prob.toFixed(3)), el("td", {}, s.text)));
+    out.replaceChildren(el("p", { class: "hint" }, `${r.objective} log-probability (natural log), highest first`),
+      el("table", {}, ...rows));
+  } catch (e) { showError(out, e.message); }
+}
+
+// ---- attention heatmap you can hover ----------------------------------------------------------------------------
+
+async function attention() {
+  const out = $("attention-out");
+  out.replaceChildren();
+  try {
+    const body = { model: modelOf("attention"), text: $("attention-text").value };
+    const target = $("attention-target").value;
+    if (target.trim()) body.target = target;
+    state.attention = await post("/api/attention", body);
+    $("attention-block").replaceChildren(...state.attention.blocks.map((b, i) => el("option", { value: i }, `${b.kind} L${b.layer}`)));
+    const heads = state.attention.blocks[0].heads;
+    $("attention-head").replaceChildren(el("option", { value: "mean" }, "mean of heads"),
+      ...Array.from({ length: heads }, (_, h) => el("option", { value: h }, `H${h}`)));
+    drawAttention();
+  } catch (e) { showError(out, e.message); }
+}
+
+function currentMatrix() {
+  const block = state.attention.blocks[Number($("attention-block").value) || 0];
+  const head = $("attention-head").value;
+  if (head !== "mean") return { block, m: block.weights[Number(head)] };
+  const m = block.weights[0].map((row, q) => row.map((_, k) => block.weights.reduce((s, w) => s + w[q][k], 0) / block.heads));
+  return { block, m };
+}
+
+const GEOM = { left: 90, top: 90, cell: 26 };
+
+function drawAttention() {
+  if (!state.attention) return;
+  const { block, m } = currentMatrix();
+  const canvas = $("attention-canvas");
+  const cell = Math.max(10, Math.min(GEOM.cell, Math.floor(640 / Math.max(block.keys.length, 1))));
+  canvas.width = GEOM.left + cell * block.keys.length + 10;
+  canvas.height = GEOM.top + cell * block.queries.length + 10;
+  canvas.dataset.cell = cell;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.font = `${Math.min(13, cell - 2)}px "Nanum Gothic", sans-serif`;
+  ctx.fillStyle = "#1d2330";
+  block.queries.forEach((q, i) => { ctx.textAlign = "right"; ctx.fillText(q, GEOM.left - 6, GEOM.top + i * cell + cell * 0.7); });
+  block.keys.forEach((k, j) => {
+    ctx.save(); ctx.translate(GEOM.left + j * cell + cell * 0.7, GEOM.top - 6); ctx.rotate(-Math.PI / 2);
+    ctx.textAlign = "left"; ctx.fillText(k, 0, 0); ctx.restore();
+  });
+  m.forEach((row, i) => row.forEach((w, j) => {
+    const shade = Math.round(255 * (1 - w));
+    ctx.fillStyle = `rgb(${shade}, ${Math.round(255 - 140 * w)}, ${Math.round(255 - 100 * w)})`;
+    ctx.fillRect(GEOM.left + j * cell, GEOM.top + i * cell, cell - 1, cell - 1);
+  }));
+}
+
+function hoverAttention(event) {
+  if (!state.attention) return;
+  const { block, m } = currentMatrix();
+  const canvas = $("attention-canvas");
+  const rect = canvas.getBoundingClientRect();
+  const cell = Number(canvas.dataset.cell);
+  const j = Math.floor((event.clientX - rect.left - GEOM.left) / cell);
+  const i = Math.floor((event.clientY - rect.top - GEOM.top) / cell);
+  if (i < 0 || j < 0 || i >= block.queries.length || j >= block.keys.length) return;
+  $("attention-hover").textContent = `${block.queries[i]} → ${block.keys[j]}: ${m[i][j].toFixed(3)}  (${block.kind} L${block.layer})`;
+}
+
+// ---- tokenizers side by side -------------------------------------------------------------------------------------
+
+async function tokenize() {
+  const out = $("tokenize-out");
+  try {
+    const r = await post("/api/tokenize", { text: $("tokenize-text").value });
+    const rows = r.tokenizers.map((t) => el("tr", {}, el("td", {}, t.name), el("td", {}, t.tokens.length),
+      el("td", { class: "tokens" }, ...t.tokens.map((s, i) => el("span", { class: t.unk && t.ids[i] !== undefined && s === "[UNK]" ? "unk" : "", title: `id ${t.ids[i]}` }, s)))));
+    out.replaceChildren(el("table", {}, el("tr", {}, el("th", {}, "tokenizer"), el("th", {}, "n"), el("th", {}, "tokens")), ...rows));
+  } catch (e) { showError(out, e.message); }
+}
+
+// ---- start ------------------------------------------------------------------------------------------------------
+
+const ACTIONS = { classify, ner, qa, generate, fill: fillMask, score, attention, tokenize };
+
+async function start() {
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
+  for (const [name, fn] of Object.entries(ACTIONS)) {
+    const button = $(`${name}-run`);
+    button.addEventListener("click", () => running(button, fn));
+  }
+  $("attention-block").addEventListener("change", drawAttention);
+  $("attention-head").addEventListener("change", drawAttention);
+  $("attention-canvas").addEventListener("mousemove", hoverAttention);
+  try {
+    const response = await fetch("/api/models");
+    state.models = (await response.json()).models;
+    fillPickers();
+    $("status").textContent = `serving: ${state.models.map((m) => m.name).join(", ") || "no models (tokenizers only)"}`;
+  } catch (e) { $("status").textContent = `could not list models: ${e.message}`; }
+  const first = location.hash.slice(1) || (state.models.find((m) => m.task)?.actions[0]) || "generate";
+  selectTab(document.querySelector(`#tabs button[data-tab="${first}"]`) ? first : "tokenize");
+  document.body.dataset.ready = "1";
+}
+
+start();
