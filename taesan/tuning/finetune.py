@@ -14,7 +14,7 @@ from torch import nn
 from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
 from taesan.tasks import TASK_FILE, load_task
-from taesan.tasks.base import Task
+from taesan.tasks.base import Task, replace_config
 from taesan.tasks.batches import FeatureBatches, in_order
 from taesan.train import TrainConfig, Trainer
 
@@ -67,6 +67,8 @@ def finetune(
         from taesan.tuning.prompt import add_soft_prompt
 
         model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed, base=base)
+        if hasattr(task.config, "max_length") and hasattr(model.config, "n_positions"):  # the prompt takes N positions
+            replace_config(task, max_length=min(task.config.max_length, model.config.n_positions))
     train_features = encode_all(task, train_examples)
     valid_features = encode_all(task, valid_examples)
     data = FeatureBatches(train_features, task.collate, batch_size, seed=config.seed)
