@@ -19,8 +19,13 @@ COMMANDS: dict[str, str] = {
     "pretrain": "taesan.cli.pretrain",
     "score": "taesan.cli.score",
     "generate": "taesan.cli.generate",
+    "finetune": "taesan.cli.finetune",
+    "evaluate": "taesan.cli.evaluate",
+    "predict": "taesan.cli.predict",
     "attention": "taesan.cli.attention",
     "serve": "taesan.cli.serve",
+    "fewshot": "taesan.cli.fewshot",
+    "compare-modes": "taesan.cli.compare_modes",
 }
 
 

@@ -119,6 +119,9 @@ class SequenceClassification(Task):
             head, type_ids, extra = GPTForSequenceClassification, False, {"pad_token_id": pad}
         else:
             raise TaesanError(f"the {self.name} task needs a BERT or GPT model, got {type(model).__name__}")
+        vocab = self.tokenizer.vocab_size if self.tokenizer is not None else 0
+        if vocab > model.config.vocab_size:
+            raise TaesanError(f"the tokenizer has {vocab} tokens but the model's vocab_size is {model.config.vocab_size}")
         if not (isinstance(model, head) and model.config.labels == labels):
             model = head.from_backbone(model, num_labels=len(labels), labels=labels, **extra)
         replace_config(self, type_ids=type_ids, max_length=min(self.config.max_length, model.config.n_positions))

@@ -86,6 +86,7 @@ class ImageClassification(SequenceClassification):
 
     name = "image-classification"
     config_class = ImageConfig
+    needs_tokenizer = False  # `taesan finetune` asks for no --tokenizer
 
     def read(self, path: str | Path) -> list[ImageExample]:
         return read_images(path)

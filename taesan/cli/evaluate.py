@@ -1,0 +1,37 @@
+"""`taesan evaluate`: a fine-tuned checkpoint + a labelled file in its task's format -> the task's metrics as JSON.
+
+Only wiring: the task (from the checkpoint's task.json) reads the file, decodes and scores.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
+    p.add_argument("--data", required=True, metavar="FILE", help="labelled data in the task's format")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from taesan.errors import TaesanError
+    from taesan.train import pick_device
+    from taesan.tuning.finetune import load_finetuned
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1:
+        raise TaesanError("--batch-size must be >= 1")
+    model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
+    examples = task.read(args.data)
+    metrics = task.evaluate(model, examples, args.batch_size)
+    print(json.dumps(metrics, indent=1, ensure_ascii=False))
+    return 0

@@ -1,0 +1,64 @@
+"""`taesan predict`: a fine-tuned checkpoint + inputs typed on the command line -> one readable line (or JSON) each.
+
+Task-aware through the task itself: `parse_input` reads each string ("premise ||| hypothesis" for pairs,
+an image path for images), `predict` returns one JSON-able dict per input; this module only prints.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+HELP = "apply a fine-tuned model to inputs (label + probability, entities, answer span, translation)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
+    p.add_argument("inputs", nargs="*", help='texts ("어제 카페 갔었어"; pairs: "premise ||| hypothesis"; images: a file or digits:N)')
+    p.add_argument("--file", default=None, metavar="FILE", help="more inputs, one per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def readable(prediction: dict[str, Any]) -> str:
+    """One line: "label (probability)" for classifiers, else the fields in order, long ones as compact JSON."""
+    if "label" in prediction and "probability" in prediction:
+        return f"{prediction['label']} ({prediction['probability']:.3f})"
+    parts = []
+    for key, value in prediction.items():
+        shown = _number(value) if isinstance(value, (str, int, float)) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}: {shown}")
+    return "; ".join(parts)
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    from taesan.errors import TaesanError
+    from taesan.tasks.readers.common import lines
+
+    texts = list(args.inputs)
+    if args.file is not None:
+        texts += [line for _, line in lines(args.file) if line.strip()]
+    if not texts:
+        raise TaesanError("no input: give texts as arguments or --file FILE")
+    return texts
+
+
+def run(args: argparse.Namespace) -> int:
+    from taesan.train import pick_device
+    from taesan.tuning.finetune import load_finetuned
+
+    texts = _inputs(args)
+    model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
+    predictions = task.predict(model, [task.parse_input(t) for t in texts], args.batch_size)
+    for text, prediction in zip(texts, predictions):
+        if args.json:
+            print(json.dumps({"input": text, **prediction}, ensure_ascii=False))
+        else:
+            describe = getattr(task, "describe", None)  # a task may word its own line
+            print(f"{describe(prediction) if describe else readable(prediction)}\t{text}")
+    return 0
