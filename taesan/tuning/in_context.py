@@ -40,6 +40,13 @@ class PromptFormat:
         return self.separator.join(parts + [f"{self.input_prefix}{query}{self.output_prefix}"])
 
 
+def check_causal_lm(model, source: str = "--model") -> None:
+    """In-context learning reads next-token probabilities: a GPT (or a prompt-tuned GPT), not BERT or a classifier."""
+    inner = getattr(model, "inner", model)
+    if getattr(inner, "model_type", None) != "gpt":
+        raise TaesanError(f"{source}: in-context learning needs a GPT language model, got model_type {getattr(inner, 'model_type', type(model).__name__)!r}")
+
+
 def parse_verbalizer(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
     """"0=부정,1=긍정" -> {"0": "부정", "1": "긍정"}; None -> each label is its own word. Every label needs a word.
 

@@ -1,0 +1,192 @@
+"""Three ways to adapt one pretrained model to one task, side by side: full fine-tuning (every weight),
+prompt tuning (a soft prompt + the head) and in-context learning (k demonstrations, nothing trained).
+
+Not a new method: it runs taesan.tuning.finetune (modes full / prompt) and taesan.tuning.in_context on the
+same train / eval examples and writes what each cost and scored: a table (markdown + JSON) and a chart.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from taesan.atomic import atomic_path, atomic_write_text
+from taesan.errors import TaesanError
+from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot
+
+TABLE_MD, TABLE_JSON, CHART = "comparison.md", "comparison.json", "comparison.png"
+
+
+@dataclass
+class CompareConfig:
+    shots: list[int] = field(default_factory=lambda: [0, 1, 4])
+    seeds: int = 3  # in-context: demonstration draws per k
+    prompt_tokens: int = 20
+    max_steps: int = 200  # per training mode
+    batch_size: int = 16
+    lr_full: float = 1e-4
+    lr_prompt: float = 3e-2  # a soft prompt needs a far larger step than full fine-tuning (Lester et al. use 0.3)
+    warmup: int = 10
+    verbalizer: dict[str, str] | None = None  # label -> word for in-context learning (None: the label names)
+    fmt: PromptFormat = field(default_factory=PromptFormat)
+    balanced: bool = True
+    calibrate: bool = False
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = False
+
+
+@dataclass
+class ModeResult:
+    """One row of the table."""
+
+    mode: str  # "full fine-tuning", "prompt tuning (20 tokens)", "4-shot in-context"
+    model: str  # "GPT" or "BERT"
+    accuracy: float
+    accuracy_std: float | None  # across in-context seeds
+    trainable_parameters: int
+    labelled_examples: int  # training examples the mode learned from (in-context: demonstrations per prompt)
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_with_tokenizer(directory: str | Path):
+    """(model, tokenizer) from a checkpoint directory that holds tokenizer.json."""
+    import taesan
+    from taesan import tokenizers
+
+    directory = Path(directory)
+    tok_path = directory / "tokenizer.json"
+    if not tok_path.is_file():
+        raise TaesanError(f"{tok_path}: no tokenizer beside the model")
+    return taesan.load(directory), tokenizers.load(tok_path)
+
+
+def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any], eval_examples: Sequence[Any],
+               out_dir: Path, config: CompareConfig) -> ModeResult:
+    """Fine-tune (mode "full" or "prompt") a fresh copy of the checkpoint in `directory` on the classification task."""
+    from taesan.tasks.classification import SequenceClassification
+    from taesan.train import TrainConfig
+    from taesan.tuning.finetune import finetune
+
+    model, tokenizer = load_with_tokenizer(directory)
+    task = SequenceClassification(tokenizer=tokenizer)
+    lr = config.lr_full if mode == "full" else config.lr_prompt
+    train_config = TrainConfig(max_steps=config.max_steps, lr=lr, warmup=min(config.warmup, config.max_steps // 2),
+                               eval_every=0, save_every=0, keep_last=1, seed=config.seed, progress=config.progress)
+    result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=config.batch_size,
+                      device=config.device, mode=mode, prompt_tokens=config.prompt_tokens)
+    label = "full fine-tuning" if mode == "full" else f"prompt tuning ({config.prompt_tokens} tokens)"
+    return ModeResult(label, name, float(result.metrics.get("accuracy", float("nan"))), None, result.trainable_parameters,
+                      len(train), result.seconds, {"macro_f1": result.metrics.get("macro_f1"), "out": str(out_dir)})
+
+
+def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples: Sequence[Any], config: CompareConfig) -> list[ModeResult]:
+    """0/1/few-shot rows: the frozen GPT with k demonstrations, mean (and spread) over `config.seeds` draws."""
+    from taesan.cli.fewshot import start_token
+    from taesan.tasks.classification import order_labels
+    from taesan.tuning.in_context import parse_verbalizer
+
+    model, tokenizer = load_with_tokenizer(directory)
+    check_causal_lm(model, str(directory))
+    labels = order_labels({ex.label for ex in train})
+    words = config.verbalizer or parse_verbalizer(None, labels)
+    start = start_token(Path(directory), tokenizer)
+    rows = []
+    for k in config.shots:
+        began = time.perf_counter()
+        r = fewshot(model, tokenizer, eval_examples, train, words, k, list(range(config.seeds)), fmt=config.fmt,
+                    balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size)
+        acc = r["accuracy"]
+        extra = {"accuracy_norm": r["accuracy_norm"]["mean"], "demonstrations": r["demonstrations"], "per_seed": acc["per_seed"]}
+        if "accuracy_calibrated" in r:
+            extra["accuracy_calibrated"] = r["accuracy_calibrated"]["mean"]
+        rows.append(ModeResult(f"{k}-shot in-context", "GPT", acc["mean"], acc["std"], 0, k, time.perf_counter() - began, extra))
+    return rows
+
+
+def majority_accuracy(train: Sequence[Any], eval_examples: Sequence[Any]) -> float:
+    """The floor every mode should beat: always answer the training set's most frequent label."""
+    top = Counter(ex.label for ex in train).most_common(1)[0][0]
+    return sum(ex.label == top for ex in eval_examples) / max(len(eval_examples), 1)
+
+
+def compare_modes(gpt_dir: str | Path, train: Sequence[Any], eval_examples: Sequence[Any], out_dir: str | Path,
+                  config: CompareConfig | None = None, bert_dir: str | Path | None = None) -> list[ModeResult]:
+    """Every mode on the same data -> the rows; writes comparison.md / .json / .png into `out_dir`."""
+    config = config or CompareConfig()
+    if not train or not eval_examples:
+        raise TaesanError("compare-modes needs training and evaluation examples")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, directory in (("GPT", gpt_dir), ("BERT", bert_dir)):
+        if directory is None:
+            continue
+        for mode in ("full", "prompt"):
+            rows.append(train_mode(directory, name, mode, train, eval_examples, out_dir / f"{name.lower()}-{mode}", config))
+    rows += in_context_modes(gpt_dir, train, eval_examples, config)
+    baseline = majority_accuracy(train, eval_examples)
+    write_table(rows, out_dir, baseline, len(eval_examples), config)
+    plot_comparison(rows, out_dir / CHART, baseline)
+    return rows
+
+
+def markdown_table(rows: Sequence[ModeResult], baseline: float | None = None) -> str:
+    """| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) |"""
+    lines = ["| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        acc = f"{r.accuracy:.3f}" + (f" ± {r.accuracy_std:.3f}" if r.accuracy_std is not None else "")
+        shown = f"{r.labelled_examples} per prompt" if "in-context" in r.mode else f"{r.labelled_examples:,}"
+        lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} |")
+    if baseline is not None:
+        lines.append(f"| majority class | - | {baseline:.3f} | 0 | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[ModeResult], out_dir: Path, baseline: float, n_eval: int, config: CompareConfig) -> None:
+    settings = {k: v for k, v in asdict(config).items() if k != "fmt"}
+    settings["format"] = asdict(config.fmt)
+    atomic_write_text(out_dir / TABLE_MD, markdown_table(rows, baseline))
+    data = {"rows": [asdict(r) for r in rows], "majority_accuracy": baseline, "eval_examples": n_eval, "settings": settings}
+    atomic_write_text(out_dir / TABLE_JSON, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def plot_comparison(rows: Sequence[ModeResult], path: Path, baseline: float | None = None) -> Path:
+    """Three panels, one bar per mode: accuracy (± spread over seeds, majority class dashed), trainable
+    parameters (log scale) and wall time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r.mode}\n({r.model})" for r in rows]
+    colours = ["tab:blue" if "full" in r.mode else "tab:orange" if "prompt" in r.mode else "tab:green" for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(rows) + 2.2), sharey=True)
+    y = list(range(len(rows)))
+    axes[0].barh(y, [r.accuracy for r in rows], xerr=[r.accuracy_std or 0.0 for r in rows], color=colours)
+    if baseline is not None:
+        axes[0].axvline(baseline, ls="--", c="grey", label=f"majority class {baseline:.2f}")
+        axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].set_xlim(0, 1)
+    axes[0].set_xlabel("accuracy")
+    axes[1].barh(y, [max(r.trainable_parameters, 1) for r in rows], color=colours)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("trainable parameters (log; in-context: none)")
+    axes[2].barh(y, [r.seconds for r in rows], color=colours)
+    axes[2].set_xlabel("wall time (s)")
+    for r, i in zip(rows, y):
+        axes[0].text(min(r.accuracy + 0.02, 0.9), i, f"{r.accuracy:.2f}", va="center", fontsize=8)
+        axes[1].text(max(r.trainable_parameters, 1), i, f" {r.trainable_parameters:,}", va="center", fontsize=8)
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle("one task, three ways to adapt: fine-tuning, prompt tuning, in-context learning", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
