@@ -1,0 +1,249 @@
+"""Extractive question answering (SQuAD, KorQuAD): point at the answer's first and last token in the context.
+
+Not generative QA and not SQuAD 2.0's "no answer": every question is answered from its context.
+[CLS] question [SEP] context [SEP]; a context longer than max_length is cut into windows that share
+doc_stride tokens, so an answer cut by one window's edge is whole in the next. A window that does not
+hold the whole answer is taught to point at [CLS] (start = end = 0). Both softmaxes run over [CLS] and
+the context only (never the question or padding), in training and decoding alike. Decoding keeps the
+n_best starts and ends of each window, pairs them (start <= end, at most max_answer_length tokens),
+takes the most probable span over all windows and maps it back to the context's characters by offsets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taesan.errors import TaesanError
+from taesan.tasks.base import Task, TaskConfig
+from taesan.tasks.readers.qa import QAExample, read_squad
+
+SEPARATOR = "|||"  # "question ||| context" on the command line
+
+
+@dataclass
+class QAConfig(TaskConfig):
+    max_length: int = 256  # tokens per window: [CLS] question [SEP] context part [SEP]
+    doc_stride: int = 64  # context tokens shared by consecutive windows (HF's doc_stride)
+    max_question_length: int = 64  # longer questions are cut to this many tokens
+    n_best: int = 20  # starts and ends considered per window
+    max_answer_length: int = 30  # tokens in a predicted answer
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "max_question_length", "n_best", "max_answer_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"field {name!r} must be at least 1, got {getattr(self, name)}")
+        room = self.max_length - self.max_question_length - 3  # [CLS], [SEP], [SEP]
+        if not 0 <= self.doc_stride < room:
+            raise ValueError(f"field 'doc_stride'={self.doc_stride} must be in [0, {room}): max_length {self.max_length} "
+                             f"leaves {room} context tokens per window after a {self.max_question_length}-token question")
+
+
+def answer_tokens(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], start: int, end: int) -> tuple[int, int]:
+    """The first and last token of the answer's characters [start, end) in this window, or (0, 0) ([CLS])
+    when the window's context does not hold all of them.
+
+    Context "카페 갔었어" cut into characters, answer "갔었어" = chars [3, 6) -> the tokens of 갔 and 어.
+    """
+    context = [i for i, s in enumerate(sequence_ids) if s == 1]
+    if not context or offsets[context[0]][0] > start or offsets[context[-1]][1] < end:
+        return 0, 0
+    first = next(i for i in context if offsets[i][1] > start)  # the token holding (or following) the first char
+    last = next(i for i in reversed(context) if offsets[i][0] < end)  # the token holding (or preceding) the last char
+    return (first, last) if first <= last else (0, 0)
+
+
+def nbest_spans(start: torch.Tensor, end: torch.Tensor, context: torch.Tensor, n_best: int = 20,
+                max_answer_length: int = 30) -> list[tuple[float, int, int]]:
+    """The best (score, start, end) spans of one window, best first: the top `n_best` starts × top `n_best` ends,
+    both on context tokens, start <= end, at most `max_answer_length` tokens. score = start[s] + end[e].
+
+    start [0, 5, 1, 4], end [0, 1, 3, 2], context [F, T, T, T], n_best 2 -> starts {1, 3}, ends {2, 3};
+    pairs (1, 2) = 8, (1, 3) = 7, (3, 3) = 6 ((3, 2) ends before it starts); the best 2: [(8, 1, 2), (7, 1, 3)].
+    """
+    k = min(n_best, int(context.sum()))
+    if k == 0:
+        return []
+    start = start.float().masked_fill(~context, float("-inf"))  # (T,)
+    end = end.float().masked_fill(~context, float("-inf"))  # (T,)
+    starts, ends = start.topk(k).indices.tolist(), end.topk(k).indices.tolist()
+    spans = [(float(start[s] + end[e]), s, e) for s in starts for e in ends if s <= e < s + max_answer_length]
+    return sorted(spans, key=lambda x: (-x[0], x[1], x[2]))[:n_best]
+
+
+class ExtractiveQA(Task):
+    """Answer span extraction with BertForQuestionAnswering: logits (B, T, 2) = start and end scores per token."""
+
+    name = "qa"
+    config_class = QAConfig
+
+    # ---- data ------------------------------------------------------------------------------------------
+    def read(self, path: str | Path) -> list[QAExample]:
+        return read_squad(path)
+
+    def windows(self, question: str, context: str) -> list[Any]:
+        """The Encodings of [CLS] question [SEP] context-window [SEP], in context order."""
+        tok = self.tokenizer
+        if tok is None:
+            raise TaesanError("the qa task needs a tokenizer (the model directory's tokenizer.json)")
+        question = self._cut_question(question)
+        c = self.config
+        try:
+            first = tok.encode(question, pair=context, truncation="only_second", max_length=c.max_length,
+                               stride=c.doc_stride, return_overflowing=True)
+        except TaesanError as e:
+            raise TaesanError(f"qa question {question[:40]!r}: {e}") from None
+        encodings = [first] + first.overflowing
+        if first.sequence_ids[0] is not None:
+            raise TaesanError("the qa task needs a tokenizer that starts a pair with a special token ([CLS] q [SEP] c [SEP])")
+        return encodings
+
+    def _cut_question(self, question: str) -> str:
+        pieces = self.tokenizer.pieces(question)
+        n = self.config.max_question_length
+        return question if len(pieces) <= n else question[: pieces[n - 1].end]
+
+    def encode(self, example: QAExample) -> list[dict[str, Any]]:
+        """One feature per window: ids, segments, the [CLS]+context mask, offsets and labels [start, end]."""
+        answer = example.answers[0] if example.answers else None
+        features = []
+        for enc in self.windows(example.question, example.context):
+            labels = answer_tokens(enc.offsets, enc.sequence_ids, answer.start, answer.end) if answer else (0, 0)
+            answer_mask = [i == 0 or s == 1 for i, s in enumerate(enc.sequence_ids)]
+            features.append({"input_ids": enc.ids, "token_type_ids": enc.type_ids, "answer_mask": answer_mask,
+                             "offsets": enc.offsets, "labels": list(labels)})
+        return features
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        from taesan.data import pad_batch
+
+        pad = self.tokenizer.pad_id if self.tokenizer is not None and self.tokenizer.pad_id is not None else 0
+        batch = pad_batch([f["input_ids"] for f in features], pad)
+        T = batch["input_ids"].shape[1]
+        batch["token_type_ids"] = torch.tensor([f["token_type_ids"] + [0] * (T - len(f["token_type_ids"])) for f in features])  # (B, T)
+        batch["answer_mask"] = torch.tensor([f["answer_mask"] + [False] * (T - len(f["answer_mask"])) for f in features])  # (B, T)
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)  # (B, 2) start, end
+        return batch
+
+    def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return inputs, {"positions": batch["labels"], "answer_mask": batch["answer_mask"]}
+
+    # ---- loss and training metrics -----------------------------------------------------------------------
+    @staticmethod
+    def _masked(logits: torch.Tensor, answer_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, 2) -> start and end scores (B, T) with everything but [CLS] and the context at the float minimum."""
+        logits = logits.float().masked_fill(~answer_mask.bool().unsqueeze(-1), torch.finfo(torch.float32).min)
+        start, end = logits.unbind(-1)  # (B, T) each
+        return start, end
+
+    def loss(self, logits: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean of the start and end cross-entropies (each over the window's [CLS] and context tokens)."""
+        start, end = self._masked(logits, labels["answer_mask"])
+        positions = labels["positions"]
+        return (F.cross_entropy(start, positions[:, 0]) + F.cross_entropy(end, positions[:, 1])) / 2
+
+    @torch.no_grad()
+    def metrics(self, logits: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, tuple[float, int]]:
+        """Per window: loss, start and end token accuracy, and both right at once (span accuracy)."""
+        start, end = self._masked(logits, labels["answer_mask"])
+        positions = labels["positions"]
+        n = positions.shape[0]
+        losses = (F.cross_entropy(start, positions[:, 0], reduction="none") + F.cross_entropy(end, positions[:, 1], reduction="none")) / 2
+        hit_start, hit_end = start.argmax(-1) == positions[:, 0], end.argmax(-1) == positions[:, 1]
+        return {"loss": (float(losses.sum()), n), "start_accuracy": (int(hit_start.sum()), n),
+                "end_accuracy": (int(hit_end.sum()), n), "span_accuracy": (int((hit_start & hit_end).sum()), n)}
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def build_model(self, model: nn.Module) -> nn.Module:
+        """A BERT backbone or head model -> BertForQuestionAnswering on its weights (a QA model is kept as is)."""
+        from taesan.models.bert import BERT
+        from taesan.models.bert_heads import BertForQuestionAnswering, BertHeadModel
+
+        if isinstance(model, BertForQuestionAnswering):
+            qa = model
+        elif isinstance(model, (BERT, BertHeadModel)):
+            qa = BertForQuestionAnswering.from_backbone(model)
+        else:
+            raise TaesanError(f"the qa task needs a BERT-family encoder (bert-tiny or a BERT checkpoint), not {type(model).__name__}")
+        if self.config.max_length > qa.config.n_positions:
+            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {qa.config.n_positions} positions")
+        if self.tokenizer is not None and self.tokenizer.vocab_size > qa.config.vocab_size:
+            raise TaesanError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but the model only {qa.config.vocab_size} embeddings")
+        return qa
+
+    # ---- inference -------------------------------------------------------------------------------------
+    def parse_input(self, text: str) -> dict[str, str]:
+        """"question ||| context" -> {"question", "context"}."""
+        if SEPARATOR not in text:
+            raise TaesanError(f'qa input needs a question and a context: "question {SEPARATOR} context"')
+        question, context = text.split(SEPARATOR, 1)
+        return {"question": question.strip(), "context": context.strip()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        """{"question", "context"} dicts (or "q ||| c" strings, or QAExamples) -> {"answer", "start", "end", "score"}.
+
+        start/end are character offsets into the context (context[start:end] == answer); score is the
+        span's probability p(start) · p(end) within its window.
+        """
+        pairs = [self._pair(x) for x in inputs]
+        return self._decode(model, pairs, batch_size)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[QAExample], batch_size: int = 32) -> dict[str, float]:
+        """SQuAD v1.1 exact_match / f1 and KorQuAD 1.0 korquad_exact_match / korquad_f1 (percent)."""
+        from taesan.tasks.metrics.squad import squad_scores
+
+        found = self._decode(model, [(ex.question, ex.context) for ex in examples], batch_size)
+        return squad_scores([p["answer"] for p in found], [[a.text for a in ex.answers] for ex in examples])
+
+    def _pair(self, x: Any) -> tuple[str, str]:
+        if isinstance(x, str):
+            x = self.parse_input(x)
+        if isinstance(x, QAExample):
+            return x.question, x.context
+        if isinstance(x, dict) and isinstance(x.get("question"), str) and isinstance(x.get("context"), str):
+            return x["question"], x["context"]
+        raise TaesanError('a qa input is {"question": ..., "context": ...} or "question ||| context"')
+
+    def _decode(self, model: nn.Module, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[dict[str, Any]]:
+        """The best span of each (question, context) over all its windows."""
+        from taesan.tasks.batches import in_order
+
+        features, owner = [], []
+        for i, (question, context) in enumerate(pairs):
+            for f in self.encode(QAExample(question, context)):
+                features.append(f)
+                owner.append(i)
+        best: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in pairs]
+        best_log = [float("-inf")] * len(pairs)  # log p(start) + log p(end) of each pair's best span so far
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            row = 0
+            for batch in in_order(features, self.collate, batch_size):
+                inputs, labels = self.prepare(batch)
+                logits = model(**{k: v.to(device) for k, v in inputs.items()}).cpu()
+                start, end = self._masked(logits, labels["answer_mask"])
+                start, end = start.log_softmax(-1), end.log_softmax(-1)  # (B, T) over [CLS] + context
+                for b in range(start.shape[0]):
+                    f, i = features[row], owner[row]
+                    row += 1
+                    context = torch.tensor(f["answer_mask"], dtype=torch.bool)
+                    context[0] = False  # [CLS] says "not in this window"; it is never an answer
+                    n = len(f["answer_mask"])
+                    spans = nbest_spans(start[b, :n], end[b, :n], context, self.config.n_best, self.config.max_answer_length)
+                    if spans and spans[0][0] > best_log[i]:
+                        best_log[i], s, e = spans[0]
+                        lo, hi = f["offsets"][s][0], f["offsets"][e][1]
+                        best[i] = {"answer": pairs[i][1][lo:hi], "start": lo, "end": hi, "score": math.exp(best_log[i])}
+        finally:
+            model.train(was_training)
+        return best

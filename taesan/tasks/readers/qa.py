@@ -1,0 +1,82 @@
+"""SQuAD v1.1 / KorQuAD 1.0 JSON: data -> paragraphs -> qas -> answers (text + answer_start), as QA examples.
+
+Not SQuAD 2.0's unanswerable questions: every question needs an answer. Each answer is checked to sit
+at its answer_start in the context, so a shifted offset is caught here, not learned as a wrong span.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taesan.tasks.readers.common import data_error, read_text
+
+
+@dataclass
+class Answer:
+    text: str
+    start: int  # character offset of `text` in the context
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+@dataclass
+class QAExample:
+    question: str
+    context: str
+    answers: list[Answer] = field(default_factory=list)  # the first is the training target; all count in EM/F1
+    id: str = ""
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """Every question of a SQuAD-format file, in file order; a malformed file names the question (or JSON line)."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise data_error(path, e.lineno, f"not valid JSON ({e.msg}); expected SQuAD/KorQuAD JSON") from None
+    articles = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(articles, list):
+        raise data_error(path, None, 'expected a JSON object {"data": [articles with "paragraphs"]} (SQuAD/KorQuAD format)')
+    examples: list[QAExample] = []
+    for a, article in enumerate(articles):
+        for p, paragraph in enumerate(_field(article, "paragraphs", list, path, f"data[{a}]")):
+            where = f"data[{a}].paragraphs[{p}]"
+            context = _field(paragraph, "context", str, path, where)
+            for q, qa in enumerate(_field(paragraph, "qas", list, path, where)):
+                examples.append(_example(qa, context, path, f"{where}.qas[{q}]"))
+    return examples
+
+
+def _example(qa: Any, context: str, path: str | Path, where: str) -> QAExample:
+    qid = str(_field(qa, "id", (str, int), path, where))
+    name = f"question {qid!r}"
+    question = _field(qa, "question", str, path, name)
+    raw_answers = _field(qa, "answers", list, path, name)
+    if not raw_answers:
+        raise data_error(path, None, f"{name} has no answers (unanswerable SQuAD 2.0 questions are not supported)")
+    answers = []
+    for raw in raw_answers:
+        text = _field(raw, "text", str, path, name + " answer")
+        start = _field(raw, "answer_start", int, path, name + " answer")
+        if isinstance(start, bool) or not 0 <= start <= len(context) - len(text) or context[start:start + len(text)] != text:
+            found = context[max(start, 0):max(start, 0) + len(text)] if not isinstance(start, bool) else ""
+            raise data_error(path, None, f"{name}: answer {text!r} is not at answer_start {start} (the context there reads {found!r})")
+        if not text.strip():
+            raise data_error(path, None, f"{name}: an answer is empty")
+        answers.append(Answer(text, start))
+    return QAExample(question, context, answers, qid)
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], path: str | Path, where: str) -> Any:
+    """obj[key], checked to be of `kind`, or an error naming where it is missing."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise data_error(path, None, f"{where}: missing {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise data_error(path, None, f"{where}: {key!r} should be {names}, found {type(value).__name__}")
+    return value
