@@ -374,3 +374,24 @@ def test_build_model_rejects_a_decoder(ko_tok):
         task.build_model(create("gpt", vocab_size=64, n_positions=16, d_model=16, n_layers=1, n_heads=2))
     with pytest.raises(TaesanError, match="tokenizer has 39 tokens"):
         task.build_model(create("bert", vocab_size=20, n_positions=16, d_model=16, n_layers=1, n_heads=2, d_ff=32))
+
+
+def test_describe_is_one_readable_line(ko_tok):
+    task = ner_task(ko_tok, [char_example(SENT, SENT_TAGS)])
+    pred = {"entities": [{"text": "민수", "label": "PS", "start": 0, "end": 2, "score": 0.9123}]}
+    assert task.describe(pred) == "민수 PS (0.912)" and task.describe({"entities": []}) == "no entities"
+
+
+def test_prompt_tuning_keeps_one_output_per_token(tmp_path, ko_tok):
+    from taesan.models import create
+    from taesan.train import TrainConfig
+    from taesan.tuning.finetune import finetune
+
+    examples = [char_example(SENT, SENT_TAGS)]
+    backbone = create("bert", vocab_size=ko_tok.vocab_size, n_positions=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    task = TokenClassification(NerConfig(max_length=32), ko_tok)
+    cfg = TrainConfig(max_steps=3, lr=1e-2, warmup=0, eval_every=0, save_every=0, progress=False)
+    result = finetune(task, backbone, examples, examples, tmp_path / "p", cfg, batch_size=1, mode="prompt", prompt_tokens=4)
+    assert task.config.max_length == 28  # the prompt takes 4 of the 32 positions
+    [pred] = task.predict(result.model, [SENT])
+    assert all(SENT[e["start"]:e["end"]] == e["text"] for e in pred["entities"]) and "f1" in result.metrics

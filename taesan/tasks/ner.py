@@ -276,6 +276,11 @@ class TokenClassification(Task):
             results.append({"entities": entities})
         return results
 
+    def describe(self, prediction: dict[str, Any]) -> str:
+        """One readable line for `taesan predict`: '민수 PS (0.912), 강남역 카페 LC (0.874)' or 'no entities'."""
+        shown = [f"{e['text']} {e['label']} ({e['score']:.3f})" for e in prediction["entities"]]
+        return ", ".join(shown) if shown else "no entities"
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[TaggedText], batch_size: int = 32) -> dict[str, float]:
         """Entity precision/recall/F1 (micro) and F1 per type on the examples' own units (characters or
