@@ -328,3 +328,35 @@ def test_finetune_end_to_end_and_round_trip(chars, tmp_path):
     assert [(p["answer"], p["start"], p["end"]) for p in after] == [(p["answer"], p["start"], p["end"]) for p in before]
     assert [p["score"] for p in after] == pytest.approx([p["score"] for p in before], rel=1e-4)
     assert loaded_task.evaluate(loaded, examples) == pytest.approx(result.metrics)
+
+
+def test_stride_and_question_length_follow_max_length():
+    assert (QAConfig().stride, QAConfig().question_tokens) == (64, 64)
+    import dataclasses
+
+    short = dataclasses.replace(QAConfig(), max_length=64)  # what `taesan finetune --max-length 64` does
+    assert (short.stride, short.question_tokens) == (16, 16)
+    with pytest.raises(TaesanError, match="doc_stride"):
+        dataclasses.replace(QAConfig(), max_length=4)
+
+
+def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
+    from taesan.cli import main
+
+    qas = [{"id": str(i), "question": q, "answers": [{"text": a, "answer_start": HISTORY.index(a)}]} for i, (q, a) in enumerate(QUESTIONS)]
+    data = squad_file(tmp_path, qas)
+    tok = chars.save(tmp_path / "tok.json")
+    out = tmp_path / "qa"
+    assert main(["finetune", "--task", "qa", "--model", "bert-tiny", "--tokenizer", str(tok), "--train", str(data),
+                 "--valid", str(data), "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--max-length", "64",
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert json.loads((out / "task.json").read_text())["max_length"] == 64
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(data)]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    assert main(["predict", "--model", str(out), "--json", "누가 만들었나? ||| " + HISTORY]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert HISTORY[p["start"]:p["end"]] == p["answer"] and p["input"].startswith("누가")
+    assert main(["predict", "--model", str(out), "질문만"]) == 2
+    err = capsys.readouterr().err
+    assert "|||" in err and len(err.strip().splitlines()) == 1

@@ -29,19 +29,28 @@ SEPARATOR = "|||"  # "question ||| context" on the command line
 @dataclass
 class QAConfig(TaskConfig):
     max_length: int = 256  # tokens per window: [CLS] question [SEP] context part [SEP]
-    doc_stride: int = 64  # context tokens shared by consecutive windows (HF's doc_stride)
-    max_question_length: int = 64  # longer questions are cut to this many tokens
+    doc_stride: int | None = None  # context tokens shared by consecutive windows (HF's doc_stride); None: max_length // 4
+    max_question_length: int | None = None  # longer questions are cut to this many tokens; None: max_length // 4
     n_best: int = 20  # starts and ends considered per window
     max_answer_length: int = 30  # tokens in a predicted answer
 
     def __post_init__(self) -> None:
         for name in ("max_length", "max_question_length", "n_best", "max_answer_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be at least 1, got {getattr(self, name)}")
-        room = self.max_length - self.max_question_length - 3  # [CLS], [SEP], [SEP]
-        if not 0 <= self.doc_stride < room:
-            raise ValueError(f"field 'doc_stride'={self.doc_stride} must be in [0, {room}): max_length {self.max_length} "
-                             f"leaves {room} context tokens per window after a {self.max_question_length}-token question")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise TaesanError(f"qa setting {name} must be at least 1, got {value}")
+        room = self.max_length - self.question_tokens - 3  # [CLS], [SEP], [SEP]
+        if not 0 <= self.stride < room:
+            raise TaesanError(f"qa setting doc_stride={self.stride} must be in [0, {room}): max_length {self.max_length} leaves "
+                              f"{room} context tokens per window after a {self.question_tokens}-token question")
+
+    @property
+    def stride(self) -> int:
+        return self.max_length // 4 if self.doc_stride is None else self.doc_stride
+
+    @property
+    def question_tokens(self) -> int:
+        return max(1, self.max_length // 4) if self.max_question_length is None else self.max_question_length
 
 
 def answer_tokens(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], start: int, end: int) -> tuple[int, int]:
@@ -95,7 +104,7 @@ class ExtractiveQA(Task):
         c = self.config
         try:
             first = tok.encode(question, pair=context, truncation="only_second", max_length=c.max_length,
-                               stride=c.doc_stride, return_overflowing=True)
+                               stride=c.stride, return_overflowing=True)
         except TaesanError as e:
             raise TaesanError(f"qa question {question[:40]!r}: {e}") from None
         encodings = [first] + first.overflowing
@@ -105,7 +114,7 @@ class ExtractiveQA(Task):
 
     def _cut_question(self, question: str) -> str:
         pieces = self.tokenizer.pieces(question)
-        n = self.config.max_question_length
+        n = self.config.question_tokens
         return question if len(pieces) <= n else question[: pieces[n - 1].end]
 
     def encode(self, example: QAExample) -> list[dict[str, Any]]:
@@ -195,6 +204,10 @@ class ExtractiveQA(Task):
         pairs = [self._pair(x) for x in inputs]
         return self._decode(model, pairs, batch_size)
 
+    def describe(self, prediction: dict[str, Any]) -> str:
+        """One line for `taesan predict`: the answer, its probability and where it is in the context."""
+        return f"{prediction['answer']} ({prediction['score']:.3f}; characters {prediction['start']}-{prediction['end']})"
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[QAExample], batch_size: int = 32) -> dict[str, float]:
         """SQuAD v1.1 exact_match / f1 and KorQuAD 1.0 korquad_exact_match / korquad_f1 (percent)."""
@@ -214,6 +227,8 @@ class ExtractiveQA(Task):
 
     def _decode(self, model: nn.Module, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[dict[str, Any]]:
         """The best span of each (question, context) over all its windows."""
+        from tqdm.auto import tqdm
+
         from taesan.tasks.batches import in_order
 
         features, owner = [], []
@@ -228,7 +243,9 @@ class ExtractiveQA(Task):
         model.eval()
         try:
             row = 0
-            for batch in in_order(features, self.collate, batch_size):
+            batches = in_order(features, self.collate, batch_size)
+            n_batches = -(-len(features) // batch_size)
+            for batch in tqdm(batches, total=n_batches, disable=n_batches < 20, desc="qa windows", unit="batch", leave=False):
                 inputs, labels = self.prepare(batch)
                 logits = model(**{k: v.to(device) for k, v in inputs.items()}).cpu()
                 start, end = self._masked(logits, labels["answer_mask"])
