@@ -122,6 +122,8 @@ def compare_modes(gpt_dir: str | Path, train: Sequence[Any], eval_examples: Sequ
         raise TaesanError("compare-modes needs training and evaluation examples")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    import matplotlib.pyplot  # noqa: F401  (imported before the clocks start: the first mode's time would carry it)
+    import taesan.models.bert_heads, taesan.models.gpt_heads  # noqa: F401,E401
     rows = []
     for name, directory in (("GPT", gpt_dir), ("BERT", bert_dir)):
         if directory is None:
