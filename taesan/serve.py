@@ -4,7 +4,6 @@ page in taesan/web served by the same process. `create_app(models)` builds it; `
 Not the inference (taesan.serve_models) and not a way to open arbitrary checkpoints: a request names a
 served model; it never carries a path. Every user mistake is a 4xx with {"error": "one line"}.
 """
-from __future__ import annotations
 
 import asyncio
 import json

@@ -66,7 +66,7 @@ def token_labels(text: str, enc) -> list[str]:
         else:
             piece = text[s:e]
             space = piece[:1].isspace() or (s > 0 and text[s - 1].isspace() and bool(labels))
-            labels.append(("▁" if space else "") + piece.strip() if piece.strip() else token)
+            labels.append(("▁" if space else "") + piece.strip() if piece.strip() else "▁")  # a space token: ▁
         end = max(end, e)
     return labels
 
