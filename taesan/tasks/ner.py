@@ -69,13 +69,18 @@ def align(text: str, unit_spans: Sequence[Span], token_spans: Sequence[Span]) ->
     seen: set[int] = set()
     out: list[int | None] = []
     for s, e in token_spans:
-        inside = [c for c in range(max(s, 0), min(e, len(text))) if owner[c] >= 0]
-        first = next((c for c in inside if not text[c].isspace()), inside[0] if inside else None)
-        unit = owner[first] if first is not None else None
+        unit = _anchor(text, owner, s, e)
         out.append(None if unit is None or unit in seen else unit)
         if unit is not None:
             seen.add(unit)
     return out
+
+
+def _anchor(text: str, owner: Sequence[int], start: int, end: int) -> int | None:
+    """The unit of the token [start, end)'s first non-space character in a unit (else its first such character)."""
+    inside = [c for c in range(max(start, 0), min(end, len(text))) if owner[c] >= 0]
+    first = next((c for c in inside if not text[c].isspace()), inside[0] if inside else None)
+    return owner[first] if first is not None else None
 
 
 def unit_tags(
@@ -93,8 +98,9 @@ def unit_tags(
     for (s, e), u, tag in zip(token_spans, owners, token_tags):
         if u is not None:
             anchored[u] = tag
+        first = _anchor(text, owner, s, e)
         for c in range(max(s, 0), min(e, len(text))):
-            if owner[c] >= 0:
+            if first is not None and owner[c] > first:  # after the token's first unit: inside it
                 covered[owner[c]] = True
     next_tag = ["O"] * (n + 1)  # the tag of the next anchored unit after u
     for u in range(n - 1, -1, -1):
@@ -152,12 +158,12 @@ class TokenClassification(Task):
         """Windows of ids with a label per token: the tag id where `align` says it learns, else -100."""
         ids = [check_labels(self.labels, t, example.where(i)) for i, t in enumerate(example.tags)]
         windows = self.windows(example.text)
-        spans = sorted({s for w in windows for s in w.offsets if s[1] > s[0]})
+        spans = sorted({(s, e) for w in windows for s, e in w.offsets if e > s})
         learns = dict(zip(spans, align(example.text, example.spans, spans)))
         features = []
         for w in windows:
-            labels = [IGNORE_INDEX if learns.get(s) is None or special else ids[learns[s]]
-                      for s, special in zip(w.offsets, w.special_tokens_mask)]
+            labels = [IGNORE_INDEX if special or learns.get((s, e)) is None else ids[learns[(s, e)]]
+                      for (s, e), special in zip(w.offsets, w.special_tokens_mask)]
             features.append({"input_ids": list(w.ids), "labels": labels})
         return features
 
@@ -236,7 +242,7 @@ class TokenClassification(Task):
             real = [j for j, (s, e) in enumerate(w.offsets) if e > s and not w.special_tokens_mask[j]]
             for rank, j in enumerate(real):
                 context = min(rank, len(real) - 1 - rank)
-                span = tuple(w.offsets[j])
+                span = (w.offsets[j][0], w.offsets[j][1])
                 if span not in best[i] or context > best[i][span][0]:
                     best[i][span] = (context, p[j])
         out = []
@@ -263,7 +269,7 @@ class TokenClassification(Task):
     def predict(self, model: nn.Module, inputs: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
         """{"entities": [{"text", "label", "start", "end", "score"}]} per text; start/end are character
         offsets into the text; score is the mean probability of the tags that start its units."""
-        texts = [t if isinstance(t, str) else self.parse_input(t) for t in inputs]
+        texts = list(inputs)
         units = [word_spans(t) if self.config.unit == "word" else [(i, i + 1) for i in range(len(t))] for t in texts]
         results = []
         for text, spans, (tags, scores) in zip(texts, units, self.tag_units(model, texts, units, batch_size)):
