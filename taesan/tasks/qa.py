@@ -238,6 +238,9 @@ class ExtractiveQA(Task):
                 owner.append(i)
         best: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in pairs]
         best_log = [float("-inf")] * len(pairs)  # log p(start) + log p(end) of each pair's best span so far
+        limit = getattr(getattr(model, "config", None), "n_positions", None)  # a soft prompt's config leaves its own slots out
+        if limit is not None and self.config.max_length > limit:
+            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {limit} positions")
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
