@@ -314,6 +314,8 @@ def test_finetune_end_to_end_and_round_trip(chars, tmp_path):
     losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     assert losses[-1] < 0.5 * losses[0]
     assert set(result.metrics) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    untrained = task.build_model(create("bert-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=2, n_heads=2, n_positions=64))
+    assert result.metrics["korquad_f1"] > task.evaluate(untrained, examples)["korquad_f1"]
     assert json.loads((tmp_path / "eval_results.json").read_text())["f1"] == result.metrics["f1"]
 
     inputs = [{"question": q, "context": HISTORY} for q, _ in QUESTIONS]
