@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-eval", type=int, default=None, metavar="N", help="classify only the first N examples of --eval")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", default=None, metavar="FILE", help="write the full results (per seed) as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def start_token(directory: Path, tokenizer) -> int | None:
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = PromptFormat(args.instruction, args.input_prefix, args.output_prefix)
     result = fewshot(model, tokenizer, queries, pool, words, args.shots, list(range(args.seeds)), fmt=fmt,
                      balanced=args.balanced, calibrate=args.calibrate, start_id=start_token(directory, tokenizer),
-                     batch_size=args.batch_size)
+                     batch_size=args.batch_size, progress=not args.no_progress)
     print(summary_line(result))
     if result["demonstrations"] < args.shots:
         print(f"note: only {result['demonstrations']:.1f} demonstrations per prompt fit in the model's window on average")

@@ -99,7 +99,8 @@ def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples:
     for k in config.shots:
         began = time.perf_counter()
         r = fewshot(model, tokenizer, eval_examples, train, words, k, list(range(config.seeds)), fmt=config.fmt,
-                    balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size)
+                    balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size,
+                    progress=config.progress)
         acc = r["accuracy"]
         extra = {"accuracy_norm": r["accuracy_norm"]["mean"], "demonstrations": r["demonstrations"], "per_seed": acc["per_seed"]}
         if "accuracy_calibrated" in r:

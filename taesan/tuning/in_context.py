@@ -167,11 +167,14 @@ def build_query(tokenizer: Any, fmt: PromptFormat, demos: Sequence[Any], text: s
 
 
 @torch.no_grad()
-def continuation_log_probs(model, rows: Sequence[tuple[list[int], list[int]]], pad_id: int = 0, batch_size: int = 16) -> list[float]:
+def continuation_log_probs(model, rows: Sequence[tuple[list[int], list[int]]], pad_id: int = 0, batch_size: int = 16,
+                           progress: bool = False) -> list[float]:
     """Σ log p(continuation | context) for each (context ids, continuation ids) under a causal LM."""
+    from tqdm.auto import tqdm
+
     device = next(model.parameters()).device
     out = []
-    for b in range(0, len(rows), batch_size):
+    for b in tqdm(range(0, len(rows), batch_size), disable=not progress, unit="batch", desc="scoring", leave=False):
         chunk = rows[b:b + batch_size]
         batch = pad_batch([ctx + cont for ctx, cont in chunk], pad_id)
         logits = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))  # (B, T, V)
@@ -210,7 +213,7 @@ class FewShotResult:
 
 def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], words: dict[str, str], shots: int,
              seed: int = 0, fmt: PromptFormat | None = None, balanced: bool = False, calibrate: bool = False,
-             start_id: int | None = None, batch_size: int = 16) -> FewShotResult:
+             start_id: int | None = None, batch_size: int = 16, progress: bool = False) -> FewShotResult:
     """Label each query by the verbalizer word the LM finds most likely after a `shots`-shot prompt."""
     fmt = fmt or PromptFormat()
     labels = list(words)
@@ -237,7 +240,7 @@ def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], word
         cf_keys = list(cf_built)
         for key in cf_keys:
             rows += [(cf_built[key].context, c) for c in cf_built[key].continuations]
-        scores = continuation_log_probs(model, rows, pad, batch_size)
+        scores = continuation_log_probs(model, rows, pad, batch_size, progress)
     finally:
         model.train(was_training)
     L = len(labels)
