@@ -176,6 +176,8 @@ def until(ids: list[int], eos: int) -> list[int]:
 
 def teacher_forced_scores(task: Task, model: nn.Module, examples: Sequence[Any], batch_size: int) -> dict[str, float]:
     """The task's loss and token accuracy summed over every counted position of `examples`, then divided."""
+    if not examples:
+        raise TaesanError("no examples to evaluate")
     model = model.eval()
     device = next(model.parameters()).device
     features = [f for ex in examples for f in task.encode(ex)]
@@ -185,8 +187,6 @@ def teacher_forced_scores(task: Task, model: nn.Module, examples: Sequence[Any],
         logits = model(**{k: v.to(device) for k, v in inputs.items()})
         scores = task.metrics(logits, labels.to(device))
         loss, correct, count = loss + scores["loss"][0], correct + scores["accuracy"][0], count + scores["loss"][1]
-    if not count:
-        return {"loss": float("nan"), "perplexity": float("nan"), "accuracy": float("nan"), "tokens": 0}
     return {"loss": loss / count, "perplexity": math.exp(min(loss / count, 50.0)), "accuracy": correct / count, "tokens": int(count)}
 
 

@@ -112,6 +112,8 @@ class Translation(Task):
         if c.lm_head is False:
             raise TaesanError("the model is a bare encoder-decoder backbone (lm_head=False); translation needs its output layer")
         c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = self.pad_id, self.eos_id, self.start_id
+        for embedding in (model.src_emb, model.tgt_emb):  # no gradient to the pad row; none when pad is the real eos
+            embedding.padding_idx = self.tok.pad_id
         too_long = max(self.config.max_length, self.config.max_target_length) - c.n_positions
         if too_long > 0:
             raise TaesanError(f"max_length/max_target_length exceed the model's n_positions={c.n_positions}")
