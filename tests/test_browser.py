@@ -1,0 +1,113 @@
+"""The playground in a real browser: Playwright drives Debian's Chromium against `taesan serve` on a free port;
+a classification, a streamed generation, the QA answer highlight and the attention hover show up on the page."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytest.importorskip("fastapi", reason="the web extra (fastapi, uvicorn) is not installed")
+pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium fonts-nanum; .ci/run does it)",
+                allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from playground_models import build_models  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from taesan.serve import create_app
+
+    app = create_app(build_models(tmp_path_factory.mktemp("browser")))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.set_default_timeout(60_000)
+        page.goto(server + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        yield page
+        browser.close()
+
+
+def test_classification_shows_the_label(page, tmp_path):
+    page.click("#tabs button[data-tab='classify']")
+    assert page.locator("#tab-classify select.model").input_value() == "sentiment"
+    page.fill("#classify-text", "이 영화 정말 재미있었다")
+    page.click("#classify-run")
+    page.wait_for_selector("#classify-label")
+    assert page.text_content("#classify-label") == "긍정"
+    assert "%" in page.text_content("#classify-out")
+    page.fill("#classify-text", "이 영화 돈이 아깝다")
+    page.click("#classify-run")
+    page.wait_for_function("document.querySelector('#classify-label')?.textContent === '부정'")
+    page.screenshot(path=str(tmp_path / "classify.png"), full_page=True)
+    assert (tmp_path / "classify.png").stat().st_size > 1000
+
+
+def test_generation_streams_into_the_page(page, tmp_path):
+    page.click("#tabs button[data-tab='generate']")
+    page.select_option("#tab-generate select.model", "gpt")
+    page.fill("#generate-prompt", "티끌 모아")
+    page.fill("#generate-n", "6")
+    page.click("#generate-run")
+    page.wait_for_selector("#generate-out[data-done='1']")
+    assert page.text_content("#generate-text").startswith(" 태산")  # what the tiny GPT learned
+    assert page.text_content("#generate-out").startswith("티끌 모아 태산")
+    page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
+    assert (tmp_path / "generate.png").stat().st_size > 1000
+
+
+def test_qa_answer_is_highlighted_and_attention_hovers(page, tmp_path):
+    page.click("#tabs button[data-tab='qa']")
+    page.click("#qa-run")
+    page.wait_for_selector("#qa-out mark.answer")
+    assert page.text_content("#qa-out mark.answer") == "카페"
+    page.click("#tabs button[data-tab='attention']")
+    page.select_option("#tab-attention select.model", "gpt")
+    page.click("#attention-run")
+    page.wait_for_function("document.querySelector('#attention-block').options.length === 2")
+    page.select_option("#attention-head", "0")
+    box = page.locator("#attention-canvas").bounding_box()
+    page.mouse.move(box["x"] + 90 + 5, box["y"] + 90 + 5)  # the first cell: the first token looks at itself
+    assert page.text_content("#attention-hover").endswith(": 1.000  (self L0)")
+    page.screenshot(path=str(tmp_path / "attention.png"), full_page=True)
+
+
+def test_errors_show_on_the_page(page):
+    page.click("#tabs button[data-tab='fill-mask']")
+    page.fill("#fill-text", "티끌 모아 태산")
+    page.click("#fill-run")
+    page.wait_for_selector("#fill-out .error")
+    assert "[MASK]" in page.text_content("#fill-out .error")
