@@ -3,6 +3,7 @@ prompt -> target pairs with finetune(), predict through taesan.generate, save/lo
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -220,3 +221,26 @@ def test_real_reviews_fine_tune_smoke(shared_data, tmp_path):
     assert set(result.metrics) >= {"loss", "perplexity", "accuracy"} and result.metrics["loss"] > 0
     [pred] = load_finetuned(tmp_path)[1].predict(result.model, ["이 영화"])
     assert isinstance(pred["text"], str)
+
+
+def test_cli_finetune_evaluate_predict(tmp_path, capsys):
+    """taesan finetune --task generation on a JSONL file from a preset; evaluate prints JSON; predict --json."""
+    from taesan.cli import main
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p.prompt, "target": p.target}, ensure_ascii=False) + "\n" for p in PAIRS),
+                    encoding="utf-8")
+    TOK.save(tmp_path / "tok.json")
+    out = tmp_path / "out"
+    code = main(["finetune", "--task", "generation", "--model", "gpt-tiny", "--tokenizer", str(tmp_path / "tok.json"),
+                 "--train", str(data), "--valid", str(data), "--out", str(out), "--max-steps", "2", "--no-progress"])
+    assert code == 0 and json.loads((out / "task.json").read_text())["task"] == "generation"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(data)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["tokens"] == 11 and scores["perplexity"] == pytest.approx(math.exp(scores["loss"]))
+    assert main(["predict", "--model", str(out), "--json", "어제 카페"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["input"] == "어제 카페" and isinstance(line["text"], str)
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl: no such file" in capsys.readouterr().err

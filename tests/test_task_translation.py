@@ -133,12 +133,19 @@ def test_registered_and_model_checks():
         task.build_model(create("gpt-tiny", vocab_size=64, d_model=32, n_layers=1, n_heads=2))
     with pytest.raises(TaesanError, match="vocabulary has 8"):
         task.build_model(tiny_transformer(src_vocab_size=8, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1))
-    with pytest.raises(TaesanError, match="n_positions=8"):
-        task.build_model(tiny_transformer(n_positions=8))
+    task.build_model(tiny_transformer(n_positions=8))
+    assert (task.config.max_length, task.config.max_target_length) == (8, 8)  # cut to the model's positions
+    task = make_task()
     with pytest.raises(TaesanError, match="BLEU tokenize 'moses'"):
         task_class("translation").from_dict({"task": "translation", "bleu_tokenize": "moses"})
     built = task.build_model("transformer-tiny")  # a preset name is built for this tokenizer
     assert built.config.src_vocab_size == TOK.vocab_size and built.config.decoder_start_token_id == START
+    assert built.src_emb.padding_idx == built.tgt_emb.padding_idx == PAD
+    no_pad = Translation(TranslationConfig(), WordTokenizer({"[UNK]": 0, "</s>": 1, "a": 2}, special_tokens=["[UNK]", "</s>"]))
+    bare = no_pad.build_model(tiny_transformer(src_vocab_size=3, pad_token_id=0, bos_token_id=None, eos_token_id=1,
+                                               decoder_start_token_id=1))
+    # no pad token: </s> pads, starts and ends, and still learns (no frozen embedding row)
+    assert (bare.config.pad_token_id, bare.config.decoder_start_token_id) == (1, 1) and bare.src_emb.padding_idx is None
 
 
 # ---- BLEU -------------------------------------------------------------------------------------------------
@@ -213,3 +220,29 @@ def test_real_tatoeba_and_aligned_files_smoke(shared_data, tmp_path):
     assert 0.0 <= result.metrics["bleu"] <= 100.0 and result.metrics["loss"] > 0
     [pred] = load_finetuned(tmp_path)[1].predict(result.model, ["고마워!"])
     assert isinstance(pred["translation"], str)
+
+
+def test_cli_finetune_evaluate_predict_on_aligned_files(tmp_path, capsys):
+    """taesan finetune --task translation --train SRC,TGT from a preset; evaluate prints BLEU; predict --json."""
+    import json
+
+    from taesan.cli import main
+
+    (tmp_path / "t.ko").write_text("".join(p.source + "\n" for p in PAIRS), encoding="utf-8")
+    (tmp_path / "t.en").write_text("".join(p.target + "\n" for p in PAIRS), encoding="utf-8")
+    pair = f"{tmp_path / 't.ko'},{tmp_path / 't.en'}"
+    TOK.save(tmp_path / "tok.json")
+    out = tmp_path / "out"
+    code = main(["finetune", "--task", "translation", "--model", "transformer-tiny", "--tokenizer", str(tmp_path / "tok.json"),
+                 "--train", pair, "--valid", pair, "--out", str(out), "--max-steps", "2", "--no-progress"])
+    assert code == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", pair]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) >= {"loss", "perplexity", "accuracy", "bleu"} and 0 <= scores["bleu"] <= 100
+    assert main(["predict", "--model", str(out), "--json", "고마워"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["translation"], str)
+    (tmp_path / "short.en").write_text("thank you\n", encoding="utf-8")
+    assert main(["evaluate", "--model", str(out), "--data", f"{tmp_path / 't.ko'},{tmp_path / 'short.en'}"]) == 2
+    err = capsys.readouterr().err
+    assert "t.ko, line 2" in err and "not aligned" in err and "Traceback" not in err

@@ -18,7 +18,7 @@ from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
-from taesan.tasks.base import Task, TaskConfig
+from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
@@ -114,9 +114,8 @@ class Translation(Task):
         c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = self.pad_id, self.eos_id, self.start_id
         for embedding in (model.src_emb, model.tgt_emb):  # no gradient to the pad row; none when pad is the real eos
             embedding.padding_idx = self.tok.pad_id
-        too_long = max(self.config.max_length, self.config.max_target_length) - c.n_positions
-        if too_long > 0:
-            raise TaesanError(f"max_length/max_target_length exceed the model's n_positions={c.n_positions}")
+        limit = c.n_positions  # the longest source and target the model has positions for
+        replace_config(self, max_length=min(self.config.max_length, limit), max_target_length=min(self.config.max_target_length, limit))
         return model
 
     # ---- inference -------------------------------------------------------------------------------------
