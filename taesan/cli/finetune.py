@@ -129,12 +129,12 @@ def run(args: argparse.Namespace) -> int:
         save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
     )
     torch.manual_seed(args.seed)  # the new head's initialisation
-    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {steps} steps of {args.batch_size}", flush=True)
     result = finetune(
         task, model, train, valid, args.out, train_config, batch_size=args.batch_size, device=args.device,
         mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init,
     )
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
-    print(f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
+    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {steps} steps of {args.batch_size}; "
+          f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
     return 0

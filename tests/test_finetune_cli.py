@@ -1,0 +1,129 @@
+"""`taesan finetune / evaluate / predict` end to end on tiny models: printed metrics, JSON, readable lines,
+checkpoint round trips, prompt mode passed through, and one-line errors with exit code 2."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from taesan.cli import main
+from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.tokenizers import WordPieceTokenizer
+
+FAST = ["--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    WordPieceTokenizer.train(korean_corpus(300), vocab_size=300, min_frequency=1).save(d / "tok.json")
+    rows = "".join(f"{i}\t{t}\t{y}\n" for i, (t, y) in enumerate(sentiment_examples(80)))
+    (d / "sent.tsv").write_text("id\tdocument\tlabel\n" + rows, encoding="utf-8")
+    pairs = [("어제 카페 갔었어", "카페에 갔다", "entailment"), ("어제 카페 갔었어", "집에만 있었다", "contradiction"),
+             ("오늘 학교 간다", "학교에 간다", "entailment"), ("오늘 학교 간다", "학교에 안 간다", "contradiction"),
+             ("영화가 지루했다", "영화를 봤다", "neutral")] * 4
+    (d / "nli.tsv").write_text("sentence1\tsentence2\tgold_label\n" + "".join("\t".join(p) + "\n" for p in pairs), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "cls"
+    code = main(["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "40", "--lr", "2e-3", *FAST])
+    assert code == 0
+    return out
+
+
+def test_finetune_prints_metrics_and_writes_a_checkpoint(trained, files, capsys):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "task.json", "eval_results.json", "loss.png"):
+        assert (trained / name).is_file()
+    results = json.loads((trained / "eval_results.json").read_text())
+    assert results["examples"] == 8  # 10% of 80 held out
+    assert results["accuracy"] >= 0.75
+
+
+def test_evaluate_prints_json(trained, files, capsys):
+    assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["examples"] == 80 and 0.75 <= scores["accuracy"] <= 1 and {"macro_f1", "f1_0", "f1_1", "loss"} <= set(scores)
+
+
+def test_predict_lines_json_and_file(trained, tmp_path, capsys):
+    assert main(["predict", "--model", str(trained), "이 영화 정말 재미있었다", "그 영화 돈이 아깝다"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\t이 영화 정말 재미있었다")
+    label, rest = lines[0].split(" ", 1)
+    assert label in ("0", "1") and rest[:3] in ("(0.", "(1.")
+    (tmp_path / "in.txt").write_text("또 보고 싶다\n\n시간 낭비였다\n", encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "in.txt")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in rows] == ["또 보고 싶다", "시간 낭비였다"]
+    assert all(set(r) == {"input", "label", "probability", "probabilities"} for r in rows)
+    assert rows[0]["label"] == "1" and rows[1]["label"] == "0"  # the demo reviews are learned
+
+
+def test_pair_task_from_a_checkpoint_uses_its_tokenizer(trained, files, tmp_path, capsys):
+    out = tmp_path / "nli"
+    assert main(["finetune", "--task", "pair-classification", "--model", str(trained), "--train", str(files / "nli.tsv"),
+                 "--valid", str(files / "nli.tsv"), "--out", str(out), "--max-steps", "3", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "20 training and 20 held-out examples, 3 steps of 16" in printed and "accuracy: " in printed
+    assert json.loads((out / "task.json").read_text())["labels"] == ["entailment", "neutral", "contradiction"]
+    assert main(["predict", "--model", str(out), "--json", "어제 카페 갔었어 ||| 카페에 갔다"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert set(row["probabilities"]) == {"entailment", "neutral", "contradiction"}
+
+
+def test_prompt_mode_is_passed_through(trained, files, tmp_path, capsys):
+    out = tmp_path / "prompt"
+    assert main(["finetune", "--task", "classification", "--model", str(trained), "--train", str(files / "sent.tsv"),
+                 "--out", str(out), "--max-steps", "2", "--mode", "prompt", "--prompt-tokens", "3", *FAST]) == 0
+    printed = capsys.readouterr().out
+    trainable = int(printed.split("; trained ")[1].split(" parameters")[0].replace(",", ""))
+    assert trainable < 20_000  # prompt + pooler + classifier only; the BERT has ~480k
+    assert main(["predict", "--model", str(out), "좋다"]) == 0
+    assert capsys.readouterr().out.endswith("\t좋다\n")
+
+
+def test_image_task_needs_no_tokenizer(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    rows = [",".join(str(int(v)) for v in img.ravel()) + f",{y}" for img, y in zip(data.images[:60], data.target[:60])]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "img"
+    assert main(["finetune", "--task", "image-classification", "--model", "vit-tiny", "--train", str(tmp_path / "d.csv"),
+                 "--out", str(out), "--max-steps", "5", "--batch-size", "8", *FAST]) == 0
+    assert "54 training and 6 held-out examples" in capsys.readouterr().out
+    np.save(tmp_path / "x.npy", data.images[70] * 16)  # .npy inputs are read as 0-255
+    assert main(["predict", "--model", str(out), "digits:3", str(tmp_path / "x.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\tdigits:3")
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "d.csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 60
+
+
+def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
+    import taesan
+
+    plain = tmp_path / "plain"
+    taesan.create("bert", vocab_size=300, d_model=32, n_layers=1, n_heads=2).save(plain)
+    (tmp_path / "bad.tsv").write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t별로\t중립\n", encoding="utf-8")
+    tok, sent = str(files / "tok.json"), str(files / "sent.tsv")
+    cases = [
+        (["finetune", "--task", "classification", "--model", "bert-tiny", "--train", sent, "--out", str(tmp_path / "o")], "is a preset: pass --tokenizer"),
+        (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", str(tmp_path / "none.tsv"), "--out", str(tmp_path / "o")], "none.tsv: no such file"),
+        (["finetune", "--task", "classification", "--model", "bert-huge", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "unknown model or preset 'bert-huge'"),
+        (["finetune", "--task", "classification", "--model", "vit-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "needs a BERT or GPT model"),
+        (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--max-steps", "0"], "--max-steps / --epochs must be positive"),
+        (["evaluate", "--model", str(trained), "--data", str(tmp_path / "bad.tsv")], "bad.tsv, line 3: unknown label '중립'"),
+        (["predict", "--model", str(plain), "좋다"], "no task.json"),
+        (["predict", "--model", str(trained)], "no input"),
+        (["predict", "--model", str(tmp_path / "nowhere"), "좋다"], "no such checkpoint directory"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.err.count("\n") == 1 and captured.out == "", (argv, captured)
