@@ -101,6 +101,31 @@ def test_only_target_positions_count_in_the_loss():
     assert touched == set(counted)
 
 
+def test_loss_equals_huggingface_gpt2_with_prompt_labels_masked(tmp_path):
+    """HF's recipe (labels = input ids, -100 on prompt and padding, shifted inside the model) gives the same loss."""
+    transformers = pytest.importorskip("transformers")
+    from taesan import interop
+
+    task, model = make_task(), tiny_gpt().eval()
+    examples = [Ex("어제 카페", "갔었어"), Ex("티끌", "모아 태산 비"), Ex("", "내일 영화 볼래")]
+    inputs, labels = task.prepare(task.collate([f for ex in examples for f in task.encode(ex)]))
+    with torch.no_grad():
+        ours = task.loss(model(**inputs), labels)
+    interop.to_hf(model, tmp_path / "hf")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    rows = [task.prompt_ids(ex.prompt) + task.target_ids(ex) + [EOS] for ex in examples]
+    prompt_lengths = [len(task.prompt_ids(ex.prompt)) for ex in examples]
+    T = max(map(len, rows))
+    ids = torch.tensor([r + [PAD] * (T - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
+    hf_labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+    for row, n in enumerate(prompt_lengths):
+        hf_labels[row, :n] = IGNORE_INDEX
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=mask, labels=hf_labels).loss
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
 # ---- training, prediction, save/load ----------------------------------------------------------------------
 
 
