@@ -82,7 +82,7 @@ def _klue(path: str | Path, numbered: list[tuple[int, str]]) -> Iterator[TaggedT
         ident = ""
 
     for no, line in numbered:
-        if not line:
+        if not line.strip():  # blank (a space character always has its tab and tag)
             yield from flush()
             continue
         if line.startswith("##"):
