@@ -21,6 +21,14 @@ SAVE = ["티끌 모아 태산", "티끌 모아 태산이다", "티끌 모아 태
 GOOD = ["정말 재미있었다", "최고의 영화다", "배우들 연기가 훌륭하다", "감동적이었다", "또 보고 싶다", "음악이 너무 좋았다", "완벽한 결말이었다", "시간 가는 줄 몰랐다"]
 BAD = ["정말 지루했다", "돈이 아깝다", "시간 낭비였다", "스토리가 엉망이다", "다시는 안 본다", "연기가 어색했다", "너무 실망했다", "결말이 최악이다"]
 MOVIE = ["이 영화", "그 영화", "어제 본 영화", "이번 작품", "이 드라마", "그 애니메이션"]
+# past-tense stems with the things they take, times endings: 먹었어 / 먹었는데요 / 먹었습니다 ... share pieces that a
+# word vocabulary cannot (an unseen ending is a whole unknown word) and subword vocabularies can
+DID = {
+    "먹었": ["빵", "라면", "케이크", "김밥", "떡볶이"], "마셨": ["커피", "우유", "녹차", "주스"],
+    "읽었": ["책", "신문", "소설", "만화책"], "봤었": ["영화", "드라마", "전시", "공연"],
+    "샀었": ["옷", "신발", "가방", "우산"], "만났었": ["친구", "선생님", "동생", "사촌"],
+}
+ENDINGS = ["어", "는데요", "다", "지", "어요", "는데", "습니다", "거든", "잖아", "더니"]
 
 
 def hand_written() -> list[str]:
@@ -28,8 +36,20 @@ def hand_written() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def object_particle(noun: str) -> str:
+    """을 after a final consonant, 를 after a vowel: object_particle("책") -> "책을", object_particle("커피") -> "커피를"."""
+    has_final = (ord(noun[-1]) - 0xAC00) % 28 != 0
+    return noun + ("을" if has_final else "를")
+
+
+def did_something(rng: random.Random) -> str:
+    """A template sentence with an inflected past-tense verb: "주말에 카페에서 커피를 마셨는데요"."""
+    stem = rng.choice(list(DID))
+    return f"{rng.choice(WHEN)} {rng.choice(WHERE)}에서 {object_particle(rng.choice(DID[stem]))} {stem}{rng.choice(ENDINGS)}"
+
+
 def korean_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
-    """Hand-written sentences plus `n_lines` template sentences (daily life, driving, saving, reviews)."""
+    """Hand-written sentences plus `n_lines` template sentences (daily life, driving, saving, reviews, verb endings)."""
     rng = random.Random(seed)
     lines = hand_written()
     makers = [
@@ -40,6 +60,7 @@ def korean_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
         lambda: rng.choice(SAVE),
         lambda: f"{rng.choice(MOVIE)} {rng.choice(GOOD)}",
         lambda: f"{rng.choice(MOVIE)} {rng.choice(BAD)}",
+        lambda: did_something(rng),
     ]
     lines += [rng.choice(makers)() for _ in range(n_lines)]
     return lines

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "serve": "taesan.cli.serve",
     "fewshot": "taesan.cli.fewshot",
     "compare-modes": "taesan.cli.compare_modes",
+    "demo": "taesan.cli.demo",
 }
 
 

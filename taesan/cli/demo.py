@@ -1,0 +1,86 @@
+"""`taesan demo`: the whole tour on embedded data (no download): tokenizers compared, a tiny GPT and BERT
+pretrained, a classifier adapted three ways, a ViT on digits, attention maps; one HTML report at the end.
+
+Not the steps (taesan.demo) nor the page (taesan.report): this module prints each step's summary, the commands
+to try on the saved checkpoints and the report's path, and with --serve starts the playground on them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "the whole tour on embedded data, a few minutes on CPU: tokenizers, GPT, BERT, tuning, ViT, attention -> report.html"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="taesan-demo", metavar="DIR", help="checkpoints, figures and report.html (default ./taesan-demo)")
+    p.add_argument("--quick", action="store_true", help="every step shrunk to seconds (tiny models, few steps): a smoke test")
+    p.add_argument("--serve", action="store_true", help="afterwards, open the playground (taesan serve) on the demo's models")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine; default: torch's)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from taesan.demo import DemoConfig, run as run_demo, write_demo_report
+    from taesan.errors import TaesanError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise TaesanError(f"--threads {args.threads}: give 1 or more")
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise TaesanError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "corpus.txt").is_file():
+        raise TaesanError(f"--out {out}: a non-empty directory that is not a demo's; choose another")
+    progress = not args.no_progress
+    cfg = DemoConfig.quick(out, args.seed, progress) if args.quick else DemoConfig(out=out, seed=args.seed, progress=progress)
+    for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints would be resumed over, not replaced
+        _clear(out / d)
+
+    began = time.perf_counter()
+    results = []
+    for n, result in enumerate(run_demo(cfg), 1):
+        results.append(result)
+        print(f"\n== {n}. {result.section.title} ({result.seconds:.0f} s)", flush=True)
+        for line in result.summary:
+            print(f"   {line}")
+        sys.stdout.flush()
+    seconds = time.perf_counter() - began
+    report = write_demo_report(cfg, results, seconds)
+
+    print("\n== try the checkpoints")
+    for r in results:
+        for command in r.section.commands:
+            print(f"   {command}")
+    print(f"\ndemo finished in {seconds / 60:.1f} min")
+    print(f"report: {report.resolve()}")
+    if args.serve:
+        _serve([(name, path) for r in results for name, path in r.checkpoints.items()], args.port)
+    return 0
+
+
+def _clear(directory: Path) -> None:
+    import shutil
+
+    if directory.is_dir():
+        shutil.rmtree(directory)
+
+
+def _serve(checkpoints: list[tuple[str, Path]], port: int) -> None:
+    """The playground (taesan.serve.create_app) on the demo's checkpoints, until Ctrl-C."""
+    from taesan.serve import ServeConfig, create_app, require_web
+
+    require_web()
+    import uvicorn
+
+    app = create_app({name: str(path) for name, path in checkpoints}, ServeConfig())
+    print(f"taesan demo: serving {', '.join(name for name, _ in checkpoints)} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,385 @@
+"""`taesan demo` as a library: the whole tour on embedded data (taesan.demo_corpus, sklearn's digits), one function
+per step, each returning its numbers, the checkpoint it saved and its figure paths, plus the report section.
+
+Not a printer and not a new trainer: steps wire taesan.tokenizers, data, objectives, train.Trainer, generate,
+scoring and viz; `taesan demo` (taesan.cli.demo) prints the summaries and writes the HTML report.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from taesan.report import Section, Table
+
+KINDS = ("word", "char", "bpe", "wordpiece")
+CUT_SENTENCES = ("어제 카페 갔었어", "어제 카페 갔었는데요", "카페 갔었잖아")  # the last form is never in the corpus
+PROMPT = "티끌 모아"
+FILL = "티끌 [MASK] 태산"
+SCORED = ("난폭 운전", "무모 운전", "티끌 모아 태산", "태산 모아 티끌")  # each pair: the first is the one people say
+SENTIMENT_LABELS = ("부정", "긍정")  # demo_corpus.sentiment_examples: 0 = negative, 1 = positive
+ATTENTION_TEXT = "어제 카페 갔었어 거기 사람 많더라"
+TRAINING_NAME = "training.json"  # what taesan score / generate read beside a checkpoint (as taesan pretrain writes)
+
+
+@dataclass
+class DemoConfig:
+    """How big each step is. The defaults fit ~10 minutes on 2 CPU cores; `quick()` is the seconds-long test size."""
+
+    out: Path = Path("taesan-demo")
+    seed: int = 0
+    progress: bool = True
+    corpus_lines: int = 4000  # template sentences on top of the hand-written ones
+    vocab_size: int = 800  # every tokenizer, so the comparison is at equal budget
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the gpt-tiny / bert-tiny presets
+    block_size: int = 64
+    batch_size: int = 32
+    lm_steps: int = 1200  # GPT and BERT each; the clock below stops earlier on a slow machine
+    lm_minutes: float = 2.0
+    lr: float = 1e-3
+    quick: bool = False
+    samples: int = 2  # sampled completions beside the greedy one
+    reviews: int = 600  # sentiment examples (a fifth held out)
+    tune_steps: int = 150  # full and prompt tuning, GPT and BERT each
+    prompt_tokens: int = 10
+    shots: tuple[int, ...] = (0, 1, 4)
+    shot_seeds: int = 3
+    digits: int = 1797  # sklearn's digits (a fifth held out)
+    vit_steps: int = 400
+    vit_minutes: float = 1.0
+
+    @classmethod
+    def quick(cls, out: Path, seed: int = 0, progress: bool = False) -> "DemoConfig":
+        """Every step shrunk to seconds: tiny models, a few steps, a small corpus (the tests run this)."""
+        tiny = dict(d_model=32, n_layers=2, n_heads=2, n_positions=64)
+        return cls(out=Path(out), seed=seed, progress=progress, quick=True, corpus_lines=300, vocab_size=400, model=tiny,
+                   block_size=32, batch_size=8, lm_steps=20, lm_minutes=1.0, samples=1, reviews=60, tune_steps=5,
+                   prompt_tokens=2, shots=(0, 1), shot_seeds=1, digits=100, vit_steps=10, vit_minutes=0.5)
+
+
+@dataclass
+class StepResult:
+    """What a step hands back: one-line facts for the terminal, the report section, checkpoints it saved."""
+
+    name: str
+    summary: list[str]
+    section: Section
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the numbers, for tests and the caller
+    seconds: float = 0.0
+
+
+def write_corpus(cfg: DemoConfig) -> Path:
+    """The embedded corpus as OUT/corpus.txt (one sentence per line), so the printed commands can reuse it."""
+    from taesan.atomic import atomic_write_text
+    from taesan.demo_corpus import korean_corpus
+
+    path = cfg.out / "corpus.txt"
+    atomic_write_text(path, "\n".join(korean_corpus(cfg.corpus_lines, cfg.seed)) + "\n")
+    return path
+
+
+# ---- 1. tokenizers -----------------------------------------------------------------------------------------
+def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
+    """Word, char, BPE and WordPiece trained at one vocabulary budget; measured on held-out lines; the cuts."""
+    from tqdm.auto import tqdm
+
+    from taesan.cli.tokenizer import plot  # the same chart as `taesan tokenizer compare`
+    from taesan.tokenizers.compare import compare
+
+    reports = []
+    for kind in tqdm(KINDS, desc="tokenizers", disable=not cfg.progress):
+        reports += compare([corpus], vocab_size=cfg.vocab_size, kinds=(kind,), variants=CUT_SENTENCES)
+    figure = plot(reports, cfg.out / "figures" / "tokenizers.png")
+    rows = [[r.kind, r.vocab_size, 100 * r.unk_rate, r.tokens_per_sentence] for r in reports]
+    cuts = {r.kind: {s: [piece.replace(" ", "▁") for piece in r.variants[s]] for s in CUT_SENTENCES} for r in reports}
+    summary = [f"{r.kind:<9} vocab {r.vocab_size:>5}  [UNK] {100 * r.unk_rate:5.2f}%  {r.tokens_per_sentence:5.1f} tokens/sentence"
+               for r in reports]
+    summary += [f"{s}: " + "   ".join(f"{k} {' · '.join(cuts[k][s])}" for k in cuts) for s in CUT_SENTENCES[1:]]
+    section = Section(
+        "Four ways to cut a sentence",
+        [f"Each kind learned a vocabulary of at most {cfg.vocab_size} entries from the embedded corpus and was measured on "
+         "every tenth line, held out. Words need no splitting but meet unknown words ([UNK]: the unseen form 갔었잖아); "
+         "characters never do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아."],
+        [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines"),
+         Table(["sentence", *cuts], [[s, *(" · ".join(cuts[k][s]) for k in cuts)] for s in CUT_SENTENCES], "how each kind cuts")],
+        [figure],
+        [f'taesan tokenizer compare --input {corpus} --vocab-size {cfg.vocab_size} --out {cfg.out / "compare"}'],
+    )
+    return StepResult("tokenizers", summary, section, data={"reports": reports, "cuts": cuts})
+
+
+# ---- 2 and 3. pretraining -------------------------------------------------------------------------------------
+def pretrain(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path):
+    """Pretrain `model` on the corpus as `taesan pretrain` does (token cache, windows or packed rows, one Trainer);
+    the checkpoint in `out_dir` carries tokenizer.json and training.json. -> the finished Trainer."""
+    from taesan.config import write_json
+    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
+    from taesan.errors import TaesanError
+    from taesan.objectives import objective_for
+    from taesan.train import TrainConfig, Trainer, pick_device
+
+    masked = objective == "masked"
+    separator = tokenizer.sep_id if masked else tokenizer.eos_id
+    cache = build_token_cache([corpus], tokenizer, out_dir / "data", separator, valid_every=10, workers=1)
+
+    def source(split):
+        if masked:
+            return PackedDocuments(split, cfg.block_size, cfg.batch_size, tokenizer.cls_id, tokenizer.sep_id,
+                                   tokenizer.pad_id, cfg.seed, sentence_ends=sentence_end_ids(tokenizer))
+        return CausalWindows(split, cfg.block_size, cfg.batch_size, cfg.seed)
+
+    try:
+        held_out = source(cache.valid)
+    except TaesanError:  # the quick corpus may hold out less than a block: evaluate on training data
+        held_out = source(cache.train)
+    config = TrainConfig(max_steps=cfg.lm_steps, max_minutes=cfg.lm_minutes, lr=cfg.lr, warmup=max(1, cfg.lm_steps // 20),
+                         eval_every=max(1, cfg.lm_steps // 4), eval_batches=4, save_every=0, keep_last=1, seed=cfg.seed,
+                         progress=cfg.progress)
+    training = {"objective": objective, "separator_id": separator, "block_size": cfg.block_size, "corpus": [str(corpus)],
+                "model": "demo"}
+
+    def save_extra(directory: Path) -> None:
+        tokenizer.save(directory / "tokenizer.json")
+        write_json(directory / TRAINING_NAME, training)
+
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(model, objective_for(objective, tokenizer, model.config.vocab_size), source(cache.train), config,
+                      out_dir, eval_data=lambda: held_out.eval_batches(4, cfg.batch_size), device=pick_device("auto"),
+                      save_extra=save_extra)
+    trainer.fit()
+    return trainer
+
+
+def _eval_line(trainer) -> str:
+    return ", ".join(f"{k.removeprefix('eval_')} {v:.3g}" for k, v in trainer.last_eval.items())
+
+
+def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
+    """A byte-level BPE tokenizer and a tiny GPT pretrained with next-word prediction; completions of 티끌 모아;
+    sentence log-probabilities by the chain rule."""
+    import taesan
+    from taesan.scoring import score_texts
+    from taesan.tokenizers import BPETokenizer
+
+    out_dir = cfg.out / "gpt"
+    tokenizer = BPETokenizer.train([corpus], vocab_size=cfg.vocab_size)
+    torch.manual_seed(cfg.seed)
+    model = taesan.create("gpt-tiny", **{**cfg.model, "vocab_size": tokenizer.vocab_size})
+    trainer = pretrain(cfg, model, tokenizer, "causal", corpus, out_dir)
+    model = trainer.raw_model.eval()
+    eos = tokenizer.eos_id
+    prompt = torch.tensor([[eos, *tokenizer.encode(PROMPT, add_special_tokens=False).ids]])  # documents follow a separator
+    device = next(model.parameters()).device
+
+    def complete(**how) -> str:
+        ids = taesan.generate(model, prompt.to(device), max_new_tokens=12, eos_token_id=eos, pad_token_id=eos, **how)
+        return tokenizer.decode([i for i in ids[0, prompt.shape[1]:].tolist() if i != eos])
+
+    completions = [("greedy", complete())]
+    completions += [(f"top-p 0.9, seed {s}", complete(do_sample=True, top_p=0.9, seed=cfg.seed + s)) for s in range(cfg.samples)]
+    scores = score_texts(model, tokenizer, SCORED, "causal", start_id=eos)
+    ranked = sorted(zip(scores, SCORED), key=lambda x: -x[0])
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    summary += [f"{PROMPT} → {PROMPT} {text}   ({how})" for how, text in completions]
+    summary += [f"log P = {s:7.2f}  {t}" for s, t in ranked]
+    section = Section(
+        "A tiny GPT: next-word prediction",
+        [f"A byte-level BPE tokenizer ({tokenizer.vocab_size} tokens) and a {sum(p.numel() for p in model.parameters()):,}-"
+         f"parameter GPT trained for {trainer.step} steps on the embedded corpus ({_eval_line(trainer)} on held-out lines). "
+         "A language model gives a sentence a probability by the chain rule: P(난폭 운전) = P(난폭) · P(운전 | 난폭); "
+         "the one people say should score higher."],
+        [Table(["decoding", "completion"], [[h, f"{PROMPT} {t}"] for h, t in completions], f"continuing “{PROMPT}”"),
+         Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first")],
+        [out_dir / "loss.png"],
+        [f'taesan generate --model {out_dir} --prompt "{PROMPT}" --max-new-tokens 12',
+         f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
+    )
+    return StepResult("gpt", summary, section, {"gpt": out_dir},
+                      {"completions": completions, "scores": dict(zip(SCORED, scores)), "eval": trainer.last_eval})
+
+
+def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
+    """A WordPiece tokenizer and a tiny BERT pretrained to fill in the blank; top fills for 티끌 [MASK] 태산."""
+    import taesan
+    from taesan.models import presets
+    from taesan.scoring import score_texts
+    from taesan.serve_models import fill_mask, load_served
+    from taesan.tokenizers import WordPieceTokenizer
+
+    out_dir = cfg.out / "bert"
+    tokenizer = WordPieceTokenizer.train([corpus], vocab_size=cfg.vocab_size)
+    torch.manual_seed(cfg.seed)
+    preset = presets()["bert-tiny"][1]  # the masked-LM head on bert-tiny's shape
+    model = taesan.create("bert-mlm", **{**preset, **cfg.model, "vocab_size": tokenizer.vocab_size})
+    trainer = pretrain(cfg, model, tokenizer, "masked", corpus, out_dir)
+    model = trainer.raw_model.eval()
+    candidates = fill_mask(load_served("bert", out_dir), FILL)["masks"][0]["candidates"]  # as the playground shows them
+    fills = [(c["token"], c["score"]) for c in candidates]
+    scores = score_texts(model, tokenizer, SCORED, "masked")
+    ranked = sorted(zip(scores, SCORED), key=lambda x: -x[0])
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    summary += [f"{FILL}: " + ", ".join(f"{t} {p:.2f}" for t, p in fills)]
+    summary += [f"pseudo-log P = {s:7.2f}  {t}" for s, t in ranked]
+    section = Section(
+        "A tiny BERT: fill in the blank",
+        [f"A WordPiece tokenizer ({tokenizer.vocab_size} tokens) and a BERT masked language model trained for {trainer.step} "
+         f"steps ({_eval_line(trainer)}; accuracy counts masked tokens only). It reads both sides of the blank; "
+         "a sentence's pseudo-log-likelihood masks each token in turn."],
+        [Table(["fill", "probability"], [[t, p] for t, p in fills], f"top fills for “{FILL}”"),
+         Table(["sentence", "pseudo-log P"], [[t, s] for s, t in ranked], "pseudo-log-likelihood, highest first")],
+        [out_dir / "loss.png"],
+        [f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
+    )
+    return StepResult("bert", summary, section, {"bert": out_dir},
+                      {"fills": fills, "scores": dict(zip(SCORED, scores)), "eval": trainer.last_eval})
+
+
+# ---- 4. sentiment: fine-tuned, prompt-tuned, few-shot ------------------------------------------------------------
+def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
+    """The demo GPT and BERT adapted to movie-review sentiment three ways (taesan.tuning.compare), same data."""
+    from taesan.demo_corpus import sentiment_examples
+    from taesan.tasks.readers.sentiment import TextExample
+    from taesan.tuning.compare import CHART, CompareConfig, compare_modes, majority_accuracy, markdown_table
+
+    examples = [TextExample(text, SENTIMENT_LABELS[y], f"demo review {n + 1}")
+                for n, (text, y) in enumerate(sentiment_examples(cfg.reviews, cfg.seed))]
+    held = len(examples) // 5
+    eval_examples, train = examples[:held], examples[held:]
+    out_dir = cfg.out / "sentiment"
+    config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
+                           max_steps=cfg.tune_steps, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress)
+    rows = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
+    floor = majority_accuracy(train, eval_examples)
+    table = [[r.mode, r.model, r.accuracy if r.accuracy_std is None else f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",
+              r.trainable_parameters, r.seconds] for r in rows]
+    summary = [f"{r.mode:<28} {r.model:<4} accuracy {r.accuracy:.3f}  trained {r.trainable_parameters:>9,} parameters  "
+               f"{r.seconds:5.1f} s" for r in rows] + [f"majority class: {floor:.3f}"]
+    checkpoints = {f"sentiment-{r.model.lower()}-{'full' if 'full' in r.mode else 'prompt'}": Path(r.extra["out"])
+                   for r in rows if "out" in r.extra}
+    example = "이 영화 배우들 연기가 훌륭하다"
+    section = Section(
+        "One task, three ways to adapt",
+        [f"{len(train)} labelled reviews to learn from and {len(eval_examples)} to test on (긍정 / 부정). Full fine-tuning "
+         "trains every weight; prompt tuning trains only a soft prompt and the head; in-context learning trains nothing and "
+         f"shows the GPT k labelled examples in its prompt. The majority class scores {floor:.3f}. A GPT this small, "
+         "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
+        [Table(["mode", "model", "accuracy", "trainable parameters", "seconds"], table, "held-out accuracy")],
+        [out_dir / CHART],
+        [f'taesan predict --model {path} "{example}"' for path in checkpoints.values()][:2],
+    )
+    return StepResult("sentiment", summary, section, checkpoints, {"rows": rows, "majority": floor,
+                                                                  "table": markdown_table(rows, floor)})
+
+
+# ---- 5. a tiny ViT on digits ---------------------------------------------------------------------------------
+def vit_step(cfg: DemoConfig) -> StepResult:
+    """vit-tiny fine-tuned on sklearn's 8×8 digits (the image-classification task); held-out accuracy; where [CLS]
+    looks (attention rollout over the patches) on a few test digits."""
+    import random
+
+    import taesan
+    from taesan.tasks.image import ImageClassification
+    from taesan.tasks.readers.images import digits
+    from taesan.train import TrainConfig
+    from taesan.tuning.finetune import finetune
+    from taesan.viz import save_attention_overlay, vit_attention_map
+
+    images = digits()
+    random.Random(cfg.seed).shuffle(images)
+    images = images[: cfg.digits]
+    held = len(images) // 5
+    test, train = images[:held], images[held:]
+    out_dir = cfg.out / "vit"
+    torch.manual_seed(cfg.seed)
+    task = ImageClassification()
+    config = TrainConfig(max_steps=cfg.vit_steps, max_minutes=cfg.vit_minutes, lr=2e-3, warmup=max(1, cfg.vit_steps // 20),
+                         eval_every=0, save_every=0, keep_last=1, seed=cfg.seed, progress=cfg.progress)
+    result = finetune(task, taesan.create("vit-tiny"), train, test, out_dir, config, batch_size=64)
+    model = result.model.eval()
+    shown = test[:8]
+    pixels = task.collate([f for ex in shown for f in task.encode(ex)])["pixel_values"]  # (8, 1, 8, 8)
+    pixels = pixels.to(next(model.parameters()).device)
+    guesses = model(pixels).argmax(-1).tolist()
+    titles = [f"{ex.label} → {task.labels[g]}" for ex, g in zip(shown, guesses)]
+    figure = save_attention_overlay(pixels.cpu(), vit_attention_map(model, pixels).cpu(), cfg.out / "figures" / "vit_rollout.png",
+                                    titles)
+    accuracy = float(result.metrics.get("accuracy", float("nan")))
+    summary = [f"{len(train)} training digits, {len(test)} held out: accuracy {accuracy:.3f} "
+               f"({result.trainable_parameters:,} parameters, {result.seconds:.0f} s)"]
+    section = Section(
+        "A tiny ViT on handwritten digits",
+        [f"Each 8×8 digit is cut into 16 patches of 2×2 pixels; a {result.trainable_parameters:,}-parameter ViT reads them "
+         f"as a sequence after a [CLS] token and classifies [CLS]. Held-out accuracy {accuracy:.3f} on {len(test)} digits "
+         "(chance is 0.1). The lower row shows attention rollout: which patches [CLS] finally draws on (true → predicted)."],
+        [Table(["metric", "value"], [[k, v] for k, v in result.metrics.items()], "held-out digits")],
+        [figure],
+        [f"taesan predict --model {out_dir} digits:0"],
+    )
+    return StepResult("vit", summary, section, {"vit": out_dir}, {"metrics": result.metrics})
+
+
+# ---- 6. attention maps ---------------------------------------------------------------------------------------
+def attention_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
+    """Every layer and head of the demo GPT and BERT on one sentence (taesan.viz_attention): the GPT's causal
+    triangle (no token sees the future) beside BERT reading both ways."""
+    import taesan
+    from taesan.tokenizers import load as load_tokenizer
+    from taesan.viz_attention import plot_attention, text_attention
+
+    figures, sizes = [], []
+    for name, directory in (("gpt", gpt_dir), ("bert", bert_dir)):
+        model, tokenizer = taesan.load(directory).eval(), load_tokenizer(directory / "tokenizer.json")
+        blocks = text_attention(model, tokenizer, ATTENTION_TEXT)
+        figures.append(plot_attention(blocks, cfg.out / "figures" / f"attention_{name}.png"))
+        figures.append(plot_attention(blocks, cfg.out / "figures" / f"attention_{name}_L0H0.png", layer=0, head=0))
+        sizes.append(f"{name}: {len(blocks)} layers × {blocks[0].weights.shape[0]} heads over {len(blocks[0].keys)} tokens")
+    section = Section(
+        "Who attends to whom",
+        [f"“{ATTENTION_TEXT}” through both models: one heatmap per layer and head (rows: the token reading, columns: the "
+         "token read). The GPT's upper triangle is empty: a word never sees the words after it. BERT's maps are full."],
+        [], figures,
+        [f'taesan attention --model {d} "{ATTENTION_TEXT}" --out attention.png' for d in (gpt_dir, bert_dir)],
+    )
+    return StepResult("attention", sizes, section, data={"figures": figures})
+
+
+# ---- the tour ------------------------------------------------------------------------------------------------
+def run(cfg: DemoConfig) -> Iterator[StepResult]:
+    """Every step in order, each result yielded as soon as it is done (so the caller can print as it goes)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    corpus = write_corpus(cfg)
+
+    def timed(step, *args) -> StepResult:
+        began = time.perf_counter()
+        result = step(*args)
+        result.seconds = time.perf_counter() - began
+        return result
+
+    yield timed(tokenizers_step, cfg, corpus)
+    gpt = timed(gpt_step, cfg, corpus)
+    yield gpt
+    bert = timed(bert_step, cfg, corpus)
+    yield bert
+    yield timed(sentiment_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
+    yield timed(vit_step, cfg)
+    yield timed(attention_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
+
+
+def write_demo_report(cfg: DemoConfig, results: list[StepResult], seconds: float) -> Path:
+    """OUT/report.html: every step's section, plus where the checkpoints are."""
+    from taesan.report import write_report
+
+    saved = [[name, str(path)] for r in results for name, path in r.checkpoints.items()]
+    timing = [[r.name, r.seconds] for r in results] + [["total", seconds]]
+    closing = Section("Checkpoints and timing",
+                      ["Every model the tour trained is a checkpoint directory that taesan load, generate, score, predict, "
+                       "attention and serve read."],
+                      [Table(["model", "directory"], saved), Table(["step", "seconds"], timing, "wall time")],
+                      commands=[f"taesan serve " + " ".join(f"--model {name}={path}" for name, path in saved)])
+    intro = (f"태산 (티끌 모아 태산): the whole tour on the corpus that ships inside the package, "
+             f"{'quick mode, ' if cfg.quick else ''}seed {cfg.seed}, in {seconds / 60:.1f} minutes.")
+    return write_report(cfg.out / "report.html", "taesan demo", [r.section for r in results] + [closing], intro)
