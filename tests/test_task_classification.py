@@ -2,7 +2,6 @@
 file and line), BERT and GPT heads end to end (loss falls, predictions, save/load), real-file smoke tests."""
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import re

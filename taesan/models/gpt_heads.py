@@ -87,7 +87,14 @@ class GPTForSequenceClassification(TaesanModel):
         self.score = nn.Linear(self.config.d_model, num_labels, bias=False).to(self.device)
         nn.init.normal_(self.score.weight, std=0.02)
 
-    def forward_features(self, input_ids=None, attention_mask=None, position_ids=None, need_weights=False, inputs_embeds=None):
+    def forward_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        need_weights: bool = False,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         """The backbone's final-normed states (B, T, C) and attentions; see `GPT.forward_features`."""
         return self.gpt.forward_features(input_ids, attention_mask, position_ids, None, need_weights, inputs_embeds)
 
@@ -98,6 +105,7 @@ class GPTForSequenceClassification(TaesanModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """-> logits (B, num_labels). attention_mask (B, T): 1 = real token (either padding side works)."""
         hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, inputs_embeds=inputs_embeds)
         B, T, _ = hidden.shape
         last = last_token_index(input_ids, attention_mask, self.config.pad_token_id, T)
