@@ -101,8 +101,8 @@ class Translation(Task):
         """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
         from taesan.models.transformer import Seq2SeqTransformer
 
-        model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, "pad_token_id": self.pad_id,
-                                 "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id})
+        ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
+        model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, **ids})
         if not isinstance(model, Seq2SeqTransformer):
             raise TaesanError(f"the translation task needs an encoder-decoder Transformer (e.g. transformer-tiny), not {type(model).__name__}")
         c = model.config
@@ -119,6 +119,7 @@ class Translation(Task):
         return model
 
     # ---- inference -------------------------------------------------------------------------------------
+    @torch.no_grad()
     def translate(self, model: nn.Module, sources: Sequence[str], batch_size: int = 32) -> list[str]:
         """Sources -> decoded translations (greedy, or beam search with num_beams > 1), through taesan.generate."""
         from taesan.generate import generate
