@@ -424,3 +424,16 @@ def test_alignment_ceiling_on_real_klue(shared_data):
     task = ner_task(tok, part)
     # lost only where an entity boundary falls inside a token (박씨의 as one token) or a word is [UNK]
     assert entity_scores([ex.tags for ex in part], [oracle_tags(task, ex) for ex in part])["f1"] > 0.99
+
+
+def test_training_metrics_count_labelled_tokens_only(ko_tok):
+    task = ner_task(ko_tok, [char_example(SENT, SENT_TAGS)])  # O B-DT I-DT B-LC I-LC B-PS I-PS
+    labels = torch.tensor([[IGNORE_INDEX, 5, 6, 0, 1, IGNORE_INDEX], [IGNORE_INDEX, 3, 4, IGNORE_INDEX, 0, 0]])
+    pred = torch.tensor([[3, 5, 0, 0, 1, 3], [0, 3, 4, 5, 0, 0]])  # wrong only at the I-PS and on ignored tokens
+    logits = torch.nn.functional.one_hot(pred, len(task.labels)).float() * 5  # (B, T, L)
+    totals = task.metrics(logits, labels)
+    assert totals["accuracy"] == (7, 8)
+    # gold entities PS(0,2) DT(3,4) | LC(0,2); predicted PS(0,1) DT(3,4) | LC(0,2) -> tp 2 of 3 and 3
+    assert (totals["entity_tp"], totals["entity_pred"], totals["entity_gold"]) == ((2.0, 1), (3.0, 1), (3.0, 1))
+    s = task.summarize(totals)
+    assert s["accuracy"] == 7 / 8 and s["entity_f1"] == pytest.approx(2 / 3) and s["loss"] == pytest.approx(totals["loss"][0] / 8)
