@@ -139,16 +139,29 @@ def compare_modes(gpt_dir: str | Path, train: Sequence[Any], eval_examples: Sequ
 
 
 def markdown_table(rows: Sequence[ModeResult], baseline: float | None = None) -> str:
-    """| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) |"""
-    lines = ["| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) |",
-             "|---|---|---:|---:|---:|---:|"]
+    """| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) | notes |"""
+    lines = ["| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) | notes |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         acc = f"{r.accuracy:.3f}" + (f" ± {r.accuracy_std:.3f}" if r.accuracy_std is not None else "")
         shown = f"{r.labelled_examples} per prompt" if "in-context" in r.mode else f"{r.labelled_examples:,}"
-        lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} |")
+        lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} | {_notes(r)} |")
     if baseline is not None:
-        lines.append(f"| majority class | - | {baseline:.3f} | 0 | - | - |")
+        lines.append(f"| majority class | - | {baseline:.3f} | 0 | - | - | always the most frequent training label |")
     return "\n".join(lines) + "\n"
+
+
+def _notes(r: ModeResult) -> str:
+    """Macro-F1 for the trained modes (it exposes a one-label classifier), the other scorings for in-context."""
+    e = r.extra
+    if "accuracy_norm" in e:
+        parts = [f"length-normalised {e['accuracy_norm']:.3f}"]
+        if e.get("accuracy_calibrated") is not None:
+            parts.append(f"calibrated {e['accuracy_calibrated']:.3f}")
+        if e.get("demonstrations", 0) + 1e-9 < r.labelled_examples:
+            parts.append(f"{e['demonstrations']:.1f} demonstrations fit")
+        return ", ".join(parts)
+    return f"macro-F1 {e['macro_f1']:.3f}" if e.get("macro_f1") is not None else ""
 
 
 def write_table(rows: Sequence[ModeResult], out_dir: Path, baseline: float, n_eval: int, config: CompareConfig) -> None:
