@@ -17,6 +17,7 @@ import torch
 from taesan.errors import TaesanError
 
 TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa"}
+GENERATING_TASKS = ("generation", "translation")  # fine-tuned for text out: the generate tab streams them
 COMPARE_KINDS = ("word", "char", "bpe", "wordpiece")
 
 
@@ -79,6 +80,8 @@ def load_served(name: str, directory: str | Path) -> Served:
     if tokenizer is not None and kind != "vit":
         served.actions.append("tokenize")
         seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
+        if task is not None and task.name in GENERATING_TASKS:
+            served.actions.append("generate")
         if task is None and (kind == "gpt" or seq2seq):
             served.actions.append("generate")
             served.stop_id = None if seq2seq else _stop_id(directory, tokenizer)
@@ -156,10 +159,7 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
     served.need("generate")
     tok, model = served.tokenizer, served.model
     seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
-    ids = tok.encode(prompt, add_special_tokens=seq2seq).ids
-    stop = served.stop_id
-    if not seq2seq and stop is not None:
-        ids = [stop] + ids  # the model saw documents after a separator
+    ids, stop, strip = _prompt_ids(served, prompt, seq2seq)
     if not ids:
         raise TaesanError("the prompt encodes to no tokens")
     limit = _positions(served)
@@ -168,19 +168,43 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
     sample = any(v is not None for v in (temperature, top_k, top_p))
     settings = dict(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature or 1.0, top_k=top_k or 0,
                     top_p=top_p if top_p is not None else 1.0, seed=seed)
-    if not seq2seq:
+    if stop is not None or not seq2seq:  # an encoder-decoder without a task stops at its config's eos
         settings["eos_token_id"] = [] if stop is None else stop
     steps = taesan.generate(model, torch.tensor([ids], device=model.device), stream=True, **settings)
-    return _pieces(steps, lambda new: tok.decode([i for i in new if i != stop]), deadline)
+
+    def decode(new: list[int]) -> str:
+        text = tok.decode([i for i in new if i != stop])
+        return text[len(strip):] if strip and text.startswith(strip) else text
+
+    return _pieces(steps, decode, deadline, strip)
 
 
-def _pieces(steps, decode, deadline: float | None) -> Iterator[str]:
-    """Decode everything so far and yield what is new; a byte-level token ending inside a character waits."""
+def _prompt_ids(served: Served, prompt: str, seq2seq: bool) -> tuple[list[int], int | None, str]:
+    """(prompt ids, the end token, text the model puts before its answer) as the checkpoint was trained:
+    a fine-tuned generation/translation task encodes as its task does; a pretrained GPT reads its prompt
+    after the document separator; an encoder-decoder reads the source with its special tokens."""
+    task, tok = served.task, served.tokenizer
+    if task is not None and task.name == "generation":
+        return task.prompt_ids(prompt), task.eos_id, task.config.separator
+    if task is not None and task.name == "translation":
+        return task.ids(prompt, task.config.max_length), task.eos_id, ""
+    ids = tok.encode(prompt, add_special_tokens=seq2seq).ids
+    stop = served.stop_id
+    if not seq2seq and stop is not None and ids:
+        ids = [stop] + ids  # the model saw documents after a separator
+    return ids, stop, ""
+
+
+def _pieces(steps, decode, deadline: float | None, strip: str = "") -> Iterator[str]:
+    """Decode everything so far and yield what is new; a byte-level token ending inside a character waits,
+    and so does a first piece that may still grow into the separator `strip`."""
     new: list[int] = []
     shown = 0
     for tokens in steps:
         new.append(int(tokens[0]))
         text = decode(new)
+        if strip and shown == 0 and strip.startswith(text):
+            continue
         if not text.endswith("\ufffd") and len(text) > shown:
             yield text[shown:]
             shown = len(text)

@@ -281,3 +281,27 @@ def test_serve_cli_errors(tmp_path, capsys, models):
     assert main(["serve", "--model", models["gpt"], "--port", "0"]) == 2
     errs = capsys.readouterr().err.strip().splitlines()
     assert len(errs) == 2 and "not a checkpoint directory" in errs[0] and "--port 0" in errs[1]
+
+
+def test_generation_and_translation_tasks_stream_what_their_predict_returns(models):
+    """A fine-tuned generation / translation checkpoint streams in its task's encoding (no separator shown)."""
+    import taesan
+    from taesan.serve_models import Served, generate_stream
+    from taesan.tasks.generation import GenerationConfig, GenerationTask
+    from taesan.tasks.translation import Translation, TranslationConfig
+    from taesan.tokenizers import load
+
+    bpe, wp = load(f"{models['gpt']}/tokenizer.json"), load(f"{models['s2s']}/tokenizer.json")
+    gen = GenerationTask(GenerationConfig(max_new_tokens=8), tokenizer=bpe)
+    gpt = gen.build_model(taesan.load(models["gpt"])).eval()
+    served = Served("gen", None, gpt, bpe, gen, ["generate"])
+    for prompt in ("티끌 모아", "어제 카페"):
+        streamed = "".join(generate_stream(served, prompt, 8, None, None, None, None))
+        assert streamed == gen.predict(gpt, [prompt])[0]["text"]
+        if prompt == "티끌 모아":
+            assert streamed.startswith("태산")  # the separator " " the task puts before its answer is not shown
+    tr = Translation(TranslationConfig(max_target_length=12), tokenizer=wp)
+    s2s = tr.build_model(taesan.load(models["s2s"])).eval()
+    served = Served("tr", None, s2s, wp, tr, ["generate"])
+    streamed = "".join(generate_stream(served, "어제 카페 갔었어", 12, None, None, None, None))
+    assert streamed == tr.predict(s2s, ["어제 카페 갔었어"])[0]["translation"]

@@ -201,7 +201,7 @@ function currentMatrix() {
   return { block, m };
 }
 
-const GEOM = { left: 90, top: 90, cell: 26 };
+const GEOM = { left: 90, top: 90, cell: 36 };
 
 function drawAttention() {
   if (!state.attention) return;
