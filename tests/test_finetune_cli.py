@@ -127,3 +127,13 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
         assert message in captured.err and captured.err.count("\n") == 1 and captured.out == "", (argv, captured)
+
+
+def test_split_off_is_seeded_and_disjoint():
+    from taesan.cli.finetune import split_off
+
+    train, held = split_off(list(range(100)), 0.1, seed=0)
+    assert len(held) == 10 and sorted(train + held) == list(range(100)) and train == sorted(train)
+    assert split_off(list(range(100)), 0.1, seed=0) == (train, held)
+    assert split_off(list(range(100)), 0.1, seed=1)[1] != held
+    assert split_off([7, 8], 0.1, seed=0)[1] in ([7], [8]) and split_off([7], 0.1, seed=0) == ([7], [])

@@ -13,6 +13,7 @@ import taesan
 from taesan.demo_corpus import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
 from taesan.tasks import load_task
+from taesan.tasks.base import replace_config
 from taesan.tasks.classification import PairClassification, SequenceClassification, order_labels
 from taesan.tasks.metrics.classification import accuracy, class_counts, classification_scores, precision_recall_f1, scores_from_counts
 from taesan.tasks.readers.nli import PairExample, read_nli
@@ -171,6 +172,18 @@ def test_encode_and_collate_pair(wordpiece):
     assert task.parse_input("어제 카페 갔었어 ||| 카페에 갔다") == ("어제 카페 갔었어", "카페에 갔다")
     with pytest.raises(TaesanError, match="premise \\|\\|\\| hypothesis"):
         task.parse_input("구분자가 없다")
+
+
+def test_pair_for_a_tokenizer_without_template_is_joined_by_eos():
+    tok = BPETokenizer.train(korean_corpus(100), vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    task = PairClassification(tokenizer=tok)
+    task.fit_labels([PairExample("a", "b", "neutral")])
+    a, b = tok.encode("어제 카페 갔었어").ids, tok.encode("카페에 갔다").ids
+    f = task.encode(PairExample("어제 카페 갔었어", "카페에 갔다", "neutral"))[0]
+    assert f["input_ids"] == a + [tok.eos_id] + b and f["labels"] == 1
+    replace_config(task, max_length=len(a) + 3)  # room for 2 of the pair's tokens: the longer side is cut first
+    cut = task.encode(PairExample("어제 카페 갔었어", "카페에 갔다", None))[0]["input_ids"]
+    assert len(cut) == len(a) + 3 and cut.count(tok.eos_id) == 1
 
 
 def test_metrics_summed_over_batches_equal_one_pass(wordpiece):

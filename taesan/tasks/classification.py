@@ -74,11 +74,24 @@ class SequenceClassification(Task):
         if self.tokenizer is None:
             raise TaesanError(f"the {self.name} task needs a tokenizer")
         text, pair = self.texts(example)
-        enc = self.tokenizer.encode(text, pair=pair, truncation=True, max_length=self.config.max_length)
-        if not enc.ids:
+        if pair is not None and self.tokenizer.template is None and self.tokenizer.eos_id is not None:
+            ids, types = self._joined(text, pair)
+        else:
+            enc = self.tokenizer.encode(text, pair=pair, truncation=True, max_length=self.config.max_length)
+            ids, types = enc.ids, enc.type_ids
+        if not ids:
             raise TaesanError(f"{example.source or 'input'}: the text encodes to no tokens")
         label = IGNORE_INDEX if example.label is None else check_labels(self.labels, example.label, example.source or "input")
-        return [{"input_ids": enc.ids, "token_type_ids": enc.type_ids, "labels": label}]
+        return [{"input_ids": ids, "token_type_ids": types, "labels": label}]
+
+    def _joined(self, text: str, pair: str) -> tuple[list[int], list[int]]:
+        """A pair for a tokenizer without a [CLS]/[SEP] template (GPT-2's): premise <eos> hypothesis, the longer
+        side cut first, so the model still sees where one sentence ends."""
+        a = self.tokenizer.encode(text, add_special_tokens=False).ids
+        b = self.tokenizer.encode(pair, add_special_tokens=False).ids
+        while len(a) + len(b) + 1 > self.config.max_length and (a or b):
+            (b if len(b) >= len(a) else a).pop()
+        return a + [self.tokenizer.eos_id] + b, [0] * (len(a) + 1) + [1] * len(b)
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Right-padded ids (B, T), attention_mask (B, T), segment ids when the model takes them, labels (B,)."""
