@@ -437,3 +437,36 @@ def test_training_metrics_count_labelled_tokens_only(ko_tok):
     assert (totals["entity_tp"], totals["entity_pred"], totals["entity_gold"]) == ((2.0, 1), (3.0, 1), (3.0, 1))
     s = task.summarize(totals)
     assert s["accuracy"] == 7 / 8 and s["entity_f1"] == pytest.approx(2 / 3) and s["loss"] == pytest.approx(totals["loss"][0] / 8)
+
+
+def klue_file(path, examples: list[TaggedText]) -> None:
+    blocks = [f"## s{i}\t{ex.text}\n" + "".join(f"{c}\t{t}\n" for c, t in zip(ex.text, ex.tags)) for i, ex in enumerate(examples)]
+    path.write_text("## 컬럼명 : CHAR\tNE_TAG\n" + "\n".join(blocks), encoding="utf-8")
+
+
+def test_cli_finetune_predict_evaluate(tmp_path, ko_tok, capsys):
+    from taesan.cli import main
+    from taesan.models import create
+
+    base = tmp_path / "base"
+    create("bert", vocab_size=ko_tok.vocab_size, n_positions=32, d_model=32, n_layers=1, n_heads=2, d_ff=64).save(base)
+    ko_tok.save(base / "tokenizer.json")
+    examples = [char_example(SENT, SENT_TAGS), char_example("어제 민수를 만났어", ["B-DT", "I-DT", "O", "B-PS", "I-PS"] + ["O"] * 5)] * 5
+    klue_file(tmp_path / "klue.tsv", examples)
+    out = tmp_path / "out"
+    assert main(["finetune", "--task", "ner", "--model", str(base), "--train", str(tmp_path / "klue.tsv"), "--out", str(out),
+                 "--max-steps", "20", "--lr", "3e-3", "--threads", "1", "--no-progress"]) == 0
+    assert json.loads((out / "task.json").read_text())["unit"] == "char"
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--json", SENT]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    pred = json.loads(line)
+    assert pred["input"] == SENT and all(SENT[e["start"]:e["end"]] == e["text"] for e in pred["entities"])
+    assert main(["predict", "--model", str(out), SENT]) == 0
+    assert capsys.readouterr().out.endswith(f"\t{SENT}\n")
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "klue.tsv")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["examples"] == 10 and scores["units"] == 5 * (18 + 10) and 0 <= scores["f1"] <= 1
+    (tmp_path / "bad.tsv").write_text("## s\n민\tB-PS\n수 I-PS\n", encoding="utf-8")
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "bad.tsv")]) == 2
+    assert capsys.readouterr().err.strip().endswith("line 3: expected 'character<TAB>tag' (KLUE-NER layout), found no tab")

@@ -299,7 +299,7 @@ class TokenClassification(Task):
         out = scores_from_counts(entity_counts(golds, preds))
         total = sum(len(g) for g in golds)
         out["tag_accuracy"] = sum(a == b for g, p in zip(golds, preds) for a, b in zip(g, p)) / max(total, 1)
-        return out
+        return {**out, "examples": len(examples), "units": total}
 
     def _tokenizer(self):
         if self.tokenizer is None:
