@@ -202,6 +202,8 @@ def test_reader_formats(tmp_path):
     assert read_generation(tmp_path / "a.tsv") == [Ex("어제 카페", "갔었어"), Ex("티끌 모아", "태산")]
     assert read_generation(tmp_path / "a.jsonl") == [Ex("어제 카페", "갔었어"), Ex("", "태산")]
     assert read_generation(tmp_path / "a.txt") == [Ex("", "어제 카페 갔었어"), Ex("", "티끌 모아 태산")]
+    (tmp_path / "a.json").write_text('[{"prompt": "어제 카페", "target": "갔었어"}, {"target": "태산"}]', encoding="utf-8")
+    assert read_generation(tmp_path / "a.json") == [Ex("어제 카페", "갔었어"), Ex("", "태산")]
     (tmp_path / "b.tsv").write_text("q\ta\n질문\t답\n", encoding="utf-8")
     task = GenerationTask(GenerationConfig(prompt_column="q", target_column="a"), TOK)
     assert task.read(tmp_path / "b.tsv") == [Ex("질문", "답")]
@@ -212,6 +214,9 @@ def test_reader_formats(tmp_path):
     ("key.jsonl", '{"prompt": "a", "target": "b"}\n{"prompt": "a"}\n', r"key\.jsonl, line 2: missing key 'target'"),
     ("type.jsonl", '{"prompt": "a", "target": 3}\n', r"type\.jsonl, line 1: 'target' must be a string"),
     ("list.jsonl", '["a", "b"]\n', r"list\.jsonl, line 1: expected a JSON object"),
+    ("item.json", '[{"target": "b"}, {"prompt": "a"}]', r"item\.json: item 1: missing key 'target'"),
+    ("broken.json", '[{"target": "b"},\n', r"broken\.json, line 2: not valid JSON"),
+    ("dict.json", '{"target": "b"}', r"dict\.json: expected a JSON list"),
     ("col.tsv", "prompt\tanswer\na\tb\n", r"col\.tsv, line 1: missing column\(s\) target"),
     ("short.tsv", "prompt\ttarget\na\tb\nc\n", r"short\.tsv, line 3: expected 2 tab-separated fields"),
 ])
