@@ -144,7 +144,7 @@ def run_task(served: Served, action: str, value: Any) -> dict[str, Any]:
 
 
 def _positions(served: Served) -> int | None:
-    return getattr(served.model.config, "n_positions", None)
+    return getattr(getattr(served.model, "config", None), "n_positions", None)
 
 
 def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperature: float | None, top_k: int | None,

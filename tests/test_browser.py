@@ -89,6 +89,22 @@ def test_generation_streams_into_the_page(page, tmp_path):
     assert (tmp_path / "generate.png").stat().st_size > 1000
 
 
+def test_ner_entities_are_marked_in_the_text(page, server):
+    import httpx
+
+    text = "철수는 어제 서울 카페에 갔었어"
+    expected = httpx.post(server + "/api/ner", json={"model": "ner", "text": text}).json()["entities"]
+    page.click("#tabs button[data-tab='ner']")
+    page.fill("#ner-text", text)
+    page.click("#ner-run")
+    page.wait_for_selector("#ner-out .highlighted")
+    marks = page.locator("#ner-out mark")
+    assert marks.count() == len(expected)
+    for i, e in enumerate(expected):
+        assert marks.nth(i).text_content() == e["text"] + e["label"]  # the span, then its type tag
+    assert page.evaluate("document.querySelector('#ner-out .highlighted').innerText.replace(/(PS|LC)/g, '')") == text
+
+
 def test_qa_answer_is_highlighted_and_attention_hovers(page, tmp_path):
     page.click("#tabs button[data-tab='qa']")
     page.click("#qa-run")
