@@ -238,3 +238,74 @@ def test_cli_errors_are_one_line(checkpoints, tmp_path, capsys, case, args, mess
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "a.png").exists()
+
+
+# ---- parity: the weights HuggingFace returns with output_attentions=True -------------------------------------------
+
+
+class FixedIds:
+    """A stand-in tokenizer: every text is the given ids (so HF and taesan read exactly the same input)."""
+
+    def __init__(self, ids: list[int], target: list[int] | None = None) -> None:
+        self.ids, self.target = ids, target or []
+
+    def encode(self, text, add_special_tokens=True):
+        ids = self.ids if add_special_tokens else self.target
+        return Encoding(ids=ids, tokens=[f"t{i}" for i in ids], offsets=[(0, 0)] * len(ids), special_tokens_mask=[1] * len(ids))
+
+    def id_to_token(self, i):
+        return f"t{i}"
+
+
+def _randomised(model):
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "embed_positions" in name and not p.requires_grad:
+                continue
+            p.copy_(1 + 0.1 * torch.randn_like(p) if "norm" in name.lower() or "ln" in name else 0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_self_attention_weights_equal_huggingfaces(family, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    if family == "gpt2":
+        config = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=32, n_layer=2, n_head=4)
+        hf = _randomised(transformers.GPT2LMHeadModel(config))
+    else:
+        config = transformers.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                         intermediate_size=48, max_position_embeddings=16)
+        hf = _randomised(transformers.BertModel(config))
+    hf.config._attn_implementation = "eager"  # the path that returns weights
+    hf.save_pretrained(tmp_path)
+    ids = [3, 17, 8, 42, 5, 11]
+    blocks = text_attention(taesan.load(tmp_path), FixedIds(ids), "text")
+    with torch.no_grad():
+        expected = hf(torch.tensor([ids]), output_attentions=True).attentions
+    assert len(blocks) == len(expected) == 2
+    for block, weights in zip(blocks, expected):
+        torch.testing.assert_close(block.weights, weights[0], atol=1e-5, rtol=0)
+
+
+def test_cross_attention_weights_equal_huggingfaces_marian(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.MarianConfig(
+        vocab_size=40, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=32, pad_token_id=39, decoder_start_token_id=39,
+        eos_token_id=0, scale_embedding=True)
+    hf = _randomised(transformers.MarianMTModel(config))
+    hf.config._attn_implementation = "eager"
+    hf.save_pretrained(tmp_path)
+    src, tgt = [5, 9, 13, 21, 0], [7, 3, 30]
+    blocks = text_attention(taesan.load(tmp_path), FixedIds(src, tgt), "source", target="target")
+    with torch.no_grad():
+        out = hf(input_ids=torch.tensor([src]), decoder_input_ids=torch.tensor([[39] + tgt]), output_attentions=True)
+    kinds = {kind: [b.weights for b in blocks if b.kind == kind] for kind in ("encoder self", "decoder self", "cross")}
+    for ours, theirs in ((kinds["encoder self"], out.encoder_attentions), (kinds["decoder self"], out.decoder_attentions),
+                         (kinds["cross"], out.cross_attentions)):
+        assert len(ours) == len(theirs) == 2
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b[0], atol=1e-5, rtol=0)
+    assert blocks[-1].weights.shape == (4, 4, 5)  # (heads, start + 3 target tokens, 5 source tokens)
