@@ -5,7 +5,7 @@ both runs at once, score, generate), keeps every log under RUNS/logs, then print
 perplexity beside the unigram baseline, masked-token accuracy, score of 난폭 운전 vs 무모 운전, completions.
 Copies the loss-curve PNGs to benchmarks/figures/. `--report-only` rebuilds the report from an earlier run.
 
-Usage: python benchmarks/pretrain_real.py --runs /work/runs [--minutes 15 --max-steps 800] [--report-only]
+Usage: python benchmarks/pretrain_real.py --runs /work/runs [--minutes 15 --extra-minutes 12 --max-steps 800] [--report-only]
 """
 from __future__ import annotations
 
@@ -129,12 +129,22 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--max-steps", type=int, default=800, help="the cosine schedule's length (the clock may stop earlier)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--extra-minutes", type=float, default=12.0,
+                   help="then --resume both runs for this long (0: no resume); the shared machine ran ~5x slower than idle")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from RUNS")
     args = p.parse_args()
     tok_cmds, pre_cmds = commands(args.runs, args.minutes, args.max_steps, args.lr)
+    logs = [args.runs / "logs" / f"pretrain_{n.split('-')[0]}.log" for n in RUNS]
+    resume_cmds = [[*c[: c.index("--max-minutes") + 1], str(args.extra_minutes), *c[c.index("--max-minutes") + 2:], "--resume"]
+                   for c in pre_cmds] if args.extra_minutes else []
     if not args.report_only:
         run_all(tok_cmds, [args.runs / "logs" / f"tok_{k}.log" for k in ("bpe", "wp")])
-        run_all(pre_cmds, [args.runs / "logs" / f"pretrain_{n.split('-')[0]}.log" for n in RUNS])
+        run_all(pre_cmds, logs)
+        if resume_cmds:  # the same cosine schedule, continued exactly from the last checkpoint
+            for log in logs:
+                shutil.copyfile(log, log.with_name(log.stem + "_part1.log"))
+            run_all(resume_cmds, logs)
+    pre_cmds = pre_cmds + resume_cmds
     print(report(args.runs, tok_cmds, pre_cmds))
 
 
