@@ -163,8 +163,10 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
     if not ids:
         raise TaesanError("the prompt encodes to no tokens")
     limit = _positions(served)
-    if not seq2seq and limit is not None and len(ids) + max_new_tokens > limit:
+    if limit is not None and not seq2seq and len(ids) + max_new_tokens > limit:
         raise TaesanError(f"the prompt is {len(ids)} tokens; with max_new_tokens {max_new_tokens} that exceeds the model's {limit} positions")
+    if limit is not None and seq2seq and (len(ids) > limit or max_new_tokens >= limit):
+        raise TaesanError(f"the source is {len(ids)} tokens and max_new_tokens {max_new_tokens}; the model has {limit} positions for each")
     sample = any(v is not None for v in (temperature, top_k, top_p))
     settings = dict(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature or 1.0, top_k=top_k or 0,
                     top_p=top_p if top_p is not None else 1.0, seed=seed)

@@ -204,6 +204,8 @@ def test_bad_bodies(client, raw, match):
     ("/api/generate", {"model": "gpt", "prompt": "티끌", "temperature": -1}, 400, "'temperature'"),
     ("/api/generate", {"model": "gpt", "prompt": "티끌", "top_p": 2}, 400, "'top_p'"),
     ("/api/generate", {"model": "gpt", "prompt": "티끌 모아 태산 " * 20, "max_new_tokens": 50}, 400, "positions"),
+    ("/api/generate", {"model": "s2s", "prompt": "티끌", "max_new_tokens": 64}, 400, "64 positions"),
+    ("/api/generate", {"model": "s2s", "prompt": "티끌 모아 태산 " * 30, "max_new_tokens": 5}, 400, "64 positions"),
     ("/api/score", {"model": "gpt", "texts": "티끌"}, 400, "non-empty list"),
     ("/api/score", {"model": "gpt", "texts": []}, 400, "non-empty list"),
     ("/api/score", {"model": "gpt", "texts": ["티끌", 5]}, 400, "expected a string"),
@@ -245,6 +247,7 @@ def test_odd_text_never_gives_a_500(client, text):
         ("/api/ner", {"model": "ner", "text": text}), ("/api/qa", {"model": "qa", "question": text, "context": text}),
         ("/api/fill-mask", {"model": "bert", "text": text}), ("/api/score", {"model": "gpt", "texts": [text]}),
         ("/api/attention", {"model": "s2s", "text": text}), ("/api/generate", {"model": "gpt", "prompt": text, "max_new_tokens": 2}),
+        ("/api/generate", {"model": "s2s", "prompt": text, "max_new_tokens": 2}),
     ]:
         r = client.post(path, json=body)  # a server error would raise here (TestClient re-raises)
         assert r.status_code < 500, (path, r.text)
