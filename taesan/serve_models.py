@@ -125,7 +125,8 @@ def tokenize(text: str, tokenizers: list[tuple[str, Any]]) -> list[dict[str, Any
         enc = tok.encode(text, add_special_tokens=False)
         unk = tok.unk_id
         out.append({"name": label, "tokens": token_labels(text, enc), "ids": enc.ids,
-                    "unk": sum(1 for i in enc.ids if unk is not None and i == unk), "vocab_size": tok.vocab_size})
+                    "unk": sum(1 for i in enc.ids if unk is not None and i == unk), "unk_id": unk,
+                    "vocab_size": tok.vocab_size})
     return out
 
 

@@ -127,3 +127,15 @@ def test_errors_show_on_the_page(page):
     page.click("#fill-run")
     page.wait_for_selector("#fill-out .error")
     assert "[MASK]" in page.text_content("#fill-out .error")
+
+
+def test_tokenizers_side_by_side(page):
+    page.click("#tabs button[data-tab='tokenize']")
+    page.fill("#tokenize-text", "어제 카페 갔었어")
+    page.click("#tokenize-run")
+    page.wait_for_selector("#tokenize-out table")
+    rows = page.locator("#tokenize-out tr")
+    names = [rows.nth(i).locator("td").first.text_content() for i in range(1, rows.count())]
+    assert names[:4] == ["word (demo)", "char (demo)", "bpe (demo)", "wordpiece (demo)"]
+    word = rows.nth(1).locator("td.tokens span")
+    assert [word.nth(i).text_content() for i in range(word.count())] == ["어제", "▁카페", "▁갔었어"]

@@ -245,9 +245,11 @@ async function tokenize() {
   const out = $("tokenize-out");
   try {
     const r = await post("/api/tokenize", { text: $("tokenize-text").value });
-    const rows = r.tokenizers.map((t) => el("tr", {}, el("td", {}, t.name), el("td", {}, t.tokens.length),
-      el("td", { class: "tokens" }, ...t.tokens.map((s, i) => el("span", { class: t.unk && t.ids[i] !== undefined && s === "[UNK]" ? "unk" : "", title: `id ${t.ids[i]}` }, s)))));
-    out.replaceChildren(el("table", {}, el("tr", {}, el("th", {}, "tokenizer"), el("th", {}, "n"), el("th", {}, "tokens")), ...rows));
+    const rows = r.tokenizers.map((t) => el("tr", {}, el("td", {}, t.name), el("td", {}, t.vocab_size), el("td", {}, t.tokens.length),
+      el("td", { class: "tokens" }, ...t.tokens.map((s, i) =>
+        el("span", { class: t.ids[i] === t.unk_id ? "unk" : "", title: t.ids[i] === t.unk_id ? "[UNK]" : `id ${t.ids[i]}` }, s)))));
+    const head = el("tr", {}, ...["tokenizer", "vocab", "n", "tokens"].map((h) => el("th", {}, h)));
+    out.replaceChildren(el("table", {}, head, ...rows), el("p", { class: "hint" }, "red: [UNK], a piece the vocabulary cannot spell"));
   } catch (e) { showError(out, e.message); }
 }
 
