@@ -237,6 +237,14 @@ function hoverAttention(event) {
   const i = Math.floor((event.clientY - rect.top - GEOM.top) / cell);
   if (i < 0 || j < 0 || i >= block.queries.length || j >= block.keys.length) return;
   $("attention-hover").textContent = `${block.queries[i]} → ${block.keys[j]}: ${m[i][j].toFixed(3)}  (${block.kind} L${block.layer})`;
+  drawAttention();
+  const ctx = canvas.getContext("2d");  // outline the cell, its query row and its key column
+  ctx.strokeStyle = "#b42318";
+  ctx.lineWidth = 2;
+  ctx.strokeRect(GEOM.left + j * cell, GEOM.top + i * cell, cell - 1, cell - 1);
+  ctx.lineWidth = 0.5;
+  ctx.strokeRect(GEOM.left, GEOM.top + i * cell, cell * block.keys.length - 1, cell - 1);
+  ctx.strokeRect(GEOM.left + j * cell, GEOM.top, cell - 1, cell * block.queries.length - 1);
 }
 
 // ---- tokenizers side by side -------------------------------------------------------------------------------------
