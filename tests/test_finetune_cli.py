@@ -44,10 +44,12 @@ def test_finetune_prints_metrics_and_writes_a_checkpoint(trained, files, capsys)
     assert results["accuracy"] >= 0.75
 
 
-def test_evaluate_prints_json(trained, files, capsys):
-    assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv")]) == 0
+def test_evaluate_prints_json_and_plots_confusion(trained, files, tmp_path, capsys):
+    png = tmp_path / "confusion.png"
+    assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv"), "--confusion", str(png)]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["examples"] == 80 and 0.75 <= scores["accuracy"] <= 1 and {"macro_f1", "f1_0", "f1_1", "loss"} <= set(scores)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_predict_lines_json_and_file(trained, tmp_path, capsys):

@@ -15,7 +15,9 @@ from taesan.errors import TaesanError
 from taesan.tasks import load_task
 from taesan.tasks.base import replace_config
 from taesan.tasks.classification import PairClassification, SequenceClassification, order_labels
-from taesan.tasks.metrics.classification import accuracy, class_counts, classification_scores, precision_recall_f1, scores_from_counts
+from taesan.tasks.metrics.classification import (
+    accuracy, class_counts, classification_scores, confusion_matrix, precision_recall_f1, scores_from_counts,
+)
 from taesan.tasks.readers.nli import PairExample, read_nli
 from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
@@ -65,6 +67,15 @@ def test_scores_equal_sklearn():
         assert ours["accuracy"] == pytest.approx(accuracy_score(gold, pred))
         assert (ours["macro_precision"], ours["macro_recall"], ours["macro_f1"]) == pytest.approx((p, r, f))
         assert [ours[f"f1_{i}"] for i in range(k)] == pytest.approx(list(per_class))
+
+
+def test_confusion_matrix_equals_sklearn():
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    assert confusion_matrix([0, 1, 1], [0, 0, 1], 2) == [[1, 1], [0, 1]]
+    rng = random.Random(5)
+    gold, pred = [rng.randrange(4) for _ in range(50)], [rng.randrange(4) for _ in range(50)]
+    assert confusion_matrix(pred, gold, 4) == sk_confusion(gold, pred, labels=range(4)).tolist()
 
 
 def test_label_order():

@@ -15,10 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--confusion", default=None, metavar="PNG", help="classifiers: also write the confusion matrix as a PNG")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import torch
 
@@ -31,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
+    if args.confusion is not None and not hasattr(task, "save_confusion"):
+        raise TaesanError(f"--confusion: the {task.name} task has no confusion matrix (classifiers only)")
     examples = task.read(args.data)
     metrics = task.evaluate(model, examples, args.batch_size)
     print(json.dumps(metrics, indent=1, ensure_ascii=False))
+    if args.confusion is not None:
+        task.save_confusion(model, examples, args.confusion, args.batch_size)
+        print(f"confusion matrix: {args.confusion}", file=sys.stderr)
     return 0

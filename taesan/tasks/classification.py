@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
 from taesan.tasks.batches import in_order
-from taesan.tasks.metrics.classification import class_counts, classification_scores, scores_from_counts
+from taesan.tasks.metrics.classification import class_counts, classification_scores, confusion_matrix, scores_from_counts
 from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
 from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 
@@ -41,6 +42,34 @@ def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
     if all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
     return sorted(names)
+
+
+def plot_confusion(counts: list[list[int]], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """A confusion-matrix PNG: each row (gold label) shaded by its share, the counts written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(labels)
+    shares = [[c / max(1, sum(row)) for c in row] for row in counts]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for g in range(k):
+        for p in range(k):
+            ax.text(p, g, str(counts[g][p]), ha="center", va="center", color="white" if shares[g][p] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -184,17 +213,30 @@ class SequenceClassification(Task):
                 out.append({"label": self.labels[best], "probability": p[best], "probabilities": dict(zip(self.labels, p))})
         return out
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
-        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss and the example count."""
+    def _decisions(self, model: nn.Module, examples: Sequence[Any], batch_size: int) -> tuple[list[int], list[int], float]:
+        """(predicted ids, gold ids, summed cross-entropy) over labelled examples."""
         predicted, gold, loss = [], [], 0.0
         for logits, labels in self._logits(model, examples, batch_size):
             predicted += logits.argmax(-1).tolist()
             gold += labels.tolist()
             loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        return predicted, gold, loss
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
+        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss and the example count."""
+        predicted, gold, loss = self._decisions(model, examples, batch_size)
         if not gold:
             return {}
         return {**classification_scores(predicted, gold, self.labels), "loss": loss / len(gold), "examples": len(gold)}
+
+    @torch.no_grad()
+    def save_confusion(self, model: nn.Module, examples: Sequence[Any], path: str | Path, batch_size: int = 32) -> list[list[int]]:
+        """Write the confusion matrix (rows gold, columns predicted) as a PNG heatmap; returns the counts."""
+        predicted, gold, _ = self._decisions(model, examples, batch_size)
+        counts = confusion_matrix(predicted, gold, len(self.labels))
+        plot_confusion(counts, self.labels, path, f"{self.name}: {len(gold)} examples")
+        return counts
 
 
 class PairClassification(SequenceClassification):

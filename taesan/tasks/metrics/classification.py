@@ -72,3 +72,14 @@ def classification_scores(predicted: Sequence[int], gold: Sequence[int], labels:
     """All of `scores_from_counts` for two lists of class ids."""
     c = class_counts(predicted, gold, len(labels))
     return scores_from_counts(c["tp"], c["fp"], c["fn"], labels)
+
+
+def confusion_matrix(predicted: Sequence[int], gold: Sequence[int], num_classes: int) -> list[list[int]]:
+    """counts[g][p]: how many examples of gold class g were predicted as p (rows gold, columns predicted).
+
+    confusion_matrix([0, 1, 1], [0, 0, 1], 2) -> [[1, 1], [0, 1]]
+    """
+    counts = [[0] * num_classes for _ in range(num_classes)]
+    for p, g in zip(predicted, gold):
+        counts[g][p] += 1
+    return counts
