@@ -282,8 +282,9 @@ def test_serve_cli_errors(tmp_path, capsys, models):
 
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--model", models["gpt"], "--port", "0"]) == 2
+    assert main(["serve", "--model", models["gpt"], "--timeout", "0"]) == 2
     errs = capsys.readouterr().err.strip().splitlines()
-    assert len(errs) == 2 and "not a checkpoint directory" in errs[0] and "--port 0" in errs[1]
+    assert len(errs) == 3 and "not a checkpoint directory" in errs[0] and "--port 0" in errs[1] and "--timeout 0" in errs[2]
 
 
 def test_generation_and_translation_tasks_stream_what_their_predict_returns(models):

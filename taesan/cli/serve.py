@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a checkpoint to serve (repeatable); named by its directory name unless NAME= is given")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="a request that computes longer fails with 503")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="a request that computes longer gets a 408 (default 30)")
     p.add_argument("--no-tokenizers", action="store_true",
                    help="skip training the word/char/BPE/WordPiece comparison tokenizers at start-up")
 
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise TaesanError(f"--port {args.port}: choose 1..65535")
+    if not args.timeout > 0:
+        raise TaesanError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
     models = model_specs(args.model)
     app = create_app(models, ServeConfig(timeout=args.timeout, demo_tokenizers=not args.no_tokenizers))
     names = ", ".join(models) or "none (tokenizer comparison only)"
