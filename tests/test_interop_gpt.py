@@ -137,7 +137,8 @@ def test_unsupported_hf_setting_is_one_clear_error(tmp_path, capsys):
 
 
 def test_foreign_head_tensor_is_rejected(tmp_path):
-    hf = transformers.GPT2ForSequenceClassification(_hf_config(num_labels=3, pad_token_id=0))
+    # GPT2ForSequenceClassification loads as taesan's GPTForSequenceClassification (tests/test_gpt_heads.py)
+    hf = transformers.GPT2ForTokenClassification(_hf_config(num_labels=3, pad_token_id=0))
     hf.save_pretrained(tmp_path)
-    with pytest.raises(TaesanError, match="unexpected tensor 'score.weight'"):
+    with pytest.raises(TaesanError, match="unexpected tensor 'classifier."):
         taesan.load(tmp_path)
