@@ -35,15 +35,15 @@ class DemoConfig:
     corpus_lines: int = 4000  # template sentences on top of the hand-written ones
     vocab_size: int = 800  # every tokenizer, so the comparison is at equal budget
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the gpt-tiny / bert-tiny presets
-    block_size: int = 64
-    batch_size: int = 32
-    lm_steps: int = 1200  # GPT and BERT each; the clock below stops earlier on a slow machine
+    block_size: int = 32  # the corpus is short sentences
+    batch_size: int = 16
+    lm_steps: int = 800  # GPT and BERT each; the clock below stops earlier on a slow machine
     lm_minutes: float = 2.0
-    lr: float = 1e-3
+    lr: float = 2e-3
     quick: bool = False
     samples: int = 2  # sampled completions beside the greedy one
-    reviews: int = 600  # sentiment examples (a fifth held out)
-    tune_steps: int = 150  # full and prompt tuning, GPT and BERT each
+    reviews: int = 400  # sentiment examples (a fifth held out)
+    tune_steps: int = 100  # full and prompt tuning, GPT and BERT each
     prompt_tokens: int = 10
     shots: tuple[int, ...] = (0, 1, 4)
     shot_seeds: int = 3
@@ -184,7 +184,7 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     scores = score_texts(model, tokenizer, SCORED, "causal", start_id=eos)
     ranked = sorted(zip(scores, SCORED), key=lambda x: -x[0])
     summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
-    summary += [f"{PROMPT} → {PROMPT} {text}   ({how})" for how, text in completions]
+    summary += [f"{PROMPT} → {PROMPT}{text}   ({how})" for how, text in completions]
     summary += [f"log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
         "A tiny GPT: next-word prediction",
@@ -192,7 +192,7 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
          f"parameter GPT trained for {trainer.step} steps on the embedded corpus ({_eval_line(trainer)} on held-out lines). "
          "A language model gives a sentence a probability by the chain rule: P(난폭 운전) = P(난폭) · P(운전 | 난폭); "
          "the one people say should score higher."],
-        [Table(["decoding", "completion"], [[h, f"{PROMPT} {t}"] for h, t in completions], f"continuing “{PROMPT}”"),
+        [Table(["decoding", "completion"], [[h, f"{PROMPT}{t}"] for h, t in completions], f"continuing “{PROMPT}”"),
          Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first")],
         [out_dir / "loss.png"],
         [f'taesan generate --model {out_dir} --prompt "{PROMPT}" --max-new-tokens 12',

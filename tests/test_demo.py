@@ -89,6 +89,23 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
         assert command in printed
 
 
+def test_serve_offers_the_demo_checkpoints(demo):
+    from fastapi.testclient import TestClient
+
+    from taesan.cli.demo import serving_app
+
+    out, _ = demo
+    names = ["gpt", "bert", "vit", "sentiment-bert-full"]
+    client = TestClient(serving_app([(n, out / n.replace("sentiment-", "sentiment/")) for n in names]))
+    listed = {m["name"]: m for m in client.get("/api/models").json()["models"]}
+    assert set(listed) == set(names)
+    assert sorted(listed["sentiment-bert-full"]["labels"]) == ["긍정", "부정"]
+    fills = client.post("/api/fill-mask", json={"model": "bert", "text": "티끌 [MASK] 태산"}).json()
+    assert len(fills["masks"][0]["candidates"]) == 5
+    label = client.post("/api/classify", json={"model": "sentiment-bert-full", "text": "정말 지루했다"}).json()
+    assert label["label"] in ("부정", "긍정")
+
+
 def test_a_foreign_non_empty_out_directory_is_refused(tmp_path, capsys):
     (tmp_path / "thesis.tex").write_text("keep me")
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 2

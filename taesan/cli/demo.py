@@ -74,13 +74,17 @@ def _clear(directory: Path) -> None:
         shutil.rmtree(directory)
 
 
-def _serve(checkpoints: list[tuple[str, Path]], port: int) -> None:
-    """The playground (taesan.serve.create_app) on the demo's checkpoints, until Ctrl-C."""
+def serving_app(checkpoints: list[tuple[str, Path]]):
+    """The playground app (taesan.serve.create_app) on the demo's checkpoints, named as the demo names them."""
     from taesan.serve import ServeConfig, create_app, require_web
 
     require_web()
+    return create_app({name: str(path) for name, path in checkpoints}, ServeConfig())
+
+
+def _serve(checkpoints: list[tuple[str, Path]], port: int) -> None:
     import uvicorn
 
-    app = create_app({name: str(path) for name, path in checkpoints}, ServeConfig())
+    app = serving_app(checkpoints)
     print(f"taesan demo: serving {', '.join(name for name, _ in checkpoints)} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
