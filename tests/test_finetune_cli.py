@@ -139,3 +139,16 @@ def test_split_off_is_seeded_and_disjoint():
     assert split_off(list(range(100)), 0.1, seed=0) == (train, held)
     assert split_off(list(range(100)), 0.1, seed=1)[1] != held
     assert split_off([7, 8], 0.1, seed=0)[1] in ([7], [8]) and split_off([7], 0.1, seed=0) == ([7], [])
+
+
+def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path, capsys):
+    out = tmp_path / "set"
+    args = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "2", *FAST]
+    assert main(args + ["--set", "max_length=24"]) == 0
+    assert json.loads((out / "task.json").read_text())["max_length"] == 24
+    capsys.readouterr()
+    for bad in ("nope=1", "max_length", "max_length=\"long\""):
+        assert main(args + ["--set", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("taesan finetune: error: --set") and "\n" not in err

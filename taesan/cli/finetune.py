@@ -37,7 +37,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["full", "prompt"], default="full", help="full: train every weight; prompt: a soft prompt + the head")
     p.add_argument("--prompt-tokens", type=int, default=20, help="--mode prompt: virtual tokens")
     p.add_argument("--prompt-init", default=None, metavar="TEXT", help="--mode prompt: start from this text's embeddings (or vocab / random)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a task setting, e.g. source_column=1 (translation), num_beams=4; values are JSON or text; repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def task_settings(pairs: list[str]) -> dict[str, Any]:
+    """["source_column=1", "labels=[\"neg\",\"pos\"]", "separator=|"] -> {field: value}; JSON where it parses, else text."""
+    import json
+
+    from taesan.errors import TaesanError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise TaesanError(f"--set {pair!r}: expected FIELD=VALUE")
+        try:
+            out[field.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[field.strip()] = value
+    return out
 
 
 def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
@@ -89,8 +109,6 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import torch
 
     from taesan.errors import TaesanError
@@ -108,11 +126,14 @@ def run(args: argparse.Namespace) -> int:
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
     tokenizer = _tokenizer(args, getattr(cls, "needs_tokenizer", True), is_dir)
-    config = cls.config_class()
+    from taesan.config import config_from_dict, config_to_dict
+
+    settings = task_settings(args.set)
     if args.max_length is not None:
         if args.max_length < 2:
             raise TaesanError("--max-length must be >= 2")
-        config = dataclasses.replace(config, max_length=args.max_length)
+        settings["max_length"] = args.max_length
+    config = config_from_dict(cls.config_class, {**config_to_dict(cls.config_class()), **settings}, source="--set")
     task = cls(config, tokenizer)
     train = task.read(args.train)
     if args.valid is not None:
