@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 HELP = "apply a fine-tuned model to inputs (label + probability, entities, answer span, translation)"
 
@@ -19,21 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
-
-
-def _number(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def readable(prediction: dict[str, Any]) -> str:
-    """One line: "label (probability)" for classifiers, else the fields in order, long ones as compact JSON."""
-    if "label" in prediction and "probability" in prediction:
-        return f"{prediction['label']} ({prediction['probability']:.3f})"
-    parts = []
-    for key, value in prediction.items():
-        shown = _number(value) if isinstance(value, (str, int, float)) else json.dumps(value, ensure_ascii=False)
-        parts.append(f"{key}: {shown}")
-    return "; ".join(parts)
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
@@ -59,6 +43,5 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"input": text, **prediction}, ensure_ascii=False))
         else:
-            describe = getattr(task, "describe", None)  # a task may word its own line
-            print(f"{describe(prediction) if describe else readable(prediction)}\t{text}")
+            print(f"{task.describe(prediction)}\t{text}")
     return 0

@@ -33,7 +33,8 @@ class Task(Objective):
     Data:      read(path) -> examples; fit_labels(examples); encode(example) -> features; collate(features) -> batch
     Model:     build_model(model) -> the model with this task's head (a backbone, a head model or a preset)
     Training:  prepare / loss / metrics / summarize (the Objective seam; the batch holds "labels")
-    Inference: predict(model, inputs) -> one JSON-able dict per input; evaluate(model, examples) -> scores
+    Inference: predict(model, inputs) -> one JSON-able dict per input; describe(prediction) -> a line;
+               evaluate(model, examples) -> scores
     """
 
     name: ClassVar[str] = "task"
@@ -96,6 +97,24 @@ class Task(Objective):
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        """One readable line for a prediction (`taesan predict`): "label (probability)" for classifiers,
+        else the fields in order, long ones as compact JSON. Tasks with richer output word their own."""
+        import json
+
+        if "label" in prediction and "probability" in prediction:
+            return f"{prediction['label']} ({prediction['probability']:.3f})"
+        parts = []
+        for key, value in prediction.items():
+            if isinstance(value, float):
+                shown = f"{value:.3f}"
+            elif isinstance(value, (str, int)):
+                shown = str(value)
+            else:
+                shown = json.dumps(value, ensure_ascii=False)
+            parts.append(f"{key}: {shown}")
+        return "; ".join(parts)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
