@@ -54,7 +54,7 @@ def commands(runs: Path, minutes: float, max_steps: int, lr: float) -> tuple[lis
         pre.append(taesan("pretrain", "--model", preset, "--objective", objective, "--corpus", *CORPUS,
                           "--tokenizer", str(tok_path), "--out", str(runs / name), "--max-steps", str(max_steps),
                           "--max-minutes", str(minutes), "--lr", str(lr), "--warmup", "50", "--threads", "1",
-                          "--eval-every", "100", "--no-progress", "--cache-dir", str(runs / f"cache-{kind}")))
+                          "--eval-every", "100", "--no-progress", "--cache-dir", str(runs / f"cache-{'bpe' if kind == 'bpe' else 'wp'}")))
     return tok, pre
 
 
@@ -77,8 +77,9 @@ def shown(cmd: list[str]) -> str:
 
 
 def report(runs: Path, tok_cmds, pre_cmds) -> str:
-    lines = [f"Machine: {machine()}; shared with 7 other engineers running tests (load average 2-4), "
-             "so wall-clock rates are pessimistic. One torch thread per run, both runs at once.", "",
+    lines = [f"Machine: {machine()}; shared with 7 other engineers running tests (load average 6-11 during these runs: "
+             "each run got roughly a quarter of a core), so wall-clock rates are far below an idle machine's. "
+             "One torch thread per run, both runs at once.", "",
              "```", *(shown(c) for c in tok_cmds + pre_cmds), "```", "",
              "| model | tokenizer | steps | token slots read (32 x 128 per step) | held-out loss | held-out perplexity | unigram perplexity (same tokens) | held-out token accuracy |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -89,9 +90,9 @@ def report(runs: Path, tok_cmds, pre_cmds) -> str:
         log = (runs / "logs" / f"pretrain_{name.split('-')[0]}.log").read_text()
         base = re.search(r"unigram baseline perplexity on the same held-out tokens: ([\d.e+]+)", log)
         corpus = re.search(r"corpus: ([\d,]+) training tokens, ([\d,]+) held out", log)
-        seconds = train[-1]["elapsed_s"]
+        seconds = sum(a["elapsed_s"] for a, b in zip(train, train[1:] + [None]) if b is None or b["elapsed_s"] < a["elapsed_s"])
         lines.append(
-            f"| {name} ({objective}) | {kind} 8k | {final['step']} ({seconds / 60:.1f} min) | "
+            f"| {name} ({objective}) | {kind} 8k | {final['step']} ({seconds / 60:.1f} min wall) | "
             f"{final['step'] * 32 * 128:,} of {corpus.group(1) if corpus else '?'} | {final['eval_loss']:.3f} | "
             f"{final['eval_perplexity']:.1f} | {base.group(1) if base else 'n/a (masked LM)'} | "
             f"{100 * final['eval_accuracy']:.1f}%{' (masked tokens)' if objective == 'masked' else ' (next token)'} |"
