@@ -44,6 +44,7 @@ class DemoConfig:
     samples: int = 2  # sampled completions beside the greedy one
     reviews: int = 400  # sentiment examples (a fifth held out)
     tune_steps: int = 100  # full and prompt tuning, GPT and BERT each
+    tune_minutes: float = 0.5  # each of those four runs
     prompt_tokens: int = 10
     shots: tuple[int, ...] = (0, 1, 4)
     shot_seeds: int = 3
@@ -56,7 +57,7 @@ class DemoConfig:
         """Every step shrunk to seconds: tiny models, a few steps, a small corpus (the tests run this)."""
         tiny = dict(d_model=32, n_layers=2, n_heads=2, n_positions=64)
         return cls(out=Path(out), seed=seed, progress=progress, quick=True, corpus_lines=300, vocab_size=400, model=tiny,
-                   block_size=32, batch_size=8, lm_steps=20, lm_minutes=1.0, samples=1, reviews=60, tune_steps=5,
+                   block_size=32, batch_size=8, lm_steps=20, lm_minutes=1.0, samples=1, reviews=60, tune_steps=5, tune_minutes=0.5,
                    prompt_tokens=2, shots=(0, 1), shot_seeds=1, digits=100, vit_steps=10, vit_minutes=0.5)
 
 
@@ -251,7 +252,7 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     eval_examples, train = examples[:held], examples[held:]
     out_dir = cfg.out / "sentiment"
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
-                           max_steps=cfg.tune_steps, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress)
+                           max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress)
     rows = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
     floor = majority_accuracy(train, eval_examples)
     table = [[r.mode, r.model, r.accuracy if r.accuracy_std is None else f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / "corpus.txt").is_file():
         raise TaesanError(f"--out {out}: a non-empty directory that is not a demo's; choose another")
+    _warn_if_busy(args.threads)
     progress = not args.no_progress
     cfg = DemoConfig.quick(out, args.seed, progress) if args.quick else DemoConfig(out=out, seed=args.seed, progress=progress)
     for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints would be resumed over, not replaced
@@ -65,6 +66,22 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         _serve([(name, path) for r in results for name, path in r.checkpoints.items()], args.port)
     return 0
+
+
+def _warn_if_busy(threads: int | None) -> None:
+    """On a shared machine more threads than idle cores run far slower (measured 5-10x with 2 threads at load 8 on
+    2 cores): say so once, since the pretraining steps stop on the clock and would learn less."""
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return
+    if threads is None and torch.get_num_threads() > 1 and load > cores:
+        print(f"note: this machine is busy (load {load:.1f} on {cores} cores); --threads 1 may train faster", file=sys.stderr)
 
 
 def _clear(directory: Path) -> None:

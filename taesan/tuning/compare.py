@@ -26,6 +26,7 @@ class CompareConfig:
     seeds: int = 3  # in-context: demonstration draws per k
     prompt_tokens: int = 20
     max_steps: int = 200  # per training mode
+    max_minutes: float | None = None  # per training mode: stop earlier on the clock (the demo's time budget)
     batch_size: int = 16
     lr_full: float = 1e-4
     lr_prompt: float = 3e-2  # a soft prompt needs a far larger step than full fine-tuning (Lester et al. use 0.3)
@@ -75,7 +76,8 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
     model, tokenizer = load_with_tokenizer(directory)
     task = SequenceClassification(tokenizer=tokenizer)
     lr = config.lr_full if mode == "full" else config.lr_prompt
-    train_config = TrainConfig(max_steps=config.max_steps, lr=lr, warmup=min(config.warmup, config.max_steps // 2),
+    train_config = TrainConfig(max_steps=config.max_steps, max_minutes=config.max_minutes, lr=lr,
+                               warmup=min(config.warmup, config.max_steps // 2),
                                eval_every=0, save_every=0, keep_last=1, seed=config.seed, progress=config.progress)
     result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=config.batch_size,
                       device=config.device, mode=mode, prompt_tokens=config.prompt_tokens)
