@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-eval", type=int, default=None, metavar="N", help="evaluate on the first N examples")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr-full", type=float, default=1e-4, help="full fine-tuning peak learning rate")
-    p.add_argument("--lr-prompt", type=float, default=3e-2, help="prompt tuning peak learning rate")
+    p.add_argument("--lr-prompt", type=float, default=3e-3, help="prompt tuning peak learning rate")
     p.add_argument("--verbalizer", default=None, metavar="SPEC", help="in-context label words, e.g. 0=부정,1=긍정")
     p.add_argument("--instruction", default="", metavar="TEXT", help="in-context: the first line of every prompt")
     p.add_argument("--calibrate", action="store_true", help='in-context: also compute accuracy calibrated on "N/A"')
