@@ -176,6 +176,9 @@ def test_the_prompt_takes_positions_from_the_window():
         add_soft_prompt(_random_gpt(), 64, "random", None)
     with pytest.raises(TaesanError, match="already has a soft prompt"):
         add_soft_prompt(model, 2)
+    seq2seq = taesan.create("transformer", src_vocab_size=V, d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1)
+    with pytest.raises(TaesanError, match="reads inputs_embeds"):
+        add_soft_prompt(seq2seq, 2, "random")
 
 
 def test_bert_prompt_goes_after_cls(tokenizers):

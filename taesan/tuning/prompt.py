@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ class SoftPrompt(TaesanModel):
     def __init__(self, inner: nn.Module, n_tokens: int, insert_at: int = 0, base: str | None = None, init: str | None = None) -> None:
         if n_tokens < 1:
             raise TaesanError(f"--prompt-tokens must be >= 1, got {n_tokens}")
+        if "inputs_embeds" not in inspect.signature(inner.forward).parameters:
+            raise TaesanError(f"prompt tuning needs a model that reads inputs_embeds (GPT, BERT and their heads); "
+                              f"{type(inner).__name__} does not")
         config = inner.config
         if hasattr(config, "n_positions"):
             if config.n_positions <= n_tokens + 1:
