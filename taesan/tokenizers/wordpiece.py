@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import unicodedata
 from functools import partial
+from itertools import accumulate, chain, repeat
+from operator import add, itemgetter
 from typing import Any, Callable, Iterable
 
 import regex
 
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.bpe_train import gc_paused
 
 BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]}
 
@@ -26,13 +29,25 @@ _CHUNK_RAW = regex.compile(f"[^{_WS_ALL}]+")
 # ASCII punctuation (incl. $+<=>^`|~, which Unicode calls symbols) or any Unicode P* category.
 _PUNCT = r"!-/:-@\[-`{-~\p{P}"
 _SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{_WS_ALL}]+")
+_IS_WS = regex.compile(f"[{_WS_ALL}]")
 _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 _OTHER = {"Cc", "Cf", "Cs", "Co"}
+CACHE_LIMIT = 500_000  # tiles kept in the encode cache before it is emptied (with the word cache)
+_IDS, _TOKENS, _STARTS, _ENDS, _WORDS, _NWORDS = (itemgetter(i) for i in range(6))  # fields of a cached tile
 
 
 def _is_cjk(cp: int) -> bool:
     return any(lo <= cp <= hi for lo, hi in _CJK)
+
+
+def _lengths_by_first_char(pieces: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """{"ab", "a", "abc", "b"} -> {"a": (3, 2, 1), "b": (1,)}: the lengths worth trying at a character."""
+    lengths: dict[str, set[int]] = {}
+    for p in pieces:
+        if p:
+            lengths.setdefault(p[0], set()).add(len(p))
+    return {c: tuple(sorted(ls, reverse=True)) for c, ls in lengths.items()}
 
 
 class _CharCache(dict):
@@ -73,7 +88,7 @@ class BertNormalizer:
         if self.clean_text:
             if c in "\x00\ufffd" or (c not in "\t\n\r" and unicodedata.category(c) in _OTHER):
                 s = ""
-            elif regex.match(f"[{_WS_ALL}]", c):
+            elif _IS_WS.match(c):
                 s = " "
         if s and self.handle_chinese_chars and _is_cjk(ord(s)):
             s = f" {s} "
@@ -145,85 +160,101 @@ class WordPieceTokenizer(Tokenizer):
         self.max_input_chars_per_word = max_input_chars_per_word
         self.normalizer = BertNormalizer(lowercase, strip_accents, clean_text, handle_chinese_chars)
         self._chunk_re = _CHUNK_CLEAN if clean_text else _CHUNK_RAW
-        # longest vocabulary piece starting with each character (word-initial / after ##): bounds the search
-        self._longest_first: dict[str, int] = {}
-        self._longest_cont: dict[str, int] = {}
-        for t in self.vocab:
-            cont = t.startswith(self.prefix) and len(t) > len(self.prefix)
-            body = t[len(self.prefix):] if cont else t
-            if body:
-                table = self._longest_cont if cont else self._longest_first
-                table[body[0]] = max(table.get(body[0], 0), len(body))
-        self._chunk_cache: dict[str, tuple[list[str], list[int], list[int], list[int], list[int]]] = {}
-        self._word_cache: dict[str, list[tuple[str, int, int]]] = {}
+        self.unk_id_ = self.vocab[unk_token]
+        # a word's first piece is looked up in the whole vocabulary, the next ones as prefix + piece (here
+        # without the prefix, so no string is built); per first character, the piece lengths to try, longest first
+        self._continuations = {t[len(self.prefix):]: i for t, i in self.vocab.items()
+                               if t.startswith(self.prefix) and len(t) > len(self.prefix)}
+        self._lengths_first = _lengths_by_first_char(self.vocab)
+        self._lengths_cont = _lengths_by_first_char(self._continuations)
+        ws = _WS_KEPT if clean_text else _WS_ALL
+        self._tile_re = regex.compile(f"[{ws}]*[^{ws}]+|[{ws}]+")  # tiles: whitespace + chunk; trailing whitespace
+        self._tile_cache: dict[str, tuple] = {}
+        self._word_cache: dict[str, tuple[list[int], list[int], list[int]]] = {}
 
     # ---- encoding ------------------------------------------------------------------------------
     def wordpiece(self, word: str) -> list[tuple[str, int, int]] | None:
         """Greedy longest-match-first: "unaffable" -> [("un",0,2), ("##aff",2,5), ("##able",5,9)]; None = [UNK]."""
-        if len(word) > self.max_input_chars_per_word:
+        cut = self._cut_word(word)
+        return None if cut is None else [(self.inverse[i], s, e) for i, s, e in zip(*cut)]
+
+    def _cut_word(self, word: str) -> tuple[list[int], list[int], list[int]] | None:
+        """`wordpiece` as columns (ids, starts, ends). Only the lengths of vocabulary pieces that start with
+        the current character are tried, longest first, so a miss costs a few slices, not one per length."""
+        n = len(word)
+        if n > self.max_input_chars_per_word:
             return None
-        out, start, n = [], 0, len(word)
-        while start < n:
-            longest = self._longest_cont if start else self._longest_first
-            end = min(n, start + longest.get(word[start], 0))
-            while end > start:
-                sub = word[start:end] if start == 0 else self.prefix + word[start:end]
-                if sub in self.vocab:
-                    out.append((sub, start, end))
-                    break
-                end -= 1
+        ids: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        table, lengths, s = self.vocab, self._lengths_first, 0
+        while s < n:
+            for length in lengths.get(word[s], ()):
+                e = s + length
+                if e <= n:
+                    i = table.get(word[s:e])
+                    if i is not None:
+                        break
             else:
                 return None
-            start = end
-        return out
+            ids.append(i)
+            starts.append(s)
+            ends.append(e)
+            table, lengths, s = self._continuations, self._lengths_cont, e
+        return ids, starts, ends
 
-    def _tokenize_chunk(self, chunk: str) -> tuple[list[str], list[int], list[int], list[int], list[int]]:
-        """A whitespace-free chunk -> columns (tokens, ids, starts, ends, words) relative to the chunk (cached)."""
-        hit = self._chunk_cache.get(chunk)
-        if hit is not None:
-            return hit
-        norm, origin = self.normalizer.normalize(chunk)
-        toks: list[str] = []
+    def _cut_tile(self, tile: str) -> tuple:
+        """A tile (leading whitespace + one whitespace-free chunk, or trailing whitespace) -> columns relative to
+        the tile: (ids, tokens, starts, ends, word ids, number of words). Cached: most tiles of a corpus repeat."""
+        ids: list[int] = []
         starts: list[int] = []
         ends: list[int] = []
         words: list[int] = []
-        for w, m in enumerate(_SPLIT.finditer(norm)):
-            word, at = m.group(), m.start()
-            pieces = self._word_cache.get(word)
-            if pieces is None:
-                pieces = self._word_cache[word] = self.wordpiece(word) or [(self.unk_token, 0, len(word))]
-            for tok, s, e in pieces:
-                toks.append(tok)
-                starts.append(at + s if origin is None else origin[at + s])
-                ends.append(at + e if origin is None else origin[at + e - 1] + 1)
-                words.append(w)
-        out = (toks, [self.vocab[t] for t in toks], starts, ends, words)
-        if len(self._chunk_cache) > 1_000_000:
-            self._chunk_cache.clear()
+        m = self._chunk_re.search(tile)
+        w = 0
+        if m is not None:
+            lead = m.start()
+            norm, origin = self.normalizer.normalize(m.group())
+            for w, found in enumerate(_SPLIT.finditer(norm)):
+                word = found.group()
+                cut = self._word_cache.get(word)
+                if cut is None:
+                    cut = self._cut_word(word) or ([self.unk_id_], [0], [len(word)])
+                    self._word_cache[word] = cut
+                at = found.start()
+                ids += cut[0]
+                if origin is None:
+                    starts += [lead + at + x for x in cut[1]]
+                    ends += [lead + at + x for x in cut[2]]
+                else:
+                    starts += [lead + origin[at + x] for x in cut[1]]
+                    ends += [lead + origin[at + x - 1] + 1 for x in cut[2]]
+                words += [w] * len(cut[0])
+            w = w + 1 if ids else 0
+        entry = (ids, list(map(self.inverse.__getitem__, ids)), starts, ends, words, w)
+        if len(self._tile_cache) >= CACHE_LIMIT:
+            self._tile_cache.clear()
             self._word_cache.clear()
-        self._chunk_cache[chunk] = out
-        return out
+        self._tile_cache[tile] = entry
+        return entry
 
     def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
-        """Plain text (no special tokens) -> tokens, ids, offsets, word ids."""
-        toks: list[str] = []
-        ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
-        word_ids: list[int] = []
-        word_base = 0
-        get = self._chunk_cache.get
-        for m in self._chunk_re.finditer(text):
-            chunk = m.group()
-            hit = get(chunk)
-            ct, ci, cs, ce, cw = hit if hit is not None else self._tokenize_chunk(chunk)
-            if not ct:
-                continue
-            shift = m.start().__add__
-            toks += ct
-            ids += ci
-            offsets += zip(map(shift, cs), map(shift, ce))
-            word_ids += map(word_base.__add__, cw)
-            word_base += cw[-1] + 1
+        """Plain text (no special tokens) -> tokens, ids, offsets, word ids.
+
+        The text is cut into tiles that cover it (so a tile's start is the sum of the lengths before it);
+        every per-token step then runs in C over the cached tiles (map, chain, accumulate)."""
+        tiles = self._tile_re.findall(text)
+        entries = list(map(self._tile_cache.get, tiles))
+        if None in entries:
+            entries = [e if e is not None else self._cut_tile(t) for t, e in zip(tiles, entries)]
+        ids = list(chain.from_iterable(map(_IDS, entries)))
+        toks = list(chain.from_iterable(map(_TOKENS, entries)))
+        counts = list(map(len, map(_IDS, entries)))
+        shift = list(chain.from_iterable(map(repeat, accumulate(map(len, tiles), initial=0), counts)))
+        offsets = list(zip(map(add, chain.from_iterable(map(_STARTS, entries)), shift),
+                           map(add, chain.from_iterable(map(_ENDS, entries)), shift)))
+        word_base = chain.from_iterable(map(repeat, accumulate(map(_NWORDS, entries), initial=0), counts))
+        word_ids = list(map(add, chain.from_iterable(map(_WORDS, entries)), word_base))
         return toks, ids, offsets, word_ids
 
     def tokenize(self, text: str) -> list[Piece]:
@@ -253,6 +284,12 @@ class WordPieceTokenizer(Tokenizer):
             attention_mask=[1] * (n + len(pre) + len(post)),
             sequence_ids=[None] * len(pre) + [0] * n + [None] * len(post),
         )
+
+    def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
+                     padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
+        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (millions of small lists)."""
+        with gc_paused():
+            return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
