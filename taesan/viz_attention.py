@@ -14,12 +14,12 @@ import torch
 
 from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
+from taesan.fonts import korean_font, korean_rc
 
 CELL = 2.4  # inches per heatmap in a grid
 SINGLE = 6.0  # inches of one large heatmap
 DPI = 100
 MAX_LABELS = 40  # beyond this many tokens an axis shows no tick labels
-KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "NanumSquare", "NanumMyeongjo")
 
 
 @dataclass
@@ -153,31 +153,12 @@ def select(blocks: list[AttentionBlock], layer: int | None = None, head: int | N
 # ---- drawing ------------------------------------------------------------------------------------------------------
 
 
-def korean_font() -> str | None:
-    """The family name of an installed Nanum font (registering its files with matplotlib if its cache predates
-    them), or None."""
-    from matplotlib import font_manager
-
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    for name in KOREAN_FONTS:
-        if name in names:
-            return name
-    for path in font_manager.findSystemFonts():
-        if "nanum" in Path(path).name.lower():
-            try:
-                font_manager.fontManager.addfont(path)
-            except (OSError, RuntimeError, ValueError):
-                continue
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((n for n in KOREAN_FONTS if n in names), next((n for n in sorted(names) if n.startswith("Nanum")), None))
-
-
 def _font_rc() -> dict:
     font = korean_font()
     if font is None:
         warnings.warn("no Nanum font found (apt-get install fonts-nanum): Korean labels may show as empty boxes", stacklevel=3)
         return {}
-    return {"font.family": [font, "DejaVu Sans"], "axes.unicode_minus": False}
+    return korean_rc(font)
 
 
 def _heatmap(ax, weights: torch.Tensor, queries: list[str], keys: list[str], title: str, fontsize: float, labels: bool) -> object:

@@ -104,30 +104,24 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _korean_font() -> str | None:
-    """A Nanum or Noto CJK font when one is installed, so Hangul labels render; None otherwise."""
-    from matplotlib import font_manager
-
-    for f in font_manager.fontManager.ttflist:
-        if any(k in f.name for k in ("Nanum", "Noto Sans CJK", "Noto Serif CJK", "Noto Sans KR", "Malgun", "AppleGothic")):
-            return f.name
-    return None
-
-
 def plot(reports, path: Path) -> Path:
     """Three bar panels (vocabulary, [UNK] rate, tokens per sentence) and the variant splits as a table."""
-    import warnings
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from taesan.fonts import korean_font, korean_rc
+
+    with matplotlib.rc_context(korean_rc(korean_font())):
+        return _draw(plt, reports, path)
+
+
+def _draw(plt, reports, path: Path) -> Path:
+    import warnings
+
     from taesan.atomic import atomic_path
 
-    font = _korean_font()
-    if font:
-        plt.rcParams["font.family"] = font
     kinds = [r.kind for r in reports]
     fig = plt.figure(figsize=(12, 7))
     panels = [("vocabulary size", [r.vocab_size for r in reports]), ("[UNK] rate (%)", [100 * r.unk_rate for r in reports]),
