@@ -16,13 +16,12 @@ import torch
 from taesan.report import Section, Table
 
 KINDS = ("word", "char", "bpe", "wordpiece")
-CUT_SENTENCES = ("어제 카페 갔었어", "어제 카페 갔었는데요", "카페 갔었잖아")  # the last form is never in the corpus
+CUT_SENTENCES = ("어제 카페 갔었어", "어제 카페 갔었는데요", "카페 갔었잖아")  # 갔었잖아 is never in the corpus
 PROMPT = "티끌 모아"
 FILL = "티끌 [MASK] 태산"
 SCORED = ("난폭 운전", "무모 운전", "티끌 모아 태산", "태산 모아 티끌")  # each pair: the first is the one people say
 SENTIMENT_LABELS = ("부정", "긍정")  # demo_corpus.sentiment_examples: 0 = negative, 1 = positive
 ATTENTION_TEXT = "어제 카페 갔었어 거기 사람 많더라"
-TRAINING_NAME = "training.json"  # what taesan score / generate read beside a checkpoint (as taesan pretrain writes)
 
 
 @dataclass
@@ -47,7 +46,7 @@ class DemoConfig:
     tune_minutes: float = 0.5  # each of those four runs
     prompt_tokens: int = 10
     shots: tuple[int, ...] = (0, 1, 4)
-    shot_seeds: int = 3
+    shot_seeds: int = 2  # demonstration draws per k
     digits: int = 1797  # sklearn's digits (a fifth held out)
     vit_steps: int = 400
     vit_minutes: float = 1.0
@@ -104,7 +103,7 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
         "Four ways to cut a sentence",
         [f"Each kind learned a vocabulary of at most {cfg.vocab_size} entries from the embedded corpus and was measured on "
          "every tenth line, held out. Words need no splitting but meet unknown words ([UNK]: the unseen form 갔었잖아); "
-         "characters never do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아."],
+         "characters rarely do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아."],
         [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines"),
          Table(["sentence", *cuts], [[s, *(" · ".join(cuts[k][s]) for k in cuts)] for s in CUT_SENTENCES], "how each kind cuts")],
         [figure],
@@ -117,6 +116,7 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 def pretrain(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path):
     """Pretrain `model` on the corpus as `taesan pretrain` does (token cache, windows or packed rows, one Trainer);
     the checkpoint in `out_dir` carries tokenizer.json and training.json. -> the finished Trainer."""
+    from taesan.cli.pretrain import TRAINING_NAME  # what taesan score / generate read beside the weights
     from taesan.config import write_json
     from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
     from taesan.errors import TaesanError
@@ -270,7 +270,8 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
          "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
         [Table(["mode", "model", "accuracy", "trainable parameters", "seconds"], table, "held-out accuracy")],
         [out_dir / CHART],
-        [f'taesan predict --model {path} "{example}"' for path in checkpoints.values()][:2],
+        [f'taesan predict --model {checkpoints[name]} "{example}"' for name in ("sentiment-bert-full", "sentiment-gpt-prompt")
+         if name in checkpoints],
     )
     return StepResult("sentiment", summary, section, checkpoints, {"rows": rows, "majority": floor,
                                                                   "table": markdown_table(rows, floor)})
@@ -316,7 +317,8 @@ def vit_step(cfg: DemoConfig) -> StepResult:
         [f"Each 8×8 digit is cut into 16 patches of 2×2 pixels; a {result.trainable_parameters:,}-parameter ViT reads them "
          f"as a sequence after a [CLS] token and classifies [CLS]. Held-out accuracy {accuracy:.3f} on {len(test)} digits "
          "(chance is 0.1). The lower row shows attention rollout: which patches [CLS] finally draws on (true → predicted)."],
-        [Table(["metric", "value"], [[k, v] for k, v in result.metrics.items()], "held-out digits")],
+        [Table(["metric", "value"], [[k, result.metrics[k]] for k in ("accuracy", "macro_f1", "examples") if k in result.metrics],
+               "held-out digits")],
         [figure],
         [f"taesan predict --model {out_dir} digits:0"],
     )

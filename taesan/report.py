@@ -21,7 +21,7 @@ h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: .3em .7em; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
-caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: .3em; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: .3em; white-space: nowrap; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: .9em; }
@@ -32,7 +32,7 @@ nav ol { columns: 2; }
 
 @dataclass
 class Table:
-    """A header row and body rows; cells are shown as text (floats with 4 significant digits)."""
+    """A header row and body rows; cells are shown as text (floats with 4 significant digits, ints with commas)."""
 
     header: list[str]
     rows: list[list[Any]]
@@ -51,8 +51,11 @@ class Section:
 
 
 def _cell(value: Any) -> str:
+    """0.123456 -> "0.1235", 928768 -> "928,768", anything else as str()."""
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
 
 

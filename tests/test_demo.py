@@ -123,6 +123,7 @@ def test_render_escapes_text_and_numbers_sections(tmp_path):
     assert "<h2>1. &lt;b&gt;first&lt;/b&gt;</h2>" in page and "<h2>2. second</h2>" in page
     assert "<p>1 &lt; 2 &amp; 3</p>" in page
     assert "<td>어제</td><td>0.1235</td>" in page  # floats to 4 significant digits
+    assert "<td>928,768</td>" in render("t", [Section("s", tables=[Table(["n"], [[928768]])])])
     assert base64.b64encode(PNG + b"rest").decode() in page
     assert "<pre>taesan demo</pre>" in page
     path = write_report(tmp_path / "r" / "report.html", "title", sections)
