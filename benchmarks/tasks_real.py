@@ -137,6 +137,20 @@ def baselines(data: Path, out: Path, names: list[str]) -> dict:
             res[kind + "_s"] = time.perf_counter() - t0
         results[name] = res
         print(name, json.dumps(res), flush=True)
+    if not names or "mnist" in names:  # a linear model on raw pixels, for scale
+        import numpy as np
+
+        def idx(d: Path) -> tuple[np.ndarray, np.ndarray]:
+            x = np.frombuffer(gzip.decompress((d / "images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
+            y = np.frombuffer(gzip.decompress((d / "labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
+            return x.reshape(len(y), -1) / 255.0, y
+
+        (xtr, ytr), (xte, yte) = idx(data / "mnist_train"), idx(data / "mnist_test")
+        t0 = time.perf_counter()
+        clf = LogisticRegression(max_iter=500).fit(xtr, ytr)
+        results["mnist"] = {"train": len(ytr), "test": len(yte), "majority": float(np.mean(yte == np.bincount(ytr).argmax())),
+                            "pixel_lr": accuracy_score(yte, clf.predict(xte)), "pixel_lr_s": time.perf_counter() - t0}
+        print("mnist", json.dumps(results["mnist"]), flush=True)
     _write(path, json.dumps(results, indent=1) + "\n")
     return results
 
@@ -164,7 +178,7 @@ def specs(runs: Path) -> dict[str, dict]:
                        test=d / "kornli_test.tsv", args=["--epochs", "3", "--batch-size", "32", "--max-length", "128", "--lr", "5e-4"],
                        metrics=["accuracy", "macro_f1"]),
         "klue-ner": dict(task="ner", model=runs / "bert-tiny", train=d / "klue_ner_train.tsv", test=d / "klue_ner_test.tsv",
-                         args=["--epochs", "2", "--batch-size", "16", "--max-length", "128", "--lr", "5e-4"],
+                         args=["--epochs", "8", "--batch-size", "16", "--max-length", "128", "--lr", "1e-3"],
                          metrics=["f1", "precision", "recall"]),
         "korquad": dict(task="qa", model=runs / "bert-tiny", train=d / "korquad_train.json", test=d / "korquad_test.json",
                         args=["--max-steps", "300", "--batch-size", "16", "--lr", "5e-4"], metrics=["exact_match", "f1"]),
@@ -172,7 +186,7 @@ def specs(runs: Path) -> dict[str, dict]:
                         train=d / "tatoeba_train.tsv", test=d / "tatoeba_test.tsv",
                         args=["--max-steps", "1500", "--batch-size", "32", "--lr", "1e-3"], metrics=["bleu"]),
         "mnist": dict(task="image-classification", model="vit-tiny-mnist", train=d / "mnist_train" / "images-idx3-ubyte.gz",
-                      test=d / "mnist_test" / "images-idx3-ubyte.gz", args=["--epochs", "15", "--batch-size", "64", "--lr", "1e-3"],
+                      test=d / "mnist_test" / "images-idx3-ubyte.gz", args=["--epochs", "10", "--batch-size", "64", "--lr", "1e-3"],
                       metrics=["accuracy"]),
         "sst2-minilm": dict(task="classification", model=minilm_dir(), train=d / "sst2_train.tsv", test=d / "sst2_test.tsv",
                             args=["--epochs", "3", "--batch-size", "16", "--lr", "5e-5"], metrics=["accuracy", "macro_f1"]),
@@ -217,9 +231,13 @@ def table(runs: Path) -> str:
     """The markdown table from RUNS/tasks/*/eval_results.json and run.json, baselines beside."""
     base_path = runs / "tasks" / "baselines.json"
     base = json.loads(base_path.read_text()) if base_path.is_file() else {}
-    rows = ["| task (data) | backbone | metric (test split) | taesan | majority | TF-IDF + LR (char 1-3 / word 1-2) | wall / CPU min |",
+    rows = ["| task (data) | backbone (budget) | metric (test split) | taesan | majority | TF-IDF + LR (char 1-3 / word 1-2) | wall / CPU min |",
             "|---|---|---|---:|---:|---:|---:|"]
-    for name, spec in specs(runs).items():
+    table_specs = specs(runs)
+    variants = [(d.name, table_specs[n]) for n in table_specs for d in sorted((runs / "tasks").glob(f"{n}-*"))
+                if d.is_dir() and n != "sst2" and not d.name.startswith("sst2-minilm-")]
+    for name, spec in sorted([*table_specs.items(), *variants], key=lambda x: (list(table_specs).index(
+            next(n for n in table_specs if x[0] == n or x[0].startswith(n + "-"))), x[0])):
         out = runs / "tasks" / name
         model = Path(str(spec["model"])).name if Path(str(spec["model"])).is_dir() else spec["model"]
         if name == "sst2-minilm":
@@ -232,7 +250,10 @@ def table(runs: Path) -> str:
         shown = ", ".join(f"{m} {100 * res[m]:.1f}" if m != "bleu" else f"BLEU {res[m]:.2f}" for m in spec["metrics"] if m in res)
         b = base.get(name.split("-")[0], {})
         majority = f"{100 * b['majority']:.1f}" if b else ""
-        tfidf = f"{100 * b['tfidf_char13']:.1f} / {100 * b['tfidf_word12']:.1f}" if b else ""
+        tfidf = (f"{100 * b['tfidf_char13']:.1f} / {100 * b['tfidf_word12']:.1f}" if "tfidf_char13" in b
+                 else f"{100 * b['pixel_lr']:.1f} (pixel LR)" if "pixel_lr" in b else "")
+        budget = info["command"].split("--no-progress ")[-1].split(" --tokenizer")[0]
+        model = f"{model} ({budget})"
         rows.append(f"| {name} | {model} | {', '.join(spec['metrics'])} | {shown} | {majority} | {tfidf} | "
                     f"{info['wall_s'] / 60:.1f} / {info['cpu_s'] / 60:.1f} |")
     return "\n".join(rows) + "\n"
