@@ -1,12 +1,17 @@
 """Benchmark: taesan.generate vs HuggingFace `generate` (KV cache on both), greedy, same random weights.
 
 Not a test of correctness (tests/test_generate.py proves the same tokens); this only times them.
-Run: python benchmarks/generate.py [--threads 2] [--new-tokens 200] [--repeats 3]
+Run: python benchmarks/generate.py [--threads 2] [--new-tokens 200] [--repeats 3] [--clock wall|cpu]
+--clock cpu counts this process' CPU seconds instead of wall time: on a machine shared with other jobs it
+ignores the time spent waiting for a core (use it with --threads 1; with more threads idle spinning counts).
+The "floor" column is the bare matrix products of one step (every layer's four, then the LM head) in the
+same layout, repeated as often as decoding repeats them: no model, framework or decoding loop can do less.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -52,10 +57,31 @@ def build(layers: int, d: int, heads: int, vocab: int, prompt: int, new: int):
     return hf, ours
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
+def timed(fn, clock=time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
+
+
+def floor(model, batch: int, steps: int):
+    """The matrix products one decoding step cannot avoid, `steps` times: -> a function to time."""
+    *_, head_t, _, layers, (C, _, _, _) = model.step_weights()
+    x, wide = torch.randn(batch, C), torch.randn(batch, layers[0][8].shape[1])  # (B, C), (B, d_ff)
+
+    def run():
+        with torch.inference_mode():
+            for _ in range(steps):
+                for _, _, qkv_t, qkv_b, out_t, out_b, _, _, up_t, up_b, down_t, down_b in layers:
+                    torch.addmm(qkv_b, x, qkv_t), torch.addmm(out_b, x, out_t), torch.addmm(up_b, x, up_t), torch.addmm(down_b, wide, down_t)
+                x @ head_t
+    return run
+
+
+def load() -> str:
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3]) + f" on {torch.get_num_threads()}/{len(os.sched_getaffinity(0))} threads/cores"
+    except (OSError, AttributeError):
+        return "load unknown"
 
 
 def main() -> int:
@@ -66,6 +92,7 @@ def main() -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--repeats", type=int, default=3, help="the best of this many runs is reported (HF and taesan alternate)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="wall time, or this process' CPU time (on a busy machine)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
@@ -76,7 +103,9 @@ def main() -> int:
     print(f"# command: python {' '.join(sys.argv)}")
     print(f"# machine: {machine()}; torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; best of {args.repeats} runs (the machine is shared)")
-    print(f"{'config':8} {'batch':>5} {'HF tok/s':>10} {'taesan tok/s':>13} {'ratio':>6}  same ids")
+    print(f"# clock: {'CPU seconds of this process' if args.clock == 'cpu' else 'wall time'}; at start: {load()}")
+    print(f"{'config':8} {'batch':>5} {'HF tok/s':>10} {'taesan tok/s':>13} {'ratio':>6}  {'ms/step HF':>10} {'taesan':>7} {'floor':>6}  same ids")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for name in args.configs:
         hf, ours = build(*CONFIGS[name], args.prompt, args.new_tokens)
         vocab = CONFIGS[name][3]
@@ -98,10 +127,13 @@ def main() -> int:
                 return out
 
             same = torch.equal(run_hf(), run_ours())  # warm-up, and the two decode the same tokens
-            runs = [(timed(run_hf), timed(run_ours)) for _ in range(args.repeats)]  # alternating: both see the same load
-            t_hf, t_ours = min(r[0] for r in runs), min(r[1] for r in runs)
+            run_floor = floor(ours, batch, n)
+            runs = [(timed(run_hf, clock), timed(run_ours, clock), timed(run_floor, clock)) for _ in range(args.repeats)]  # alternating: all see the same load
+            t_hf, t_ours, t_floor = (min(r[i] for r in runs) for i in range(3))
             tps_hf, tps_ours = batch * n / t_hf, batch * n / t_ours
-            print(f"{name:8} {batch:5d} {tps_hf:10.0f} {tps_ours:13.0f} {tps_ours / tps_hf:5.2f}x  {'yes' if same else 'NO'}", flush=True)
+            ms = [1e3 * t / n for t in (t_hf, t_ours, t_floor)]
+            print(f"{name:8} {batch:5d} {tps_hf:10.0f} {tps_ours:13.0f} {tps_ours / tps_hf:5.2f}x  {ms[0]:10.2f} {ms[1]:7.2f} {ms[2]:6.2f}  {'yes' if same else 'NO'}", flush=True)
+    print(f"# at end: {load()}")
     return 0
 
 

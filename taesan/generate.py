@@ -146,6 +146,8 @@ def generate(
         return steps
     if num_beams > 1:
         return _beam_search(model, settings)
+    if not settings["stops"]:
+        return _decode_fast(model, settings)
     for _ in steps:
         pass
     return settings["result"]
@@ -282,6 +284,66 @@ def _decode_steps(model, s: dict) -> Iterator[torch.Tensor]:
             return
         with torch.inference_mode():
             logits = runner.step(tokens[:, None])
+
+
+STOP_CHECK_EVERY = 8  # steps between "has every row met a stop token?" checks in the lean loop
+
+
+def _decode_fast(model, s: dict) -> torch.Tensor:
+    """Greedy or sampling without streaming or stop strings: the lean loop behind `generate` -> ids (N, L).
+
+    The same tokens as `_decode_steps`, with less work per step: each step's choice is written straight into
+    its column of the output (argmax/multinomial `out=`), which is also the next step's input, and stop tokens
+    are looked for every STOP_CHECK_EVERY steps instead of every step. Rows that stopped meanwhile decode on
+    (rows never see each other); their tokens after the stop are overwritten with padding at the end.
+    """
+    with torch.inference_mode():
+        runner, buffer, valid, L0 = _setup(model, s, s["num_return_sequences"])
+        procs = _processor(s)
+        logits = runner.prefill()
+        procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
+        eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
+        ended = torch.zeros(buffer.shape[0], dtype=torch.bool, device=buffer.device)
+        sample, generator, max_new, active = s["do_sample"], s["generator"], s["max_new_tokens"], procs.active
+        columns = buffer.split(1, dim=1)  # (N, 1) views, one per position
+        checked = L0
+        for cur in range(L0, L0 + max_new):
+            scores = logits.float()
+            if active:
+                scores = procs(scores, buffer[:, :cur], None if valid is None else valid[:, :cur], cur - L0)
+            if sample:
+                torch.multinomial(scores.softmax(-1), 1, generator=generator, out=columns[cur])
+            else:
+                torch.argmax(scores, -1, keepdim=True, out=columns[cur])
+            if procs.seen is not None:
+                procs.update(buffer[:, cur])
+            last = cur + 1 == L0 + max_new
+            if eos is not None and (last or cur + 1 - checked >= STOP_CHECK_EVERY):
+                ended |= torch.isin(buffer[:, checked : cur + 1], eos).any(1)
+                checked = cur + 1
+                if bool(ended.all()):
+                    break
+            if last:
+                break
+            logits = runner.step(columns[cur])
+        return _pad_after_stop(buffer[:, : cur + 1], L0, eos, s["pad_token_id"])
+
+
+def _pad_after_stop(ids: torch.Tensor, L0: int, eos: torch.Tensor | None, pad: int) -> torch.Tensor:
+    """Pad each row after its first stop token and cut the columns no row needs -> a new (N, L) tensor.
+
+    [[7, 2, 9, 9], [7, 5, 2, 9]] with L0=1, eos [2], pad 0 -> [[7, 2, 0], [7, 5, 2]]
+    """
+    if eos is None:
+        return ids.clone()
+    new = ids[:, L0:]  # (N, n)
+    hit = torch.isin(new, eos)
+    after = (hit.long().cumsum(1) - hit.long()) > 0  # strictly after the row's first stop token
+    out = ids.clone()
+    out[:, L0:] = new.masked_fill(after, pad)
+    if bool(hit.any(1).all()):  # every row stopped: keep up to the last row's stop
+        out = out[:, : L0 + int(hit.long().argmax(1).max()) + 1]
+    return out
 
 
 def _stop_strings(unfinished: torch.Tensor, new_ids: torch.Tensor, stops: list[str], decode) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from taesan.checkpoint import check_and_load
@@ -167,54 +166,65 @@ class GPT(TaesanModel):
         cache: KVCache,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        weights: list | None = None,
+        weights: tuple | None = None,
     ) -> torch.Tensor:
         """The decoding hot path: one new token per row (B, 1) after a filled cache -> logits (B, vocab_size).
 
         The same math as `forward` (tests check they agree), written with functional ops on the blocks'
         parameters: at batch 1 the per-module Python overhead costs more than the arithmetic. Eval mode only
         (no dropout); attention_mask (B, S) and position_ids (B, 1) as in `forward`. weights: `step_weights()`,
-        fetched once per generation instead of once per step.
+        fetched once per generation instead of once per step. Rows are (B, C): a single token needs no time axis.
         """
         if self.training:
             return self.forward(tokens, attention_mask, position_ids, cache)[:, -1]
         B, past = tokens.shape[0], cache.length
         if past >= self.config.n_positions:
             raise ValueError(f"position {past} is beyond the model's {self.config.n_positions} positions")
-        H, D = self.config.n_heads, self.config.d_model // self.config.n_heads
-        C, eps = self.config.d_model, self.config.norm_eps
-        tok_w, pos_w, norm_w, norm_b, head_t, act, layers = weights or self.step_weights()
-        pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids)  # (C,) or (B, 1, C)
-        x = torch.embedding(tok_w, tokens) + pos  # (B, 1, C)
-        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
-        for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
-            h = torch.layer_norm(x, (C,), n1w, n1b, eps)
-            q, k, v = F.linear(h, qkv_w, qkv_b).view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
+        tok_w, pos_w, norm_w, norm_b, head_t, act, layers, (C, H, D, eps) = weights or self.step_weights()
+        pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids.view(B))  # (C,) or (B, C)
+        x = torch.embedding(tok_w, tokens.view(B)) + pos  # (B, C)
+        hidden = None if attention_mask is None else attention_mask[:, None, None, :] == 0  # (B, 1, 1, S): True = padding
+        scale = 1.0 / math.sqrt(D)
+        for (n1w, n1b, qkv_t, qkv_b, out_t, out_b, n2w, n2b, up_t, up_b, down_t, down_b), layer_cache in zip(layers, cache.self_attn):
+            qkv = torch.addmm(qkv_b, torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_t)  # (B, 3C): q, k, v in one product
+            q, k, v = qkv.view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
             k, v = layer_cache.append(k, v)  # (B, H, S, D)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, D)
-            x = x + F.linear(y.reshape(B, 1, C), out_w, out_b)  # (B, 1, C): heads side by side, as (B, 1, H, D) would be
-            x = x + F.linear(act(F.linear(torch.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b)), down_w, down_b)
-        return torch.layer_norm(x[:, 0], (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
+            scores = torch.matmul(q * scale, k.transpose(-1, -2))  # (B, H, 1, S)
+            if hidden is not None:
+                scores = scores.masked_fill(hidden, float("-inf"))
+            y = torch.matmul(scores.softmax(-1), v)  # (B, H, 1, D)
+            x = x + torch.addmm(out_b, y.view(B, C), out_t)  # (B, C): heads side by side, as (B, 1, H, D) would be
+            x = x + torch.addmm(down_b, act(torch.addmm(up_b, torch.layer_norm(x, (C,), n2w, n2b, eps), up_t)), down_t)
+        return torch.layer_norm(x, (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
 
     def step_weights(self) -> tuple:
-        """The parameters `decode_step` reads, gathered once (module attribute lookups are slow in a hot loop).
+        """The parameters `decode_step` reads, gathered once per generation (attribute lookups are slow in a hot loop).
 
-        The LM head comes transposed, (C, V) contiguous: for a few rows `x @ Wᵀ` from that layout runs about
-        2× faster on CPU than nn.Linear's. The copy is kept until the weight changes (one extra V × C matrix).
+        Every matrix comes transposed, (in, out) contiguous, as HF GPT-2's Conv1D stores it: for a few rows
+        `x @ W` from that layout runs 1.2-2× faster on CPU than nn.Linear's `x @ Wᵀ` (measured in
+        benchmarks/generate.py), and it is the layout HF computes with. The copies (one more set of the
+        matrices) are kept on the model and made again only when a weight changes (its version or storage).
         """
-        layers = [
-            (b.attn_norm.weight, b.attn_norm.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.out.weight, b.attn.out.bias,
-             b.mlp_norm.weight, b.mlp_norm.bias, b.mlp.up.weight, b.mlp.up.bias, b.mlp.down.weight, b.mlp.down.bias)
-            for b in self.blocks
-        ]
-        w = self.lm_head.weight
-        key = (w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype)
-        cached = self.__dict__.get("_head_transposed")
+        matrices = [self.lm_head.weight] + [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.out.weight, b.mlp.up.weight, b.mlp.down.weight)]
+        key = tuple((w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype) for w in matrices)
+        cached = self.__dict__.get("_step_transposed")
         if cached is None or cached[0] != key:
-            cached = (key, w.detach().t().contiguous())  # (C, V)
-            self.__dict__["_head_transposed"] = cached
-        act = self.blocks[0].mlp.act
-        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, cached[1], act, layers
+            cached = (key, [w.detach().t().contiguous() for w in matrices])  # each (in, out)
+            self.__dict__["_step_transposed"] = cached
+        head_t, rest = cached[1][0], cached[1][1:]
+        layers = [
+            (b.attn_norm.weight, b.attn_norm.bias, rest[4 * i], _bias(b.attn.qkv), rest[4 * i + 1], _bias(b.attn.out),
+             b.mlp_norm.weight, b.mlp_norm.bias, rest[4 * i + 2], _bias(b.mlp.up), rest[4 * i + 3], _bias(b.mlp.down))
+            for i, b in enumerate(self.blocks)
+        ]
+        c = self.config
+        shape = (c.d_model, c.n_heads, c.d_model // c.n_heads, c.norm_eps)
+        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head_t, self.blocks[0].mlp.act, layers, shape
+
+
+def _bias(linear: nn.Linear) -> torch.Tensor:
+    """A Linear's bias, or zeros when it has none (bias=False): addmm always adds one."""
+    return linear.bias if linear.bias is not None else linear.weight.new_zeros(linear.weight.shape[0])
 
 
 # ---- HuggingFace GPT-2 interop -------------------------------------------------------------------------------
