@@ -172,6 +172,43 @@ def test_gpt_decode_step_equals_forward(gpt):
         assert a.length == b.length == 8
 
 
+def test_decode_step_follows_weight_changes_and_bias_free_models():
+    """step_weights keeps transposed copies: an in-place edit must refresh them; bias=False needs zero biases."""
+    from taesan.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    for bias in (True, False):
+        model = GPT(GPTConfig(vocab_size=50, n_positions=16, d_model=16, n_layers=2, n_heads=2, bias=bias)).eval()
+        ids, nxt = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 1))
+        for _ in range(2):  # before and after an in-place change of one matrix
+            cache = model.new_cache()
+            with torch.no_grad():
+                model(ids, cache=cache)
+                fast = model.decode_step(nxt, cache)
+                full = model(torch.cat([ids, nxt], 1))[:, -1]
+                torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+                model.blocks[1].mlp.up.weight.mul_(3.0)
+
+
+def test_stop_between_checks_ends_where_the_last_row_stops(gpt):
+    """Stop tokens are looked for every few steps, yet the output ends at the step the last row stopped."""
+    _, model = gpt
+    ids = _prompts(B=1)
+    free = generate(model, ids, max_new_tokens=20, eos_token_id=[])[0, 6:].tolist()
+    cut = next(i for i in range(1, 20) if free[i] not in free[:i])  # a token first emitted at step cut (not 8k-1)
+    out = generate(model, ids, max_new_tokens=20, eos_token_id=free[cut])
+    assert out[0, 6:].tolist() == free[: cut + 1]
+
+
+def test_pad_after_stop_hand_computed():
+    from taesan.generate import _pad_after_stop
+
+    ids = torch.tensor([[7, 2, 9, 9], [7, 5, 2, 9]])
+    assert _pad_after_stop(ids, 1, torch.tensor([2]), 0).tolist() == [[7, 2, 0], [7, 5, 2]]
+    assert _pad_after_stop(ids, 1, torch.tensor([5]), 0).tolist() == [[7, 2, 9, 9], [7, 5, 0, 0]]  # row 0 never stops
+    assert _pad_after_stop(ids, 1, None, 0).tolist() == ids.tolist()
+
+
 def test_cached_equals_uncached(gpt):
     _, model = gpt
     ids = _prompts()
