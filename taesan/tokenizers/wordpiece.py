@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from functools import partial
 from itertools import accumulate, chain, repeat
-from operator import add, itemgetter
+from operator import add, floordiv
 from typing import Any, Callable, Iterable
 
 import regex
@@ -34,7 +34,6 @@ _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 _OTHER = {"Cc", "Cf", "Cs", "Co"}
 CACHE_LIMIT = 500_000  # tiles kept in the encode cache before it is emptied (with the word cache)
-_IDS, _TOKENS, _STARTS, _ENDS, _WORDS, _NWORDS = (itemgetter(i) for i in range(6))  # fields of a cached tile
 
 
 def _is_cjk(cp: int) -> bool:
@@ -169,7 +168,7 @@ class WordPieceTokenizer(Tokenizer):
         self._lengths_cont = _lengths_by_first_char(self._continuations)
         ws = _WS_KEPT if clean_text else _WS_ALL
         self._tile_re = regex.compile(f"[{ws}]*[^{ws}]+|[{ws}]+")  # tiles: whitespace + chunk; trailing whitespace
-        self._tile_cache: dict[str, tuple] = {}
+        self._tile_cache: dict[str, tuple[int, ...]] = {}
         self._word_cache: dict[str, tuple[list[int], list[int], list[int]]] = {}
 
     # ---- encoding ------------------------------------------------------------------------------
@@ -203,35 +202,31 @@ class WordPieceTokenizer(Tokenizer):
             table, lengths, s = self._continuations, self._lengths_cont, e
         return ids, starts, ends
 
-    def _cut_tile(self, tile: str) -> tuple:
-        """A tile (leading whitespace + one whitespace-free chunk, or trailing whitespace) -> columns relative to
-        the tile: (ids, tokens, starts, ends, word ids, number of words). Cached: most tiles of a corpus repeat."""
-        ids: list[int] = []
-        starts: list[int] = []
-        ends: list[int] = []
-        words: list[int] = []
+    def _cut_tile(self, tile: str) -> tuple[int, ...]:
+        """A tile (leading whitespace + one whitespace-free chunk, or whitespace alone) -> one flat tuple with
+        four numbers per token: id, start, end (in the tile), 1 if the token begins a word else 0.
+        " un," -> (id("un"), 1, 3, 1, id(","), 3, 4, 1). One object per tile keeps the cache compact."""
+        out: list[int] = []
         m = self._chunk_re.search(tile)
-        w = 0
         if m is not None:
             lead = m.start()
             norm, origin = self.normalizer.normalize(m.group())
-            for w, found in enumerate(_SPLIT.finditer(norm)):
+            for found in _SPLIT.finditer(norm):
                 word = found.group()
                 cut = self._word_cache.get(word)
                 if cut is None:
-                    cut = self._cut_word(word) or ([self.unk_id_], [0], [len(word)])
-                    self._word_cache[word] = cut
-                at = found.start()
-                ids += cut[0]
+                    cut = self._word_cache[word] = self._cut_word(word) or ([self.unk_id_], [0], [len(word)])
+                ids, starts, ends = cut
+                at = lead + found.start()
                 if origin is None:
-                    starts += [lead + at + x for x in cut[1]]
-                    ends += [lead + at + x for x in cut[2]]
+                    starts = [at + x for x in starts]
+                    ends = [at + x for x in ends]
                 else:
-                    starts += [lead + origin[at + x] for x in cut[1]]
-                    ends += [lead + origin[at + x - 1] + 1 for x in cut[2]]
-                words += [w] * len(cut[0])
-            w = w + 1 if ids else 0
-        entry = (ids, list(map(self.inverse.__getitem__, ids)), starts, ends, words, w)
+                    at -= lead
+                    starts = [lead + origin[at + x] for x in starts]
+                    ends = [lead + origin[at + x - 1] + 1 for x in ends]
+                out += chain.from_iterable(zip(ids, starts, ends, chain((1,), repeat(0))))
+        entry = tuple(out)
         if len(self._tile_cache) >= CACHE_LIMIT:
             self._tile_cache.clear()
             self._word_cache.clear()
@@ -241,21 +236,20 @@ class WordPieceTokenizer(Tokenizer):
     def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
         """Plain text (no special tokens) -> tokens, ids, offsets, word ids.
 
-        The text is cut into tiles that cover it (so a tile's start is the sum of the lengths before it);
-        every per-token step then runs in C over the cached tiles (map, chain, accumulate)."""
+        The text is cut into tiles that cover it (a tile starts where the previous one ends), and every
+        per-token step runs in C over the cached tiles: chain them, take every fourth number, shift."""
         tiles = self._tile_re.findall(text)
         entries = list(map(self._tile_cache.get, tiles))
         if None in entries:
             entries = [e if e is not None else self._cut_tile(t) for t, e in zip(tiles, entries)]
-        ids = list(chain.from_iterable(map(_IDS, entries)))
-        toks = list(chain.from_iterable(map(_TOKENS, entries)))
-        counts = list(map(len, map(_IDS, entries)))
+        flat = list(chain.from_iterable(entries))
+        ids = flat[0::4]
+        counts = map(floordiv, map(len, entries), repeat(4))
         shift = list(chain.from_iterable(map(repeat, accumulate(map(len, tiles), initial=0), counts)))
-        offsets = list(zip(map(add, chain.from_iterable(map(_STARTS, entries)), shift),
-                           map(add, chain.from_iterable(map(_ENDS, entries)), shift)))
-        word_base = chain.from_iterable(map(repeat, accumulate(map(_NWORDS, entries), initial=0), counts))
-        word_ids = list(map(add, chain.from_iterable(map(_WORDS, entries)), word_base))
-        return toks, ids, offsets, word_ids
+        offsets = list(zip(map(add, flat[1::4], shift), map(add, flat[2::4], shift)))
+        word_ids = list(accumulate(flat[3::4], initial=-1))  # word index = words begun so far - 1
+        del word_ids[0]
+        return list(map(self.inverse.__getitem__, ids)), ids, offsets, word_ids
 
     def tokenize(self, text: str) -> list[Piece]:
         toks, ids, offsets, word_ids = self._columns(text)
