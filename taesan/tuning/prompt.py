@@ -26,7 +26,6 @@ MODEL_TYPE = "soft-prompt"
 BASE_COPY = "base"  # where a base that came from no checkpoint directory is saved, beside the prompt
 # what the task head is (trained and saved with the prompt): BERT's pooler + classifier, GPT's score, a QA head
 HEAD_PREFIXES = ("classifier.", "score.", "qa.", "bert.pooler.")
-INIT_KEYWORDS = ("vocab", "random")
 
 
 @dataclass
