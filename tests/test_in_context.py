@@ -14,7 +14,8 @@ from taesan.demo_corpus import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
 from taesan.tasks.readers.sentiment import TextExample
 from taesan.tuning.in_context import (
-    Demonstrations, PromptFormat, Shown, build_query, calibrated_choice, classify, fewshot, join_ids, parse_verbalizer,
+    Demonstrations, PromptFormat, Shown, build_query, calibrated_choice, classify, continuation_log_probs, fewshot, join_ids,
+    parse_verbalizer,
 )
 
 
@@ -151,6 +152,12 @@ def test_fewshot_on_a_tiny_gpt_reports_every_seed(bpe, pool):
     few = fewshot(model, bpe, pool[:6], pool, words, 2, [0, 1, 2], balanced=True, start_id=bpe.eos_id)
     assert few["shots"] == 2 and len(few["accuracy"]["per_seed"]) == 3 and few["examples"] == 6
     assert few["accuracy"]["min"] <= few["accuracy"]["mean"] <= few["accuracy"]["max"]
+    rows = [([bpe.eos_id, 5, 9, 11], [7, 3]), ([bpe.eos_id, 4], [8])]
+    fast = continuation_log_probs(model, rows)  # the LM head only where a continuation token is predicted
+    with torch.no_grad():
+        for (ctx, cont), got in zip(rows, fast):
+            logp = torch.log_softmax(model(torch.tensor([ctx + cont]))[0], -1)  # (T, V) the whole row
+            assert got == pytest.approx(sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont)), abs=1e-5)
     zero = fewshot(model, bpe, pool[:6], pool, words, 0, [0, 1, 2])
     assert zero["accuracy"]["std"] == 0.0 and zero["demonstrations"] == 0
     with pytest.raises(TaesanError, match="has no verbalizer word"):

@@ -173,14 +173,18 @@ def continuation_log_probs(model, rows: Sequence[tuple[list[int], list[int]]], p
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
+    head = getattr(model, "lm_head", None) if hasattr(model, "forward_features") else None
     out = []
     for b in tqdm(range(0, len(rows), batch_size), disable=not progress, unit="batch", desc="scoring", leave=False):
         chunk = rows[b:b + batch_size]
         batch = pad_batch([ctx + cont for ctx, cont in chunk], pad_id)
-        logits = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))  # (B, T, V)
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        # a GPT: the vocabulary projection (the costliest matmul of a small LM) only where a continuation token is predicted
+        states = model.forward_features(ids, mask)[0] if head is not None else model(ids, attention_mask=mask)  # (B, T, C|V)
         for i, (ctx, cont) in enumerate(chunk):
             at = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=device)  # positions predicting cont
-            logp = torch.log_softmax(logits[i, at].float(), -1)  # (len(cont), V)
+            logits = head(states[i, at]) if head is not None else states[i, at]  # (len(cont), V)
+            logp = torch.log_softmax(logits.float(), -1)
             out.append(float(logp.gather(-1, torch.as_tensor(cont, device=device)[:, None]).sum()))
     return out
 
