@@ -22,10 +22,10 @@ BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[S
 
 # Rust's char::is_whitespace (the White_Space property) minus the ones that are control characters,
 # which BERT's cleanup deletes before it looks for whitespace.
-_WS_KEPT = "\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_WS_ALL = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Spelled out (no ranges): they serve both as regex classes and as str.rstrip's character sets.
+_WS_KEPT = "\t\n\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_WS_ALL = _WS_KEPT + "\x0b\x0c\x85"
 _CHUNK_CLEAN = regex.compile(f"[^{_WS_KEPT}]+")
-_CHUNK_RAW = regex.compile(f"[^{_WS_ALL}]+")
 # ASCII punctuation (incl. $+<=>^`|~, which Unicode calls symbols) or any Unicode P* category.
 _PUNCT = r"!-/:-@\[-`{-~\p{P}"
 _SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{_WS_ALL}]+")
@@ -158,7 +158,6 @@ class WordPieceTokenizer(Tokenizer):
         self.prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         self.normalizer = BertNormalizer(lowercase, strip_accents, clean_text, handle_chinese_chars)
-        self._chunk_re = _CHUNK_CLEAN if clean_text else _CHUNK_RAW
         self.unk_id_ = self.vocab[unk_token]
         # a word's first piece is looked up in the whole vocabulary, the next ones as prefix + piece (here
         # without the prefix, so no string is built); per first character, the piece lengths to try, longest first
@@ -166,27 +165,26 @@ class WordPieceTokenizer(Tokenizer):
                                if t.startswith(self.prefix) and len(t) > len(self.prefix)}
         self._lengths_first = _lengths_by_first_char(self.vocab)
         self._lengths_cont = _lengths_by_first_char(self._continuations)
-        ws = _WS_KEPT if clean_text else _WS_ALL
-        self._tile_re = regex.compile(f"[{ws}]*[^{ws}]+|[{ws}]+")  # tiles: whitespace + chunk; trailing whitespace
+        # tiles cover the text: leading whitespace, then each whitespace-free chunk with the whitespace after it
+        self._ws = _WS_KEPT if clean_text else _WS_ALL
+        self._tile_re = regex.compile(f"[{self._ws}]+|[^{self._ws}]+[{self._ws}]*")
         self._tile_cache: dict[str, tuple[int, ...]] = {}
-        self._word_cache: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        self._word_cache: dict[str, tuple[int, ...]] = {}
 
     # ---- encoding ------------------------------------------------------------------------------
     def wordpiece(self, word: str) -> list[tuple[str, int, int]] | None:
         """Greedy longest-match-first: "unaffable" -> [("un",0,2), ("##aff",2,5), ("##able",5,9)]; None = [UNK]."""
         cut = self._cut_word(word)
-        return None if cut is None else [(self.inverse[i], s, e) for i, s, e in zip(*cut)]
+        return None if cut is None else [(self.inverse[cut[k]], cut[k + 1], cut[k + 2]) for k in range(0, len(cut), 4)]
 
-    def _cut_word(self, word: str) -> tuple[list[int], list[int], list[int]] | None:
-        """`wordpiece` as columns (ids, starts, ends). Only the lengths of vocabulary pieces that start with
-        the current character are tried, longest first, so a miss costs a few slices, not one per length."""
+    def _cut_word(self, word: str) -> tuple[int, ...] | None:
+        """`wordpiece` as a flat tuple, four numbers per piece: id, start, end, 1 for the first piece else 0.
+        Only the lengths of vocabulary pieces that begin with the current character are tried, longest first."""
         n = len(word)
         if n > self.max_input_chars_per_word:
             return None
-        ids: list[int] = []
-        starts: list[int] = []
-        ends: list[int] = []
-        table, lengths, s = self.vocab, self._lengths_first, 0
+        out: list[int] = []
+        table, lengths, s, first = self.vocab, self._lengths_first, 0, 1
         while s < n:
             for length in lengths.get(word[s], ()):
                 e = s + length
@@ -196,37 +194,36 @@ class WordPieceTokenizer(Tokenizer):
                         break
             else:
                 return None
-            ids.append(i)
-            starts.append(s)
-            ends.append(e)
-            table, lengths, s = self._continuations, self._lengths_cont, e
-        return ids, starts, ends
+            out += (i, s, e, first)
+            table, lengths, s, first = self._continuations, self._lengths_cont, e, 0
+        return tuple(out)
+
+    def _word_entry(self, word: str) -> tuple[int, ...]:
+        """The cached `_cut_word` of a normalized word, [UNK] over the whole word when it cannot be cut."""
+        entry = self._word_cache.get(word)
+        if entry is None:
+            entry = self._word_cache[word] = self._cut_word(word) or (self.unk_id_, 0, len(word), 1)
+        return entry
 
     def _cut_tile(self, tile: str) -> tuple[int, ...]:
-        """A tile (leading whitespace + one whitespace-free chunk, or whitespace alone) -> one flat tuple with
-        four numbers per token: id, start, end (in the tile), 1 if the token begins a word else 0.
-        " un," -> (id("un"), 1, 3, 1, id(","), 3, 4, 1). One object per tile keeps the cache compact."""
-        out: list[int] = []
-        m = self._chunk_re.search(tile)
-        if m is not None:
-            lead = m.start()
-            norm, origin = self.normalizer.normalize(m.group())
+        """A tile (one whitespace-free chunk + the whitespace after it) -> a flat tuple, four numbers per token:
+        id, start, end (in the tile), 1 if the token begins a word else 0.
+        "un, " -> (id("un"), 0, 2, 1, id(","), 2, 3, 1). One object per tile keeps the cache compact, and a
+        tile that is one word needing no offset mapping shares its word's entry."""
+        norm, origin = self.normalizer.normalize(tile.rstrip(self._ws))
+        words = _SPLIT.findall(norm)
+        if origin is None and len(words) == 1 and len(words[0]) == len(norm):
+            entry = self._word_entry(norm)
+        else:
+            out: list[int] = []
             for found in _SPLIT.finditer(norm):
-                word = found.group()
-                cut = self._word_cache.get(word)
-                if cut is None:
-                    cut = self._word_cache[word] = self._cut_word(word) or ([self.unk_id_], [0], [len(word)])
-                ids, starts, ends = cut
-                at = lead + found.start()
-                if origin is None:
-                    starts = [at + x for x in starts]
-                    ends = [at + x for x in ends]
-                else:
-                    at -= lead
-                    starts = [lead + origin[at + x] for x in starts]
-                    ends = [lead + origin[at + x - 1] + 1 for x in ends]
-                out += chain.from_iterable(zip(ids, starts, ends, chain((1,), repeat(0))))
-        entry = tuple(out)
+                cut, at = self._word_entry(found.group()), found.start()
+                for k in range(0, len(cut), 4):
+                    if origin is None:
+                        out += (cut[k], at + cut[k + 1], at + cut[k + 2], cut[k + 3])
+                    else:
+                        out += (cut[k], origin[at + cut[k + 1]], origin[at + cut[k + 2] - 1] + 1, cut[k + 3])
+            entry = tuple(out)
         if len(self._tile_cache) >= CACHE_LIMIT:
             self._tile_cache.clear()
             self._word_cache.clear()
