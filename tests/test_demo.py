@@ -85,6 +85,7 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
     assert main(["predict", "--model", str(out / "sentiment" / "bert-full"), "이 영화 최고의 영화다"]) == 0
     shown = capsys.readouterr().out
     assert "긍정" in shown or "부정" in shown
+    assert f"taesan serve --model gpt={out / 'gpt'} --model bert={out / 'bert'}" in printed
     for command in ("taesan generate --model", "taesan score --model", "taesan predict --model", "taesan attention --model"):
         assert command in printed
 

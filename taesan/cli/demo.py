@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     _warn_if_busy(args.threads)
     progress = not args.no_progress
     cfg = DemoConfig.quick(out, args.seed, progress) if args.quick else DemoConfig(out=out, seed=args.seed, progress=progress)
-    for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints would be resumed over, not replaced
+    for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints and metrics would mix with this one's
         _clear(out / d)
 
     began = time.perf_counter()
@@ -57,14 +57,16 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - began
     report = write_demo_report(cfg, results, seconds)
 
+    checkpoints = [(name, path) for r in results for name, path in r.checkpoints.items()]
     print("\n== try the checkpoints")
     for r in results:
         for command in r.section.commands:
             print(f"   {command}")
+    print("   taesan serve " + " ".join(f"--model {name}={path}" for name, path in checkpoints))
     print(f"\ndemo finished in {seconds / 60:.1f} min")
     print(f"report: {report.resolve()}")
     if args.serve:
-        _serve([(name, path) for r in results for name, path in r.checkpoints.items()], args.port)
+        _serve(checkpoints, args.port)
     return 0
 
 
