@@ -181,7 +181,8 @@ def specs(runs: Path) -> dict[str, dict]:
                          args=["--epochs", "8", "--batch-size", "16", "--max-length", "128", "--lr", "1e-3"],
                          metrics=["f1", "precision", "recall"]),
         "korquad": dict(task="qa", model=runs / "bert-tiny", train=d / "korquad_train.json", test=d / "korquad_test.json",
-                        args=["--max-steps", "300", "--batch-size", "16", "--lr", "5e-4"], metrics=["exact_match", "f1"]),
+                        args=["--max-steps", "300", "--batch-size", "16", "--lr", "5e-4"],
+                        metrics=["exact_match", "f1", "korquad_f1"], percent=True),
         "tatoeba": dict(task="translation", model="transformer-tiny", tokenizer=runs / "tok" / "tatoeba_bpe3k.json",
                         train=d / "tatoeba_train.tsv", test=d / "tatoeba_test.tsv",
                         args=["--max-steps", "1500", "--batch-size", "32", "--lr", "1e-3"], metrics=["bleu"]),
@@ -247,7 +248,8 @@ def table(runs: Path) -> str:
             rows.append(f"| {name} | {model} | {', '.join(spec['metrics'])} | not run | | | |")
             continue
         res, info = json.loads(res_path.read_text()), json.loads(run_path.read_text())
-        shown = ", ".join(f"{m} {100 * res[m]:.1f}" if m != "bleu" else f"BLEU {res[m]:.2f}" for m in spec["metrics"] if m in res)
+        scale = 1 if spec.get("percent") else 100  # SQuAD EM/F1 and BLEU are already percentages
+        shown = ", ".join(f"{m} {scale * res[m]:.1f}" if m != "bleu" else f"BLEU {res[m]:.2f}" for m in spec["metrics"] if m in res)
         b = base.get(name.split("-")[0], {})
         majority = f"{100 * b['majority']:.1f}" if b else ""
         tfidf = (f"{100 * b['tfidf_char13']:.1f} / {100 * b['tfidf_word12']:.1f}" if "tfidf_char13" in b
