@@ -262,19 +262,22 @@ class WordPieceTokenizer(Tokenizer):
                                   truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
         toks, ids, offsets, word_ids = self._columns(text)
         n = len(ids)
-        layout = self.template["single"] if add_special_tokens and self.template is not None else ["$A"]
+        layout = self.template["single"] if add_special_tokens and self.template is not None else ("$A",)
+        if len(layout) == 1:
+            return Encoding(ids, toks, offsets, word_ids, [0] * n, [0] * n, [1] * n, [0] * n)
         i = layout.index("$A")
-        pre, post = layout[:i], layout[i + 1 :]
-        return Encoding(
-            ids=[self.vocab[t] for t in pre] + ids + [self.vocab[t] for t in post],
-            tokens=pre + toks + post,
-            offsets=[(0, 0)] * len(pre) + offsets + [(0, 0)] * len(post),
-            word_ids=[None] * len(pre) + word_ids + [None] * len(post),
-            type_ids=[0] * (n + len(pre) + len(post)),
-            special_tokens_mask=[1] * len(pre) + [0] * n + [1] * len(post),
-            attention_mask=[1] * (n + len(pre) + len(post)),
-            sequence_ids=[None] * len(pre) + [0] * n + [None] * len(post),
-        )
+        pre, post = list(layout[:i]), list(layout[i + 1 :])
+        a, b = len(pre), len(post)
+        ids[:0] = map(self.vocab.__getitem__, pre)  # in place: the columns are this Encoding's own lists
+        ids += map(self.vocab.__getitem__, post)
+        toks[:0] = pre
+        toks += post
+        offsets[:0] = [(0, 0)] * a
+        offsets += [(0, 0)] * b
+        word_ids[:0] = [None] * a
+        word_ids += [None] * b
+        return Encoding(ids, toks, offsets, word_ids, [0] * (a + n + b), [1] * a + [0] * n + [1] * b,
+                        [1] * (a + n + b), [None] * a + [0] * n + [None] * b)
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
                      padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
