@@ -184,15 +184,17 @@ class GPT(TaesanModel):
         pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids.view(B))  # (C,) or (B, C)
         x = torch.embedding(tok_w, tokens.view(B)) + pos  # (B, C)
         hidden = None if attention_mask is None else attention_mask[:, None, None, :] == 0  # (B, 1, 1, S): True = padding
-        scale = 1.0 / math.sqrt(D)
+        scale, zero = 1.0 / math.sqrt(D), x.new_zeros(1, 1, 1)  # baddbmm's ignored input (beta=0)
         for (n1w, n1b, qkv_t, qkv_b, out_t, out_b, n2w, n2b, up_t, up_b, down_t, down_b), layer_cache in zip(layers, cache.self_attn):
             qkv = torch.addmm(qkv_b, torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_t)  # (B, 3C): q, k, v in one product
             q, k, v = qkv.view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
             k, v = layer_cache.append(k, v)  # (B, H, S, D)
-            scores = torch.matmul(q * scale, k.transpose(-1, -2))  # (B, H, 1, S)
+            S = k.shape[2]
+            k, v = k.reshape(B * H, S, D), v.reshape(B * H, S, D)  # views: the cache's rows are contiguous per head
+            scores = torch.baddbmm(zero, q.reshape(B * H, 1, D), k.transpose(1, 2), beta=0, alpha=scale)  # (B·H, 1, S)
             if hidden is not None:
-                scores = scores.masked_fill(hidden, float("-inf"))
-            y = torch.matmul(scores.softmax(-1), v)  # (B, H, 1, D)
+                scores = scores.view(B, H, 1, S).masked_fill(hidden, float("-inf")).view(B * H, 1, S)
+            y = torch.bmm(scores.softmax(-1), v)  # (B·H, 1, D)
             x = x + torch.addmm(out_b, y.view(B, C), out_t)  # (B, C): heads side by side, as (B, 1, H, D) would be
             x = x + torch.addmm(down_b, act(torch.addmm(up_b, torch.layer_norm(x, (C,), n2w, n2b, eps), up_t)), down_t)
         return torch.layer_norm(x, (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
