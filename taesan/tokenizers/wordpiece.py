@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import partial
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, chain, cycle, repeat
 from operator import add, floordiv
 from typing import Any, Callable, Iterable
 
@@ -218,10 +218,10 @@ class WordPieceTokenizer(Tokenizer):
             out: list[int] = []
             for found in _SPLIT.finditer(norm):
                 cut, at = self._word_entry(found.group()), found.start()
-                for k in range(0, len(cut), 4):
-                    if origin is None:
-                        out += (cut[k], at + cut[k + 1], at + cut[k + 2], cut[k + 3])
-                    else:
+                if origin is None:
+                    out += map(add, cut, cycle((0, at, at, 0)))  # shift start and end by the word's position
+                else:
+                    for k in range(0, len(cut), 4):
                         out += (cut[k], origin[at + cut[k + 1]], origin[at + cut[k + 2] - 1] + 1, cut[k + 3])
             entry = tuple(out)
         if len(self._tile_cache) >= CACHE_LIMIT:
