@@ -305,16 +305,16 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
         eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
         ended = torch.zeros(buffer.shape[0], dtype=torch.bool, device=buffer.device)
         sample, generator, max_new, active = s["do_sample"], s["generator"], s["max_new_tokens"], procs.active
-        columns = buffer.split(1, dim=1)  # (N, 1) views, one per position
+        columns = buffer[:, L0:].split(1, dim=1)  # (N, 1) views, one per new position
         checked = L0
         for cur in range(L0, L0 + max_new):
             scores = logits.float()
             if active:
                 scores = procs(scores, buffer[:, :cur], None if valid is None else valid[:, :cur], cur - L0)
             if sample:
-                torch.multinomial(scores.softmax(-1), 1, generator=generator, out=columns[cur])
+                torch.multinomial(scores.softmax(-1), 1, generator=generator, out=columns[cur - L0])
             else:
-                torch.argmax(scores, -1, keepdim=True, out=columns[cur])
+                torch.argmax(scores, -1, keepdim=True, out=columns[cur - L0])
             if procs.seen is not None:
                 procs.update(buffer[:, cur])
             last = cur + 1 == L0 + max_new
@@ -325,7 +325,7 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
                     break
             if last:
                 break
-            logits = runner.step(columns[cur])
+            logits = runner.step(columns[cur - L0])
         return _pad_after_stop(buffer[:, : cur + 1], L0, eos, s["pad_token_id"])
 
 
