@@ -126,3 +126,16 @@ def test_real_lines_equal_the_reference(minilm_dir, shared_data, lowercase):
     lines = (shared_data / "corpus" / "nsmc_raw_reviews.txt").read_text(encoding="utf-8").split("\n")[:300]
     for line in lines + lines[:50]:
         _check(tok, line)
+
+
+def test_forked_workers_equal_one_process(monkeypatch):
+    from taesan.tokenizers import wordpiece_parallel
+
+    monkeypatch.setattr(wordpiece_parallel, "MIN_CHARS", 10)
+    tok = WordPieceTokenizer({t: i for i, t in enumerate(VOCAB)}, lowercase=False)
+    texts = ["ab abc, 어제 카페 갔었어 ab!", "", "  Cafe\u0301s 中日\t", "abz ㅋㅋ"] * 5
+    assert wordpiece_parallel.worth_it(tok, texts, 2) and not wordpiece_parallel.worth_it(tok, texts + ["[MASK]"], 2)
+    for add in (True, False):
+        one = tok.encode_batch(texts, add_special_tokens=add)
+        assert tok.encode_batch(texts, workers=2, add_special_tokens=add) == one
+        assert [len(e) for e in one] == [max(map(len, one))] * len(texts)  # padded to the longest

@@ -230,8 +230,8 @@ class WordPieceTokenizer(Tokenizer):
         self._tile_cache[tile] = entry
         return entry
 
-    def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
-        """Plain text (no special tokens) -> tokens, ids, offsets, word ids.
+    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Plain text (no special tokens) -> ids, starts, ends, word ids.
 
         The text is cut into tiles that cover it (a tile starts where the previous one ends), and every
         per-token step runs in C over the cached tiles: chain them, take every fourth number, shift."""
@@ -243,10 +243,14 @@ class WordPieceTokenizer(Tokenizer):
         ids = flat[0::4]
         counts = map(floordiv, map(len, entries), repeat(4))
         shift = list(chain.from_iterable(map(repeat, accumulate(map(len, tiles), initial=0), counts)))
-        offsets = list(zip(map(add, flat[1::4], shift), map(add, flat[2::4], shift)))
         word_ids = list(accumulate(flat[3::4], initial=-1))  # word index = words begun so far - 1
         del word_ids[0]
-        return list(map(self.inverse.__getitem__, ids)), ids, offsets, word_ids
+        return ids, list(map(add, flat[1::4], shift)), list(map(add, flat[2::4], shift)), word_ids
+
+    def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
+        """Plain text (no special tokens) -> tokens, ids, offsets, word ids."""
+        ids, starts, ends, word_ids = self._numbers(text)
+        return list(map(self.inverse.__getitem__, ids)), ids, list(zip(starts, ends)), word_ids
 
     def tokenize(self, text: str) -> list[Piece]:
         toks, ids, offsets, word_ids = self._columns(text)
@@ -260,7 +264,11 @@ class WordPieceTokenizer(Tokenizer):
                 or (self._special_re is not None and self._special_re.search(text))):
             return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
                                   truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
-        toks, ids, offsets, word_ids = self._columns(text)
+        return self._encoding(*self._columns(text), add_special_tokens)
+
+    def _encoding(self, toks: list[str], ids: list[int], offsets: list[tuple[int, int]], word_ids: list[int],
+                  add_special_tokens: bool) -> Encoding:
+        """One text's columns -> its Encoding, with the template's special tokens around it."""
         n = len(ids)
         layout = self.template["single"] if add_special_tokens and self.template is not None else ("$A",)
         if len(layout) == 1:
@@ -280,10 +288,28 @@ class WordPieceTokenizer(Tokenizer):
                         [1] * (a + n + b), [None] * a + [0] * n + [None] * b)
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
-                     padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
-        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (millions of small lists)."""
+                     padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
+        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (millions of small lists).
+
+        workers > 1 cuts ~1 MB or more of plain texts in forked processes (wordpiece_parallel.py); the
+        parent still builds every Encoding, so it pays only with idle cores."""
+        from taesan.tokenizers import wordpiece_parallel
+
         with gc_paused():
+            if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
+                    and wordpiece_parallel.worth_it(self, texts, workers):
+                encs = wordpiece_parallel.encode(self, texts, workers, kwargs.get("add_special_tokens", True))
+                return self._pad_longest(encs, padding, padding_side)
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
+
+    def _pad_longest(self, encs: list[Encoding], padding: str | bool, padding_side: str) -> list[Encoding]:
+        if padding == "longest":
+            n = max(len(e) for e in encs)
+            if any(len(e) < n for e in encs):
+                pad = self._pad_or_fail()
+                for e in encs:
+                    e.pad(n, pad, self.inverse[pad], padding_side)
+        return encs
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
