@@ -136,11 +136,15 @@ def bench_wordpiece(path: Path, lines: list[str], mb: float, vocab: int, workers
     ours_warm, _ = timed(lambda: tok.encode_batch(lines, padding=False), "taesan wordpiece encode, warm cache")
     same_ids = all(a.ids == b.ids and a.offsets == b.offsets for a, b in zip(r_out, o_out))
     del r_out, o_out
+    tok = fresh()
+    ours_par, _ = timed(lambda: tok.encode_batch(lines, padding=False, workers=workers), f"taesan wordpiece encode, {workers} processes")
     cpu_ratio = CPU_SECONDS["rust wordpiece encode"] / CPU_SECONDS["taesan wordpiece encode"]
     print(f"  WordPiece encode ({len(lines)} lines): rust {mb / rust_enc:.2f} MB/s (own vocab {mb / rust_own:.2f}) | taesan "
-          f"{mb / ours_enc:.2f} MB/s, {mb / ours_warm:.2f} MB/s warm cache | throughput ratio {rust_enc / ours_enc:.2f}, "
+          f"{mb / ours_enc:.2f} MB/s (one process, the default), {mb / ours_par:.2f} MB/s with {workers} processes, "
+          f"{mb / ours_warm:.2f} MB/s warm cache | throughput ratio {rust_enc / ours_enc:.2f}, "
           f"per CPU second {cpu_ratio:.2f} | same ids and offsets: {same_ids}")
     return [("WordPiece train (s)", rust_train, ours_train), ("WordPiece encode (MB/s)", mb / rust_enc, mb / ours_enc),
+            (f"WordPiece encode, taesan {workers} processes (MB/s)", mb / rust_enc, mb / ours_par),
             ("WordPiece encode, taesan warm cache (MB/s)", mb / rust_enc, mb / ours_warm),
             ("WordPiece encode (MB per CPU second)", mb / CPU_SECONDS["rust wordpiece encode"],
              mb / CPU_SECONDS["taesan wordpiece encode"])]
