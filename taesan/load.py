@@ -37,3 +37,18 @@ def load(directory: str | Path, map_location: str = "cpu"):
     check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=model.tied_keys)  # per instance: an untied head is required
     model.checkpoint_dir = str(directory.resolve())
     return model.to(map_location).eval()
+
+
+def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
+    """One error when the tokenizer has ids the model has no embedding for (the wrong tokenizer for this model).
+
+    Not a full match test: a tokenizer smaller than the model's (padded) vocabulary is allowed, as elsewhere.
+    """
+    config = getattr(model, "config", None)
+    sizes = [getattr(config, f, None) for f in ("vocab_size", "src_vocab_size", "tgt_vocab_size")]
+    sizes = [s for s in sizes if isinstance(s, int)]
+    if sizes and tokenizer.vocab_size > min(sizes):
+        raise TaesanError(
+            f"{tokenizer_path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
+            f"{min(sizes)}: not this model's tokenizer"
+        )

@@ -462,3 +462,48 @@ def test_cli_without_tokenizer_says_so(checkpoint, capsys, tmp_path):
     assert cli_main(["generate", "--model", str(tmp_path / "bare"), "--prompt", "x"]) == 2
     err = capsys.readouterr().err
     assert "no tokenizer" in err and err.count("\n") == 1
+
+
+def test_cli_refuses_models_that_do_not_write_and_tokenizers_too_big(checkpoint, capsys, tmp_path):
+    """A masked LM, a tokenizer with ids beyond the model's embeddings, a source longer than a seq2seq's
+    positions: one line each (they were tracebacks)."""
+    from taesan.tokenizers import CharTokenizer
+
+    d, tok, _ = checkpoint
+    bert = taesan.create("bert-tiny", vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, d_ff=64)
+    bert.save(tmp_path / "bert", tokenizer=tok)
+    big = CharTokenizer.train(["".join(chr(0xAC00 + i) for i in range(60))], vocab_size=500, min_frequency=1)
+    big.save(tmp_path / "big.json")
+    assert big.vocab_size > tok.vocab_size
+    s2s = taesan.create("transformer-tiny", src_vocab_size=tok.vocab_size, n_positions=16, d_model=32, n_heads=2,
+                        d_ff=64, n_encoder_layers=1, n_decoder_layers=1)
+    s2s.save(tmp_path / "s2s", tokenizer=tok)
+    cases = [
+        (["--model", str(tmp_path / "bert"), "--prompt", "티끌"], "does not write text"),
+        (["--model", str(d), "--tokenizer", str(tmp_path / "big.json"), "--prompt", "티끌"], "not this model's tokenizer"),
+        (["--model", str(tmp_path / "s2s"), "--prompt", "티끌 모아 " * 10], "n_positions=16"),
+    ]
+    for extra, message in cases:
+        assert cli_main(["generate"] + extra) == 2
+        out, err = capsys.readouterr()
+        assert message in err and err.count("\n") == 1 and out == "", (extra, err)
+
+
+def test_cli_backward_lm_writes_the_text_before_the_prompt(checkpoint, capsys, tmp_path):
+    """A backward LM (training.json says so) continues to the left: the output is new text + the prompt,
+    the new tokens being the model's greedy continuation of the reversed prompt, read back in order."""
+    import json
+
+    d, tok, model = checkpoint
+    back = tmp_path / "back"
+    model.save(back, tokenizer=tok)
+    stop = tok.vocab["<|endoftext|>"]
+    (back / "training.json").write_text(json.dumps({"objective": "backward", "separator_id": stop}), encoding="utf-8")
+    assert cli_main(["generate", "--model", str(back), "--prompt", "태산", "--max-new-tokens", "5"]) == 0
+    printed = capsys.readouterr().out
+    forward = tok.encode(" 태산", add_special_tokens=False).ids
+    ids = [stop] + forward[::-1]
+    new = generate(model, torch.tensor([ids]), max_new_tokens=5, eos_token_id=stop)[0, len(ids):].tolist()
+    new = [i for i in new if i != stop]
+    assert printed == tok.decode(new[::-1] + forward).strip() + "\n"
+    assert printed.rstrip("\n").endswith("태산") and len(new) > 0

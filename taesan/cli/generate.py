@@ -49,6 +49,15 @@ def _stop_id(directory: Path, tokenizer) -> int | None:
     return None
 
 
+def _objective(directory: Path) -> str | None:
+    """The pretraining objective recorded in training.json (None for a HuggingFace or fine-tuned checkpoint)."""
+    from taesan.cli.pretrain import TRAINING_NAME
+    from taesan.config import read_json
+
+    path = directory / TRAINING_NAME
+    return read_json(path).get("objective") if path.is_file() else None
+
+
 def _prompts(args) -> list[str]:
     from taesan.errors import TaesanError
 
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     import taesan
     from taesan.errors import TaesanError
     from taesan.generate import is_encoder_decoder
+    from taesan.load import check_vocabulary
     from taesan.tokenizers import load as load_tokenizer
 
     directory = Path(args.model)
@@ -101,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(tok_path)
     model = taesan.load(directory).eval()
     seq2seq = is_encoder_decoder(model)
+    if not seq2seq and not hasattr(model, "new_cache"):
+        raise TaesanError(f"{directory}: a {type(model).__name__} does not write text; generate needs a GPT or an "
+                          f"encoder-decoder model (score and attention read this one)")
+    check_vocabulary(model, tokenizer, tok_path)
     stop = None if seq2seq else _stop_id(directory, tokenizer)
+    backward = not seq2seq and _objective(directory) == "backward"  # it writes the text that comes before the prompt
     sample = not args.greedy and any(v is not None for v in (args.temperature, args.top_k, args.top_p))
     settings = dict(
         max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=sample,
@@ -120,14 +135,25 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     for n, text in enumerate(_prompts(args)):
         ids = tokenizer.encode(text, add_special_tokens=seq2seq).ids
+        forward_ids = ids
+        if backward:  # a backward LM reads right to left; the prompt follows a space in its documents
+            forward_ids = tokenizer.encode(" " + text, add_special_tokens=False).ids
+            ids = forward_ids[::-1]
         if not seq2seq and stop is not None:
             ids = [stop] + ids  # the model saw documents after a separator
         if not ids:
             raise TaesanError(f"prompt {n + 1} encodes to no tokens")
         if not seq2seq and len(ids) + args.max_new_tokens > model.config.n_positions:
             raise TaesanError(f"prompt {n + 1}: {len(ids)} tokens + --max-new-tokens {args.max_new_tokens} exceed the model's n_positions={model.config.n_positions}")
+        if seq2seq and len(ids) > model.config.n_positions:
+            raise TaesanError(f"prompt {n + 1}: {len(ids)} tokens exceed the model's n_positions={model.config.n_positions}")
         input_ids = torch.tensor([ids])
         shown = text if not seq2seq else ""
+        if backward:  # the new tokens go before the prompt: print each output whole
+            for k, row in enumerate(taesan.generate(model, input_ids, **settings).tolist()):
+                prefix = f"[{k + 1}] " if args.beams > 1 or args.num_return > 1 else ""
+                out.write(f"{prefix}{decode(row[len(ids):][::-1] + forward_ids).strip()}\n")
+            continue
         if args.beams == 1 and args.num_return == 1:
             steps = taesan.generate(model, input_ids, stream=True, **settings)  # settings checked here, before printing
             out.write(shown)
