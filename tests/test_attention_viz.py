@@ -309,3 +309,19 @@ def test_cross_attention_weights_equal_huggingfaces_marian(tmp_path):
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b[0], atol=1e-5, rtol=0)
     assert blocks[-1].weights.shape == (4, 4, 5)  # (heads, start + 3 target tokens, 5 source tokens)
+
+
+def test_cli_tokenizer_bigger_than_the_model_is_one_line(checkpoints, tmp_path, capsys):
+    """Ids beyond the model's embeddings were an IndexError traceback (GPT and encoder-decoder)."""
+    from taesan.cli import main
+    from taesan.tokenizers import CharTokenizer
+
+    big = CharTokenizer.train(["".join(chr(0xAC00 + i) for i in range(400)) + TEXT], vocab_size=1000, min_frequency=1)
+    big.save(tmp_path / "big.json")
+    for name in ("gpt", "s2s"):
+        argv = ["attention", "--model", str(checkpoints[name]), TEXT, "--tokenizer", str(tmp_path / "big.json"),
+                "--out", str(tmp_path / "a.png")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "not this model's tokenizer" in err, err
+        assert not (tmp_path / "a.png").exists()

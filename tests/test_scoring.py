@@ -100,3 +100,23 @@ def test_score_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["score", "--model", str(tmp_path / "nope"), "티끌 모아 태산"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no such checkpoint directory" in err
+
+
+def test_score_cli_empty_sentence_and_wrong_tokenizer_are_one_line(tmp_path, capsys):
+    """An empty sentence scored 0.000 (log 1) and a tokenizer bigger than the model was a traceback."""
+    from taesan.cli import main
+    from taesan.tokenizers import CharTokenizer
+
+    small = CharTokenizer.train(["티끌 모아 태산"], vocab_size=100, min_frequency=1, special_tokens=["<|endoftext|>"])
+    big = CharTokenizer.train(["".join(chr(0xAC00 + i) for i in range(50))], vocab_size=100, min_frequency=1)
+    model = taesan.create("gpt-tiny", vocab_size=small.vocab_size, n_layers=1, d_model=32, n_heads=2, n_positions=16)
+    model.save(tmp_path / "gpt", tokenizer=small)
+    big.save(tmp_path / "big.json")
+    cases = [(["티끌 모아", " "], "sentence 2 is empty"),
+             (["티끌", "--tokenizer", str(tmp_path / "big.json")], "not this model's tokenizer")]
+    for extra, message in cases:
+        assert main(["score", "--model", str(tmp_path / "gpt"), *extra]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert len(err.splitlines()) == 1 and message in err and captured.out == "", err
+    assert main(["score", "--model", str(tmp_path / "gpt"), "티끌 모아"]) == 0

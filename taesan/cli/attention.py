@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     import taesan
     from taesan.errors import TaesanError
+    from taesan.load import check_vocabulary
     from taesan.tokenizers import load as load_tokenizer
     from taesan.viz_attention import image_attention, load_image, plot_attention, plot_image_attention, text_attention
 
@@ -61,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
             is_seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
             if args.target is not None and not is_seq2seq:
                 raise TaesanError(f"--target is for encoder-decoder models; {model.model_type} has no decoder input")
-            blocks = text_attention(model, load_tokenizer(tok_path), args.text, target=args.target)
+            tokenizer = load_tokenizer(tok_path)
+            check_vocabulary(model, tokenizer, tok_path)
+            blocks = text_attention(model, tokenizer, args.text, target=args.target)
             path = plot_attention(blocks, args.out, args.layer, args.head)
     for w in caught:
         if "font" in str(w.message).lower():

@@ -38,6 +38,7 @@ def _objective(directory: Path, model, override: str | None) -> tuple[str, int |
 def run(args: argparse.Namespace) -> int:
     import taesan
     from taesan.errors import TaesanError
+    from taesan.load import check_vocabulary
     from taesan.scoring import score_texts
     from taesan.tokenizers import load as load_tokenizer
 
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if not tok_path.exists():
         raise TaesanError(f"{tok_path}: no tokenizer (pass --tokenizer)")
     tokenizer = load_tokenizer(tok_path)
+    check_vocabulary(model, tokenizer, tok_path)
+    for n, text in enumerate(args.sentences, start=1):
+        if not text.strip():
+            raise TaesanError(f"sentence {n} is empty: there is nothing to score")
     objective, start = _objective(directory, model, args.objective)
     scores = score_texts(model, tokenizer, args.sentences, objective, start_id=start, batch_size=args.batch_size)
     width = max(len(f"{s:.3f}") for s in scores)
