@@ -52,7 +52,7 @@ def reference(tok: WordPieceTokenizer, text: str) -> tuple[list[int], list[tuple
                 pieces = []
                 break
         if not pieces:
-            pieces = [(tok.unk_id_, 0, len(word))]
+            pieces = [(tok.vocab[tok.unk_token], 0, len(word))]
         for i, s, e in pieces:
             ids.append(i)
             offsets.append((chars[s][1], chars[e - 1][1] + 1))

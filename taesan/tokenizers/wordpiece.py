@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import regex
 
 from taesan.errors import TaesanError
+from taesan.tokenizers import wordpiece_parallel
 from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
 from taesan.tokenizers.bpe_train import gc_paused
 
@@ -33,7 +34,7 @@ _IS_WS = regex.compile(f"[{_WS_ALL}]")
 _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 _OTHER = {"Cc", "Cf", "Cs", "Co"}
-CACHE_LIMIT = 500_000  # tiles kept in the encode cache before it is emptied (with the word cache)
+CACHE_LIMIT = 250_000  # tiles cached before the cache (and the word cache) is emptied: ~150 MB when full
 
 
 def _is_cjk(cp: int) -> bool:
@@ -158,7 +159,7 @@ class WordPieceTokenizer(Tokenizer):
         self.prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         self.normalizer = BertNormalizer(lowercase, strip_accents, clean_text, handle_chinese_chars)
-        self.unk_id_ = self.vocab[unk_token]
+        self._unk_id = self.vocab[unk_token]
         # a word's first piece is looked up in the whole vocabulary, the next ones as prefix + piece (here
         # without the prefix, so no string is built); per first character, the piece lengths to try, longest first
         self._continuations = {t[len(self.prefix):]: i for t, i in self.vocab.items()
@@ -202,7 +203,7 @@ class WordPieceTokenizer(Tokenizer):
         """The cached `_cut_word` of a normalized word, [UNK] over the whole word when it cannot be cut."""
         entry = self._word_cache.get(word)
         if entry is None:
-            entry = self._word_cache[word] = self._cut_word(word) or (self.unk_id_, 0, len(word), 1)
+            entry = self._word_cache[word] = self._cut_word(word) or (self._unk_id, 0, len(word), 1)
         return entry
 
     def _cut_tile(self, tile: str) -> tuple[int, ...]:
@@ -293,8 +294,6 @@ class WordPieceTokenizer(Tokenizer):
 
         workers > 1 cuts ~1 MB or more of plain texts in forked processes (wordpiece_parallel.py); the
         parent still builds every Encoding, so it pays only with idle cores."""
-        from taesan.tokenizers import wordpiece_parallel
-
         with gc_paused():
             if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
                     and wordpiece_parallel.worth_it(self, texts, workers):
