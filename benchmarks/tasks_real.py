@@ -172,7 +172,7 @@ def specs(runs: Path) -> dict[str, dict]:
     d = runs / "data"
     return {
         "nsmc": dict(task="classification", model=runs / "bert-tiny", train=d / "nsmc_train.tsv", test=d / "nsmc_test.tsv",
-                     args=["--epochs", "1", "--batch-size", "32", "--max-length", "64", "--lr", "5e-4"],
+                     args=["--epochs", "3", "--batch-size", "32", "--max-length", "64", "--lr", "5e-4"],
                      metrics=["accuracy", "macro_f1"]),
         "kornli": dict(task="pair-classification", model=runs / "bert-tiny", train=d / "kornli_train.tsv",
                        test=d / "kornli_test.tsv", args=["--epochs", "3", "--batch-size", "32", "--max-length", "128", "--lr", "5e-4"],
@@ -185,7 +185,7 @@ def specs(runs: Path) -> dict[str, dict]:
                         metrics=["exact_match", "f1", "korquad_f1"], percent=True),
         "tatoeba": dict(task="translation", model="transformer-tiny", tokenizer=runs / "tok" / "tatoeba_bpe3k.json",
                         train=d / "tatoeba_train.tsv", test=d / "tatoeba_test.tsv",
-                        args=["--max-steps", "1500", "--batch-size", "32", "--lr", "1e-3"], metrics=["bleu"]),
+                        args=["--max-steps", "4000", "--batch-size", "32", "--lr", "1e-3"], metrics=["bleu"]),
         "mnist": dict(task="image-classification", model="vit-tiny-mnist", train=d / "mnist_train" / "images-idx3-ubyte.gz",
                       test=d / "mnist_test" / "images-idx3-ubyte.gz", args=["--epochs", "10", "--batch-size", "64", "--lr", "1e-3"],
                       metrics=["accuracy"]),
