@@ -204,14 +204,16 @@ class GPT(TaesanModel):
 
         Every matrix comes transposed, (in, out) contiguous, as HF GPT-2's Conv1D stores it: for a few rows
         `x @ W` from that layout runs 1.2-2× faster on CPU than nn.Linear's `x @ Wᵀ` (measured in
-        benchmarks/generate.py), and it is the layout HF computes with. The copies (one more set of the
-        matrices) are kept on the model and made again only when a weight changes (its version or storage).
+        benchmarks/generate.py), and it is the layout HF computes with. On CPU the copies (one more set of
+        the matrices: +0.5 GB for gpt2-small) are kept on the model and made again only when a weight
+        changes (its version or storage); other devices get transposed views.
         """
         matrices = [self.lm_head.weight] + [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.out.weight, b.mlp.up.weight, b.mlp.down.weight)]
         key = tuple((w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype) for w in matrices)
         cached = self.__dict__.get("_step_transposed")
         if cached is None or cached[0] != key:
-            cached = (key, [w.detach().t().contiguous() for w in matrices])  # each (in, out)
+            copy = matrices[0].device.type == "cpu"  # GPU BLAS reads a transposed view as fast: no copy there
+            cached = (key, [w.detach().t().contiguous() if copy else w.detach().t() for w in matrices])  # each (in, out)
             self.__dict__["_step_transposed"] = cached
         head_t, rest = cached[1][0], cached[1][1:]
         layers = [
