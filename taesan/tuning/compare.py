@@ -73,8 +73,11 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
     from taesan.train import TrainConfig
     from taesan.tuning.finetune import finetune
 
+    import torch
+
     model, tokenizer = load_with_tokenizer(directory)
     task = SequenceClassification(tokenizer=tokenizer)
+    torch.manual_seed(config.seed)  # the new head's initialisation and dropout: the same run every time
     lr = config.lr_full if mode == "full" else config.lr_prompt
     train_config = TrainConfig(max_steps=config.max_steps, max_minutes=config.max_minutes, lr=lr,
                                warmup=min(config.warmup, config.max_steps // 2),
