@@ -106,3 +106,17 @@ def test_fewshot_needs_a_gpt(setup, capsys):
     root, train, evaluate = setup
     assert cli_main(["fewshot", "--model", str(root / "bert"), "--train", str(train), "--eval", str(evaluate)]) == 2
     assert "needs a GPT language model" in capsys.readouterr().err
+
+
+def test_a_training_mode_reruns_to_the_same_result(setup):
+    from taesan.tasks.classification import SequenceClassification
+    from taesan.tuning.compare import CompareConfig, train_mode
+
+    root, train, evaluate = setup
+    task = SequenceClassification()
+    examples, held_out = task.read(train)[:24], task.read(evaluate)
+    config = CompareConfig(max_steps=3, batch_size=8, prompt_tokens=3, device="cpu")
+    runs = [train_mode(root / "gpt", "GPT", "prompt", examples, held_out, root / f"rerun{i}", config) for i in range(2)]
+    assert runs[0].accuracy == runs[1].accuracy
+    assert json.loads((root / "rerun0" / "eval_results.json").read_text())["loss"] == \
+        json.loads((root / "rerun1" / "eval_results.json").read_text())["loss"]
