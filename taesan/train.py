@@ -51,6 +51,18 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA that supports it, else fp32), fp32, bf16
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """A bad value is a one-line error here, not a traceback from the optimizer or a silent default."""
+        rules = [("max_steps", self.max_steps >= 1, ">= 1"), ("lr", self.lr > 0, "> 0"),
+                 ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "> 0"),
+                 ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"), ("warmup", self.warmup >= 0, ">= 0"),
+                 ("weight_decay", self.weight_decay >= 0, ">= 0"), ("grad_clip", self.grad_clip >= 0, ">= 0"),
+                 ("accumulation", self.accumulation >= 1, ">= 1"), ("eval_every", self.eval_every >= 0, ">= 0"),
+                 ("eval_batches", self.eval_batches >= 1, ">= 1"), ("save_every", self.save_every >= 0, ">= 0")]
+        for name, ok, rule in rules:
+            if not ok:  # NaN fails every comparison, so it lands here too
+                raise TaesanError(f"{name} must be {rule}, got {getattr(self, name)}")
+
 
 class BatchSource(Protocol):
     """Training batches: an endless, resumable stream (taesan.data.CausalWindows / PackedDocuments)."""

@@ -120,6 +120,7 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         (["finetune", "--task", "classification", "--model", "bert-huge", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "unknown model or preset 'bert-huge'"),
         (["finetune", "--task", "classification", "--model", "vit-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "needs a BERT or GPT model"),
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--max-steps", "0"], "--max-steps / --epochs must be positive"),
+        (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--lr", "-1"], "lr must be > 0"),
         (["evaluate", "--model", str(trained), "--data", str(tmp_path / "bad.tsv")], "bad.tsv, line 3: unknown label '중립'"),
         (["predict", "--model", str(plain), "좋다"], "no task.json"),
         (["predict", "--model", str(trained)], "no input"),
@@ -129,6 +130,7 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
         assert message in captured.err and captured.err.count("\n") == 1 and captured.out == "", (argv, captured)
+    assert not (tmp_path / "o").exists()  # no half-made checkpoint
 
 
 def test_split_off_is_seeded_and_disjoint():

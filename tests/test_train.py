@@ -233,6 +233,10 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
         ({"--model": "bert-tiny"}, "needs a decoder"),
         ({"--objective": "masked"}, r"\[MASK\]"),
         ({"--block-size": "100000"}, "longer than the model"),
+        ({"--max-steps": "0"}, "max_steps must be >= 1"),  # 0 silently meant the default 1000
+        ({"--lr": "-1"}, "lr must be > 0"),  # was the optimizer's traceback
+        ({"--batch-size": "0"}, "--batch-size must be >= 1"),
+        ({"--max-minutes": "0"}, "max_minutes must be > 0"),
     ],
 )
 def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_tokenizer, capsys, change, message):
@@ -244,6 +248,7 @@ def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_token
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("taesan pretrain: error:")
     assert __import__("re").search(message, err), err
+    assert not (tmp_path / "o").exists()  # nothing written before the error
 
 
 def test_cli_pretrain_refuses_empty_corpus_vocab_mismatch_and_accidental_overwrite(tmp_path, corpus_and_tokenizer, capsys):
@@ -255,6 +260,7 @@ def test_cli_pretrain_refuses_empty_corpus_vocab_mismatch_and_accidental_overwri
     base = ["--model", "gpt-tiny", "--objective", "causal", "--tokenizer", tok, "--max-steps", "2", "--save-every", "2"]
     assert pretrain(*base, "--corpus", empty, "--out", tmp_path / "e") == 2
     assert "no text" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # no empty run directory left behind
     out = tmp_path / "run"
     assert pretrain(*base, "--corpus", corpus, "--out", out) == 0
     assert pretrain(*base, "--corpus", corpus, "--out", out) == 2

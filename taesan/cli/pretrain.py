@@ -110,6 +110,8 @@ def _check_fits(model, objective: str, block_size: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
     import torch
 
     import taesan
@@ -122,6 +124,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    for name in ("batch_size", "block_size"):
+        if getattr(args, name) < 1:
+            raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.max_steps is not None:
+        max_steps = args.max_steps
+    else:
+        max_steps = 10**6 if args.max_minutes else 1000
+    if args.warmup is not None:
+        warmup = args.warmup
+    else:  # a clock-only budget has no step count to take 5% of
+        warmup = 100 if args.max_steps is None and args.max_minutes else min(1000, max(1, max_steps // 20))
+    config = TrainConfig(  # checked before anything is written
+        max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip, accumulation=args.accumulation, eval_every=args.eval_every, eval_batches=args.eval_batches,
+        save_every=args.save_every, keep_last=args.keep_last, seed=args.seed, precision=args.precision,
+        progress=not args.no_progress,
+    )
     out = Path(args.out)
     device = pick_device(args.device)
     info = distributed.init(device)
@@ -157,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed + info.rank)  # dropout differs across ranks
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "data"
+    fresh_out = not out.exists()
     problem = None
     if info.is_main:  # rank 0 tokenizes; the others wait, then open the same cache
         try:
@@ -165,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
                   f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
         except TaesanError as e:
             problem = str(e)
+            if fresh_out:  # an unreadable corpus leaves no empty run directory behind
+                shutil.rmtree(out, ignore_errors=True)
     problem = distributed.broadcast_object(problem)  # every rank stops on rank 0's error instead of waiting forever
     if problem is not None:
         raise TaesanError(problem)
@@ -187,17 +209,6 @@ def run(args: argparse.Namespace) -> int:
         held_out = source(cache.train)
         if info.is_main:
             print("note: the held-out split is shorter than one block; evaluating on training data")
-    max_steps = args.max_steps or (10**6 if args.max_minutes else 1000)
-    if args.warmup is not None:
-        warmup = args.warmup
-    else:  # a clock-only budget has no step count to take 5% of
-        warmup = 100 if args.max_steps is None and args.max_minutes else min(1000, max(1, max_steps // 20))
-    config = TrainConfig(
-        max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip, accumulation=args.accumulation, eval_every=args.eval_every, eval_batches=args.eval_batches,
-        save_every=args.save_every, keep_last=args.keep_last, seed=args.seed, precision=args.precision,
-        progress=not args.no_progress,
-    )
     training: dict[str, Any] = {
         "objective": args.objective, "separator_id": separator, "block_size": args.block_size,
         "corpus": [str(Path(f).resolve()) for f in args.corpus], "model": args.model,
