@@ -59,6 +59,24 @@ def test_user_errors_exit_2_in_one_line(tmp_path, capsys):
         assert err.startswith("taesan tokenizer: error:") and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_train_refuses_empty_files_directories_and_vocab_sizes_below_1(corpus, tmp_path, capsys):
+    """Each of these used to write a tokenizer of special tokens only, with exit code 0."""
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    cases = [(["--input", str(tmp_path / "empty.txt")], "empty.txt: the file is empty"),
+             (["--input", str(tmp_path / "folder")], "folder: is a directory"),
+             (["--input", str(corpus), "--vocab-size", "0"], "--vocab-size must be >= 1, got 0"),
+             (["--input", str(corpus), "--vocab-size", "-5"], "--vocab-size must be >= 1, got -5")]
+    for extra, message in cases:
+        out = tmp_path / "o.json"
+        assert main(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", *extra, "--output", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.err.count("\n") == 1 and captured.out == "", captured
+        assert not out.exists()
+    assert main(["tokenizer", "compare", "--input", str(tmp_path / "folder"), "--out", str(tmp_path / "c")]) == 2
+    assert "is a directory" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
 def test_cli_process_has_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "taesan", "tokenizer", "encode", "--tokenizer", str(tmp_path / "nope.json"), "x"],

@@ -43,9 +43,21 @@ def run(args: argparse.Namespace) -> int:
     return {"train": _train, "encode": _encode, "compare": _compare}[args.action](args)
 
 
-def _files(names: list[str]) -> list[Path]:
-    """Paths, so a missing file is an error rather than being read as a line of text."""
-    return [Path(n) for n in names]
+def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
+    """Paths, so a missing file is an error rather than being read as a line of text; a directory, an empty file
+    or a vocabulary size below 1 is an error too (training on them wrote a tokenizer of special tokens only)."""
+    from taesan.errors import TaesanError
+
+    for name in ("vocab_size", "min_frequency"):
+        if getattr(args, name) < 1:
+            raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    paths = [Path(n) for n in names]
+    for path in paths:
+        if path.is_dir():
+            raise TaesanError(f"{path}: is a directory; pass the text files in it")
+        if path.is_file() and path.stat().st_size == 0:
+            raise TaesanError(f"{path}: the file is empty")
+    return paths
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -54,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     options = {}
     if args.kind == "wordpiece":
         options = {"lowercase": args.lowercase, "progress": True}
-    tok = KINDS[args.kind].train(_files(args.input), vocab_size=args.vocab_size, min_frequency=args.min_frequency,
+    tok = KINDS[args.kind].train(_files(args.input, args), vocab_size=args.vocab_size, min_frequency=args.min_frequency,
                                  special_tokens=args.special_tokens, **options)
     path = tok.save(args.output)
     print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}")
@@ -86,7 +98,7 @@ def _compare(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipping {', '.join(skipped)}: kiwipiepy is not installed (pip install \"taesan[korean]\")", file=sys.stderr)
     variants = tuple(args.variants) if args.variants else DEFAULT_VARIANTS
-    reports = compare(_files(args.input), vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
+    reports = compare(_files(args.input, args), vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
                       variants=variants, max_lines=args.max_lines or None,
                       on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
     print(f"{'kind':<10} {'vocab':>7} {'[UNK] %':>8} {'tok/sent':>9} {'char/tok':>9} {'train s':>8}")
