@@ -43,7 +43,7 @@ def test_compare_modes_writes_table_json_and_chart(setup, capsys):
     out = root / "out"
     code = cli_main(["compare-modes", "--model", str(root / "gpt"), "--bert", str(root / "bert"), "--train", str(train),
                      "--eval", str(evaluate), "--out", str(out), "--shots", "0,2", "--seeds", "2", "--prompt-tokens", "4",
-                     "--max-steps", "3", "--batch-size", "8", "--verbalizer", "0=부정,1=긍정", "--no-progress", "--device", "cpu"])
+                     "--max-steps", "3", "--batch-size", "8", "--verbalizer", "0=부정,1=긍정", "--no-progress", "--device", "cpu", "--threads", "1"])
     assert code == 0
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     rows = {(r["model"], r["mode"]): r for r in data["rows"]}

@@ -24,13 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train", type=int, default=None, metavar="N", help="use the first N training examples")
     p.add_argument("--max-eval", type=int, default=None, metavar="N", help="evaluate on the first N examples")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr-full", type=float, default=1e-4, help="full fine-tuning peak learning rate")
+    p.add_argument("--lr-full", type=float, default=3e-4, help="full fine-tuning peak learning rate")
     p.add_argument("--lr-prompt", type=float, default=3e-3, help="prompt tuning peak learning rate")
     p.add_argument("--verbalizer", default=None, metavar="SPEC", help="in-context label words, e.g. 0=부정,1=긍정")
     p.add_argument("--instruction", default="", metavar="TEXT", help="in-context: the first line of every prompt")
     p.add_argument("--calibrate", action="store_true", help='in-context: also compute accuracy calibrated on "N/A"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from taesan.tuning.compare import CHART, TABLE_JSON, TABLE_MD, CompareConfig, compare_modes, majority_accuracy, markdown_table
     from taesan.tuning.in_context import PromptFormat, parse_verbalizer
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for name in ("seeds", "prompt_tokens", "max_steps", "batch_size"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")

@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", default=None, metavar="FILE", help="write the full results (per seed) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
 
 
 def start_token(directory: Path, tokenizer) -> int | None:
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from taesan.tokenizers import load as load_tokenizer
     from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot, parse_verbalizer
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.seeds < 1:
         raise TaesanError(f"--seeds must be >= 1, got {args.seeds}")
     if args.max_eval is not None and args.max_eval < 1:
