@@ -152,10 +152,17 @@ def _naive_greedy(model, ids, steps):
     return ids
 
 
+@pytest.mark.parametrize("copies", [True, False], ids=["transposed-copies", "views"])
 @torch.no_grad()
-def test_gpt_decode_step_equals_forward(gpt):
-    """The lean one-token path gives forward's logits, with and without left padding."""
+def test_gpt_decode_step_equals_forward(gpt, copies, monkeypatch):
+    """The lean one-token path gives forward's logits, with and without left padding, whether the model is
+    small enough for transposed weight copies or reads transposed views (a big model)."""
+    from taesan.models import gpt as gpt_module
+
     _, model = gpt
+    if not copies:
+        monkeypatch.setattr(gpt_module, "STEP_COPY_BYTES", 0)
+        model.__dict__.pop("_step_transposed", None)
     ids, nxt = _prompts(B=3, T=7), _prompts(B=3, T=1, seed=1)
     mask = torch.ones(3, 8, dtype=torch.long)
     mask[0, :3] = 0

@@ -205,14 +205,16 @@ class GPT(TaesanModel):
         Every matrix comes transposed, (in, out) contiguous, as HF GPT-2's Conv1D stores it: for a few rows
         `x @ W` from that layout runs 1.2-2× faster on CPU than nn.Linear's `x @ Wᵀ` (measured in
         benchmarks/generate.py), and it is the layout HF computes with. On CPU the copies (one more set of
-        the matrices: +0.5 GB for gpt2-small) are kept on the model and made again only when a weight
-        changes (its version or storage); other devices get transposed views.
+        the matrices) are kept on the model and made again only when a weight changes (its version or
+        storage), up to STEP_COPY_BYTES: a bigger model is memory-bound anyway and should not double its
+        footprint; it and other devices get transposed views.
         """
         matrices = [self.lm_head.weight] + [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.out.weight, b.mlp.up.weight, b.mlp.down.weight)]
         key = tuple((w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype) for w in matrices)
         cached = self.__dict__.get("_step_transposed")
         if cached is None or cached[0] != key:
-            copy = matrices[0].device.type == "cpu"  # GPU BLAS reads a transposed view as fast: no copy there
+            size = sum(w.numel() * w.element_size() for w in matrices)
+            copy = matrices[0].device.type == "cpu" and size <= STEP_COPY_BYTES  # GPU BLAS reads a view as fast
             cached = (key, [w.detach().t().contiguous() if copy else w.detach().t() for w in matrices])  # each (in, out)
             self.__dict__["_step_transposed"] = cached
         head_t, rest = cached[1][0], cached[1][1:]
@@ -224,6 +226,9 @@ class GPT(TaesanModel):
         c = self.config
         shape = (c.d_model, c.n_heads, c.d_model // c.n_heads, c.norm_eps)
         return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head_t, self.blocks[0].mlp.act, layers, shape
+
+
+STEP_COPY_BYTES = 256 * 2**20  # transposed decoding copies only for models whose matrices fit in this
 
 
 def _bias(linear: nn.Linear) -> torch.Tensor:
