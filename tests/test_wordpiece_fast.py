@@ -13,13 +13,15 @@ from taesan.tokenizers import wordpiece
 from taesan.tokenizers.wordpiece import WordPieceTokenizer
 
 # whitespace that separates words (Rust's char::is_whitespace) and BERT's punctuation, written independently
-_SEPARATORS = set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200B)}
+_SEPARATORS = (set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000")
+               | {chr(c) for c in range(0x2000, 0x200B)})
 _PUNCT = regex.compile(r"[!-/:-@\[-`{-~\p{P}]")
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "ab", "abc", "##a", "##b", "##c", "##bc", "##ab",
-         "e", "##e", "é", "##é", "cafe", "café", "##s", "어", "##제", "어제", "카", "##페", "카페", "갔", "##었", "##어",
-         "中", "日", ",", ".", "!", "'", "—", "##\u0301", "ㅋ", "##ㅋ", "x", "##y", "1", "##2", "A", "##B", "É"]
-ALPHABET = list("abcABCeéÉü\u0301xy12 어제카페갔었ㅋ中日,.!'—¿()\t\n\r\xa0\u3000\u2003\x0b\x85\x00\x01\x7f\u200b\ufeff\ufffd😀")
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "ab", "abc", "##a", "##b", "##c", "##bc",
+         "##ab", "e", "##e", "é", "##é", "cafe", "café", "##s", "어", "##제", "어제", "카", "##페", "카페", "갔", "##었",
+         "##어", "中", "日", ",", ".", "!", "'", "—", "##\u0301", "ㅋ", "##ㅋ", "x", "##y", "1", "##2", "A", "##B", "É"]
+ALPHABET = list("abcABCeéÉü\u0301xy12 어제카페갔었ㅋ中日,.!'—¿()"  # letters, marks, Hangul, CJK, punctuation
+                "\t\n\r\xa0\u3000\u2003\x0b\x85\x00\x01\x7f\u200b\ufeff\ufffd😀")  # whitespace, controls
 TEXT = st.text(alphabet=st.sampled_from(ALPHABET), max_size=40)
 SETTINGS = [dict(lowercase=True), dict(lowercase=False), dict(lowercase=False, strip_accents=True),
             dict(lowercase=True, strip_accents=False), dict(lowercase=True, clean_text=False),
