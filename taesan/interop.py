@@ -113,15 +113,32 @@ def to_hf(model, directory: str | Path) -> Path:
     return directory
 
 
+def _tokenizer_beside(directory: Path):
+    """The checkpoint's tokenizer (tokenizer.json, vocab.txt or vocab.json + merges.txt), or None (a ViT has none)."""
+    from taesan.tokenizers import load as load_tokenizer
+
+    if any((directory / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        return load_tokenizer(directory)
+    return None
+
+
 def convert(source: str | Path, out: str | Path, direction: str) -> Path:
     """The `taesan convert` command: --from-hf writes a taesan checkpoint, --to-hf a HF one."""
     from taesan.load import load
 
     model = load(source)
+    tokenizer = _tokenizer_beside(Path(source))  # a checkpoint without its tokenizer cannot read text
     if direction == "from-hf":
-        return model.save(out)
+        return model.save(out, tokenizer=tokenizer)
     if direction == "to-hf":
-        return to_hf(model, out)
+        directory = to_hf(model, out)
+        if tokenizer is not None:  # taesan's tokenizer.json is HF's format: PreTrainedTokenizerFast reads it
+            tokenizer.save(directory / "tokenizer.json")
+            norm = getattr(tokenizer, "normalizer", None)
+            if norm is not None:  # else AutoTokenizer's BERT default lowercases and strips accents (한 -> ㅎㅏㄴ)
+                write_json(directory / "tokenizer_config.json",
+                           {"do_lower_case": bool(norm.lowercase), "strip_accents": bool(norm.strip_accents)})
+        return directory
     raise TaesanError(f"unknown direction {direction!r}; use from-hf or to-hf")
 
 

@@ -177,3 +177,19 @@ def test_real_minilm_matches_hf_on_korean_and_english(minilm_dir):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert model.num_parameters() == sum(p.numel() for p in hf.parameters())
     assert model.num_parameters() == taesan.create("minilm-l6").num_parameters(), "the preset has MiniLM's shape"
+
+
+def test_cli_export_tokenizer_reads_korean_in_autotokenizer(tmp_path):
+    """The export carries tokenizer.json and a tokenizer_config.json with taesan's casing: without it,
+    AutoTokenizer's BERT default lowercased and stripped accents, so every Hangul word became [UNK]."""
+    from taesan.cli import main
+    from taesan.demo_corpus import korean_corpus
+    from taesan.tokenizers import WordPieceTokenizer
+
+    tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300, min_frequency=1)
+    taesan.create("bert", vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2).save(tmp_path / "ours", tokenizer=tok)
+    assert main(["convert", "--to-hf", str(tmp_path / "ours"), "--out", str(tmp_path / "hf")]) == 0
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    text = "어제 카페 갔었어"
+    assert hf_tok(text)["input_ids"] == tok.encode(text).ids
+    assert tok.unk_id not in tok.encode(text).ids

@@ -142,3 +142,25 @@ def test_foreign_head_tensor_is_rejected(tmp_path):
     hf.save_pretrained(tmp_path)
     with pytest.raises(TaesanError, match="unexpected tensor 'classifier."):
         taesan.load(tmp_path)
+
+
+def test_cli_convert_carries_the_tokenizer_both_ways(tmp_path, capsys):
+    """The export held weights only: transformers could not read text with it, nor taesan generate after
+    --from-hf. Now tokenizer.json goes along, and HF's fast tokenizer gives the same ids as taesan's."""
+    from taesan.demo_corpus import korean_corpus
+    from taesan.tokenizers import BPETokenizer, load
+
+    tok = BPETokenizer.train(korean_corpus(200), vocab_size=300, special_tokens=["<|endoftext|>"])
+    model = taesan.create("gpt-tiny", vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, n_positions=32)
+    model.save(tmp_path / "ours", tokenizer=tok)
+    assert cli_main(["convert", "--to-hf", str(tmp_path / "ours"), "--out", str(tmp_path / "hf")]) == 0
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "hf" / "tokenizer.json"))
+    text = "어제 카페 갔었어 티끌 모아 태산"
+    assert hf_tok(text)["input_ids"] == tok.encode(text).ids
+    assert cli_main(["convert", "--from-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]) == 0
+    assert load(tmp_path / "back" / "tokenizer.json").encode(text).ids == tok.encode(text).ids
+    assert cli_main(["generate", "--model", str(tmp_path / "back"), "--prompt", "티끌", "--max-new-tokens", "3"]) == 0
+    bare = tmp_path / "bare"  # a checkpoint without a tokenizer still converts, weights only
+    model.save(bare)
+    assert cli_main(["convert", "--to-hf", str(bare), "--out", str(tmp_path / "hf2")]) == 0
+    assert not (tmp_path / "hf2" / "tokenizer.json").exists()
