@@ -96,3 +96,16 @@ def test_compare_prints_table_and_writes_chart(corpus, tmp_path, capsys):
     assert rows["char"]["variants"]["갔었는데요"] == ["갔", "었", "는", "데", "요"]
     assert rows["word"]["tokens_per_sentence"] < rows["char"]["tokens_per_sentence"]
     assert rows["bpe"]["unk_rate"] == 0.0 and 0 <= rows["word"]["unk_rate"] <= 1
+
+
+def test_a_closed_pipe_ends_quietly(corpus, tmp_path):
+    """`taesan ... | head` closes the pipe early: that was a BrokenPipeError traceback."""
+    tok = tmp_path / "tok.json"
+    assert main(["tokenizer", "train", "--kind", "char", "--vocab-size", "100", "--input", str(corpus), "--output", str(tok)]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "taesan", "tokenizer", "encode", "--tokenizer", str(tok), "어제 카페 " * 4000],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert proc.stdout.readline().startswith(b"CharTokenizer")
+    proc.stdout.close()  # like head -1
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
