@@ -30,6 +30,7 @@ _CHUNK_CLEAN = regex.compile(f"[^{_WS_KEPT}]+")
 # ASCII punctuation (incl. $+<=>^`|~, which Unicode calls symbols) or any Unicode P* category.
 _PUNCT = r"!-/:-@\[-`{-~\p{P}"
 _SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{_WS_ALL}]+")
+_ONE_WORD = regex.compile(f"[^{_PUNCT}{_WS_ALL}]+")  # a word without punctuation (fullmatch)
 _IS_WS = regex.compile(f"[{_WS_ALL}]")
 _CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
@@ -212,9 +213,8 @@ class WordPieceTokenizer(Tokenizer):
         "un, " -> (id("un"), 0, 2, 1, id(","), 2, 3, 1). One object per tile keeps the cache compact, and a
         tile that is one word needing no offset mapping shares its word's entry."""
         norm, origin = self.normalizer.normalize(tile.rstrip(self._ws))
-        words = _SPLIT.findall(norm)
-        if origin is None and len(words) == 1 and len(words[0]) == len(norm):
-            entry = self._word_entry(norm)
+        if origin is None and _ONE_WORD.fullmatch(norm):
+            entry = self._word_cache.get(norm) or self._word_entry(norm)
         else:
             out: list[int] = []
             for found in _SPLIT.finditer(norm):
