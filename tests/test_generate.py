@@ -514,3 +514,10 @@ def test_cli_backward_lm_writes_the_text_before_the_prompt(checkpoint, capsys, t
     new = [i for i in new if i != stop]
     assert printed == tok.decode(new[::-1] + forward).strip() + "\n"
     assert printed.rstrip("\n").endswith("태산") and len(new) > 0
+
+
+def test_cli_prompt_file_that_is_a_directory_says_so(checkpoint, capsys, tmp_path):
+    d, _, _ = checkpoint
+    assert cli_main(["generate", "--model", str(d), "--prompt-file", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "a directory, not a prompt file" in err and err.count("\n") == 1

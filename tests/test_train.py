@@ -227,6 +227,7 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
     "change, message",
     [
         ({"--corpus": "missing.txt"}, "corpus file not found"),
+        ({"--corpus": "missing"}, "a directory, not a corpus file"),  # was "corpus file not found"
         ({"--tokenizer": "missing.json"}, "tokenizer file not found"),
         ({"--tokenizer": "garbage.json"}, "garbage.json"),
         ({"--model": "gpt-nonexistent"}, "unknown model or preset"),
@@ -243,6 +244,8 @@ def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_token
     corpus, tok = corpus_and_tokenizer
     args = {"--model": "gpt-tiny", "--objective": "causal", "--corpus": corpus, "--tokenizer": tok, "--out": tmp_path / "o", "--max-steps": "1"}
     (tmp_path / "garbage.json").write_text("{not a tokenizer", encoding="utf-8")
+    if change.get("--corpus") == "missing":
+        (tmp_path / "missing").mkdir()
     args.update({k: (tmp_path / v if v.startswith(("missing", "garbage")) else v) for k, v in change.items()})
     assert pretrain(*[x for kv in args.items() for x in kv]) == 2
     err = capsys.readouterr().err.strip()

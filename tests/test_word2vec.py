@@ -280,6 +280,8 @@ def test_cli_train_then_similar(tmp_path, capsys):
     assert "'없는말' is not in the vocabulary" in capsys.readouterr().err
     assert main(["word2vec", "train", "--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "m2")]) == 2
     assert "missing.txt: file not found" in capsys.readouterr().err
+    assert main(["word2vec", "train", "--corpus", str(tmp_path), "--out", str(tmp_path / "m3")]) == 2
+    assert "a directory, not a text file" in capsys.readouterr().err  # was "file not found"
 
 
 def test_cli_morphemes_without_kiwipiepy_is_one_clear_line(monkeypatch):

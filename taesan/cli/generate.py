@@ -65,7 +65,7 @@ def _prompts(args) -> list[str]:
         return [args.prompt]
     path = Path(args.prompt_file)
     if not path.is_file():
-        raise TaesanError(f"{path}: prompt file not found")
+        raise TaesanError(f"{path}: {'a directory, not a prompt file' if path.is_dir() else 'prompt file not found'}")
     try:
         prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as e:

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda", info.local_rank)
     for f in args.corpus:
         if not Path(f).is_file():
-            raise TaesanError(f"{f}: corpus file not found")
+            raise TaesanError(f"{f}: {'a directory, not a corpus file' if Path(f).is_dir() else 'corpus file not found'}")
     tokenizer = _tokenizer(args.tokenizer)
     separator = _separator(tokenizer, args.objective)
 

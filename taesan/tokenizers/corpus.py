@@ -36,7 +36,7 @@ def _looks_like_path(s: str) -> bool:
 
 def _iter_file(path: Path) -> Iterator[str]:
     if not path.is_file():
-        raise TaesanError(f"{path}: file not found")
+        raise TaesanError(f"{path}: {'a directory, not a text file' if path.is_dir() else 'file not found'}")
     with open(path, encoding="utf-8", newline="") as f:
         lineno = 0
         try:
