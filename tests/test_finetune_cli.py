@@ -124,6 +124,7 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         (["evaluate", "--model", str(trained), "--data", str(tmp_path / "bad.tsv")], "bad.tsv, line 3: unknown label '중립'"),
         (["predict", "--model", str(plain), "좋다"], "no task.json"),
         (["predict", "--model", str(trained)], "no input"),
+        (["predict", "--model", str(trained), "좋다", " "], "the input text is empty"),  # was a label for nothing
         (["predict", "--model", str(tmp_path / "nowhere"), "좋다"], "no such checkpoint directory"),
     ]
     for argv, message in cases:

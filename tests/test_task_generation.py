@@ -274,3 +274,15 @@ def test_cli_finetune_evaluate_predict(tmp_path, capsys):
     assert line["input"] == "어제 카페" and isinstance(line["text"], str)
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_parse_input_keeps_an_empty_prompt_while_other_tasks_refuse_empty_text():
+    """Generation may start from nothing (unconditional); a classifier given nothing is a user error."""
+    from taesan.errors import TaesanError
+    from taesan.tasks import task_class
+
+    assert task_class("generation")(task_class("generation").config_class(), None).parse_input("") == ""
+    classifier = task_class("classification")(task_class("classification").config_class(), None)
+    with pytest.raises(TaesanError, match="empty"):
+        classifier.parse_input("  ")
+    assert classifier.parse_input("좋다") == "좋다"

@@ -362,3 +362,12 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     assert main(["predict", "--model", str(out), "질문만"]) == 2
     err = capsys.readouterr().err
     assert "|||" in err and len(err.strip().splitlines()) == 1
+
+
+def test_parse_input_refuses_an_empty_question_or_context():
+    """" ||| " used to predict an empty answer at characters 0-0 with exit code 0."""
+    task = ExtractiveQA(QAConfig(), None)
+    assert task.parse_input(" 수도는? ||| 서울이다 ") == {"question": "수도는?", "context": "서울이다"}
+    for text in (" ||| 서울이다", "수도는? |||  ", " ||| "):
+        with pytest.raises(TaesanError, match="empty question or context"):
+            task.parse_input(text)

@@ -91,7 +91,10 @@ class Task(Objective):
 
     # ---- inference -------------------------------------------------------------------------------------
     def parse_input(self, text: str) -> Any:
-        """A command-line / HTTP string -> one `predict` input (a pair task splits it, say)."""
+        """A command-line / HTTP string -> one `predict` input (a pair task splits it, say); empty text is an error
+        (it got a confident-looking label for nothing)."""
+        if not text.strip():
+            raise TaesanError("the input text is empty")
         return text
 
     @torch.no_grad()

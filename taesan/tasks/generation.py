@@ -52,6 +52,10 @@ class GenerationTask(Task):
     name = "generation"
     config_class = GenerationConfig
 
+    def parse_input(self, text: str) -> str:
+        """The prompt as typed; an empty one is allowed (the model writes from <|endoftext|> alone)."""
+        return text
+
     # ---- tokens ----------------------------------------------------------------------------------------
     @property
     def tok(self):

@@ -191,8 +191,10 @@ class ExtractiveQA(Task):
         """"question ||| context" -> {"question", "context"}."""
         if SEPARATOR not in text:
             raise TaesanError(f'qa input needs a question and a context: "question {SEPARATOR} context"')
-        question, context = text.split(SEPARATOR, 1)
-        return {"question": question.strip(), "context": context.strip()}
+        question, context = (part.strip() for part in text.split(SEPARATOR, 1))
+        if not question or not context:
+            raise TaesanError(f"empty question or context in {text!r}")
+        return {"question": question, "context": context}
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
