@@ -485,7 +485,13 @@ def test_cli_refuses_models_that_do_not_write_and_tokenizers_too_big(checkpoint,
     s2s = taesan.create("transformer-tiny", src_vocab_size=tok.vocab_size, n_positions=16, d_model=32, n_heads=2,
                         d_ff=64, n_encoder_layers=1, n_decoder_layers=1)
     s2s.save(tmp_path / "s2s", tokenizer=tok)
+    from taesan.tuning.prompt import add_soft_prompt
+
+    classifier = taesan.create("bert-sequence-classification", vocab_size=tok.vocab_size, n_layers=1, d_model=32,
+                               n_heads=2, d_ff=64, num_labels=2)
+    add_soft_prompt(classifier, 2).save(tmp_path / "soft", tokenizer=tok)  # a prompt-tuned classifier
     cases = [
+        (["--model", str(tmp_path / "soft"), "--prompt", "티끌"], "a BertForSequenceClassification does not write text"),
         (["--model", str(tmp_path / "bert"), "--prompt", "티끌"], "does not write text"),
         (["--model", str(d), "--tokenizer", str(tmp_path / "big.json"), "--prompt", "티끌"], "not this model's tokenizer"),
         (["--model", str(tmp_path / "s2s"), "--prompt", "티끌 모아 " * 10], "n_positions=16"),

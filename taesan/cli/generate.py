@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(tok_path)
     model = taesan.load(directory).eval()
     seq2seq = is_encoder_decoder(model)
-    if not seq2seq and not hasattr(model, "new_cache"):
-        raise TaesanError(f"{directory}: a {type(model).__name__} does not write text; generate needs a GPT or an "
-                          f"encoder-decoder model (score and attention read this one)")
+    if not seq2seq and not hasattr(getattr(model, "inner", model), "new_cache"):  # a soft prompt wraps its base
+        raise TaesanError(f"{directory}: a {type(getattr(model, 'inner', model)).__name__} does not write text; "
+                          f"generate needs a GPT or an encoder-decoder model")
     check_vocabulary(model, tokenizer, tok_path)
     stop = None if seq2seq else _stop_id(directory, tokenizer)
     backward = not seq2seq and _objective(directory) == "backward"  # it writes the text that comes before the prompt
