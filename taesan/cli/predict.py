@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from taesan.train import pick_device
     from taesan.tuning.finetune import load_finetuned
 
+    from taesan.errors import TaesanError
+
+    if args.batch_size < 1:
+        raise TaesanError("--batch-size must be >= 1")
     texts = _inputs(args)
     model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
     predictions = task.predict(model, [task.parse_input(t) for t in texts], args.batch_size)

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from taesan.scoring import score_texts
     from taesan.tokenizers import load as load_tokenizer
 
+    if args.batch_size < 1:
+        raise TaesanError("--batch-size must be >= 1")
     directory = Path(args.model)
     model = taesan.load(directory)
     tok_path = Path(args.tokenizer) if args.tokenizer else directory / "tokenizer.json"
