@@ -238,6 +238,8 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
         ({"--lr": "-1"}, "lr must be > 0"),  # was the optimizer's traceback
         ({"--batch-size": "0"}, "--batch-size must be >= 1"),
         ({"--max-minutes": "0"}, "max_minutes must be > 0"),
+        ({"--valid-every": "-1"}, "--valid-every must be >= 0"),  # silently held nothing out
+        ({"--threads": "-1"}, "--threads must be >= 1"),  # torch's traceback
     ],
 )
 def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_tokenizer, capsys, change, message):

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("batch_size", "block_size"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.valid_every < 0:
+        raise TaesanError(f"--valid-every must be >= 0 (0: no held-out split), got {args.valid_every}")
     if args.max_steps is not None:
         max_steps = args.max_steps
     else:
