@@ -109,3 +109,14 @@ def test_a_closed_pipe_ends_quietly(corpus, tmp_path):
     proc.stdout.close()  # like head -1
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
+def test_byte_level_pieces_of_one_syllable_are_numbered_not_doubled():
+    """The compare table showed 갔었어 as "갔 + 갔 + 었 + 어": two byte tokens of 갔 looked like a doubled 갔."""
+    from taesan.tokenizers import BPETokenizer
+    from taesan.tokenizers.compare import surface_pieces
+
+    bytes_only = BPETokenizer.train(["가"], vocab_size=257, special_tokens=["<|endoftext|>"])  # no merges: 3 bytes a syllable
+    assert surface_pieces(bytes_only, "갔어") == ["갔(1/3)", "갔(2/3)", "갔(3/3)", "어(1/3)", "어(2/3)", "어(3/3)"]
+    merged = BPETokenizer.train(["갔어 " * 50], vocab_size=300, special_tokens=["<|endoftext|>"])
+    assert surface_pieces(merged, "갔어") == ["갔어"]

@@ -49,10 +49,29 @@ def split_lines(data: Any, holdout_every: int = 10, max_lines: int | None = None
 
 
 def surface_pieces(tok: Any, word: str) -> list[str]:
-    """How `word` is cut, shown as slices of the word itself (readable even for byte-level BPE); [UNK] as is."""
+    """How `word` is cut, shown as slices of the word itself (readable even for byte-level BPE); [UNK] as is.
+
+    Byte-level tokens that split characters have overlapping spans: such a run is shown as the text it covers,
+    numbered, so a split syllable does not read as a doubled one. Byte-level BPE cutting 갔 into two byte
+    tokens, then 었, 어: surface_pieces(bpe, "갔었어") -> ["갔(1/2)", "갔(2/2)", "었", "어"]
+    """
     enc = tok.encode(word, add_special_tokens=False)
     unk = tok.unk_id
-    return [getattr(tok, "unk_token", "[UNK]") if i == unk else word[s:e] for i, (s, e) in zip(enc.ids, enc.offsets)]
+    runs: list[list[int]] = []  # token indices whose spans overlap, in order
+    for n, (s, e) in enumerate(enc.offsets):
+        if runs and s < enc.offsets[runs[-1][-1]][1]:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    pieces = []
+    for run in runs:
+        s, e = enc.offsets[run[0]][0], max(enc.offsets[n][1] for n in run)
+        for k, n in enumerate(run, start=1):
+            if enc.ids[n] == unk:
+                pieces.append(getattr(tok, "unk_token", "[UNK]"))
+            else:
+                pieces.append(word[s:e] if len(run) == 1 else f"{word[s:e]}({k}/{len(run)})")
+    return pieces
 
 
 def available_kinds(kinds: tuple[str, ...] = DEFAULT_KINDS) -> list[str]:
