@@ -1,8 +1,10 @@
-"""Which installed font draws Hangul in matplotlib figures (Nanum from Debian's fonts-nanum, else a CJK
-font), as an rc dict for `matplotlib.rc_context`. Not global state: callers scope it to their figure."""
+"""What every matplotlib figure shares: the installed font that draws Hangul (Nanum from Debian's
+fonts-nanum, else a CJK font) as rc settings scoped with `matplotlib.rc_context` (never global state),
+and saving a figure as a PNG atomically. Not a plot: each module draws its own."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "NanumSquare", "NanumMyeongjo")
 OTHER_CJK = ("Noto Sans CJK KR", "Noto Sans KR", "Noto Sans CJK JP", "Malgun Gothic", "AppleGothic")
@@ -35,3 +37,16 @@ def korean_rc(font: str | None) -> dict:
     if font is None:
         return {}
     return {"font.family": [font, "DejaVu Sans"], "axes.unicode_minus": False}
+
+
+def save_png(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Write `fig` to `path` as a PNG (a temporary file renamed into place) and close it."""
+    import matplotlib.pyplot as plt
+
+    from taesan.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path

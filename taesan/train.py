@@ -421,8 +421,6 @@ def plot_metrics(jsonl: Path, png: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from taesan.atomic import atomic_path
+    from taesan.figures import save_png
 
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, png)

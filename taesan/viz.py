@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
+from taesan.figures import save_png
 
 
 def attention_rollout(attentions: list[dict[str, torch.Tensor]] | list[torch.Tensor]) -> torch.Tensor:
@@ -71,8 +71,4 @@ def save_attention_overlay(images: torch.Tensor, maps: torch.Tensor, path: str |
         for ax in axes[:, i]:
             ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import torch
 
-from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
-from taesan.fonts import korean_font, korean_rc
+from taesan.figures import korean_font, korean_rc, save_png
 
 CELL = 2.4  # inches per heatmap in a grid
 SINGLE = 6.0  # inches of one large heatmap
@@ -207,11 +206,7 @@ def plot_attention(blocks: list[AttentionBlock], path: str | Path, layer: int | 
                                  fontsize=9 if single else 5, labels=single or len(block.keys) <= 16)
         if single:
             fig.colorbar(image, ax=axes[0, 0], shrink=0.8)
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
-        plt.close(fig)
-    return path
+        return save_png(fig, path, dpi=DPI)
 
 
 # ---- images (ViT) -------------------------------------------------------------------------------------------------
@@ -300,8 +295,4 @@ def plot_image_attention(pixels: torch.Tensor, blocks: list[AttentionBlock], rol
                 ax = axes[r, h]
                 ax.imshow(block.weights[h, 0].reshape(rows, cols).numpy(), cmap="viridis", interpolation="nearest")
                 ax.set_title(f"L{block.layer} H{h if head is None else head}", fontsize=7)
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
-        plt.close(fig)
-    return path
+        return save_png(fig, path, dpi=DPI)

@@ -123,7 +123,7 @@ def plot(reports, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from taesan.fonts import korean_font, korean_rc
+    from taesan.figures import korean_font, korean_rc
 
     with matplotlib.rc_context(korean_rc(korean_font())):
         return _draw(plt, reports, path)
@@ -132,7 +132,7 @@ def plot(reports, path: Path) -> Path:
 def _draw(plt, reports, path: Path) -> Path:
     import warnings
 
-    from taesan.atomic import atomic_path
+    from taesan.figures import save_png
 
     kinds = [r.kind for r in reports]
     fig = plt.figure(figsize=(12, 7))
@@ -155,7 +155,4 @@ def _draw(plt, reports, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing Hangul glyphs when no CJK font is installed
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+        return save_png(fig, path)

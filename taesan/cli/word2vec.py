@@ -96,7 +96,7 @@ def _plot_loss(history, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from taesan.atomic import atomic_path
+    from taesan.figures import save_png
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if history.curve:
@@ -108,9 +108,7 @@ def _plot_loss(history, path: Path) -> None:
     ax.set_title("word2vec skip-gram training loss")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _similar(args: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
+from taesan.figures import save_png
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
 from taesan.tasks.batches import in_order
@@ -65,11 +65,7 @@ def plot_confusion(counts: list[list[int]], labels: Sequence[str], path: str | P
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from taesan.atomic import atomic_path, atomic_write_text
+from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
+from taesan.figures import save_png
 from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot
 
 TABLE_MD, TABLE_JSON, CHART = "comparison.md", "comparison.json", "comparison.png"
@@ -207,7 +208,4 @@ def plot_comparison(rows: Sequence[ModeResult], path: Path, baseline: float | No
     axes[0].invert_yaxis()
     fig.suptitle("one task, three ways to adapt: fine-tuning, prompt tuning, in-context learning", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
