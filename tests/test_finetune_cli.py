@@ -126,6 +126,8 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         (["predict", "--model", str(trained)], "no input"),
         (["predict", "--model", str(trained), "좋다", " "], "the input text is empty"),  # was a label for nothing
         (["predict", "--model", str(trained), "--batch-size", "0", "좋다"], "--batch-size must be >= 1"),  # was a traceback
+        (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", sent, *FAST, "--max-steps", "1"], "file exists"),  # --out is a file: was a traceback
+        (["evaluate", "--model", str(trained), "--data", sent, "--confusion", str(tmp_path)], "is a directory"),  # was a traceback
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--threads", "-1"], "--threads must be >= 1"),
         (["predict", "--model", str(tmp_path / "nowhere"), "좋다"], "no such checkpoint directory"),
     ]

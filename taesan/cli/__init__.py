@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"taesan {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as e:  # a path the user gave
+        hint = " (a file is where a directory goes)" if isinstance(e, FileExistsError) else ""
+        path = e.filename2 or e.filename  # os.replace(temp, target): the target is the one the user named
+        print(f"taesan {args.command}: error: {path}: {e.strerror.lower()}{hint}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader closed the pipe (`taesan evaluate ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141

@@ -5,6 +5,7 @@ Only wiring: the task (from the checkpoint's task.json) reads the file, decodes 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
 
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
     if args.confusion is not None and not hasattr(task, "save_confusion"):
         raise TaesanError(f"--confusion: the {task.name} task has no confusion matrix (classifiers only)")
+    if args.confusion is not None and Path(args.confusion).is_dir():
+        raise TaesanError(f"--confusion {args.confusion}: is a directory; name the PNG file to write")
     examples = task.read(args.data)
     metrics = task.evaluate(model, examples, args.batch_size)
     print(json.dumps(metrics, indent=1, ensure_ascii=False))
