@@ -276,8 +276,9 @@ def test_cli_train_then_similar(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "카페" and len(lines) == 4
     assert lines[1].split()[1] in {"커피", "라떼", "케이크", "바리스타", "원두"}
-    assert main(["word2vec", "similar", "--model", str(out), "없는말"]) == 2
-    assert "'없는말' is not in the vocabulary" in capsys.readouterr().err
+    assert main(["word2vec", "similar", "--model", str(out), "카페", "없는말"]) == 2
+    captured = capsys.readouterr()
+    assert "'없는말' is not in the vocabulary" in captured.err and captured.out == ""  # the word was printed first
     assert main(["word2vec", "train", "--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "m2")]) == 2
     assert "missing.txt: file not found" in capsys.readouterr().err
     assert main(["word2vec", "train", "--corpus", str(tmp_path), "--out", str(tmp_path / "m3")]) == 2

@@ -115,9 +115,10 @@ def _similar(args: argparse.Namespace) -> int:
     from taesan.models.word2vec import Word2Vec
 
     model = Word2Vec.load(args.model)
-    for word in args.words:
+    neighbours = [model.most_similar(word, topn=args.topn) for word in args.words]  # an unknown word prints nothing
+    for word, found in zip(args.words, neighbours):
         print(word)
-        for rank, (other, score) in enumerate(model.most_similar(word, topn=args.topn), 1):
+        for rank, (other, score) in enumerate(found, 1):
             print(f"  {rank:2d}. {other}\t{score:.4f}")
     return 0
 
