@@ -325,3 +325,23 @@ def test_cli_tokenizer_bigger_than_the_model_is_one_line(checkpoints, tmp_path, 
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "not this model's tokenizer" in err, err
         assert not (tmp_path / "a.png").exists()
+
+
+def test_cli_vit_reads_digits_and_a_classifier_sees_its_normalised_pixels(tmp_path, monkeypatch, capsys):
+    """`--image digits:N` was "image file not found" (predict takes it), and a fine-tuned ViT was shown
+    [0, 1] pixels instead of the (x - mean) / std it was trained and predicts on."""
+    import taesan.viz_attention as va
+    from taesan.cli import main
+    from taesan.tasks.image import load_image as task_image, to_pixels
+
+    out = tmp_path / "vit"
+    assert main(["finetune", "--task", "image-classification", "--model", "vit-tiny", "--train", "digits", "--out", str(out),
+                 "--max-steps", "1", "--threads", "1", "--no-progress"]) == 0
+    seen = []
+    real = va.image_attention
+    monkeypatch.setattr(va, "image_attention", lambda model, pixels: seen.append(pixels) or real(model, pixels))
+    assert main(["attention", "--model", str(out), "--image", "digits:3", "--out", str(tmp_path / "a.png")]) == 0
+    size = taesan.load(out).config.image_size
+    torch.testing.assert_close(seen[0], to_pixels(task_image("digits:3"), size, 1, 0.5, 0.5)[None])
+    assert seen[0].min() < 0  # normalised, not [0, 1]
+    assert_not_blank(png_array(tmp_path / "a.png"))

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head", type=int, default=None, help="only this head (0-based; default: every head)")
     p.add_argument("--target", default=None, metavar="TEXT",
                    help="encoder-decoder: the target text for decoder and cross-attention (default: the model's greedy output)")
-    p.add_argument("--image", default=None, metavar="FILE", help="ViT: an image (PNG/JPEG, or .npy of (H, W) / (C, H, W))")
+    p.add_argument("--image", default=None, metavar="FILE", help="ViT: an image (PNG/JPEG, or .npy of (H, W) / (C, H, W)), or digits:N (a bundled digit)")
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
     p.add_argument("--out", default="attention.png", metavar="PNG", help="where to write the PNG (default attention.png)")
 
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import taesan
     from taesan.errors import TaesanError
     from taesan.load import check_vocabulary
+    from taesan.tasks import load_task
     from taesan.tokenizers import load as load_tokenizer
     from taesan.viz_attention import image_attention, load_image, plot_attention, plot_image_attention, text_attention
 
@@ -48,9 +49,18 @@ def run(args: argparse.Namespace) -> int:
                 raise TaesanError("a ViT reads images: pass --image FILE")
             if args.text is not None:
                 raise TaesanError("a ViT reads images, not text: drop the text and pass --image FILE")
-            pixels = load_image(args.image, model.config.image_size, model.config.channels)
+            task = load_task(directory)
+            if task is not None or args.image.startswith("digits:"):  # the pixels the classifier was trained on
+                from taesan.tasks.image import ImageConfig, load_image as task_image, to_pixels
+
+                cfg = task.config if task is not None else ImageConfig()
+                pixels = to_pixels(task_image(args.image), model.config.image_size, model.config.channels, cfg.mean,
+                                   cfg.std)[None]  # (1, C, S, S), normalised as in finetune and predict
+                shown = (pixels * cfg.std + cfg.mean).clamp(0, 1)  # (1, C, S, S) back in [0, 1] for the picture
+            else:
+                pixels = shown = load_image(args.image, model.config.image_size, model.config.channels)
             blocks, rollout = image_attention(model, pixels)
-            path = plot_image_attention(pixels, blocks, rollout, args.out, args.layer, args.head)
+            path = plot_image_attention(shown, blocks, rollout, args.out, args.layer, args.head)
         else:
             if args.text is None:
                 raise TaesanError("give the text to look at, e.g. \"어제 카페 갔었어\"")
