@@ -38,6 +38,8 @@ def test_train_then_encode(kind, corpus, tmp_path, capsys):
     enc = tok.encode("어제 카페 갔었어")
     assert f"ids: {' '.join(map(str, enc.ids))}" in printed
     assert f"({enc.offsets[1][0]}, {enc.offsets[1][1]})" in printed
+    covered = [repr("어제 카페 갔었어"[s:e]) for s, e in enc.offsets if e > s]
+    assert all(c in printed for c in covered)  # the covered text of each token, not byte symbols (Ġì¹´íİĺ) alone
 
 
 def test_train_special_tokens_option(corpus, tmp_path):

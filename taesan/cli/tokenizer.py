@@ -79,9 +79,12 @@ def _encode(args: argparse.Namespace) -> int:
     tok = load(args.tokenizer)
     enc = tok.encode(args.text, args.pair)
     print(f"{type(tok).__name__} ({tok.vocab_size} tokens): {len(enc)} tokens")
-    print(f"{'#':>3}  {'id':>6}  {'offsets':<10}  {'word':>4}  token")
-    for n, (tid, token, (s, e), w) in enumerate(zip(enc.ids, enc.tokens, enc.offsets, enc.word_ids)):
-        print(f"{n:>3}  {tid:>6}  {f'({s}, {e})':<10}  {'-' if w is None else w:>4}  {token}")
+    print(f"{'#':>3}  {'id':>6}  {'offsets':<10}  {'word':>4}  text  (token)")
+    sequences = enc.sequence_ids or [0] * len(enc.ids)
+    for n, (tid, token, (s, e), w, q) in enumerate(zip(enc.ids, enc.tokens, enc.offsets, enc.word_ids, sequences)):
+        text = (args.pair if q == 1 else args.text)[s:e]  # the covered text: byte-level tokens read "Ġì¹´íİĺ"
+        shown = f"{text!r}  ({token})" if text != token else repr(text)
+        print(f"{n:>3}  {tid:>6}  {f'({s}, {e})':<10}  {'-' if w is None else w:>4}  {shown}")
     print("ids:", " ".join(map(str, enc.ids)))
     return 0
 
