@@ -232,6 +232,8 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
         ({"--tokenizer": "garbage.json"}, "garbage.json"),
         ({"--model": "gpt-nonexistent"}, "unknown model or preset"),
         ({"--model": "bert-tiny"}, "needs a decoder"),
+        ({"--model": "vit-tiny"}, "preset 'vit-tiny' is not a language model"),
+        ({"--model": "vitdir"}, "a vit checkpoint is not a language model"),  # was an AttributeError traceback
         ({"--objective": "masked"}, r"\[MASK\]"),
         ({"--block-size": "100000"}, "longer than the model"),
         ({"--max-steps": "0"}, "max_steps must be >= 1"),  # 0 silently meant the default 1000
@@ -249,6 +251,8 @@ def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_token
     if change.get("--corpus") == "missing":
         (tmp_path / "missing").mkdir()
     args.update({k: (tmp_path / v if v.startswith(("missing", "garbage")) else v) for k, v in change.items()})
+    if change.get("--model") == "vitdir":
+        args["--model"] = taesan.create("vit-tiny").save(tmp_path / "vitdir")
     assert pretrain(*[x for kv in args.items() for x in kv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("taesan pretrain: error:")

@@ -82,6 +82,9 @@ def _new_model(name: str, objective: str, vocab_size: int):
 
     if Path(name).is_dir():
         model = taesan.load(name)
+        if not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
+            raise TaesanError(f"{name}: a {model.model_type} checkpoint is not a language model to pretrain "
+                              f"(a GPT for causal/backward, a BERT for masked)")
         if model.config.vocab_size != vocab_size:
             raise TaesanError(
                 f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has {vocab_size} tokens"
@@ -91,6 +94,8 @@ def _new_model(name: str, objective: str, vocab_size: int):
     if name not in table:
         return taesan.create(name, vocab_size=vocab_size)  # a model_type, or a one-line unknown-preset error
     model_type, fields = table[name]
+    if model_type not in ("gpt", "bert"):
+        raise TaesanError(f"preset {name!r} is not a language model to pretrain (gpt-tiny, bert-tiny, ...)")
     if objective == "masked" and model_type == "bert":
         model_type = "bert-mlm"
     return taesan.create(model_type, **{**fields, "vocab_size": vocab_size})
