@@ -82,7 +82,8 @@ def load_served(name: str, directory: str | Path) -> Served:
         seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
         if task is not None and task.name in GENERATING_TASKS:
             served.actions.append("generate")
-        if task is None and (kind == "gpt" or seq2seq):
+        backward = task is None and _objective(directory, kind) == "backward"  # it writes leftwards: score only
+        if task is None and (kind == "gpt" or seq2seq) and not backward:
             served.actions.append("generate")
             served.stop_id = None if seq2seq else _stop_id(directory, tokenizer)
         if task is None and kind == "bert-mlm" and tokenizer.mask_id is not None:

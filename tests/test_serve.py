@@ -309,3 +309,19 @@ def test_generation_and_translation_tasks_stream_what_their_predict_returns(mode
     served = Served("tr", None, s2s, wp, tr, ["generate"])
     streamed = "".join(generate_stream(served, "어제 카페 갔었어", 12, None, None, None, None))
     assert streamed == tr.predict(s2s, ["어제 카페 갔었어"])[0]["translation"]
+
+
+def test_a_backward_lm_is_served_for_scores_not_generation(tmp_path):
+    """Its generate tab streamed text to the right of the prompt, which a right-to-left model does not write."""
+    from taesan.serve_models import load_served
+    from taesan.tokenizers import CharTokenizer
+
+    import taesan
+
+    tok = CharTokenizer.train(["티끌 모아 태산"], vocab_size=50, min_frequency=1, special_tokens=["<|endoftext|>"])
+    taesan.create("gpt-tiny", vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, n_positions=16).save(tmp_path, tok)
+    (tmp_path / "training.json").write_text(json.dumps({"objective": "backward", "separator_id": 0}), encoding="utf-8")
+    served = load_served("back", tmp_path)
+    assert "score" in served.actions and "generate" not in served.actions and served.objective == "backward"
+    (tmp_path / "training.json").write_text(json.dumps({"objective": "causal", "separator_id": 0}), encoding="utf-8")
+    assert "generate" in load_served("fwd", tmp_path).actions
