@@ -60,7 +60,8 @@ def config_from_dict(cls: type[C], data: dict[str, Any], source: str = "config")
         if key not in names:
             raise TaesanError(f"{source}: unknown field {key!r} for {cls.__name__}")
         if not _type_ok(value, hints[key]):
-            raise TaesanError(f"{source}: field {key!r} has value {value!r}, expected {hints[key]}")
+            expected = getattr(hints[key], "__name__", str(hints[key]))  # int, not <class 'int'>
+            raise TaesanError(f"{source}: field {key!r} has value {value!r}, expected {expected}")
         kwargs[key] = tuple(value) if isinstance(value, list) and typing.get_origin(hints[key]) is tuple else value
     try:
         return cls(**kwargs)

@@ -159,3 +159,12 @@ def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path,
         assert main(args + ["--set", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("taesan finetune: error: --set") and "\n" not in err
+
+
+def test_a_wrong_type_names_the_type_readably(files, tmp_path, capsys):
+    """The message read "expected <class 'int'>"."""
+    args = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(tmp_path / "o"), "--set", "max_length=\"long\"", *FAST]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "field 'max_length' has value 'long', expected int" in err and "<class" not in err
