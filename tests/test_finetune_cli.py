@@ -168,3 +168,26 @@ def test_a_wrong_type_names_the_type_readably(files, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "field 'max_length' has value 'long', expected int" in err and "<class" not in err
+
+
+def test_ctrl_c_says_interrupted_with_the_step_and_exit_130(files, tmp_path, capsys, monkeypatch):
+    """An interrupted fine-tune printed "N steps" (the plan) and exited 0 as if it had finished."""
+    import os
+    import signal
+
+    from taesan.train import Trainer
+
+    real = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during step 4
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    out = tmp_path / "cut"
+    code = main(["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "50", *FAST])
+    printed = capsys.readouterr().out
+    assert code == 130 and "interrupted at step 4 of 50" in printed and "4 steps of" in printed, printed
+    assert (out / "model.safetensors").is_file() and (out / "task.json").is_file()

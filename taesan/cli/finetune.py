@@ -156,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
-    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {steps} steps of {args.batch_size}; "
+    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {args.batch_size}; "
           f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
+    if result.interrupted:  # it said "{steps} steps" and exited 0 as if the run had finished
+        print(f"interrupted at step {result.steps} of {steps}: the model of that step is saved and evaluated above")
+        return 130
     return 0

@@ -28,6 +28,8 @@ class FinetuneResult:
     seconds: float = 0.0
     trainable_parameters: int = 0
     train_examples: int = 0
+    steps: int = 0  # optimizer steps taken (fewer than planned when interrupted)
+    interrupted: bool = False  # Ctrl-C: the model of the last step was saved and evaluated
 
 
 def encode_all(task: Task, examples: Sequence[Any]) -> list[dict[str, Any]]:
@@ -85,7 +87,7 @@ def finetune(
     metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}
     seconds = time.perf_counter() - start
     result = FinetuneResult(model, metrics, seconds, sum(p.numel() for p in model.parameters() if p.requires_grad),
-                            len(train_examples))
+                            len(train_examples), trainer.step, trainer.interrupted)
     atomic_write_text(Path(out_dir) / RESULTS_FILE, json.dumps({**metrics, "train_seconds": seconds}, indent=1) + "\n")
     return result
 
