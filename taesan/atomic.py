@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 
+_UMASK = os.umask(0)  # read once, at import (setting it is the only way to read it)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in the target's directory; on success it is renamed onto ``path``.
@@ -23,6 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make every checkpoint private to its writer
     try:
         yield tmp
         os.replace(tmp, path)
