@@ -27,9 +27,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make every checkpoint private to its writer
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # after writing (safetensors recreates the file): mkstemp's 0600 made it private
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -27,3 +27,15 @@ def test_a_failure_leaves_neither_target_nor_temp_file(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("crash mid-write")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_safetensors_checkpoints_too(tmp_path):
+    """safetensors writes its own file in place of the temp one: model.safetensors stayed 0600."""
+    import torch
+
+    from taesan.checkpoint import save_state_dict
+
+    umask = os.umask(0)
+    os.umask(umask)
+    save_state_dict({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask
