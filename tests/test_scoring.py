@@ -114,10 +114,15 @@ def test_score_cli_empty_sentence_and_wrong_tokenizer_are_one_line(tmp_path, cap
     big.save(tmp_path / "big.json")
     cases = [(["티끌 모아", " "], "sentence 2 is empty"),
              (["티끌", "--tokenizer", str(tmp_path / "big.json")], "not this model's tokenizer"),
-             (["티끌", "--batch-size", "0"], "--batch-size must be >= 1")]  # was a traceback
+             (["티끌", "--batch-size", "0"], "--batch-size must be >= 1"),  # was a traceback
+             (["티끌", "--objective", "masked"], "the masked objective scores with a BERT masked LM")]  # a traceback
     for extra, message in cases:
         assert main(["score", "--model", str(tmp_path / "gpt"), *extra]) == 2
         captured = capsys.readouterr()
         err = captured.err.strip()
         assert len(err.splitlines()) == 1 and message in err and captured.out == "", err
     assert main(["score", "--model", str(tmp_path / "gpt"), "티끌 모아"]) == 0
+    bert = taesan.create("bert-mlm", vocab_size=small.vocab_size, n_layers=1, d_model=32, n_heads=2, d_ff=64, n_positions=16)
+    bert.save(tmp_path / "bert", tokenizer=small)
+    assert main(["score", "--model", str(tmp_path / "bert"), "티끌", "--objective", "causal"]) == 2  # it printed a number
+    assert "the causal objective scores with a GPT; this model is 'bert-mlm'" in capsys.readouterr().err

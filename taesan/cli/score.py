@@ -32,6 +32,10 @@ def _objective(directory: Path, model, override: str | None) -> tuple[str, int |
         objective = "masked" if kind.endswith("mlm") else "causal" if kind == "gpt" else None
     if objective is None:
         raise TaesanError(f"{directory}: no {TRAINING_NAME} and model_type {model.model_type!r}; pass --objective")
+    kind = getattr(model, "model_type", "")
+    if not (kind.endswith("mlm") if objective == "masked" else kind == "gpt"):  # else a traceback or a meaningless number
+        needs = "a BERT masked LM" if objective == "masked" else "a GPT"
+        raise TaesanError(f"{directory}: the {objective} objective scores with {needs}; this model is {kind!r}")
     return objective, trained.get("separator_id")
 
 
