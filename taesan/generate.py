@@ -5,6 +5,8 @@ Not a tokenizer: ids in, ids out (stop strings need a `decode` callback). Logits
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -175,6 +177,10 @@ def _check(s: dict) -> dict:
     for name, low in (("max_new_tokens", 1), ("min_new_tokens", 0), ("num_beams", 1), ("num_return_sequences", 1), ("top_k", 0), ("no_repeat_ngram_size", 0)):
         if not isinstance(s[name], int) or s[name] < low:
             raise TaesanError(f"{name} must be an integer >= {low}, got {s[name]!r}")
+    if s["min_new_tokens"] > s["max_new_tokens"]:
+        raise TaesanError(f"min_new_tokens {s['min_new_tokens']} is more than max_new_tokens {s['max_new_tokens']}")
+    if not math.isfinite(s["length_penalty"]):
+        raise TaesanError(f"length_penalty must be a finite number, got {s['length_penalty']!r}")
     limit = getattr(config, "n_positions", None)
     if not is_encoder_decoder(model) and limit is not None and ids.shape[1] + s["max_new_tokens"] > limit:
         raise TaesanError(f"prompt length {ids.shape[1]} + max_new_tokens {s['max_new_tokens']} exceeds the model's n_positions={limit}")
@@ -204,6 +210,8 @@ def _check(s: dict) -> dict:
         s["pad_token_id"] = pad if pad is not None else s["eos"][0] if s["eos"] else 0
     stops = s["stop_strings"]
     s["stops"] = [stops] if isinstance(stops, str) else list(stops or [])
+    if any(not isinstance(t, str) or not t for t in s["stops"]):
+        raise TaesanError("stop_strings must be non-empty strings (an empty one would stop before the first token)")
     if s["stops"] and s["decode"] is None:
         raise TaesanError("stop_strings need a decode callback (ids -> text)")
     if is_encoder_decoder(model):

@@ -331,6 +331,8 @@ def test_bad_settings_raise_one_line_errors(gpt):
         dict(max_new_tokens=0), dict(temperature=0.0), dict(top_p=1.5), dict(num_beams=2, num_return_sequences=3),
         dict(num_return_sequences=2), dict(num_beams=2, do_sample=True), dict(stop_strings=["x"]),
         dict(early_stopping="sometimes"), dict(num_beams=2, stream=True), dict(max_new_tokens=100),
+        dict(min_new_tokens=6, max_new_tokens=5), dict(num_beams=2, length_penalty=float("nan")),
+        dict(stop_strings=[""], decode=str),
     ]
     for kw in bad:
         with pytest.raises(TaesanError) as e:
