@@ -103,11 +103,11 @@ def from_hf(directory: str | Path):
 def to_hf(model, directory: str | Path) -> Path:
     """Write `model` in the HuggingFace layout (config.json + model.safetensors) that transformers loads."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(type(model).__module__)
     if not hasattr(module, "to_hf"):
         raise TaesanError(f"model_type {model.model_type!r} has no HuggingFace export")
-    hf_config, hf_state = module.to_hf(model)
+    hf_config, hf_state = module.to_hf(model)  # raises before anything is written when the model cannot be exported
+    directory.mkdir(parents=True, exist_ok=True)
     save_state_dict(hf_state, directory / WEIGHTS_NAME)
     write_json(directory / CONFIG_NAME, hf_config)
     return directory

@@ -174,9 +174,11 @@ def family_of(config: TransformerConfig) -> str:
         if all(getattr(config, k) == v for k, v in fixed.items()):
             break
     else:
+        needs = "; ".join(f"{f} needs " + ", ".join(f"{k}={v!r}" for k, v in fixed.items()) for f, fixed in FAMILIES.items())
         raise TaesanError(
             f"this Transformer (norm={config.norm!r}, position_embedding={config.position_embedding!r}, "
-            f"layernorm_embedding={config.layernorm_embedding}) matches no HuggingFace family; export needs {FAMILIES}"
+            f"position_offset={config.position_offset}, layernorm_embedding={config.layernorm_embedding}) matches no "
+            f"HuggingFace family, so it cannot be exported: {needs}"
         )
     if config.norm_eps != HF_NORM_EPS:
         raise TaesanError(f"norm_eps={config.norm_eps} has no {family} equivalent (HF uses {HF_NORM_EPS})")
