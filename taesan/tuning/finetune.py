@@ -1,5 +1,5 @@
-"""Full fine-tuning: a task's head on a backbone, every parameter trained by the one Trainer, then
-evaluated with the task's own decoding. The output directory is a checkpoint (config.json,
+"""Fine-tuning a task: its head on a backbone, trained by the one Trainer, every parameter (mode "full")
+or only a soft prompt and the head (mode "prompt"), then evaluated with the task's own decoding. The output directory is a checkpoint (config.json,
 model.safetensors, tokenizer.json, task.json, eval_results.json) that `load_finetuned` reads back."""
 from __future__ import annotations
 
