@@ -39,7 +39,7 @@ class DemoConfig:
     lm_steps: int = 800  # GPT and BERT each; the clock below stops earlier on a slow machine
     lm_minutes: float = 2.0
     lr: float = 2e-3
-    quick: bool = False
+    is_quick: bool = False  # set by quick(); the report says so
     samples: int = 2  # sampled completions beside the greedy one
     reviews: int = 400  # sentiment examples (a fifth held out)
     tune_steps: int = 100  # full and prompt tuning, GPT and BERT each
@@ -55,7 +55,7 @@ class DemoConfig:
     def quick(cls, out: Path, seed: int = 0, progress: bool = False) -> "DemoConfig":
         """Every step shrunk to seconds: tiny models, a few steps, a small corpus (the tests run this)."""
         tiny = dict(d_model=32, n_layers=2, n_heads=2, n_positions=64)
-        return cls(out=Path(out), seed=seed, progress=progress, quick=True, corpus_lines=300, vocab_size=400, model=tiny,
+        return cls(out=Path(out), seed=seed, progress=progress, is_quick=True, corpus_lines=300, vocab_size=400, model=tiny,
                    block_size=32, batch_size=8, lm_steps=20, lm_minutes=1.0, samples=1, reviews=60, tune_steps=5, tune_minutes=0.5,
                    prompt_tokens=2, shots=(0, 1), shot_seeds=1, digits=100, vit_steps=10, vit_minutes=0.5)
 
@@ -384,5 +384,5 @@ def write_demo_report(cfg: DemoConfig, results: list[StepResult], seconds: float
                       [Table(["model", "directory"], saved), Table(["step", "seconds"], timing, "wall time")],
                       commands=[f"taesan serve " + " ".join(f"--model {name}={path}" for name, path in saved)])
     intro = (f"태산 (티끌 모아 태산): the whole tour on the corpus that ships inside the package, "
-             f"{'quick mode, ' if cfg.quick else ''}seed {cfg.seed}, in {seconds / 60:.1f} minutes.")
+             f"{'quick mode, ' if cfg.is_quick else ''}seed {cfg.seed}, in {seconds / 60:.1f} minutes.")
     return write_report(cfg.out / "report.html", "taesan demo", [r.section for r in results] + [closing], intro)

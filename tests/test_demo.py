@@ -137,3 +137,11 @@ def test_object_particle_follows_the_final_consonant():
     assert object_particle("커피") == "커피를"
     assert object_particle("김밥") == "김밥을"
     assert object_particle("우유") == "우유를"
+
+
+def test_only_the_quick_configuration_calls_itself_quick(demo, tmp_path):
+    from taesan.demo import DemoConfig
+
+    assert DemoConfig().is_quick is False and DemoConfig.quick(tmp_path).is_quick is True
+    out, _ = demo
+    assert "quick mode" in (out / "report.html").read_text(encoding="utf-8")
