@@ -29,6 +29,28 @@ HF_FAMILIES: dict[str, str] = {
 Spec = str | tuple[str, ...]
 
 
+def labels_from_hf(hf_config: Mapping[str, Any], source: str) -> tuple[int | None, list[str] | None]:
+    """A HF classifier config's (num_labels, label names) from `id2label` (else `num_labels`, or None).
+
+    HF's placeholder names LABEL_0, LABEL_1, ... carry nothing and come back as None.
+    labels_from_hf({"id2label": {"1": "pos", "0": "neg"}}, "c") -> (2, ["neg", "pos"])
+    """
+    id2label = hf_config.get("id2label")
+    if not (isinstance(id2label, dict) and id2label):
+        return hf_config.get("num_labels"), None
+    try:
+        names = [id2label[k] for k in sorted(id2label, key=int)]
+    except ValueError:
+        raise TaesanError(f"{source}: field 'id2label' has a non-integer key") from None
+    return len(names), None if names == [f"LABEL_{i}" for i in range(len(names))] else names
+
+
+def labels_to_hf(labels: list[str] | None, num_labels: int) -> dict[str, dict]:
+    """HF's id2label / label2id for a classifier config (LABEL_i where there are no names)."""
+    names = labels or [f"LABEL_{i}" for i in range(num_labels)]
+    return {"id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)}}
+
+
 def expand(table: Mapping[str, Spec], **counts: int) -> dict[str, Spec]:
     """Substitute layer placeholders: expand({"h.{i}.w": "x.{i}.w"}, i=2) -> {"h.0.w": "x.0.w", "h.1.w": "x.1.w"}."""
     out: dict[str, Spec] = {}

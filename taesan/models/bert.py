@@ -14,7 +14,7 @@ from torch import nn
 from taesan.checkpoint import check_and_load
 from taesan.config import config_from_dict
 from taesan.errors import TaesanError
-from taesan.interop import expand, export_state, import_state, read_hf_weights
+from taesan.interop import expand, export_state, import_state, labels_from_hf, labels_to_hf, read_hf_weights
 from taesan.models.base import TaesanModel
 from taesan.modules import LearnedPositionEmbedding, PostNormBlock, SegmentEmbedding, TokenEmbedding, padding_mask
 from taesan.modules.transformer import ACTIVATIONS
@@ -263,17 +263,11 @@ def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", poole
     if fields["activation"] not in HF_ACTIVATIONS:
         raise TaesanError(f"{source}: field 'hidden_act'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
     fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
-    id2label = hf_config.get("id2label")
-    if isinstance(id2label, dict) and id2label:
-        try:
-            names = [id2label[k] for k in sorted(id2label, key=int)]
-        except ValueError:
-            raise TaesanError(f"{source}: field 'id2label' has a non-integer key") from None
-        fields["num_labels"] = len(names)
-        if names != [f"LABEL_{i}" for i in range(len(names))]:  # HF's placeholder names carry nothing
-            fields["labels"] = names
-    elif "num_labels" in hf_config:
-        fields["num_labels"] = hf_config["num_labels"]
+    num_labels, names = labels_from_hf(hf_config, source)
+    if num_labels is not None:
+        fields["num_labels"] = num_labels
+    if names:
+        fields["labels"] = names
     fields["pooler"] = pooler
     return config_from_dict(BertConfig, fields, source=source)
 
@@ -284,11 +278,9 @@ def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[st
     out: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
     for theirs, (ours, _) in HF_CONFIG.items():
         out[theirs] = getattr(config, ours)
-    names = config.labels or [f"LABEL_{i}" for i in range(config.num_labels)]
     out.update(
         hidden_act=activation,
-        id2label={str(i): n for i, n in enumerate(names)},
-        label2id={n: i for i, n in enumerate(names)},
+        **labels_to_hf(config.labels, config.num_labels),
         position_embedding_type="absolute",
         initializer_range=0.02,
         tie_word_embeddings=True,

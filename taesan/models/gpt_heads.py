@@ -16,7 +16,7 @@ from torch import nn
 from taesan.checkpoint import check_and_load
 from taesan.config import config_from_dict
 from taesan.errors import TaesanError
-from taesan.interop import export_state, import_state, read_hf_weights
+from taesan.interop import export_state, import_state, labels_from_hf, labels_to_hf, read_hf_weights
 from taesan.models.base import TaesanModel
 from taesan.models.gpt import GPT, HF_BUFFERS, GPTConfig, _table, from_hf_config, to_hf_config
 
@@ -116,24 +116,14 @@ class GPTForSequenceClassification(TaesanModel):
 # ---- HuggingFace GPT2ForSequenceClassification interop -------------------------------------------------------
 
 
-def _labels_from_hf(hf_config: dict[str, Any], source: str) -> dict[str, Any]:
-    id2label = hf_config.get("id2label")
-    if isinstance(id2label, dict) and id2label:
-        try:
-            names = [id2label[k] for k in sorted(id2label, key=int)]
-        except ValueError:
-            raise TaesanError(f"{source}: field 'id2label' has a non-integer key") from None
-        placeholder = names == [f"LABEL_{i}" for i in range(len(names))]
-        return {"num_labels": len(names), "labels": None if placeholder else names}
-    return {"num_labels": int(hf_config.get("num_labels", 2)), "labels": None}
-
-
 def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> GPTForSequenceClassification:
     """A HF GPT2ForSequenceClassification directory (transformer.* + score.weight) -> the taesan head model."""
     directory = Path(directory)
     source = str(directory / "config.json")
     base = from_hf_config(hf_config, source)
-    fields = {**dataclasses.asdict(base), **_labels_from_hf(hf_config, source), "pad_token_id": hf_config.get("pad_token_id")}
+    num_labels, names = labels_from_hf(hf_config, source)
+    labels = {"num_labels": int(num_labels if num_labels is not None else 2), "labels": names}
+    fields = {**dataclasses.asdict(base), **labels, "pad_token_id": hf_config.get("pad_token_id")}
     config = config_from_dict(GPTClassifierConfig, fields, source)
     weights = directory / "model.safetensors"
     hf_state = {k: v for k, v in read_hf_weights(directory).items() if not k.endswith(HF_BUFFERS)}
@@ -153,11 +143,8 @@ def to_hf(model: GPTForSequenceClassification) -> tuple[dict[str, Any], dict[str
     """-> (HF config dict, HF state dict) that `transformers.GPT2ForSequenceClassification.from_pretrained` loads."""
     config = model.config
     hf_config = to_hf_config(config)
-    names = config.labels or [f"LABEL_{i}" for i in range(config.num_labels)]
-    hf_config.update(
-        architectures=[HF_ARCHITECTURE], pad_token_id=config.pad_token_id,
-        id2label={str(i): n for i, n in enumerate(names)}, label2id={n: i for i, n in enumerate(names)},
-    )
+    hf_config.update(architectures=[HF_ARCHITECTURE], pad_token_id=config.pad_token_id,
+                     **labels_to_hf(config.labels, config.num_labels))
     table, transposed = _table(config.n_layers)
     state = export_state(model.gpt.state_dict(), table, transposed)
     hf_state = {"transformer." + k: v for k, v in state.items()}

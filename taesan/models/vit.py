@@ -16,7 +16,7 @@ from torch import nn
 from taesan.checkpoint import check_and_load
 from taesan.config import config_from_dict
 from taesan.errors import TaesanError
-from taesan.interop import expand, export_state, import_state, read_hf_weights
+from taesan.interop import expand, export_state, import_state, labels_from_hf, labels_to_hf, read_hf_weights
 from taesan.models.base import TaesanModel
 from taesan.modules import PatchEmbedding, PreNormBlock
 from taesan.modules.transformer import ACTIVATIONS
@@ -311,17 +311,10 @@ def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", class
             raise TaesanError(f"{source}: field 'pooler_output_size'={size!r} is not supported (needs hidden_size={fields['d_model']})")
     fields["pooler"] = pooler
     if classifier:
-        id2label = hf_config.get("id2label")
-        if isinstance(id2label, dict) and id2label:
-            try:
-                names = [id2label[k] for k in sorted(id2label, key=int)]
-            except ValueError:
-                raise TaesanError(f"{source}: field 'id2label' has a non-integer key") from None
-            fields["num_labels"] = len(names)
-            if names != [f"LABEL_{i}" for i in range(len(names))]:  # HF's placeholder names carry nothing
-                fields["labels"] = names
-        else:
-            fields["num_labels"] = hf_config.get("num_labels", 2)
+        num_labels, names = labels_from_hf(hf_config, source)
+        fields["num_labels"] = num_labels if num_labels is not None else 2
+        if names:
+            fields["labels"] = names
     return config_from_dict(ViTConfig, fields, source=source)
 
 
@@ -341,8 +334,7 @@ def to_hf_config(config: ViTConfig) -> dict[str, Any]:
         pooler_act="tanh",
     )
     if config.num_labels:
-        names = config.labels or [f"LABEL_{i}" for i in range(config.num_labels)]
-        out.update(id2label={str(i): n for i, n in enumerate(names)}, label2id={n: i for i, n in enumerate(names)})
+        out.update(labels_to_hf(config.labels, config.num_labels))
     return out
 
 
