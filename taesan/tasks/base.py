@@ -63,6 +63,28 @@ class Task(Objective):
     def labels(self) -> list[str]:
         return list(self.config.labels)
 
+    # ---- the tokenizer ---------------------------------------------------------------------------------
+    @property
+    def tok(self):
+        """The attached tokenizer, or a one-line error: a text task cannot run without the checkpoint's."""
+        if self.tokenizer is None:
+            raise TaesanError(f"the {self.name} task needs a tokenizer (tokenizer.json beside the model)")
+        return self.tokenizer
+
+    @property
+    def eos_id(self) -> int:
+        """The end-of-text id, for tasks that end a sequence (generation, translation)."""
+        eos = self.tok.eos_id
+        if eos is None:
+            raise TaesanError(f"the {self.name} task needs an end-of-text token (<|endoftext|>, </s> or [SEP]) in the tokenizer")
+        return eos
+
+    @property
+    def pad_id(self) -> int:
+        """The padding id; end-of-text pads where the tokenizer has no pad token (GPT-2's)."""
+        pad = self.tok.pad_id
+        return pad if pad is not None else self.eos_id
+
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[Any]:
         """Labelled examples from a file in one of the formats this task reads (see taesan.tasks.readers)."""

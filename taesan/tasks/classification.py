@@ -96,13 +96,12 @@ class SequenceClassification(Task):
         return item if isinstance(item, TextExample) else TextExample(str(item), None, "input")
 
     def encode(self, example: Any) -> list[dict[str, Any]]:
-        if self.tokenizer is None:
-            raise TaesanError(f"the {self.name} task needs a tokenizer")
+        tok = self.tok
         text, pair = self.texts(example)
-        if pair is not None and self.tokenizer.template is None and self.tokenizer.eos_id is not None:
+        if pair is not None and tok.template is None and tok.eos_id is not None:
             ids, types = self._joined(text, pair)
         else:
-            enc = self.tokenizer.encode(text, pair=pair, truncation=True, max_length=self.config.max_length)
+            enc = tok.encode(text, pair=pair, truncation=True, max_length=self.config.max_length)
             ids, types = enc.ids, enc.type_ids
         if not ids:
             raise TaesanError(f"{example.source or 'input'}: the text encodes to no tokens")

@@ -56,25 +56,7 @@ class GenerationTask(Task):
         """The prompt as typed; an empty one is allowed (the model writes from <|endoftext|> alone)."""
         return text
 
-    # ---- tokens ----------------------------------------------------------------------------------------
-    @property
-    def tok(self):
-        if self.tokenizer is None:
-            raise TaesanError("the generation task needs a tokenizer (tokenizer.json beside the model)")
-        return self.tokenizer
-
-    @property
-    def eos_id(self) -> int:
-        eos = self.tok.eos_id
-        if eos is None:
-            raise TaesanError("generation needs an end-of-text token (<|endoftext|>, </s> or [SEP]) in the tokenizer")
-        return eos
-
-    @property
-    def pad_id(self) -> int:
-        pad = self.tok.pad_id
-        return pad if pad is not None else self.eos_id
-
+    # ---- tokens (tok, eos_id, pad_id: see Task) --------------------------------------------------------
     def prompt_ids(self, prompt: str) -> list[int]:
         """The prompt's ids (no template specials); an empty prompt is [<|endoftext|>], GPT-2's start of text."""
         ids = self.tok.encode(prompt, add_special_tokens=False).ids if prompt else []

@@ -145,7 +145,7 @@ class TokenClassification(Task):
 
     def windows(self, text: str) -> list[Any]:
         """The text's Encodings: one, or several overlapping ones when it exceeds max_length tokens."""
-        tok = self._tokenizer()
+        tok = self.tok
         room = self.config.max_length - tok.num_special_tokens(False)
         if room < 1:
             raise TaesanError(f"max_length={self.config.max_length} leaves no room for text after the special tokens")
@@ -170,7 +170,7 @@ class TokenClassification(Task):
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         from taesan.data import pad_batch
 
-        pad = self._tokenizer().pad_id
+        pad = self.tok.pad_id
         batch = pad_batch([f["input_ids"] for f in features], 0 if pad is None else pad)  # (B, T) ids and mask
         if features and "labels" in features[0]:
             labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)  # (B, T)
@@ -301,7 +301,3 @@ class TokenClassification(Task):
         out["tag_accuracy"] = sum(a == b for g, p in zip(golds, preds) for a, b in zip(g, p)) / max(total, 1)
         return {**out, "examples": len(examples), "units": total}
 
-    def _tokenizer(self):
-        if self.tokenizer is None:
-            raise TaesanError("ner needs the checkpoint's tokenizer (tokenizer.json) to split text into tokens")
-        return self.tokenizer

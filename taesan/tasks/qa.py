@@ -97,9 +97,7 @@ class ExtractiveQA(Task):
 
     def windows(self, question: str, context: str) -> list[Any]:
         """The Encodings of [CLS] question [SEP] context-window [SEP], in context order."""
-        tok = self.tokenizer
-        if tok is None:
-            raise TaesanError("the qa task needs a tokenizer (the model directory's tokenizer.json)")
+        tok = self.tok
         question = self._cut_question(question)
         c = self.config
         try:

@@ -47,25 +47,7 @@ class Translation(Task):
     name = "translation"
     config_class = TranslationConfig
 
-    # ---- tokens ----------------------------------------------------------------------------------------
-    @property
-    def tok(self):
-        if self.tokenizer is None:
-            raise TaesanError("the translation task needs a tokenizer (tokenizer.json beside the model)")
-        return self.tokenizer
-
-    @property
-    def eos_id(self) -> int:
-        eos = self.tok.eos_id
-        if eos is None:
-            raise TaesanError("translation needs an end-of-text token (</s>, [SEP] or <|endoftext|>) in the tokenizer")
-        return eos
-
-    @property
-    def pad_id(self) -> int:
-        pad = self.tok.pad_id
-        return pad if pad is not None else self.eos_id
-
+    # ---- tokens (tok, eos_id, pad_id: see Task) --------------------------------------------------------
     @property
     def start_id(self) -> int:
         start = self.tok.cls_id
