@@ -257,14 +257,20 @@ def _processor(s: dict) -> LogitsProcessor:
     )
 
 
+def _prefill(model, s: dict) -> tuple:
+    """What both decoding loops start from: -> (runner, buffer, valid, L0, processors, first logits, stop ids or None)."""
+    runner, buffer, valid, L0 = _setup(model, s, s["num_return_sequences"])
+    procs = _processor(s)
+    logits = runner.prefill()
+    procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
+    eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
+    return runner, buffer, valid, L0, procs, logits, eos
+
+
 def _decode_steps(model, s: dict) -> Iterator[torch.Tensor]:
     """Greedy or sampling, one yield per step: the new tokens (N,); s["result"] holds the ids when it ends."""
     with torch.inference_mode():
-        runner, buffer, valid, L0 = _setup(model, s, s["num_return_sequences"])
-        procs = _processor(s)
-        logits = runner.prefill()
-        procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
-        eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
+        runner, buffer, valid, L0, procs, logits, eos = _prefill(model, s)
         unfinished = torch.ones(buffer.shape[0], dtype=torch.bool, device=buffer.device)
     check_stops = bool(s["eos"] or s["stops"])
     sample, generator, pad, max_new = s["do_sample"], s["generator"], s["pad_token_id"], s["max_new_tokens"]
@@ -306,11 +312,7 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
     (rows never see each other); their tokens after the stop are overwritten with padding at the end.
     """
     with torch.inference_mode():
-        runner, buffer, valid, L0 = _setup(model, s, s["num_return_sequences"])
-        procs = _processor(s)
-        logits = runner.prefill()
-        procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
-        eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
+        runner, buffer, valid, L0, procs, logits, eos = _prefill(model, s)
         ended = torch.zeros(buffer.shape[0], dtype=torch.bool, device=buffer.device)
         sample, generator, max_new, active = s["do_sample"], s["generator"], s["max_new_tokens"], procs.active
         columns = buffer[:, L0:].split(1, dim=1)  # (N, 1) views, one per new position
