@@ -147,6 +147,22 @@ class Task(Objective):
         raise NotImplementedError
 
 
+PAIR_SEPARATOR = "|||"  # two texts typed as one string: "premise ||| hypothesis", "question ||| context"
+
+
+def split_pair(text: str, first: str, second: str, task: str) -> tuple[str, str]:
+    """"a ||| b" -> ("a", "b"), stripped; a missing separator or an empty side is a one-line error naming them.
+
+    split_pair("비가 온다 ||| 날씨가 궂다", "premise", "hypothesis", "pair-classification") -> ("비가 온다", "날씨가 궂다")
+    """
+    if PAIR_SEPARATOR not in text:
+        raise TaesanError(f'a {task} input is two texts: "{first} {PAIR_SEPARATOR} {second}" (got {text!r})')
+    a, b = (part.strip() for part in text.split(PAIR_SEPARATOR, 1))
+    if not a or not b:
+        raise TaesanError(f"empty {first} or {second} in {text!r}")
+    return a, b
+
+
 def check_labels(labels: Sequence[str], value: str, source: str) -> int:
     """The id of `value` in `labels`, or a one-line error naming where the unknown label came from."""
     try:

@@ -17,13 +17,12 @@ from torch import nn
 from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.objectives import IGNORE_INDEX
-from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
+from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
 from taesan.tasks.batches import in_order
 from taesan.tasks.metrics.classification import class_counts, classification_scores, confusion_matrix, scores_from_counts
 from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
 from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 
-PAIR_SEPARATOR = "|||"  # `taesan predict` input for pairs: "premise ||| hypothesis"
 
 
 @dataclass
@@ -256,9 +255,4 @@ class PairClassification(SequenceClassification):
 
     def parse_input(self, text: str) -> tuple[str, str]:
         """"premise ||| hypothesis" -> (premise, hypothesis)."""
-        if PAIR_SEPARATOR not in text:
-            raise TaesanError(f"a {self.name} input is two sentences: \"premise {PAIR_SEPARATOR} hypothesis\" (got {text!r})")
-        premise, hypothesis = (part.strip() for part in text.split(PAIR_SEPARATOR, 1))
-        if not premise or not hypothesis:
-            raise TaesanError(f"empty premise or hypothesis in {text!r}")
-        return premise, hypothesis
+        return split_pair(text, "premise", "hypothesis", self.name)

@@ -20,10 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from taesan.errors import TaesanError
-from taesan.tasks.base import Task, TaskConfig
+from taesan.tasks.base import Task, TaskConfig, split_pair
 from taesan.tasks.readers.qa import QAExample, read_squad
 
-SEPARATOR = "|||"  # "question ||| context" on the command line
 
 
 @dataclass
@@ -187,11 +186,7 @@ class ExtractiveQA(Task):
     # ---- inference -------------------------------------------------------------------------------------
     def parse_input(self, text: str) -> dict[str, str]:
         """"question ||| context" -> {"question", "context"}."""
-        if SEPARATOR not in text:
-            raise TaesanError(f'qa input needs a question and a context: "question {SEPARATOR} context"')
-        question, context = (part.strip() for part in text.split(SEPARATOR, 1))
-        if not question or not context:
-            raise TaesanError(f"empty question or context in {text!r}")
+        question, context = split_pair(text, "question", "context", self.name)
         return {"question": question, "context": context}
 
     @torch.no_grad()
