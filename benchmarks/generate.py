@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,24 +19,16 @@ from pathlib import Path
 
 # keep benchmarks/ off the path, so a script name never shadows a package transformers imports
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: benchmarks.machine_info
 
 import torch  # noqa: E402
+
+from benchmarks.machine_info import machine  # noqa: E402
 
 CONFIGS = {  # name -> (layers, d_model, heads, vocab)
     "4x256": (4, 256, 4, 8192),
     "6x384": (6, 384, 6, 16384),
 }
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build(layers: int, d: int, heads: int, vocab: int, prompt: int, new: int):

@@ -9,9 +9,7 @@ import argparse
 import copy
 import datetime
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -19,19 +17,13 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout: benchmarks.machine_info
+from benchmarks.machine_info import machine  # noqa: E402
+
 CONFIGS = {  # name -> (layers, heads, width, vocab)
     "4x256": (4, 4, 256, 8192),
     "6x384": (6, 6, 384, 16384),
 }
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 def matmul_rate(clock, n: int = 2048, repeats: int = 5) -> float:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -20,6 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout: benchmarks.machine_info
+from benchmarks.machine_info import machine  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
 FIGURES = ROOT / "benchmarks" / "figures"
 CORPUS = sorted(str(p) for p in (DATA / "corpus").glob("*"))
@@ -33,15 +34,6 @@ RUNS = {  # name -> (preset, objective, tokenizer kind)
 
 def taesan(*args: str) -> list[str]:
     return [sys.executable, "-m", "taesan", *args]
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 def commands(runs: Path, minutes: float, max_steps: int, lr: float) -> tuple[list[list[str]], list[list[str]]]:

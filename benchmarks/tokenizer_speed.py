@@ -12,8 +12,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,17 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # keep this folder off the path so `import tokenizers` always finds the Rust library
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing; benchmarks.machine_info
+from benchmarks.machine_info import machine  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "data" / "corpus"
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 def build_corpus(directory: Path, megabytes: float) -> Path:

@@ -12,24 +12,19 @@ import argparse
 import datetime
 import glob
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from benchmarks.machine_info import machine  # noqa: E402
+
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except (OSError, subprocess.CalledProcessError):
-        name = platform.processor() or "?"
+def machine_and_load() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return f"{name}, {os.cpu_count()} logical CPUs, load average {', '.join(f'{x:.2f}' for x in load)}"
+    return f"{machine()}, load average {', '.join(f'{x:.2f}' for x in load)}"
 
 
 def overlap(a, b, words: list[str], topn: int = 10) -> float:
@@ -65,7 +60,7 @@ def main() -> int:
 
     files = args.corpus or sorted(glob.glob(str(DEFAULT_CORPUS / "kowiki_*.jsonl"))) + [str(DEFAULT_CORPUS / "nsmc_raw_reviews.txt")]
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print("machine:", machine())
+    print("machine:", machine_and_load())
     print("date:", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     print("corpus:", ", ".join(Path(f).name for f in files))
     sentences = [s for s in (t.split() for t in iter_texts(files)) if s]
