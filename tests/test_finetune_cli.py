@@ -191,3 +191,13 @@ def test_ctrl_c_says_interrupted_with_the_step_and_exit_130(files, tmp_path, cap
     printed = capsys.readouterr().out
     assert code == 130 and "interrupted at step 4 of 50" in printed and "4 steps of" in printed, printed
     assert (out / "model.safetensors").is_file() and (out / "task.json").is_file()
+
+
+def test_threads_are_set_once_for_every_command(tmp_path, capsys):
+    import torch
+
+    try:
+        assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", "x.tsv", "--threads", "2"]) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)

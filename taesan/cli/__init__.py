@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        threads = getattr(args, "threads", None)  # every command with --threads: torch's own error was a traceback
-        if threads is not None and threads < 1:
-            raise TaesanError(f"--threads must be >= 1, got {threads}")
+        threads = getattr(args, "threads", None)  # every command's --threads means torch's CPU threads: set here once
+        if threads is not None:
+            if threads < 1:  # torch's own error was a traceback
+                raise TaesanError(f"--threads must be >= 1, got {threads}")
+            import torch
+
+            torch.set_num_threads(threads)
         code = args._run(args)
     except TaesanError as e:
         print(f"taesan {args.command}: error: {e}", file=sys.stderr)

@@ -55,10 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from taesan.tuning.compare import CHART, TABLE_JSON, TABLE_MD, CompareConfig, compare_modes, majority_accuracy, markdown_table
     from taesan.tuning.in_context import PromptFormat, parse_verbalizer
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     for name in ("seeds", "prompt_tokens", "max_steps", "batch_size"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")

@@ -26,15 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import torch
-
     from taesan.demo import DemoConfig, run as run_demo, write_demo_report
     from taesan.errors import TaesanError
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise TaesanError(f"--threads {args.threads}: give 1 or more")
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TaesanError(f"--out {out}: exists and is not a directory")

@@ -23,14 +23,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    import torch
-
     from taesan.errors import TaesanError
     from taesan.train import pick_device
     from taesan.tuning.finetune import load_finetuned
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     model, task = load_finetuned(args.model, device=str(pick_device(args.device)))

@@ -66,10 +66,6 @@ def run(args: argparse.Namespace) -> int:
     from taesan.tokenizers import load as load_tokenizer
     from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot, parse_verbalizer
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.seeds < 1:
         raise TaesanError(f"--seeds must be >= 1, got {args.seeds}")
     if args.max_eval is not None and args.max_eval < 1:

@@ -116,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
     from taesan.train import TrainConfig
     from taesan.tuning.finetune import finetune
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     for name in ("batch_size", "prompt_tokens"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")

@@ -127,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from taesan.objectives import objective_for
     from taesan.train import TrainConfig, Trainer, latest_checkpoint, pick_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     for name in ("batch_size", "block_size"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
