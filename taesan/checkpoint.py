@@ -77,3 +77,20 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 def write_config(directory: str | Path, data: dict[str, Any]) -> None:
     write_json(Path(directory) / CONFIG_NAME, data)
+
+
+# ---- what pretraining recorded beside the weights ---------------------------------------------------------
+
+TRAINING_NAME = "training.json"  # beside config.json: how the model was pretrained (objective, separator_id, ...)
+
+
+def read_training(directory: str | Path) -> dict[str, Any]:
+    """training.json of a pretrained checkpoint; {} for one without it (HuggingFace, fine-tuned, a preset)."""
+    path = Path(directory) / TRAINING_NAME
+    return read_json(path) if path.is_file() else {}
+
+
+def separator_id(directory: str | Path, fallback: int | None) -> int | None:
+    """The document separator the model was pretrained with (training.json), else `fallback` (a tokenizer's)."""
+    sep = read_training(directory).get("separator_id")
+    return int(sep) if sep is not None else fallback

@@ -116,7 +116,7 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 def pretrain(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path):
     """Pretrain `model` on the corpus as `taesan pretrain` does (token cache, windows or packed rows, one Trainer);
     the checkpoint in `out_dir` carries tokenizer.json and training.json. -> the finished Trainer."""
-    from taesan.cli.pretrain import TRAINING_NAME  # what taesan score / generate read beside the weights
+    from taesan.checkpoint import TRAINING_NAME  # what taesan score / generate read beside the weights
     from taesan.config import write_json
     from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
     from taesan.errors import TaesanError
@@ -382,7 +382,7 @@ def write_demo_report(cfg: DemoConfig, results: list[StepResult], seconds: float
                       ["Every model the tour trained is a checkpoint directory that taesan load, generate, score, predict, "
                        "attention and serve read."],
                       [Table(["model", "directory"], saved), Table(["step", "seconds"], timing, "wall time")],
-                      commands=[f"taesan serve " + " ".join(f"--model {name}={path}" for name, path in saved)])
+                      commands=["taesan serve " + " ".join(f"--model {name}={path}" for name, path in saved)])
     intro = (f"태산 (티끌 모아 태산): the whole tour on the corpus that ships inside the package, "
              f"{'quick mode, ' if cfg.is_quick else ''}seed {cfg.seed}, in {seconds / 60:.1f} minutes.")
     return write_report(cfg.out / "report.html", "taesan demo", [r.section for r in results] + [closing], intro)

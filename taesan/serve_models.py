@@ -56,7 +56,7 @@ class WrongTask(TaesanError):
 def load_served(name: str, directory: str | Path) -> Served:
     """A checkpoint directory -> Served: fine-tuned ones (task.json) through load_finetuned, others through taesan.load."""
     import taesan
-    from taesan.cli.generate import _stop_id
+    from taesan.cli.generate import stop_id
     from taesan.tasks import TASK_FILE
     from taesan.tokenizers import load as load_tokenizer
 
@@ -85,7 +85,7 @@ def load_served(name: str, directory: str | Path) -> Served:
         backward = task is None and _objective(directory, kind) == "backward"  # it writes leftwards: score only
         if task is None and (kind == "gpt" or seq2seq) and not backward:
             served.actions.append("generate")
-            served.stop_id = None if seq2seq else _stop_id(directory, tokenizer)
+            served.stop_id = None if seq2seq else stop_id(directory, tokenizer)
         if task is None and kind == "bert-mlm" and tokenizer.mask_id is not None:
             served.actions.append("fill-mask")
         served.objective = _objective(directory, kind) if task is None else None
@@ -97,11 +97,9 @@ def load_served(name: str, directory: str | Path) -> Served:
 
 
 def _objective(directory: Path, kind: str) -> str | None:
-    from taesan.cli.pretrain import TRAINING_NAME
-    from taesan.config import read_json
+    from taesan.checkpoint import read_training
 
-    trained = read_json(directory / TRAINING_NAME) if (directory / TRAINING_NAME).is_file() else {}
-    return trained.get("objective") or {"gpt": "causal", "bert-mlm": "masked"}.get(kind)
+    return read_training(directory).get("objective") or {"gpt": "causal", "bert-mlm": "masked"}.get(kind)
 
 
 # ---- tokenizers side by side ------------------------------------------------------------------------------------

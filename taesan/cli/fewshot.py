@@ -32,18 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
 
 
-def start_token(directory: Path, tokenizer) -> int | None:
-    """The document separator the model was pretrained with (training.json), else the tokenizer's end-of-text."""
-    from taesan.cli.pretrain import TRAINING_NAME
-    from taesan.config import read_json
-
-    if (directory / TRAINING_NAME).is_file():
-        sep = read_json(directory / TRAINING_NAME).get("separator_id")
-        if sep is not None:
-            return int(sep)
-    return tokenizer.eos_id
-
-
 def summary_line(result: dict) -> str:
     """"4-shot, 5 seeds, 200 examples: accuracy 0.615 ± 0.031 (0.580–0.650), length-normalised ..."."""
     parts = []
@@ -60,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     import taesan
     from taesan.atomic import atomic_write_text
+    from taesan.checkpoint import separator_id
     from taesan.errors import TaesanError
     from taesan.tasks import task_class
     from taesan.tasks.classification import order_labels
@@ -85,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     words = parse_verbalizer(args.verbalizer, labels)
     fmt = PromptFormat(args.instruction, args.input_prefix, args.output_prefix)
     result = fewshot(model, tokenizer, queries, pool, words, args.shots, list(range(args.seeds)), fmt=fmt,
-                     balanced=args.balanced, calibrate=args.calibrate, start_id=start_token(directory, tokenizer),
+                     balanced=args.balanced, calibrate=args.calibrate, start_id=separator_id(directory, tokenizer.eos_id),
                      batch_size=args.batch_size, progress=not args.no_progress)
     print(summary_line(result))
     if result["demonstrations"] < args.shots:

@@ -34,28 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
 
 
-def _stop_id(directory: Path, tokenizer) -> int | None:
+def stop_id(directory: Path, tokenizer) -> int | None:
     """The document separator: recorded at pretraining (training.json) or a well-known special token."""
-    from taesan.cli.pretrain import TRAINING_NAME
-    from taesan.config import read_json
+    from taesan.checkpoint import separator_id
 
-    if (directory / TRAINING_NAME).is_file():
-        sep = read_json(directory / TRAINING_NAME).get("separator_id")
-        if sep is not None:
-            return int(sep)
-    for token in STOP_TOKENS:
-        if token in tokenizer.vocab:
-            return tokenizer.vocab[token]
-    return None
-
-
-def _objective(directory: Path) -> str | None:
-    """The pretraining objective recorded in training.json (None for a HuggingFace or fine-tuned checkpoint)."""
-    from taesan.cli.pretrain import TRAINING_NAME
-    from taesan.config import read_json
-
-    path = directory / TRAINING_NAME
-    return read_json(path).get("objective") if path.is_file() else None
+    return separator_id(directory, next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None))
 
 
 def _prompts(args) -> list[str]:
@@ -97,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import taesan
+    from taesan.checkpoint import read_training
     from taesan.errors import TaesanError
     from taesan.generate import is_encoder_decoder
     from taesan.load import check_vocabulary
@@ -115,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError(f"{directory}: a {type(getattr(model, 'inner', model)).__name__} does not write text; "
                           f"generate needs a GPT or an encoder-decoder model")
     check_vocabulary(model, tokenizer, tok_path)
-    stop = None if seq2seq else _stop_id(directory, tokenizer)
-    backward = not seq2seq and _objective(directory) == "backward"  # it writes the text that comes before the prompt
+    stop = None if seq2seq else stop_id(directory, tokenizer)
+    backward = not seq2seq and read_training(directory).get("objective") == "backward"  # it writes the text that comes before the prompt
     sample = not args.greedy and any(v is not None for v in (args.temperature, args.top_k, args.top_p))
     settings = dict(
         max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=sample,

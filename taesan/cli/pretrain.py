@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 HELP = "pretrain a language model (causal, backward or masked) on a text corpus"
-TRAINING_NAME = "training.json"  # beside config.json: how the model was trained (score reads the objective)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -121,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     import taesan
     from taesan import distributed
-    from taesan.config import read_json, write_json
+    from taesan.checkpoint import TRAINING_NAME, read_training
+    from taesan.config import write_json
     from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids, unigram_perplexity
     from taesan.errors import TaesanError
     from taesan.objectives import objective_for
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         resume_from = latest_checkpoint(out)
         if resume_from is None:
             raise TaesanError(f"{out}: no checkpoint to resume from (run without --resume first)")
-        trained = read_json(resume_from / TRAINING_NAME) if (resume_from / TRAINING_NAME).is_file() else {}
+        trained = read_training(resume_from)
         if trained.get("objective", args.objective) != args.objective:
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {args.objective}")
         model = taesan.load(resume_from)

@@ -21,11 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _objective(directory: Path, model, override: str | None) -> tuple[str, int | None]:
-    from taesan.cli.pretrain import TRAINING_NAME
-    from taesan.config import read_json
+    from taesan.checkpoint import TRAINING_NAME, read_training
     from taesan.errors import TaesanError
 
-    trained = read_json(directory / TRAINING_NAME) if (directory / TRAINING_NAME).is_file() else {}
+    trained = read_training(directory)
     objective = override or trained.get("objective")
     if objective is None:
         kind = getattr(model, "model_type", "")

@@ -92,7 +92,7 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
 
 def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples: Sequence[Any], config: CompareConfig) -> list[ModeResult]:
     """0/1/few-shot rows: the frozen GPT with k demonstrations, mean (and spread) over `config.seeds` draws."""
-    from taesan.cli.fewshot import start_token
+    from taesan.checkpoint import separator_id
     from taesan.tasks.classification import order_labels
     from taesan.tuning.in_context import parse_verbalizer
 
@@ -100,7 +100,7 @@ def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples:
     check_causal_lm(model, str(directory))
     labels = order_labels({ex.label for ex in train})
     words = config.verbalizer or parse_verbalizer(None, labels)
-    start = start_token(Path(directory), tokenizer)
+    start = separator_id(directory, tokenizer.eos_id)
     rows = []
     for k in config.shots:
         began = time.perf_counter()
