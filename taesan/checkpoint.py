@@ -82,6 +82,7 @@ def write_config(directory: str | Path, data: dict[str, Any]) -> None:
 # ---- what pretraining recorded beside the weights ---------------------------------------------------------
 
 TRAINING_NAME = "training.json"  # beside config.json: how the model was pretrained (objective, separator_id, ...)
+STOP_TOKENS = ("<|endoftext|>", "</s>", "[SEP]", "<eos>")  # a document separator the tokenizer may know
 
 
 def read_training(directory: str | Path) -> dict[str, Any]:
@@ -94,3 +95,8 @@ def separator_id(directory: str | Path, fallback: int | None) -> int | None:
     """The document separator the model was pretrained with (training.json), else `fallback` (a tokenizer's)."""
     sep = read_training(directory).get("separator_id")
     return int(sep) if sep is not None else fallback
+
+
+def stop_id(directory: str | Path, tokenizer: Any) -> int | None:
+    """Where a language model's text ends: the recorded separator, else a well-known special token (generation stops there)."""
+    return separator_id(directory, next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None))

@@ -87,7 +87,7 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     """Word, char, BPE and WordPiece trained at one vocabulary budget; measured on held-out lines; the cuts."""
     from tqdm.auto import tqdm
 
-    from taesan.cli.tokenizer import plot  # the same chart as `taesan tokenizer compare`
+    from taesan.tokenizers.compare import plot  # the same chart as `taesan tokenizer compare`
     from taesan.tokenizers.compare import compare
 
     reports = []

@@ -56,7 +56,7 @@ class WrongTask(TaesanError):
 def load_served(name: str, directory: str | Path) -> Served:
     """A checkpoint directory -> Served: fine-tuned ones (task.json) through load_finetuned, others through taesan.load."""
     import taesan
-    from taesan.cli.generate import stop_id
+    from taesan.checkpoint import stop_id
     from taesan.tasks import TASK_FILE
     from taesan.tokenizers import load as load_tokenizer
 

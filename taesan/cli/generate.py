@@ -10,7 +10,6 @@ from pathlib import Path
 
 HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
 
-STOP_TOKENS = ("<|endoftext|>", "</s>", "[SEP]", "<eos>")  # a document separator the tokenizer may know
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,13 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop once this text appears (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="for reproducible sampling")
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
-
-
-def stop_id(directory: Path, tokenizer) -> int | None:
-    """The document separator: recorded at pretraining (training.json) or a well-known special token."""
-    from taesan.checkpoint import separator_id
-
-    return separator_id(directory, next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None))
 
 
 def _prompts(args) -> list[str]:
@@ -80,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import taesan
-    from taesan.checkpoint import read_training
+    from taesan.checkpoint import read_training, stop_id
     from taesan.errors import TaesanError
     from taesan.generate import is_encoder_decoder
     from taesan.load import check_vocabulary

@@ -94,7 +94,7 @@ def _compare(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from taesan.config import write_json
-    from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare
+    from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare, plot
 
     kinds = tuple(args.kinds)
     skipped = sorted(set(kinds) - set(available_kinds(kinds)))
@@ -117,45 +117,3 @@ def _compare(args: argparse.Namespace) -> int:
     png = plot(reports, out / "compare.png")
     print(f"\nwrote {out / 'compare.json'} and {png}")
     return 0
-
-
-def plot(reports, path: Path) -> Path:
-    """Three bar panels (vocabulary, [UNK] rate, tokens per sentence) and the variant splits as a table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from taesan.figures import korean_font, korean_rc
-
-    with matplotlib.rc_context(korean_rc(korean_font())):
-        return _draw(plt, reports, path)
-
-
-def _draw(plt, reports, path: Path) -> Path:
-    import warnings
-
-    from taesan.figures import save_png
-
-    kinds = [r.kind for r in reports]
-    fig = plt.figure(figsize=(12, 7))
-    panels = [("vocabulary size", [r.vocab_size for r in reports]), ("[UNK] rate (%)", [100 * r.unk_rate for r in reports]),
-              ("tokens per sentence", [r.tokens_per_sentence for r in reports])]
-    for n, (title, values) in enumerate(panels):
-        ax = fig.add_subplot(2, 3, n + 1)
-        ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
-        ax.set_title(title)
-        ax.tick_params(axis="x", rotation=30)
-    ax = fig.add_subplot(2, 1, 2)
-    ax.axis("off")
-    variants = list(reports[0].variants) if reports else []
-    cells = [[" + ".join(r.variants[v]) for r in reports] for v in variants]
-    if cells:
-        table = ax.table(cellText=cells, rowLabels=variants, colLabels=kinds, loc="center")
-        table.scale(1, 1.4)
-    fig.suptitle("tokenizers compared on held-out lines")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing Hangul glyphs when no CJK font is installed
-        fig.tight_layout()
-        return save_png(fig, path)

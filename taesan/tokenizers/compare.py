@@ -1,13 +1,14 @@
 """The four (five, with morphemes) ways to cut a sentence, measured on a real corpus: train each kind on most
 lines, then on held-out lines report vocabulary size, [UNK] rate, tokens per sentence, and word-variant splits.
 
-Not a printer or a plotter: returns data; `taesan tokenizer compare` prints the table and draws the chart.
+Not a printer: returns data (and `plot` draws it); `taesan tokenizer compare` prints the table.
 """
 from __future__ import annotations
 
 import importlib.util
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from taesan.errors import TaesanError
@@ -116,3 +117,45 @@ def compare(
             variants={w: surface_pieces(tok, w) for w in variants},
         ))
     return reports
+
+
+def plot(reports, path: str | Path) -> Path:
+    """The comparison as a PNG: three bar panels (vocabulary, [UNK] rate, tokens per sentence) and the variant splits as a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from taesan.figures import korean_font, korean_rc
+
+    with matplotlib.rc_context(korean_rc(korean_font())):
+        return _draw(plt, reports, Path(path))
+
+
+def _draw(plt, reports, path: Path) -> Path:
+    import warnings
+
+    from taesan.figures import save_png
+
+    kinds = [r.kind for r in reports]
+    fig = plt.figure(figsize=(12, 7))
+    panels = [("vocabulary size", [r.vocab_size for r in reports]), ("[UNK] rate (%)", [100 * r.unk_rate for r in reports]),
+              ("tokens per sentence", [r.tokens_per_sentence for r in reports])]
+    for n, (title, values) in enumerate(panels):
+        ax = fig.add_subplot(2, 3, n + 1)
+        ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=30)
+    ax = fig.add_subplot(2, 1, 2)
+    ax.axis("off")
+    variants = list(reports[0].variants) if reports else []
+    cells = [[" + ".join(r.variants[v]) for r in reports] for v in variants]
+    if cells:
+        table = ax.table(cellText=cells, rowLabels=variants, colLabels=kinds, loc="center")
+        table.scale(1, 1.4)
+    fig.suptitle("tokenizers compared on held-out lines")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing Hangul glyphs when no CJK font is installed
+        fig.tight_layout()
+        return save_png(fig, path)
