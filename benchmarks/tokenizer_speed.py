@@ -1,9 +1,12 @@
 """Tokenizer speed of taesan against the `tokenizers` library (Rust) in one run: BPE and WordPiece training
 time and encoding throughput on ~10 MB built from ../shared/data/corpus, vocab 8000, 2 cores for both.
 
-Not a correctness test (tests/test_bpe.py and tests/test_wordpiece*.py check ids), though each encoding run
-checks that both libraries give the same ids with the same vocabulary. Encoding is also compared in CPU
-seconds (all threads and processes), which other jobs on a shared machine distort far less than wall time.
+Encoding is timed up to every row's ids read as Python lists (what feeding a model needs; the Rust library
+converts its columns when Python reads them, taesan builds the columns beyond ids when first read), then
+reading every row's offsets is timed on its own. Not a correctness test (tests/test_bpe.py and
+tests/test_wordpiece*.py are), though each run checks that both give the same ids and offsets with the
+same vocabulary. CPU seconds (all threads and processes) are printed too: other jobs on a shared machine
+distort them far less than wall time.
 Usage: python benchmarks/tokenizer_speed.py [--mb 10] [--vocab 8000] [--only bpe|wordpiece]
 """
 from __future__ import annotations
@@ -59,6 +62,40 @@ def timed(fn, label: str = ""):
     return time.perf_counter() - t0, result
 
 
+def read_ids(encodings: list) -> list:
+    """What feeding a model needs: every row's ids as a Python list (the Rust library converts on access,
+    taesan builds columns beyond ids when first read, so both are timed up to here)."""
+    for e in encodings:
+        e.ids
+    return encodings
+
+
+def bench_encode(kind: str, rust, fresh, lines: list[str], mb: float, workers: int) -> list[tuple[str, float, float]]:
+    """Encode `lines` and read every row's ids, then read every row's offsets: the Rust library (`rust`,
+    built with taesan's vocabulary so both do identical work) against a cold taesan tokenizer (`fresh()`),
+    in one process (the default) and in `workers` processes, and with a warm cache."""
+    rust_enc, r_out = timed(lambda: read_ids(rust.encode_batch(lines)), f"rust {kind} encode")
+    rust_off, r_offsets = timed(lambda: [e.offsets for e in r_out])
+    tok = fresh()
+    ours_enc, o_out = timed(lambda: read_ids(tok.encode_batch(lines, padding=False)), f"taesan {kind} encode")
+    ours_off, o_offsets = timed(lambda: [e.offsets for e in o_out])
+    same = all(a.ids == b.ids for a, b in zip(r_out, o_out)) and r_offsets == o_offsets
+    del o_out, o_offsets
+    ours_warm, _ = timed(lambda: read_ids(tok.encode_batch(lines, padding=False)), f"taesan {kind} encode, warm cache")
+    tok = fresh()
+    ours_par, _ = timed(lambda: read_ids(tok.encode_batch(lines, padding=False, workers=workers)),
+                        f"taesan {kind} encode, {workers} processes")
+    name = "BPE" if kind == "bpe" else "WordPiece"
+    print(f"  {name} encode + read ids ({len(lines)} lines): rust {mb / rust_enc:.2f} MB/s | taesan {mb / ours_enc:.2f} MB/s "
+          f"(one process, the default), {mb / ours_par:.2f} MB/s with {workers} processes, {mb / ours_warm:.2f} MB/s warm "
+          f"cache | throughput ratio {rust_enc / ours_enc:.2f} ({rust_enc / ours_par:.2f} with {workers} processes); "
+          f"reading every offset after: rust {rust_off:.2f} s, taesan {ours_off:.2f} s | same ids and offsets: {same}")
+    return [(f"{name} encode + read ids (MB/s)", mb / rust_enc, mb / ours_enc),
+            (f"{name} encode + read ids, taesan {workers} processes (MB/s)", mb / rust_enc, mb / ours_par),
+            (f"{name} encode + read ids, taesan warm cache (MB/s)", mb / rust_enc, mb / ours_warm),
+            (f"{name} encode + read ids + read offsets (MB/s)", mb / (rust_enc + rust_off), mb / (ours_enc + ours_off))]
+
+
 def bench_bpe(path: Path, lines: list[str], mb: float, vocab: int, workers: int) -> list[tuple[str, float, float]]:
     import tokenizers
     from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -80,23 +117,9 @@ def bench_bpe(path: Path, lines: list[str], mb: float, vocab: int, workers: int)
     print(f"  BPE train: rust {rust_train:.2f} s | taesan {ours_train:.2f} s (word counting + setup {counting:.2f} s, "
           f"merges {ours_train - counting:.2f} s) | ratio {ours_train / rust_train:.2f}x")
 
-    # encoding: the Rust library with taesan's own vocabulary too, so both do identical work (ids are checked equal)
     same = tokenizers.Tokenizer.from_str(json.dumps(ours.to_hf_json()))
-    rust_enc, r_out = timed(lambda: same.encode_batch(lines), "rust bpe encode")
-    rust_own, _ = timed(lambda: rust.encode_batch(lines))
     fresh = lambda: BPETokenizer(ours.vocab, ours.merges, ours.special_tokens)  # noqa: E731 - cold cache each time
-    tok = fresh()
-    ours_enc, o_out = timed(lambda: tok.encode_batch(lines, padding=False), "taesan bpe encode")
-    ours_warm, _ = timed(lambda: tok.encode_batch(lines, padding=False), "taesan bpe encode, warm cache")
-    tok = fresh()
-    ours_par, _ = timed(lambda: tok.encode_batch(lines, padding=False, workers=workers), f"taesan bpe encode, {workers} processes")
-    same_ids = all(a.ids == b.ids for a, b in zip(r_out, o_out))
-    print(f"  BPE encode ({len(lines)} lines): rust {mb / rust_enc:.2f} MB/s (own vocab {mb / rust_own:.2f}) | taesan "
-          f"{mb / ours_enc:.2f} MB/s (one process, the default), {mb / ours_par:.2f} MB/s with {workers} processes, "
-          f"{mb / ours_warm:.2f} MB/s warm cache | throughput ratio {(mb / ours_enc) / (mb / rust_enc):.2f} | same ids: {same_ids}")
-    return [("BPE train (s)", rust_train, ours_train), ("BPE encode (MB/s)", mb / rust_enc, mb / ours_enc),
-            (f"BPE encode, taesan {workers} processes (MB/s)", mb / rust_enc, mb / ours_par),
-            ("BPE encode, taesan warm cache (MB/s)", mb / rust_enc, mb / ours_warm)]
+    return [("BPE train (s)", rust_train, ours_train), *bench_encode("bpe", same, fresh, lines, mb, workers)]
 
 
 def bench_wordpiece(path: Path, lines: list[str], mb: float, vocab: int, workers: int) -> list[tuple[str, float, float]]:
@@ -117,28 +140,9 @@ def bench_wordpiece(path: Path, lines: list[str], mb: float, vocab: int, workers
     ours_train, ours = timed(lambda: WordPieceTokenizer.train([path], vocab_size=vocab, workers=workers), "taesan wordpiece train")
     print(f"  WordPiece train: rust {rust_train:.2f} s | taesan {ours_train:.2f} s | ratio {ours_train / rust_train:.2f}x "
           "(taesan merges by likelihood score, Rust by frequency: different vocabularies)")
-    # encoding: the Rust library with taesan's vocabulary too, so both do identical work (ids are checked equal)
     same = tokenizers.Tokenizer.from_str(json.dumps(ours.to_hf_json()))
-    rust_enc, r_out = timed(lambda: same.encode_batch(lines), "rust wordpiece encode")
-    rust_own, _ = timed(lambda: rust.encode_batch(lines), "rust wordpiece encode, own vocab")
-    fresh = lambda: WordPieceTokenizer.from_hf_json(ours.to_hf_json())  # noqa: E731 - cold cache
-    tok = fresh()
-    ours_enc, o_out = timed(lambda: tok.encode_batch(lines, padding=False), "taesan wordpiece encode")
-    ours_warm, _ = timed(lambda: tok.encode_batch(lines, padding=False), "taesan wordpiece encode, warm cache")
-    same_ids = all(a.ids == b.ids and a.offsets == b.offsets for a, b in zip(r_out, o_out))
-    del r_out, o_out
-    tok = fresh()
-    ours_par, _ = timed(lambda: tok.encode_batch(lines, padding=False, workers=workers), f"taesan wordpiece encode, {workers} processes")
-    cpu_ratio = CPU_SECONDS["rust wordpiece encode"] / CPU_SECONDS["taesan wordpiece encode"]
-    print(f"  WordPiece encode ({len(lines)} lines): rust {mb / rust_enc:.2f} MB/s (own vocab {mb / rust_own:.2f}) | taesan "
-          f"{mb / ours_enc:.2f} MB/s (one process, the default), {mb / ours_par:.2f} MB/s with {workers} processes, "
-          f"{mb / ours_warm:.2f} MB/s warm cache | throughput ratio {rust_enc / ours_enc:.2f}, "
-          f"per CPU second {cpu_ratio:.2f} | same ids and offsets: {same_ids}")
-    return [("WordPiece train (s)", rust_train, ours_train), ("WordPiece encode (MB/s)", mb / rust_enc, mb / ours_enc),
-            (f"WordPiece encode, taesan {workers} processes (MB/s)", mb / rust_enc, mb / ours_par),
-            ("WordPiece encode, taesan warm cache (MB/s)", mb / rust_enc, mb / ours_warm),
-            ("WordPiece encode (MB per CPU second)", mb / CPU_SECONDS["rust wordpiece encode"],
-             mb / CPU_SECONDS["taesan wordpiece encode"])]
+    fresh = lambda: WordPieceTokenizer.from_hf_json(ours.to_hf_json())  # noqa: E731 - cold cache each time
+    return [("WordPiece train (s)", rust_train, ours_train), *bench_encode("wordpiece", same, fresh, lines, mb, workers)]
 
 
 def main() -> None:
@@ -176,7 +180,6 @@ def main() -> None:
     for label, seconds in CPU_SECONDS.items():
         print(f"  {label}: {seconds:.1f}")
     print("\ntargets: training time within 3x of Rust (ratio <= 3), encoding throughput within 2x (ratio >= 0.5)")
-    print("note: Rust's encode_batch returns lazy Rust objects; taesan builds every Encoding column as Python lists")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import bpe as bpe_module
+from taesan.tokenizers import parallel
 from taesan.tokenizers.bpe import BPETokenizer, bytes_to_unicode, from_symbols, to_symbols
 from taesan.tokenizers.bpe_train import learn_merges
 
@@ -199,13 +201,42 @@ def test_vocab_merges_files_round_trip(gpt2, tmp_path):
 
 
 def test_batch_encoding_in_processes_equals_one_by_one(gpt2, monkeypatch):
-    texts = [t for t in TRICKY if "<|" not in t] * 20
-    monkeypatch.setattr(bpe_module, "PARALLEL_MIN_CHARS", 0)
+    texts = TRICKY * 20  # texts with <|endoftext|> written in them are left to the parent process
+    monkeypatch.setattr(parallel, "MIN_CHARS", 0)
     fresh = BPETokenizer(gpt2.vocab, gpt2.merges)
-    parallel = fresh.encode_batch(texts, padding=False, workers=2)
-    assert parallel == [gpt2.encode(t) for t in texts]
+    in_processes = fresh.encode_batch(texts, padding=False, workers=2)
+    assert in_processes == [gpt2.encode(t) for t in texts]  # every column, the lazily built ones too
     with pytest.raises(TaesanError, match="pad"):  # GPT-2 has no pad token: padding to the longest must say so
         fresh.encode_batch(texts, workers=2)
+
+
+def _built(encoding, column: str) -> bool:
+    try:
+        getattr(type(encoding), column).__get__(encoding)  # the slot itself, without the lazy fallback
+        return True
+    except AttributeError:
+        return False
+
+
+def test_lazy_columns_are_built_on_first_read_and_behave_like_plain_lists(gpt2):
+    """The fast path builds ids only; the other columns, built when read, equal the generic pipeline's, and
+    copying, pickling and padding a lazy Encoding give what they give for an eager one."""
+    import copy
+    import pickle
+
+    from taesan.tokenizers.base import LAZY_COLUMNS, Tokenizer
+
+    text = "어제 카페 갔었어 🙂 Hello!!"
+    eager = Tokenizer.encode(gpt2, text)
+    for read in (lambda e: e, copy.copy, copy.deepcopy, lambda e: pickle.loads(pickle.dumps(e))):
+        lazy = gpt2.encode(text)
+        assert not any(map(partial(_built, lazy), LAZY_COLUMNS))
+        assert read(lazy) == eager
+    lazy = gpt2.encode(text)
+    lazy.pad(len(lazy) + 2, 0, "!", side="left")
+    assert lazy.attention_mask == [0, 0] + [1] * len(eager) and lazy.offsets[:3] == [(0, 0), (0, 0), eager.offsets[0]]
+    with pytest.raises(AttributeError, match="no attribute 'idz'"):
+        lazy.idz
 
 
 # ---- files and errors ---------------------------------------------------------------------------------

@@ -6,9 +6,8 @@ Not a cutting algorithm: each kind (word, char, BPE, WordPiece) implements `toke
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, NamedTuple
+from typing import Any, Callable, ClassVar, Iterable, NamedTuple
 
 import regex
 
@@ -28,20 +27,71 @@ class Piece(NamedTuple):
     word: int | None
 
 
-@dataclass
+COLUMNS = ("ids", "tokens", "offsets", "word_ids", "type_ids", "special_tokens_mask", "attention_mask", "sequence_ids")
+LAZY_COLUMNS = COLUMNS[1:]  # every column but ids may be built on first use
+
+
 class Encoding:
     """A tokenized text (or pair). Offsets are character offsets into the original string(s);
-    special and pad tokens get (0, 0) and word_id None. sequence_ids: 0 = first text, 1 = pair, None = special."""
+    special and pad tokens get (0, 0) and word_id None. sequence_ids: 0 = first text, 1 = pair, None = special.
 
-    ids: list[int] = field(default_factory=list)
-    tokens: list[str] = field(default_factory=list)
-    offsets: list[tuple[int, int]] = field(default_factory=list)
-    word_ids: list[int | None] = field(default_factory=list)
-    type_ids: list[int] = field(default_factory=list)
-    special_tokens_mask: list[int] = field(default_factory=list)
-    attention_mask: list[int] = field(default_factory=list)
-    sequence_ids: list[int | None] = field(default_factory=list)
-    overflowing: list["Encoding"] = field(default_factory=list)
+    `ids` is always built; a tokenizer's fast path may leave the other columns to a `column(name)` function
+    that builds each on first access (as the Rust library converts a column when Python reads it), so a
+    batch that only needs ids does not pay for millions of offset tuples and mask lists it never reads.
+    """
+
+    __slots__ = COLUMNS + ("overflowing", "_rest")
+
+    def __init__(self, ids: list[int] | None = None, tokens: list[str] | None = None,
+                 offsets: list[tuple[int, int]] | None = None, word_ids: list[int | None] | None = None,
+                 type_ids: list[int] | None = None, special_tokens_mask: list[int] | None = None,
+                 attention_mask: list[int] | None = None, sequence_ids: list[int | None] | None = None,
+                 overflowing: list["Encoding"] | None = None) -> None:
+        self.ids = [] if ids is None else ids
+        self.tokens = [] if tokens is None else tokens
+        self.offsets = [] if offsets is None else offsets
+        self.word_ids = [] if word_ids is None else word_ids
+        self.type_ids = [] if type_ids is None else type_ids
+        self.special_tokens_mask = [] if special_tokens_mask is None else special_tokens_mask
+        self.attention_mask = [] if attention_mask is None else attention_mask
+        self.sequence_ids = [] if sequence_ids is None else sequence_ids
+        self.overflowing = [] if overflowing is None else overflowing
+        self._rest = None
+
+    @classmethod
+    def lazy(cls, ids: list[int], column: Callable[[str], list]) -> "Encoding":
+        """An Encoding whose other columns (LAZY_COLUMNS) are `column(name)`, each built when first read."""
+        e = cls.__new__(cls)
+        e.ids, e.overflowing, e._rest = ids, [], column
+        return e
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a slot not yet set: a lazy column
+        column = self._rest
+        if column is None or name not in LAZY_COLUMNS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = column(name)
+        setattr(self, name, value)
+        return value
+
+    def _state(self) -> tuple:
+        return tuple(getattr(self, c) for c in COLUMNS) + (self.overflowing,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Encoding) and self._state() == other._state()
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return "Encoding(" + ", ".join(f"{c}={v!r}" for c, v in zip(COLUMNS + ("overflowing",), self._state())) + ")"
+
+    def __getstate__(self) -> tuple:
+        return self._state()  # builds every lazy column: the column function holds the tokenizer
+
+    def __setstate__(self, state: tuple) -> None:
+        for column, value in zip(COLUMNS + ("overflowing",), state):
+            setattr(self, column, value)
+        self._rest = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -212,11 +262,15 @@ class Tokenizer(ABC):
         if pairs is not None and len(pairs) != len(texts):
             raise TaesanError(f"{len(texts)} texts but {len(pairs)} pairs")
         encs = [self.encode(t, pairs[i] if pairs else None, padding=padding if padding == "max_length" else False, padding_side=padding_side, **kwargs) for i, t in enumerate(texts)]
+        return self._pad_longest(encs, padding, padding_side)
+
+    def _pad_longest(self, encs: list[Encoding], padding: str | bool, padding_side: str) -> list[Encoding]:
+        """With padding="longest", pad every Encoding to the longest (needs a pad token only if one is shorter)."""
         if padding == "longest" and encs:
-            n = max(len(e) for e in encs)
-            pad = self._pad_or_fail() if any(len(e) < n for e in encs) else None
-            for e in encs:
-                if pad is not None:
+            n = max(map(len, encs))
+            if any(len(e) < n for e in encs):
+                pad = self._pad_or_fail()
+                for e in encs:
                     e.pad(n, pad, self.inverse[pad], padding_side)
         return encs
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import heapq
 import json
 import multiprocessing as mp
-from array import array
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import accumulate, chain, repeat
-from operator import add, itemgetter, lshift, or_
+from operator import add, lshift, or_, sub
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,6 +18,7 @@ import regex
 from tqdm import tqdm
 
 from taesan.errors import TaesanError
+from taesan.tokenizers import parallel
 from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
 from taesan.tokenizers.bpe_train import gc_paused, learn_merges
 from taesan.tokenizers.corpus import count_words
@@ -31,7 +31,6 @@ _PRETOKENIZE = regex.compile(GPT2_PATTERN)
 LONG_WORD = 200  # byte length above which a word is merged with a heap instead of repeated min()
 CACHE_LIMIT = 250_000  # words kept in the encode cache before it is emptied (~0.5 kB each)
 _CHAR_STARTS = bytes(int(b & 0xC0 != 0x80) for b in range(256))  # 1 for a byte that starts a UTF-8 character
-_IDS, _TOKENS, _STARTS, _ENDS = (itemgetter(i) for i in range(4))  # fields of a cached word
 
 
 @lru_cache(maxsize=None)
@@ -110,7 +109,7 @@ class BPETokenizer(Tokenizer):
         self.ranks: dict[tuple[str, str], int] = {}
         for r, m in enumerate(self.merges):
             self.ranks.setdefault(m, r)
-        self._cache: dict[str, tuple[list[int], list[str], list[int], list[int]]] = {}
+        self._cache: dict[str, list[int]] = {}  # pre-token -> its ids
 
         # the same merges over integer ids, which hash faster than pairs of strings
         byte_map = bytes_to_unicode()
@@ -122,7 +121,10 @@ class BPETokenizer(Tokenizer):
                 raise TaesanError(f"merge {r} ({a!r} {b!r}) uses or makes a token missing from the vocabulary")
             self._pair_rank.setdefault(self.vocab[a] << 32 | self.vocab[b], r)
             self._merge_new.append(self.vocab[a + b])
+        # bytes each token covers (one symbol per byte); [UNK] stands for one byte the vocabulary lacks
         self._nbytes = {i: len(t) for t, i in self.vocab.items()}
+        if self.unk_id is not None:
+            self._nbytes[self.unk_id] = 1
 
     # ---- cutting -----------------------------------------------------------------------------------
     def bpe(self, ids: list[int]) -> list[int]:
@@ -182,47 +184,57 @@ class BPETokenizer(Tokenizer):
                 heapq.heappush(heap, (rr, prv[i]))
         return [t for t in ids if t is not None]
 
-    def _word(self, word: str) -> tuple[list[int], list[str], list[int], list[int]]:
-        """One pre-token -> (ids, tokens, start and end character offsets within the word), cached."""
-        raw = word.encode("utf-8", "surrogatepass")
-        ids = self.bpe(list(map(self._byte_ids.__getitem__, raw)))
-        if min(ids) >= 0:
-            widths = list(map(self._nbytes.__getitem__, ids))
-        else:  # a byte the vocabulary lacks (trained with full_alphabet=False): [UNK] for that byte
+    def _word(self, word: str) -> list[int]:
+        """One pre-token -> its ids, cached. A byte the vocabulary lacks (trained with full_alphabet=False)
+        becomes [UNK]."""
+        ids = self.bpe(list(map(self._byte_ids.__getitem__, word.encode("utf-8", "surrogatepass"))))
+        if min(ids, default=0) < 0:
             if self.unk_id is None:
                 raise TaesanError(f"{word!r} has a byte that is not in the vocabulary and there is no unknown token")
-            widths = [1 if i < 0 else self._nbytes[i] for i in ids]
             ids = [self.unk_id if i < 0 else i for i in ids]
-        ends = list(accumulate(widths))
-        starts = [0] + ends[:-1]
-        if len(raw) != len(word):  # byte offsets -> offsets of the characters they fall in
-            chars = list(accumulate(raw.translate(_CHAR_STARTS)))  # chars[b] - 1: character holding byte b
-            starts = [chars[b] - 1 for b in starts]
-            ends = [chars[b - 1] for b in ends]
-        entry = (ids, list(map(self.inverse.__getitem__, ids)), starts, ends)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[word] = entry
-        return entry
+        self._cache[word] = ids
+        return ids
 
-    def _cut(self, text: str, start: int, end: int, first_word: int):
-        """text[start:end] (no special tokens) -> (ids, tokens, offsets, word_ids, number of words).
-
-        Every per-token step runs in C (map, chain, zip over the cached words), which is what makes
-        pure Python keep pace with the Rust library once the cache is warm."""
+    def _entries(self, text: str, start: int, end: int) -> tuple[list[str], list[list[int]]]:
+        """text[start:end] -> its pre-tokens and their cached ids (cutting the ones not seen yet)."""
         words = _PRETOKENIZE.findall(text, start, end)
         entries = list(map(self._cache.get, words))
         if None in entries:
             entries = [e if e is not None else self._word(w) for w, e in zip(words, entries)]
-        ids = list(chain.from_iterable(map(_IDS, entries)))
-        tokens = list(chain.from_iterable(map(_TOKENS, entries)))
-        counts = list(map(len, map(_IDS, entries)))
-        word_starts = accumulate(map(len, words), initial=start)
-        shift = list(chain.from_iterable(map(repeat, word_starts, counts)))
-        offsets = list(zip(map(add, chain.from_iterable(map(_STARTS, entries)), shift),
-                           map(add, chain.from_iterable(map(_ENDS, entries)), shift)))
-        word_ids = list(chain.from_iterable(map(repeat, range(first_word, first_word + len(words)), counts)))
-        return ids, tokens, offsets, word_ids, len(words)
+        return words, entries
+
+    def _offsets(self, text: str, start: int, end: int, ids: list[int]) -> list[tuple[int, int]]:
+        """Character offsets of the ids cut from text[start:end].
+
+        The tokens tile the text's UTF-8 bytes, so every offset follows from the tokens' byte widths and one
+        byte -> character map of the text; each step runs in C (map, accumulate, zip)."""
+        if not ids:
+            return []
+        ends = list(accumulate(map(self._nbytes.__getitem__, ids)))
+        starts = [0] + ends[:-1]
+        piece = text[start:end]
+        raw = piece.encode("utf-8", "surrogatepass")
+        if len(raw) == len(piece):  # one byte per character
+            return list(zip(map(add, starts, repeat(start)), map(add, ends, repeat(start))))
+        # a token covering part of a character gets that whole character: its start is the character holding
+        # its first byte, its end the one after the character holding its last byte
+        ends_at = list(accumulate(raw.translate(_CHAR_STARTS), initial=start))  # [b]: end of the character of byte b - 1
+        return list(zip(map(sub, map(ends_at.__getitem__, map(add, starts, repeat(1))), repeat(1)),
+                        map(ends_at.__getitem__, ends)))
+
+    @staticmethod
+    def _word_ids(counts: list[int], first_word: int) -> list[int]:
+        """Each token's pre-token index (counting from `first_word`), from the tokens per pre-token."""
+        return list(chain.from_iterable(map(repeat, range(first_word, first_word + len(counts)), counts)))
+
+    def _cut(self, text: str, start: int, end: int, first_word: int):
+        """text[start:end] (no special tokens) -> (ids, tokens, offsets, word_ids, number of words)."""
+        words, entries = self._entries(text, start, end)
+        ids = list(chain.from_iterable(entries))
+        return (ids, list(map(self.inverse.__getitem__, ids)), self._offsets(text, start, end, ids),
+                self._word_ids(list(map(len, entries)), first_word), len(words))
 
     def tokenize(self, text: str) -> list[Piece]:
         ids, tokens, offsets, word_ids, _ = self._cut(text, 0, len(text), 0)
@@ -230,26 +242,37 @@ class BPETokenizer(Tokenizer):
 
     def _plain(self, text: str) -> Encoding:
         """Fast path of `encode` for one text without template, truncation or padding (special tokens
-        written in the text stay whole, as in Tokenizer.pieces)."""
+        written in the text stay whole, as in Tokenizer.pieces). Only ids are built now; the other
+        columns when first read (Encoding.lazy)."""
         if not isinstance(text, str):
             raise TaesanError(f"expected text (str), got {type(text).__name__}")
-        if self._special_re is None or not self._special_re.search(text):
-            ids, tokens, offsets, word_ids, _ = self._cut(text, 0, len(text), 0)
-        else:
-            ids, tokens, offsets, word_ids = [], [], [], []
-            pos, wi = 0, 0
-            for m in list(self._special_re.finditer(text)) + [None]:
-                end = m.start() if m is not None else len(text)
-                i, t, o, w, nw = self._cut(text, pos, end, wi)
-                ids += i; tokens += t; offsets += o; word_ids += w
-                wi += nw
-                if m is not None:
-                    ids.append(self.vocab[m.group()]); tokens.append(m.group()); offsets.append(m.span()); word_ids.append(wi)
-                    wi += 1
-                    pos = m.end()
+        numbers = self._numbers(text)
+        if numbers is not None:
+            return self._from_numbers(text, *numbers)
+        ids, tokens, offsets, word_ids = [], [], [], []
+        pos, wi = 0, 0
+        for m in list(self._special_re.finditer(text)) + [None]:
+            end = m.start() if m is not None else len(text)
+            i, t, o, w, nw = self._cut(text, pos, end, wi)
+            ids += i; tokens += t; offsets += o; word_ids += w
+            wi += nw
+            if m is not None:
+                ids.append(self.vocab[m.group()]); tokens.append(m.group()); offsets.append(m.span()); word_ids.append(wi)
+                wi += 1
+                pos = m.end()
         n = len(ids)
         return Encoding(ids=ids, tokens=tokens, offsets=offsets, word_ids=word_ids, type_ids=[0] * n,
                         special_tokens_mask=[0] * n, attention_mask=[1] * n, sequence_ids=[0] * n)
+
+    def _plain_column(self, text: str, ids: list[int], counts: list[int], name: str) -> list:
+        """A column (other than ids) of `_plain`'s Encoding, built when first read."""
+        if name == "tokens":
+            return list(map(self.inverse.__getitem__, ids))
+        if name == "offsets":
+            return self._offsets(text, 0, len(text), ids)
+        if name == "word_ids":
+            return self._word_ids(counts, 0)
+        return [1 if name == "attention_mask" else 0] * len(ids)
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
                truncation: str | bool = False, stride: int = 0, return_overflowing: bool = False,
@@ -262,22 +285,25 @@ class BPETokenizer(Tokenizer):
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
                      padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
-        """Encode many texts. workers > 1 fans ~1 MB or more of text out to forked processes; it is off by
-        default because it rarely pays: the parent must still build every token's Python objects (about half
-        the work), and on the shared 2-core test machine 2 processes were slower than one (benchmarks/tokenizer_speed.py)."""
-        big = pairs is None and not kwargs and padding != "max_length" and workers > 1 and len(texts) >= 2 * workers
-        if big and sum(len(t) for t in texts if isinstance(t, str)) >= PARALLEL_MIN_CHARS and "fork" in mp.get_all_start_methods():
-            with gc_paused():
-                encs = _parallel_encode(self, texts, workers)
-            if padding == "longest" and encs:
-                n = max(len(e) for e in encs)
-                pad = self._pad_or_fail() if any(len(e) < n for e in encs) else None
-                for e in encs:
-                    if pad is not None:
-                        e.pad(n, pad, self.inverse[pad], padding_side)
-            return encs
+        """Encode many texts. workers > 1 (for 200,000 characters or more of single texts, no template)
+        encodes slices of the batch in forked processes at the same time (tokenizers/parallel.py)."""
+        add = kwargs.get("add_special_tokens", True)
+        if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
+                and (self.template is None or not add) and parallel.worth_it(texts, workers):
+            return self._pad_longest(parallel.encode(texts, workers, self._plain, self._numbers, self._from_numbers), padding, padding_side)
         with gc_paused():
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
+
+    def _numbers(self, text: str) -> tuple[list[int], list[int]] | None:
+        """For a forked worker (tokenizers/parallel.py): a plain text's ids and tokens per pre-token;
+        None for a text with special tokens written in it."""
+        if self._special_re is not None and self._special_re.search(text):
+            return None
+        _, entries = self._entries(text, 0, len(text))
+        return list(chain.from_iterable(entries)), list(map(len, entries))
+
+    def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
+        return Encoding.lazy(ids, partial(self._plain_column, text, ids, counts))
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         special = set(self.special_tokens)
@@ -396,63 +422,6 @@ class BPETokenizer(Tokenizer):
 
         unk = self.inverse[self.unk_id] if self.unk_id is not None else None
         return build_hf_json(self.vocab, self.merges, self.special_tokens, self.template, unk)
-
-
-PARALLEL_MIN_CHARS = 1_000_000
-_WORKER_STATE: tuple[BPETokenizer, list[str]] | None = None
-
-
-def _encode_chunk(bounds: tuple[int, int]) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """In a worker: encode texts[lo:hi] and send back flat int32 arrays, which pickle ~10x faster than
-    Encoding objects: lengths, ids, starts, ends, word ids."""
-    tok, texts = _WORKER_STATE
-    with gc_paused():
-        encs = [tok._plain(t) for t in texts[bounds[0] : bounds[1]]]
-    flat = array("i", chain.from_iterable(chain.from_iterable(e.offsets for e in encs)))
-    return (
-        array("i", map(len, encs)).tobytes(),
-        array("i", chain.from_iterable(e.ids for e in encs)).tobytes(),
-        flat[0::2].tobytes(),
-        flat[1::2].tobytes(),
-        array("i", chain.from_iterable(e.word_ids for e in encs)).tobytes(),
-    )
-
-
-def _rebuild(tok: BPETokenizer, packed: tuple[bytes, ...]) -> list[Encoding]:
-    lengths, ids, starts, ends, words = (_ints(b) for b in packed)
-    token_of = tok.inverse.__getitem__
-    out, p = [], 0
-    for n in lengths:
-        q = p + n
-        e_ids = ids[p:q]
-        out.append(Encoding(ids=e_ids, tokens=list(map(token_of, e_ids)), offsets=list(zip(starts[p:q], ends[p:q])),
-                            word_ids=words[p:q], type_ids=[0] * n, special_tokens_mask=[0] * n,
-                            attention_mask=[1] * n, sequence_ids=[0] * n))
-        p = q
-    return out
-
-
-def _ints(raw: bytes) -> list[int]:
-    a = array("i")
-    a.frombytes(raw)
-    return a.tolist()
-
-
-def _parallel_encode(tok: BPETokenizer, texts: list[str], workers: int) -> list[Encoding]:
-    """Encode in forked processes that inherit the tokenizer, its warm cache and the texts (nothing is
-    pickled on the way in). Each worker takes contiguous chunks, so a rare word is cut by one worker only."""
-    global _WORKER_STATE
-    _WORKER_STATE = (tok, texts)
-    try:
-        step = max(1, -(-len(texts) // (workers * 4)))
-        chunks = [(i, min(i + step, len(texts))) for i in range(0, len(texts), step)]
-        out: list[Encoding] = []
-        with mp.get_context("fork").Pool(workers) as pool:
-            for packed in pool.imap(_encode_chunk, chunks):
-                out += _rebuild(tok, packed)
-        return out
-    finally:
-        _WORKER_STATE = None
 
 
 def _read_vocab_json(path: Path) -> dict[str, int]:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 import regex
 
 from taesan.errors import TaesanError
-from taesan.tokenizers import wordpiece_parallel
+from taesan.tokenizers import parallel
 from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
 from taesan.tokenizers.bpe_train import gc_paused
 
@@ -231,84 +231,103 @@ class WordPieceTokenizer(Tokenizer):
         self._tile_cache[tile] = entry
         return entry
 
-    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]]:
-        """Plain text (no special tokens) -> ids, starts, ends, word ids.
-
-        The text is cut into tiles that cover it (a tile starts where the previous one ends), and every
-        per-token step runs in C over the cached tiles: chain them, take every fourth number, shift."""
+    def _tiles(self, text: str) -> tuple[list[str], list[tuple[int, ...]]]:
+        """Plain text (no special tokens) -> its tiles (they cover it: a tile starts where the previous one
+        ends) and their cached cuts."""
         tiles = self._tile_re.findall(text)
         entries = list(map(self._tile_cache.get, tiles))
         if None in entries:
             entries = [e if e is not None else self._cut_tile(t) for t, e in zip(tiles, entries)]
-        flat = list(chain.from_iterable(entries))
-        ids = flat[0::4]
+        return tiles, entries
+
+    @staticmethod
+    def _spans(tiles: list[str], entries: list[tuple[int, ...]], flat: list[int]) -> tuple[list[int], list[int]]:
+        """Start and end of every token (`flat`: the tiles' cuts chained), each per-token step in C: the
+        tile's start is added to the offsets within the tile."""
         counts = map(floordiv, map(len, entries), repeat(4))
         shift = list(chain.from_iterable(map(repeat, accumulate(map(len, tiles), initial=0), counts)))
+        return list(map(add, flat[1::4], shift)), list(map(add, flat[2::4], shift))
+
+    @staticmethod
+    def _word_ids(flat: list[int]) -> list[int]:
         word_ids = list(accumulate(flat[3::4], initial=-1))  # word index = words begun so far - 1
         del word_ids[0]
-        return ids, list(map(add, flat[1::4], shift)), list(map(add, flat[2::4], shift)), word_ids
+        return word_ids
 
-    def _columns(self, text: str) -> tuple[list[str], list[int], list[tuple[int, int]], list[int]]:
-        """Plain text (no special tokens) -> tokens, ids, offsets, word ids."""
-        ids, starts, ends, word_ids = self._numbers(text)
-        return list(map(self.inverse.__getitem__, ids)), ids, list(zip(starts, ends)), word_ids
+    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]] | None:
+        """Plain text -> ids, starts, ends, word ids (None when special tokens are written in it)."""
+        if self._special_re is not None and self._special_re.search(text):
+            return None
+        tiles, entries = self._tiles(text)
+        flat = list(chain.from_iterable(entries))
+        return (flat[0::4], *self._spans(tiles, entries, flat), self._word_ids(flat))
 
     def tokenize(self, text: str) -> list[Piece]:
-        toks, ids, offsets, word_ids = self._columns(text)
-        return [Piece(t, i, s, e, w) for t, i, (s, e), w in zip(toks, ids, offsets, word_ids)]
+        tiles, entries = self._tiles(text)
+        flat = list(chain.from_iterable(entries))
+        ids = flat[0::4]
+        starts, ends = self._spans(tiles, entries, flat)
+        return [Piece(self.inverse[i], i, s, e, w) for i, s, e, w in zip(ids, starts, ends, self._word_ids(flat))]
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
                truncation: str | bool = False, padding: str | bool = False, padding_side: str = "right", **kwargs: Any) -> Encoding:
         """See Tokenizer.encode; one text with nothing to cut or pad and no special tokens written in it
-        takes a fast path that fills the Encoding's columns directly (same result)."""
+        takes a fast path that builds ids now and the other columns when first read (same result)."""
         if (pair is not None or kwargs or truncation or padding == "max_length" or not isinstance(text, str)
                 or (self._special_re is not None and self._special_re.search(text))):
             return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
                                   truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
-        return self._encoding(*self._columns(text), add_special_tokens)
+        tiles, entries = self._tiles(text)
+        flat = list(chain.from_iterable(entries))
+        return self._lazy(flat[0::4], partial(self._tile_column, tiles, entries, flat), add_special_tokens)
 
-    def _encoding(self, toks: list[str], ids: list[int], offsets: list[tuple[int, int]], word_ids: list[int],
-                  add_special_tokens: bool) -> Encoding:
-        """One text's columns -> its Encoding, with the template's special tokens around it."""
-        n = len(ids)
+    def _from_numbers(self, text: str, ids: list[int], starts: list[int], ends: list[int], word_ids: list[int],
+                      add_special_tokens: bool = True) -> Encoding:
+        """A worker's numbers (tokenizers/parallel.py) -> the text's Encoding."""
+        return self._lazy(ids, partial(_number_column, starts, ends, word_ids), add_special_tokens)
+
+    def _tile_column(self, tiles: list[str], entries: list[tuple[int, ...]], flat: list[int], name: str) -> list:
+        if name == "word_ids":
+            return self._word_ids(flat)
+        return list(zip(*self._spans(tiles, entries, flat)))
+
+    def _lazy(self, ids: list[int], text_column: Callable[[str], list], add_special_tokens: bool) -> Encoding:
+        """One text's ids -> its Encoding with the template's special tokens around it; offsets and word_ids
+        of the text come from `text_column(name)` when first read."""
         layout = self.template["single"] if add_special_tokens and self.template is not None else ("$A",)
-        if len(layout) == 1:
-            return Encoding(ids, toks, offsets, word_ids, [0] * n, [0] * n, [1] * n, [0] * n)
         i = layout.index("$A")
-        pre, post = list(layout[:i]), list(layout[i + 1 :])
-        a, b = len(pre), len(post)
-        ids[:0] = map(self.vocab.__getitem__, pre)  # in place: the columns are this Encoding's own lists
-        ids += map(self.vocab.__getitem__, post)
-        toks[:0] = pre
-        toks += post
-        offsets[:0] = [(0, 0)] * a
-        offsets += [(0, 0)] * b
-        word_ids[:0] = [None] * a
-        word_ids += [None] * b
-        return Encoding(ids, toks, offsets, word_ids, [0] * (a + n + b), [1] * a + [0] * n + [1] * b,
-                        [1] * (a + n + b), [None] * a + [0] * n + [None] * b)
+        pre, post = [self.vocab[t] for t in layout[:i]], [self.vocab[t] for t in layout[i + 1 :]]
+        n = len(ids)
+        if pre or post:
+            ids = pre + ids + post
+        return Encoding.lazy(ids, partial(self._column, ids, len(pre), n, len(post), text_column))
+
+    def _column(self, ids: list[int], a: int, n: int, b: int, text_column: Callable[[str], list], name: str) -> list:
+        """A column (other than ids) of `_lazy`'s Encoding: a special tokens, n text tokens, b special tokens."""
+        if name == "tokens":
+            return list(map(self.inverse.__getitem__, ids))
+        if name in ("offsets", "word_ids"):
+            fill = (0, 0) if name == "offsets" else None
+            return [fill] * a + text_column(name) + [fill] * b if a or b else text_column(name)
+        if name == "special_tokens_mask":
+            return [1] * a + [0] * n + [1] * b
+        if name == "sequence_ids":
+            return [None] * a + [0] * n + [None] * b
+        return [1 if name == "attention_mask" else 0] * (a + n + b)
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
                      padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
         """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (millions of small lists).
 
-        workers > 1 cuts ~1 MB or more of plain texts in forked processes (wordpiece_parallel.py); the
-        parent still builds every Encoding, so it pays only with idle cores."""
+        workers > 1 (for 200,000 characters or more of single texts) encodes slices of the batch in forked
+        processes at the same time (tokenizers/parallel.py)."""
+        if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
+                and parallel.worth_it(texts, workers):
+            encs = parallel.encode(texts, workers, partial(self.encode, **kwargs), self._numbers,
+                                   partial(self._from_numbers, **kwargs))
+            return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
-            if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
-                    and wordpiece_parallel.worth_it(self, texts, workers):
-                encs = wordpiece_parallel.encode(self, texts, workers, kwargs.get("add_special_tokens", True))
-                return self._pad_longest(encs, padding, padding_side)
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
-
-    def _pad_longest(self, encs: list[Encoding], padding: str | bool, padding_side: str) -> list[Encoding]:
-        if padding == "longest":
-            n = max(len(e) for e in encs)
-            if any(len(e) < n for e in encs):
-                pad = self._pad_or_fail()
-                for e in encs:
-                    e.pad(n, pad, self.inverse[pad], padding_side)
-        return encs
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
@@ -420,3 +439,8 @@ def cleanup(text: str) -> str:
         text = text.replace(a, b)
     return text
 
+
+
+def _number_column(starts: list[int], ends: list[int], word_ids: list[int], name: str) -> list:
+    """offsets or word_ids of a text from a worker's numbers (WordPieceTokenizer._from_numbers)."""
+    return word_ids if name == "word_ids" else list(zip(starts, ends))
