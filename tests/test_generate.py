@@ -152,17 +152,22 @@ def _naive_greedy(model, ids, steps):
     return ids
 
 
-@pytest.mark.parametrize("copies", [True, False], ids=["transposed-copies", "views"])
+@pytest.mark.parametrize("layout", ["onednn-packed", "transposed-copies", "views"])
 @torch.no_grad()
-def test_gpt_decode_step_equals_forward(gpt, copies, monkeypatch):
-    """The lean one-token path gives forward's logits, with and without left padding, whether the model is
-    small enough for transposed weight copies or reads transposed views (a big model)."""
+def test_gpt_decode_step_equals_forward(gpt, layout, monkeypatch):
+    """The lean one-token path gives forward's logits, with and without left padding, whether it multiplies
+    by oneDNN-packed copies of the matrices (CPU), transposed copies (no oneDNN) or transposed views (a big model)."""
     from taesan.models import gpt as gpt_module
 
     _, model = gpt
-    if not copies:
+    model.__dict__.pop("_step_matrices", None)
+    if layout == "onednn-packed" and not gpt_module._onednn_usable(torch.float32):
+        pytest.skip("this PyTorch build has no oneDNN linear kernel")
+    if layout != "onednn-packed":
+        monkeypatch.setattr(gpt_module, "_onednn_usable", lambda dtype: False)
+    if layout == "views":
         monkeypatch.setattr(gpt_module, "STEP_COPY_BYTES", 0)
-        model.__dict__.pop("_step_transposed", None)
+    assert model.step_weights()[5] is (gpt_module._onednn_linear if layout == "onednn-packed" else gpt_module._addmm)
     ids, nxt = _prompts(B=3, T=7), _prompts(B=3, T=1, seed=1)
     mask = torch.ones(3, 8, dtype=torch.long)
     mask[0, :3] = 0
@@ -177,24 +182,27 @@ def test_gpt_decode_step_equals_forward(gpt, copies, monkeypatch):
         torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
         torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
         assert a.length == b.length == 8
+    model.__dict__.pop("_step_matrices", None)  # the next test decodes with this build's own choice
 
 
-def test_decode_step_follows_weight_changes_and_bias_free_models():
-    """step_weights keeps transposed copies: an in-place edit must refresh them; bias=False needs zero biases."""
+@pytest.mark.parametrize("bias,activation", [(True, "gelu_tanh"), (False, "gelu"), (True, "relu"), (False, "silu")])
+def test_decode_step_follows_weight_changes_bias_free_models_and_every_activation(bias, activation):
+    """step_weights keeps packed or transposed copies: an in-place edit must refresh them; bias=False needs
+    zero biases; each activation is fused into the up-projection (oneDNN) or applied after it (silu)."""
     from taesan.models.gpt import GPT, GPTConfig
 
     torch.manual_seed(0)
-    for bias in (True, False):
-        model = GPT(GPTConfig(vocab_size=50, n_positions=16, d_model=16, n_layers=2, n_heads=2, bias=bias)).eval()
-        ids, nxt = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 1))
-        for _ in range(2):  # before and after an in-place change of one matrix
-            cache = model.new_cache()
-            with torch.no_grad():
-                model(ids, cache=cache)
-                fast = model.decode_step(nxt, cache)
-                full = model(torch.cat([ids, nxt], 1))[:, -1]
-                torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
-                model.blocks[1].mlp.up.weight.mul_(3.0)
+    model = GPT(GPTConfig(vocab_size=50, n_positions=16, d_model=16, n_layers=2, n_heads=2, bias=bias,
+                          activation=activation)).eval()
+    ids, nxt = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 1))
+    for _ in range(2):  # before and after an in-place change of one matrix
+        cache = model.new_cache()
+        with torch.no_grad():
+            model(ids, cache=cache)
+            fast = model.decode_step(nxt, cache)
+            full = model(torch.cat([ids, nxt], 1))[:, -1]
+            torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+            model.blocks[1].mlp.up.weight.mul_(3.0)
 
 
 def test_stop_between_checks_ends_where_the_last_row_stops(gpt):

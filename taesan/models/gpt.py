@@ -4,12 +4,14 @@ Not a trainer or a sampler: the model returns hidden states or logits; losses li
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from taesan.checkpoint import check_and_load
@@ -180,44 +182,52 @@ class GPT(TaesanModel):
         B, past = tokens.shape[0], cache.length
         if past >= self.config.n_positions:
             raise ValueError(f"position {past} is beyond the model's {self.config.n_positions} positions")
-        tok_w, pos_w, norm_w, norm_b, head_t, act, layers, (C, H, D, eps) = weights or self.step_weights()
+        tok_w, pos_w, norm_w, norm_b, head, linear, up, layers, (C, H, D, eps) = weights or self.step_weights()
         pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids.view(B))  # (C,) or (B, C)
         x = torch.embedding(tok_w, tokens.view(B)) + pos  # (B, C)
-        hidden = None if attention_mask is None else attention_mask[:, None, None, :] == 0  # (B, 1, 1, S): True = padding
-        scale, zero = 1.0 / math.sqrt(D), x.new_zeros(1, 1, 1)  # baddbmm's ignored input (beta=0)
-        for (n1w, n1b, qkv_t, qkv_b, out_t, out_b, n2w, n2b, up_t, up_b, down_t, down_b), layer_cache in zip(layers, cache.self_attn):
-            qkv = torch.addmm(qkv_b, torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_t)  # (B, 3C): q, k, v in one product
+        allowed = None if attention_mask is None else attention_mask[:, None, None, :] != 0  # (B, 1, 1, S)
+        for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
+            qkv = linear(torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_w, qkv_b)  # (B, 3C): q, k, v in one product
             q, k, v = qkv.view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
             k, v = layer_cache.append(k, v)  # (B, H, S, D)
-            S = k.shape[2]
-            k, v = k.reshape(B * H, S, D), v.reshape(B * H, S, D)  # views: the cache's rows are contiguous per head
-            scores = torch.baddbmm(zero, q.reshape(B * H, 1, D), k.transpose(1, 2), beta=0, alpha=scale)  # (B·H, 1, S)
-            if hidden is not None:
-                scores = scores.view(B, H, 1, S).masked_fill(hidden, float("-inf")).view(B * H, 1, S)
-            y = torch.bmm(scores.softmax(-1), v)  # (B·H, 1, D)
-            x = x + torch.addmm(out_b, y.view(B, C), out_t)  # (B, C): heads side by side, as (B, 1, H, D) would be
-            x = x + torch.addmm(down_b, act(torch.addmm(up_b, torch.layer_norm(x, (C,), n2w, n2b, eps), up_t)), down_t)
-        return torch.layer_norm(x, (C,), norm_w, norm_b, eps) @ head_t  # (B, vocab_size)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, 1, D)
+            x = x + linear(y.view(B, C), out_w, out_b)  # (B, C): heads side by side, as (B, 1, H, D) would be
+            x = x + linear(up(torch.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b), down_w, down_b)
+        return linear(torch.layer_norm(x, (C,), norm_w, norm_b, eps), head, None)  # (B, vocab_size)
 
     def step_weights(self) -> tuple:
-        """The parameters `decode_step` reads, gathered once per generation (attribute lookups are slow in a hot loop).
+        """The parameters `decode_step` reads, gathered once per generation (attribute lookups are slow in a
+        hot loop), with the matrix product to compute with.
 
-        Every matrix comes transposed, (in, out) contiguous, as HF GPT-2's Conv1D stores it: for a few rows
-        `x @ W` from that layout runs 1.2-2× faster on CPU than nn.Linear's `x @ Wᵀ` (measured in
-        benchmarks/generate.py), and it is the layout HF computes with. On CPU the copies (one more set of
-        the matrices) are kept on the model and made again only when a weight changes (its version or
-        storage), up to STEP_COPY_BYTES: a bigger model is memory-bound anyway and should not double its
-        footprint; it and other devices get transposed views.
+        On CPU with oneDNN (PyTorch's x86 and ARM builds) every matrix is repacked into oneDNN's blocked
+        layout and multiplied by its linear kernel, GELU/ReLU fused into the up-projection: for a few rows
+        that runs 1.5-6x faster than `addmm` (the same fp32 products, summed in another order; measured in
+        benchmarks/generate.py). Elsewhere the matrices come transposed, (in, out), for `addmm`. The packed
+        or transposed copies (one more set of the matrices) are kept on the model and made again only when a
+        weight changes (its version or storage), up to STEP_COPY_BYTES: a bigger model reads transposed views.
         """
         matrices = [self.lm_head.weight] + [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.out.weight, b.mlp.up.weight, b.mlp.down.weight)]
         key = tuple((w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype) for w in matrices)
-        cached = self.__dict__.get("_step_transposed")
+        cached = self.__dict__.get("_step_matrices")
         if cached is None or cached[0] != key:
             size = sum(w.numel() * w.element_size() for w in matrices)
             copy = matrices[0].device.type == "cpu" and size <= STEP_COPY_BYTES  # GPU BLAS reads a view as fast
-            cached = (key, [w.detach().t().contiguous() if copy else w.detach().t() for w in matrices])  # each (in, out)
-            self.__dict__["_step_transposed"] = cached
-        head_t, rest = cached[1][0], cached[1][1:]
+            packed = copy and _onednn_usable(matrices[0].dtype)
+            if packed:
+                made = [torch.ops.mkldnn._reorder_linear_weight(w.detach(), PACK_ROWS) for w in matrices]
+            else:
+                made = [w.detach().t().contiguous() if copy else w.detach().t() for w in matrices]  # each (in, out)
+            cached = (key, made, packed)
+            self.__dict__["_step_matrices"] = cached
+        (head, *rest), packed = cached[1], cached[2]
+        act = self.blocks[0].mlp.act
+        if packed and self.config.activation in FUSED_ACTIVATIONS:
+            attr, algorithm = FUSED_ACTIVATIONS[self.config.activation]
+            linear, up = _onednn_linear, functools.partial(_onednn_linear, attr=attr, algorithm=algorithm)
+        elif packed:
+            linear, up = _onednn_linear, _then(act, _onednn_linear)
+        else:
+            linear, up = _addmm, _then(act, _addmm)
         layers = [
             (b.attn_norm.weight, b.attn_norm.bias, rest[4 * i], _bias(b.attn.qkv), rest[4 * i + 1], _bias(b.attn.out),
              b.mlp_norm.weight, b.mlp_norm.bias, rest[4 * i + 2], _bias(b.mlp.up), rest[4 * i + 3], _bias(b.mlp.down))
@@ -225,10 +235,36 @@ class GPT(TaesanModel):
         ]
         c = self.config
         shape = (c.d_model, c.n_heads, c.d_model // c.n_heads, c.norm_eps)
-        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head_t, self.blocks[0].mlp.act, layers, shape
+        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head, linear, up, layers, shape
 
 
-STEP_COPY_BYTES = 256 * 2**20  # transposed decoding copies only for models whose matrices fit in this
+STEP_COPY_BYTES = 256 * 2**20  # packed or transposed decoding copies only for models whose matrices fit in this
+PACK_ROWS = 8  # the batch size oneDNN lays packed matrices out for: as fast at batch 1 as a layout for 1 row
+FUSED_ACTIVATIONS = {"gelu_tanh": ("gelu", "tanh"), "gelu": ("gelu", "none"), "relu": ("relu", "")}  # oneDNN post-ops
+
+
+def _onednn_usable(dtype: torch.dtype) -> bool:
+    """oneDNN's packed linear kernel exists here (private ops PyTorch's own compiler uses; else addmm)."""
+    try:
+        w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2, dtype=dtype), PACK_ROWS)
+        return bool(torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2, dtype=dtype), w, None, "none", [], "").sum() == 4)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def _onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, attr: str = "none", algorithm: str = "") -> torch.Tensor:
+    """x @ Wᵀ + b with W packed by oneDNN, then the fused activation `attr` (e.g. "gelu", algorithm "tanh")."""
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, attr, [], algorithm)
+
+
+def _addmm(x: torch.Tensor, w_t: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x @ W_t + b with W_t transposed, (in, out)."""
+    return x @ w_t if b is None else torch.addmm(b, x, w_t)
+
+
+def _then(act, linear):
+    """The up-projection where no fused kernel is used: the product, then the activation."""
+    return lambda x, w, b: act(linear(x, w, b))
 
 
 def _bias(linear: nn.Linear) -> torch.Tensor:
