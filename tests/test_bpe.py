@@ -327,6 +327,31 @@ def test_property_round_trip_and_offsets(gpt2, text):
     assert enc.word_ids == sorted(enc.word_ids)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(ANY_TEXT, MIXED), min_size=1, max_size=12))
+def test_property_words_cut_together_equal_words_cut_one_by_one(gpt2, monkeypatch, texts):
+    """encode_batch cuts the new words of a block of texts in numpy rounds (bpe_batch.py); every column
+    equals what a fresh tokenizer gives one text at a time (the one-word loop), blocks split anywhere."""
+    monkeypatch.setattr(bpe_module, "BATCH_MIN_WORDS", 1)
+    monkeypatch.setattr(bpe_module, "BATCH_TEXTS", 5)
+    together = BPETokenizer(gpt2.vocab, gpt2.merges).encode_batch(texts, padding=False)
+    alone = BPETokenizer(gpt2.vocab, gpt2.merges)
+    assert together == [alone.encode(t) for t in texts]
+
+
+def test_words_cut_together_on_real_lines(gpt2, shared_data, monkeypatch):
+    """The same on real Korean and English lines, in processes too (GPT-2's 50,000 merges; long words
+    beyond bpe_batch.MAX_BYTES go one by one)."""
+    monkeypatch.setattr(parallel, "MIN_CHARS", 0)
+    lines = (shared_data / "corpus" / "nsmc_raw_reviews.txt").read_text(encoding="utf-8").split("\n")[:1500]
+    lines += (shared_data / "english" / "tinyshakespeare.txt").read_text(encoding="utf-8").split("\n")[:1500]
+    lines.append("=" * 300 + " " + "가" * 40)
+    alone = BPETokenizer(gpt2.vocab, gpt2.merges)
+    expected = [alone.encode(t) for t in lines]
+    for workers in (1, 2):
+        assert BPETokenizer(gpt2.vocab, gpt2.merges).encode_batch(lines, padding=False, workers=workers) == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(max_size=12), min_size=1, max_size=6), st.integers(257, 330))
 def test_property_trained_tokenizer_never_fails(texts, vocab_size):

@@ -14,12 +14,14 @@ from operator import add, lshift, or_, sub
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import regex
 from tqdm import tqdm
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
 from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.bpe_batch import MAX_BYTES, MergeTable, merge_words
 from taesan.tokenizers.bpe_train import gc_paused, learn_merges
 from taesan.tokenizers.corpus import count_words
 
@@ -29,7 +31,9 @@ from taesan.tokenizers.corpus import count_words
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _PRETOKENIZE = regex.compile(GPT2_PATTERN)
 LONG_WORD = 200  # byte length above which a word is merged with a heap instead of repeated min()
-CACHE_LIMIT = 250_000  # words kept in the encode cache before it is emptied (~0.5 kB each)
+CACHE_LIMIT = 250_000  # words kept in the encode cache before it is emptied
+BATCH_TEXTS = 4096  # texts whose new words are cut together
+BATCH_MIN_WORDS = 256  # fewer new words than this are cut one by one
 _CHAR_STARTS = bytes(int(b & 0xC0 != 0x80) for b in range(256))  # 1 for a byte that starts a UTF-8 character
 
 
@@ -123,6 +127,8 @@ class BPETokenizer(Tokenizer):
             self._merge_new.append(self.vocab[a + b])
         # bytes each token covers (one symbol per byte); [UNK] stands for one byte the vocabulary lacks
         self._nbytes = {i: len(t) for t, i in self.vocab.items()}
+        self._byte_array = np.asarray(self._byte_ids, dtype=np.int64)
+        self._merge_table: MergeTable | None = None  # built at the first batch of new words
         if self.unk_id is not None:
             self._nbytes[self.unk_id] = 1
 
@@ -197,13 +203,62 @@ class BPETokenizer(Tokenizer):
         self._cache[word] = ids
         return ids
 
-    def _entries(self, text: str, start: int, end: int) -> tuple[list[str], list[list[int]]]:
-        """text[start:end] -> its pre-tokens and their cached ids (cutting the ones not seen yet)."""
-        words = _PRETOKENIZE.findall(text, start, end)
+    def _cuts(self, words: list[str]) -> list[list[int]]:
+        """Pre-tokens -> their cached ids (cutting the ones not seen yet)."""
         entries = list(map(self._cache.get, words))
         if None in entries:
             entries = [e if e is not None else self._word(w) for w, e in zip(words, entries)]
-        return words, entries
+        return entries
+
+    def _entries(self, text: str, start: int, end: int) -> tuple[list[str], list[list[int]]]:
+        """text[start:end] -> its pre-tokens and their cached ids."""
+        words = _PRETOKENIZE.findall(text, start, end)
+        return words, self._cuts(words)
+
+    def _cut_new(self, words: Iterable[str]) -> None:
+        """Put the ids of the words the cache lacks into it, many words at once (bpe_batch.py) when there
+        are BATCH_MIN_WORDS or more and the vocabulary has every byte; otherwise `_cuts` cuts them one by one."""
+        cache = self._cache
+        new = [w for w in dict.fromkeys(words) if w not in cache]
+        if len(new) < BATCH_MIN_WORDS or min(self._byte_ids) < 0:
+            return
+        if len(cache) + len(new) > CACHE_LIMIT:
+            cache.clear()
+            new = new[:CACHE_LIMIT]
+        if self._merge_table is None:
+            self._merge_table = MergeTable(self._pair_rank, self._merge_new)
+        raws = [w.encode("utf-8", "surrogatepass") for w in new]
+        short = [w for w, r in zip(new, raws) if len(r) <= MAX_BYTES]
+        cuts = merge_words(self._merge_table, self._byte_array, [r for r in raws if len(r) <= MAX_BYTES])
+        cache.update(zip(map(short.__getitem__, cuts), cuts.values()))  # longer words: one by one in _cuts
+
+    def _plain_words(self, text: Any) -> list[str] | None:
+        """A text's pre-tokens, or None when it has special tokens written in it (or is not text)."""
+        if not isinstance(text, str) or (self._special_re is not None and self._special_re.search(text)):
+            return None
+        return _PRETOKENIZE.findall(text)
+
+    def _plain_batch(self, texts: list) -> list[Encoding]:
+        """`_plain` of many texts; the new words of each block of texts are cut together first."""
+        out: list[Encoding] = []
+        for lo in range(0, len(texts), BATCH_TEXTS):
+            block = texts[lo : lo + BATCH_TEXTS]
+            words = list(map(self._plain_words, block))
+            self._cut_new(chain.from_iterable(w for w in words if w))
+            out += [self._plain(t) if w is None else self._from_cuts(t, self._cuts(w)) for t, w in zip(block, words)]
+        return out
+
+    def _numbers_batch(self, texts: list) -> list[tuple[list[int], list[int]] | None]:
+        """For a forked worker (tokenizers/parallel.py): each plain text's ids and tokens per pre-token;
+        None for a text with special tokens written in it."""
+        out: list[tuple[list[int], list[int]] | None] = []
+        for lo in range(0, len(texts), BATCH_TEXTS):
+            words = list(map(self._plain_words, texts[lo : lo + BATCH_TEXTS]))
+            self._cut_new(chain.from_iterable(w for w in words if w))
+            for w in words:
+                entries = None if w is None else self._cuts(w)
+                out.append(None if entries is None else (list(chain.from_iterable(entries)), list(map(len, entries))))
+        return out
 
     def _offsets(self, text: str, start: int, end: int, ids: list[int]) -> list[tuple[int, int]]:
         """Character offsets of the ids cut from text[start:end].
@@ -246,9 +301,9 @@ class BPETokenizer(Tokenizer):
         columns when first read (Encoding.lazy)."""
         if not isinstance(text, str):
             raise TaesanError(f"expected text (str), got {type(text).__name__}")
-        numbers = self._numbers(text)
-        if numbers is not None:
-            return self._from_numbers(text, *numbers)
+        words = self._plain_words(text)
+        if words is not None:
+            return self._from_cuts(text, self._cuts(words))
         ids, tokens, offsets, word_ids = [], [], [], []
         pos, wi = 0, 0
         for m in list(self._special_re.finditer(text)) + [None]:
@@ -285,22 +340,23 @@ class BPETokenizer(Tokenizer):
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
                      padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
-        """Encode many texts. workers > 1 (for 200,000 characters or more of single texts, no template)
-        encodes slices of the batch in forked processes at the same time (tokenizers/parallel.py)."""
+        """Encode many texts. Single texts with nothing to add, cut or pad take the fast path, where the new
+        words of a few thousand texts are cut together (bpe_batch.py); workers > 1 (for 200,000 characters
+        or more) encodes slices of the batch in forked processes at the same time (tokenizers/parallel.py)."""
         add = kwargs.get("add_special_tokens", True)
-        if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
-                and (self.template is None or not add) and parallel.worth_it(texts, workers):
-            return self._pad_longest(parallel.encode(texts, workers, self._plain, self._numbers, self._from_numbers), padding, padding_side)
+        if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} and (self.template is None or not add):
+            with gc_paused():
+                if parallel.worth_it(texts, workers):
+                    encs = parallel.encode(texts, workers, self._plain_batch, self._numbers_batch, self._from_numbers)
+                else:
+                    encs = self._plain_batch(texts)
+            return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
-    def _numbers(self, text: str) -> tuple[list[int], list[int]] | None:
-        """For a forked worker (tokenizers/parallel.py): a plain text's ids and tokens per pre-token;
-        None for a text with special tokens written in it."""
-        if self._special_re is not None and self._special_re.search(text):
-            return None
-        _, entries = self._entries(text, 0, len(text))
-        return list(chain.from_iterable(entries)), list(map(len, entries))
+    def _from_cuts(self, text: str, entries: list[list[int]]) -> Encoding:
+        ids = list(chain.from_iterable(entries))
+        return Encoding.lazy(ids, partial(self._plain_column, text, ids, list(map(len, entries))))
 
     def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
         return Encoding.lazy(ids, partial(self._plain_column, text, ids, counts))

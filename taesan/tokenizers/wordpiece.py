@@ -323,7 +323,8 @@ class WordPieceTokenizer(Tokenizer):
         processes at the same time (tokenizers/parallel.py)."""
         if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
                 and parallel.worth_it(texts, workers):
-            encs = parallel.encode(texts, workers, partial(self.encode, **kwargs), self._numbers,
+            encs = parallel.encode(texts, workers, lambda part: [self.encode(t, **kwargs) for t in part],
+                                   lambda part: [self._numbers(t) if isinstance(t, str) else None for t in part],
                                    partial(self._from_numbers, **kwargs))
             return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
