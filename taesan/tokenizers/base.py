@@ -35,8 +35,8 @@ class Encoding:
     """A tokenized text (or pair). Offsets are character offsets into the original string(s);
     special and pad tokens get (0, 0) and word_id None. sequence_ids: 0 = first text, 1 = pair, None = special.
 
-    `ids` is always built; a tokenizer's fast path may leave the other columns to a `column(name)` function
-    that builds each on first access (as the Rust library converts a column when Python reads it), so a
+    `ids` is always built; a tokenizer's fast path may leave the other columns to a column function that
+    builds each on first access (as the Rust library converts a column when Python reads it), so a
     batch that only needs ids does not pay for millions of offset tuples and mask lists it never reads.
     """
 
@@ -59,18 +59,20 @@ class Encoding:
         self._rest = None
 
     @classmethod
-    def lazy(cls, ids: list[int], column: Callable[[str], list]) -> "Encoding":
-        """An Encoding whose other columns (LAZY_COLUMNS) are `column(name)`, each built when first read."""
+    def lazy(cls, ids: list[int], column: Callable[..., list], *args: Any) -> "Encoding":
+        """An Encoding whose other columns (LAZY_COLUMNS) are `column(*args, name)`, each built when first read.
+        (A plain function and its arguments rather than a closure: one small tuple per Encoding, which
+        matters to the cycle collector when a batch makes a hundred thousand of them.)"""
         e = cls.__new__(cls)
-        e.ids, e.overflowing, e._rest = ids, [], column
+        e.ids, e.overflowing, e._rest = ids, [], (column, *args)
         return e
 
     def __getattr__(self, name: str) -> Any:
         # only reached for a slot not yet set: a lazy column
-        column = self._rest
-        if column is None or name not in LAZY_COLUMNS:
+        rest = self._rest
+        if rest is None or name not in LAZY_COLUMNS:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        value = column(name)
+        value = rest[0](*rest[1:], name)
         setattr(self, name, value)
         return value
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import json
 import multiprocessing as mp
-from functools import lru_cache, partial
+from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, lshift, or_, sub
 from pathlib import Path
@@ -356,10 +356,10 @@ class BPETokenizer(Tokenizer):
 
     def _from_cuts(self, text: str, entries: list[list[int]]) -> Encoding:
         ids = list(chain.from_iterable(entries))
-        return Encoding.lazy(ids, partial(self._plain_column, text, ids, list(map(len, entries))))
+        return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, list(map(len, entries)))
 
     def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
-        return Encoding.lazy(ids, partial(self._plain_column, text, ids, counts))
+        return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, counts)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         special = set(self.special_tokens)

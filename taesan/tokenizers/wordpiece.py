@@ -278,37 +278,51 @@ class WordPieceTokenizer(Tokenizer):
             return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
                                   truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
         tiles, entries = self._tiles(text)
-        flat = list(chain.from_iterable(entries))
-        return self._lazy(flat[0::4], partial(self._tile_column, tiles, entries, flat), add_special_tokens)
+        ids, a, b = self._with_template(list(chain.from_iterable(entries))[0::4], add_special_tokens)
+        return Encoding.lazy(ids, WordPieceTokenizer._tile_column, self, ids, a, b, tiles, entries)
 
     def _from_numbers(self, text: str, ids: list[int], starts: list[int], ends: list[int], word_ids: list[int],
                       add_special_tokens: bool = True) -> Encoding:
         """A worker's numbers (tokenizers/parallel.py) -> the text's Encoding."""
-        return self._lazy(ids, partial(_number_column, starts, ends, word_ids), add_special_tokens)
+        ids, a, b = self._with_template(ids, add_special_tokens)
+        return Encoding.lazy(ids, WordPieceTokenizer._number_column, self, ids, a, b, starts, ends, word_ids)
 
-    def _tile_column(self, tiles: list[str], entries: list[tuple[int, ...]], flat: list[int], name: str) -> list:
-        if name == "word_ids":
-            return self._word_ids(flat)
-        return list(zip(*self._spans(tiles, entries, flat)))
-
-    def _lazy(self, ids: list[int], text_column: Callable[[str], list], add_special_tokens: bool) -> Encoding:
-        """One text's ids -> its Encoding with the template's special tokens around it; offsets and word_ids
-        of the text come from `text_column(name)` when first read."""
+    def _with_template(self, ids: list[int], add_special_tokens: bool) -> tuple[list[int], int, int]:
+        """One text's ids -> (the ids with the template's special tokens around them, how many before, after)."""
         layout = self.template["single"] if add_special_tokens and self.template is not None else ("$A",)
         i = layout.index("$A")
         pre, post = [self.vocab[t] for t in layout[:i]], [self.vocab[t] for t in layout[i + 1 :]]
-        n = len(ids)
-        if pre or post:
-            ids = pre + ids + post
-        return Encoding.lazy(ids, partial(self._column, ids, len(pre), n, len(post), text_column))
+        if pre:
+            ids[:0] = pre
+        if post:
+            ids += post
+        return ids, len(pre), len(post)
 
-    def _column(self, ids: list[int], a: int, n: int, b: int, text_column: Callable[[str], list], name: str) -> list:
-        """A column (other than ids) of `_lazy`'s Encoding: a special tokens, n text tokens, b special tokens."""
+    def _tile_column(self, ids: list[int], a: int, b: int, tiles: list[str], entries: list[tuple[int, ...]], name: str) -> list:
+        """A lazy column of `encode`'s fast path, from the text's tiles and their cached cuts."""
+        def text_part() -> list:
+            flat = list(chain.from_iterable(entries))
+            return self._word_ids(flat) if name == "word_ids" else list(zip(*self._spans(tiles, entries, flat)))
+        return self._column(ids, a, b, name, text_part)
+
+    def _number_column(self, ids: list[int], a: int, b: int, starts: list[int], ends: list[int], word_ids: list[int],
+                       name: str) -> list:
+        """A lazy column of an Encoding made from a worker's numbers."""
+        return self._column(ids, a, b, name, lambda: word_ids if name == "word_ids" else list(zip(starts, ends)))
+
+    def _column(self, ids: list[int], a: int, b: int, name: str, text_part: Callable[[], list]) -> list:
+        """A column (other than ids) of an Encoding of a special tokens, the text's tokens, b special tokens;
+        `text_part()` gives the text's own offsets or word_ids."""
+        n = len(ids) - a - b
         if name == "tokens":
             return list(map(self.inverse.__getitem__, ids))
         if name in ("offsets", "word_ids"):
-            fill = (0, 0) if name == "offsets" else None
-            return [fill] * a + text_column(name) + [fill] * b if a or b else text_column(name)
+            part = text_part()
+            if a or b:
+                fill = (0, 0) if name == "offsets" else None
+                part[:0] = [fill] * a
+                part += [fill] * b
+            return part
         if name == "special_tokens_mask":
             return [1] * a + [0] * n + [1] * b
         if name == "sequence_ids":
@@ -439,9 +453,3 @@ def cleanup(text: str) -> str:
     for a, b in _CLEANUP:
         text = text.replace(a, b)
     return text
-
-
-
-def _number_column(starts: list[int], ends: list[int], word_ids: list[int], name: str) -> list:
-    """offsets or word_ids of a text from a worker's numbers (WordPieceTokenizer._from_numbers)."""
-    return word_ids if name == "word_ids" else list(zip(starts, ends))
