@@ -249,8 +249,8 @@ class BPETokenizer(Tokenizer):
         return out
 
     def _numbers_batch(self, texts: list) -> list[tuple[list[int], list[int]] | None]:
-        """For a forked worker (tokenizers/parallel.py): each plain text's ids and tokens per pre-token;
-        None for a text with special tokens written in it."""
+        """For a forked worker (tokenizers/parallel.py): each plain text's ids and its number of tokens per
+        pre-token; None for a text with special tokens written in it."""
         out: list[tuple[list[int], list[int]] | None] = []
         for lo in range(0, len(texts), BATCH_TEXTS):
             words = list(map(self._plain_words, texts[lo : lo + BATCH_TEXTS]))
@@ -355,10 +355,12 @@ class BPETokenizer(Tokenizer):
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
     def _from_cuts(self, text: str, entries: list[list[int]]) -> Encoding:
+        """A plain text's Encoding from its pre-tokens' ids: ids now, the other columns when read."""
         ids = list(chain.from_iterable(entries))
         return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, list(map(len, entries)))
 
     def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
+        """The same from a worker's numbers: the ids and the number of tokens per pre-token."""
         return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, counts)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:

@@ -4,8 +4,8 @@ Encodings) and this process wraps them in lazy Encodings (columns beyond ids are
 
 Not a tokenizer. A tokenizer taking part gives `encode_many(texts)` -> Encodings, `numbers_many(texts)` ->
 per text a tuple of int lists (None for a text this process must encode itself, e.g. one with special
-tokens written in it) and `from_numbers(text, *numbers)` -> the text's Encoding. Forked workers inherit the tokenizer, its warm cache and the texts: nothing is
-pickled on the way in.
+tokens written in it) and `from_numbers(text, *numbers)` -> the text's Encoding. Forked workers inherit the
+tokenizer, its warm cache and the texts: nothing is pickled on the way in.
 """
 from __future__ import annotations
 
