@@ -6,8 +6,11 @@ served model; it never carries a path. Every user mistake is a 4xx with {"error"
 """
 
 import asyncio
+import functools
 import json
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,10 @@ class ServeConfig:
     max_body: int = 64 * 1024  # bytes of a request body
     max_new_tokens: int = 200  # generation cap per request
     max_texts: int = 32  # sentences per score request
-    timeout: float = 30.0  # seconds of computation per request (generation: the whole stream)
+    timeout: float = 30.0  # seconds of computation per request, waiting for a slot included (generation: the whole stream)
+    max_concurrent: int = 2  # model computations running at once (see Slots)
+    max_queue: int = 4  # requests waiting for a slot; one more is a 503
+    max_image_side: int = 64  # rows and columns of a "pixels" image
     demo_tokenizers: bool = True  # word/char/BPE/WordPiece on the embedded corpus for the comparison tab
 
 
@@ -57,6 +63,62 @@ def model_specs(values: list[str]) -> dict[str, str]:
             raise TaesanError(f"--model {value}: {directory} is not a checkpoint directory")
         models[name] = directory
     return models
+
+
+class Slots:
+    """At most `limit` model computations at once; at most `queue` more requests wait (first come, first served);
+    a request beyond that is refused at once with a 503 "server busy, try again".
+
+    A slot is held by the worker thread until the computation really returns. Python cannot stop a thread, so a
+    request that timed out (408) keeps its slot until its thread ends: the cap counts running threads, not open
+    requests. Not tied to one event loop: release() may be called from any thread.
+    """
+
+    def __init__(self, limit: int, queue: int) -> None:
+        if limit < 1 or queue < 0:
+            raise TaesanError(f"max_concurrent {limit} / max_queue {queue}: need at least 1 slot and a queue of 0 or more")
+        self.limit, self.queue = limit, queue
+        self.running = 0
+        self._waiting: deque = deque()  # (loop, future) of each request waiting for a slot, oldest first
+        self._lock = threading.Lock()
+
+    async def acquire(self) -> None:
+        with self._lock:
+            if self.running < self.limit and not self._waiting:
+                self.running += 1
+                return
+            if len(self._waiting) >= self.queue:
+                raise HTTPError(503, "server busy, try again")
+            loop = asyncio.get_running_loop()
+            waiter = (loop, loop.create_future())
+            self._waiting.append(waiter)
+        try:
+            await waiter[1]  # release() hands its slot over: `running` stays the same
+        except BaseException:  # cancelled (timeout, client gone) while waiting, or just as the slot came
+            with self._lock:
+                handed = waiter not in self._waiting
+                if not handed:
+                    self._waiting.remove(waiter)
+            if handed:
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the oldest waiting request, or free it."""
+        with self._lock:
+            while self._waiting:
+                loop, future = self._waiting.popleft()
+                try:
+                    loop.call_soon_threadsafe(_grant, future)
+                    return
+                except RuntimeError:  # that request's event loop is closed: try the next one
+                    continue
+            self.running -= 1
+
+
+def _grant(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 # ---- request fields ------------------------------------------------------------------------------------------
@@ -93,6 +155,23 @@ def _number(body: dict, key: str, kind: type, default, low, high):
     return value
 
 
+def _pixels(body: dict, cfg: ServeConfig) -> list[list[float]]:
+    """Field "pixels": a non-empty rectangular list of rows of numbers 0-255, at most max_image_side each way."""
+    rows = body["pixels"]
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+        raise HTTPError(400, "field 'pixels': expected a 2-D list of grey values 0-255 (a list of rows)")
+    width = len(rows[0])
+    if width == 0 or any(len(r) != width for r in rows):
+        raise HTTPError(400, "field 'pixels': rows must be non-empty and all the same length")
+    if len(rows) > cfg.max_image_side or width > cfg.max_image_side:
+        raise HTTPError(413, f"field 'pixels' is {len(rows)}×{width}; the limit is {cfg.max_image_side}×{cfg.max_image_side}")
+    for r in rows:
+        for v in r:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 255:
+                raise HTTPError(400, f"field 'pixels': {json.dumps(v)[:20]} is not a grey value 0-255")
+    return rows
+
+
 # ---- the app -------------------------------------------------------------------------------------------------
 
 
@@ -113,7 +192,8 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     tokenizers = list(sm.comparison_tokenizers()) if cfg.demo_tokenizers else []
 
     app = FastAPI(title="taesan playground", docs_url=None, redoc_url=None)
-    app.state.served, app.state.config = served, cfg
+    slots = Slots(cfg.max_concurrent, cfg.max_queue)
+    app.state.served, app.state.config, app.state.slots = served, cfg, slots
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.exception_handler(HTTPError)
@@ -151,10 +231,21 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
             raise HTTPError(404, f"unknown model {name!r}; served: {', '.join(served) or 'none'}")
         return served[name]
 
-    async def compute(fn, *args):
-        """Run model work in a worker thread; a 408 when it takes longer than the timeout."""
+    def holding_slot(fn, *args):
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args), cfg.timeout)
+            return fn(*args)
+        finally:
+            slots.release()
+
+    async def in_slot(fn, *args):
+        await slots.acquire()
+        return await asyncio.to_thread(holding_slot, fn, *args)  # the thread starts in this same step: no gap to leak the slot
+
+    async def compute(fn, *args):
+        """Run model work in a worker thread holding a slot; a 503 when all slots and the queue are taken, a 408
+        when waiting plus computing takes longer than the timeout (the thread then finishes and frees its slot)."""
+        try:
+            return await asyncio.wait_for(in_slot(fn, *args), cfg.timeout)
         except asyncio.TimeoutError:
             raise HTTPError(408, f"the request took longer than {cfg.timeout:g} s; try a shorter text") from None
         except sm.WrongTask as e:
@@ -167,7 +258,7 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     @app.get("/api/models")
     async def list_models():
         return {"models": [s.describe() for s in served.values()], "limits": {"max_chars": cfg.max_chars,
-                "max_new_tokens": cfg.max_new_tokens, "max_body": cfg.max_body}}
+                "max_new_tokens": cfg.max_new_tokens, "max_body": cfg.max_body, "max_image_side": cfg.max_image_side}}
 
     @app.post("/api/tokenize")
     async def tokenize(request: Request):
@@ -223,22 +314,79 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
         top_p = _number(body, "top_p", float, None, 0.01, 1.0)
         seed = _number(body, "seed", int, None, 0, 2**31 - 1)
         deadline = time.monotonic() + cfg.timeout
-        pieces = await compute(sm.generate_stream, s, prompt, n, temperature, top_k, top_p, seed, deadline)
+        try:
+            await asyncio.wait_for(slots.acquire(), cfg.timeout)
+        except asyncio.TimeoutError:
+            raise HTTPError(408, f"no free slot within {cfg.timeout:g} s; try again") from None
+        messages, stop = generation_thread(s, (prompt, n, temperature, top_k, top_p, seed, deadline))
+        try:
+            kind, value = await messages.get()  # "ready" once the settings are checked, or why not
+        except BaseException:
+            stop.set()
+            raise
+        if kind == "refused":
+            raise HTTPError(400, value)
 
-        def lines():
+        async def lines():
             try:
-                first = next(pieces, None)  # the prompt's prefill runs here, inside the stream
-                if first is not None:
-                    yield json.dumps({"text": first}, ensure_ascii=False) + "\n"
-                for piece in pieces:
-                    yield json.dumps({"text": piece}, ensure_ascii=False) + "\n"
-                yield json.dumps({"done": True}) + "\n"
-            except TimeoutError:
-                yield json.dumps({"error": f"generation stopped after {cfg.timeout:g} s (timeout)", "done": True}) + "\n"
-            except TaesanError as e:
-                yield json.dumps({"error": str(e), "done": True}, ensure_ascii=False) + "\n"
+                while True:
+                    kind, value = await messages.get()
+                    if kind == "text":
+                        yield json.dumps({"text": value}, ensure_ascii=False) + "\n"
+                    elif kind == "done":
+                        yield json.dumps({"done": True}) + "\n"
+                        return
+                    else:
+                        yield json.dumps({"error": value, "done": True}, ensure_ascii=False) + "\n"
+                        return
+            finally:  # the stream ended, the client went away or the response was dropped: the thread stops
+                stop.set()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    def generation_thread(s, settings: tuple) -> tuple[asyncio.Queue, threading.Event]:
+        """Generation in one worker thread that holds its slot (already acquired) from start to end.
+
+        -> (messages, stop): ("ready" | "refused", ...) first, then ("text", piece)... and one ("done" | "error", ...).
+        The thread checks `stop` between pieces (set when the response's stream ends or is dropped, e.g. the
+        client disconnected) and generate_stream stops itself at the deadline, so no generation outlives both.
+        """
+        loop = asyncio.get_running_loop()
+        messages: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(kind: str, value: Any = None) -> None:
+            try:
+                loop.call_soon_threadsafe(messages.put_nowait, (kind, value))
+            except RuntimeError:  # the event loop is gone: nobody is listening
+                stop.set()
+
+        def run() -> None:
+            try:
+                try:
+                    pieces = sm.generate_stream(s, *settings)
+                except TaesanError as e:
+                    return put("refused", str(e))
+                put("ready")
+                try:
+                    for piece in pieces:  # the prompt's prefill runs here, inside the stream
+                        if stop.is_set():
+                            break
+                        put("text", piece)
+                    put("done")
+                except TimeoutError:
+                    put("error", f"generation stopped after {cfg.timeout:g} s (timeout)")
+                except TaesanError as e:
+                    put("error", str(e))
+                except Exception as e:  # a bug: still one line to the page, the stream already said 200
+                    put("error", f"generation failed ({type(e).__name__})")
+                finally:
+                    pieces.close()
+            finally:
+                slots.release()
+
+        threading.Thread(target=run, name="taesan-generate", daemon=True).start()
+        return messages, stop
 
     @app.post("/api/fill-mask")
     async def fill_mask(request: Request):
@@ -261,6 +409,25 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
             raise HTTPError(413, f"field 'texts' has {len(texts)} sentences; the limit is {cfg.max_texts}")
         texts = [_text({"texts[]": t}, "texts[]", cfg) for t in texts]
         return {"model": s.name, **await compute(sm.score, s, texts)}
+
+    @app.post("/api/image")
+    async def image(request: Request):
+        """{"model", "digit": N} (sklearn's N-th bundled digit) or {"model", "pixels": [[0-255, ...], ...]}
+        -> the label, top labels with probabilities, the image as the model read it and the rollout map."""
+        body = await body_of(request)
+        s = model_of(body)
+        s.need("image")
+        if ("digit" in body) == ("pixels" in body):
+            raise HTTPError(400, "give the image as either 'digit' (a bundled digit's index) or 'pixels' (rows of 0-255)")
+        top_k = _number(body, "top_k", int, 5, 1, 100)
+        if "digit" in body:
+            n = _number(body, "digit", int, None, 0, 10**6)
+            if n is None:
+                raise HTTPError(400, "field 'digit': expected an integer")
+            read = functools.partial(sm.digit_image, n)  # sklearn's digits load in the worker thread
+        else:
+            read = functools.partial(sm.pixel_image, _pixels(body, cfg))
+        return {"model": s.name, **await compute(lambda: sm.classify_image(s, read(), top_k))}
 
     @app.post("/api/attention")
     async def attention(request: Request):

@@ -1,5 +1,6 @@
 """The playground's model side: the checkpoints a server was started with, what each can do, and the
-inference behind every API call (tokenize, classify/ner/qa, generate as a stream, fill-mask, score, attention).
+inference behind every API call (tokenize, classify/ner/qa, generate as a stream, fill-mask, score, attention,
+an image's label and attention rollout).
 
 Not HTTP: no request or status code here (taesan.serve does that); functions take plain values, return
 JSON-able dicts and raise TaesanError for anything the user can fix.
@@ -16,7 +17,8 @@ import torch
 
 from taesan.errors import TaesanError
 
-TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa"}
+TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
+                "image-classification": "image"}
 GENERATING_TASKS = ("generation", "translation")  # fine-tuned for text out: the generate tab streams them
 COMPARE_KINDS = ("word", "char", "bpe", "wordpiece")
 
@@ -261,3 +263,57 @@ def attention(served: Served, text: str, target: str | None = None) -> dict[str,
         raise TaesanError(f"target is for encoder-decoder models; {served.model_type} has no decoder input")
     blocks = text_attention(served.model, served.tokenizer, text, target=target, max_tokens=64)
     return {"blocks": [b.to_json(3) for b in blocks]}
+
+
+# ---- images (a fine-tuned ViT) -------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_digits() -> tuple:
+    """sklearn's 1,797 bundled 8×8 digits, read once per process (the reader `taesan finetune --train digits` uses)."""
+    from taesan.tasks.readers.images import digits
+
+    return tuple(digits())
+
+
+def digit_image(n: int):
+    """The n-th bundled digit as an ImageExample (values 0-16, its true label kept for the page)."""
+    images = bundled_digits()
+    if not 0 <= n < len(images):
+        raise TaesanError(f"digit {n}: choose 0..{len(images) - 1}")
+    return images[n]
+
+
+def pixel_image(rows: list[list[float]]):
+    """A grey (H, W) array with values 0-255 -> an ImageExample the image task scales and resizes like any other."""
+    import numpy as np
+
+    from taesan.tasks.readers.images import ImageExample
+
+    return ImageExample(np.asarray(rows, dtype=np.float32), None, 255.0, "pixels")
+
+
+@torch.no_grad()
+def classify_image(served: Served, image, top_k: int = 5) -> dict[str, Any]:
+    """An ImageExample -> the predicted label, the top_k labels with probabilities, the image as the model read it
+    (size × size, 0-1, channels averaged) and the [CLS] attention rollout over the patches (rows × cols, sums to 1).
+
+    The pixels go through the task's own encode (scale, resize, normalise), as `taesan predict` does.
+    """
+    from dataclasses import replace
+
+    from taesan.viz import vit_attention_map
+
+    served.need("image")
+    task, model = served.task, served.model
+    unlabelled = replace(image, label=None)  # a bundled digit's label need not be one of the model's labels
+    prediction = task.predict(model, [unlabelled])[0]
+    device = next(model.parameters()).device
+    pixels = task.collate(task.encode(unlabelled))["pixel_values"].to(device)  # (1, C, S, S)
+    rollout = vit_attention_map(model, pixels)[0]  # (rows, cols)
+    seen = (pixels[0].float().mean(0) * task.config.std + task.config.mean).clamp(0, 1)  # (S, S)
+    ranked = sorted(prediction["probabilities"].items(), key=lambda kv: -kv[1])[:top_k]
+    return {"label": prediction["label"], "probability": round(prediction["probability"], 4),
+            "top": [{"label": k, "probability": round(v, 4)} for k, v in ranked], "true_label": image.label,
+            "image": [[round(v, 3) for v in row] for row in seen.tolist()],
+            "attention": [[round(v, 4) for v in row] for row in rollout.float().tolist()]}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -16,9 +17,26 @@ from taesan.errors import TaesanError  # noqa: E402
 from taesan.serve import ServeConfig, create_app, model_specs, require_web  # noqa: E402
 
 
+def build_image_model(root) -> str:
+    """A vit-tiny (narrowed) fine-tuned for a few steps on 200 bundled digits, as `taesan demo` does; -> its directory."""
+    import taesan
+    from taesan.tasks.image import ImageClassification
+    from taesan.tasks.readers.images import digits
+    from taesan.train import TrainConfig
+    from taesan.tuning.finetune import finetune
+
+    torch.manual_seed(0)
+    images = digits()[:200]
+    config = TrainConfig(max_steps=15, lr=3e-3, warmup=2, eval_every=0, save_every=0, log_every=1000, progress=False)
+    vit = taesan.create("vit-tiny", d_model=32, n_heads=2, d_ff=64)
+    finetune(ImageClassification(), vit, images, images[:8], root / "vit", config, batch_size=32, device="cpu")
+    return str(root / "vit")
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    return build_models(tmp_path_factory.mktemp("served"))
+    root = tmp_path_factory.mktemp("served")
+    return {**build_models(root), "vit": build_image_model(root)}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +83,8 @@ def test_page_and_static_files(client):
 
 def test_models_lists_what_each_can_do(client):
     listed = {m["name"]: m for m in client.get("/api/models").json()["models"]}
-    assert set(listed) == {"gpt", "bert", "s2s", "sentiment", "ner", "qa"}
+    assert set(listed) == {"gpt", "bert", "s2s", "sentiment", "ner", "qa", "vit"}
+    assert listed["vit"]["actions"] == ["image"] and listed["vit"]["labels"] == [str(d) for d in range(10)]
     assert {"generate", "score", "attention"} <= set(listed["gpt"]["actions"])
     assert "fill-mask" in listed["bert"]["actions"] and "generate" not in listed["bert"]["actions"]
     assert listed["sentiment"]["actions"][0] == "classify" and listed["sentiment"]["labels"] == ["긍정", "부정"]
@@ -168,6 +187,72 @@ def test_attention_matrices(client):
     assert ok(client, "/api/attention", {"model": "sentiment", "text": "재미있었다"})["blocks"][0]["queries"][0] == "[CLS]"
 
 
+def test_image_from_a_digit_is_what_predict_and_rollout_give(client, models):
+    from taesan.tasks.readers.images import digits
+    from taesan.tuning.finetune import load_finetuned
+    from taesan.viz import vit_attention_map
+
+    r = ok(client, "/api/image", {"model": "vit", "digit": 5, "top_k": 3})
+    model, task = load_finetuned(models["vit"])
+    model.eval()
+    image = digits()[5]
+    expected = task.predict(model, [image])[0]
+    assert r["label"] == expected["label"] and r["true_label"] == image.label
+    assert r["probability"] == pytest.approx(expected["probability"], abs=1e-4)
+    assert len(r["top"]) == 3 and r["top"][0]["label"] == r["label"]
+    assert [t["probability"] for t in r["top"]] == sorted((t["probability"] for t in r["top"]), reverse=True)
+    pixels = task.collate(task.encode(image))["pixel_values"]  # (1, 1, 8, 8)
+    rollout = torch.tensor(r["attention"])
+    assert rollout.shape == (4, 4) and float(rollout.sum()) == pytest.approx(1.0, abs=1e-3)
+    assert torch.allclose(rollout, vit_attention_map(model, pixels)[0], atol=1e-4)
+    seen = torch.tensor(r["image"])
+    assert seen.shape == (8, 8) and torch.allclose(seen, torch.as_tensor(image.pixels) / 16, atol=1e-3)
+
+
+def test_image_from_pixels_is_scaled_and_resized_like_the_task(client):
+    from taesan.tasks.readers.images import digits
+
+    grey = (digits()[5].pixels * 255 / 16).tolist()  # the same digit as 0-255 values
+    as_digit = ok(client, "/api/image", {"model": "vit", "digit": 5})
+    as_pixels = ok(client, "/api/image", {"model": "vit", "pixels": grey})
+    assert as_pixels["label"] == as_digit["label"] and as_pixels["true_label"] is None
+    assert as_pixels["probability"] == pytest.approx(as_digit["probability"], abs=1e-3)
+    big = [[255 if 8 <= x < 24 else 0 for x in range(32)] for _ in range(32)]  # a 32×32 drawing: resized to 8×8
+    r = ok(client, "/api/image", {"model": "vit", "pixels": big})
+    assert len(r["image"]) == 8 and r["image"][0][0] == 0 and r["image"][4][3] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("body, status, match", [
+    ({"model": "sentiment", "digit": 1}, 400, "cannot image"),
+    ({"model": "vit"}, 400, "either 'digit'"),
+    ({"model": "vit", "digit": 1, "pixels": [[0]]}, 400, "either 'digit'"),
+    ({"model": "vit", "digit": 1797}, 400, "choose 0..1796"),
+    ({"model": "vit", "digit": -1}, 400, "between 0"),
+    ({"model": "vit", "digit": "3"}, 400, "expected an integer"),
+    ({"model": "vit", "digit": None}, 400, "expected an integer"),
+    ({"model": "vit", "digit": 1, "top_k": 0}, 400, "'top_k' = 0"),
+    ({"model": "vit", "pixels": "0,0"}, 400, "2-D list"),
+    ({"model": "vit", "pixels": []}, 400, "2-D list"),
+    ({"model": "vit", "pixels": [1, 2]}, 400, "2-D list"),
+    ({"model": "vit", "pixels": [[]]}, 400, "same length"),
+    ({"model": "vit", "pixels": [[0, 1], [2]]}, 400, "same length"),
+    ({"model": "vit", "pixels": [[0, 256]]}, 400, "256 is not a grey value"),
+    ({"model": "vit", "pixels": [[0, -1]]}, 400, "not a grey value"),
+    ({"model": "vit", "pixels": [[0, "a"]]}, 400, "not a grey value"),
+    ({"model": "vit", "pixels": [[0, True]]}, 400, "not a grey value"),
+    ({"model": "vit", "pixels": [[0, None]]}, 400, "not a grey value"),
+    ({"model": "vit", "pixels": [[0] * 65]}, 413, "limit is 64×64"),
+    ({"model": "vit", "pixels": [[0]] * 65}, 413, "limit is 64×64"),
+])
+def test_image_errors(client, body, status, match):
+    error(client, "/api/image", body, status=status, match=match)
+
+
+def test_image_nan_is_not_json_we_accept(client):
+    raw = b'{"model": "vit", "pixels": [[0, NaN]]}'
+    error(client, "/api/image", content=raw, headers={"content-type": "application/json"}, match="not a grey value")
+
+
 # ---- every error path ----------------------------------------------------------------------------------------------
 
 
@@ -240,6 +325,110 @@ def test_generation_stops_at_its_deadline(app):
         list(pieces)
 
 
+def blocking_app(app, monkeypatch, **config):
+    """An app whose image computation waits for the returned Event: a request that is busy until the test says."""
+    from taesan import serve_models
+
+    release = threading.Event()
+    real = serve_models.classify_image
+    monkeypatch.setattr(serve_models, "classify_image", lambda *a: release.wait(10) and real(*a))
+    busy = create_app({}, ServeConfig(demo_tokenizers=False, **config), loaded=app.state.served)
+    return busy, release
+
+
+def in_background(client, body):
+    """POST /api/image from another thread; -> (thread, [response])."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(client.post("/api/image", json=body)))
+    thread.start()
+    return thread, out
+
+
+def wait_for(condition, seconds=10.0):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_all_slots_busy_is_a_503_then_free_again(app, monkeypatch):
+    busy, release = blocking_app(app, monkeypatch, max_concurrent=1, max_queue=1)
+    client = TestClient(busy)
+    slots = busy.state.slots
+    first, first_out = in_background(client, {"model": "vit", "digit": 1})
+    wait_for(lambda: slots.running == 1)
+    second, second_out = in_background(client, {"model": "vit", "digit": 2})  # waits in the queue
+    wait_for(lambda: len(slots._waiting) == 1)
+    error(client, "/api/image", {"model": "vit", "digit": 3}, status=503, match="server busy, try again")
+    error(client, "/api/classify", {"model": "sentiment", "text": "좋다"}, status=503, match="server busy")
+    release.set()
+    for thread in (first, second):
+        thread.join(10)
+    assert [r[0].status_code for r in (first_out, second_out)] == [200, 200]
+    assert slots.running == 0 and not slots._waiting
+    ok(client, "/api/image", {"model": "vit", "digit": 3})
+
+
+def test_a_timed_out_request_keeps_its_slot_until_its_thread_ends(app, monkeypatch):
+    busy, release = blocking_app(app, monkeypatch, max_concurrent=1, max_queue=0, timeout=0.2)
+    client = TestClient(busy)
+    slots = busy.state.slots
+    first, first_out = in_background(client, {"model": "vit", "digit": 1})
+    wait_for(lambda: slots.running == 1)
+    time.sleep(0.3)  # past the timeout: the request has its 408 (its thread still computes)
+    error(client, "/api/image", {"model": "vit", "digit": 2}, status=503, match="server busy")
+    release.set()
+    first.join(10)
+    assert first_out[0].status_code == 408 and "longer than 0.2 s" in first_out[0].json()["error"]
+    wait_for(lambda: slots.running == 0)
+    ok(client, "/api/image", {"model": "vit", "digit": 2})
+
+
+def test_waiting_for_a_slot_counts_against_the_timeout(app, monkeypatch):
+    busy, release = blocking_app(app, monkeypatch, max_concurrent=1, max_queue=2, timeout=0.3)
+    client = TestClient(busy)
+    first, _ = in_background(client, {"model": "vit", "digit": 1})
+    wait_for(lambda: busy.state.slots.running == 1)
+    error(client, "/api/classify", {"model": "sentiment", "text": "좋다"}, status=408, match="longer than")
+    assert not busy.state.slots._waiting  # the waiter that gave up left the queue
+    release.set()
+    first.join(10)
+    wait_for(lambda: busy.state.slots.running == 0)
+
+
+def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app):
+    """The stream's thread ends (and frees its slot) when the response's iterator is closed mid-stream."""
+    import asyncio
+
+    busy = create_app({}, ServeConfig(demo_tokenizers=False, max_concurrent=1, max_queue=0), loaded=app.state.served)
+    slots = busy.state.slots
+    generate = next(r.endpoint for r in busy.routes if getattr(r, "path", "") == "/api/generate")
+
+    class FakeRequest:
+        headers: dict = {}
+
+        async def stream(self):
+            yield json.dumps({"model": "gpt", "prompt": "티끌", "max_new_tokens": 40, "temperature": 1.0, "seed": 0}).encode()
+
+    async def first_line_then_leave():
+        response = await generate(FakeRequest())
+        assert slots.running == 1
+        line = await response.body_iterator.__anext__()
+        await response.body_iterator.aclose()  # what Starlette does when the client goes away
+        return line
+
+    line = asyncio.run(first_line_then_leave())
+    assert "text" in json.loads(line)
+    wait_for(lambda: slots.running == 0)
+    stream_lines(TestClient(busy), {"model": "gpt", "prompt": "티끌", "max_new_tokens": 2})  # the slot is free again
+    assert slots.running == 0
+
+
+def test_slot_config_is_checked():
+    with pytest.raises(TaesanError, match="at least 1 slot"):
+        create_app({}, ServeConfig(demo_tokenizers=False, max_concurrent=0))
+
+
 @pytest.mark.parametrize("text", ["🙂🙂", "[CLS] [SEP] [PAD]", "\t\n 가", "ㅋㅋㅋㅋ" * 50, "\u200b", "a" * 1999])
 def test_odd_text_never_gives_a_500(client, text):
     for path, body in [
@@ -248,6 +437,7 @@ def test_odd_text_never_gives_a_500(client, text):
         ("/api/fill-mask", {"model": "bert", "text": text}), ("/api/score", {"model": "gpt", "texts": [text]}),
         ("/api/attention", {"model": "s2s", "text": text}), ("/api/generate", {"model": "gpt", "prompt": text, "max_new_tokens": 2}),
         ("/api/generate", {"model": "s2s", "prompt": text, "max_new_tokens": 2}),
+        ("/api/image", {"model": "vit", "pixels": text}),
     ]:
         r = client.post(path, json=body)  # a server error would raise here (TestClient re-raises)
         assert r.status_code < 500, (path, r.text)
@@ -283,8 +473,10 @@ def test_serve_cli_errors(tmp_path, capsys, models):
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--model", models["gpt"], "--port", "0"]) == 2
     assert main(["serve", "--model", models["gpt"], "--timeout", "0"]) == 2
+    assert main(["serve", "--model", models["gpt"], "--max-concurrent", "0"]) == 2
     errs = capsys.readouterr().err.strip().splitlines()
-    assert len(errs) == 3 and "not a checkpoint directory" in errs[0] and "--port 0" in errs[1] and "--timeout 0" in errs[2]
+    assert len(errs) == 4 and "not a checkpoint directory" in errs[0] and "--port 0" in errs[1] and "--timeout 0" in errs[2]
+    assert "--max-concurrent 0" in errs[3]
 
 
 def test_generation_and_translation_tasks_stream_what_their_predict_returns(models):
