@@ -1,5 +1,6 @@
 """The playground in a real browser: Playwright drives Debian's Chromium against `taesan serve` on a free port;
-a classification, a streamed generation, the QA answer highlight and the attention hover show up on the page."""
+a classification, a streamed generation, the QA answer highlight, the attention hover and a digit's label and
+attention rollout show up on the page."""
 from __future__ import annotations
 
 import socket
@@ -20,6 +21,7 @@ if not CHROMIUM.exists():
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from playground_models import build_models  # noqa: E402
+from test_serve import build_image_model  # noqa: E402
 
 
 def free_port() -> int:
@@ -34,7 +36,8 @@ def server(tmp_path_factory):
 
     from taesan.serve import create_app
 
-    app = create_app(build_models(tmp_path_factory.mktemp("browser")))
+    root = tmp_path_factory.mktemp("browser")
+    app = create_app({**build_models(root), "vit": build_image_model(root)})
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -139,3 +142,30 @@ def test_tokenizers_side_by_side(page):
     assert names[:4] == ["word (demo)", "char (demo)", "bpe (demo)", "wordpiece (demo)"]
     word = rows.nth(1).locator("td.tokens span")
     assert [word.nth(i).text_content() for i in range(word.count())] == ["어제", "▁카페", "▁갔었어"]
+
+
+def test_image_tab_classifies_a_digit_and_a_drawing(page, server, tmp_path):
+    import httpx
+
+    expected = httpx.post(server + "/api/image", json={"model": "vit", "digit": 7}).json()
+    page.click("#tabs button[data-tab='image']")
+    assert page.locator("#tab-image select.model").input_value() == "vit"
+    page.fill("#image-digit", "7")
+    page.click("#image-run")
+    page.wait_for_selector("#image-label")
+    assert page.text_content("#image-label") == expected["label"]
+    assert f"true label {expected['true_label']}" in page.text_content("#image-out") and "%" in page.text_content("#image-out")
+    lit = page.evaluate("Array.from(document.querySelector('#image-canvas').getContext('2d')"
+                        ".getImageData(0, 0, 200, 200).data).some((v, i) => i % 4 === 0 && v > 0)")
+    assert lit  # the digit and its rollout were drawn
+    box = page.locator("#image-draw").bounding_box()
+    page.mouse.move(box["x"] + 80, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 80, box["y"] + 140, steps=8)  # a "1"
+    page.mouse.up()
+    page.evaluate("document.querySelector('#image-label').remove()")
+    page.click("#drawn-run")
+    page.wait_for_selector("#image-label")
+    assert page.text_content("#image-label") in [str(d) for d in range(10)]
+    assert "true label" not in page.text_content("#image-out")
+    page.screenshot(path=str(tmp_path / "image.png"), full_page=True)

@@ -41,6 +41,7 @@ function fillPickers() {
     const select = section.querySelector("select.model");
     const tab = document.querySelector(`#tabs button[data-tab="${action}"]`);
     tab.classList.toggle("disabled", !usable.length && !section.dataset.any);
+    tab.hidden = !usable.length && Boolean(section.dataset.optional);  // the image tab only with an image model
     if (!select) continue;
     select.replaceChildren(...usable.map((m) => el("option", { value: m.name }, `${m.name} (${m.task || m.model_type})`)));
     if (!usable.length) select.append(el("option", { value: "" }, `no served model can ${action}`));
@@ -247,6 +248,77 @@ function hoverAttention(event) {
   ctx.strokeRect(GEOM.left + j * cell, GEOM.top, cell - 1, cell * block.queries.length - 1);
 }
 
+// ---- image: a bundled digit or a drawing -> label, probabilities, rollout over the patches ---------------------
+
+const DRAWN = 32;  // the drawing is sent as DRAWN × DRAWN grey pixels; the server resizes them as the task does
+
+async function classifyImage(image) {
+  const out = $("image-out");
+  try {
+    const r = await post("/api/image", { model: modelOf("image"), ...image });
+    const bars = r.top.map((t) => el("div", { class: "bar" }, el("span", { class: "name" }, t.label),
+      el("span", { class: "fill", style: `width:${Math.round(t.probability * 300)}px` }), `${(t.probability * 100).toFixed(1)}%`));
+    const truth = r.true_label !== null && r.true_label !== undefined ? ` — true label ${r.true_label}` : "";
+    out.replaceChildren(el("p", {}, "label: ", el("span", { class: "label", id: "image-label" }, r.label),
+      ` (${(r.probability * 100).toFixed(1)}%)${truth}`), ...bars);
+    drawRollout(r.image, r.attention);
+  } catch (e) { showError(out, e.message); }
+}
+
+function drawRollout(image, attention) {
+  const canvas = $("image-canvas");
+  const ctx = canvas.getContext("2d");
+  const px = canvas.width / image.length;
+  image.forEach((row, i) => row.forEach((v, j) => {
+    const g = Math.round(255 * v);
+    ctx.fillStyle = `rgb(${g}, ${g}, ${g})`;
+    ctx.fillRect(j * px, i * px, px + 0.5, px + 0.5);
+  }));
+  const low = Math.min(...attention.flat()), span = Math.max(...attention.flat()) - low || 1;
+  const cell = canvas.width / attention.length;
+  attention.forEach((row, i) => row.forEach((w, j) => {  // the least-looked-at patch clear, the most 65% orange
+    ctx.fillStyle = `rgba(255, 120, 0, ${(0.65 * (w - low) / span).toFixed(3)})`;
+    ctx.fillRect(j * cell, i * cell, cell, cell);
+  }));
+}
+
+function setUpDrawing() {
+  const canvas = $("image-draw");
+  const ctx = canvas.getContext("2d");
+  const clear = () => { ctx.fillStyle = "black"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let last = null;
+  const at = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+  canvas.addEventListener("pointerdown", (e) => { last = at(e); canvas.setPointerCapture(e.pointerId); });
+  canvas.addEventListener("pointerup", () => { last = null; });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!last) return;
+    const p = at(e);
+    ctx.strokeStyle = "white"; ctx.lineWidth = canvas.width / 9; ctx.lineCap = "round";
+    ctx.beginPath(); ctx.moveTo(...last); ctx.lineTo(...p); ctx.stroke();
+    last = p;
+  });
+  $("image-clear").addEventListener("click", clear);
+}
+
+function drawnPixels() {
+  const canvas = $("image-draw");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const step = canvas.width / DRAWN;
+  const rows = [];
+  for (let i = 0; i < DRAWN; i++) {  // each pixel: the mean brightness (red channel) of its block of the canvas
+    const row = [];
+    for (let j = 0; j < DRAWN; j++) {
+      let sum = 0, n = 0;
+      for (let y = Math.floor(i * step); y < Math.floor((i + 1) * step); y++)
+        for (let x = Math.floor(j * step); x < Math.floor((j + 1) * step); x++) { sum += data[(y * canvas.width + x) * 4]; n++; }
+      row.push(Math.round(sum / n));
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 // ---- tokenizers side by side -------------------------------------------------------------------------------------
 
 async function tokenize() {
@@ -263,7 +335,11 @@ async function tokenize() {
 
 // ---- start ------------------------------------------------------------------------------------------------------
 
-const ACTIONS = { classify, ner, qa, generate, fill: fillMask, score, attention, tokenize };
+const ACTIONS = {
+  classify, ner, qa, generate, fill: fillMask, score, attention, tokenize,
+  image: () => classifyImage({ digit: Number($("image-digit").value) || 0 }),
+  drawn: () => classifyImage({ pixels: drawnPixels() }),
+};
 
 async function start() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
@@ -274,6 +350,7 @@ async function start() {
   $("attention-block").addEventListener("change", drawAttention);
   $("attention-head").addEventListener("change", drawAttention);
   $("attention-canvas").addEventListener("mousemove", hoverAttention);
+  setUpDrawing();
   try {
     const response = await fetch("/api/models");
     state.models = (await response.json()).models;
