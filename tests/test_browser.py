@@ -20,8 +20,7 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from playground_models import build_models  # noqa: E402
-from test_serve import build_image_model  # noqa: E402
+from playground_models import build_image_model, build_models  # noqa: E402
 
 
 def free_port() -> int:

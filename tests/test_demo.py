@@ -105,6 +105,9 @@ def test_serve_offers_the_demo_checkpoints(demo):
     assert len(fills["masks"][0]["candidates"]) == 5
     label = client.post("/api/classify", json={"model": "sentiment-bert-full", "text": "정말 지루했다"}).json()
     assert label["label"] in ("부정", "긍정")
+    assert listed["vit"]["actions"] == ["image"]  # the playground's Image tab
+    digit = client.post("/api/image", json={"model": "vit", "digit": 0}).json()
+    assert digit["label"] in [str(d) for d in range(10)] and len(digit["attention"]) > 0
 
 
 def test_a_foreign_non_empty_out_directory_is_refused(tmp_path, capsys):

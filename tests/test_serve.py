@@ -12,25 +12,9 @@ pytest.importorskip("fastapi", reason="the web extra (fastapi, uvicorn) is not i
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from playground_models import build_models  # noqa: E402
+from playground_models import build_image_model, build_models  # noqa: E402
 from taesan.errors import TaesanError  # noqa: E402
 from taesan.serve import ServeConfig, create_app, model_specs, require_web  # noqa: E402
-
-
-def build_image_model(root) -> str:
-    """A vit-tiny (narrowed) fine-tuned for a few steps on 200 bundled digits, as `taesan demo` does; -> its directory."""
-    import taesan
-    from taesan.tasks.image import ImageClassification
-    from taesan.tasks.readers.images import digits
-    from taesan.train import TrainConfig
-    from taesan.tuning.finetune import finetune
-
-    torch.manual_seed(0)
-    images = digits()[:200]
-    config = TrainConfig(max_steps=15, lr=3e-3, warmup=2, eval_every=0, save_every=0, log_every=1000, progress=False)
-    vit = taesan.create("vit-tiny", d_model=32, n_heads=2, d_ff=64)
-    finetune(ImageClassification(), vit, images, images[:8], root / "vit", config, batch_size=32, device="cpu")
-    return str(root / "vit")
 
 
 @pytest.fixture(scope="module")
