@@ -380,10 +380,18 @@ def test_waiting_for_a_slot_counts_against_the_timeout(app, monkeypatch):
     wait_for(lambda: busy.state.slots.running == 0)
 
 
-def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app):
+def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app, monkeypatch):
     """The stream's thread ends (and frees its slot) when the response's iterator is closed mid-stream."""
     import asyncio
 
+    from taesan import serve_models
+
+    def endless(*args):  # a generation that would outlast the test: only the dropped stream can end it
+        for _ in range(20_000):
+            time.sleep(0.005)
+            yield "티끌"
+
+    monkeypatch.setattr(serve_models, "generate_stream", endless)
     busy = create_app({}, ServeConfig(demo_tokenizers=False, max_concurrent=1, max_queue=0), loaded=app.state.served)
     slots = busy.state.slots
     generate = next(r.endpoint for r in busy.routes if getattr(r, "path", "") == "/api/generate")
@@ -403,9 +411,10 @@ def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app):
 
     line = asyncio.run(first_line_then_leave())
     assert "text" in json.loads(line)
-    wait_for(lambda: slots.running == 0)
-    stream_lines(TestClient(busy), {"model": "gpt", "prompt": "티끌", "max_new_tokens": 2})  # the slot is free again
-    assert slots.running == 0
+    wait_for(lambda: slots.running == 0, seconds=5)  # long before the 20,000 pieces (100 s)
+    monkeypatch.undo()
+    assert stream_lines(TestClient(busy), {"model": "gpt", "prompt": "티끌", "max_new_tokens": 2})[-1] == {"done": True}
+    wait_for(lambda: slots.running == 0)  # the thread frees its slot just after its last line
 
 
 def test_slot_config_is_checked():
