@@ -57,7 +57,7 @@ def timed(fn, clock=time.perf_counter) -> float:
 def floor(model, batch: int, steps: int):
     """The matrix products one decoding step cannot avoid, `steps` times, with the kernel and layout taesan
     decodes with (model.step_weights): -> a function to time."""
-    *_, head, linear, _, layers, (C, _, _, _) = model.step_weights()
+    *_, head, linear, _, layers, (C, _, _, _), _ = model.step_weights()
     x, wide = torch.randn(batch, C), torch.randn(batch, model.config.d_ff)  # (B, C), (B, d_ff)
 
     def run():

@@ -152,22 +152,29 @@ def _naive_greedy(model, ids, steps):
     return ids
 
 
-@pytest.mark.parametrize("layout", ["onednn-packed", "transposed-copies", "views"])
+@pytest.mark.parametrize("layout", ["onednn-scripted", "onednn-python-loop", "transposed-copies", "views"])
 @torch.no_grad()
 def test_gpt_decode_step_equals_forward(gpt, layout, monkeypatch):
-    """The lean one-token path gives forward's logits, with and without left padding, whether it multiplies
-    by oneDNN-packed copies of the matrices (CPU), transposed copies (no oneDNN) or transposed views (a big model)."""
+    """The lean one-token path gives forward's logits, with and without left padding, whether it runs as one
+    TorchScript call over oneDNN-packed matrices (CPU), the same in a Python loop, or multiplies transposed
+    copies (no oneDNN) or transposed views (a big model)."""
     from taesan.models import gpt as gpt_module
+    from taesan.models import gpt_step
 
     _, model = gpt
     model.__dict__.pop("_step_matrices", None)
-    if layout == "onednn-packed" and not gpt_module._onednn_usable(torch.float32):
+    onednn = layout.startswith("onednn")
+    if onednn and not gpt_module._onednn_usable(torch.float32):
         pytest.skip("this PyTorch build has no oneDNN linear kernel")
-    if layout != "onednn-packed":
+    if layout == "onednn-scripted" and gpt_step.scripted() is None:
+        pytest.skip("TorchScript cannot script the step in this PyTorch")
+    if layout != "onednn-scripted":
+        monkeypatch.setattr(gpt_step, "scripted", lambda: None)
+    if not onednn:
         monkeypatch.setattr(gpt_module, "_onednn_usable", lambda dtype: False)
     if layout == "views":
         monkeypatch.setattr(gpt_module, "STEP_COPY_BYTES", 0)
-    assert model.step_weights()[5] is (gpt_module._onednn_linear if layout == "onednn-packed" else gpt_module._addmm)
+    assert model.step_weights()[5] is (gpt_module._onednn_linear if onednn else gpt_module._addmm)
     ids, nxt = _prompts(B=3, T=7), _prompts(B=3, T=1, seed=1)
     mask = torch.ones(3, 8, dtype=torch.long)
     mask[0, :3] = 0
@@ -183,6 +190,23 @@ def test_gpt_decode_step_equals_forward(gpt, layout, monkeypatch):
         torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
         assert a.length == b.length == 8
     model.__dict__.pop("_step_matrices", None)  # the next test decodes with this build's own choice
+
+
+@torch.no_grad()
+def test_a_full_cache_decodes_in_the_python_loop_and_grows(gpt):
+    """A cache with no room left takes the Python loop, which grows it; the steps after have room again (the
+    scripted step where there is one); every step equals forward."""
+    _, model = gpt
+    ids = _prompts(B=2, T=16)
+    cache = model.new_cache()
+    model(ids, cache=cache)
+    assert not cache.has_room(1)  # 16 positions in 16 slots
+    for step in range(3):
+        nxt = _prompts(B=2, T=1, seed=10 + step)
+        logits = model.decode_step(nxt, cache)
+        ids = torch.cat([ids, nxt], 1)
+        torch.testing.assert_close(logits, model(ids)[:, -1], atol=1e-5, rtol=0)
+        assert cache.length == ids.shape[1] and cache.has_room(1)
 
 
 @pytest.mark.parametrize("bias,activation", [(True, "gelu_tanh"), (False, "gelu"), (True, "relu"), (False, "silu")])

@@ -18,6 +18,7 @@ from taesan.checkpoint import check_and_load
 from taesan.config import config_from_dict
 from taesan.errors import TaesanError
 from taesan.interop import expand, export_state, import_state, read_hf_weights
+from taesan.models import gpt_step
 from taesan.models.base import TaesanModel
 from taesan.modules import KVCache, LearnedPositionEmbedding, PreNormBlock, TokenEmbedding, causal_mask, padding_mask
 from taesan.modules.transformer import ACTIVATIONS
@@ -182,10 +183,17 @@ class GPT(TaesanModel):
         B, past = tokens.shape[0], cache.length
         if past >= self.config.n_positions:
             raise ValueError(f"position {past} is beyond the model's {self.config.n_positions} positions")
-        tok_w, pos_w, norm_w, norm_b, head, linear, up, layers, (C, H, D, eps) = weights or self.step_weights()
+        tok_w, pos_w, norm_w, norm_b, head, linear, up, layers, (C, H, D, eps), flat = weights or self.step_weights()
         pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids.view(B))  # (C,) or (B, C)
         x = torch.embedding(tok_w, tokens.view(B)) + pos  # (B, C)
         allowed = None if attention_mask is None else attention_mask[:, None, None, :] != 0  # (B, 1, 1, S)
+        step = gpt_step.scripted() if flat is not None else None
+        if step is not None and cache.has_room(1):  # the same loop as below, as one TorchScript call
+            norms, mats, biases, attr, algorithm = flat
+            logits = step(x, norms, mats, biases, [c.k for c in cache.self_attn], [c.v for c in cache.self_attn],
+                          past, H, D, eps, attr, algorithm, allowed, norm_w, norm_b, head)
+            cache.advance(1)
+            return logits
         for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
             qkv = linear(torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_w, qkv_b)  # (B, 3C): q, k, v in one product
             q, k, v = qkv.view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
@@ -235,7 +243,11 @@ class GPT(TaesanModel):
         ]
         c = self.config
         shape = (c.d_model, c.n_heads, c.d_model // c.n_heads, c.norm_eps)
-        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head, linear, up, layers, shape
+        flat = None  # the same, flat, for the scripted step (taesan/models/gpt_step.py): oneDNN with a fused activation
+        if packed and self.config.activation in FUSED_ACTIVATIONS:
+            flat = ([t for l in layers for t in (l[0], l[1], l[6], l[7])], [t for l in layers for t in (l[2], l[4], l[8], l[10])],
+                    [t for l in layers for t in (l[3], l[5], l[9], l[11])], *FUSED_ACTIVATIONS[self.config.activation])
+        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head, linear, up, layers, shape, flat
 
 
 STEP_COPY_BYTES = 256 * 2**20  # packed or transposed decoding copies only for models whose matrices fit in this

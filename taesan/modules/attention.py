@@ -81,6 +81,15 @@ class KVCache:
         for c in self.self_attn:
             c.reserve(n)
 
+    def has_room(self, n: int = 1) -> bool:
+        """Every self-attention layer can take n more positions in place (without growing its storage)."""
+        return all(c.k is not None and c.length + n <= c.k.shape[2] for c in self.self_attn)
+
+    def advance(self, n: int = 1) -> None:
+        """n positions' keys and values were written in place after `length` (GPT's scripted step does)."""
+        for c in self.self_attn:
+            c.length += n
+
     def reorder(self, index: torch.Tensor) -> None:
         for c in self.self_attn + self.cross_attn:
             c.reorder(index)
