@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -68,10 +69,8 @@ def shown(cmd: list[str]) -> str:
     return text.replace(" ".join(CORPUS), "../shared/data/corpus/*")
 
 
-def report(runs: Path, tok_cmds, pre_cmds) -> str:
-    lines = [f"Machine: {machine()}; shared with 7 other engineers running tests (load average 6-11 during these runs: "
-             "each run got roughly a quarter of a core), so wall-clock rates are far below an idle machine's. "
-             "One torch thread per run, both runs at once.", "",
+def report(runs: Path, tok_cmds, pre_cmds, load: str = "", suffix: str = "") -> str:
+    lines = [f"Machine: {machine()}; {load or 'load not recorded'}. One torch thread per run, both runs at once.", "",
              "```", *(shown(c) for c in tok_cmds + pre_cmds), "```", "",
              "| model | tokenizer | steps | token slots read (32 x 128 per step) | held-out loss | held-out perplexity | unigram perplexity (same tokens) | held-out token accuracy |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -111,8 +110,8 @@ def report(runs: Path, tok_cmds, pre_cmds) -> str:
             lines.append(f"- `taesan {' '.join(cmd[:1] + ['--model', 'gpt-tiny'] + cmd[3:])}` → {text}")
     FIGURES.mkdir(parents=True, exist_ok=True)
     for name in RUNS:
-        shutil.copyfile(runs / name / "loss.png", FIGURES / f"pretrain_{name}_loss.png")
-    lines += ["", *(f"![{n} loss](figures/pretrain_{n}_loss.png)" for n in RUNS)]
+        shutil.copyfile(runs / name / "loss.png", FIGURES / f"pretrain_{name}_loss{suffix}.png")
+    lines += ["", *(f"![{n} loss](figures/pretrain_{n}_loss{suffix}.png)" for n in RUNS)]
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +124,9 @@ def main() -> None:
     p.add_argument("--extra-minutes", type=float, default=12.0,
                    help="then --resume both runs for this long (0: no resume); the shared machine ran ~5x slower than idle")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from RUNS")
+    p.add_argument("--figure-suffix", default="", help="appended to the loss-curve PNG names in benchmarks/figures")
     args = p.parse_args()
+    start_load = os.getloadavg()[0]
     tok_cmds, pre_cmds = commands(args.runs, args.minutes, args.max_steps, args.lr)
     logs = [args.runs / "logs" / f"pretrain_{n.split('-')[0]}.log" for n in RUNS]
     resume_cmds = [[*c[: c.index("--max-minutes") + 1], str(args.extra_minutes), *c[c.index("--max-minutes") + 2:], "--resume"]
@@ -138,7 +139,8 @@ def main() -> None:
                 shutil.copyfile(log, log.with_name(log.stem + "_part1.log"))
             run_all(resume_cmds, logs)
     pre_cmds = pre_cmds + resume_cmds
-    print(report(args.runs, tok_cmds, pre_cmds))
+    load = "" if args.report_only else f"load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    print(report(args.runs, tok_cmds, pre_cmds, load, args.figure_suffix))
 
 
 if __name__ == "__main__":
