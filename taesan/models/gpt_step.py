@@ -1,7 +1,7 @@
 """GPT's one-token decoding step through the layers as one TorchScript function: the same operations as
 GPT.decode_step's Python loop (oneDNN-packed products, SDPA, the KV cache written in place), without the
-Python interpreter between them, which at batch 1 costs more than the layers' arithmetic (measured in
-benchmarks/generate.py: 0.70 instead of 0.90 ms a token on 4 layers × 256).
+Python interpreter between them, which at batch 1 costs more than the layers' arithmetic (the step alone,
+4 layers × 256 on a 2-core EPYC: 0.70 instead of 0.90 ms a token; benchmarks/generate.py has the whole loop).
 
 Not a compiler: `torch.jit.script` turns the function below into a graph once per process (~0.1 s, no C++
 toolchain needed). TorchScript is deprecated in favour of torch.compile, which needs a compiler and much
