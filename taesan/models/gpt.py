@@ -174,7 +174,8 @@ class GPT(TaesanModel):
         """The decoding hot path: one new token per row (B, 1) after a filled cache -> logits (B, vocab_size).
 
         The same math as `forward` (tests check they agree), written with functional ops on the blocks'
-        parameters: at batch 1 the per-module Python overhead costs more than the arithmetic. Eval mode only
+        parameters: at batch 1 the per-module Python overhead costs more than the arithmetic. With oneDNN the
+        layers run as one TorchScript call (gpt_step.py) when the cache has room in place. Eval mode only
         (no dropout); attention_mask (B, S) and position_ids (B, 1) as in `forward`. weights: `step_weights()`,
         fetched once per generation instead of once per step. Rows are (B, C): a single token needs no time axis.
         """
