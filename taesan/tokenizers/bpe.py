@@ -12,7 +12,7 @@ from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, lshift, or_, sub
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import regex
@@ -238,26 +238,26 @@ class BPETokenizer(Tokenizer):
             return None
         return _PRETOKENIZE.findall(text)
 
-    def _plain_batch(self, texts: list) -> list[Encoding]:
-        """`_plain` of many texts; the new words of each block of texts are cut together first."""
-        out: list[Encoding] = []
+    def _blocks(self, texts: list) -> Iterator[tuple[Any, list[str] | None]]:
+        """(text, its pre-tokens or None as in `_plain_words`) for each text, after the new words of each block
+        of BATCH_TEXTS texts are cut together."""
         for lo in range(0, len(texts), BATCH_TEXTS):
             block = texts[lo : lo + BATCH_TEXTS]
             words = list(map(self._plain_words, block))
             self._cut_new(chain.from_iterable(w for w in words if w))
-            out += [self._plain(t) if w is None else self._from_cuts(t, self._cuts(w)) for t, w in zip(block, words)]
-        return out
+            yield from zip(block, words)
+
+    def _plain_batch(self, texts: list) -> list[Encoding]:
+        """`_plain` of many texts; the new words of each block of texts are cut together first."""
+        return [self._plain(t) if w is None else self._from_cuts(t, self._cuts(w)) for t, w in self._blocks(texts)]
 
     def _numbers_batch(self, texts: list) -> list[tuple[list[int], list[int]] | None]:
         """For a forked worker (tokenizers/parallel.py): each plain text's ids and its number of tokens per
         pre-token; None for a text with special tokens written in it."""
         out: list[tuple[list[int], list[int]] | None] = []
-        for lo in range(0, len(texts), BATCH_TEXTS):
-            words = list(map(self._plain_words, texts[lo : lo + BATCH_TEXTS]))
-            self._cut_new(chain.from_iterable(w for w in words if w))
-            for w in words:
-                entries = None if w is None else self._cuts(w)
-                out.append(None if entries is None else (list(chain.from_iterable(entries)), list(map(len, entries))))
+        for _, w in self._blocks(texts):
+            entries = None if w is None else self._cuts(w)
+            out.append(None if entries is None else (list(chain.from_iterable(entries)), list(map(len, entries))))
         return out
 
     def _offsets(self, text: str, start: int, end: int, ids: list[int]) -> list[tuple[int, int]]:
@@ -356,8 +356,7 @@ class BPETokenizer(Tokenizer):
 
     def _from_cuts(self, text: str, entries: list[list[int]]) -> Encoding:
         """A plain text's Encoding from its pre-tokens' ids: ids now, the other columns when read."""
-        ids = list(chain.from_iterable(entries))
-        return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, list(map(len, entries)))
+        return self._from_numbers(text, list(chain.from_iterable(entries)), list(map(len, entries)))
 
     def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
         """The same from a worker's numbers: the ids and the number of tokens per pre-token."""

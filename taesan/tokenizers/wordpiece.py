@@ -214,7 +214,7 @@ class WordPieceTokenizer(Tokenizer):
         tile that is one word needing no offset mapping shares its word's entry."""
         norm, origin = self.normalizer.normalize(tile.rstrip(self._ws))
         if origin is None and _ONE_WORD.fullmatch(norm):
-            entry = self._word_cache.get(norm) or self._word_entry(norm)
+            entry = self._word_entry(norm)
         else:
             out: list[int] = []
             for found in _SPLIT.finditer(norm):
@@ -254,20 +254,21 @@ class WordPieceTokenizer(Tokenizer):
         del word_ids[0]
         return word_ids
 
-    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]] | None:
-        """Plain text -> ids, starts, ends, word ids (None when special tokens are written in it)."""
-        if self._special_re is not None and self._special_re.search(text):
-            return None
+    def _plain_numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Plain text (no special tokens) -> ids, starts, ends, word ids."""
         tiles, entries = self._tiles(text)
         flat = list(chain.from_iterable(entries))
         return (flat[0::4], *self._spans(tiles, entries, flat), self._word_ids(flat))
 
+    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]] | None:
+        """`_plain_numbers` for a forked worker (tokenizers/parallel.py); None when special tokens are written in it."""
+        if self._special_re is not None and self._special_re.search(text):
+            return None
+        return self._plain_numbers(text)
+
     def tokenize(self, text: str) -> list[Piece]:
-        tiles, entries = self._tiles(text)
-        flat = list(chain.from_iterable(entries))
-        ids = flat[0::4]
-        starts, ends = self._spans(tiles, entries, flat)
-        return [Piece(self.inverse[i], i, s, e, w) for i, s, e, w in zip(ids, starts, ends, self._word_ids(flat))]
+        ids, starts, ends, word_ids = self._plain_numbers(text)
+        return [Piece(self.inverse[i], i, s, e, w) for i, s, e, w in zip(ids, starts, ends, word_ids)]
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
                truncation: str | bool = False, padding: str | bool = False, padding_side: str = "right", **kwargs: Any) -> Encoding:
