@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-
 _UMASK = os.umask(0)  # read once, at import (setting it is the only way to read it)
 os.umask(_UMASK)
 

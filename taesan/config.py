@@ -11,8 +11,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from taesan.errors import TaesanError
 from taesan.atomic import atomic_write_text
+from taesan.errors import TaesanError
 
 C = TypeVar("C")
 

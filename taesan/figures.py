@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from taesan.atomic import atomic_path
+
 KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "NanumSquare", "NanumMyeongjo")
 OTHER_CJK = ("Noto Sans CJK KR", "Noto Sans KR", "Noto Sans CJK JP", "Malgun Gothic", "AppleGothic")
 
@@ -43,7 +45,6 @@ def save_png(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     """Write `fig` to `path` as a PNG (a temporary file renamed into place) and close it."""
     import matplotlib.pyplot as plt
 
-    from taesan.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

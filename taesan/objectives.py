@@ -11,6 +11,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from taesan.errors import TaesanError
+
 IGNORE_INDEX = -100
 
 
@@ -197,8 +199,6 @@ class Seq2SeqLM(Objective):
 
 def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None) -> Objective:
     """An objective by name ("causal", "backward", "masked"); masked needs the tokenizer's specials."""
-    from taesan.errors import TaesanError
-
     if name == "causal":
         return CausalLM()
     if name == "backward":

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import taesan
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 
 GPT_LINES = ["티끌 모아 태산", "어제 카페 갔었어 거기 사람 많더라", "난폭 운전은 위험하다"]
 SMALL = dict(n_layers=2, d_model=32, n_heads=2, n_positions=64)

@@ -11,7 +11,7 @@ import torch
 import taesan
 from taesan.errors import TaesanError
 from taesan.tokenizers import Encoding
-from taesan.viz_attention import (
+from taesan.viz.attention import (
     CELL, DPI, SINGLE, image_attention, korean_font, plot_attention, plot_image_attention, select, text_attention,
     token_labels,
 )
@@ -22,7 +22,7 @@ SMALL = dict(n_layers=2, d_model=32, n_heads=2, n_positions=64)
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    from taesan.demo_corpus import korean_corpus
+    from taesan.data.embedded import korean_corpus
     from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
 
     lines = korean_corpus(300)
@@ -157,7 +157,7 @@ def test_grid_and_single_png_sizes_and_content(tokenizers, tmp_path):
 def test_korean_font_is_found_when_nanum_is_installed_and_a_warning_otherwise(tokenizers, tmp_path, monkeypatch):
     from matplotlib import font_manager
 
-    from taesan import viz_attention
+    from taesan.viz import attention as viz_attention
 
     if any("nanum" in p.lower() for p in font_manager.findSystemFonts()):
         assert korean_font().startswith("Nanum")
@@ -330,7 +330,7 @@ def test_cli_tokenizer_bigger_than_the_model_is_one_line(checkpoints, tmp_path, 
 def test_cli_vit_reads_digits_and_a_classifier_sees_its_normalised_pixels(tmp_path, monkeypatch, capsys):
     """`--image digits:N` was "image file not found" (predict takes it), and a fine-tuned ViT was shown
     [0, 1] pixels instead of the (x - mean) / std it was trained and predicts on."""
-    import taesan.viz_attention as va
+    import taesan.cli.attention as cli_attention
     from taesan.cli import main
     from taesan.tasks.image import load_image as task_image, to_pixels
 
@@ -338,8 +338,8 @@ def test_cli_vit_reads_digits_and_a_classifier_sees_its_normalised_pixels(tmp_pa
     assert main(["finetune", "--task", "image-classification", "--model", "vit-tiny", "--train", "digits", "--out", str(out),
                  "--max-steps", "1", "--threads", "1", "--no-progress"]) == 0
     seen = []
-    real = va.image_attention
-    monkeypatch.setattr(va, "image_attention", lambda model, pixels: seen.append(pixels) or real(model, pixels))
+    real = cli_attention.image_attention
+    monkeypatch.setattr(cli_attention, "image_attention", lambda model, pixels: seen.append(pixels) or real(model, pixels))
     assert main(["attention", "--model", str(out), "--image", "digits:3", "--out", str(tmp_path / "a.png")]) == 0
     size = taesan.load(out).config.image_size
     torch.testing.assert_close(seen[0], to_pixels(task_image("digits:3"), size, 1, 0.5, 0.5)[None])

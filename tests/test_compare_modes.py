@@ -11,7 +11,7 @@ import torch
 
 import taesan
 from taesan.cli import main as cli_main
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 
 SMALL = dict(n_layers=2, d_model=32, n_heads=2, n_positions=96)
 

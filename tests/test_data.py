@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import taesan.data as data_mod
+import taesan.data.cache as data_mod
 from taesan.data import (
     CausalWindows,
     PackedDocuments,
@@ -21,9 +21,9 @@ from taesan.data import (
     pack_documents,
     pad_batch,
     sentence_end_ids,
-    token_dtype,
     unigram_perplexity,
 )
+from taesan.data.cache import token_dtype
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
 

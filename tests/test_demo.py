@@ -11,8 +11,8 @@ import re
 import pytest
 
 from taesan.cli import main
-from taesan.demo_corpus import korean_corpus, object_particle
-from taesan.report import Section, Table, render, write_report
+from taesan.data.embedded import korean_corpus, object_particle
+from taesan.demo.report import Section, Table, render, write_report
 
 TITLES = ["Four ways to cut a sentence", "A tiny GPT: next-word prediction", "A tiny BERT: fill in the blank",
           "One task, three ways to adapt", "A tiny ViT on handwritten digits", "Who attends to whom", "Checkpoints and timing"]

@@ -26,7 +26,7 @@ WORKER = textwrap.dedent(
     from safetensors.torch import save_file
 
     import taesan
-    from taesan import distributed
+    from taesan.train import distributed
     from taesan.data import CausalWindows, TokenSplit
     from taesan.objectives import CausalLM
     from taesan.train import TrainConfig, Trainer

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from taesan.cli import main
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.tokenizers import WordPieceTokenizer
 
 FAST = ["--threads", "1", "--no-progress"]

@@ -11,7 +11,7 @@ import torch
 import taesan
 from taesan.cli import main as cli_main
 from taesan.errors import TaesanError
-from taesan.generate import generate
+from taesan.decoding.generate import generate
 
 transformers = pytest.importorskip("transformers")
 
@@ -240,7 +240,7 @@ def test_stop_between_checks_ends_where_the_last_row_stops(gpt):
 
 
 def test_pad_after_stop_hand_computed():
-    from taesan.generate import _pad_after_stop
+    from taesan.decoding.generate import _pad_after_stop
 
     ids = torch.tensor([[7, 2, 9, 9], [7, 5, 2, 9]])
     assert _pad_after_stop(ids, 1, torch.tensor([2]), 0).tolist() == [[7, 2, 0], [7, 5, 2]]

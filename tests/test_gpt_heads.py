@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import taesan
-from taesan.interop import from_hf, to_hf
+from taesan.models import from_hf, to_hf
 from taesan.models.gpt import GPT, GPTConfig
 from taesan.models.gpt_heads import GPTClassifierConfig, GPTForSequenceClassification, last_token_index
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
 from taesan.tasks.readers.sentiment import TextExample
 from taesan.tuning.in_context import (

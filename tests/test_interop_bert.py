@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 import taesan
 from taesan.errors import TaesanError
-from taesan.interop import convert, to_hf
+from taesan.models import to_hf
+from taesan.pipeline.convert import convert
 
 transformers = pytest.importorskip("transformers")
 
@@ -183,7 +184,7 @@ def test_cli_export_tokenizer_reads_korean_in_autotokenizer(tmp_path):
     """The export carries tokenizer.json and a tokenizer_config.json with taesan's casing: without it,
     AutoTokenizer's BERT default lowercased and stripped accents, so every Hangul word became [UNK]."""
     from taesan.cli import main
-    from taesan.demo_corpus import korean_corpus
+    from taesan.data.embedded import korean_corpus
     from taesan.tokenizers import WordPieceTokenizer
 
     tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300, min_frequency=1)

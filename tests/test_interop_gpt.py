@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import taesan
-from taesan import interop
+from taesan import models as interop
 from taesan.cli import main as cli_main
 from taesan.errors import TaesanError
 
@@ -147,7 +147,7 @@ def test_foreign_head_tensor_is_rejected(tmp_path):
 def test_cli_convert_carries_the_tokenizer_both_ways(tmp_path, capsys):
     """The export held weights only: transformers could not read text with it, nor taesan generate after
     --from-hf. Now tokenizer.json goes along, and HF's fast tokenizer gives the same ids as taesan's."""
-    from taesan.demo_corpus import korean_corpus
+    from taesan.data.embedded import korean_corpus
     from taesan.tokenizers import BPETokenizer, load
 
     tok = BPETokenizer.train(korean_corpus(200), vocab_size=300, special_tokens=["<|endoftext|>"])

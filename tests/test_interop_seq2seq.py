@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import taesan
-from taesan import interop
+from taesan import models as interop
+from taesan.pipeline.convert import convert
 from taesan.errors import TaesanError
 
 transformers = pytest.importorskip("transformers")
@@ -142,9 +143,9 @@ def test_cached_greedy_decoding_matches_hf_generate(name, tmp_path):
 
 def test_convert_both_ways_keeps_logits(hf_dir, tmp_path):
     d, hf = hf_dir
-    interop.convert(d, tmp_path / "ours", "from-hf")
+    convert(d, tmp_path / "ours", "from-hf")
     assert "taesan_version" in json.loads((tmp_path / "ours" / "config.json").read_text())
-    interop.convert(tmp_path / "ours", tmp_path / "theirs", "to-hf")
+    convert(tmp_path / "ours", tmp_path / "theirs", "to-hf")
     back = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "theirs").eval()
     batch = _batch(hf.config.vocab_size, taesan.load(tmp_path / "ours").config.tgt_vocab_size, seed=4)
     with torch.no_grad():
@@ -191,7 +192,7 @@ def test_export_of_a_config_without_hf_family_raises(tmp_path):
     with pytest.raises(TaesanError, match="matches no HuggingFace family"):
         interop.to_hf(model, tmp_path)
     marian_like = taesan.create("transformer-tiny", position_embedding="sinusoidal_halves", final_logits_bias=True)
-    hf_config, hf_state = interop.importlib.import_module("taesan.models.transformer").to_hf(marian_like)
+    hf_config, hf_state = interop.HF_EXPORTERS[type(marian_like)](marian_like)
     assert hf_config["model_type"] == "marian" and hf_state["final_logits_bias"].shape == (1, 512)
 
 

@@ -10,9 +10,9 @@ import torch
 
 import taesan
 from taesan.checkpoint import check_and_load, load_state_dict
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
-from taesan.generate import generate
+from taesan.decoding.generate import generate
 from taesan.tasks.classification import SequenceClassification
 from taesan.tasks.readers.sentiment import TextExample
 from taesan.train import TrainConfig

@@ -5,7 +5,7 @@ Not the decoding loop: that is tests/test_generate.py.
 import pytest
 import torch
 
-from taesan.sampling import (
+from taesan.decoding.sampling import (
     LogitsProcessor,
     apply_repetition_penalty,
     apply_temperature,

@@ -174,7 +174,7 @@ def test_attention_matrices(client):
 def test_image_from_a_digit_is_what_predict_and_rollout_give(client, models):
     from taesan.tasks.readers.images import digits
     from taesan.tuning.finetune import load_finetuned
-    from taesan.viz import vit_attention_map
+    from taesan.viz.rollout import vit_attention_map
 
     r = ok(client, "/api/image", {"model": "vit", "digit": 5, "top_k": 3})
     model, task = load_finetuned(models["vit"])
@@ -301,7 +301,7 @@ def test_body_size_limit_and_timeout(app):
 
 
 def test_generation_stops_at_its_deadline(app):
-    from taesan.serve_models import generate_stream
+    from taesan.serve.served import generate_stream
 
     served = app.state.served["gpt"]
     pieces = generate_stream(served, "티끌", 20, None, None, None, None, deadline=time.monotonic() - 1)
@@ -311,7 +311,7 @@ def test_generation_stops_at_its_deadline(app):
 
 def blocking_app(app, monkeypatch, **config):
     """An app whose image computation waits for the returned Event: a request that is busy until the test says."""
-    from taesan import serve_models
+    from taesan.serve import served as serve_models
 
     release = threading.Event()
     real = serve_models.classify_image
@@ -384,7 +384,7 @@ def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app, monke
     """The stream's thread ends (and frees its slot) when the response's iterator is closed mid-stream."""
     import asyncio
 
-    from taesan import serve_models
+    from taesan.serve import served as serve_models
 
     def endless(*args):  # a generation that would outlast the test: only the dropped stream can end it
         for _ in range(20_000):
@@ -475,7 +475,7 @@ def test_serve_cli_errors(tmp_path, capsys, models):
 def test_generation_and_translation_tasks_stream_what_their_predict_returns(models):
     """A fine-tuned generation / translation checkpoint streams in its task's encoding (no separator shown)."""
     import taesan
-    from taesan.serve_models import Served, generate_stream
+    from taesan.serve.served import Served, generate_stream
     from taesan.tasks.generation import GenerationConfig, GenerationTask
     from taesan.tasks.translation import Translation, TranslationConfig
     from taesan.tokenizers import load
@@ -498,7 +498,7 @@ def test_generation_and_translation_tasks_stream_what_their_predict_returns(mode
 
 def test_a_backward_lm_is_served_for_scores_not_generation(tmp_path):
     """Its generate tab streamed text to the right of the prompt, which a right-to-left model does not write."""
-    from taesan.serve_models import load_served
+    from taesan.serve.served import load_served
     from taesan.tokenizers import CharTokenizer
 
     import taesan

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import taesan
-from taesan.demo_corpus import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
 from taesan.tasks import load_task
 from taesan.tasks.base import replace_config

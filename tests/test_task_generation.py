@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from taesan.errors import TaesanError
-from taesan.generate import generate
+from taesan.decoding.generate import generate
 from taesan.models import create
 from taesan.objectives import IGNORE_INDEX, shift_for_next_token
 from taesan.tasks import TASKS, task_class
@@ -104,7 +104,7 @@ def test_only_target_positions_count_in_the_loss():
 def test_loss_equals_huggingface_gpt2_with_prompt_labels_masked(tmp_path):
     """HF's recipe (labels = input ids, -100 on prompt and padding, shifted inside the model) gives the same loss."""
     transformers = pytest.importorskip("transformers")
-    from taesan import interop
+    from taesan import models as interop
 
     task, model = make_task(), tiny_gpt().eval()
     examples = [Ex("어제 카페", "갔었어"), Ex("티끌", "모아 태산 비"), Ex("", "내일 영화 볼래")]

@@ -18,8 +18,8 @@ from taesan.train import (
     latest_checkpoint,
     lr_factor,
     no_decay_names,
-    pick_device,
 )
+from taesan.util import pick_device
 
 
 def tiny_gpt(vocab=50, dropout=0.1):

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 import taesan
 from taesan.errors import TaesanError
-from taesan.interop import convert, to_hf
+from taesan.models import to_hf
+from taesan.pipeline.convert import convert
 from taesan.models import create, presets
 from taesan.models.vit import ViT, ViTConfig
 

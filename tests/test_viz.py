@@ -7,7 +7,7 @@ import torch
 
 from taesan.errors import TaesanError
 from taesan.models import create
-from taesan.viz import attention_rollout, save_attention_overlay, vit_attention_map
+from taesan.viz.rollout import attention_rollout, save_attention_overlay, vit_attention_map
 
 
 def test_rollout_of_uniform_heads_is_the_docstring_example():

@@ -12,7 +12,7 @@ import sys
 
 from taesan.errors import TaesanError
 
-# command -> module. Command modules import heavy libraries inside run(), so `taesan --help` stays fast.
+# command -> module; each is imported when the parser is built.
 COMMANDS: dict[str, str] = {
     "convert": "taesan.cli.convert",
     "word2vec": "taesan.cli.word2vec",

@@ -7,6 +7,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import taesan
+from taesan.errors import TaesanError
+from taesan.tasks import load_task
+from taesan.tasks.image import ImageConfig, to_pixels
+from taesan.tasks.image import load_image as task_image
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tuning.load import check_vocabulary
+from taesan.viz.attention import (
+    image_attention,
+    load_image,
+    plot_attention,
+    plot_image_attention,
+    text_attention,
+)
+
 HELP = "heatmaps of a model's attention on a text (per layer and head, or a grid); ViT: over an image"
 
 
@@ -26,12 +41,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
-    import taesan
-    from taesan.errors import TaesanError
-    from taesan.load import check_vocabulary
-    from taesan.tasks import load_task
-    from taesan.tokenizers import load as load_tokenizer
-    from taesan.viz_attention import image_attention, load_image, plot_attention, plot_image_attention, text_attention
 
     directory = Path(args.model)
     if not directory.is_dir():
@@ -51,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
                 raise TaesanError("a ViT reads images, not text: drop the text and pass --image FILE")
             task = load_task(directory)
             if task is not None or args.image.startswith("digits:"):  # the pixels the classifier was trained on
-                from taesan.tasks.image import ImageConfig, load_image as task_image, to_pixels
 
                 cfg = task.config if task is not None else ImageConfig()
                 pixels = to_pixels(task_image(args.image), model.config.image_size, model.config.channels, cfg.mean,

@@ -8,6 +8,19 @@ from __future__ import annotations
 
 import argparse
 
+from taesan.errors import TaesanError
+from taesan.tasks.classification import SequenceClassification, order_labels
+from taesan.tuning.compare import (
+    CHART,
+    TABLE_JSON,
+    TABLE_MD,
+    CompareConfig,
+    compare_modes,
+    majority_accuracy,
+    markdown_table,
+)
+from taesan.tuning.in_context import PromptFormat, parse_verbalizer
+
 HELP = "fine-tuning vs prompt tuning vs 0/1/few-shot in-context learning on one task: a table and a chart"
 
 
@@ -36,8 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_shots(spec: str) -> list[int]:
-    from taesan.errors import TaesanError
-
     try:
         shots = [int(s) for s in spec.split(",") if s.strip()]
     except ValueError:
@@ -50,10 +61,6 @@ def parse_shots(spec: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from taesan.errors import TaesanError
-    from taesan.tasks.classification import SequenceClassification, order_labels
-    from taesan.tuning.compare import CHART, TABLE_JSON, TABLE_MD, CompareConfig, compare_modes, majority_accuracy, markdown_table
-    from taesan.tuning.in_context import PromptFormat, parse_verbalizer
 
     for name in ("seeds", "prompt_tokens", "max_steps", "batch_size"):
         if getattr(args, name) < 1:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from taesan.pipeline.convert import convert
+
 HELP = "convert a checkpoint between the HuggingFace and taesan layouts"
 
 
@@ -14,8 +16,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from taesan.interop import convert
-
     if args.from_hf:
         out = convert(args.from_hf, args.out, "from-hf")
     else:

@@ -10,6 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from taesan.demo import DemoConfig, write_demo_report
+from taesan.demo import run as run_demo
+from taesan.errors import TaesanError
+from taesan.serve import ServeConfig, create_app, require_web
+
 HELP = "the whole tour on embedded data, a few minutes on CPU: tokenizers, GPT, BERT, tuning, ViT, attention -> report.html"
 
 
@@ -26,8 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from taesan.demo import DemoConfig, run as run_demo, write_demo_report
-    from taesan.errors import TaesanError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -89,8 +92,6 @@ def _clear(directory: Path) -> None:
 
 def serving_app(checkpoints: list[tuple[str, Path]]):
     """The playground app (taesan.serve.create_app) on the demo's checkpoints, named as the demo names them."""
-    from taesan.serve import ServeConfig, create_app, require_web
-
     require_web()
     return create_app({name: str(path) for name, path in checkpoints}, ServeConfig())
 

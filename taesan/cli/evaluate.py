@@ -7,6 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from taesan.errors import TaesanError
+from taesan.tuning.finetune import load_finetuned
+from taesan.util import pick_device
+
 HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
 
 
@@ -23,9 +27,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from taesan.errors import TaesanError
-    from taesan.train import pick_device
-    from taesan.tuning.finetune import load_finetuned
 
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")

@@ -9,6 +9,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import taesan
+from taesan.atomic import atomic_write_text
+from taesan.checkpoint import separator_id
+from taesan.errors import TaesanError
+from taesan.tasks import task_class
+from taesan.tasks.classification import order_labels
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tuning.in_context import (
+    PromptFormat,
+    check_causal_lm,
+    fewshot,
+    parse_verbalizer,
+)
+
 HELP = "in-context learning: classify with k labelled examples in the prompt, nothing trained (mean ± spread over seeds)"
 
 
@@ -46,14 +60,6 @@ def summary_line(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    import taesan
-    from taesan.atomic import atomic_write_text
-    from taesan.checkpoint import separator_id
-    from taesan.errors import TaesanError
-    from taesan.tasks import task_class
-    from taesan.tasks.classification import order_labels
-    from taesan.tokenizers import load as load_tokenizer
-    from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot, parse_verbalizer
 
     if args.seeds < 1:
         raise TaesanError(f"--seeds must be >= 1, got {args.seeds}")

@@ -10,12 +10,19 @@ import math
 from pathlib import Path
 from typing import Any
 
+import taesan
+from taesan.config import config_from_dict, config_to_dict
+from taesan.errors import TaesanError
+from taesan.models import MODEL_TYPES, model_class, presets
+from taesan.tasks import TASKS, task_class
+from taesan.tokenizers import load
+from taesan.train import TrainConfig
+from taesan.tuning.finetune import finetune
+
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from taesan.tasks import TASKS
-
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--model", required=True, metavar="DIR|PRESET", help="a checkpoint directory (its tokenizer.json is used) or a preset (bert-tiny, gpt-tiny, vit-tiny, ...)")
     p.add_argument("--train", required=True, metavar="FILE", help="labelled training data (image-classification: also `digits`)")
@@ -46,7 +53,6 @@ def task_settings(pairs: list[str]) -> dict[str, Any]:
     """["source_column=1", "labels=[\"neg\",\"pos\"]", "separator=|"] -> {field: value}; JSON where it parses, else text."""
     import json
 
-    from taesan.errors import TaesanError
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -61,9 +67,6 @@ def task_settings(pairs: list[str]) -> dict[str, Any]:
 
 
 def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
-    from taesan.errors import TaesanError
-    from taesan.tokenizers import load
-
     if args.tokenizer is not None:
         if not Path(args.tokenizer).exists():
             raise TaesanError(f"{args.tokenizer}: tokenizer file not found")
@@ -79,8 +82,6 @@ def _model(name: str, tokenizer: Any):
     """A checkpoint directory, or a preset built with the tokenizer's vocabulary size and pad id."""
     import dataclasses
 
-    import taesan
-    from taesan.models import MODEL_TYPES, model_class, presets
 
     if Path(name).is_dir():
         return taesan.load(name)
@@ -111,10 +112,6 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from taesan.errors import TaesanError
-    from taesan.tasks import task_class
-    from taesan.train import TrainConfig
-    from taesan.tuning.finetune import finetune
 
     for name in ("batch_size", "prompt_tokens"):
         if getattr(args, name) < 1:
@@ -124,7 +121,6 @@ def run(args: argparse.Namespace) -> int:
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
     tokenizer = _tokenizer(args, getattr(cls, "needs_tokenizer", True), is_dir)
-    from taesan.config import config_from_dict, config_to_dict
 
     settings = task_settings(args.set)
     if args.max_length is not None:

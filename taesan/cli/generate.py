@@ -8,6 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import taesan
+from taesan.checkpoint import read_training, stop_id
+from taesan.decoding.generate import is_encoder_decoder
+from taesan.errors import TaesanError
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tuning.load import check_vocabulary
+
 HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
 
 
@@ -34,8 +41,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _prompts(args) -> list[str]:
-    from taesan.errors import TaesanError
-
     if args.prompt is not None:
         return [args.prompt]
     path = Path(args.prompt_file)
@@ -71,12 +76,6 @@ def _stream(steps, decode, out) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    import taesan
-    from taesan.checkpoint import read_training, stop_id
-    from taesan.errors import TaesanError
-    from taesan.generate import is_encoder_decoder
-    from taesan.load import check_vocabulary
-    from taesan.tokenizers import load as load_tokenizer
 
     directory = Path(args.model)
     if not directory.is_dir():

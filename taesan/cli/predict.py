@@ -8,6 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from taesan.errors import TaesanError
+from taesan.tasks.readers.common import lines
+from taesan.tuning.finetune import load_finetuned
+from taesan.util import pick_device
+
 HELP = "apply a fine-tuned model to inputs (label + probability, entities, answer span, translation)"
 
 
@@ -21,9 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
-    from taesan.errors import TaesanError
-    from taesan.tasks.readers.common import lines
-
     texts = list(args.inputs)
     if args.file is not None:
         texts += [line for _, line in lines(args.file) if line.strip()]
@@ -33,10 +35,6 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from taesan.train import pick_device
-    from taesan.tuning.finetune import load_finetuned
-
-    from taesan.errors import TaesanError
 
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")

@@ -9,6 +9,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import taesan
+from taesan.checkpoint import TRAINING_NAME, read_training
+from taesan.config import write_json
+from taesan.data import (
+    CausalWindows,
+    PackedDocuments,
+    build_token_cache,
+    sentence_end_ids,
+    unigram_perplexity,
+)
+from taesan.errors import TaesanError
+from taesan.models import presets
+from taesan.objectives import objective_for
+from taesan.tokenizers import load
+from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
+from taesan.util import pick_device
+
 HELP = "pretrain a language model (causal, backward or masked) on a text corpus"
 
 
@@ -46,9 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tokenizer(path: str):
-    from taesan.errors import TaesanError
-    from taesan.tokenizers import load
-
     if not Path(path).exists():
         raise TaesanError(f"{path}: tokenizer file not found")
     try:
@@ -60,8 +74,6 @@ def _tokenizer(path: str):
 
 
 def _separator(tokenizer, objective: str) -> int:
-    from taesan.errors import TaesanError
-
     if objective == "masked":
         needed = {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id, "[MASK]": tokenizer.mask_id, "[PAD]": tokenizer.pad_id}
         missing = [name for name, i in needed.items() if i is None]
@@ -75,10 +87,6 @@ def _separator(tokenizer, objective: str) -> int:
 
 def _new_model(name: str, objective: str, vocab_size: int):
     """A preset or a checkpoint directory, with the tokenizer's vocab size; BERT presets get the MLM head."""
-    import taesan
-    from taesan.errors import TaesanError
-    from taesan.models import presets
-
     if Path(name).is_dir():
         model = taesan.load(name)
         if not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
@@ -101,8 +109,6 @@ def _new_model(name: str, objective: str, vocab_size: int):
 
 
 def _check_fits(model, objective: str, block_size: int) -> None:
-    from taesan.errors import TaesanError
-
     kind = getattr(model, "model_type", "")
     if objective == "masked" and not kind.endswith("mlm"):
         raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, ...), got {kind!r}")
@@ -118,14 +124,6 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    import taesan
-    from taesan import distributed
-    from taesan.checkpoint import TRAINING_NAME, read_training
-    from taesan.config import write_json
-    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids, unigram_perplexity
-    from taesan.errors import TaesanError
-    from taesan.objectives import objective_for
-    from taesan.train import TrainConfig, Trainer, latest_checkpoint, pick_device
 
     for name in ("batch_size", "block_size"):
         if getattr(args, name) < 1:

@@ -8,6 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import taesan
+from taesan.checkpoint import TRAINING_NAME, read_training
+from taesan.errors import TaesanError
+from taesan.scoring import score_texts
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tuning.load import check_vocabulary
+
 HELP = "rank sentences by their log-probability under a language model (P(난폭 운전) vs P(무모 운전))"
 
 
@@ -21,9 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _objective(directory: Path, model, override: str | None) -> tuple[str, int | None]:
-    from taesan.checkpoint import TRAINING_NAME, read_training
-    from taesan.errors import TaesanError
-
     trained = read_training(directory)
     objective = override or trained.get("objective")
     if objective is None:
@@ -39,12 +43,6 @@ def _objective(directory: Path, model, override: str | None) -> tuple[str, int |
 
 
 def run(args: argparse.Namespace) -> int:
-    import taesan
-    from taesan.errors import TaesanError
-    from taesan.load import check_vocabulary
-    from taesan.scoring import score_texts
-    from taesan.tokenizers import load as load_tokenizer
-
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     directory = Path(args.model)

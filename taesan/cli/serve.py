@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from taesan.errors import TaesanError
+from taesan.serve import ServeConfig, create_app, model_specs, require_web
+
 HELP = "a local web playground and JSON API (tokenize, classify, ner, qa, generate, fill-mask, score, attention, image)"
 
 
@@ -22,9 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from taesan.errors import TaesanError
-    from taesan.serve import ServeConfig, create_app, model_specs, require_web
-
     require_web()
     import uvicorn
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from taesan.config import write_json
+from taesan.errors import TaesanError
+from taesan.tokenizers import KINDS, load
+from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare, plot
+
 HELP = "train, use and compare tokenizers (word, morpheme, char, bpe, wordpiece)"
 KIND_CHOICES = ["word", "morpheme", "char", "bpe", "wordpiece"]
 
@@ -46,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
 def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
     """Paths, so a missing file is an error rather than being read as a line of text; a directory, an empty file
     or a vocabulary size below 1 is an error too (training on them wrote a tokenizer of special tokens only)."""
-    from taesan.errors import TaesanError
-
     for name in ("vocab_size", "min_frequency"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -61,8 +64,6 @@ def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from taesan.tokenizers import KINDS
-
     options = {}
     if args.kind == "wordpiece":
         options = {"lowercase": args.lowercase, "progress": True}
@@ -74,8 +75,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from taesan.tokenizers import load
-
     tok = load(args.tokenizer)
     enc = tok.encode(args.text, args.pair)
     print(f"{type(tok).__name__} ({tok.vocab_size} tokens): {len(enc)} tokens")
@@ -93,8 +92,6 @@ def _compare(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    from taesan.config import write_json
-    from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare, plot
 
     kinds = tuple(args.kinds)
     skipped = sorted(set(kinds) - set(available_kinds(kinds)))

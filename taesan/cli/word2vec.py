@@ -8,7 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
+from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
+from taesan.figures import save_png
+from taesan.models.word2vec import Word2Vec, Word2VecConfig
+from taesan.models.word2vec_train import train_word2vec
+from taesan.tokenizers.corpus import iter_texts
 
 HELP = "Word2Vec skip-gram word vectors: train, similar, evaluate"
 
@@ -62,10 +67,6 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from taesan.atomic import atomic_write_text
-    from taesan.models.word2vec import Word2VecConfig
-    from taesan.models.word2vec_train import train_word2vec
-    from taesan.tokenizers.corpus import iter_texts
 
     config = Word2VecConfig(dim=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
                             sample=args.sample, epochs=args.epochs, lr_start=args.lr, lr_end=min(0.0001, args.lr),
@@ -96,7 +97,6 @@ def _plot_loss(history, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from taesan.figures import save_png
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if history.curve:
@@ -112,8 +112,6 @@ def _plot_loss(history, path: Path) -> None:
 
 
 def _similar(args: argparse.Namespace) -> int:
-    from taesan.models.word2vec import Word2Vec
-
     model = Word2Vec.load(args.model)
     neighbours = [model.most_similar(word, topn=args.topn) for word in args.words]  # an unknown word prints nothing
     for word, found in zip(args.words, neighbours):
@@ -124,8 +122,6 @@ def _similar(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from taesan.models.word2vec import Word2Vec
-
     if not args.analogies and not args.similarity:
         raise TaesanError("give --analogies FILE and/or --similarity FILE")
     model = Word2Vec.load(args.model)

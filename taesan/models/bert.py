@@ -5,18 +5,19 @@ Not the task heads (masked LM, classification, QA live in `bert_heads`) and not 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from taesan.checkpoint import check_and_load
-from taesan.config import config_from_dict
 from taesan.errors import TaesanError
-from taesan.interop import expand, export_state, import_state, labels_from_hf, labels_to_hf, read_hf_weights
 from taesan.models.base import TaesanModel
-from taesan.modules import LearnedPositionEmbedding, PostNormBlock, SegmentEmbedding, TokenEmbedding, padding_mask
+from taesan.modules import (
+    LearnedPositionEmbedding,
+    PostNormBlock,
+    SegmentEmbedding,
+    TokenEmbedding,
+    padding_mask,
+)
 from taesan.modules.transformer import ACTIVATIONS
 
 
@@ -193,160 +194,3 @@ class BERT(TaesanModel):
     ) -> torch.Tensor:
         """-> last hidden states (B, T, C). Arguments as in `forward_features`."""
         return self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)[0]
-
-
-# ---- HuggingFace BERT interop ------------------------------------------------------------------------------
-
-# taesan backbone key -> HF BertModel key ({i} = layer); a tuple is concatenated into our fused q/k/v.
-HF_KEYS = {
-    "tok_emb.weight": "embeddings.word_embeddings.weight",
-    "pos_emb.weight": "embeddings.position_embeddings.weight",
-    "seg_emb.weight": "embeddings.token_type_embeddings.weight",
-    "emb_norm.weight": "embeddings.LayerNorm.weight",
-    "emb_norm.bias": "embeddings.LayerNorm.bias",
-    "blocks.{i}.attn.qkv.weight": tuple(f"encoder.layer.{{i}}.attention.self.{p}.weight" for p in ("query", "key", "value")),
-    "blocks.{i}.attn.qkv.bias": tuple(f"encoder.layer.{{i}}.attention.self.{p}.bias" for p in ("query", "key", "value")),
-    "blocks.{i}.attn.out.weight": "encoder.layer.{i}.attention.output.dense.weight",
-    "blocks.{i}.attn.out.bias": "encoder.layer.{i}.attention.output.dense.bias",
-    "blocks.{i}.attn_norm.weight": "encoder.layer.{i}.attention.output.LayerNorm.weight",
-    "blocks.{i}.attn_norm.bias": "encoder.layer.{i}.attention.output.LayerNorm.bias",
-    "blocks.{i}.mlp.up.weight": "encoder.layer.{i}.intermediate.dense.weight",
-    "blocks.{i}.mlp.up.bias": "encoder.layer.{i}.intermediate.dense.bias",
-    "blocks.{i}.mlp.down.weight": "encoder.layer.{i}.output.dense.weight",
-    "blocks.{i}.mlp.down.bias": "encoder.layer.{i}.output.dense.bias",
-    "blocks.{i}.mlp_norm.weight": "encoder.layer.{i}.output.LayerNorm.weight",
-    "blocks.{i}.mlp_norm.bias": "encoder.layer.{i}.output.LayerNorm.bias",
-}
-HF_POOLER_KEYS = {"pooler.dense.weight": "pooler.dense.weight", "pooler.dense.bias": "pooler.dense.bias"}
-# HF tensors that are not weights of the model being loaded: buffers, the NSP head, an aliased or tied copy
-HF_SKIPPED = ("embeddings.position_ids", "embeddings.token_type_ids", "cls.seq_relationship.", "cls.predictions.decoder.")
-# heads of other architectures, present when e.g. a BertForMaskedLM checkpoint is loaded as BertModel (HF ignores them)
-HF_OTHER_HEADS = ("cls.", "classifier.", "qa_outputs.")
-
-# HF architecture -> taesan model_type
-HF_ARCHITECTURES = {
-    "BertModel": "bert",
-    "BertForMaskedLM": "bert-mlm",
-    "BertForPreTraining": "bert-mlm",  # the original checkpoints: MLM + next-sentence heads; NSP is dropped
-    "BertForSequenceClassification": "bert-sequence-classification",
-    "BertForTokenClassification": "bert-token-classification",
-    "BertForQuestionAnswering": "bert-qa",
-}
-
-# HF config field -> (taesan field, BertConfig's default in transformers, used when the field is absent)
-HF_CONFIG = {
-    "vocab_size": ("vocab_size", 30522),
-    "max_position_embeddings": ("n_positions", 512),
-    "type_vocab_size": ("type_vocab_size", 2),
-    "hidden_size": ("d_model", 768),
-    "num_hidden_layers": ("n_layers", 12),
-    "num_attention_heads": ("n_heads", 12),
-    "intermediate_size": ("d_ff", 3072),
-    "hidden_dropout_prob": ("dropout", 0.1),
-    "attention_probs_dropout_prob": ("attn_dropout", 0.1),
-    "layer_norm_eps": ("norm_eps", 1e-12),
-    "hidden_act": ("activation", "gelu"),
-    "pad_token_id": ("pad_token_id", 0),
-    "classifier_dropout": ("classifier_dropout", None),
-}
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu", "silu": "silu", "swish": "silu"}
-# settings taesan's BERT does not implement: field -> the only value accepted
-HF_REQUIRED = {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False, "tie_word_embeddings": True}
-
-
-def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", pooler: bool = True) -> BertConfig:
-    """HF BertConfig fields -> BertConfig; an unsupported setting raises a one-line TaesanError."""
-    for field, value in HF_REQUIRED.items():
-        if hf_config.get(field, value) != value:
-            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's BERT (needs {value!r})")
-    fields = {ours: hf_config.get(theirs, default) for theirs, (ours, default) in HF_CONFIG.items()}
-    if fields["activation"] not in HF_ACTIVATIONS:
-        raise TaesanError(f"{source}: field 'hidden_act'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
-    fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
-    num_labels, names = labels_from_hf(hf_config, source)
-    if num_labels is not None:
-        fields["num_labels"] = num_labels
-    if names:
-        fields["labels"] = names
-    fields["pooler"] = pooler
-    return config_from_dict(BertConfig, fields, source=source)
-
-
-def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[str, Any]:
-    """BertConfig -> a HF BertConfig dict for `architecture` (BertModel, BertForMaskedLM, ...)."""
-    activation = {"gelu_tanh": "gelu_new"}.get(config.activation, config.activation)
-    out: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
-    for theirs, (ours, _) in HF_CONFIG.items():
-        out[theirs] = getattr(config, ours)
-    out.update(
-        hidden_act=activation,
-        **labels_to_hf(config.labels, config.num_labels),
-        position_embedding_type="absolute",
-        initializer_range=0.02,
-        tie_word_embeddings=True,
-        is_decoder=False,
-        add_cross_attention=False,
-    )
-    return out
-
-
-def hf_table(model: TaesanModel) -> dict[str, Any]:
-    """The expanded taesan key -> HF key table of a BERT or a head model, HF names without the `bert.` prefix."""
-    backbone = model if isinstance(model, BERT) else model.bert
-    keys = {**HF_KEYS, **(HF_POOLER_KEYS if backbone.pooler is not None else {})}
-    table = expand(keys, i=backbone.config.n_layers)
-    if backbone is model:
-        return table
-    return {**{"bert." + k: v for k, v in table.items()}, **getattr(model, "hf_keys", {})}
-
-
-def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> TaesanModel:
-    """A HF BERT directory -> BERT or the head model named by `architectures` (default BertModel).
-
-    Keys load with or without the `bert.` prefix; old `LayerNorm.gamma/beta` names are accepted.
-    """
-    from taesan.models import model_class
-
-    directory = Path(directory)
-    source = str(directory / "config.json")
-    architectures = hf_config.get("architectures") or ["BertModel"]
-    architecture = architectures[0]
-    if architecture not in HF_ARCHITECTURES:
-        raise TaesanError(f"{source}: field 'architectures'={architecture!r} is not supported; known: {', '.join(HF_ARCHITECTURES)}")
-    cls = model_class(HF_ARCHITECTURES[architecture])
-    hf_state = {}
-    for k, v in read_hf_weights(directory).items():
-        k = k.removeprefix("bert.").replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-        hf_state[k] = v
-    pooler = "pooler.dense.weight" in hf_state or getattr(cls, "needs_pooler", False)
-    config = from_hf_config(hf_config, source, pooler=pooler)
-    model = cls(config)
-    table = hf_table(model)
-    wanted = {p for theirs in table.values() for p in (theirs if isinstance(theirs, tuple) else (theirs,))}
-    unknown = sorted(k for k in hf_state if k not in wanted and not k.startswith(HF_SKIPPED + HF_OTHER_HEADS))
-    weights = directory / "model.safetensors"
-    if unknown:
-        raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all) for {architecture}")
-    state = import_state(hf_state, table, source=str(weights))
-    check_and_load(model, state, str(weights), ignore=model.tied_keys)
-    return model
-
-
-def _with_prefix(spec, prefix: str):
-    """A table entry (one HF name or a tuple of them) with `prefix` put before each name."""
-    return tuple(prefix + t for t in spec) if isinstance(spec, tuple) else prefix + spec
-
-
-def to_hf(model: TaesanModel) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """BERT or a head model -> (HF config dict, HF state dict) that `transformers.Bert*.from_pretrained` loads.
-
-    A head that does not use the pooler (masked LM, token classification, QA) is written without it, as HF does.
-    """
-    architecture = getattr(model, "hf_architecture", "BertModel")
-    config = model.config
-    table = hf_table(model)
-    if architecture != "BertModel":  # a head model's backbone tensors are `bert.`-prefixed in HF
-        table = {k: _with_prefix(v, "bert.") if k.startswith("bert.") else v for k, v in table.items()}
-        if not getattr(model, "needs_pooler", False):
-            table = {k: v for k, v in table.items() if not k.startswith("bert.pooler.")}
-    return to_hf_config(config, architecture), export_state(model.state_dict(), table)

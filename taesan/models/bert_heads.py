@@ -13,7 +13,6 @@ from torch import nn
 from taesan.checkpoint import check_and_load
 from taesan.models.base import TaesanModel
 from taesan.models.bert import BERT, BertConfig, init_bert_weights
-from taesan.models.bert import to_hf  # noqa: F401  (taesan.interop.to_hf looks it up in the model's module)
 from taesan.modules.transformer import ACTIVATIONS
 
 POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")

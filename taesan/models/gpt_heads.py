@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from taesan.checkpoint import check_and_load
-from taesan.config import config_from_dict
-from taesan.errors import TaesanError
-from taesan.interop import export_state, import_state, labels_from_hf, labels_to_hf, read_hf_weights
 from taesan.models.base import TaesanModel
-from taesan.models.gpt import GPT, HF_BUFFERS, GPTConfig, _table, from_hf_config, to_hf_config
-
-HF_ARCHITECTURE = "GPT2ForSequenceClassification"
+from taesan.models.gpt import GPT, GPTConfig
 
 
 @dataclass
@@ -111,42 +105,3 @@ class GPTForSequenceClassification(TaesanModel):
         last = last_token_index(input_ids, attention_mask, self.config.pad_token_id, T)
         pooled = hidden[torch.arange(B, device=hidden.device), last]  # (B, C)
         return self.score(pooled)  # (B, num_labels)
-
-
-# ---- HuggingFace GPT2ForSequenceClassification interop -------------------------------------------------------
-
-
-def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> GPTForSequenceClassification:
-    """A HF GPT2ForSequenceClassification directory (transformer.* + score.weight) -> the taesan head model."""
-    directory = Path(directory)
-    source = str(directory / "config.json")
-    base = from_hf_config(hf_config, source)
-    num_labels, names = labels_from_hf(hf_config, source)
-    labels = {"num_labels": int(num_labels if num_labels is not None else 2), "labels": names}
-    fields = {**dataclasses.asdict(base), **labels, "pad_token_id": hf_config.get("pad_token_id")}
-    config = config_from_dict(GPTClassifierConfig, fields, source)
-    weights = directory / "model.safetensors"
-    hf_state = {k: v for k, v in read_hf_weights(directory).items() if not k.endswith(HF_BUFFERS)}
-    table, transposed = _table(config.n_layers)
-    table = {"gpt." + ours: "transformer." + theirs for ours, theirs in table.items()}
-    transposed = {"gpt." + k for k in transposed}
-    table["score.weight"] = "score.weight"
-    unknown = sorted(k for k in hf_state if k not in set(table.values()))
-    if unknown:
-        raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all) for {HF_ARCHITECTURE}")
-    model = GPTForSequenceClassification(config)
-    check_and_load(model, import_state(hf_state, table, transposed, source=str(weights)), str(weights))
-    return model
-
-
-def to_hf(model: GPTForSequenceClassification) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """-> (HF config dict, HF state dict) that `transformers.GPT2ForSequenceClassification.from_pretrained` loads."""
-    config = model.config
-    hf_config = to_hf_config(config)
-    hf_config.update(architectures=[HF_ARCHITECTURE], pad_token_id=config.pad_token_id,
-                     **labels_to_hf(config.labels, config.num_labels))
-    table, transposed = _table(config.n_layers)
-    state = export_state(model.gpt.state_dict(), table, transposed)
-    hf_state = {"transformer." + k: v for k, v in state.items()}
-    hf_state["score.weight"] = model.score.weight.detach().contiguous()
-    return hf_config, hf_state

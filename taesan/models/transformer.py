@@ -315,10 +315,3 @@ class Seq2SeqTransformer(TaesanModel):
         if pad is None:
             return None, True
         return pad & causal_mask(T, S, device), False  # (B, 1, T, S)
-
-
-def to_hf(model: Seq2SeqTransformer):
-    """Export hook read by `taesan.interop.to_hf`; the Marian/BART tables live in transformer_hf."""
-    from taesan.models.transformer_hf import to_hf as export
-
-    return export(model)

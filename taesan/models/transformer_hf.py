@@ -12,7 +12,7 @@ import torch
 from taesan.checkpoint import check_and_load
 from taesan.config import config_from_dict
 from taesan.errors import TaesanError
-from taesan.interop import expand, export_state, import_state, read_hf_weights
+from taesan.models.hf import expand, export_state, import_state, read_hf_weights
 from taesan.models.transformer import Seq2SeqTransformer, TransformerConfig
 
 # One block's tensors, taesan name -> HF name. Self-attention q, k, v are fused into `qkv`; cross-attention

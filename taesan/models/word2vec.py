@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from taesan.atomic import atomic_path, atomic_write_text
-from taesan.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_config, save_state_dict, write_config
+from taesan.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_state_dict,
+    read_config,
+    save_state_dict,
+    write_config,
+)
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
 

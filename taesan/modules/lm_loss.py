@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
 _TINY = 1e-30  # below this, float32 softmax loses the digits its log would need
 
 

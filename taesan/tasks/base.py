@@ -19,6 +19,7 @@ from torch import nn
 from taesan.config import config_from_dict, config_to_dict, write_json
 from taesan.errors import TaesanError
 from taesan.objectives import Objective
+from taesan.tasks import TASK_FILE
 
 
 @dataclass
@@ -55,8 +56,6 @@ class Task(Objective):
 
     def save(self, directory: str | Path) -> None:
         """task.json in `directory` (atomically), so a checkpoint knows what it was fine-tuned for."""
-        from taesan.tasks import TASK_FILE
-
         write_json(Path(directory) / TASK_FILE, self.to_dict())
 
     @property

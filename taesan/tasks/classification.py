@@ -16,13 +16,21 @@ from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.figures import save_png
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertForSequenceClassification, BertHeadModel
+from taesan.models.gpt import GPT
+from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
 from taesan.tasks.batches import in_order
-from taesan.tasks.metrics.classification import class_counts, classification_scores, confusion_matrix, scores_from_counts
+from taesan.tasks.metrics.classification import (
+    class_counts,
+    classification_scores,
+    confusion_matrix,
+    scores_from_counts,
+)
 from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
 from taesan.tasks.readers.sentiment import TextExample, read_sentiment
-
 
 
 @dataclass
@@ -140,11 +148,6 @@ class SequenceClassification(Task):
 
         A model that already has this task's head with the same labels is kept as it is (fine-tuning further).
         """
-        from taesan.models.bert import BERT
-        from taesan.models.bert_heads import BertForSequenceClassification, BertHeadModel
-        from taesan.models.gpt import GPT
-        from taesan.models.gpt_heads import GPTForSequenceClassification
-
         labels = self.labels
         if not labels:
             raise TaesanError(f"the {self.name} task has no labels yet (fit_labels on the training examples first)")

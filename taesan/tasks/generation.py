@@ -17,7 +17,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from taesan.decoding.generate import generate
 from taesan.errors import TaesanError
+from taesan.models import create, load_model
+from taesan.models.gpt import GPT
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
@@ -102,8 +105,6 @@ class GenerationTask(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
         """The GPT itself (its LM head is the task head); a preset name or checkpoint directory is built/loaded."""
-        from taesan.models.gpt import GPT
-
         model = resolve_model(model, {"vocab_size": self.tok.vocab_size})
         if not isinstance(model, GPT):
             raise TaesanError(f"the generation task fine-tunes a GPT (decoder-only) model, not {type(model).__name__}")
@@ -121,8 +122,6 @@ class GenerationTask(Task):
         Prompts are batched with left padding (taesan.generate decodes each row as it would alone); a prompt
         longer than the model's positions allow keeps its last tokens.
         """
-        from taesan.generate import generate
-
         c, model = self.config, model.eval()
         device = next(model.parameters()).device
         max_new = min(c.max_new_tokens, model.config.n_positions - 1)
@@ -181,9 +180,6 @@ def resolve_model(model: nn.Module | str, overrides: dict[str, Any]) -> nn.Modul
     if not isinstance(model, str):
         return model
     if Path(model).is_dir():
-        import taesan
-
-        return taesan.load(model)
-    from taesan.models import create
+        return load_model(model)
 
     return create(model, **overrides)

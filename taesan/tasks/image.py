@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taesan.errors import TaesanError
+from taesan.models.vit import ViT
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import TaskConfig, check_labels, replace_config
 from taesan.tasks.classification import SequenceClassification, order_labels
@@ -121,8 +122,6 @@ class ImageClassification(SequenceClassification):
 
     def build_model(self, model: nn.Module) -> nn.Module:
         """A ViT with a fresh classifier for this task's labels (kept when it already has exactly them)."""
-        from taesan.models.vit import ViT
-
         if not isinstance(model, ViT):
             raise TaesanError(f"the {self.name} task needs a ViT model (vit-tiny, ...), got {type(model).__name__}")
         labels = self.labels

@@ -18,11 +18,20 @@ import regex
 import torch
 from torch import nn
 
+from taesan.data import pad_batch
 from taesan.errors import TaesanError
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertForTokenClassification, BertHeadModel
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
 from taesan.tasks.batches import in_order
-from taesan.tasks.metrics.entities import bio_entities, entity_counts, prf, scores_from_counts, split_tag
+from taesan.tasks.metrics.entities import (
+    bio_entities,
+    entity_counts,
+    prf,
+    scores_from_counts,
+    split_tag,
+)
 from taesan.tasks.readers.ner import TaggedText, read_ner
 
 Span = tuple[int, int]
@@ -168,8 +177,6 @@ class TokenClassification(Task):
         return features
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from taesan.data import pad_batch
-
         pad = self.tok.pad_id
         batch = pad_batch([f["input_ids"] for f in features], 0 if pad is None else pad)  # (B, T) ids and mask
         if features and "labels" in features[0]:
@@ -207,9 +214,6 @@ class TokenClassification(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
         """A BertForTokenClassification with one output per tag, on `model`'s BERT backbone."""
-        from taesan.models.bert import BERT
-        from taesan.models.bert_heads import BertForTokenClassification, BertHeadModel
-
         if not isinstance(model, (BERT, BertHeadModel)):
             raise TaesanError(f"ner needs a BERT-family encoder, got {type(model).__name__} (try --model bert-tiny)")
         if not self.labels:

@@ -19,10 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taesan.data import pad_batch
 from taesan.errors import TaesanError
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertForQuestionAnswering, BertHeadModel
 from taesan.tasks.base import Task, TaskConfig, split_pair
+from taesan.tasks.batches import in_order
+from taesan.tasks.metrics.squad import squad_scores
 from taesan.tasks.readers.qa import QAExample, read_squad
-
 
 
 @dataclass
@@ -126,8 +130,6 @@ class ExtractiveQA(Task):
         return features
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from taesan.data import pad_batch
-
         pad = self.tokenizer.pad_id if self.tokenizer is not None and self.tokenizer.pad_id is not None else 0
         batch = pad_batch([f["input_ids"] for f in features], pad)
         T = batch["input_ids"].shape[1]
@@ -168,9 +170,6 @@ class ExtractiveQA(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
         """A BERT backbone or head model -> BertForQuestionAnswering on its weights (a QA model is kept as is)."""
-        from taesan.models.bert import BERT
-        from taesan.models.bert_heads import BertForQuestionAnswering, BertHeadModel
-
         if isinstance(model, BertForQuestionAnswering):
             qa = model
         elif isinstance(model, (BERT, BertHeadModel)):
@@ -206,8 +205,6 @@ class ExtractiveQA(Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[QAExample], batch_size: int = 32) -> dict[str, float]:
         """SQuAD v1.1 exact_match / f1 and KorQuAD 1.0 korquad_exact_match / korquad_f1 (percent)."""
-        from taesan.tasks.metrics.squad import squad_scores
-
         found = self._decode(model, [(ex.question, ex.context) for ex in examples], batch_size)
         return squad_scores([p["answer"] for p in found], [[a.text for a in ex.answers] for ex in examples])
 
@@ -224,7 +221,6 @@ class ExtractiveQA(Task):
         """The best span of each (question, context) over all its windows."""
         from tqdm.auto import tqdm
 
-        from taesan.tasks.batches import in_order
 
         features, owner = [], []
         for i, (question, context) in enumerate(pairs):

@@ -16,7 +16,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from taesan.decoding.generate import generate
 from taesan.errors import TaesanError
+from taesan.models.transformer import Seq2SeqTransformer
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
@@ -81,8 +83,6 @@ class Translation(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
         """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
-        from taesan.models.transformer import Seq2SeqTransformer
-
         ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
         model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, **ids})
         if not isinstance(model, Seq2SeqTransformer):
@@ -104,8 +104,6 @@ class Translation(Task):
     @torch.no_grad()
     def translate(self, model: nn.Module, sources: Sequence[str], batch_size: int = 32) -> list[str]:
         """Sources -> decoded translations (greedy, or beam search with num_beams > 1), through taesan.generate."""
-        from taesan.generate import generate
-
         c, model = self.config, model.eval()
         device = next(model.parameters()).device
         out: list[str] = []

@@ -3,10 +3,16 @@ with HuggingFace tokenizer.json / vocab.txt / vocab.json + merges.txt files and 
 
 Not models: ids in, ids out; each kind lives in its own module.
 """
-from taesan.tokenizers.base import BERT_SPECIALS, GPT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.base import (
+    BERT_SPECIALS,
+    GPT_SPECIALS,
+    Encoding,
+    Piece,
+    Tokenizer,
+)
 from taesan.tokenizers.bpe import BPETokenizer
 from taesan.tokenizers.char import CharTokenizer
-from taesan.tokenizers.hf import from_hf_json, load
+from taesan.tokenizers.loader import from_hf_json, load
 from taesan.tokenizers.word import MorphemeTokenizer, WordTokenizer
 from taesan.tokenizers.wordpiece import WordPieceTokenizer
 

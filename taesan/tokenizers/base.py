@@ -11,6 +11,7 @@ from typing import Any, Callable, ClassVar, Iterable, NamedTuple
 
 import regex
 
+from taesan.config import write_json
 from taesan.errors import TaesanError
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -341,8 +342,6 @@ class Tokenizer(ABC):
     # ---- files -----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the HuggingFace `tokenizer.json` format (atomically)."""
-        from taesan.config import write_json
-
         path = Path(path)
         if path.is_dir() or path.suffix == "":
             path = path / "tokenizer.json"

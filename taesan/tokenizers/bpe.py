@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import multiprocessing as mp
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
 from operator import add, lshift, or_, sub
@@ -18,12 +17,15 @@ import numpy as np
 import regex
 from tqdm import tqdm
 
+from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
 from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
 from taesan.tokenizers.bpe_batch import MAX_BYTES, MergeTable, merge_words
-from taesan.tokenizers.bpe_train import gc_paused, learn_merges
+from taesan.tokenizers.bpe_hf import build_hf_json, parse_hf_json
+from taesan.tokenizers.bpe_train import learn_merges
 from taesan.tokenizers.corpus import count_words
+from taesan.util import gc_paused
 
 # GPT-2's pre-tokenization: contractions, letters, digits, other symbols (each with one optional leading
 # space), and whitespace runs that leave their last space to the next word. Every character is matched,
@@ -457,8 +459,6 @@ class BPETokenizer(Tokenizer):
 
     def save_vocab_merges(self, directory: str | Path) -> tuple[Path, Path]:
         """Write vocab.json and merges.txt (the human-readable view: one merge per line, in rank order)."""
-        from taesan.atomic import atomic_write_text
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         ordered = dict(sorted(self.vocab.items(), key=lambda kv: kv[1]))
@@ -469,14 +469,10 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def from_hf_json(cls, data: dict[str, Any], source: str = "tokenizer.json") -> "BPETokenizer":
         """A HF tokenizer.json object with a BPE model and a ByteLevel pre-tokenizer (GPT-2, RoBERTa style)."""
-        from taesan.tokenizers.bpe_hf import parse_hf_json
-
         vocab, merges, specials, template = parse_hf_json(data, source)
         return cls(vocab, merges, specials, template)
 
     def to_hf_json(self) -> dict[str, Any]:
-        from taesan.tokenizers.bpe_hf import build_hf_json
-
         unk = self.inverse[self.unk_id] if self.unk_id is not None else None
         return build_hf_json(self.vocab, self.merges, self.special_tokens, self.template, unk)
 

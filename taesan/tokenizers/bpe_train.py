@@ -5,8 +5,6 @@ Not the tokenizer (bpe.py wraps this with bytes, vocabularies and files) and not
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import heapq
 from collections import defaultdict
 from itertools import repeat
@@ -15,19 +13,6 @@ from typing import Callable
 
 SHIFT = 32  # a pair (a, b) of symbol ids is kept as one int a << SHIFT | b: cheaper to hash than a tuple
 LOW = (1 << SHIFT) - 1
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cycle collector: building millions of small lists and tuples (which hold no cycles)
-    otherwise sets off full collections that walk everything alive, a third of the time here."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def learn_merges(

@@ -9,6 +9,8 @@ from typing import Any, Iterable
 
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
+from taesan.tokenizers.corpus import count_words
+from taesan.tokenizers.hf_json import hf_json, read_model, read_specials_and_template
 from taesan.tokenizers.word import default_template, keep_unk_decode
 
 # HF's equivalent pre-tokenizer: isolate every character (Oniguruma has no (?s) flag, so [\s\S]).
@@ -54,8 +56,6 @@ class CharTokenizer(Tokenizer):
               workers: int | None = None, **kwargs: Any) -> "CharTokenizer":
         """Keep the `vocab_size` most frequent characters seen at least `min_frequency` times; the space and
         newline are always kept so that text round-trips."""
-        from taesan.tokenizers.corpus import count_words
-
         specials = list(BERT_SPECIALS if special_tokens is None else special_tokens)
         if "[UNK]" not in specials:
             specials.append("[UNK]")
@@ -70,15 +70,11 @@ class CharTokenizer(Tokenizer):
         return cls(vocab, specials, template=default_template(specials))
 
     def to_hf_json(self) -> dict[str, Any]:
-        from taesan.tokenizers.hf import hf_json
-
         return hf_json(self, normalizer=None, pre_tokenizer=_HF_SPLIT,
                        model={"type": "WordLevel", "vocab": self.vocab, "unk_token": self.unk_token}, decoder={"type": "Fuse"})
 
     @classmethod
     def from_hf_json(cls, data: dict[str, Any]) -> "CharTokenizer":
-        from taesan.tokenizers.hf import read_model, read_specials_and_template
-
         model = read_model(data, "WordLevel")
         specials, template = read_specials_and_template(data)
         return cls(model["vocab"], specials, unk_token=model.get("unk_token", "[UNK]"), template=template)

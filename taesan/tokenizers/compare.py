@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from taesan.errors import TaesanError
+from taesan.figures import korean_font, korean_rc, save_png
+from taesan.tokenizers import KINDS
+from taesan.tokenizers.corpus import iter_texts
 
 DEFAULT_VARIANTS = ("갔었어", "갔었는데요", "갔었다", "먹었어", "먹었는데요", "먹었다")
 DEFAULT_KINDS = ("word", "morpheme", "char", "bpe", "wordpiece")
@@ -32,8 +35,6 @@ class KindReport:
 
 def split_lines(data: Any, holdout_every: int = 10, max_lines: int | None = None) -> tuple[list[str], list[str]]:
     """Non-empty lines; every `holdout_every`-th one is held out (same distribution, deterministic)."""
-    from taesan.tokenizers.corpus import iter_texts
-
     train, held = [], []
     n = 0
     for text in iter_texts(data):
@@ -91,8 +92,6 @@ def compare(
     on_kind: Callable[[str], None] | None = None,
 ) -> list[KindReport]:
     """Train each kind at `vocab_size` on the training lines and measure it on the held-out lines."""
-    from taesan.tokenizers import KINDS
-
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise TaesanError(f"unknown tokenizer kind(s) {unknown}; choose from {sorted(KINDS)}")
@@ -126,7 +125,6 @@ def plot(reports, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from taesan.figures import korean_font, korean_rc
 
     with matplotlib.rc_context(korean_rc(korean_font())):
         return _draw(plt, reports, Path(path))
@@ -135,7 +133,6 @@ def plot(reports, path: str | Path) -> Path:
 def _draw(plt, reports, path: Path) -> Path:
     import warnings
 
-    from taesan.figures import save_png
 
     kinds = [r.kind for r in reports]
     fig = plt.figure(figsize=(12, 7))

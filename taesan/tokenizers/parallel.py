@@ -15,7 +15,7 @@ from itertools import chain
 from typing import Any, Callable
 
 from taesan.tokenizers.base import Encoding
-from taesan.tokenizers.bpe_train import gc_paused
+from taesan.util import gc_paused
 
 MIN_CHARS = 200_000  # text below which forking costs more than it saves
 _STATE: tuple[Callable[[list], list], list] | None = None

@@ -16,6 +16,8 @@ import regex
 
 from taesan.errors import TaesanError
 from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
+from taesan.tokenizers.corpus import count_words, iter_texts
+from taesan.tokenizers.hf_json import hf_json, read_model, read_specials_and_template
 
 WORD_RE = regex.compile(r"\w+|[^\w\s]+")
 
@@ -87,8 +89,6 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def count(cls, data: Any, workers: int | None = None) -> dict[str, int]:
-        from taesan.tokenizers.corpus import count_words
-
         return count_words(data, partial(_findall, WORD_RE), workers=workers)
 
     @classmethod
@@ -102,15 +102,11 @@ class WordTokenizer(Tokenizer):
         return cls(vocab, specials, template=default_template(specials))
 
     def to_hf_json(self) -> dict[str, Any]:
-        from taesan.tokenizers.hf import hf_json
-
         return hf_json(self, normalizer=None, pre_tokenizer={"type": "Whitespace"},
                        model={"type": "WordLevel", "vocab": self.vocab, "unk_token": self.unk_token}, decoder=None)
 
     @classmethod
     def from_hf_json(cls, data: dict[str, Any]) -> "WordTokenizer":
-        from taesan.tokenizers.hf import read_model, read_specials_and_template
-
         model = read_model(data, "WordLevel")
         specials, template = read_specials_and_template(data)
         return cls(model["vocab"], specials, unk_token=model.get("unk_token", "[UNK]"), template=template)
@@ -201,7 +197,6 @@ class MorphemeTokenizer(WordTokenizer):
         """Kiwi runs its own threads over the texts, so no worker processes here."""
         from collections import Counter
 
-        from taesan.tokenizers.corpus import iter_texts
 
         texts = [t for t in iter_texts(data) if t.strip()]
         counts: Counter = Counter()

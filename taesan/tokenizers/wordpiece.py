@@ -17,7 +17,15 @@ import regex
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
 from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
-from taesan.tokenizers.bpe_train import gc_paused
+from taesan.tokenizers.corpus import count_words
+from taesan.tokenizers.hf_json import (
+    hf_json,
+    read_model,
+    read_specials_and_template,
+    read_vocab_txt,
+)
+from taesan.tokenizers.wordpiece_train import learn
+from taesan.util import gc_paused
 
 BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]}
 
@@ -383,8 +391,6 @@ class WordPieceTokenizer(Tokenizer):
         on_merge(step, (a, b), new_token, score, count) is called after each merge. lowercase defaults
         to False (a cased tokenizer; Korean keeps its syllables whole instead of jamo).
         """
-        from taesan.tokenizers.corpus import count_words
-
         specials = list(BERT_SPECIALS if special_tokens is None else special_tokens)
         normalizer = BertNormalizer(lowercase, strip_accents)
         chunks = count_words(data, partial(_chunks, _CHUNK_CLEAN), workers=workers)
@@ -393,7 +399,6 @@ class WordPieceTokenizer(Tokenizer):
         for chunk, n in chunks.items():
             for w in to_words(chunk):
                 counts[w] = counts.get(w, 0) + n
-        from taesan.tokenizers.wordpiece_train import learn
 
         max_chars = kwargs.pop("max_input_chars_per_word", 100)
         vocab, merges = learn(counts, vocab_size, min_frequency, specials, limit_alphabet, max_chars, on_merge, progress)
@@ -405,8 +410,6 @@ class WordPieceTokenizer(Tokenizer):
 
     # ---- files ---------------------------------------------------------------------------------
     def to_hf_json(self) -> dict[str, Any]:
-        from taesan.tokenizers.hf import hf_json
-
         n = self.normalizer
         return hf_json(
             self,
@@ -420,8 +423,6 @@ class WordPieceTokenizer(Tokenizer):
 
     @classmethod
     def from_hf_json(cls, data: dict[str, Any]) -> "WordPieceTokenizer":
-        from taesan.tokenizers.hf import read_model, read_specials_and_template
-
         model = read_model(data, "WordPiece")
         norm = data.get("normalizer") or {}
         if norm.get("type") not in (None, "BertNormalizer"):
@@ -440,8 +441,6 @@ class WordPieceTokenizer(Tokenizer):
     @classmethod
     def from_vocab_txt(cls, path: Any, lowercase: bool = True, **kwargs: Any) -> "WordPieceTokenizer":
         """A BERT `vocab.txt` (one token per line, id = line number)."""
-        from taesan.tokenizers.hf import read_vocab_txt
-
         return cls(read_vocab_txt(path), lowercase=lowercase, **kwargs)
 
 

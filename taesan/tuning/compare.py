@@ -13,10 +13,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from taesan import tokenizers
 from taesan.atomic import atomic_write_text
+from taesan.checkpoint import separator_id
 from taesan.errors import TaesanError
 from taesan.figures import save_png
-from taesan.tuning.in_context import PromptFormat, check_causal_lm, fewshot
+from taesan.tasks.classification import SequenceClassification, order_labels
+from taesan.train import TrainConfig
+from taesan.tuning.finetune import finetune
+from taesan.tuning.in_context import (
+    PromptFormat,
+    check_causal_lm,
+    fewshot,
+    parse_verbalizer,
+)
+from taesan.tuning.load import load
 
 TABLE_MD, TABLE_JSON, CHART = "comparison.md", "comparison.json", "comparison.png"
 
@@ -57,23 +68,16 @@ class ModeResult:
 
 def load_with_tokenizer(directory: str | Path):
     """(model, tokenizer) from a checkpoint directory that holds tokenizer.json."""
-    import taesan
-    from taesan import tokenizers
-
     directory = Path(directory)
     tok_path = directory / "tokenizer.json"
     if not tok_path.is_file():
         raise TaesanError(f"{tok_path}: no tokenizer beside the model")
-    return taesan.load(directory), tokenizers.load(tok_path)
+    return load(directory), tokenizers.load(tok_path)
 
 
 def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any], eval_examples: Sequence[Any],
                out_dir: Path, config: CompareConfig) -> ModeResult:
     """Fine-tune (mode "full" or "prompt") a fresh copy of the checkpoint in `directory` on the classification task."""
-    from taesan.tasks.classification import SequenceClassification
-    from taesan.train import TrainConfig
-    from taesan.tuning.finetune import finetune
-
     import torch
 
     model, tokenizer = load_with_tokenizer(directory)
@@ -92,10 +96,6 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
 
 def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples: Sequence[Any], config: CompareConfig) -> list[ModeResult]:
     """0/1/few-shot rows: the frozen GPT with k demonstrations, mean (and spread) over `config.seeds` draws."""
-    from taesan.checkpoint import separator_id
-    from taesan.tasks.classification import order_labels
-    from taesan.tuning.in_context import parse_verbalizer
-
     model, tokenizer = load_with_tokenizer(directory)
     check_causal_lm(model, str(directory))
     labels = order_labels({ex.label for ex in train})
@@ -130,7 +130,6 @@ def compare_modes(gpt_dir: str | Path, train: Sequence[Any], eval_examples: Sequ
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot  # noqa: F401  (imported before the clocks start: the first mode's time would carry it)
-    import taesan.models.bert_heads, taesan.models.gpt_heads  # noqa: F401,E401
     rows = []
     for name, directory in (("GPT", gpt_dir), ("BERT", bert_dir)):
         if directory is None:

@@ -11,12 +11,15 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from taesan import tokenizers
 from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
 from taesan.tasks import TASK_FILE, load_task
 from taesan.tasks.base import Task, replace_config
 from taesan.tasks.batches import FeatureBatches, in_order
 from taesan.train import TrainConfig, Trainer
+from taesan.tuning.load import load
+from taesan.tuning.prompt import add_soft_prompt
 
 RESULTS_FILE = "eval_results.json"
 
@@ -66,8 +69,6 @@ def finetune(
     base = getattr(model, "checkpoint_dir", None)  # set by taesan.load: the checkpoint a soft prompt loads onto
     model = task.build_model(model)
     if mode == "prompt":
-        from taesan.tuning.prompt import add_soft_prompt
-
         model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed, base=base)
         if hasattr(task.config, "max_length") and hasattr(model.config, "n_positions"):  # the prompt takes N positions
             replace_config(task, max_length=min(task.config.max_length, model.config.n_positions))
@@ -94,11 +95,8 @@ def finetune(
 
 def load_finetuned(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, Task]:
     """A fine-tuned checkpoint -> (model in eval mode, its task with the tokenizer attached)."""
-    import taesan
-    from taesan import tokenizers
-
     directory = Path(directory)
-    model = taesan.load(directory, map_location=device)
+    model = load(directory, map_location=device)
     tok_path = directory / "tokenizer.json"
     tokenizer = tokenizers.load(tok_path) if tok_path.is_file() else None
     task = load_task(directory, tokenizer)

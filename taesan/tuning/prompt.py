@@ -17,9 +17,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from taesan.config import config_from_dict
+from taesan.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_and_load,
+    load_state_dict,
+    read_config,
+)
+from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
+from taesan.models import load_model, model_class
 from taesan.models.base import TAESAN_FORMAT_VERSION, TaesanModel
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertHeadModel
 from taesan.modules.embeddings import TokenEmbedding
 
 MODEL_TYPE = "soft-prompt"
@@ -185,8 +195,6 @@ class SoftPrompt(TaesanModel):
         return h.hexdigest()
 
     def config_dict(self) -> dict[str, Any]:
-        from taesan.config import config_to_dict
-
         return {"model_type": MODEL_TYPE, "taesan_version": TAESAN_FORMAT_VERSION, **config_to_dict(self.prompt_config)}
 
     def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
@@ -212,9 +220,6 @@ def add_soft_prompt(model: nn.Module, n_tokens: int, init: str | None = None, to
     base: the checkpoint directory `model`'s backbone came from (default: where taesan.load read it).
     BERT-family models get the prompt after [CLS] (insert_at=1); others at the front.
     """
-    from taesan.models.bert import BERT
-    from taesan.models.bert_heads import BertHeadModel
-
     if isinstance(model, SoftPrompt):
         raise TaesanError("this model already has a soft prompt")
     if base is None:
@@ -251,10 +256,6 @@ def initial_prompt(table: torch.Tensor, n_tokens: int, init: str | None, tokeniz
 
 def load_soft_prompt(directory: str | Path, map_location: str = "cpu") -> SoftPrompt:
     """A saved soft prompt on its base checkpoint -> the prompt-tuned model in eval mode (taesan.load calls this)."""
-    import taesan
-    from taesan.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_and_load, load_state_dict, read_config
-    from taesan.models import model_class
-
     directory = Path(directory)
     source = str(directory / CONFIG_NAME)
     cfg = config_from_dict(SoftPromptConfig, read_config(directory), source)
@@ -263,7 +264,7 @@ def load_soft_prompt(directory: str | Path, map_location: str = "cpu") -> SoftPr
     base_dir = Path(cfg.base) if Path(cfg.base).is_absolute() else directory / cfg.base
     if not base_dir.is_dir():
         raise TaesanError(f"{source}: base checkpoint {base_dir} not found (the prompt loads onto it)")
-    base_model = taesan.load(base_dir)
+    base_model = load_model(base_dir)
     inner_type = cfg.inner.get("model_type")
     cls = model_class(inner_type, source)
     if type(base_model) is cls and dataclasses.asdict(base_model.config) == dataclasses.asdict(

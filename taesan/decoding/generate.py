@@ -6,13 +6,12 @@ Not a tokenizer: ids in, ids out (stop strings need a `decode` callback). Logits
 from __future__ import annotations
 
 import math
-
 from typing import Callable, Iterator, Sequence
 
 import torch
 
+from taesan.decoding.sampling import LogitsProcessor
 from taesan.errors import TaesanError
-from taesan.sampling import LogitsProcessor
 
 BIG_NEG = -1.0e9  # "impossible" in beam scores; finite, as HF's, so sums of scores stay ordered
 

@@ -1,30 +1,20 @@
-"""HuggingFace <-> taesan checkpoints. Key-name tables live beside each model as data; one function reads them.
+"""The machinery of HuggingFace <-> taesan weights: each family's key table (data, in <family>_hf.py) is read by
+the functions here. Which HF family loads into which class is the registry's (models/registry.py).
 
 A table maps a taesan key to a HF key, or to a tuple of HF keys that are concatenated on dim 0 when
 imported and split equally when exported (q, k, v -> one fused `qkv`). Placeholders such as `{i}`
 stand for layer numbers. Keys in `transposed` are stored transposed by HF (GPT-2's Conv1D).
-Not here: the configs' field mapping, which each model file owns (`from_hf_config`, `to_hf_config`).
+Not here: the configs' field mapping, which each <family>_hf.py owns (`from_hf_config`, `to_hf_config`).
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from taesan.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_config, save_state_dict
-from taesan.config import write_json
+from taesan.checkpoint import WEIGHTS_NAME, load_state_dict
 from taesan.errors import TaesanError
-
-# HF model_type -> the taesan module that converts it (it defines from_hf(directory, hf_config)).
-HF_FAMILIES: dict[str, str] = {
-    "gpt2": "taesan.models.gpt",
-    "marian": "taesan.models.transformer_hf",
-    "bart": "taesan.models.transformer_hf",
-    "bert": "taesan.models.bert",
-    "vit": "taesan.models.vit",
-}
 
 Spec = str | tuple[str, ...]
 
@@ -106,61 +96,3 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
             raise TaesanError(f"{binary}: cannot be read safely ({str(e).splitlines()[0]})") from None
     raise TaesanError(f"{directory}: no {WEIGHTS_NAME} (or pytorch_model.bin) in the checkpoint directory")
-
-
-def from_hf(directory: str | Path):
-    """Load a HuggingFace checkpoint directory into the matching taesan model (eval mode, CPU)."""
-    directory = Path(directory)
-    hf_config = read_config(directory)
-    hf_type = hf_config.get("model_type")
-    if hf_type not in HF_FAMILIES:
-        raise TaesanError(
-            f"{directory / CONFIG_NAME}: model_type {hf_type!r} is neither a taesan checkpoint nor a supported "
-            f"HuggingFace family ({', '.join(sorted(HF_FAMILIES))})"
-        )
-    module = importlib.import_module(HF_FAMILIES[hf_type])
-    return module.from_hf(directory, hf_config).eval()
-
-
-def to_hf(model, directory: str | Path) -> Path:
-    """Write `model` in the HuggingFace layout (config.json + model.safetensors) that transformers loads."""
-    directory = Path(directory)
-    module = importlib.import_module(type(model).__module__)
-    if not hasattr(module, "to_hf"):
-        raise TaesanError(f"model_type {model.model_type!r} has no HuggingFace export")
-    hf_config, hf_state = module.to_hf(model)  # raises before anything is written when the model cannot be exported
-    directory.mkdir(parents=True, exist_ok=True)
-    save_state_dict(hf_state, directory / WEIGHTS_NAME)
-    write_json(directory / CONFIG_NAME, hf_config)
-    return directory
-
-
-def _tokenizer_beside(directory: Path):
-    """The checkpoint's tokenizer (tokenizer.json, vocab.txt or vocab.json + merges.txt), or None (a ViT has none)."""
-    from taesan.tokenizers import load as load_tokenizer
-
-    if any((directory / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        return load_tokenizer(directory)
-    return None
-
-
-def convert(source: str | Path, out: str | Path, direction: str) -> Path:
-    """The `taesan convert` command: --from-hf writes a taesan checkpoint, --to-hf a HF one."""
-    from taesan.load import load
-
-    model = load(source)
-    tokenizer = _tokenizer_beside(Path(source))  # a checkpoint without its tokenizer cannot read text
-    if direction == "from-hf":
-        return model.save(out, tokenizer=tokenizer)
-    if direction == "to-hf":
-        directory = to_hf(model, out)
-        if tokenizer is not None:  # taesan's tokenizer.json is HF's format: PreTrainedTokenizerFast reads it
-            tokenizer.save(directory / "tokenizer.json")
-            norm = getattr(tokenizer, "normalizer", None)
-            if norm is not None:  # else AutoTokenizer's BERT default lowercases and strips accents (한 -> ㅎㅏㄴ)
-                write_json(directory / "tokenizer_config.json",
-                           {"do_lower_case": bool(norm.lowercase), "strip_accents": bool(norm.strip_accents)})
-        return directory
-    raise TaesanError(f"unknown direction {direction!r}; use from-hf or to-hf")
-
-

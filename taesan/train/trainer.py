@@ -21,11 +21,25 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 from torch import nn
 
-from taesan import distributed
-from taesan.checkpoint import WEIGHTS_NAME, save_state_dict, write_config
+from taesan.atomic import atomic_write_text
+from taesan.checkpoint import (
+    WEIGHTS_NAME,
+    check_and_load,
+    load_state_dict,
+    save_state_dict,
+    write_config,
+)
 from taesan.errors import TaesanError
+from taesan.figures import save_png
 from taesan.objectives import Objective
-from taesan.train_state import load_trainer_state, restore_rng, rng_state, save_trainer_state
+from taesan.train import distributed
+from taesan.train.state import (
+    load_trainer_state,
+    restore_rng,
+    rng_state,
+    save_trainer_state,
+)
+from taesan.util import pick_device
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -70,20 +84,6 @@ class BatchSource(Protocol):
     def next_batch(self) -> dict[str, torch.Tensor]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda, then mps, then cpu; anything else is taken as given ("cpu", "cuda:1")."""
-    if name != "auto":
-        try:
-            return torch.device(name)
-        except RuntimeError:
-            raise TaesanError(f"--device {name!r} is not a device (try auto, cpu, cuda, mps)") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -331,7 +331,6 @@ class Trainer:
             return
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         keep = [line for line in lines if json.loads(line)["step"] <= self.step]
-        from taesan.atomic import atomic_write_text
 
         atomic_write_text(path, "".join(line + "\n" for line in keep))
 
@@ -377,8 +376,6 @@ class Trainer:
             shutil.rmtree(d, ignore_errors=True)
 
     def _load_weights(self, directory: Path) -> None:
-        from taesan.checkpoint import check_and_load, load_state_dict
-
         raw = self.raw_model
         path = directory / WEIGHTS_NAME
         check_and_load(raw, load_state_dict(path), str(path), ignore=getattr(raw, "tied_keys", ()))
@@ -421,6 +418,5 @@ def plot_metrics(jsonl: Path, png: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from taesan.figures import save_png
 
     save_png(fig, png)

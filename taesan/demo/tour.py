@@ -13,7 +13,41 @@ from typing import Any, Iterator
 
 import torch
 
-from taesan.report import Section, Table
+import taesan
+from taesan.atomic import atomic_write_text
+from taesan.checkpoint import TRAINING_NAME
+from taesan.config import write_json
+from taesan.data import (
+    CausalWindows,
+    PackedDocuments,
+    build_token_cache,
+    sentence_end_ids,
+)
+from taesan.data.embedded import korean_corpus, sentiment_examples
+from taesan.demo.report import Section, Table, write_report
+from taesan.errors import TaesanError
+from taesan.models import presets
+from taesan.objectives import objective_for
+from taesan.scoring import score_texts
+from taesan.serve.served import fill_mask, load_served
+from taesan.tasks.image import ImageClassification
+from taesan.tasks.readers.images import digits
+from taesan.tasks.readers.sentiment import TextExample
+from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tokenizers.compare import compare, plot
+from taesan.train import TrainConfig, Trainer
+from taesan.tuning.compare import (
+    CHART,
+    CompareConfig,
+    compare_modes,
+    majority_accuracy,
+    markdown_table,
+)
+from taesan.tuning.finetune import finetune
+from taesan.util import pick_device
+from taesan.viz.attention import plot_attention, text_attention
+from taesan.viz.rollout import save_attention_overlay, vit_attention_map
 
 KINDS = ("word", "char", "bpe", "wordpiece")
 CUT_SENTENCES = ("어제 카페 갔었어", "어제 카페 갔었는데요", "카페 갔었잖아")  # 갔었잖아 is never in the corpus
@@ -74,9 +108,6 @@ class StepResult:
 
 def write_corpus(cfg: DemoConfig) -> Path:
     """The embedded corpus as OUT/corpus.txt (one sentence per line), so the printed commands can reuse it."""
-    from taesan.atomic import atomic_write_text
-    from taesan.demo_corpus import korean_corpus
-
     path = cfg.out / "corpus.txt"
     atomic_write_text(path, "\n".join(korean_corpus(cfg.corpus_lines, cfg.seed)) + "\n")
     return path
@@ -87,8 +118,6 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     """Word, char, BPE and WordPiece trained at one vocabulary budget; measured on held-out lines; the cuts."""
     from tqdm.auto import tqdm
 
-    from taesan.tokenizers.compare import plot  # the same chart as `taesan tokenizer compare`
-    from taesan.tokenizers.compare import compare
 
     reports = []
     for kind in tqdm(KINDS, desc="tokenizers", disable=not cfg.progress):
@@ -116,13 +145,6 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 def pretrain(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path):
     """Pretrain `model` on the corpus as `taesan pretrain` does (token cache, windows or packed rows, one Trainer);
     the checkpoint in `out_dir` carries tokenizer.json and training.json. -> the finished Trainer."""
-    from taesan.checkpoint import TRAINING_NAME  # what taesan score / generate read beside the weights
-    from taesan.config import write_json
-    from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids
-    from taesan.errors import TaesanError
-    from taesan.objectives import objective_for
-    from taesan.train import TrainConfig, Trainer, pick_device
-
     masked = objective == "masked"
     separator = tokenizer.sep_id if masked else tokenizer.eos_id
     cache = build_token_cache([corpus], tokenizer, out_dir / "data", separator, valid_every=10, workers=1)
@@ -162,10 +184,6 @@ def _eval_line(trainer) -> str:
 def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     """A byte-level BPE tokenizer and a tiny GPT pretrained with next-word prediction; completions of 티끌 모아;
     sentence log-probabilities by the chain rule."""
-    import taesan
-    from taesan.scoring import score_texts
-    from taesan.tokenizers import BPETokenizer
-
     out_dir = cfg.out / "gpt"
     tokenizer = BPETokenizer.train([corpus], vocab_size=cfg.vocab_size)
     torch.manual_seed(cfg.seed)
@@ -205,12 +223,6 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 
 def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     """A WordPiece tokenizer and a tiny BERT pretrained to fill in the blank; top fills for 티끌 [MASK] 태산."""
-    import taesan
-    from taesan.models import presets
-    from taesan.scoring import score_texts
-    from taesan.serve_models import fill_mask, load_served
-    from taesan.tokenizers import WordPieceTokenizer
-
     out_dir = cfg.out / "bert"
     tokenizer = WordPieceTokenizer.train([corpus], vocab_size=cfg.vocab_size)
     torch.manual_seed(cfg.seed)
@@ -242,10 +254,6 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 # ---- 4. sentiment: fine-tuned, prompt-tuned, few-shot ------------------------------------------------------------
 def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     """The demo GPT and BERT adapted to movie-review sentiment three ways (taesan.tuning.compare), same data."""
-    from taesan.demo_corpus import sentiment_examples
-    from taesan.tasks.readers.sentiment import TextExample
-    from taesan.tuning.compare import CHART, CompareConfig, compare_modes, majority_accuracy, markdown_table
-
     examples = [TextExample(text, SENTIMENT_LABELS[y], f"demo review {n + 1}")
                 for n, (text, y) in enumerate(sentiment_examples(cfg.reviews, cfg.seed))]
     held = len(examples) // 5
@@ -283,12 +291,6 @@ def vit_step(cfg: DemoConfig) -> StepResult:
     looks (attention rollout over the patches) on a few test digits."""
     import random
 
-    import taesan
-    from taesan.tasks.image import ImageClassification
-    from taesan.tasks.readers.images import digits
-    from taesan.train import TrainConfig
-    from taesan.tuning.finetune import finetune
-    from taesan.viz import save_attention_overlay, vit_attention_map
 
     images = digits()
     random.Random(cfg.seed).shuffle(images)
@@ -329,10 +331,6 @@ def vit_step(cfg: DemoConfig) -> StepResult:
 def attention_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     """Every layer and head of the demo GPT and BERT on one sentence (taesan.viz_attention): the GPT's causal
     triangle (no token sees the future) beside BERT reading both ways."""
-    import taesan
-    from taesan.tokenizers import load as load_tokenizer
-    from taesan.viz_attention import plot_attention, text_attention
-
     figures, sizes = [], []
     for name, directory in (("gpt", gpt_dir), ("bert", bert_dir)):
         model, tokenizer = taesan.load(directory).eval(), load_tokenizer(directory / "tokenizer.json")
@@ -374,8 +372,6 @@ def run(cfg: DemoConfig) -> Iterator[StepResult]:
 
 def write_demo_report(cfg: DemoConfig, results: list[StepResult], seconds: float) -> Path:
     """OUT/report.html: every step's section, plus where the checkpoints are."""
-    from taesan.report import write_report
-
     saved = [[name, str(path)] for r in results for name, path in r.checkpoints.items()]
     timing = [[r.name, r.seconds] for r in results] + [["total", seconds]]
     closing = Section("Checkpoints and timing",

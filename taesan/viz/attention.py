@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
+from taesan.decoding.generate import generate
 from taesan.errors import TaesanError
 from taesan.figures import korean_font, korean_rc, save_png
+from taesan.viz.rollout import attention_rollout
 
 CELL = 2.4  # inches per heatmap in a grid
 SINGLE = 6.0  # inches of one large heatmap
@@ -122,8 +124,6 @@ def _target(model, tokenizer, src_ids: torch.Tensor, target: str | None, max_new
         enc = tokenizer.encode(target, add_special_tokens=False)
         ids, labels = [start] + enc.ids, [start_label] + token_labels(target, enc)
     else:
-        from taesan.generate import generate
-
         ids = generate(model, src_ids, max_new_tokens=max_new_tokens)[0].tolist()
         eos = model.config.eos_token_id
         ids = ids[: ids.index(eos)] if eos in ids[1:] else ids  # feed the target up to (not incl.) its end
@@ -251,8 +251,6 @@ def load_image(path: str | Path, image_size: int, channels: int) -> torch.Tensor
 def image_attention(model, pixels: torch.Tensor) -> tuple[list[AttentionBlock], torch.Tensor]:
     """A ViT on pixels (1, C, H, W) -> ([CLS] row of each layer as blocks (H, 1, N) over the patches,
     the rolled-out [CLS] map (rows, cols))."""
-    from taesan.viz import attention_rollout
-
     _, attentions = model.forward_features(pixels, need_weights=True)
     p = model.config.patch_size
     rows, cols = pixels.shape[-2] // p, pixels.shape[-1] // p

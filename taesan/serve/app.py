@@ -1,5 +1,5 @@
 """The playground server: a FastAPI app with a JSON API over the models named at start-up, and the static
-page in taesan/web served by the same process. `create_app(models)` builds it; `taesan serve` runs it.
+page in taesan/serve/web served by the same process. `create_app(models)` builds it; `taesan serve` runs it.
 
 Not the inference (taesan.serve_models) and not a way to open arbitrary checkpoints: a request names a
 served model; it never carries a path. Every user mistake is a 4xx with {"error": "one line"}.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from taesan.errors import TaesanError
+from taesan.serve import served as sm
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -183,7 +184,6 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
     from fastapi.staticfiles import StaticFiles
 
-    from taesan import serve_models as sm
 
     cfg = config or ServeConfig()
     served: dict[str, sm.Served] = dict(loaded or {})

@@ -15,7 +15,19 @@ from typing import Any, Iterator
 
 import torch
 
+from taesan.checkpoint import read_training, stop_id
+from taesan.data.embedded import korean_corpus
+from taesan.decoding import generate
 from taesan.errors import TaesanError
+from taesan.scoring import score_texts
+from taesan.tasks import TASK_FILE
+from taesan.tasks.readers.images import ImageExample, digits
+from taesan.tokenizers import KINDS
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tuning.finetune import load_finetuned
+from taesan.tuning.load import load
+from taesan.viz.attention import text_attention, token_labels
+from taesan.viz.rollout import vit_attention_map
 
 TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
                 "image-classification": "image"}
@@ -57,22 +69,15 @@ class WrongTask(TaesanError):
 
 def load_served(name: str, directory: str | Path) -> Served:
     """A checkpoint directory -> Served: fine-tuned ones (task.json) through load_finetuned, others through taesan.load."""
-    import taesan
-    from taesan.checkpoint import stop_id
-    from taesan.tasks import TASK_FILE
-    from taesan.tokenizers import load as load_tokenizer
-
     directory = Path(directory)
     if not directory.is_dir():
         raise TaesanError(f"{directory}: no such checkpoint directory")
     task = None
     if (directory / TASK_FILE).is_file():
-        from taesan.tuning.finetune import load_finetuned
-
         model, task = load_finetuned(directory)
         tokenizer = task.tokenizer
     else:
-        model = taesan.load(directory).eval()
+        model = load(directory).eval()
         tok_path = directory / "tokenizer.json"
         tokenizer = load_tokenizer(tok_path) if tok_path.is_file() else None
     served = Served(name, directory, model.eval(), tokenizer, task)
@@ -99,8 +104,6 @@ def load_served(name: str, directory: str | Path) -> Served:
 
 
 def _objective(directory: Path, kind: str) -> str | None:
-    from taesan.checkpoint import read_training
-
     return read_training(directory).get("objective") or {"gpt": "causal", "bert-mlm": "masked"}.get(kind)
 
 
@@ -110,17 +113,12 @@ def _objective(directory: Path, kind: str) -> str | None:
 @functools.lru_cache(maxsize=2)
 def comparison_tokenizers(vocab_size: int = 1000, n_lines: int = 4000) -> tuple[tuple[str, Any], ...]:
     """word / char / BPE / WordPiece trained once (per process) on the embedded Korean corpus."""
-    from taesan.demo_corpus import korean_corpus
-    from taesan.tokenizers import KINDS
-
     lines = korean_corpus(n_lines)
     return tuple((kind, KINDS[kind].train(lines, vocab_size=vocab_size)) for kind in COMPARE_KINDS)
 
 
 def tokenize(text: str, tokenizers: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Each (label, tokenizer) cuts `text`: tokens as the text's own slices, ids, and how many are [UNK]."""
-    from taesan.viz_attention import token_labels
-
     out = []
     for label, tok in tokenizers:
         enc = tok.encode(text, add_special_tokens=False)
@@ -156,8 +154,6 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
     Settings are checked before the first yield, so errors surface before anything is streamed.
     Stops at the model's end token or at `deadline` (time.monotonic()).
     """
-    import taesan
-
     served.need("generate")
     tok, model = served.tokenizer, served.model
     seq2seq = hasattr(model, "encode") and hasattr(model, "decode")
@@ -174,7 +170,7 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
                     top_p=top_p if top_p is not None else 1.0, seed=seed)
     if stop is not None or not seq2seq:  # an encoder-decoder without a task stops at its config's eos
         settings["eos_token_id"] = [] if stop is None else stop
-    steps = taesan.generate(model, torch.tensor([ids], device=model.device), stream=True, **settings)
+    steps = generate(model, torch.tensor([ids], device=model.device), stream=True, **settings)
 
     def decode(new: list[int]) -> str:
         text = tok.decode([i for i in new if i != stop])
@@ -244,8 +240,6 @@ def fill_mask(served: Served, text: str, top_k: int = 5) -> dict[str, Any]:
 
 def score(served: Served, texts: list[str]) -> dict[str, Any]:
     """Sentence log-probabilities (natural log), highest first, with the objective that produced them."""
-    from taesan.scoring import score_texts
-
     served.need("score")
     start = served.stop_id if served.objective != "masked" else None
     values = score_texts(served.model, served.tokenizer, texts, served.objective, start_id=start)
@@ -255,8 +249,6 @@ def score(served: Served, texts: list[str]) -> dict[str, Any]:
 
 def attention(served: Served, text: str, target: str | None = None) -> dict[str, Any]:
     """Every layer's attention matrices as JSON: blocks of {"kind", "layer", "heads", "queries", "keys", "weights"}."""
-    from taesan.viz_attention import text_attention
-
     served.need("attention")
     seq2seq = hasattr(served.model, "encode") and hasattr(served.model, "decode")
     if target is not None and not seq2seq:
@@ -271,8 +263,6 @@ def attention(served: Served, text: str, target: str | None = None) -> dict[str,
 @functools.lru_cache(maxsize=1)
 def bundled_digits() -> tuple:
     """sklearn's 1,797 bundled 8×8 digits, read once per process (the reader `taesan finetune --train digits` uses)."""
-    from taesan.tasks.readers.images import digits
-
     return tuple(digits())
 
 
@@ -288,7 +278,6 @@ def pixel_image(rows: list[list[float]]):
     """A grey (H, W) array with values 0-255 -> an ImageExample the image task scales and resizes like any other."""
     import numpy as np
 
-    from taesan.tasks.readers.images import ImageExample
 
     return ImageExample(np.asarray(rows, dtype=np.float32), None, 255.0, "pixels")
 
@@ -302,7 +291,6 @@ def classify_image(served: Served, image, top_k: int = 5) -> dict[str, Any]:
     """
     from dataclasses import replace
 
-    from taesan.viz import vit_attention_map
 
     served.need("image")
     task, model = served.task, served.model

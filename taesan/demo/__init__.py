@@ -1,0 +1,4 @@
+"""`taesan demo`: the whole tour on embedded data (tour.py) and its one-file HTML report (report.py)."""
+from taesan.demo.tour import DemoConfig, StepResult, run, write_demo_report
+
+__all__ = ["DemoConfig", "StepResult", "run", "write_demo_report"]
