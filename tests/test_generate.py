@@ -11,7 +11,7 @@ import torch
 import taesan
 from taesan.cli import main as cli_main
 from taesan.errors import TaesanError
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 
 transformers = pytest.importorskip("transformers")
 

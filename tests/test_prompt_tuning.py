@@ -12,7 +12,7 @@ import taesan
 from taesan.checkpoint import check_and_load, load_state_dict
 from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 from taesan.tasks.classification import SequenceClassification
 from taesan.tasks.readers.sentiment import TextExample
 from taesan.train import TrainConfig

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from taesan.errors import TaesanError
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 from taesan.models import create
 from taesan.objectives import IGNORE_INDEX, shift_for_next_token
 from taesan.tasks import TASKS, task_class

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import taesan
 from taesan.checkpoint import read_training, stop_id
-from taesan.decoding.generate import is_encoder_decoder
+from taesan.decoding import is_encoder_decoder
 from taesan.errors import TaesanError
 from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.load import check_vocabulary

@@ -10,93 +10,10 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from taesan.decoding.sampling import LogitsProcessor
+from taesan.decoding.beam import beam_search
+from taesan.decoding.runners import is_encoder_decoder, setup
+from taesan.decoding.sampling import processor_for
 from taesan.errors import TaesanError
-
-BIG_NEG = -1.0e9  # "impossible" in beam scores; finite, as HF's, so sums of scores stay ordered
-
-
-# ---- the model side: prefill once, then one token per step -----------------------------------------------------
-
-
-class DecoderOnly:
-    """A decoder-only LM (GPT) with a KV cache. Left padding: the mask grows by one column per step and each
-    row's positions count its real tokens only, so a padded row decodes exactly as it would alone."""
-
-    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, max_new_tokens: int) -> None:
-        self.model, self.ids = model, input_ids
-        B, T = input_ids.shape
-        self.cache = model.new_cache()
-        reserve = getattr(self.cache, "reserve", None)
-        if reserve is not None:
-            reserve(T + max_new_tokens)
-        self.padded = attention_mask is not None and not bool(attention_mask.bool().all())
-        self.mask = self.positions = None
-        if self.padded:
-            self.mask = torch.ones(B, T + max_new_tokens, dtype=torch.long, device=input_ids.device)
-            self.mask[:, :T] = attention_mask
-            self.positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        self.length = T
-        fast = getattr(model, "decode_step", None)  # a model's lean one-token path, when it has one
-        self.weights = model.step_weights() if fast is not None else None
-        self.fast = fast
-
-    def prefill(self) -> torch.Tensor:
-        """The whole prompt through the model -> next-token logits (B, V)."""
-        mask = self.mask[:, : self.length] if self.padded else None
-        logits = self.model(self.ids, attention_mask=mask, position_ids=self.positions, cache=self.cache)
-        if self.padded:
-            self.positions = self.positions[:, -1:] + 1  # (B, 1): the next token's position
-        return logits[:, -1]
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, 1) just chosen -> logits (B, V) for the token after them."""
-        self.length += 1
-        fast = self.fast
-        if not self.padded:
-            return fast(tokens, self.cache, weights=self.weights) if fast else self.model(tokens, cache=self.cache)[:, -1]
-        mask, positions = self.mask[:, : self.length], self.positions
-        self.positions = positions + 1
-        if fast:
-            return fast(tokens, self.cache, mask, positions, self.weights)
-        return self.model(tokens, attention_mask=mask, position_ids=positions, cache=self.cache)[:, -1]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        self.cache.reorder(index)
-        if self.padded:
-            self.mask, self.positions = self.mask.index_select(0, index), self.positions.index_select(0, index)
-
-
-class EncoderDecoder:
-    """A seq2seq model (encode/decode/new_cache): the encoder runs once, the first decode stores every layer's
-    cross-attention keys/values in the cache, later steps feed one target token each."""
-
-    def __init__(self, model, src_ids: torch.Tensor, src_mask: torch.Tensor | None, start: torch.Tensor, copies: int) -> None:
-        self.model, self.start = model, start
-        memory, _ = model.encode(src_ids, src_mask)  # (B, S, C)
-        self.memory = memory.repeat_interleave(copies, 0) if copies > 1 else memory  # (B·copies, S, C)
-        padded = src_mask is not None and not bool(src_mask.bool().all())
-        self.src_mask = src_mask.repeat_interleave(copies, 0) if padded else None
-        self.cache = model.new_cache()
-
-    def prefill(self) -> torch.Tensor:
-        logits, _ = self.model.decode(self.start, self.memory, self.src_mask, cache=self.cache)
-        self.memory = None  # now in the cache as keys/values
-        return logits[:, -1]
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        logits, _ = self.model.decode(tokens, None, self.src_mask, cache=self.cache)
-        return logits[:, -1]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        self.cache.reorder(index)
-        if self.src_mask is not None:
-            self.src_mask = self.src_mask.index_select(0, index)
-
-
-def is_encoder_decoder(model) -> bool:
-    return hasattr(model, "encode") and hasattr(model, "decode")
-
 
 # ---- the public function -----------------------------------------------------------------------------------------
 
@@ -146,7 +63,7 @@ def generate(
             raise TaesanError("stream=True works with greedy decoding and sampling, not with beam search")
         return steps
     if num_beams > 1:
-        return _beam_search(model, settings)
+        return beam_search(model, settings)
     if not settings["stops"]:
         return _decode_fast(model, settings)
     for _ in steps:
@@ -225,41 +142,10 @@ def _check(s: dict) -> dict:
     return s
 
 
-def _setup(model, s: dict, copies: int):
-    """Expand rows to `copies` per prompt; -> (runner, token buffer (N, L0 + max_new), valid mask or None, L0)."""
-    ids, mask, max_new = s["input_ids"], s["attention_mask"], s["max_new_tokens"]
-    if is_encoder_decoder(model):
-        N = ids.shape[0] * copies
-        start = torch.full((N, 1), s["start_id"], dtype=torch.long, device=ids.device)
-        runner = EncoderDecoder(model, ids, mask, start, copies)
-        prompt, valid = start, None
-    else:
-        if copies > 1:
-            ids = ids.repeat_interleave(copies, 0)
-            mask = mask.repeat_interleave(copies, 0) if mask is not None else None
-        runner = DecoderOnly(model, ids, mask, max_new)
-        prompt = ids
-        valid = None
-        if runner.padded:
-            valid = torch.ones(ids.shape[0], ids.shape[1] + max_new, dtype=torch.bool, device=ids.device)
-            valid[:, : ids.shape[1]] = mask.bool()
-    N, L0 = prompt.shape
-    buffer = torch.full((N, L0 + max_new), s["pad_token_id"], dtype=torch.long, device=prompt.device)
-    buffer[:, :L0] = prompt
-    return runner, buffer, valid, L0
-
-
-def _processor(s: dict) -> LogitsProcessor:
-    return LogitsProcessor(
-        s["repetition_penalty"], s["no_repeat_ngram_size"], s["min_new_tokens"], s["eos"],
-        s["do_sample"], s["temperature"], s["top_k"], s["top_p"],
-    )
-
-
 def _prefill(model, s: dict) -> tuple:
     """What both decoding loops start from: -> (runner, buffer, valid, L0, processors, first logits, stop ids or None)."""
-    runner, buffer, valid, L0 = _setup(model, s, s["num_return_sequences"])
-    procs = _processor(s)
+    runner, buffer, valid, L0 = setup(model, s, s["num_return_sequences"])
+    procs = processor_for(s)
     logits = runner.prefill()
     procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
     eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
@@ -361,98 +247,3 @@ def _stop_strings(unfinished: torch.Tensor, new_ids: torch.Tensor, stops: list[s
         text = decode(new_ids[row].tolist())
         if any(stop in text for stop in stops):
             unfinished[row] = False
-
-
-# ---- beam search -------------------------------------------------------------------------------------------------
-
-
-def _beam_search(model, s: dict) -> torch.Tensor:
-    """Beam search as HuggingFace's transformers does it (same candidates, scores and stopping rules).
-
-    Each step every live beam proposes its tokens; the best 2·K (more with several stop tokens) of the B·K·V
-    candidates are kept; those ending in a stop token (or at max length) compete, length-normalised, for the
-    K finished slots; the best K others live on. Scores are sums of log-probabilities.
-    """
-    with torch.inference_mode():
-        K, lp, early = s["num_beams"], s["length_penalty"], s["early_stopping"]
-        runner, flat, valid, L0 = _setup(model, s, K)
-        B, L = flat.shape[0] // K, flat.shape[1]
-        procs = _processor(s)
-        logits = runner.prefill()
-        V = logits.shape[-1]
-        procs.start(flat[:, :L0], None if valid is None else valid[:, :L0], V)
-        eos = torch.tensor(s["eos"], dtype=torch.long, device=flat.device)
-        n_cand = max(2, 1 + len(s["eos"])) * K
-        first_k = torch.arange(n_cand, device=flat.device) < K  # only the K best candidates may finish
-        offsets = torch.arange(B, device=flat.device)[:, None] * K  # (B, 1)
-
-        running = flat.view(B, K, L)
-        scores = torch.zeros(B, K, device=flat.device)
-        scores[:, 1:] = BIG_NEG  # at first all beams are equal: only beam 0 may propose
-        done = running.clone()
-        done_scores = torch.full((B, K), BIG_NEG, device=flat.device)
-        done_flag = torch.zeros(B, K, dtype=torch.bool, device=flat.device)
-        done_len = torch.zeros(B, K, dtype=torch.long, device=flat.device)
-        improvable = torch.ones(B, 1, dtype=torch.bool, device=flat.device)
-
-        for cur in range(L0, L):
-            flat_running = running.reshape(B * K, L)
-            log_probs = torch.log_softmax(logits.float(), -1)
-            log_probs = procs(log_probs, flat_running[:, :cur], None if valid is None else valid[:, :cur], cur - L0)
-            total = (log_probs.view(B, K, V) + scores[:, :, None]).view(B, K * V)
-            cand_scores, cand = torch.topk(total, n_cand)  # (B, n_cand)
-            beam, token = cand // V, cand % V
-            cand_seqs = _gather(running, beam)  # (B, n_cand, L)
-            cand_seqs[:, :, cur] = token
-            hits = torch.isin(token, eos) | (cur + 1 >= L)  # (B, n_cand): the candidate ends here
-
-            # the K best unfinished candidates live on
-            live_scores = cand_scores + hits.float() * BIG_NEG
-            keep = torch.topk(live_scores, K).indices  # (B, K)
-            running, scores, source = _gather(cand_seqs, keep), _gather(live_scores, keep), _gather(beam, keep)
-
-            # finished candidates compete for the K finished slots, length-normalised
-            finished = hits & first_k
-            normed = cand_scores / ((cur + 1 - L0) ** lp)
-            normed += (done_flag.all(-1, keepdim=True) & (early is True)).float() * BIG_NEG
-            normed += (~improvable).float() * BIG_NEG
-            normed += (~finished) * BIG_NEG
-            all_scores = torch.cat([done_scores, normed], 1)
-            best = torch.topk(all_scores, K).indices
-            done = _gather(torch.cat([done, cand_seqs], 1), best)
-            done_scores = _gather(all_scores, best)
-            done_flag = _gather(torch.cat([done_flag, finished], 1), best)
-            new_len = torch.full_like(token, cur + 1 - L0)
-            done_len = _gather(torch.cat([done_len, new_len], 1), best)
-
-            index = (source + offsets).view(-1)  # (B·K,) the row each surviving beam continues
-            improvable = _still_improvable(improvable, scores, done_scores, done_flag, cur + 1 - L0, L - L0, early, lp)
-            if not (bool(improvable.any()) and not (bool(done_flag.all()) and early is True) and not bool(hits.all())):
-                break
-            procs.reorder(index)
-            runner.reorder(index)
-            next_tokens = running[:, :, cur].reshape(B * K)
-            procs.update(next_tokens)
-            logits = runner.step(next_tokens[:, None])
-
-        ret = s["num_return_sequences"]
-        out = done[:, :ret].reshape(B * ret, L)
-        return out[:, : L0 + int(done_len[:, :ret].max())].clone()
-
-
-def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Rows of the beam dimension: t (B, n, ...) at index (B, m) -> (B, m, ...)."""
-    while index.dim() < t.dim():
-        index = index.unsqueeze(-1)
-    return torch.take_along_dim(t, index, dim=1)
-
-
-def _still_improvable(improvable, scores, done_scores, done_flag, length: int, max_length: int, early, lp: float) -> torch.Tensor:
-    """(B, 1): could the best live beam still beat the worst finished hypothesis? (HF's heuristic.)
-
-    early_stopping=False assumes the live beam stops now; "never" with lp > 0 assumes it grows to max length.
-    """
-    best_length = max_length if early == "never" and lp > 0 else length
-    best_possible = scores[:, :1] / (best_length**lp)
-    worst_done = torch.where(done_flag, done_scores.min(1, keepdim=True).values, BIG_NEG)
-    return improvable & (best_possible > worst_done).any(-1, keepdim=True)

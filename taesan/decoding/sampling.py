@@ -137,3 +137,11 @@ class LogitsProcessor:
         if self.top_p < 1.0:
             scores = top_p_filter(scores, self.top_p)
         return scores
+
+
+def processor_for(s: dict) -> LogitsProcessor:
+    """The processors `generate`'s checked settings ask for."""
+    return LogitsProcessor(
+        s["repetition_penalty"], s["no_repeat_ngram_size"], s["min_new_tokens"], s["eos"],
+        s["do_sample"], s["temperature"], s["top_k"], s["top_p"],
+    )

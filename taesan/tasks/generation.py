@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models import create, load_model
 from taesan.models.gpt import GPT

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models.transformer import Seq2SeqTransformer
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM

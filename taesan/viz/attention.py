@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from taesan.decoding.generate import generate
+from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.figures import korean_font, korean_rc, save_png
 from taesan.viz.rollout import attention_rollout
