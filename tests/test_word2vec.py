@@ -19,9 +19,9 @@ from taesan.models.word2vec_train import (
     draw_windows,
     keep_probabilities,
     noise_distribution,
-    skipgram_pairs,
     subsample,
     train_word2vec,
+    window_contexts,
 )
 
 
@@ -89,6 +89,19 @@ def test_dynamic_window_is_uniform_in_one_to_window():
 
 
 # ---- skip-gram pairs ----
+
+def skipgram_pairs(ids: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor) -> list[tuple[int, int]]:
+    """All (centre position, context position) pairs, centre i with effective window windows[i], sorted:
+    the pairs training's window_contexts() yields, read one by one."""
+    pairs: list[tuple[int, int]] = []
+    for r in torch.unique(windows).tolist():
+        centres = (windows == r).nonzero().squeeze(1)
+        offsets = torch.cat([torch.arange(-r, 0), torch.arange(1, r + 1)])
+        _, mask = window_contexts(ids, sentence, centres, r)
+        for c, row in zip(centres.tolist(), mask.tolist()):
+            pairs += [(c, c + int(o)) for o, ok in zip(offsets, row) if ok]
+    return sorted(pairs)
+
 
 def test_skipgram_pairs_of_a_known_sentence():
     corpus = build_corpus(["어제 카페 갔었어 거기 사람 많더라"], min_count=1)

@@ -152,21 +152,6 @@ def window_contexts(ids: torch.Tensor, sentence: torch.Tensor, centres: torch.Te
     return ids[pos], mask
 
 
-def skipgram_pairs(ids: torch.Tensor, sentence: torch.Tensor, windows: torch.Tensor) -> list[tuple[int, int]]:
-    """All (centre position, context position) pairs, centre i with effective window windows[i], sorted.
-
-    The same window_contexts() that training uses; for tests and for reading, not for speed.
-    """
-    pairs: list[tuple[int, int]] = []
-    for r in torch.unique(windows).tolist():
-        centres = (windows == r).nonzero().squeeze(1)
-        offsets = torch.cat([torch.arange(-r, 0), torch.arange(1, r + 1)])
-        _, mask = window_contexts(ids, sentence, centres, r)
-        for c, row in zip(centres.tolist(), mask.tolist()):
-            pairs += [(c, c + int(o)) for o, ok in zip(offsets, row) if ok]
-    return sorted(pairs)
-
-
 def sgd_step(w_in: torch.Tensor, w_out: torch.Tensor, centres: torch.Tensor, contexts: torch.Tensor,
              mask: torch.Tensor, noise: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One hand-written SGD step of skip-gram with negative sampling; returns (loss sum, pair count).
@@ -212,6 +197,89 @@ def train_block(w_in: torch.Tensor, w_out: torch.Tensor, ids: torch.Tensor, sent
     return loss_sum, pairs
 
 
+@dataclass
+class EpochData:
+    """One epoch's stream of centre words after subsampling, with each centre's window radius."""
+
+    ids: torch.Tensor  # (n,) word ids
+    sentence: torch.Tensor  # (n,) sentence number of each word: windows never cross sentences
+    windows: torch.Tensor  # (n,) effective window radius per centre word
+
+
+def epoch_data(ids: torch.Tensor, sentence: torch.Tensor, keep_p: torch.Tensor, config: Word2VecConfig,
+               gen: torch.Generator) -> EpochData:
+    """Subsample frequent words (when config.sample > 0), then draw every centre's window radius."""
+    if config.sample > 0:
+        keep = subsample(ids, keep_p, gen)
+        ids, sentence = ids[keep], sentence[keep]
+    return EpochData(ids, sentence, draw_windows(len(ids), config.window, gen))
+
+
+def run_epoch(w_in: torch.Tensor, w_out: torch.Tensor, data: EpochData, epoch: int, config: Word2VecConfig,
+              samplers: list[NoiseSampler], on_words: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every block of centre words through `train_block`, by one worker or several (hogwild threads that take the
+    next block from one queue); -> (loss sum, pair count) per block. The learning rate decays linearly over all
+    epochs, as in word2vec.c."""
+    n, step = len(data.ids), config.batch_size
+    n_chunks = (n + step - 1) // step
+    chunk_loss = np.zeros(n_chunks)
+    chunk_pairs = np.zeros(n_chunks, dtype=np.int64)
+    queue = iter(range(n_chunks))
+    lock = threading.Lock()
+
+    def work(sampler: NoiseSampler) -> None:
+        torch.set_flush_denormal(True)  # tiny early updates are denormal floats, 10x slower on x86 (per thread)
+        try:
+            while True:
+                with lock:
+                    c = next(queue, None)
+                if c is None:
+                    return
+                start = c * step
+                lr = config.lr_start - (config.lr_start - config.lr_end) * (epoch + start / n) / config.epochs
+                chunk_loss[c], chunk_pairs[c] = train_block(w_in, w_out, data.ids, data.sentence, data.windows, start, step,
+                                                            config.negative, sampler, lr)
+                if on_words is not None:
+                    with lock:
+                        on_words(min(step, n - start) / n)
+        finally:
+            torch.set_flush_denormal(False)
+
+    if len(samplers) == 1:
+        work(samplers[0])
+        return chunk_loss, chunk_pairs
+    errors: list[BaseException] = []
+
+    def guarded(sampler: NoiseSampler) -> None:
+        try:
+            work(sampler)
+        except BaseException as e:  # handed to the caller below, not lost with the thread
+            errors.append(e)
+
+    pool = [threading.Thread(target=guarded, args=(s,), daemon=True) for s in samplers]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return chunk_loss, chunk_pairs
+
+
+def record_epoch(history: TrainHistory, epoch: int, chunk_loss: np.ndarray, chunk_pairs: np.ndarray, seconds: float,
+                 curve_points: int) -> float:
+    """The epoch's mean loss per pair, and up to `curve_points` points of the loss curve, into `history`."""
+    mean = float(chunk_loss.sum()) / max(int(chunk_pairs.sum()), 1)
+    n_chunks = len(chunk_loss)
+    for part in np.array_split(np.arange(n_chunks), min(curve_points, n_chunks)) if n_chunks else []:
+        if chunk_pairs[part].sum() > 0:  # (epochs done at the part's end, its mean loss per pair)
+            history.curve.append((epoch + (part[-1] + 1) / n_chunks, float(chunk_loss[part].sum() / chunk_pairs[part].sum())))
+    history.epoch_loss.append(mean)
+    history.epoch_pairs.append(int(chunk_pairs.sum()))
+    history.epoch_seconds.append(seconds)
+    return mean
+
+
 def train_word2vec(
     data: Corpus | Iterable[str | Sequence[str]],
     config: Word2VecConfig | None = None,
@@ -237,81 +305,29 @@ def train_word2vec(
     model = Word2Vec(config, corpus.words, corpus.counts)
     history = TrainHistory()
     gen = torch.Generator().manual_seed(config.seed)
-    vocab, dim = len(corpus.words), config.dim
     w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
-    w_in.copy_((torch.rand(vocab, dim, generator=gen) * 2 - 1) / dim)  # gensim 4's U(-1/dim, 1/dim); output vectors start at 0
+    dim = config.dim
+    w_in.copy_((torch.rand(len(corpus.words), dim, generator=gen) * 2 - 1) / dim)  # gensim 4's U(-1/dim, 1/dim); output vectors start at 0
     probs = noise_distribution(corpus.counts, config.ns_exponent)
     samplers = [NoiseSampler(probs, gen)] if workers == 1 else [
         NoiseSampler(probs, torch.Generator().manual_seed(config.seed * 1009 + i + 1)) for i in range(workers)]
     ids = torch.from_numpy(corpus.ids.astype(np.int64))
     sentence = torch.from_numpy(corpus.sentence)
     keep_p = torch.from_numpy(keep_probabilities(corpus.counts, config.sample))
-    k, step = config.negative, config.batch_size
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # here: only a run that shows progress needs it
 
         bar = tqdm(total=config.epochs * len(ids), unit="word", unit_scale=True, desc="word2vec", leave=False)
-    lock = threading.Lock()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)  # parallel across workers, not inside ops: small ops, and no thread barriers on a busy machine
     try:
         for epoch in range(config.epochs):
             start_time = time.perf_counter()
-            if config.sample > 0:
-                keep = subsample(ids, keep_p, gen)
-                ids_e, sent_e = ids[keep], sentence[keep]
-            else:
-                ids_e, sent_e = ids, sentence
-            n = len(ids_e)
-            windows = draw_windows(n, config.window, gen)
-            n_chunks = (n + step - 1) // step
-            chunk_loss = np.zeros(n_chunks)
-            chunk_pairs = np.zeros(n_chunks, dtype=np.int64)
-            queue = iter(range(n_chunks))
-
-            def work(sampler: NoiseSampler) -> None:
-                torch.set_flush_denormal(True)  # tiny early updates are denormal floats, 10x slower on x86 (per thread)
-                try:
-                    while True:
-                        with lock:
-                            c = next(queue, None)
-                        if c is None:
-                            return
-                        start = c * step
-                        lr = config.lr_start - (config.lr_start - config.lr_end) * (epoch + start / n) / config.epochs
-                        chunk_loss[c], chunk_pairs[c] = train_block(w_in, w_out, ids_e, sent_e, windows, start, step, k, sampler, lr)
-                        if bar is not None:
-                            with lock:
-                                bar.update(min(step, n - start) * len(ids) / n)
-                finally:
-                    torch.set_flush_denormal(False)
-
-            if workers == 1:
-                work(samplers[0])
-            else:
-                errors: list[BaseException] = []
-
-                def guarded(sampler: NoiseSampler) -> None:
-                    try:
-                        work(sampler)
-                    except BaseException as e:  # handed to the caller below, not lost with the thread
-                        errors.append(e)
-
-                pool = [threading.Thread(target=guarded, args=(s,), daemon=True) for s in samplers]
-                for t in pool:
-                    t.start()
-                for t in pool:
-                    t.join()
-                if errors:
-                    raise errors[0]
-            mean = float(chunk_loss.sum()) / max(int(chunk_pairs.sum()), 1)
-            for part in np.array_split(np.arange(n_chunks), min(curve_points, n_chunks)) if n_chunks else []:
-                if chunk_pairs[part].sum() > 0:  # (epochs done at the part's end, its mean loss per pair)
-                    history.curve.append((epoch + (part[-1] + 1) / n_chunks, float(chunk_loss[part].sum() / chunk_pairs[part].sum())))
-            history.epoch_loss.append(mean)
-            history.epoch_pairs.append(int(chunk_pairs.sum()))
-            history.epoch_seconds.append(time.perf_counter() - start_time)
+            data_e = epoch_data(ids, sentence, keep_p, config, gen)
+            on_words = (lambda share: bar.update(share * len(ids))) if bar is not None else None
+            chunk_loss, chunk_pairs = run_epoch(w_in, w_out, data_e, epoch, config, samplers, on_words)
+            mean = record_epoch(history, epoch, chunk_loss, chunk_pairs, time.perf_counter() - start_time, curve_points)
             if on_epoch is not None:
                 on_epoch(epoch, mean, history)
     finally:

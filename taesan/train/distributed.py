@@ -100,11 +100,6 @@ def wrap(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The taesan model inside a DDP wrapper (FSDP2 shards in place: the model is its own module)."""
-    return getattr(model, "module", model)
-
-
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The whole model's state dict on CPU, gathered from shards when FSDP is used (a collective: all ranks call)."""
     from torch.distributed.checkpoint.state_dict import (
