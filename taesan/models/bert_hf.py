@@ -99,18 +99,19 @@ class HFFamily:
     prefix: str  # where HF's head models hold the backbone: "bert" (taesan's heads use the same `backbone_prefix`)
     architectures: dict[str, type[TaesanModel]]  # HF architecture -> taesan class; the first is the bare backbone
     keys: dict[str, Spec]  # taesan backbone key -> HF key ({i} = layer)
+    optional: dict[str, Spec]  # the same for tensors a backbone may lack (a pooler, an embedding projection)
     skipped: tuple[str, ...]  # HF tensors that are no weights of the model being loaded: buffers, tied copies
     other_heads: tuple[str, ...]  # other architectures' heads, present when e.g. an MLM checkpoint loads as a backbone
     from_config: Callable[[dict[str, Any], str, bool], Any]  # (HF config, source, pooler) -> taesan config
     to_config: Callable[[Any, str], dict[str, Any]]  # (taesan config, architecture) -> HF config
 
 
-def read_fields(hf_config: dict[str, Any], table: dict[str, tuple[str, Any]], family: str, source: str) -> dict[str, Any]:
+def read_fields(hf_config: dict[str, Any], table: dict[str, tuple[str, Any]], name: str, source: str) -> dict[str, Any]:
     """The taesan config fields of a HF config by `table` (HF field -> (taesan field, HF default)), checked:
     unsupported settings (HF_REQUIRED) and activations raise one-line TaesanErrors; label names come along."""
     for field, value in HF_REQUIRED.items():
         if hf_config.get(field, value) != value:
-            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's {family} (needs {value!r})")
+            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's {name} (needs {value!r})")
     fields = {ours: hf_config.get(theirs, default) for theirs, (ours, default) in table.items()}
     if fields["activation"] not in HF_ACTIVATIONS:
         raise TaesanError(f"{source}: field 'hidden_act'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
@@ -152,13 +153,14 @@ def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[st
     return write_fields(config, HF_CONFIG, "bert", architecture)
 
 
-FAMILY = HFFamily("bert", HF_ARCHITECTURES, HF_KEYS, HF_SKIPPED, HF_OTHER_HEADS, from_hf_config, to_hf_config)
+FAMILY = HFFamily("bert", HF_ARCHITECTURES, HF_KEYS, HF_POOLER_KEYS, HF_SKIPPED, HF_OTHER_HEADS, from_hf_config, to_hf_config)
 
 
-def hf_table(model: TaesanModel, keys: dict[str, Spec] = HF_KEYS) -> dict[str, Spec]:
+def hf_table(model: TaesanModel, family: HFFamily) -> dict[str, Spec]:
     """The expanded taesan key -> HF key table of a backbone or a head model (HF names without the backbone prefix)."""
     backbone = model if isinstance(model, BERT) else model.backbone
-    keys = {**keys, **(HF_POOLER_KEYS if backbone.pooler is not None else {})}
+    own = backbone.state_dict()
+    keys = {**family.keys, **{k: v for k, v in family.optional.items() if k in own}}
     table = expand(keys, i=backbone.config.n_layers)
     if backbone is model:
         return table
@@ -185,7 +187,7 @@ def load(family: HFFamily, directory: str | Path, hf_config: dict[str, Any]) -> 
         hf_state[k] = v
     pooler = "pooler.dense.weight" in hf_state or getattr(cls, "needs_pooler", False)
     model = cls(family.from_config(hf_config, source, pooler))
-    table = hf_table(model, family.keys)
+    table = hf_table(model, family)
     wanted = {p for theirs in table.values() for p in (theirs if isinstance(theirs, tuple) else (theirs,))}
     unknown = sorted(k for k in hf_state if k not in wanted and not k.startswith(family.skipped + family.other_heads))
     weights = directory / "model.safetensors"
@@ -208,7 +210,7 @@ def export(family: HFFamily, model: TaesanModel) -> tuple[dict[str, Any], dict[s
     """
     base = next(iter(family.architectures))
     architecture = getattr(model, "hf_architecture", base)
-    table = hf_table(model, family.keys)
+    table = hf_table(model, family)
     if architecture != base:  # a head model's backbone tensors are prefixed in HF
         ours, theirs = model.backbone_prefix + ".", family.prefix + "."
         table = {k: _with_prefix(v, theirs) if k.startswith(ours) else v for k, v in table.items()}
