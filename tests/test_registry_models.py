@@ -1,6 +1,7 @@
 """Every registered model type, timm-style: a small instance runs forward and backward with finite values and the
-right output shape, ignores right padding under its attention mask, saves and loads through `taesan.load` with
-identical outputs, and (where its family has one) goes through the HuggingFace layout and back unchanged.
+right output shape, ignores right padding under its attention mask, reads inputs_embeds as ids, returns attention
+weights that are distributions, saves and loads through `taesan.load` with identical outputs, and (where its family
+has one) goes through the HuggingFace layout and back unchanged.
 
 Not the comparisons with transformers' outputs (tests/test_interop_*.py) and not the decoder-only behaviour
 (causality, cached decoding: tests/test_gpt.py, tests/test_generate.py).
@@ -13,6 +14,7 @@ import torch
 
 import taesan
 from taesan.models import HF_EXPORTERS, MODEL_TYPES, create, from_hf, to_hf
+from taesan.modules import TokenEmbedding
 
 # small values for whichever of these fields a config class has
 SMALL = dict(vocab_size=64, src_vocab_size=64, n_positions=24, d_model=32, n_layers=2, n_encoder_layers=2,
@@ -113,6 +115,38 @@ def test_right_padding_under_the_mask_leaves_real_outputs_unchanged(model_type):
     if with_padding.dim() >= 2 and with_padding.shape[1] == 8:  # one output per position: compare the real ones
         with_padding = with_padding[:, :5]
     torch.testing.assert_close(with_padding, alone, atol=1e-5, rtol=0)
+
+
+def _takes(model_type: str, method: str, parameter: str) -> bool:
+    return parameter in inspect.signature(getattr(MODEL_TYPES[model_type], method)).parameters
+
+
+@pytest.mark.parametrize("model_type", [t for t in ALL_TYPES if _takes(t, "forward", "inputs_embeds")])
+def test_inputs_embeds_from_the_token_table_equal_ids(model_type):
+    """What prompt tuning relies on: the token table's vectors passed as inputs_embeds give the ids' outputs."""
+    model = small(model_type)
+    batch = inputs(model)
+    table = next(m for m in model.modules() if isinstance(m, TokenEmbedding))
+    with torch.no_grad():
+        from_ids = run(model, batch)
+        embeds = table(batch.pop("input_ids"))
+        torch.testing.assert_close(run(model, {**batch, "inputs_embeds": embeds}), from_ids, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("model_type", [t for t in ALL_TYPES if _takes(t, "forward_features", "need_weights")])
+def test_attention_weights_are_distributions_and_change_nothing(model_type):
+    """What the attention view draws: per layer, (B, heads, queries, keys) rows of weights summing to 1."""
+    model = small(model_type)
+    batch = inputs(model)
+    with torch.no_grad():
+        hidden, attentions = model.forward_features(**batch, need_weights=True)
+        fast, none = model.forward_features(**batch)
+    assert none == [] and attentions, "weights only when asked for"
+    torch.testing.assert_close(hidden, fast, atol=1e-5, rtol=0)
+    for layer in attentions:
+        for w in layer.values():
+            assert w.dim() == 4 and w.shape[:2] == (B, model.config.n_heads) and (w >= 0).all()
+            torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:3]), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("model_type", ALL_TYPES)

@@ -20,8 +20,9 @@ from taesan.modules.transformer import ACTIVATIONS
 
 @dataclass
 class ElectraConfig(BertConfig):
-    d_model: int = 256  # ELECTRA-Small, transformers' default
-    n_heads: int = 4  # d_ff: 4 * d_model, 1024
+    # the defaults are ELECTRA-Small's, as transformers' ElectraConfig (d_ff: 4 * d_model = 1024)
+    d_model: int = 256
+    n_heads: int = 4
     pooler: bool = False  # ELECTRA has none
     embedding_size: int | None = 128  # token/position/segment vectors; None -> d_model (no projection)
 
