@@ -37,7 +37,7 @@ class ElectraConfig(BertConfig):
 
 
 PRESETS = {
-    "electra-tiny": ("electra", dict(vocab_size=4096, n_positions=256, embedding_size=64, d_model=128, n_layers=2, n_heads=2, d_ff=512)),
+    "electra-tiny": ("electra", dict(vocab_size=4096, n_positions=256, embedding_size=64, d_model=128, n_layers=2, n_heads=2)),
     "electra-small-discriminator": ("electra-discriminator", dict(vocab_size=30522, n_positions=512, embedding_size=128,
                                                                   d_model=256, n_layers=12, n_heads=4, d_ff=1024)),
     "electra-base-discriminator": ("electra-discriminator", dict(vocab_size=30522, n_positions=512, embedding_size=768,

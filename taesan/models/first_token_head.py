@@ -41,14 +41,15 @@ class FirstTokenClassifier(BertHeadModel):
     """
 
     head_activation: ClassVar[str]
-    hf_keys = {f"classifier.{layer}.{p}": f"classifier.{layer}.{p}" for layer in ("dense", "out_proj") for p in ("weight", "bias")}
+    hf_keys = {f"classifier.{m}.{p}": f"classifier.{m}.{p}" for m in ("dense", "out_proj") for p in ("weight", "bias")}
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.classifier = self._new_head(self.config)
 
     def _new_head(self, c: BertConfig) -> ClassificationHead:
-        head = ClassificationHead(c.d_model, c.num_labels, self.head_activation, c.dropout if c.classifier_dropout is None else c.classifier_dropout)
+        dropout = c.dropout if c.classifier_dropout is None else c.classifier_dropout
+        head = ClassificationHead(c.d_model, c.num_labels, self.head_activation, dropout)
         head.apply(init_bert_weights)
         return head
 
