@@ -112,10 +112,11 @@ class BERT(TaesanModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         c = config
-        self.tok_emb = TokenEmbedding(c.vocab_size, c.d_model, padding_idx=c.pad_token_id)
-        self.pos_emb = LearnedPositionEmbedding(c.n_positions, c.d_model)
-        self.seg_emb = SegmentEmbedding(c.type_vocab_size, c.d_model)
-        self.emb_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps)
+        E = self.embedding_size
+        self.tok_emb = TokenEmbedding(c.vocab_size, E, padding_idx=c.pad_token_id)
+        self.pos_emb = LearnedPositionEmbedding(c.n_positions, E, offset=self.position_offset)
+        self.seg_emb = SegmentEmbedding(c.type_vocab_size, E)
+        self.emb_norm = nn.LayerNorm(E, eps=c.norm_eps)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             PostNormBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.attn_dropout, c.activation, c.norm_eps)
@@ -123,6 +124,16 @@ class BERT(TaesanModel):
         )
         self.pooler = Pooler(c.d_model) if c.pooler else None
         self.apply(init_bert_weights)
+
+    @property
+    def embedding_size(self) -> int:
+        """Width of the token, position and segment vectors: d_model (ELECTRA's are narrower, projected up)."""
+        return self.config.d_model
+
+    @property
+    def position_offset(self) -> int:
+        """Rows of the position table before position 0: none (RoBERTa keeps padding_idx + 1)."""
+        return 0
 
     def embed(
         self,

@@ -1,6 +1,7 @@
 """BERT's task heads: masked LM, sequence classification, token classification, question answering (start/end).
 
 Not the backbone (`bert.BERT`, held by every head as `.bert`) and not a loss: heads return logits; tasks own losses.
+The BERT-shaped families (RoBERTa, ELECTRA) build their heads on these classes with their own backbone.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from taesan.checkpoint import check_and_load
+from taesan.errors import TaesanError
 from taesan.models.base import TaesanModel
 from taesan.models.bert import BERT, BertConfig, init_bert_weights
 from taesan.modules.transformer import ACTIVATIONS
@@ -22,9 +24,13 @@ class BertHeadModel(TaesanModel):
     """A BERT backbone (`self.bert`) plus a head. Swapping heads = `OtherHead.from_backbone(model)`.
 
     `hf_architecture` and `hf_keys` (taesan key -> HF key of the head's own tensors) drive the HF interop.
+    `backbone_class` is BERT or a BERT-shaped family (RoBERTa, ELECTRA); it is held under `backbone_prefix`,
+    the name HF uses (`.bert`, `.roberta`, `.electra`), and reached as `.backbone` whatever the family.
     """
 
     config_class = BertConfig
+    backbone_class: ClassVar[type[BERT]] = BERT
+    backbone_prefix: ClassVar[str] = "bert"
     hf_architecture: ClassVar[str]
     hf_keys: ClassVar[dict[str, str]] = {}
     needs_pooler: ClassVar[bool] = False
@@ -33,7 +39,11 @@ class BertHeadModel(TaesanModel):
         if self.needs_pooler and not config.pooler:
             config = dataclasses.replace(config, pooler=True)
         super().__init__(config)
-        self.bert = BERT(config)
+        self.add_module(self.backbone_prefix, self.backbone_class(config))
+
+    @property
+    def backbone(self) -> BERT:
+        return getattr(self, self.backbone_prefix)
 
     @classmethod
     def from_backbone(cls, source: TaesanModel, **changes: Any) -> "BertHeadModel":
@@ -42,12 +52,15 @@ class BertHeadModel(TaesanModel):
         `changes` are config fields for the new model, e.g. num_labels=3, labels=["neg", "neu", "pos"].
         A pooler the source lacks starts from its initialisation.
         """
-        backbone = source if isinstance(source, BERT) else source.bert
+        backbone = source if isinstance(source, BERT) else source.backbone
+        if type(backbone) is not cls.backbone_class:  # a RoBERTa under BERT's head would lose its positions
+            raise TaesanError(f"{cls.__name__} needs a {cls.backbone_class.__name__} backbone, "
+                              f"got {type(backbone).__name__}: use that family's head")
         model = cls(dataclasses.replace(backbone.config, **changes))
         state = backbone.state_dict()
-        if model.bert.pooler is None:
+        if model.backbone.pooler is None:
             state = {k: v for k, v in state.items() if k not in POOLER_KEYS}
-        check_and_load(model.bert, state, f"backbone of {type(source).__name__}", ignore=POOLER_KEYS)
+        check_and_load(model.backbone, state, f"backbone of {type(source).__name__}", ignore=POOLER_KEYS)
         return model.to(backbone.device)
 
     def forward_features(
@@ -60,18 +73,21 @@ class BertHeadModel(TaesanModel):
         inputs_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         """The backbone's last hidden states (B, T, C) and attentions; see `BERT.forward_features`."""
-        return self.bert.forward_features(input_ids, attention_mask, token_type_ids, position_ids, need_weights, inputs_embeds)
+        return self.backbone.forward_features(input_ids, attention_mask, token_type_ids, position_ids, need_weights, inputs_embeds)
 
 
 class MaskedLMHead(nn.Module):
-    """hidden -> dense -> activation -> LayerNorm -> decoder (weight = the word embeddings) + bias -> vocab scores."""
+    """hidden -> dense -> activation -> LayerNorm -> decoder (weight = the word embeddings) + bias -> vocab scores.
 
-    def __init__(self, config: BertConfig) -> None:
+    `d_model` in, `embedding_size` wide after the dense layer: the word embeddings' width (ELECTRA's are narrower).
+    """
+
+    def __init__(self, d_model: int, embedding_size: int, vocab_size: int, activation: str, norm_eps: float) -> None:
         super().__init__()
-        self.transform = nn.Linear(config.d_model, config.d_model)
-        self.act = ACTIVATIONS[config.activation]
-        self.norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
-        self.decoder = nn.Linear(config.d_model, config.vocab_size)
+        self.transform = nn.Linear(d_model, embedding_size)
+        self.act = ACTIVATIONS[activation]
+        self.norm = nn.LayerNorm(embedding_size, eps=norm_eps)
+        self.decoder = nn.Linear(embedding_size, vocab_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.norm(self.act(self.transform(hidden))))  # (..., vocab)
@@ -90,12 +106,14 @@ class BertForMaskedLM(BertHeadModel):
         "mlm.norm.bias": "cls.predictions.transform.LayerNorm.bias",
         "mlm.decoder.bias": "cls.predictions.bias",
     }
+    mlm_activation: ClassVar[str | None] = None  # None: the config's activation (BERT); RoBERTa and ELECTRA fix GELU
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.mlm = MaskedLMHead(config)
+        c, E = self.config, self.backbone.embedding_size
+        self.mlm = MaskedLMHead(c.d_model, E, c.vocab_size, self.mlm_activation or c.activation, c.norm_eps)
         self.mlm.apply(init_bert_weights)
-        self.mlm.decoder.weight = self.bert.tok_emb.weight  # tied: one matrix reads and writes tokens
+        self.mlm.decoder.weight = self.backbone.tok_emb.weight  # tied: one matrix reads and writes tokens
 
     def forward(
         self,
@@ -133,7 +151,7 @@ class BertForSequenceClassification(BertHeadModel):
     def reset_classifier(self, num_labels: int, labels: list[str] | None = None) -> None:
         """A fresh `num_labels`-way classifier on the same backbone (the config is updated to match)."""
         self.config = dataclasses.replace(self.config, num_labels=num_labels, labels=labels)
-        self.classifier = _new_classifier(self.config.d_model, num_labels).to(self.bert.device)
+        self.classifier = _new_classifier(self.config.d_model, num_labels).to(self.backbone.device)
 
     def forward(
         self,
@@ -144,7 +162,7 @@ class BertForSequenceClassification(BertHeadModel):
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
-        return self.classifier(self.dropout(self.bert.pool(hidden)))  # (B, num_labels)
+        return self.classifier(self.dropout(self.backbone.pool(hidden)))  # (B, num_labels)
 
 
 class BertForTokenClassification(BertHeadModel):

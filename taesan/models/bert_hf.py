@@ -1,12 +1,14 @@
 """BERT <-> HuggingFace BERT: the key table (as data), the config fields, and the conversions of the
 backbone and of every head (masked LM, sequence and token classification, QA) by HF architecture name.
 
-Not the model (bert.py, bert_heads.py): those know nothing of HuggingFace.
+The BERT-shaped families (roberta_hf.py, electra_hf.py) describe themselves as an `HFFamily` and use the same
+`load` and `export`. Not the model (bert.py, bert_heads.py): those know nothing of HuggingFace.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -22,6 +24,7 @@ from taesan.models.bert_heads import (
     BertForTokenClassification,
 )
 from taesan.models.hf import (
+    Spec,
     expand,
     export_state,
     import_state,
@@ -87,12 +90,29 @@ HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": 
 HF_REQUIRED = {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False, "tie_word_embeddings": True}
 
 
-def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", pooler: bool = True) -> BertConfig:
-    """HF BertConfig fields -> BertConfig; an unsupported setting raises a one-line TaesanError."""
+@dataclass(frozen=True)
+class HFFamily:
+    """What a BERT-shaped HF family names its own way: the classes, the backbone's key table, the config conversion.
+
+    """
+
+    prefix: str  # where HF's head models hold the backbone: "bert" (taesan's heads use the same `backbone_prefix`)
+    architectures: dict[str, type[TaesanModel]]  # HF architecture -> taesan class; the first is the bare backbone
+    keys: dict[str, Spec]  # taesan backbone key -> HF key ({i} = layer)
+    optional: dict[str, Spec]  # the same for tensors a backbone may lack (a pooler, an embedding projection)
+    skipped: tuple[str, ...]  # HF tensors that are no weights of the model being loaded: buffers, tied copies
+    other_heads: tuple[str, ...]  # other architectures' heads, present when e.g. an MLM checkpoint loads as a backbone
+    from_config: Callable[[dict[str, Any], str, bool], Any]  # (HF config, source, pooler) -> taesan config
+    to_config: Callable[[Any, str], dict[str, Any]]  # (taesan config, architecture) -> HF config
+
+
+def read_fields(hf_config: dict[str, Any], table: dict[str, tuple[str, Any]], name: str, source: str) -> dict[str, Any]:
+    """The taesan config fields of a HF config by `table` (HF field -> (taesan field, HF default)), checked:
+    unsupported settings (HF_REQUIRED) and activations raise one-line TaesanErrors; label names come along."""
     for field, value in HF_REQUIRED.items():
         if hf_config.get(field, value) != value:
-            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's BERT (needs {value!r})")
-    fields = {ours: hf_config.get(theirs, default) for theirs, (ours, default) in HF_CONFIG.items()}
+            raise TaesanError(f"{source}: field {field!r}={hf_config[field]!r} is not supported by taesan's {name} (needs {value!r})")
+    fields = {ours: hf_config.get(theirs, default) for theirs, (ours, default) in table.items()}
     if fields["activation"] not in HF_ACTIVATIONS:
         raise TaesanError(f"{source}: field 'hidden_act'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
     fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
@@ -101,18 +121,16 @@ def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", poole
         fields["num_labels"] = num_labels
     if names:
         fields["labels"] = names
-    fields["pooler"] = pooler
-    return config_from_dict(BertConfig, fields, source=source)
+    return fields
 
 
-def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[str, Any]:
-    """BertConfig -> a HF BertConfig dict for `architecture` (BertModel, BertForMaskedLM, ...)."""
-    activation = {"gelu_tanh": "gelu_new"}.get(config.activation, config.activation)
-    out: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
-    for theirs, (ours, _) in HF_CONFIG.items():
+def write_fields(config: Any, table: dict[str, tuple[str, Any]], model_type: str, architecture: str) -> dict[str, Any]:
+    """A HF config dict of `model_type` for `architecture` from a taesan config, by the same table as `read_fields`."""
+    out: dict[str, Any] = {"model_type": model_type, "architectures": [architecture]}
+    for theirs, (ours, _) in table.items():
         out[theirs] = getattr(config, ours)
     out.update(
-        hidden_act=activation,
+        hidden_act={"gelu_tanh": "gelu_new"}.get(config.activation, config.activation),
         **labels_to_hf(config.labels, config.num_labels),
         position_embedding_type="absolute",
         initializer_range=0.02,
@@ -123,38 +141,55 @@ def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[st
     return out
 
 
-def hf_table(model: TaesanModel) -> dict[str, Any]:
-    """The expanded taesan key -> HF key table of a BERT or a head model, HF names without the `bert.` prefix."""
-    backbone = model if isinstance(model, BERT) else model.bert
-    keys = {**HF_KEYS, **(HF_POOLER_KEYS if backbone.pooler is not None else {})}
+def from_hf_config(hf_config: dict[str, Any], source: str = "config.json", pooler: bool = True) -> BertConfig:
+    """HF BertConfig fields -> BertConfig; an unsupported setting raises a one-line TaesanError."""
+    fields = read_fields(hf_config, HF_CONFIG, "BERT", source)
+    fields["pooler"] = pooler
+    return config_from_dict(BertConfig, fields, source=source)
+
+
+def to_hf_config(config: BertConfig, architecture: str = "BertModel") -> dict[str, Any]:
+    """BertConfig -> a HF BertConfig dict for `architecture` (BertModel, BertForMaskedLM, ...)."""
+    return write_fields(config, HF_CONFIG, "bert", architecture)
+
+
+FAMILY = HFFamily("bert", HF_ARCHITECTURES, HF_KEYS, HF_POOLER_KEYS, HF_SKIPPED, HF_OTHER_HEADS, from_hf_config, to_hf_config)
+
+
+def hf_table(model: TaesanModel, family: HFFamily) -> dict[str, Spec]:
+    """The expanded taesan key -> HF key table of a backbone or a head model (HF names without the backbone prefix)."""
+    backbone = model if isinstance(model, BERT) else model.backbone
+    own = backbone.state_dict()
+    keys = {**family.keys, **{k: v for k, v in family.optional.items() if k in own}}
     table = expand(keys, i=backbone.config.n_layers)
     if backbone is model:
         return table
-    return {**{"bert." + k: v for k, v in table.items()}, **getattr(model, "hf_keys", {})}
+    prefix = model.backbone_prefix + "."
+    return {**{prefix + k: v for k, v in table.items()}, **model.hf_keys}
 
 
-def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> TaesanModel:
-    """A HF BERT directory -> BERT or the head model named by `architectures` (default BertModel).
+def load(family: HFFamily, directory: str | Path, hf_config: dict[str, Any]) -> TaesanModel:
+    """A HF directory of `family` -> its backbone or the head model named by `architectures` (default: the backbone).
 
-    Keys load with or without the `bert.` prefix; old `LayerNorm.gamma/beta` names are accepted.
+    Keys load with or without the backbone prefix; old `LayerNorm.gamma/beta` names are accepted.
     """
     directory = Path(directory)
     source = str(directory / "config.json")
-    architectures = hf_config.get("architectures") or ["BertModel"]
-    architecture = architectures[0]
-    if architecture not in HF_ARCHITECTURES:
-        raise TaesanError(f"{source}: field 'architectures'={architecture!r} is not supported; known: {', '.join(HF_ARCHITECTURES)}")
-    cls = HF_ARCHITECTURES[architecture]
+    base = next(iter(family.architectures))
+    architecture = (hf_config.get("architectures") or [base])[0]
+    if architecture not in family.architectures:
+        raise TaesanError(f"{source}: field 'architectures'={architecture!r} is not supported; known: {', '.join(family.architectures)}")
+    cls = family.architectures[architecture]
+    prefix = family.prefix + "."
     hf_state = {}
     for k, v in read_hf_weights(directory).items():
-        k = k.removeprefix("bert.").replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        k = k.removeprefix(prefix).replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         hf_state[k] = v
     pooler = "pooler.dense.weight" in hf_state or getattr(cls, "needs_pooler", False)
-    config = from_hf_config(hf_config, source, pooler=pooler)
-    model = cls(config)
-    table = hf_table(model)
+    model = cls(family.from_config(hf_config, source, pooler))
+    table = hf_table(model, family)
     wanted = {p for theirs in table.values() for p in (theirs if isinstance(theirs, tuple) else (theirs,))}
-    unknown = sorted(k for k in hf_state if k not in wanted and not k.startswith(HF_SKIPPED + HF_OTHER_HEADS))
+    unknown = sorted(k for k in hf_state if k not in wanted and not k.startswith(family.skipped + family.other_heads))
     weights = directory / "model.safetensors"
     if unknown:
         raise TaesanError(f"{weights}: unexpected tensor {unknown[0]!r} ({len(unknown)} in all) for {architecture}")
@@ -168,16 +203,27 @@ def _with_prefix(spec, prefix: str):
     return tuple(prefix + t for t in spec) if isinstance(spec, tuple) else prefix + spec
 
 
-def to_hf(model: TaesanModel) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """BERT or a head model -> (HF config dict, HF state dict) that `transformers.Bert*.from_pretrained` loads.
+def export(family: HFFamily, model: TaesanModel) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A backbone or head model of `family` -> (HF config dict, HF state dict) that transformers loads.
 
-    A head that does not use the pooler (masked LM, token classification, QA) is written without it, as HF does.
+    A head that does not use the pooler is written without it, as HF does.
     """
-    architecture = getattr(model, "hf_architecture", "BertModel")
-    config = model.config
-    table = hf_table(model)
-    if architecture != "BertModel":  # a head model's backbone tensors are `bert.`-prefixed in HF
-        table = {k: _with_prefix(v, "bert.") if k.startswith("bert.") else v for k, v in table.items()}
+    base = next(iter(family.architectures))
+    architecture = getattr(model, "hf_architecture", base)
+    table = hf_table(model, family)
+    if architecture != base:  # a head model's backbone tensors are prefixed in HF
+        ours, theirs = model.backbone_prefix + ".", family.prefix + "."
+        table = {k: _with_prefix(v, theirs) if k.startswith(ours) else v for k, v in table.items()}
         if not getattr(model, "needs_pooler", False):
-            table = {k: v for k, v in table.items() if not k.startswith("bert.pooler.")}
-    return to_hf_config(config, architecture), export_state(model.state_dict(), table)
+            table = {k: v for k, v in table.items() if not k.startswith(ours + "pooler.")}
+    return family.to_config(model.config, architecture), export_state(model.state_dict(), table)
+
+
+def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> TaesanModel:
+    """A HF BERT directory -> BERT or the head model named by `architectures` (default BertModel)."""
+    return load(FAMILY, directory, hf_config)
+
+
+def to_hf(model: TaesanModel) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """BERT or a head model -> (HF config dict, HF state dict) that `transformers.Bert*.from_pretrained` loads."""
+    return export(FAMILY, model)

@@ -21,8 +21,12 @@ from taesan.errors import TaesanError
 from taesan.models import (
     bert,
     bert_hf,
+    electra,
+    electra_hf,
     gpt,
     gpt_hf,
+    roberta,
+    roberta_hf,
     transformer,
     transformer_hf,
     vit,
@@ -46,9 +50,12 @@ MODEL_TYPES: dict[str, type[TaesanModel]] = {
     for cls in (GPT, GPTForSequenceClassification, Seq2SeqTransformer, BERT, BertForMaskedLM,
                 BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, ViT)
 }
+# the BERT-shaped families: every class their HF architectures load into
+MODEL_TYPES.update({cls.model_type: cls for cls in (*roberta_hf.HF_ARCHITECTURES.values(), *electra_hf.HF_ARCHITECTURES.values())})
 
 # each family's file holds PRESETS = {name: (model_type, {config fields})}
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {**gpt.PRESETS, **transformer.PRESETS, **bert.PRESETS, **vit.PRESETS}
+PRESETS.update({**roberta.PRESETS, **electra.PRESETS})
 
 # HF model_type -> from_hf(directory, hf_config): the HF checkpoint families that load
 HF_IMPORTERS: dict[str, Callable[[Path, dict], TaesanModel]] = {
@@ -57,6 +64,8 @@ HF_IMPORTERS: dict[str, Callable[[Path, dict], TaesanModel]] = {
     "bart": transformer_hf.from_hf,
     "bert": bert_hf.from_hf,
     "vit": vit_hf.from_hf,
+    "roberta": roberta_hf.from_hf,
+    "electra": electra_hf.from_hf,
 }
 
 # taesan class -> to_hf(model) -> (HF config dict, HF state dict)
@@ -67,6 +76,8 @@ HF_EXPORTERS: dict[type, Callable[[Any], tuple[dict, dict]]] = {
     ViT: vit_hf.to_hf,
     **{cls: bert_hf.to_hf for cls in (BERT, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
                                        BertForQuestionAnswering)},
+    **{cls: roberta_hf.to_hf for cls in roberta_hf.HF_ARCHITECTURES.values()},
+    **{cls: electra_hf.to_hf for cls in electra_hf.HF_ARCHITECTURES.values()},
 }
 
 
