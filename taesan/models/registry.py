@@ -23,6 +23,8 @@ from taesan.models import (
     bert_hf,
     gpt,
     gpt_hf,
+    t5,
+    t5_hf,
     transformer,
     transformer_hf,
     vit,
@@ -38,6 +40,7 @@ from taesan.models.bert_heads import (
 )
 from taesan.models.gpt import GPT
 from taesan.models.gpt_heads import GPTForSequenceClassification
+from taesan.models.t5 import T5, T5Encoder
 from taesan.models.transformer import Seq2SeqTransformer
 from taesan.models.vit import ViT
 
@@ -46,9 +49,11 @@ MODEL_TYPES: dict[str, type[TaesanModel]] = {
     for cls in (GPT, GPTForSequenceClassification, Seq2SeqTransformer, BERT, BertForMaskedLM,
                 BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, ViT)
 }
+MODEL_TYPES.update({cls.model_type: cls for cls in (T5, T5Encoder)})
 
 # each family's file holds PRESETS = {name: (model_type, {config fields})}
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {**gpt.PRESETS, **transformer.PRESETS, **bert.PRESETS, **vit.PRESETS}
+PRESETS.update(t5.PRESETS)
 
 # HF model_type -> from_hf(directory, hf_config): the HF checkpoint families that load
 HF_IMPORTERS: dict[str, Callable[[Path, dict], TaesanModel]] = {
@@ -58,6 +63,7 @@ HF_IMPORTERS: dict[str, Callable[[Path, dict], TaesanModel]] = {
     "bert": bert_hf.from_hf,
     "vit": vit_hf.from_hf,
 }
+HF_IMPORTERS.update({"t5": t5_hf.from_hf, "mt5": t5_hf.from_hf})
 
 # taesan class -> to_hf(model) -> (HF config dict, HF state dict)
 HF_EXPORTERS: dict[type, Callable[[Any], tuple[dict, dict]]] = {
@@ -68,6 +74,7 @@ HF_EXPORTERS: dict[type, Callable[[Any], tuple[dict, dict]]] = {
     **{cls: bert_hf.to_hf for cls in (BERT, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
                                        BertForQuestionAnswering)},
 }
+HF_EXPORTERS.update({T5: t5_hf.to_hf, T5Encoder: t5_hf.to_hf})
 
 
 def model_class(model_type: str, source: str = "config.json") -> type[TaesanModel]:
