@@ -303,3 +303,22 @@ def test_export_of_a_gated_exact_gelu_raises(tmp_path):
     with pytest.raises(TaesanError, match="gated exact-GELU"):
         interop.to_hf(model, tmp_path)
     assert not (tmp_path / "config.json").exists()
+
+
+def test_older_config_fields_fall_back_as_hf_does(tmp_path):
+    """Hub configs written by older transformers: no num_decoder_layers (symmetric), a null decoder_start_token_id
+    (T5 starts with pad), no scale_decoder_outputs (tie_word_embeddings decides), and n_positions."""
+    torch.manual_seed(9)
+    hf = _hf_model("v1.1-untied", num_decoder_layers=2)
+    hf.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for field in ("num_decoder_layers", "scale_decoder_outputs", "dense_act_fn", "is_gated_act"):
+        config.pop(field, None)
+    config.update(decoder_start_token_id=None, tie_word_embeddings=False, n_positions=256)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = taesan.load(tmp_path)
+    c = model.config
+    assert (c.n_decoder_layers, c.decoder_start_token_id, c.scale_decoder_outputs, c.n_positions) == (2, 0, False, 256)
+    batch = _batch(seed=9)
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch), _hf_logits(hf, *batch), atol=1e-5, rtol=0)

@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from taesan.models.base import TaesanModel
-from taesan.models.t5_layers import RelativePositionBias, T5Block, T5LayerNorm, attention_bias
+from taesan.models.t5_layers import (
+    RelativePositionBias,
+    T5Attention,
+    T5Block,
+    T5FeedForward,
+    T5LayerNorm,
+    attention_bias,
+)
 from taesan.modules import KVCache, causal_mask, padding_mask
 from taesan.modules.transformer import ACTIVATIONS
 
@@ -103,27 +110,28 @@ class T5Stack(nn.Module):
 
 
 def init_t5_weights(model: nn.Module, c: T5Config) -> None:
-    """Mesh TensorFlow's initialisation, as HF's T5 uses it: N(0, fan_in^-1/2) projections, except q, which also
-    takes the 1/√d_kv the attention does not apply; embeddings and an untied head N(0, 1); norms 1."""
+    """Mesh TensorFlow's initialisation, as HF's T5 uses it: N(0, fan_in^-1/2) projections, except the query, which
+    also takes the 1/√d_kv the attention does not apply; the embedding (and an untied head) N(0, 1); norms 1."""
     inner = c.n_heads * c.d_kv
-    for name, p in model.named_parameters():
-        leaf = name.rsplit(".", 2)[-2] if "." in name else name
-        if name.endswith("norm.weight"):
-            nn.init.ones_(p)
-        elif name in ("shared.weight", "lm_head.weight"):
-            nn.init.normal_(p, std=1.0)
-        elif name.endswith("position_bias.weight"):
-            nn.init.normal_(p, std=c.d_model**-0.5)
-        elif leaf in ("qkv", "q"):
-            nn.init.normal_(p, std=c.d_model**-0.5)
-            with torch.no_grad():
-                p[:inner].mul_(c.d_kv**-0.5)  # the query rows: scale folded into init
-        elif leaf == "out":
-            nn.init.normal_(p, std=inner**-0.5)
-        elif leaf == "down":
-            nn.init.normal_(p, std=c.d_ff**-0.5)
-        else:  # kv, gate, up
-            nn.init.normal_(p, std=c.d_model**-0.5)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, T5LayerNorm):
+                m.weight.fill_(1.0)
+            elif isinstance(m, RelativePositionBias):
+                m.weight.normal_(std=c.d_model**-0.5)
+            elif isinstance(m, T5Attention):
+                for proj in (m.q, m.kv) if m.cross else (m.qkv,):
+                    proj.weight.normal_(std=c.d_model**-0.5)
+                query = m.q.weight if m.cross else m.qkv.weight[:inner]  # (inner, d_model)
+                query.mul_(c.d_kv**-0.5)  # the scale T5 folds into the init
+                m.out.weight.normal_(std=inner**-0.5)
+            elif isinstance(m, T5FeedForward):
+                for proj in (m.gate, m.up) if m.gate is not None else (m.up,):
+                    proj.weight.normal_(std=c.d_model**-0.5)
+                m.down.weight.normal_(std=c.d_ff**-0.5)
+        model.shared.weight.normal_(std=1.0)
+        if getattr(model, "lm_head", None) is not None:
+            model.lm_head.weight.normal_(std=1.0)
 
 
 class T5(TaesanModel):

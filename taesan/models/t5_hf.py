@@ -90,10 +90,9 @@ def from_hf_config(hf_config: dict[str, Any], lm_head: bool, tied: bool, source:
     """HF T5Config / MT5Config fields -> T5Config; `tied`: the checkpoint's head is its shared embedding."""
     family = hf_config.get("model_type")
     hf = {**(MT5_DEFAULTS if family == "mt5" else HF_DEFAULTS), **hf_config}
-    hf.setdefault("num_decoder_layers", hf["num_layers"])
-    if hf["num_decoder_layers"] is None:
-        hf["num_decoder_layers"] = hf["num_layers"]
-    hf.setdefault("decoder_start_token_id", hf["pad_token_id"])
+    for field, fallback in (("num_decoder_layers", "num_layers"), ("decoder_start_token_id", "pad_token_id")):
+        if hf.get(field) is None:  # absent or null: HF's own fallback (T5 starts the decoder with its pad token)
+            hf[field] = hf[fallback]
     fields = {ours: hf[theirs] for theirs, ours in HF_CONFIG.items()}
     if isinstance(fields["eos_token_id"], list):
         raise TaesanError(f"{source}: field 'eos_token_id'={fields['eos_token_id']!r}: taesan takes one end-of-sequence id")
