@@ -55,9 +55,9 @@ class T5Config:
         for name in sizes:
             if getattr(self, name) < 1:
                 raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
-        if self.n_buckets < 4 or self.max_distance * 4 < self.n_buckets:
-            raise ValueError(f"fields 'n_buckets'={self.n_buckets} and 'max_distance'={self.max_distance}: need "
-                             "n_buckets >= 4 and max_distance >= n_buckets / 4 (log-spaced buckets)")
+        if self.n_buckets < 4 or self.max_distance <= self.n_buckets // 2:
+            raise ValueError(f"fields 'n_buckets'={self.n_buckets} and 'max_distance'={self.max_distance}: need n_buckets "
+                             ">= 4 and max_distance > n_buckets // 2 (the exact buckets end where the log-spaced begin)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"field 'dropout' must be in [0, 1), got {self.dropout!r}")
         if not self.norm_eps > 0:
@@ -71,7 +71,7 @@ class T5Config:
                 raise ValueError(f"field {name!r}={getattr(self, name)} is outside the vocabulary")
 
 
-_V11 = dict(activation="gelu_tanh", gated=True, tie_word_embeddings=False, dropout=0.0)  # T5 v1.1 / mT5
+_V11 = dict(activation="gelu_tanh", gated=True, tie_word_embeddings=False)  # T5 v1.1 / mT5
 PRESETS = {
     "t5-tiny": ("t5", dict(vocab_size=512, d_model=64, d_kv=16, d_ff=256, n_encoder_layers=2, n_decoder_layers=2, n_heads=4)),
     # google-t5/t5-small and t5-base: 60.5M and 222.9M parameters
