@@ -27,6 +27,8 @@ from taesan.models import (
     gpt_hf,
     roberta,
     roberta_hf,
+    t5,
+    t5_hf,
     transformer,
     transformer_hf,
     vit,
@@ -42,30 +44,34 @@ from taesan.models.bert_heads import (
 )
 from taesan.models.gpt import GPT
 from taesan.models.gpt_heads import GPTForSequenceClassification
+from taesan.models.t5 import T5, T5Encoder
 from taesan.models.transformer import Seq2SeqTransformer
 from taesan.models.vit import ViT
 
 MODEL_TYPES: dict[str, type[TaesanModel]] = {
     cls.model_type: cls
-    for cls in (GPT, GPTForSequenceClassification, Seq2SeqTransformer, BERT, BertForMaskedLM,
-                BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, ViT)
+    for cls in (GPT, GPTForSequenceClassification, Seq2SeqTransformer, T5, T5Encoder, BERT, BertForMaskedLM,
+                BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, ViT,
+                # the BERT-shaped families: every class their HF architectures load into
+                *roberta_hf.HF_ARCHITECTURES.values(), *electra_hf.HF_ARCHITECTURES.values())
 }
-# the BERT-shaped families: every class their HF architectures load into
-MODEL_TYPES.update({cls.model_type: cls for cls in (*roberta_hf.HF_ARCHITECTURES.values(), *electra_hf.HF_ARCHITECTURES.values())})
 
 # each family's file holds PRESETS = {name: (model_type, {config fields})}
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {**gpt.PRESETS, **transformer.PRESETS, **bert.PRESETS, **vit.PRESETS}
-PRESETS.update({**roberta.PRESETS, **electra.PRESETS})
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    **gpt.PRESETS, **transformer.PRESETS, **t5.PRESETS, **bert.PRESETS, **roberta.PRESETS, **electra.PRESETS, **vit.PRESETS,
+}
 
 # HF model_type -> from_hf(directory, hf_config): the HF checkpoint families that load
 HF_IMPORTERS: dict[str, Callable[[Path, dict], TaesanModel]] = {
     "gpt2": gpt_hf.from_hf,
     "marian": transformer_hf.from_hf,
     "bart": transformer_hf.from_hf,
+    "t5": t5_hf.from_hf,
+    "mt5": t5_hf.from_hf,
     "bert": bert_hf.from_hf,
-    "vit": vit_hf.from_hf,
     "roberta": roberta_hf.from_hf,
     "electra": electra_hf.from_hf,
+    "vit": vit_hf.from_hf,
 }
 
 # taesan class -> to_hf(model) -> (HF config dict, HF state dict)
@@ -73,6 +79,8 @@ HF_EXPORTERS: dict[type, Callable[[Any], tuple[dict, dict]]] = {
     GPT: gpt_hf.to_hf,
     GPTForSequenceClassification: gpt_hf.classifier_to_hf,
     Seq2SeqTransformer: transformer_hf.to_hf,
+    T5: t5_hf.to_hf,
+    T5Encoder: t5_hf.to_hf,
     ViT: vit_hf.to_hf,
     **{cls: bert_hf.to_hf for cls in (BERT, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
                                        BertForQuestionAnswering)},
