@@ -13,7 +13,7 @@ from typing import Any
 import taesan
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
-from taesan.models import MODEL_TYPES, model_class, presets
+from taesan.models.registry import create_for
 from taesan.tasks import TASKS, task_class
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
@@ -80,22 +80,11 @@ def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
 
 def _model(name: str, tokenizer: Any):
     """A checkpoint directory, or a preset built with the tokenizer's vocabulary size and pad id."""
-    import dataclasses
-
-
     if Path(name).is_dir():
         return taesan.load(name)
-    table = presets()
-    model_type = table[name][0] if name in table else name if name in MODEL_TYPES else None
-    overrides = {}
-    if model_type is not None and tokenizer is not None:
-        fields = {f.name for f in dataclasses.fields(model_class(model_type).config_class)}
-        for field in ("vocab_size", "src_vocab_size"):
-            if field in fields:
-                overrides[field] = tokenizer.vocab_size
-        if "pad_token_id" in fields and tokenizer.pad_id is not None:
-            overrides["pad_token_id"] = tokenizer.pad_id
-    return taesan.create(name, **overrides)  # an unknown name is a one-line error listing the presets
+    if tokenizer is None:
+        return taesan.create(name)  # an unknown name is a one-line error listing the presets
+    return create_for(name, tokenizer.vocab_size, tokenizer.pad_id)
 
 
 def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
