@@ -24,8 +24,11 @@ from taesan.pipeline.text import complete
 PREDICTING = {"classify", "ner", "qa", "image", "translate"}  # the fine-tuned task's own predict, as `taesan predict`
 DEFAULTS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
             "image-classification": "image", "generation": "generate", "translation": "translate"}
-GENERATION_DEFAULTS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_beams",
-                       "repetition_penalty", "seed")  # a generation task decodes as its task.json says
+TASK_DECODING = {  # a writing task decodes as its task.json says: generate's option <- the task config's field
+    "generation": {name: name for name in ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_beams",
+                                           "repetition_penalty", "seed")},
+    "translation": {"max_new_tokens": "max_target_length", "num_beams": "num_beams", "length_penalty": "length_penalty"},
+}
 
 
 def pipeline(directory: str | Path, task: str | None = None, device: str = "cpu") -> "Pipeline":
@@ -75,18 +78,17 @@ class Pipeline:
     def _one(self, text: str, options: dict[str, Any]) -> Any:
         if self.task == "generate":
             found = [{"text": c.shown, "completion": c.text, "finish_reason": c.finish_reason}
-                     for c in complete(self.bundle, text, **{**self._generation_defaults(), **options})]
+                     for c in complete(self.bundle, text, **{**self._task_decoding(), **options})]
             return found[0] if len(found) == 1 else found
         if self.task == "fill-mask":
             return fill_mask(self.bundle, text, **options)
         enc = self.bundle.need_tokenizer().encode(text)  # tokenize
         return {"tokens": enc.tokens, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]}
 
-    def _generation_defaults(self) -> dict[str, Any]:
+    def _task_decoding(self) -> dict[str, Any]:
         task = self.bundle.task
-        if task is None or task.name != "generation":
-            return {}
-        return {name: getattr(task.config, name) for name in GENERATION_DEFAULTS}
+        fields = TASK_DECODING.get(task.name, {}) if task is not None else {}
+        return {option: getattr(task.config, field) for option, field in fields.items()}
 
 
 def capabilities(bundle: Bundle) -> list[str]:
