@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from playground_models import GPT_LINES, SMALL, build_image_model, build_models
 
 import taesan
-from playground_models import GPT_LINES, SMALL, build_image_model, build_models
 from taesan.cli import main as cli_main
 from taesan.errors import TaesanError
 from taesan.tasks.generation import GenerationConfig, GenerationTask

@@ -156,7 +156,10 @@ def test_min_new_tokens_suppresses_every_stop_token_until_reached():
 
 def test_filters_equal_huggingface_warpers_on_random_logits():
     transformers = pytest.importorskip("transformers")
-    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+    from transformers.generation.logits_process import (
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 3
     ids = torch.zeros(6, 1, dtype=torch.long)

@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from playground_models import GPT_LINES, SMALL, _train_gpt
 
 import taesan
-from playground_models import GPT_LINES, SMALL, _train_gpt
 from taesan.cli import main as cli_main
 from taesan.data.embedded import korean_corpus
 from taesan.errors import TaesanError

@@ -5,6 +5,8 @@ Not the weights or the drawing (taesan.viz.attention); this module picks the inp
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from taesan.cli import add_threads
@@ -37,9 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-    import warnings
-
     directory = Path(args.model)
     if not directory.is_dir():
         raise TaesanError(f"{directory}: no such checkpoint directory")

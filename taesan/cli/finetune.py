@@ -6,9 +6,13 @@ Works for every task in taesan.tasks.TASKS.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import random
 from pathlib import Path
 from typing import Any
+
+import torch
 
 import taesan
 from taesan.config import config_from_dict, config_to_dict
@@ -51,9 +55,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def task_settings(pairs: list[str]) -> dict[str, Any]:
     """["source_column=1", "labels=[\"neg\",\"pos\"]", "separator=|"] -> {field: value}; JSON where it parses, else text."""
-    import json
-
-
     out: dict[str, Any] = {}
     for pair in pairs:
         field, sep, value = pair.partition("=")
@@ -89,8 +90,6 @@ def _model(name: str, tokenizer: Any):
 
 def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
     """(train, held out): a seeded random `fraction` of the examples held out (at least one when there are two)."""
-    import random
-
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n = max(1, round(len(examples) * fraction)) if len(examples) >= 2 else 0
@@ -99,9 +98,6 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-
     for name in ("batch_size", "prompt_tokens"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")

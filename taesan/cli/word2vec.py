@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from taesan.atomic import atomic_write_text
 from taesan.cli import add_threads
 from taesan.errors import TaesanError
@@ -69,9 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-
     config = Word2VecConfig(dim=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
                             sample=args.sample, epochs=args.epochs, lr_start=args.lr, lr_end=min(0.0001, args.lr),
                             batch_size=args.batch_size, seed=args.seed)

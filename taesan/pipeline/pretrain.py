@@ -18,7 +18,13 @@ from torch import nn
 
 from taesan.checkpoint import TRAINING_NAME, read_training
 from taesan.config import write_json
-from taesan.data import CausalWindows, PackedDocuments, build_token_cache, sentence_end_ids, unigram_perplexity
+from taesan.data import (
+    CausalWindows,
+    PackedDocuments,
+    build_token_cache,
+    sentence_end_ids,
+    unigram_perplexity,
+)
 from taesan.errors import TaesanError
 from taesan.models import presets
 from taesan.models.registry import create_for

@@ -17,8 +17,8 @@ import torch
 from taesan.data.embedded import korean_corpus
 from taesan.errors import TaesanError
 from taesan.pipeline import lm
-from taesan.pipeline.text import TextStream, sampling, stream
 from taesan.pipeline.bundle import Bundle, WrongTask
+from taesan.pipeline.text import TextStream, sampling, stream
 from taesan.tasks.readers.images import ImageExample, digits
 from taesan.tokenizers import KINDS
 from taesan.viz.attention import text_attention, token_labels
