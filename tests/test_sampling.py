@@ -12,12 +12,12 @@ from taesan.decoding import generate
 from taesan.decoding.sampling import (
     LogitsProcessor,
     Utf8Guard,
-    _feed,
     apply_repetition_penalty,
     apply_temperature,
     ban_repeated_ngrams,
     top_k_filter,
     top_p_filter,
+    utf8_tables,
 )
 
 # softmax([3, 2, 1, 0]) = [e³, e², e, 1] / (e³ + e² + e + 1) = [20.0855, 7.3891, 2.7183, 1] / 31.1929
@@ -172,14 +172,18 @@ def test_filters_equal_huggingface_warpers_on_random_logits():
 # ---- whole UTF-8 characters (byte-level tokens) ------------------------------------------------------------------------
 
 
-def test_feeding_bytes_to_a_utf8_reader_by_hand():
-    assert _feed(0, b"a") == (True, 0)
-    assert _feed(0, "어".encode()[:1]) == (True, 2)  # EC opens a three-byte character: two continuation bytes owed
-    assert _feed(2, b"\x96\xb4") == (True, 0) and _feed(2, b"\x96") == (True, 1)
-    assert _feed(0, b"\x96") == (False, 0)  # a continuation byte with nothing pending
-    assert _feed(2, b"a") == (False, 0)  # a new character while one is pending
-    assert _feed(1, b"\xb4a\xec") == (True, 2)
-    assert _feed(0, b"\xc0") == (False, 0)  # never in UTF-8
+def test_utf8_tables_by_hand():
+    """Which token may follow a reader owing 0-3 continuation bytes, and what it owes after the token."""
+    table = (b"a", "어".encode()[:1], b"\x96\xb4", b"\x96", b"\xb4a\xec", b"\xc0", None)  # EC opens 3 bytes; None: special
+    allowed, after = utf8_tables(table, 8)  # id 7: beyond the table, as a special token
+    assert allowed.tolist() == [
+        [True, True, False, False, False, False, True, True],  # nothing owed: no stray continuation byte, C0 never
+        [False, False, False, True, True, False, False, False],  # one owed: 96 pays it; B4 pays it and "a" EC follows
+        [False, False, True, True, False, False, False, False],  # two owed: 96 B4 pays both, 96 one
+        [False, False, True, True, False, False, False, False],  # three owed: continuation bytes only
+    ]
+    assert after[0].tolist()[:2] == [0, 2] and after[2].tolist()[2:4] == [0, 1] and after[1, 4] == 2
+    assert after[3, 3] == 2 and after[:, 6].tolist() == [0, 0, 0, 0]
 
 
 def test_utf8_guard_masks_tokens_that_cannot_continue():

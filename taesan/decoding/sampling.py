@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+import numpy as np
 import torch
 
 NEG_INF = float("-inf")
@@ -116,47 +117,36 @@ class Utf8Guard:
 def utf8_tables(token_bytes: tuple, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pending state 0-3 and token: may it follow (allowed, (4, V) bool), and the state after it ((4, V) long).
 
+    A reader owing `state` continuation bytes takes the token's bytes in turn: a continuation byte (80-BF) pays one
+    (out of place when nothing is owed), any other byte is out of place while something is owed, then opens a
+    character owing 0 (ASCII), 1 (C2-DF), 2 (E0-EF) or 3 (F0-F4) bytes; C0, C1 and F5-FF never appear in UTF-8.
+    With "어" = EC 96 B4: EC from state 0 -> 2; 96 B4 from 2 -> 0; "A" from 2 is out of place.
     Ids beyond the table (a model vocabulary padded past the tokenizer's) act as special tokens.
     """
     V = max(vocab_size, len(token_bytes))
-    allowed = torch.zeros(4, V, dtype=torch.bool)
-    after = torch.zeros(4, V, dtype=torch.long)
-    allowed[0] = True  # specials and unknown ids: only between whole characters
+    width = max((len(raw) for raw in token_bytes if raw), default=1)
+    grid = np.full((V, width), -1, dtype=np.int16)  # (V, width) each token's bytes, -1 after its end
+    special = np.ones(V, dtype=bool)
     for token, raw in enumerate(token_bytes):
-        if raw is None:
-            continue
-        for state in range(4):
-            ok, owed = _feed(state, raw)
-            allowed[state, token], after[state, token] = ok, owed
-    return allowed, after
-
-
-def _feed(state: int, raw: bytes) -> tuple[bool, int]:
-    """Feed `raw` to a UTF-8 reader owing `state` continuation bytes -> (no byte was out of place, bytes owed after).
-
-    _feed(0, b"\xec") -> (True, 2);  _feed(2, b"\x96\xb4A") -> (True, 0);  _feed(2, b"A") -> (False, 0)
-    """
-    ok = True
-    for b in raw:
-        if 0x80 <= b <= 0xBF:  # a continuation byte
-            if state:
-                state -= 1
-            else:
-                ok = False
-            continue
-        if state:  # a new character while one is pending
-            ok, state = False, 0
-        if b < 0x80:
-            continue
-        if 0xC2 <= b <= 0xDF:
-            state = 1
-        elif 0xE0 <= b <= 0xEF:
-            state = 2
-        elif 0xF0 <= b <= 0xF4:
-            state = 3
-        else:  # C0, C1, F5-FF never appear in UTF-8
-            ok = False
-    return ok, state
+        if raw:
+            grid[token, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+            special[token] = False
+    allowed, after = np.zeros((4, V), dtype=bool), np.zeros((4, V), dtype=np.int64)
+    for start in range(4):
+        state, ok = np.full(V, start, dtype=np.int64), np.ones(V, dtype=bool)
+        for column in grid.T:  # (V,) the j-th byte of every token
+            live = column >= 0
+            continuation = live & (column >= 0x80) & (column <= 0xBF)
+            ok &= ~(continuation & (state == 0))
+            state = np.where(continuation & (state > 0), state - 1, state)
+            opens = live & ~continuation
+            ok &= ~(opens & (state > 0))
+            ok &= ~(opens & ((column == 0xC0) | (column == 0xC1) | (column >= 0xF5)))
+            owed = np.select([column < 0x80, column <= 0xDF, column <= 0xEF, column <= 0xF4], [0, 1, 2, 3], 0)
+            state = np.where(opens, np.where((column >= 0xC2) | (column < 0x80), owed, 0), state)
+        allowed[start], after[start] = ok & ~special, np.where(special, 0, state)
+    allowed[0, special] = True  # specials and unknown ids: only between whole characters
+    return torch.from_numpy(allowed), torch.from_numpy(after)
 
 
 class LogitsProcessor:
