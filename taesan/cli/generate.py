@@ -66,15 +66,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     numbered = args.beams > 1 or args.num_return > 1
+    whole = numbered or bundle.objective == "backward"  # a backward LM's new text goes before the prompt
     for n, prompt in enumerate(_prompts(args), start=1):
         try:
-            if numbered or bundle.objective == "backward":  # a backward LM's new text goes before the prompt: whole
+            if whole:
                 completions = complete(bundle, prompt, **options)
             else:
                 pieces = stream(bundle, prompt, **options)  # settings checked here, before anything is printed
         except TaesanError as e:
             raise TaesanError(f"prompt {n}: {e}") from None
-        if numbered or bundle.objective == "backward":
+        if whole:
             for k, c in enumerate(completions, start=1):
                 print(f"[{k}] {c.shown}" if numbered else c.shown)
                 _say_why(c.finish_reason, c.text, f"[{k}] " if numbered else "")
