@@ -82,7 +82,7 @@ def write_config(directory: str | Path, data: dict[str, Any]) -> None:
 # ---- what pretraining recorded beside the weights ---------------------------------------------------------
 
 TRAINING_NAME = "training.json"  # beside config.json: how the model was pretrained (objective, separator_id, ...)
-STOP_TOKENS = ("<|endoftext|>", "</s>", "[SEP]", "<eos>")  # a document separator the tokenizer may know
+STOP_TOKENS = ("<|endoftext|>", "</s>", "[SEP]", "<eos>")  # a document separator the tokenizer may know (pipeline.Bundle)
 
 
 def read_training(directory: str | Path) -> dict[str, Any]:
@@ -96,7 +96,3 @@ def separator_id(directory: str | Path, fallback: int | None) -> int | None:
     sep = read_training(directory).get("separator_id")
     return int(sep) if sep is not None else fallback
 
-
-def stop_id(directory: str | Path, tokenizer: Any) -> int | None:
-    """Where a language model's text ends: the recorded separator, else a well-known special token (generation stops there)."""
-    return separator_id(directory, next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None))

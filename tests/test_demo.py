@@ -13,6 +13,7 @@ import pytest
 from taesan.cli import main
 from taesan.data.embedded import korean_corpus, object_particle
 from taesan.demo.report import Section, Table, render, write_report
+from taesan.tuning.finetune import load_finetuned
 
 TITLES = ["Four ways to cut a sentence", "A tiny GPT: next-word prediction", "A tiny BERT: fill in the blank",
           "One task, three ways to adapt", "A tiny ViT on handwritten digits", "Who attends to whom", "Checkpoints and timing"]
@@ -82,9 +83,13 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
     assert main(["generate", "--model", str(out / "gpt"), "--prompt", "티끌 모아", "--max-new-tokens", "3"]) == 0
     assert capsys.readouterr().out.startswith("티끌 모아")
     assert main(["predict", "--model", str(out / "vit"), "digits:0"]) == 0
-    assert main(["predict", "--model", str(out / "sentiment" / "bert-full"), "이 영화 최고의 영화다"]) == 0
+    capsys.readouterr()
+    review = "이 영화 최고의 영화다"
+    assert main(["predict", "--model", str(out / "sentiment" / "bert-full"), review]) == 0
     shown = capsys.readouterr().out
-    assert "긍정" in shown or "부정" in shown
+    model, task = load_finetuned(out / "sentiment" / "bert-full")
+    [expected] = task.predict(model, [review])
+    assert shown == f"{task.describe(expected)}\t{review}\n"  # the fine-tuned classifier's own answer
     assert f"taesan serve --model gpt={out / 'gpt'} --model bert={out / 'bert'}" in printed
     for command in ("taesan generate --model", "taesan score --model", "taesan predict --model", "taesan attention --model"):
         assert command in printed
@@ -104,7 +109,9 @@ def test_serve_offers_the_demo_checkpoints(demo):
     fills = client.post("/api/fill-mask", json={"model": "bert", "text": "티끌 [MASK] 태산"}).json()
     assert len(fills["masks"][0]["candidates"]) == 5
     label = client.post("/api/classify", json={"model": "sentiment-bert-full", "text": "정말 지루했다"}).json()
-    assert label["label"] in ("부정", "긍정")
+    model, task = load_finetuned(out / "sentiment" / "bert-full")
+    [expected] = task.predict(model, ["정말 지루했다"])
+    assert (label["label"], label["probability"]) == (expected["label"], pytest.approx(expected["probability"], abs=1e-6))
     assert listed["vit"]["actions"] == ["image"]  # the playground's Image tab
     digit = client.post("/api/image", json={"model": "vit", "digit": 0}).json()
     assert digit["label"] in [str(d) for d in range(10)] and len(digit["attention"]) > 0

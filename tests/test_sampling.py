@@ -2,16 +2,22 @@
 
 Not the decoding loop: that is tests/test_generate.py.
 """
+import math
+
 import pytest
 import torch
 
+import taesan
+from taesan.decoding import generate
 from taesan.decoding.sampling import (
     LogitsProcessor,
+    Utf8Guard,
     apply_repetition_penalty,
     apply_temperature,
     ban_repeated_ngrams,
     top_k_filter,
     top_p_filter,
+    utf8_tables,
 )
 
 # softmax([3, 2, 1, 0]) = [e³, e², e, 1] / (e³ + e² + e + 1) = [20.0855, 7.3891, 2.7183, 1] / 31.1929
@@ -26,8 +32,30 @@ def close(a, b):
     assert a == pytest.approx(b, abs=1e-4)
 
 
+def constant_gpt(logits: list[float]):
+    """A GPT whose next-token logits are `logits` at every position: the final norm outputs its bias (weight 0),
+    and the tied output matrix is the identity."""
+    V = len(logits)
+    model = taesan.create("gpt", vocab_size=V, n_positions=8, d_model=V, n_layers=1, n_heads=1)
+    with torch.no_grad():
+        model.tok_emb.weight.copy_(torch.eye(V))
+        model.norm.weight.zero_()
+        model.norm.bias.copy_(torch.tensor(logits))
+    return model.eval()
+
+
 def test_softmax_of_the_example_by_hand():
-    close(probs(LOGITS), [0.6439, 0.2369, 0.0871, 0.0321])
+    """generate's sampling draws each token as often as the hand-computed softmax says (and T=2 flattens it)."""
+    exp = [math.exp(x) for x in (3, 2, 1, 0)]
+    hand = [e / sum(exp) for e in exp]
+    close(hand, [0.6439, 0.2369, 0.0871, 0.0321])
+    model = constant_gpt([3.0, 2.0, 1.0, 0.0])
+    n = 6000
+    for temperature, expected in ((1.0, hand), (2.0, [0.4550, 0.2760, 0.1674, 0.1015])):
+        out = generate(model, [[0]], max_new_tokens=1, do_sample=True, temperature=temperature, num_return_sequences=n,
+                       seed=0, eos_token_id=[])
+        freq = (torch.bincount(out[:, -1], minlength=4).float() / n).tolist()
+        assert freq == pytest.approx(expected, abs=0.025)  # 3 standard deviations at most ~0.019
 
 
 def test_top_k_keeps_the_k_best_renormalised():
@@ -128,7 +156,10 @@ def test_min_new_tokens_suppresses_every_stop_token_until_reached():
 
 def test_filters_equal_huggingface_warpers_on_random_logits():
     transformers = pytest.importorskip("transformers")
-    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+    from transformers.generation.logits_process import (
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 3
     ids = torch.zeros(6, 1, dtype=torch.long)
@@ -136,3 +167,45 @@ def test_filters_equal_huggingface_warpers_on_random_logits():
         assert torch.equal(top_k_filter(logits, k), TopKLogitsWarper(k)(ids, logits.clone()))
     for p in (0.1, 0.5, 0.9, 0.99):
         assert torch.equal(top_p_filter(logits, p), TopPLogitsWarper(p)(ids, logits.clone()))
+
+
+# ---- whole UTF-8 characters (byte-level tokens) ------------------------------------------------------------------------
+
+
+def test_utf8_tables_by_hand():
+    """Which token may follow a reader owing 0-3 continuation bytes, and what it owes after the token."""
+    table = (b"a", "어".encode()[:1], b"\x96\xb4", b"\x96", b"\xb4a\xec", b"\xc0", None)  # EC opens 3 bytes; None: special
+    allowed, after = utf8_tables(table, 8)  # id 7: beyond the table, as a special token
+    assert allowed.tolist() == [
+        [True, True, False, False, False, False, True, True],  # nothing owed: no stray continuation byte, C0 never
+        [False, False, False, True, True, False, False, False],  # one owed: 96 pays it; B4 pays it and "a" EC follows
+        [False, False, True, True, False, False, False, False],  # two owed: 96 B4 pays both, 96 one
+        [False, False, True, True, False, False, False, False],  # three owed: continuation bytes only
+    ]
+    assert after[0].tolist()[:2] == [0, 2] and after[2].tolist()[2:4] == [0, 1] and after[1, 4] == 2
+    assert after[3, 3] == 2 and after[:, 6].tolist() == [0, 0, 0, 0]
+
+
+def test_utf8_guard_masks_tokens_that_cannot_continue():
+    table = [b"a", b"\xec", b"\x96\xb4", b"\x96", None, b"\xb4a"]  # token 4 is a special token (end-of-text)
+    guard = Utf8Guard(table, 6, torch.device("cpu"))
+    guard.start(torch.tensor([[0], [1]]), None)  # row 0 after "a"; row 1 after EC: two bytes owed
+    assert guard.state.tolist() == [0, 2]
+    allowed = ~torch.isneginf(guard(torch.zeros(2, 6)))
+    assert allowed.tolist() == [[True, True, False, False, True, False], [False, False, True, True, False, False]]
+    guard.update(torch.tensor([1, 3]))  # row 0 opens a character, row 1 takes one of its two bytes
+    assert guard.state.tolist() == [2, 1]
+    assert (~torch.isneginf(guard(torch.zeros(2, 6))))[1].tolist() == [False, False, False, True, False, True]
+    left = guard(torch.tensor([[0.0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, float("-inf")]]))  # nothing allowed is left:
+    assert not torch.isneginf(left[1]).all()  # the row keeps its own scores rather than none
+
+
+def test_the_guard_runs_only_when_sampling():
+    table = [b"a", b"\xec", b"\x96"]
+    greedy = LogitsProcessor(do_sample=False, token_bytes=table)
+    assert not greedy.active and greedy.token_bytes is None  # greedy decoding keeps the model's own choice
+    proc = LogitsProcessor(do_sample=True, token_bytes=table)
+    assert proc.active and not proc.follows_tokens  # until start() builds the guard
+    proc.start(torch.tensor([[1]]), None, 3)
+    assert proc.follows_tokens
+    assert torch.isneginf(proc(torch.zeros(1, 3), torch.tensor([[1]]), None, 0)).tolist() == [[True, True, False]]

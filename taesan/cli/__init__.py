@@ -31,6 +31,11 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """--threads, which every heavy command takes: torch's CPU threads, set once in main()."""
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine; default: torch's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

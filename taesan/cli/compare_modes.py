@@ -7,6 +7,7 @@ where the markdown, JSON and chart went.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from taesan.errors import TaesanError
 from taesan.tasks.classification import SequenceClassification, order_labels
@@ -59,9 +60,6 @@ def parse_shots(spec: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-
     for name in ("seeds", "prompt_tokens", "max_steps", "batch_size"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")

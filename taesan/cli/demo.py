@@ -7,8 +7,13 @@ to try on the saved checkpoints and the report's path, and with --serve starts t
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import time
 from pathlib import Path
+
+import torch
 
 from taesan.demo import DemoConfig, write_demo_report
 from taesan.demo import run as run_demo
@@ -29,9 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TaesanError(f"--out {out}: exists and is not a directory")
@@ -70,10 +72,6 @@ def run(args: argparse.Namespace) -> int:
 def _warn_if_busy(threads: int | None) -> None:
     """On a shared machine more threads than idle cores run far slower (measured 5-10x with 2 threads at load 8 on
     2 cores): say so once, since the pretraining steps stop on the clock and would learn less."""
-    import os
-
-    import torch
-
     cores = os.cpu_count() or 1
     try:
         load = os.getloadavg()[0]
@@ -84,8 +82,6 @@ def _warn_if_busy(threads: int | None) -> None:
 
 
 def _clear(directory: Path) -> None:
-    import shutil
-
     if directory.is_dir():
         shutil.rmtree(directory)
 

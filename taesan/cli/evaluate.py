@@ -5,10 +5,13 @@ Only wiring: the task (from the checkpoint's task.json) reads the file, decodes 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
+from taesan.cli import add_threads
 from taesan.errors import TaesanError
-from taesan.tuning.finetune import load_finetuned
+from taesan.pipeline.bundle import Bundle
 from taesan.util import pick_device
 
 HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
@@ -19,18 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help="labelled data in the task's format")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    add_threads(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--confusion", default=None, metavar="PNG", help="classifiers: also write the confusion matrix as a PNG")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
-
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
-    model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
+    bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
+    model, task = bundle.model, bundle.need_task()
+    task.progress = not args.no_progress
     if args.confusion is not None and not hasattr(task, "save_confusion"):
         raise TaesanError(f"--confusion: the {task.name} task has no confusion matrix (classifiers only)")
     if args.confusion is not None and Path(args.confusion).is_dir():

@@ -7,15 +7,13 @@ the files, prints the summary and writes the JSON.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import json
 
-import taesan
 from taesan.atomic import atomic_write_text
-from taesan.checkpoint import separator_id
 from taesan.errors import TaesanError
+from taesan.pipeline.bundle import Bundle
 from taesan.tasks import task_class
 from taesan.tasks.classification import order_labels
-from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.in_context import (
     PromptFormat,
     check_causal_lm,
@@ -58,20 +56,14 @@ def summary_line(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-
     if args.seeds < 1:
         raise TaesanError(f"--seeds must be >= 1, got {args.seeds}")
     if args.max_eval is not None and args.max_eval < 1:
         raise TaesanError(f"--max-eval must be >= 1, got {args.max_eval}")
-    directory = Path(args.model)
-    model = taesan.load(directory)
-    check_causal_lm(model, str(directory))
-    tok_path = directory / "tokenizer.json"
-    if not tok_path.is_file():
-        raise TaesanError(f"{tok_path}: no tokenizer beside the model")
-    tokenizer = load_tokenizer(tok_path)
+    bundle = Bundle.load(args.model)
+    model = bundle.model
+    check_causal_lm(model, args.model)
+    tokenizer = bundle.need_tokenizer()
     task = task_class(args.task)()
     pool, queries = task.read(args.train), task.read(args.eval)
     if args.max_eval is not None:
@@ -80,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     words = parse_verbalizer(args.verbalizer, labels)
     fmt = PromptFormat(args.instruction, args.input_prefix, args.output_prefix)
     result = fewshot(model, tokenizer, queries, pool, words, args.shots, list(range(args.seeds)), fmt=fmt,
-                     balanced=args.balanced, calibrate=args.calibrate, start_id=separator_id(directory, tokenizer.eos_id),
+                     balanced=args.balanced, calibrate=args.calibrate, start_id=bundle.separator_id,
                      batch_size=args.batch_size, progress=not args.no_progress)
     print(summary_line(result))
     if result["demonstrations"] < args.shots:

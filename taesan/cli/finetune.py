@@ -6,14 +6,18 @@ Works for every task in taesan.tasks.TASKS.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import random
 from pathlib import Path
 from typing import Any
+
+import torch
 
 import taesan
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
-from taesan.models import MODEL_TYPES, model_class, presets
+from taesan.models.registry import create_for
 from taesan.tasks import TASKS, task_class
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
@@ -51,9 +55,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def task_settings(pairs: list[str]) -> dict[str, Any]:
     """["source_column=1", "labels=[\"neg\",\"pos\"]", "separator=|"] -> {field: value}; JSON where it parses, else text."""
-    import json
-
-
     out: dict[str, Any] = {}
     for pair in pairs:
         field, sep, value = pair.partition("=")
@@ -80,28 +81,15 @@ def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
 
 def _model(name: str, tokenizer: Any):
     """A checkpoint directory, or a preset built with the tokenizer's vocabulary size and pad id."""
-    import dataclasses
-
-
     if Path(name).is_dir():
         return taesan.load(name)
-    table = presets()
-    model_type = table[name][0] if name in table else name if name in MODEL_TYPES else None
-    overrides = {}
-    if model_type is not None and tokenizer is not None:
-        fields = {f.name for f in dataclasses.fields(model_class(model_type).config_class)}
-        for field in ("vocab_size", "src_vocab_size"):
-            if field in fields:
-                overrides[field] = tokenizer.vocab_size
-        if "pad_token_id" in fields and tokenizer.pad_id is not None:
-            overrides["pad_token_id"] = tokenizer.pad_id
-    return taesan.create(name, **overrides)  # an unknown name is a one-line error listing the presets
+    if tokenizer is None:
+        return taesan.create(name)  # an unknown name is a one-line error listing the presets
+    return create_for(name, tokenizer.vocab_size, tokenizer.pad_id)
 
 
 def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
     """(train, held out): a seeded random `fraction` of the examples held out (at least one when there are two)."""
-    import random
-
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n = max(1, round(len(examples) * fraction)) if len(examples) >= 2 else 0
@@ -110,9 +98,6 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-
     for name in ("batch_size", "prompt_tokens"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")

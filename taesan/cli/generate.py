@@ -1,6 +1,7 @@
 """`taesan generate`: continue a prompt with a trained model, streaming the text to the terminal as it is decoded.
 
-Not the decoding itself (taesan.generate: ids in, ids out); this module tokenizes, streams and prints.
+Not the decoding itself (taesan.pipeline.text: the prompt as trained, stops, finish_reason); this module prints:
+the text on stdout, how it ended (finish_reason) on stderr.
 """
 from __future__ import annotations
 
@@ -8,15 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import taesan
-from taesan.checkpoint import read_training, stop_id
-from taesan.decoding import is_encoder_decoder
+from taesan.cli import add_threads
 from taesan.errors import TaesanError
-from taesan.tokenizers import load as load_tokenizer
-from taesan.tuning.load import check_vocabulary
+from taesan.pipeline.bundle import Bundle
+from taesan.pipeline.text import STOP, check_writes, complete, sampling, stream
 
 HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
-
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop once this text appears (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="for reproducible sampling")
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
+    add_threads(p)
 
 
 def _prompts(args) -> list[str]:
@@ -55,87 +54,46 @@ def _prompts(args) -> list[str]:
     return prompts
 
 
-def _stream(steps, decode, out) -> None:
-    """Print the text as tokens arrive: decode everything so far and print what is new (a byte-level BPE
-    token may end inside a character: wait for the rest, shown as U+FFFD)."""
-    ids: list[int] = []
-    shown = 0
-    for tokens in steps:
-        ids.append(int(tokens[0]))
-        text = decode(ids)
-        if text.endswith("\ufffd"):
-            continue
-        out.write(text[shown:])
-        out.flush()
-        shown = len(text)
-    text = decode(ids)
-    out.write(text[shown:] + "\n")
-    out.flush()
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-
-    directory = Path(args.model)
-    if not directory.is_dir():
-        raise TaesanError(f"{directory}: no such checkpoint directory")
-    tok_path = Path(args.tokenizer) if args.tokenizer else directory / "tokenizer.json"
-    if not tok_path.exists():
-        raise TaesanError(f"{tok_path}: the checkpoint has no tokenizer (pass --tokenizer FILE)")
-    tokenizer = load_tokenizer(tok_path)
-    model = taesan.load(directory).eval()
-    seq2seq = is_encoder_decoder(model)
-    if not seq2seq and not hasattr(getattr(model, "inner", model), "new_cache"):  # a soft prompt wraps its base
-        raise TaesanError(f"{directory}: a {type(getattr(model, 'inner', model)).__name__} does not write text; "
-                          f"generate needs a GPT or an encoder-decoder model")
-    check_vocabulary(model, tokenizer, tok_path)
-    stop = None if seq2seq else stop_id(directory, tokenizer)
-    backward = not seq2seq and read_training(directory).get("objective") == "backward"  # it writes the text that comes before the prompt
-    sample = not args.greedy and any(v is not None for v in (args.temperature, args.top_k, args.top_p))
-    settings = dict(
-        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=sample,
-        temperature=args.temperature or 1.0, top_k=args.top_k or 0, top_p=args.top_p if args.top_p is not None else 1.0,
+    bundle = Bundle.load(args.model, tokenizer=args.tokenizer)
+    bundle.need_tokenizer()
+    check_writes(bundle)
+    options = dict(
+        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
+        **sampling(args.temperature, args.top_k, args.top_p, greedy=args.greedy),
         repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram, num_beams=args.beams,
         length_penalty=args.length_penalty, num_return_sequences=args.num_return, stop_strings=args.stop or None,
         seed=args.seed,
     )
-    if not seq2seq:
-        settings["eos_token_id"] = [] if stop is None else stop
-
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode([i for i in ids if i != stop])
-
-    settings["decode"] = decode
-    out = sys.stdout
-    for n, text in enumerate(_prompts(args)):
-        ids = tokenizer.encode(text, add_special_tokens=seq2seq).ids
-        forward_ids = ids
-        if backward:  # a backward LM reads right to left; the prompt follows a space in its documents
-            forward_ids = tokenizer.encode(" " + text, add_special_tokens=False).ids
-            ids = forward_ids[::-1]
-        if not seq2seq and stop is not None:
-            ids = [stop] + ids  # the model saw documents after a separator
-        if not ids:
-            raise TaesanError(f"prompt {n + 1} encodes to no tokens")
-        if not seq2seq and len(ids) + args.max_new_tokens > model.config.n_positions:
-            raise TaesanError(f"prompt {n + 1}: {len(ids)} tokens + --max-new-tokens {args.max_new_tokens} exceed the model's n_positions={model.config.n_positions}")
-        if seq2seq and len(ids) > model.config.n_positions:
-            raise TaesanError(f"prompt {n + 1}: {len(ids)} tokens exceed the model's n_positions={model.config.n_positions}")
-        input_ids = torch.tensor([ids])
-        shown = text if not seq2seq else ""
-        if backward:  # the new tokens go before the prompt: print each output whole
-            for k, row in enumerate(taesan.generate(model, input_ids, **settings).tolist()):
-                prefix = f"[{k + 1}] " if args.beams > 1 or args.num_return > 1 else ""
-                out.write(f"{prefix}{decode(row[len(ids):][::-1] + forward_ids).strip()}\n")
+    numbered = args.beams > 1 or args.num_return > 1
+    whole = numbered or bundle.objective == "backward"  # a backward LM's new text goes before the prompt
+    for n, prompt in enumerate(_prompts(args), start=1):
+        try:
+            if whole:
+                completions = complete(bundle, prompt, **options)
+            else:
+                pieces = stream(bundle, prompt, **options)  # settings checked here, before anything is printed
+        except TaesanError as e:
+            raise TaesanError(f"prompt {n}: {e}") from None
+        if whole:
+            for k, c in enumerate(completions, start=1):
+                print(f"[{k}] {c.shown}" if numbered else c.shown)
+                _say_why(c.finish_reason, c.text, f"[{k}] " if numbered else "")
             continue
-        if args.beams == 1 and args.num_return == 1:
-            steps = taesan.generate(model, input_ids, stream=True, **settings)  # settings checked here, before printing
-            out.write(shown)
-            _stream(steps, decode, out)
-            continue
-        result = taesan.generate(model, input_ids, **settings)
-        start = 1 if seq2seq else len(ids)
-        for k, row in enumerate(result.tolist()):
-            out.write(f"[{k + 1}] {shown}{decode(row[start:])}\n")
+        out = sys.stdout
+        out.write(pieces.head)
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+        out.flush()
+        _say_why(pieces.finish_reason, pieces.completion.text)
     return 0
+
+
+def _say_why(finish_reason: str, text: str, prefix: str = "") -> None:
+    """How the completion ended, on stderr (stdout keeps only the text): "stop" (the model's end token or a stop
+    string) or "length" (--max-new-tokens); an empty completion says so."""
+    why = "the model ended the text" if finish_reason == STOP else "--max-new-tokens reached"
+    empty = ": an empty completion (its first token was end-of-text)" if not text and finish_reason == STOP else ""
+    print(f"{prefix}finish_reason: {finish_reason} ({why}){empty}", file=sys.stderr)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from taesan.cli import add_threads
 from taesan.errors import TaesanError
+from taesan.pipeline.bundle import Bundle
 from taesan.tasks.readers.common import lines
-from taesan.tuning.finetune import load_finetuned
 from taesan.util import pick_device
 
 HELP = "apply a fine-tuned model to inputs (label + probability, entities, answer span, translation)"
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar over long inputs")
+    add_threads(p)
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
@@ -35,12 +38,13 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     texts = _inputs(args)
-    model, task = load_finetuned(args.model, device=str(pick_device(args.device)))
-    predictions = task.predict(model, [task.parse_input(t) for t in texts], args.batch_size)
+    bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
+    task = bundle.need_task()
+    task.progress = not args.no_progress
+    predictions = task.predict(bundle.model, [task.parse_input(t) for t in texts], args.batch_size)
     for text, prediction in zip(texts, predictions):
         if args.json:
             print(json.dumps({"input": text, **prediction}, ensure_ascii=False))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from taesan.cli import add_threads
 from taesan.errors import TaesanError
 from taesan.serve import ServeConfig, create_app, model_specs, require_web
 
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model computations at once (default 2); 4 more wait, beyond that a request gets a 503")
     p.add_argument("--no-tokenizers", action="store_true",
                    help="skip training the word/char/BPE/WordPiece comparison tokenizers at start-up")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:

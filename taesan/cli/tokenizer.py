@@ -6,6 +6,8 @@ Not the algorithms: those are in taesan.tokenizers; this module parses arguments
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from taesan.config import write_json
@@ -89,10 +91,6 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    import sys
-    from dataclasses import asdict
-
-
     kinds = tuple(args.kinds)
     skipped = sorted(set(kinds) - set(available_kinds(kinds)))
     if skipped:

@@ -8,7 +8,10 @@ import argparse
 import json
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from taesan.atomic import atomic_write_text
+from taesan.cli import add_threads
 from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
@@ -32,10 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=float, default=0.025, help="starting learning rate, falling linearly to 0.0001 (0.025)")
     t.add_argument("--batch-size", type=int, default=1024, help="centre words per update step (1024)")
     t.add_argument("--seed", type=int, default=1, help="random seed; with --workers 1 the result is bit-reproducible (1)")
-    t.add_argument("--workers", type=int, default=1, help="parallel workers, like gensim's threads; >1 is faster but not bit-reproducible (1)")
+    t.add_argument("--workers", type=int, default=None,
+                   help="parallel SGD workers, like gensim's threads; >1 is faster but not bit-reproducible (default: --threads, else 1)")
     t.add_argument("--morphemes", action="store_true", help="split Korean text into morphemes with kiwipiepy instead of whitespace words")
     t.add_argument("--export", metavar="FILE", help="also write the word2vec format gensim loads (binary if FILE ends in .bin)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads(t)
     s = sub.add_parser("similar", help="nearest words by cosine similarity")
     s.add_argument("--model", required=True, metavar="DIR")
     s.add_argument("words", nargs="+", help="query words")
@@ -44,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--model", required=True, metavar="DIR")
     e.add_argument("--analogies", metavar="FILE")
     e.add_argument("--similarity", metavar="FILE")
+    add_threads(e)
 
 
 def morpheme_tokenizer():
@@ -65,9 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-
     config = Word2VecConfig(dim=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
                             sample=args.sample, epochs=args.epochs, lr_start=args.lr, lr_end=min(0.0001, args.lr),
                             batch_size=args.batch_size, seed=args.seed)
@@ -79,7 +82,8 @@ def _train(args: argparse.Namespace) -> int:
                    f"({history.epoch_pairs[-1]} pairs, {history.epoch_seconds[-1]:.1f} s)")
 
     files = [Path(f) for f in args.corpus]  # Paths: a missing file is an error, never text
-    model, history = train_word2vec(iter_texts(files), config, tokenize=tokenize, workers=args.workers,
+    workers = args.workers if args.workers is not None else args.threads or 1
+    model, history = train_word2vec(iter_texts(files), config, tokenize=tokenize, workers=workers,
                                     progress=not args.no_progress, on_epoch=on_epoch)
     model.save(out)
     atomic_write_text(out / "history.json", json.dumps({"epoch_loss": history.epoch_loss, "epoch_pairs": history.epoch_pairs,

@@ -8,11 +8,12 @@ import torch
 
 from taesan.decoding.runners import setup
 from taesan.decoding.sampling import processor_for
+from taesan.decoding.settings import Settings
 
 BIG_NEG = -1.0e9  # "impossible" in beam scores; finite, as HF's, so sums of scores stay ordered
 
 
-def beam_search(model, s: dict) -> torch.Tensor:
+def beam_search(model, s: Settings) -> torch.Tensor:
     """Beam search as HuggingFace's transformers does it (same candidates, scores and stopping rules).
 
     Each step every live beam proposes its tokens; the best 2·K (more with several stop tokens) of the B·K·V
@@ -20,15 +21,15 @@ def beam_search(model, s: dict) -> torch.Tensor:
     K finished slots; the best K others live on. Scores are sums of log-probabilities.
     """
     with torch.inference_mode():
-        K, lp, early = s["num_beams"], s["length_penalty"], s["early_stopping"]
+        K, lp, early = s.num_beams, s.length_penalty, s.early_stopping
         runner, flat, valid, L0 = setup(model, s, K)
         B, L = flat.shape[0] // K, flat.shape[1]
         procs = processor_for(s)
         logits = runner.prefill()
         V = logits.shape[-1]
         procs.start(flat[:, :L0], None if valid is None else valid[:, :L0], V)
-        eos = torch.tensor(s["eos"], dtype=torch.long, device=flat.device)
-        n_cand = max(2, 1 + len(s["eos"])) * K
+        eos = torch.tensor(s.eos, dtype=torch.long, device=flat.device)
+        n_cand = max(2, 1 + len(s.eos)) * K
         first_k = torch.arange(n_cand, device=flat.device) < K  # only the K best candidates may finish
         offsets = torch.arange(B, device=flat.device)[:, None] * K  # (B, 1)
 
@@ -81,7 +82,7 @@ def beam_search(model, s: dict) -> torch.Tensor:
             procs.update(next_tokens)
             logits = runner.step(next_tokens[:, None])
 
-        ret = s["num_return_sequences"]
+        ret = s.num_return_sequences
         out = done[:, :ret].reshape(B * ret, L)
         return out[:, : L0 + int(done_len[:, :ret].max())].clone()
 

@@ -1,18 +1,20 @@
 """Decoding: greedy, sampling (temperature, top-k, top-p), beam search, with penalties, stop tokens and strings,
 streaming and batched prompts of different lengths; a KV cache for GPT and the encoder-decoder.
 
-Not a tokenizer: ids in, ids out (stop strings need a `decode` callback). Logits processors live in taesan.sampling.
+Not a tokenizer: ids in, ids out (stop strings need a `decode` callback). Settings are checked in settings.py,
+logits processors live in sampling.py, beam search in beam.py, the model side in runners.py.
 """
 from __future__ import annotations
 
-import math
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from taesan.decoding.beam import beam_search
-from taesan.decoding.runners import is_encoder_decoder, setup
-from taesan.decoding.sampling import processor_for
+from taesan.decoding.runners import setup
+from taesan.decoding.sampling import LogitsProcessor, processor_for
+from taesan.decoding.settings import Settings, check
 from taesan.errors import TaesanError
 
 # ---- the public function -----------------------------------------------------------------------------------------
@@ -41,6 +43,7 @@ def generate(
     seed: int | torch.Generator | None = None,
     stream: bool = False,
     decoder_start_token_id: int | None = None,
+    token_bytes: Sequence[bytes | None] | None = None,
 ) -> torch.Tensor | Iterator[torch.Tensor]:
     """Continue each prompt row; -> token ids (B · num_return_sequences, L).
 
@@ -48,141 +51,94 @@ def generate(
     models read `input_ids` as the source and return the target, starting with `decoder_start_token_id`
     (default: the model config's). Rows that stop early are filled with `pad_token_id`.
     attention_mask: (B, T) 1/0; padding must be on the left for a decoder-only model.
-    eos_token_id: stop token(s); default the model config's eos_token_id if it has one (pass [] for none).
+    eos_token_id: stop token(s); default the model config's eos_token_id (a GPT's end-of-text) if it names one,
+    so a pretrained GPT ends its text there as `taesan generate` does; pass [] for no stop token.
     stop_strings: stop a row once `decode(new ids of the row)` contains one of them.
     seed: an int or a torch.Generator, for reproducible sampling.
     stream: return an iterator that yields each step's new tokens (B · num_return_sequences,) instead
     (greedy and sampling only).
     Beam search follows HuggingFace's (length_penalty divides a hypothesis' log-probability by its length
     ** length_penalty; early_stopping True, False or "never"), and returns its num_return_sequences best.
+    token_bytes: each token id's bytes (None for special tokens), for a byte-level tokenizer: when sampling, a
+    token that cannot continue a half-written UTF-8 character is never drawn (see sampling.Utf8Guard).
     """
-    settings = _check(locals())
-    steps = _decode_steps(model, settings)
+    settings = check(
+        model, input_ids, attention_mask, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+        do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+        stop_strings=stop_strings, decode=decode, num_return_sequences=num_return_sequences, num_beams=num_beams,
+        length_penalty=length_penalty, early_stopping=early_stopping, seed=seed,
+        decoder_start_token_id=decoder_start_token_id, token_bytes=token_bytes,
+    )
     if stream:
         if num_beams > 1:
             raise TaesanError("stream=True works with greedy decoding and sampling, not with beam search")
-        return steps
+        return _decode_steps(model, settings)
     if num_beams > 1:
         return beam_search(model, settings)
-    if not settings["stops"]:
+    if not settings.stop_strings:
         return _decode_fast(model, settings)
-    for _ in steps:
-        pass
-    return settings["result"]
+    steps = _decode_steps(model, settings)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:  # the loop returns the ids when it ends
+            return end.value
 
 
-def _check(s: dict) -> dict:
-    """Validate the settings (one-line TaesanErrors) and normalise them: ids as a tensor, stop tokens as a list."""
-    s = dict(s)
-    model = s["model"]
-    ids = s["input_ids"]
-    if not isinstance(ids, torch.Tensor):
-        ids = torch.as_tensor([list(r) for r in ids] if len(ids) and not isinstance(ids[0], int) else [list(ids)], dtype=torch.long)
-    if ids.dim() == 1:
-        ids = ids[None]
-    if ids.dim() != 2 or ids.shape[1] == 0 or ids.dtype not in (torch.long, torch.int, torch.int32):
-        raise TaesanError(f"input_ids must be a non-empty (batch, length) integer tensor, got shape {tuple(ids.shape)} {ids.dtype}")
-    s["input_ids"] = ids.long()
-    mask = s["attention_mask"]
-    if mask is not None:
-        if tuple(mask.shape) != tuple(ids.shape):
-            raise TaesanError(f"attention_mask has shape {tuple(mask.shape)}, input_ids {tuple(ids.shape)}")
-        if not is_encoder_decoder(model) and not bool(mask[:, -1].bool().all()):
-            raise TaesanError("attention_mask: a decoder-only model needs left padding (every row's last token real)")
-    config = getattr(model, "config", None)
-    for name, low in (("max_new_tokens", 1), ("min_new_tokens", 0), ("num_beams", 1), ("num_return_sequences", 1), ("top_k", 0), ("no_repeat_ngram_size", 0)):
-        if not isinstance(s[name], int) or s[name] < low:
-            raise TaesanError(f"{name} must be an integer >= {low}, got {s[name]!r}")
-    if s["min_new_tokens"] > s["max_new_tokens"]:
-        raise TaesanError(f"min_new_tokens {s['min_new_tokens']} is more than max_new_tokens {s['max_new_tokens']}")
-    if not math.isfinite(s["length_penalty"]):
-        raise TaesanError(f"length_penalty must be a finite number, got {s['length_penalty']!r}")
-    limit = getattr(config, "n_positions", None)
-    if not is_encoder_decoder(model) and limit is not None and ids.shape[1] + s["max_new_tokens"] > limit:
-        raise TaesanError(f"prompt length {ids.shape[1]} + max_new_tokens {s['max_new_tokens']} exceeds the model's n_positions={limit}")
-    if not s["temperature"] > 0:
-        raise TaesanError(f"temperature must be > 0, got {s['temperature']!r}")
-    if not 0 < s["top_p"] <= 1:
-        raise TaesanError(f"top_p must be in (0, 1], got {s['top_p']!r}")
-    if not s["repetition_penalty"] > 0:
-        raise TaesanError(f"repetition_penalty must be > 0, got {s['repetition_penalty']!r}")
-    if s["early_stopping"] not in (True, False, "never"):
-        raise TaesanError(f"early_stopping must be True, False or 'never', got {s['early_stopping']!r}")
-    beams, ret = s["num_beams"], s["num_return_sequences"]
-    if beams > 1 and ret > beams:
-        raise TaesanError(f"num_return_sequences={ret} is more than num_beams={beams}")
-    if beams == 1 and ret > 1 and not s["do_sample"]:
-        raise TaesanError("num_return_sequences > 1 needs do_sample=True or num_beams > 1 (greedy would repeat one answer)")
-    if beams > 1 and s["do_sample"]:
-        raise TaesanError("beam sampling (do_sample with num_beams > 1) is not supported; use one or the other")
-    if beams > 1 and s["stop_strings"]:
-        raise TaesanError("stop_strings work with greedy decoding and sampling, not with beam search")
-    eos = s["eos_token_id"]
-    if eos is None:
-        eos = getattr(config, "eos_token_id", None)
-    s["eos"] = [] if eos is None else [eos] if isinstance(eos, int) else [int(e) for e in eos]
-    if s["pad_token_id"] is None:
-        pad = getattr(config, "pad_token_id", None) if is_encoder_decoder(model) else None
-        s["pad_token_id"] = pad if pad is not None else s["eos"][0] if s["eos"] else 0
-    stops = s["stop_strings"]
-    s["stops"] = [stops] if isinstance(stops, str) else list(stops or [])
-    if any(not isinstance(t, str) or not t for t in s["stops"]):
-        raise TaesanError("stop_strings must be non-empty strings (an empty one would stop before the first token)")
-    if s["stops"] and s["decode"] is None:
-        raise TaesanError("stop_strings need a decode callback (ids -> text)")
-    if is_encoder_decoder(model):
-        start = s["decoder_start_token_id"]
-        s["start_id"] = start if start is not None else getattr(config, "decoder_start_token_id", None)
-        if s["start_id"] is None:
-            raise TaesanError("an encoder-decoder model needs decoder_start_token_id")
-    seed = s["seed"]
-    if isinstance(seed, int):
-        seed = torch.Generator(device=ids.device).manual_seed(seed)
-    s["generator"] = seed
-    return s
+@dataclass
+class Prefilled:
+    """Where both decoding loops start: the prompt has gone through the model once."""
+
+    runner: Any  # runners.DecoderOnly / EncoderDecoder: chosen tokens -> next logits
+    buffer: torch.Tensor  # (N, L0 + max_new) the ids so far, then room for the new ones
+    valid: torch.Tensor | None  # (N, L0 + max_new) False at left padding, or None without padding
+    prompt_length: int  # L0: columns of the buffer the prompt fills
+    processors: LogitsProcessor
+    logits: torch.Tensor  # (N, V) for the first new token
+    eos: torch.Tensor | None  # the stop ids, or None without any
 
 
-def _prefill(model, s: dict) -> tuple:
-    """What both decoding loops start from: -> (runner, buffer, valid, L0, processors, first logits, stop ids or None)."""
-    runner, buffer, valid, L0 = setup(model, s, s["num_return_sequences"])
+def _prefill(model, s: Settings) -> Prefilled:
+    runner, buffer, valid, L0 = setup(model, s, s.num_return_sequences)
     procs = processor_for(s)
     logits = runner.prefill()
     procs.start(buffer[:, :L0], None if valid is None else valid[:, :L0], logits.shape[-1])
-    eos = torch.tensor(s["eos"], dtype=torch.long, device=buffer.device) if s["eos"] else None
-    return runner, buffer, valid, L0, procs, logits, eos
+    eos = torch.tensor(s.eos, dtype=torch.long, device=buffer.device) if s.eos else None
+    return Prefilled(runner, buffer, valid, L0, procs, logits, eos)
 
 
-def _decode_steps(model, s: dict) -> Iterator[torch.Tensor]:
-    """Greedy or sampling, one yield per step: the new tokens (N,); s["result"] holds the ids when it ends."""
+def _decode_steps(model, s: Settings) -> Iterator[torch.Tensor]:
+    """Greedy or sampling, one yield per step: the new tokens (N,); returns the ids (N, L) when it ends."""
     with torch.inference_mode():
-        runner, buffer, valid, L0, procs, logits, eos = _prefill(model, s)
-        unfinished = torch.ones(buffer.shape[0], dtype=torch.bool, device=buffer.device)
-    check_stops = bool(s["eos"] or s["stops"])
-    sample, generator, pad, max_new = s["do_sample"], s["generator"], s["pad_token_id"], s["max_new_tokens"]
+        p = _prefill(model, s)
+        unfinished = torch.ones(p.buffer.shape[0], dtype=torch.bool, device=p.buffer.device)
+    buffer, valid, L0, procs, logits, eos = p.buffer, p.valid, p.prompt_length, p.processors, p.logits, p.eos
+    check_stops = bool(s.eos or s.stop_strings)
     cur = L0
-    for new in range(max_new):
+    for new in range(s.max_new_tokens):
         with torch.inference_mode():
             scores = procs(logits.float(), buffer[:, :cur], None if valid is None else valid[:, :cur], new)
-            if sample:
-                tokens = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)  # (N,)
+            if s.do_sample:
+                tokens = torch.multinomial(scores.softmax(-1), 1, generator=s.generator).squeeze(1)  # (N,)
             else:
                 tokens = scores.argmax(-1)  # (N,)
             if check_stops:
-                tokens = torch.where(unfinished, tokens, pad)
+                tokens = torch.where(unfinished, tokens, s.pad_token_id)
             buffer[:, cur] = tokens
             cur += 1
             procs.update(tokens)
             if eos is not None:
                 unfinished &= ~torch.isin(tokens, eos)
-            if s["stops"]:
-                _stop_strings(unfinished, buffer[:, L0:cur], s["stops"], s["decode"])
+            if s.stop_strings:
+                _stop_strings(unfinished, buffer[:, L0:cur], s.stop_strings, s.decode)
             done = check_stops and not bool(unfinished.any())
-            s["result"] = buffer[:, :cur]
         yield tokens.clone()
-        if done or new + 1 == max_new:
-            return
+        if done or new + 1 == s.max_new_tokens:
+            return buffer[:, :cur]
         with torch.inference_mode():
-            logits = runner.step(tokens[:, None])
+            logits = p.runner.step(tokens[:, None])
+    return buffer[:, :cur]
 
 
 STOP_CHECK_EVERY = 8  # steps between "has every row met a stop token?" checks in the lean loop
@@ -197,9 +153,10 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
     (rows never see each other); their tokens after the stop are overwritten with padding at the end.
     """
     with torch.inference_mode():
-        runner, buffer, valid, L0, procs, logits, eos = _prefill(model, s)
+        p = _prefill(model, s)
+        runner, buffer, valid, L0, procs, logits, eos = p.runner, p.buffer, p.valid, p.prompt_length, p.processors, p.logits, p.eos
         ended = torch.zeros(buffer.shape[0], dtype=torch.bool, device=buffer.device)
-        sample, generator, max_new, active = s["do_sample"], s["generator"], s["max_new_tokens"], procs.active
+        sample, generator, max_new, active = s.do_sample, s.generator, s.max_new_tokens, procs.active
         columns = buffer[:, L0:].split(1, dim=1)  # (N, 1) views, one per new position
         checked = L0
         for cur in range(L0, L0 + max_new):
@@ -210,7 +167,7 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
                 torch.multinomial(scores.softmax(-1), 1, generator=generator, out=columns[cur - L0])
             else:
                 torch.argmax(scores, -1, keepdim=True, out=columns[cur - L0])
-            if procs.seen is not None:
+            if procs.follows_tokens:
                 procs.update(buffer[:, cur])
             last = cur + 1 == L0 + max_new
             if eos is not None and (last or cur + 1 - checked >= STOP_CHECK_EVERY):
@@ -221,7 +178,7 @@ def _decode_fast(model, s: dict) -> torch.Tensor:
             if last:
                 break
             logits = runner.step(columns[cur - L0])
-        return _pad_after_stop(buffer[:, : cur + 1], L0, eos, s["pad_token_id"])
+        return _pad_after_stop(buffer[:, : cur + 1], L0, eos, s.pad_token_id)
 
 
 def _pad_after_stop(ids: torch.Tensor, L0: int, eos: torch.Tensor | None, pad: int) -> torch.Tensor:
@@ -241,7 +198,7 @@ def _pad_after_stop(ids: torch.Tensor, L0: int, eos: torch.Tensor | None, pad: i
     return out
 
 
-def _stop_strings(unfinished: torch.Tensor, new_ids: torch.Tensor, stops: list[str], decode) -> None:
+def _stop_strings(unfinished: torch.Tensor, new_ids: torch.Tensor, stops: Sequence[str], decode) -> None:
     """Mark rows finished (in place) whose generated text contains a stop string."""
     for row in unfinished.nonzero().flatten().tolist():
         text = decode(new_ids[row].tolist())

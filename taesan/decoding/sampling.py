@@ -1,9 +1,14 @@
-"""Logits processors for decoding: repetition penalty, no-repeat n-gram, min-new-tokens, temperature, top-k, top-p.
+"""Logits processors for decoding: repetition penalty, no-repeat n-gram, min-new-tokens, whole UTF-8 characters
+(byte-level tokens), temperature, top-k, top-p.
 
 Not a decoding loop (taesan.generate) and not a model: each function maps next-token scores (N, V) to scores.
 """
 from __future__ import annotations
 
+import functools
+from typing import Sequence
+
+import numpy as np
 import torch
 
 NEG_INF = float("-inf")
@@ -69,11 +74,87 @@ def ban_repeated_ngrams(logits: torch.Tensor, tokens: torch.Tensor, n: int, vali
     return logits
 
 
+class Utf8Guard:
+    """Byte-level tokens never break a character: while a UTF-8 character is pending (its lead byte chosen, its
+    continuation bytes not yet), only tokens that go on with the right continuation bytes may be sampled, and
+    no token may begin with a stray continuation byte or end the text (a special token) mid-character.
+
+    token_bytes: each id's bytes (None: a special token, which only ends or separates whole characters).
+    The state of a row is how many continuation bytes it still owes (0-3). With "어" = EC 96 B4 pending after
+    EC, a token starting 96 B4 may follow; one starting 41 ("A") may not.
+    """
+
+    def __init__(self, token_bytes: Sequence[bytes | None], vocab_size: int, device: torch.device) -> None:
+        allowed, after = utf8_tables(tuple(token_bytes), vocab_size)
+        self.allowed, self.after = allowed.to(device), after.to(device)  # (4, V) bool, (4, V) long
+        self.state: torch.Tensor | None = None  # (N,) continuation bytes owed per row
+
+    def start(self, tokens: torch.Tensor, valid: torch.Tensor | None) -> None:
+        """The state after each row's prompt (N, L); padding (valid False) is skipped."""
+        after = self.after.tolist()
+        owed = []
+        for r, row in enumerate(tokens.tolist()):
+            state = 0
+            for c, token in enumerate(row):
+                if valid is None or bool(valid[r, c]):
+                    state = after[state][token] if token < len(after[0]) else 0
+            owed.append(state)
+        self.state = torch.tensor(owed, dtype=torch.long, device=tokens.device)
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        """scores (N, V): -inf where a token cannot continue its row. A row left with no finite score keeps its own
+        (another processor emptied it first)."""
+        allowed = self.allowed[self.state]  # (N, V)
+        masked = scores.masked_fill(~allowed[:, : scores.shape[-1]], NEG_INF)
+        dead = torch.isneginf(masked).all(-1)  # (N,)
+        return torch.where(dead[:, None], scores, masked)
+
+    def update(self, next_tokens: torch.Tensor) -> None:
+        self.state = self.after[self.state, next_tokens.clamp(max=self.after.shape[1] - 1)]
+
+
+@functools.lru_cache(maxsize=4)
+def utf8_tables(token_bytes: tuple, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pending state 0-3 and token: may it follow (allowed, (4, V) bool), and the state after it ((4, V) long).
+
+    A reader owing `state` continuation bytes takes the token's bytes in turn: a continuation byte (80-BF) pays one
+    (out of place when nothing is owed), any other byte is out of place while something is owed, then opens a
+    character owing 0 (ASCII), 1 (C2-DF), 2 (E0-EF) or 3 (F0-F4) bytes; C0, C1 and F5-FF never appear in UTF-8.
+    With "어" = EC 96 B4: EC from state 0 -> 2; 96 B4 from 2 -> 0; "A" from 2 is out of place.
+    Ids beyond the table (a model vocabulary padded past the tokenizer's) act as special tokens.
+    """
+    V = max(vocab_size, len(token_bytes))
+    width = max((len(raw) for raw in token_bytes if raw), default=1)
+    grid = np.full((V, width), -1, dtype=np.int16)  # (V, width) each token's bytes, -1 after its end
+    special = np.ones(V, dtype=bool)
+    for token, raw in enumerate(token_bytes):
+        if raw:
+            grid[token, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+            special[token] = False
+    allowed, after = np.zeros((4, V), dtype=bool), np.zeros((4, V), dtype=np.int64)
+    for start in range(4):
+        state, ok = np.full(V, start, dtype=np.int64), np.ones(V, dtype=bool)
+        for column in grid.T:  # (V,) the j-th byte of every token
+            live = column >= 0
+            continuation = live & (column >= 0x80) & (column <= 0xBF)
+            ok &= ~(continuation & (state == 0))
+            state = np.where(continuation & (state > 0), state - 1, state)
+            opens = live & ~continuation
+            ok &= ~(opens & (state > 0))
+            ok &= ~(opens & ((column == 0xC0) | (column == 0xC1) | (column >= 0xF5)))
+            owed = np.select([column < 0x80, column <= 0xDF, column <= 0xEF, column <= 0xF4], [0, 1, 2, 3], 0)
+            state = np.where(opens, np.where((column >= 0xC2) | (column < 0x80), owed, 0), state)
+        allowed[start], after[start] = ok & ~special, np.where(special, 0, state)
+    allowed[0, special] = True  # specials and unknown ids: only between whole characters
+    return torch.from_numpy(allowed), torch.from_numpy(after)
+
+
 class LogitsProcessor:
     """The enabled processors, in HuggingFace's order: penalties (every strategy), then warpers (sampling only).
 
-    Disabled ones cost nothing: the common greedy case runs no processor at all. Holds one piece of state,
-    the set of tokens seen per row (for the repetition penalty), updated by `update` and reordered with beams.
+    Disabled ones cost nothing: the common greedy case runs no processor at all. Holds the state that follows the
+    chosen tokens, updated by `update` and reordered with beams: the set of tokens seen per row (for the repetition
+    penalty) and, when sampling from a byte-level tokenizer, the UTF-8 character each row has pending.
     """
 
     def __init__(
@@ -81,11 +162,12 @@ class LogitsProcessor:
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
         min_new_tokens: int = 0,
-        eos_ids: list[int] = (),
+        eos_ids: Sequence[int] = (),
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
+        token_bytes: Sequence[bytes | None] | None = None,
     ) -> None:
         self.repetition_penalty = repetition_penalty
         self.ngram = no_repeat_ngram_size
@@ -94,13 +176,22 @@ class LogitsProcessor:
         self.temperature = temperature if do_sample else 1.0
         self.top_k = top_k if do_sample else 0
         self.top_p = top_p if do_sample else 1.0
+        self.token_bytes = token_bytes if do_sample else None  # greedy decoding keeps the model's own choice
         self.seen: torch.Tensor | None = None  # (N, V) bool
+        self.utf8: Utf8Guard | None = None
         self.active = bool(
-            repetition_penalty != 1.0 or self.ngram or self.min_new_tokens or self.temperature != 1.0 or self.top_k > 0 or self.top_p < 1.0
+            repetition_penalty != 1.0 or self.ngram or self.min_new_tokens or self.temperature != 1.0 or self.top_k > 0
+            or self.top_p < 1.0 or self.token_bytes is not None
         )
 
+    @property
+    def follows_tokens(self) -> bool:
+        """Does `update` need each step's tokens?"""
+        return self.seen is not None or self.utf8 is not None
+
     def start(self, tokens: torch.Tensor, valid: torch.Tensor | None, vocab_size: int) -> None:
-        """Remember the prompt's tokens (N, L) (valid: False at padding) for the repetition penalty."""
+        """Remember the prompt's tokens (N, L) (valid: False at padding): for the repetition penalty, and where
+        each row stands in its last character."""
         if self.repetition_penalty != 1.0:
             self.seen = torch.zeros(tokens.shape[0], vocab_size, dtype=torch.bool, device=tokens.device)
             if valid is None:
@@ -108,16 +199,23 @@ class LogitsProcessor:
             else:  # padding is not a token the row has said
                 rows, cols = valid.bool().nonzero(as_tuple=True)
                 self.seen[rows, tokens[rows, cols]] = True
+        if self.token_bytes is not None:
+            self.utf8 = Utf8Guard(self.token_bytes, vocab_size, tokens.device)
+            self.utf8.start(tokens, valid)
 
     def update(self, next_tokens: torch.Tensor) -> None:
         """Record the tokens (N,) just chosen."""
         if self.seen is not None:
             self.seen[torch.arange(len(next_tokens), device=next_tokens.device), next_tokens] = True
+        if self.utf8 is not None:
+            self.utf8.update(next_tokens)
 
     def reorder(self, index: torch.Tensor) -> None:
         """Beam search: row i becomes old row index[i]."""
         if self.seen is not None:
             self.seen = self.seen.index_select(0, index)
+        if self.utf8 is not None:
+            self.utf8.state = self.utf8.state.index_select(0, index)
 
     def __call__(self, scores: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor | None, new: int) -> torch.Tensor:
         """scores (N, V) for the next token, given the sequence so far tokens (N, L) and `new` tokens generated."""
@@ -130,6 +228,8 @@ class LogitsProcessor:
         if new < self.min_new_tokens:
             scores = scores.clone()
             scores[:, self.eos] = NEG_INF
+        if self.utf8 is not None:  # before the warpers: the nucleus is drawn from tokens that may follow
+            scores = self.utf8(scores)
         if self.temperature != 1.0:
             scores = apply_temperature(scores, self.temperature)
         if self.top_k > 0:
@@ -139,9 +239,7 @@ class LogitsProcessor:
         return scores
 
 
-def processor_for(s: dict) -> LogitsProcessor:
-    """The processors `generate`'s checked settings ask for."""
-    return LogitsProcessor(
-        s["repetition_penalty"], s["no_repeat_ngram_size"], s["min_new_tokens"], s["eos"],
-        s["do_sample"], s["temperature"], s["top_k"], s["top_p"],
-    )
+def processor_for(s) -> LogitsProcessor:
+    """The processors `generate`'s checked settings (decoding.settings.Settings) ask for."""
+    return LogitsProcessor(s.repetition_penalty, s.no_repeat_ngram_size, s.min_new_tokens, s.eos, s.do_sample,
+                           s.temperature, s.top_k, s.top_p, s.token_bytes)

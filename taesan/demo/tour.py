@@ -1,42 +1,34 @@
 """`taesan demo` as a library: the whole tour on embedded data (taesan.demo_corpus, sklearn's digits), one function
 per step, each returning its numbers, the checkpoint it saved and its figure paths, plus the report section.
 
-Not a printer and not a new trainer: steps wire taesan.tokenizers, data, objectives, train.Trainer, generate,
-scoring and viz; `taesan demo` (taesan.cli.demo) prints the summaries and writes the HTML report.
+Not a printer and not a new trainer: steps call taesan.tokenizers, the pipeline (the pretraining recipe, text out,
+scores and fills), tuning and viz; `taesan demo` (taesan.cli.demo) prints the summaries and writes the HTML report.
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from tqdm.auto import tqdm
 
 import taesan
 from taesan.atomic import atomic_write_text
-from taesan.checkpoint import TRAINING_NAME
-from taesan.config import write_json
-from taesan.data import (
-    CausalWindows,
-    PackedDocuments,
-    build_token_cache,
-    sentence_end_ids,
-)
 from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.demo.report import Section, Table, write_report
-from taesan.errors import TaesanError
-from taesan.models import presets
-from taesan.objectives import objective_for
-from taesan.scoring import score_texts
-from taesan.serve.served import fill_mask, load_served
+from taesan.pipeline.bundle import Bundle
+from taesan.pipeline.lm import fill_mask, score
+from taesan.pipeline.pretrain import Pretrained, Recipe, new_model, pretrain
+from taesan.pipeline.text import complete
 from taesan.tasks.image import ImageClassification
 from taesan.tasks.readers.images import digits
 from taesan.tasks.readers.sentiment import TextExample
 from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
-from taesan.tokenizers import load as load_tokenizer
 from taesan.tokenizers.compare import compare, plot
-from taesan.train import TrainConfig, Trainer
+from taesan.train import TrainConfig
 from taesan.tuning.compare import (
     CHART,
     CompareConfig,
@@ -45,7 +37,6 @@ from taesan.tuning.compare import (
     markdown_table,
 )
 from taesan.tuning.finetune import finetune
-from taesan.util import pick_device
 from taesan.viz.attention import plot_attention, text_attention
 from taesan.viz.rollout import save_attention_overlay, vit_attention_map
 
@@ -116,9 +107,6 @@ def write_corpus(cfg: DemoConfig) -> Path:
 # ---- 1. tokenizers -----------------------------------------------------------------------------------------
 def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     """Word, char, BPE and WordPiece trained at one vocabulary budget; measured on held-out lines; the cuts."""
-    from tqdm.auto import tqdm
-
-
     reports = []
     for kind in tqdm(KINDS, desc="tokenizers", disable=not cfg.progress):
         reports += compare([corpus], vocab_size=cfg.vocab_size, kinds=(kind,), variants=CUT_SENTENCES)
@@ -142,43 +130,23 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 
 
 # ---- 2 and 3. pretraining -------------------------------------------------------------------------------------
-def pretrain(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path):
-    """Pretrain `model` on the corpus as `taesan pretrain` does (token cache, windows or packed rows, one Trainer);
-    the checkpoint in `out_dir` carries tokenizer.json and training.json. -> the finished Trainer."""
-    masked = objective == "masked"
-    separator = tokenizer.sep_id if masked else tokenizer.eos_id
-    cache = build_token_cache([corpus], tokenizer, out_dir / "data", separator, valid_every=10, workers=1)
-
-    def source(split):
-        if masked:
-            return PackedDocuments(split, cfg.block_size, cfg.batch_size, tokenizer.cls_id, tokenizer.sep_id,
-                                   tokenizer.pad_id, cfg.seed, sentence_ends=sentence_end_ids(tokenizer))
-        return CausalWindows(split, cfg.block_size, cfg.batch_size, cfg.seed)
-
-    try:
-        held_out = source(cache.valid)
-    except TaesanError:  # the quick corpus may hold out less than a block: evaluate on training data
-        held_out = source(cache.train)
+def pretrain_lm(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path, out_dir: Path) -> Pretrained:
+    """`taesan pretrain`'s recipe at the demo's size (every tenth line held out); the checkpoint in `out_dir`
+    carries tokenizer.json and training.json."""
+    recipe = Recipe(objective, [corpus], out_dir, block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
+                    valid_every=10, workers=1, model_name="demo")
     config = TrainConfig(max_steps=cfg.lm_steps, max_minutes=cfg.lm_minutes, lr=cfg.lr, warmup=max(1, cfg.lm_steps // 20),
                          eval_every=max(1, cfg.lm_steps // 4), eval_batches=4, save_every=0, keep_last=1, seed=cfg.seed,
                          progress=cfg.progress)
-    training = {"objective": objective, "separator_id": separator, "block_size": cfg.block_size, "corpus": [str(corpus)],
-                "model": "demo"}
-
-    def save_extra(directory: Path) -> None:
-        tokenizer.save(directory / "tokenizer.json")
-        write_json(directory / TRAINING_NAME, training)
-
-    torch.manual_seed(cfg.seed)
-    trainer = Trainer(model, objective_for(objective, tokenizer, model.config.vocab_size), source(cache.train), config,
-                      out_dir, eval_data=lambda: held_out.eval_batches(4, cfg.batch_size), device=pick_device("auto"),
-                      save_extra=save_extra)
-    trainer.fit()
-    return trainer
+    return pretrain(model, tokenizer, recipe, config)
 
 
 def _eval_line(trainer) -> str:
     return ", ".join(f"{k.removeprefix('eval_')} {v:.3g}" for k, v in trainer.last_eval.items())
+
+
+def _ranked(result: dict) -> list[tuple[float, str]]:
+    return [(r["log_prob"], r["text"]) for r in result["scores"]]
 
 
 def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
@@ -187,38 +155,35 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     out_dir = cfg.out / "gpt"
     tokenizer = BPETokenizer.train([corpus], vocab_size=cfg.vocab_size)
     torch.manual_seed(cfg.seed)
-    model = taesan.create("gpt-tiny", **{**cfg.model, "vocab_size": tokenizer.vocab_size})
-    trainer = pretrain(cfg, model, tokenizer, "causal", corpus, out_dir)
-    model = trainer.raw_model.eval()
-    eos = tokenizer.eos_id
-    prompt = torch.tensor([[eos, *tokenizer.encode(PROMPT, add_special_tokens=False).ids]])  # documents follow a separator
-    device = next(model.parameters()).device
+    trainer = pretrain_lm(cfg, new_model("gpt-tiny", "causal", tokenizer, **cfg.model), tokenizer, "causal", corpus,
+                          out_dir).trainer
+    gpt = Bundle.load(out_dir, "gpt")  # the checkpoint as `taesan generate` and `taesan score` read it
 
-    def complete(**how) -> str:
-        ids = taesan.generate(model, prompt.to(device), max_new_tokens=12, eos_token_id=eos, pad_token_id=eos, **how)
-        return tokenizer.decode([i for i in ids[0, prompt.shape[1]:].tolist() if i != eos])
+    def complete_(**how) -> tuple[str, str]:
+        c = complete(gpt, PROMPT, max_new_tokens=12, **how)[0]
+        return c.shown, c.finish_reason
 
-    completions = [("greedy", complete())]
-    completions += [(f"top-p 0.9, seed {s}", complete(do_sample=True, top_p=0.9, seed=cfg.seed + s)) for s in range(cfg.samples)]
-    scores = score_texts(model, tokenizer, SCORED, "causal", start_id=eos)
-    ranked = sorted(zip(scores, SCORED), key=lambda x: -x[0])
+    completions = [("greedy", *complete_())]
+    completions += [(f"top-p 0.9, seed {s}", *complete_(do_sample=True, top_p=0.9, seed=cfg.seed + s))
+                    for s in range(cfg.samples)]
+    ranked = _ranked(score(gpt, SCORED))
     summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
-    summary += [f"{PROMPT} → {PROMPT}{text}   ({how})" for how, text in completions]
+    summary += [f"{PROMPT} → {text}   ({how}; {why})" for how, text, why in completions]
     summary += [f"log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
         "A tiny GPT: next-word prediction",
-        [f"A byte-level BPE tokenizer ({tokenizer.vocab_size} tokens) and a {sum(p.numel() for p in model.parameters()):,}-"
+        [f"A byte-level BPE tokenizer ({tokenizer.vocab_size} tokens) and a {sum(p.numel() for p in gpt.model.parameters()):,}-"
          f"parameter GPT trained for {trainer.step} steps on the embedded corpus ({_eval_line(trainer)} on held-out lines). "
          "A language model gives a sentence a probability by the chain rule: P(난폭 운전) = P(난폭) · P(운전 | 난폭); "
-         "the one people say should score higher."],
-        [Table(["decoding", "completion"], [[h, f"{PROMPT}{t}"] for h, t in completions], f"continuing “{PROMPT}”"),
+         "the one people say should score higher. A completion ends at end-of-text (stop) or after 12 tokens (length)."],
+        [Table(["decoding", "completion", "finish reason"], [list(c) for c in completions], f"continuing “{PROMPT}”"),
          Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first")],
         [out_dir / "loss.png"],
         [f'taesan generate --model {out_dir} --prompt "{PROMPT}" --max-new-tokens 12',
          f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
     )
     return StepResult("gpt", summary, section, {"gpt": out_dir},
-                      {"completions": completions, "scores": dict(zip(SCORED, scores)), "eval": trainer.last_eval})
+                      {"completions": completions, "scores": {t: s for s, t in ranked}, "eval": trainer.last_eval})
 
 
 def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
@@ -226,14 +191,11 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     out_dir = cfg.out / "bert"
     tokenizer = WordPieceTokenizer.train([corpus], vocab_size=cfg.vocab_size)
     torch.manual_seed(cfg.seed)
-    preset = presets()["bert-tiny"][1]  # the masked-LM head on bert-tiny's shape
-    model = taesan.create("bert-mlm", **{**preset, **cfg.model, "vocab_size": tokenizer.vocab_size})
-    trainer = pretrain(cfg, model, tokenizer, "masked", corpus, out_dir)
-    model = trainer.raw_model.eval()
-    candidates = fill_mask(load_served("bert", out_dir), FILL)["masks"][0]["candidates"]  # as the playground shows them
-    fills = [(c["token"], c["score"]) for c in candidates]
-    scores = score_texts(model, tokenizer, SCORED, "masked")
-    ranked = sorted(zip(scores, SCORED), key=lambda x: -x[0])
+    trainer = pretrain_lm(cfg, new_model("bert-tiny", "masked", tokenizer, **cfg.model), tokenizer, "masked", corpus,
+                          out_dir).trainer
+    bert = Bundle.load(out_dir, "bert")
+    fills = [(c["token"], c["score"]) for c in fill_mask(bert, FILL)["masks"][0]["candidates"]]  # as the playground shows them
+    ranked = _ranked(score(bert, SCORED))
     summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
     summary += [f"{FILL}: " + ", ".join(f"{t} {p:.2f}" for t, p in fills)]
     summary += [f"pseudo-log P = {s:7.2f}  {t}" for s, t in ranked]
@@ -248,7 +210,7 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
         [f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
     )
     return StepResult("bert", summary, section, {"bert": out_dir},
-                      {"fills": fills, "scores": dict(zip(SCORED, scores)), "eval": trainer.last_eval})
+                      {"fills": fills, "scores": {t: s for s, t in ranked}, "eval": trainer.last_eval})
 
 
 # ---- 4. sentiment: fine-tuned, prompt-tuned, few-shot ------------------------------------------------------------
@@ -289,9 +251,6 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
 def vit_step(cfg: DemoConfig) -> StepResult:
     """vit-tiny fine-tuned on sklearn's 8×8 digits (the image-classification task); held-out accuracy; where [CLS]
     looks (attention rollout over the patches) on a few test digits."""
-    import random
-
-
     images = digits()
     random.Random(cfg.seed).shuffle(images)
     images = images[: cfg.digits]
@@ -333,8 +292,8 @@ def attention_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     triangle (no token sees the future) beside BERT reading both ways."""
     figures, sizes = [], []
     for name, directory in (("gpt", gpt_dir), ("bert", bert_dir)):
-        model, tokenizer = taesan.load(directory).eval(), load_tokenizer(directory / "tokenizer.json")
-        blocks = text_attention(model, tokenizer, ATTENTION_TEXT)
+        bundle = Bundle.load(directory, name)
+        blocks = text_attention(bundle.model, bundle.tokenizer, ATTENTION_TEXT)
         figures.append(plot_attention(blocks, cfg.out / "figures" / f"attention_{name}.png"))
         figures.append(plot_attention(blocks, cfg.out / "figures" / f"attention_{name}_L0H0.png", layer=0, head=0))
         sizes.append(f"{name}: {len(blocks)} layers × {blocks[0].weights.shape[0]} heads over {len(blocks[0].keys)} tokens")

@@ -39,6 +39,7 @@ class GPTConfig:
     activation: str = "gelu_tanh"  # GPT-2's "gelu_new"
     tie_embeddings: bool = True  # the LM head reuses the token embedding matrix
     bias: bool = True
+    eos_token_id: int | None = None  # end-of-text (the pretraining separator): taesan.generate stops there by default
 
     def __post_init__(self) -> None:
         if self.d_ff is None:

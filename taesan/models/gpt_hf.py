@@ -82,6 +82,8 @@ def from_hf_config(hf_config: dict[str, Any], source: str = "config.json") -> GP
     if fields["activation"] not in HF_ACTIVATIONS:
         raise TaesanError(f"{source}: field 'activation_function'={fields['activation']!r} is not supported; known: {sorted(HF_ACTIVATIONS)}")
     fields["activation"] = HF_ACTIVATIONS[fields["activation"]]
+    eos = hf_config.get("eos_token_id")  # GPT2Config's default 50256 lies outside a small vocabulary: no end token then
+    fields["eos_token_id"] = eos if isinstance(eos, int) and 0 <= eos < fields["vocab_size"] else None
     # reorder_and_upcast_attn only changes the order of fp32 operations in HF's eager path: the same attention.
     return config_from_dict(GPTConfig, fields, source=source)
 
@@ -95,7 +97,9 @@ def to_hf_config(config: GPTConfig) -> dict[str, Any]:
     for theirs, (ours, _) in HF_CONFIG.items():
         out[theirs] = getattr(config, ours)
     out.update(activation_function=activation, embd_pdrop=config.dropout, n_ctx=config.n_positions)
-    eos = 50256 if config.vocab_size > 50256 else None  # GPT-2's <|endoftext|>, only if the vocabulary has it
+    eos = config.eos_token_id
+    if eos is None:
+        eos = 50256 if config.vocab_size > 50256 else None  # GPT-2's <|endoftext|>, only if the vocabulary has it
     out.update(bos_token_id=eos, eos_token_id=eos)
     return out
 

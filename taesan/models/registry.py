@@ -5,6 +5,7 @@ Not a soft prompt (tuning/prompt.py) and not a tokenizer: `taesan.load` (pipelin
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -109,6 +110,27 @@ def create(name: str, **overrides: Any) -> TaesanModel:
         raise TaesanError(f"unknown model or preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
     cls = model_class(model_type)
     config = config_from_dict(cls.config_class, {**fields, **overrides}, source=f"preset {name!r}")
+    return cls(config)
+
+
+def create_for(name: str, vocab_size: int, pad_id: int | None = None, model_type: str | None = None,
+               **overrides: Any) -> TaesanModel:
+    """A preset (or model_type) sized to a tokenizer: its vocabulary size (an encoder-decoder's source and target
+    share it) and its padding id, where the family's config has those fields; `overrides` win. `model_type` puts
+    another head on the preset's shape (bert-tiny as a bert-mlm).
+
+    create_for("gpt-tiny", 800) -> gpt-tiny with vocab_size=800;  create_for("transformer-tiny", 800, 0) ->
+    src_vocab_size=800, pad_token_id=0;  create_for("bert-tiny", 800, 0, "bert-mlm") -> a masked LM of bert-tiny's size
+    """
+    if name not in PRESETS and name not in MODEL_TYPES:
+        return create(name)  # the one-line error that lists the presets
+    kind, fields = PRESETS[name] if name in PRESETS else (name, {})
+    cls = model_class(model_type or kind)
+    own = {f.name for f in dataclasses.fields(cls.config_class)}
+    sized: dict[str, Any] = {field: vocab_size for field in ("vocab_size", "src_vocab_size") if field in own}
+    if "pad_token_id" in own and pad_id is not None:
+        sized["pad_token_id"] = pad_id
+    config = config_from_dict(cls.config_class, {**fields, **sized, **overrides}, source=f"preset {name!r}")
     return cls(config)
 
 

@@ -9,15 +9,9 @@ from pathlib import Path
 from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.models import to_hf
+from taesan.pipeline.bundle import tokenizer_beside
 from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.load import load
-
-
-def _tokenizer_beside(directory: Path):
-    """The checkpoint's tokenizer (tokenizer.json, vocab.txt or vocab.json + merges.txt), or None (a ViT has none)."""
-    if any((directory / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        return load_tokenizer(directory)
-    return None
 
 
 def convert(source: str | Path, out: str | Path, direction: str) -> Path:
@@ -25,7 +19,8 @@ def convert(source: str | Path, out: str | Path, direction: str) -> Path:
     if direction not in ("from-hf", "to-hf"):
         raise TaesanError(f"unknown direction {direction!r}; use from-hf or to-hf")
     model = load(source)
-    tokenizer = _tokenizer_beside(Path(source))  # a checkpoint without its tokenizer cannot read text
+    beside = tokenizer_beside(Path(source))
+    tokenizer = load_tokenizer(beside) if beside is not None else None  # a ViT has none
     if direction == "from-hf":
         return model.save(out, tokenizer=tokenizer)
     directory = to_hf(model, out)

@@ -1,7 +1,7 @@
 """The playground server: a FastAPI app with a JSON API over the models named at start-up, and the static
 page in taesan/serve/web served by the same process. `create_app(models)` builds it; `taesan serve` runs it.
 
-Not the inference (taesan.serve_models) and not a way to open arbitrary checkpoints: a request names a
+Not the inference (taesan.serve.served) and not a way to open arbitrary checkpoints: a request names a
 served model; it never carries a path. Every user mistake is a 4xx with {"error": "one line"}.
 """
 
@@ -303,7 +303,8 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
 
     @app.post("/api/generate")
     async def generate(request: Request):
-        """NDJSON lines: {"text": piece} as tokens arrive, then {"done": true} (or {"error": ...} mid-stream)."""
+        """NDJSON lines: {"text": piece} as tokens arrive, then {"text": "", "finish_reason": "stop" | "length"}
+        (an empty completion has only that one), then {"done": true} (or {"error": ...} mid-stream)."""
         body = await body_of(request)
         s = model_of(body)
         s.need("generate")
@@ -334,6 +335,7 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
                     if kind == "text":
                         yield json.dumps({"text": value}, ensure_ascii=False) + "\n"
                     elif kind == "done":
+                        yield json.dumps({"text": "", "finish_reason": value}) + "\n"
                         yield json.dumps({"done": True}) + "\n"
                         return
                     else:
@@ -347,7 +349,8 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     def generation_thread(s, settings: tuple) -> tuple[asyncio.Queue, threading.Event]:
         """Generation in one worker thread that holds its slot (already acquired) from start to end.
 
-        -> (messages, stop): ("ready" | "refused", ...) first, then ("text", piece)... and one ("done" | "error", ...).
+        -> (messages, stop): ("ready" | "refused", ...) first, then ("text", piece)... and one ("done", finish_reason)
+        or ("error", message).
         The thread checks `stop` between pieces (set when the response's stream ends or is dropped, e.g. the
         client disconnected) and generate_stream stops itself at the deadline, so no generation outlives both.
         """
@@ -373,7 +376,7 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
                         if stop.is_set():
                             break
                         put("text", piece)
-                    put("done")
+                    put("done", pieces.finish_reason)
                 except TimeoutError:
                     put("error", f"generation stopped after {cfg.timeout:g} s (timeout)")
                 except TaesanError as e:

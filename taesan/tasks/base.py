@@ -40,6 +40,7 @@ class Task(Objective):
 
     name: ClassVar[str] = "task"
     config_class: ClassVar[type] = TaskConfig
+    progress: bool = True  # inference over many batches may draw a progress bar (the CLI's --no-progress: False)
 
     def __init__(self, config: Any = None, tokenizer: Any = None) -> None:
         self.config = config if config is not None else self.config_class()

@@ -19,7 +19,8 @@ from torch import nn
 
 from taesan.decoding import generate
 from taesan.errors import TaesanError
-from taesan.models import create, load_model
+from taesan.models import load_model
+from taesan.models.registry import create_for
 from taesan.models.gpt import GPT
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, replace_config
@@ -105,7 +106,7 @@ class GenerationTask(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
         """The GPT itself (its LM head is the task head); a preset name or checkpoint directory is built/loaded."""
-        model = resolve_model(model, {"vocab_size": self.tok.vocab_size})
+        model = resolve_model(model, self.tok.vocab_size)
         if not isinstance(model, GPT):
             raise TaesanError(f"the generation task fine-tunes a GPT (decoder-only) model, not {type(model).__name__}")
         if self.tok.vocab_size > model.config.vocab_size:
@@ -175,11 +176,11 @@ def teacher_forced_scores(task: Task, model: nn.Module, examples: Sequence[Any],
     return {"loss": loss / count, "perplexity": math.exp(min(loss / count, 50.0)), "accuracy": correct / count, "tokens": int(count)}
 
 
-def resolve_model(model: nn.Module | str, overrides: dict[str, Any]) -> nn.Module:
-    """A model, or a checkpoint directory (taesan.load), or a preset name built with `overrides`."""
+def resolve_model(model: nn.Module | str, vocab_size: int, **overrides: Any) -> nn.Module:
+    """A model, or a checkpoint directory (taesan.load), or a preset name sized to the tokenizer's `vocab_size`
+    (models.registry.create_for) with `overrides`."""
     if not isinstance(model, str):
         return model
     if Path(model).is_dir():
         return load_model(model)
-
-    return create(model, **overrides)
+    return create_for(model, vocab_size, **overrides)

@@ -239,7 +239,7 @@ class ExtractiveQA(Task):
             row = 0
             batches = in_order(features, self.collate, batch_size)
             n_batches = -(-len(features) // batch_size)
-            for batch in tqdm(batches, total=n_batches, disable=n_batches < 20, desc="qa windows", unit="batch", leave=False):
+            for batch in tqdm(batches, total=n_batches, disable=not self.progress or n_batches < 20, desc="qa windows", unit="batch", leave=False):
                 inputs, labels = self.prepare(batch)
                 logits = model(**{k: v.to(device) for k, v in inputs.items()}).cpu()
                 start, end = self._masked(logits, labels["answer_mask"])

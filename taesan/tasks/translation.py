@@ -84,7 +84,7 @@ class Translation(Task):
     def build_model(self, model: nn.Module | str) -> nn.Module:
         """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
         ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
-        model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, **ids})
+        model = resolve_model(model, self.tok.vocab_size, **ids)
         if not isinstance(model, Seq2SeqTransformer):
             raise TaesanError(f"the translation task needs an encoder-decoder Transformer (e.g. transformer-tiny), not {type(model).__name__}")
         c = model.config

@@ -93,13 +93,15 @@ def finetune(
     return result
 
 
-def load_finetuned(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, Task]:
-    """A fine-tuned checkpoint -> (model in eval mode, its task with the tokenizer attached)."""
+def load_finetuned(directory: str | Path, device: str = "cpu", tokenizer: Any = None) -> tuple[nn.Module, Task]:
+    """A fine-tuned checkpoint -> (model in eval mode, its task with the tokenizer attached: `tokenizer`, else the
+    tokenizer.json beside the weights)."""
     directory = Path(directory)
     model = load(directory, map_location=device)
     tok_path = directory / "tokenizer.json"
-    tokenizer = tokenizers.load(tok_path) if tok_path.is_file() else None
+    if tokenizer is None and tok_path.is_file():
+        tokenizer = tokenizers.load(tok_path)
     task = load_task(directory, tokenizer)
     if task is None:
         raise TaesanError(f"{directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task (try taesan generate / score)")
-    return model, task
+    return model.eval(), task

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taesan.checkpoint import read_config
-from taesan.errors import TaesanError
+from taesan.checkpoint import read_config, read_training
 from taesan.models import load_model
 from taesan.tuning.prompt import load_soft_prompt
 
@@ -17,22 +16,15 @@ def load(directory: str | Path, map_location: str = "cpu"):
 
     A directory written by HuggingFace transformers (no `taesan_version` in its config) is converted on the
     fly; a prompt-tuned one (model_type soft-prompt) loads its base checkpoint and puts the prompt before it.
+    A language model pretrained before configs named their end-of-text gets it from training.json, so
+    `taesan.generate` stops there as it does for newer checkpoints.
     """
     if read_config(directory).get("model_type") == "soft-prompt":
         return load_soft_prompt(directory, map_location)
-    return load_model(directory, map_location)
-
-
-def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
-    """One error when the tokenizer has ids the model has no embedding for (the wrong tokenizer for this model).
-
-    Not a full match test: a tokenizer smaller than the model's (padded) vocabulary is allowed, as elsewhere.
-    """
-    config = getattr(model, "config", None)
-    sizes = [getattr(config, f, None) for f in ("vocab_size", "src_vocab_size", "tgt_vocab_size")]
-    sizes = [s for s in sizes if isinstance(s, int)]
-    if sizes and tokenizer.vocab_size > min(sizes):
-        raise TaesanError(
-            f"{tokenizer_path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
-            f"{min(sizes)}: not this model's tokenizer"
-        )
+    model = load_model(directory, map_location)
+    config = model.config
+    if hasattr(config, "eos_token_id") and config.eos_token_id is None:
+        trained = read_training(directory)
+        if trained.get("objective") in ("causal", "backward") and trained.get("separator_id") is not None:
+            config.eos_token_id = int(trained["separator_id"])
+    return model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from taesan.decoding import generate
+from taesan.decoding import generate, is_encoder_decoder
 from taesan.errors import TaesanError
 from taesan.figures import korean_font, korean_rc, save_png
 from taesan.viz.rollout import attention_rollout
@@ -72,10 +72,6 @@ def token_labels(text: str, enc) -> list[str]:
     return labels
 
 
-def _is_seq2seq(model) -> bool:
-    return hasattr(model, "encode") and hasattr(model, "decode")
-
-
 @torch.no_grad()
 def text_attention(model, tokenizer, text: str, target: str | None = None, max_tokens: int = 128,
                    max_new_tokens: int = 20) -> list[AttentionBlock]:
@@ -91,7 +87,7 @@ def text_attention(model, tokenizer, text: str, target: str | None = None, max_t
         raise TaesanError(f"{type(model).__name__} does not expose attention weights (no forward_features)")
     if getattr(model, "model_type", "") == "vit":
         raise TaesanError("a ViT reads images, not text: pass an image instead")
-    seq2seq = _is_seq2seq(model)
+    seq2seq = is_encoder_decoder(model)
     enc = tokenizer.encode(text, add_special_tokens=True)
     if not enc.ids:
         raise TaesanError(f"{text!r} encodes to no tokens")

@@ -1,0 +1,191 @@
+"""A checkpoint with everything beside it: the model (eval mode), its tokenizer, what it was trained for (a
+pretraining objective from training.json, or a fine-tuned task from task.json), where its documents begin and
+its text ends, and what it can do. Read from a taesan or a HuggingFace checkpoint directory.
+
+Not inference: text.py writes text, lm.py scores and fills blanks, tasks.py is the callable Python API.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taesan.checkpoint import STOP_TOKENS, read_training
+from taesan.decoding import is_encoder_decoder
+from taesan.errors import TaesanError
+from taesan.tasks import TASK_FILE
+from taesan.tokenizers import BPETokenizer
+from taesan.tokenizers import load as load_tokenizer
+from taesan.tokenizers.bpe import bytes_to_unicode
+from taesan.tuning.finetune import load_finetuned
+from taesan.tuning.load import load
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")  # what taesan.tokenizers.load finds in a directory
+TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
+                "image-classification": "image"}
+WRITING_TASKS = ("generation", "translation")  # fine-tuned for text out
+LM_OBJECTIVES = {"gpt": "causal", "bert-mlm": "masked"}  # a pretrained model without training.json
+
+
+class WrongTask(TaesanError):
+    """A checkpoint asked for something it was not built for (the server answers HTTP 400)."""
+
+
+@dataclass
+class Bundle:
+    """One checkpoint, ready to use. `actions` lists what it can do, in the order the playground shows them:
+    classify / ner / qa / image (a fine-tuned task), tokenize, generate, fill-mask, score, attention."""
+
+    name: str
+    directory: Path | None
+    model: Any
+    tokenizer: Any
+    task: Any = None  # a fine-tuned checkpoint's taesan.tasks Task, its tokenizer attached
+    actions: list[str] = field(default_factory=list)
+    objective: str | None = None  # a pretrained language model's: causal / backward / masked
+    separator_id: int | None = None  # a decoder-only LM's document separator: prompts start after it, text ends at it
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str | None = None, tokenizer: str | Path | None = None,
+             device: str = "cpu") -> "Bundle":
+        """A checkpoint directory -> its Bundle. `tokenizer` overrides the tokenizer files beside the weights."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise TaesanError(f"{directory}: no such checkpoint directory")
+        tok_path = Path(tokenizer) if tokenizer is not None else tokenizer_beside(directory)
+        tok = load_tokenizer(tok_path) if tok_path is not None else None
+        if (directory / TASK_FILE).is_file():
+            model, task = load_finetuned(directory, device, tok)
+        else:
+            model, task = load(directory, map_location=device).eval(), None
+        if tok is not None:
+            check_vocabulary(model, tok, tok_path)
+        bundle = cls(name or directory.resolve().name, directory, model, tok, task)
+        if task is None:
+            bundle.objective = read_training(directory).get("objective") or LM_OBJECTIVES.get(model_kind(model))
+            if not bundle.seq2seq and tok is not None:
+                bundle.separator_id = _separator(directory, model, tok)
+        bundle.actions = _actions(bundle)
+        return bundle
+
+    # ---- what it is ----------------------------------------------------------------------------------------
+    @property
+    def model_type(self) -> str:
+        return getattr(self.model, "model_type", type(self.model).__name__)
+
+    @property
+    def seq2seq(self) -> bool:
+        return is_encoder_decoder(self.model)
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Where its text ends: a writing task's end-of-text, an encoder-decoder's configured end, a language
+        model's document separator ([] when it names none)."""
+        if self.task is not None and self.task.name in WRITING_TASKS:
+            return [self.task.eos_id]
+        if self.seq2seq:
+            eos = getattr(self.model.config, "eos_token_id", None)
+            return [] if eos is None else [eos]
+        return [] if self.separator_id is None else [self.separator_id]
+
+    @functools.cached_property
+    def token_bytes(self) -> tuple[bytes | None, ...] | None:
+        """Each id's bytes for a byte-level tokenizer (sampling keeps characters whole with it), else None."""
+        return byte_table(self.tokenizer)
+
+    # ---- what it can do --------------------------------------------------------------------------------------
+    def need(self, action: str) -> None:
+        if action not in self.actions:
+            can = ", ".join(self.actions) or "nothing here"
+            raise WrongTask(f"model {self.name!r} ({self.model_type}) cannot {action} (it can: {can})")
+
+    def need_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise TaesanError(f"{self.directory}: the checkpoint has no tokenizer ({', '.join(TOKENIZER_FILES)}); "
+                              f"pass --tokenizer FILE")
+        return self.tokenizer
+
+    def need_task(self) -> Any:
+        if self.task is None:
+            raise TaesanError(f"{self.directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task "
+                              f"(try taesan generate / score)")
+        return self.task
+
+
+def _actions(b: Bundle) -> list[str]:
+    actions = []
+    task, kind = b.task, model_kind(b.model)
+    if task is not None and task.name in TASK_ACTIONS:
+        actions.append(TASK_ACTIONS[task.name])
+    if b.tokenizer is None or kind == "vit":
+        return actions
+    actions.append("tokenize")
+    if task is not None:
+        if task.name in WRITING_TASKS:
+            actions.append("generate")
+    else:
+        if kind == "gpt" or b.seq2seq:
+            actions.append("generate")
+        if kind == "bert-mlm" and b.tokenizer.mask_id is not None:
+            actions.append("fill-mask")
+        if b.objective is not None:
+            actions.append("score")
+    if hasattr(b.model, "forward_features"):
+        actions.append("attention")
+    return actions
+
+
+def model_kind(model) -> str:
+    """The model_type of what the checkpoint computes with (a soft prompt wraps its model)."""
+    inner = getattr(model, "inner", model)
+    return getattr(inner, "model_type", type(inner).__name__)
+
+
+def _separator(directory: Path, model, tokenizer) -> int | None:
+    """training.json's separator, else the model config's end-of-text, else a well-known end token of the tokenizer."""
+    recorded = read_training(directory).get("separator_id")
+    if recorded is not None:
+        return int(recorded)
+    eos = getattr(getattr(model, "config", None), "eos_token_id", None)
+    if eos is not None:
+        return eos
+    return next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None)
+
+
+def tokenizer_beside(directory: Path) -> Path | None:
+    """The directory itself when it holds tokenizer files taesan.tokenizers.load reads, else None (a ViT has none)."""
+    return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
+
+
+def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
+    """One error when the tokenizer has ids the model has no embedding for (the wrong tokenizer for this model).
+
+    Not a full match test: a tokenizer smaller than the model's (padded) vocabulary is allowed, as elsewhere.
+    """
+    config = getattr(model, "config", None)
+    sizes = [getattr(config, f, None) for f in ("vocab_size", "src_vocab_size", "tgt_vocab_size")]
+    sizes = [s for s in sizes if isinstance(s, int)]
+    if sizes and tokenizer.vocab_size > min(sizes):
+        raise TaesanError(
+            f"{tokenizer_path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
+            f"{min(sizes)}: not this model's tokenizer"
+        )
+
+
+def byte_table(tokenizer) -> tuple[bytes | None, ...] | None:
+    """A byte-level BPE's tokens as the bytes they stand for (None for special tokens); None for other kinds,
+    whose tokens are whole characters. "ìĸ´" (the symbols of EC 96 B4) -> b"\\xec\\x96\\xb4" ("어")."""
+    if not isinstance(tokenizer, BPETokenizer):
+        return None
+    byte_of = {symbol: b for b, symbol in bytes_to_unicode().items()}
+    special = set(tokenizer.special_tokens)
+    table: list[bytes | None] = []
+    for i in range(tokenizer.vocab_size):
+        token = tokenizer.id_to_token(i)
+        if token is None or token in special or any(c not in byte_of for c in token):
+            table.append(None)
+        else:
+            table.append(bytes(byte_of[c] for c in token))
+    return tuple(table)
+

@@ -1,0 +1,241 @@
+"""The pretraining recipe, once: a model (a preset sized to the tokenizer, a checkpoint, or one in memory) and a
+corpus -> a token cache on disk -> windows (causal, backward) or packed documents (masked) -> the one Trainer ->
+a checkpoint directory carrying tokenizer.json and training.json, and the unigram baseline on the same held-out
+tokens. Single process, or DDP/FSDP2 under torchrun (rank 0 tokenizes and writes).
+
+Not a command line: `taesan pretrain` and the demo call `pretrain` with explicit arguments and print the result.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from taesan.checkpoint import TRAINING_NAME, read_training
+from taesan.config import write_json
+from taesan.data import (
+    CausalWindows,
+    PackedDocuments,
+    build_token_cache,
+    sentence_end_ids,
+    unigram_perplexity,
+)
+from taesan.errors import TaesanError
+from taesan.models import presets
+from taesan.models.registry import create_for
+from taesan.objectives import objective_for
+from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
+from taesan.tuning.load import load
+from taesan.util import pick_device
+
+OBJECTIVES = ("causal", "backward", "masked")
+
+
+@dataclass
+class Recipe:
+    """Everything about a pretraining run except the optimizer's schedule (TrainConfig) and the model."""
+
+    objective: str  # causal, backward or masked
+    corpus: Sequence[str | Path]  # text (one document per line) or JSONL with "text"
+    out: Path  # checkpoints, metrics.jsonl, loss.png and the final model
+    block_size: int = 128  # tokens per row
+    batch_size: int = 32  # rows per micro-batch per process
+    seed: int = 0
+    valid_every: int = 50  # every N-th document is held out for evaluation (0: none)
+    cache_dir: Path | None = None  # the tokenized corpus (default OUT/data)
+    workers: int | None = None  # tokenizer processes (default: by corpus size)
+    device: str = "auto"
+    fsdp: bool = False
+    resume: bool = False  # continue exactly from the newest checkpoint in `out`
+    model_name: str = ""  # what training.json records as the starting model
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise TaesanError(f"unknown objective {self.objective!r}; choose {', '.join(OBJECTIVES)}")
+        for name in ("batch_size", "block_size"):
+            if getattr(self, name) < 1:
+                raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.valid_every < 0:
+            raise TaesanError(f"--valid-every must be >= 0 (0: no held-out split), got {self.valid_every}")
+        self.out = Path(self.out)
+
+
+@dataclass
+class Pretrained:
+    """What a run leaves: the trainer (step, last_eval, interrupted), the model, and on rank 0 the notes a
+    caller may print."""
+
+    trainer: Trainer
+    model: nn.Module  # the trained model, unwrapped, eval mode
+    is_main: bool
+    notes: list[str] = field(default_factory=list)  # the corpus size, the held-out fallback
+    baseline_perplexity: float | None = None  # causal/backward: frequencies alone on the same held-out targets
+
+    @property
+    def interrupted(self) -> bool:
+        return self.trainer.interrupted
+
+
+def separator_for(tokenizer, objective: str) -> int:
+    """The id between documents: [SEP] for a masked LM (which also needs [CLS], [MASK], [PAD]), end-of-text otherwise."""
+    if objective == "masked":
+        needed = {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id, "[MASK]": tokenizer.mask_id, "[PAD]": tokenizer.pad_id}
+        missing = [name for name, i in needed.items() if i is None]
+        if missing:
+            raise TaesanError(f"the masked objective needs the tokenizer's special tokens {', '.join(missing)}")
+        return tokenizer.sep_id
+    if tokenizer.eos_id is None:
+        raise TaesanError("a causal/backward LM needs a document separator: train the tokenizer with <|endoftext|> (or [SEP])")
+    return tokenizer.eos_id
+
+
+def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Module:
+    """A preset (or model_type) sized to the tokenizer, or a checkpoint directory; a BERT preset gets the masked-LM
+    head for the masked objective. `overrides` change the preset's config fields (the demo's tiny sizes)."""
+    if Path(name).is_dir():
+        model = load(name)
+        if not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
+            raise TaesanError(f"{name}: a {model.model_type} checkpoint is not a language model to pretrain "
+                              f"(a GPT for causal/backward, a BERT for masked)")
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise TaesanError(f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has "
+                              f"{tokenizer.vocab_size} tokens")
+        return model
+    table = presets()
+    if name in table:
+        model_type = table[name][0]
+        if model_type not in ("gpt", "bert"):
+            raise TaesanError(f"preset {name!r} is not a language model to pretrain (gpt-tiny, bert-tiny, ...)")
+        if objective == "masked" and model_type == "bert":
+            return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, "bert-mlm", **overrides)
+    return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, **overrides)  # a model_type, or a one-line error
+
+
+def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
+    kind = getattr(model, "model_type", "")
+    if objective == "masked" and not kind.endswith("mlm"):
+        raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, ...), got {kind!r}")
+    if objective != "masked" and kind.startswith("bert"):
+        raise TaesanError(f"{kind!r} is an encoder; the {objective} objective needs a decoder (gpt-tiny, ...)")
+    limit = getattr(model.config, "n_positions", None)
+    if limit is not None and block_size > limit:
+        raise TaesanError(f"--block-size {block_size} is longer than the model's {limit} positions")
+
+
+def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainConfig,
+             say: Callable[[str], None] = lambda line: None) -> Pretrained:
+    """Run the recipe. `model`: a preset or model_type name (built sized to the tokenizer, seeded with recipe.seed),
+    a checkpoint directory, or a model in memory; with recipe.resume the newest checkpoint in `out` instead.
+    `say` hears progress notes before training starts (rank 0 only)."""
+    for f in recipe.corpus:
+        if not Path(f).is_file():
+            raise TaesanError(f"{f}: {'a directory, not a corpus file' if Path(f).is_dir() else 'corpus file not found'}")
+    device = pick_device(recipe.device)
+    info = distributed.init(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    separator = separator_for(tokenizer, recipe.objective)
+    model, resume_from = _starting_model(model, tokenizer, recipe)
+    check_fits(model, recipe.objective, recipe.block_size)
+    if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
+        model.config.eos_token_id = separator  # so taesan.generate stops where documents end
+
+    cache, notes = _token_cache(tokenizer, recipe, separator, info)
+    data = _batches(cache.train, tokenizer, recipe, info.rank, info.world_size)
+    try:
+        held_out = _batches(cache.valid if cache.valid is not None else cache.train, tokenizer, recipe)
+    except TaesanError:  # a corpus too small to hold out a block: evaluate on training data, and say so
+        held_out = _batches(cache.train, tokenizer, recipe)
+        notes.append("note: the held-out split is shorter than one block; evaluating on training data")
+    training = {"objective": recipe.objective, "separator_id": separator, "block_size": recipe.block_size,
+                "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
+
+    def save_extra(directory: Path) -> None:
+        tokenizer.save(directory / "tokenizer.json")
+        write_json(directory / TRAINING_NAME, training)
+
+    if info.is_main:
+        for line in notes:
+            say(line)
+    torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
+    trainer = Trainer(
+        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size), data, config, recipe.out,
+        eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
+        fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
+    )
+    try:
+        trainer.fit()
+    finally:
+        distributed.shutdown()
+    result = Pretrained(trainer, trainer.raw_model.eval(), info.is_main, notes)
+    if info.is_main and not trainer.interrupted and recipe.objective != "masked":
+        result.baseline_perplexity = _unigram_baseline(cache, held_out, tokenizer, recipe, config.eval_batches)
+    return result
+
+
+def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[nn.Module, Path | None]:
+    """-> (the model to train, the checkpoint it resumes from or None)."""
+    out = recipe.out
+    if recipe.resume:
+        resume_from = latest_checkpoint(out)
+        if resume_from is None:
+            raise TaesanError(f"{out}: no checkpoint to resume from (run without --resume first)")
+        trained = read_training(resume_from)
+        if trained.get("objective", recipe.objective) != recipe.objective:
+            raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
+        resumed = load(resume_from)
+        if resumed.config.vocab_size != tokenizer.vocab_size:
+            raise TaesanError(f"{resume_from}: vocab_size {resumed.config.vocab_size} does not match "
+                              f"the tokenizer's {tokenizer.vocab_size} tokens")
+        return resumed, resume_from
+    if latest_checkpoint(out) is not None:
+        raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
+    if isinstance(model, str):
+        torch.manual_seed(recipe.seed)  # the same initial weights on every rank
+        model = new_model(model, recipe.objective, tokenizer)
+    return model, None
+
+
+def _token_cache(tokenizer, recipe: Recipe, separator: int, info) -> tuple[Any, list[str]]:
+    """Rank 0 tokenizes (or reuses the cache); the others wait, then open the same cache. -> (cache, notes)."""
+    cache_dir = Path(recipe.cache_dir) if recipe.cache_dir else recipe.out / "data"
+    fresh_out = not recipe.out.exists()
+    problem, notes, cache = None, [], None
+    if info.is_main:
+        try:
+            cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, recipe.valid_every,
+                                      workers=recipe.workers)
+            tokens = cache.manifest["tokens"]
+            notes.append(f"corpus: {tokens['train']:,} training tokens, {tokens['valid']:,} held out"
+                         f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
+        except TaesanError as e:
+            problem = str(e)
+            if fresh_out:  # an unreadable corpus leaves no empty run directory behind
+                shutil.rmtree(recipe.out, ignore_errors=True)
+    problem = distributed.broadcast_object(problem)  # every rank stops on rank 0's error instead of waiting forever
+    if problem is not None:
+        raise TaesanError(problem)
+    if not info.is_main:
+        cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, recipe.valid_every, workers=1)
+    return cache, notes
+
+
+def _batches(split, tokenizer, recipe: Recipe, rank: int = 0, world: int = 1):
+    """Rows of one split: packed documents between [CLS] ... [SEP] for a masked LM, plain windows otherwise."""
+    if recipe.objective == "masked":
+        return PackedDocuments(split, recipe.block_size, recipe.batch_size, tokenizer.cls_id, tokenizer.sep_id,
+                               tokenizer.pad_id, recipe.seed, rank, world, sentence_ends=sentence_end_ids(tokenizer))
+    return CausalWindows(split, recipe.block_size, recipe.batch_size, recipe.seed, rank, world)
+
+
+def _unigram_baseline(cache, held_out, tokenizer, recipe: Recipe, n_batches: int) -> float:
+    """Perplexity of the held-out targets the model was evaluated on, predicted from token frequencies alone."""
+    batches = held_out.eval_batches(n_batches, recipe.batch_size)
+    cut = slice(1, None) if recipe.objective == "causal" else slice(None, -1)  # backward predicts the earlier token
+    targets = [b["input_ids"][:, cut].numpy() for b in batches]
+    return unigram_perplexity(cache.train, np.concatenate(targets), tokenizer.vocab_size)

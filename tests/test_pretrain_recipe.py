@@ -1,0 +1,67 @@
+"""pipeline/pretrain.py: `taesan pretrain` and the demo run one recipe, so the same settings give the same run
+(every weight and every logged loss); the recipe records the separator as the model's end-of-text."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import taesan
+from taesan.cli import main as cli_main
+from taesan.data.embedded import korean_corpus
+from taesan.demo.tour import DemoConfig, pretrain_lm
+from taesan.errors import TaesanError
+from taesan.pipeline.pretrain import Recipe, new_model
+from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
+
+TINY = dict(d_model=32, n_layers=1, n_heads=2, n_positions=32)
+
+
+def _losses(directory: Path) -> list[float]:
+    rows = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+    return [r[k] for r in rows for k in sorted(r) if "loss" in k]
+
+
+@pytest.mark.parametrize("objective", ["causal", "masked"])
+def test_the_cli_and_the_demo_give_the_same_run(tmp_path, objective):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(korean_corpus(200)) + "\n", encoding="utf-8")
+    kind = BPETokenizer if objective == "causal" else WordPieceTokenizer
+    tok = kind.train([corpus], vocab_size=300)
+    tok.save(tmp_path / "tok.json")
+    preset = "gpt-tiny" if objective == "causal" else "bert-tiny"
+    cfg = DemoConfig(out=tmp_path / "demo", seed=3, progress=False, model=TINY, block_size=16, batch_size=4, lm_steps=8,
+                     lm_minutes=5.0, lr=2e-3)
+    torch.manual_seed(cfg.seed)
+    model = new_model(preset, objective, tok, **TINY)  # as the demo builds it
+    model.save(tmp_path / "start", tok)  # the same starting weights for the command line
+    demo = pretrain_lm(cfg, model, tok, objective, corpus, tmp_path / "demo")
+    code = cli_main(["pretrain", "--model", str(tmp_path / "start"), "--objective", objective, "--corpus", str(corpus),
+                     "--tokenizer", str(tmp_path / "tok.json"), "--out", str(tmp_path / "cli"), "--max-steps", "8",
+                     "--max-minutes", "5", "--lr", "2e-3", "--warmup", "1", "--eval-every", "2", "--eval-batches", "4",
+                     "--save-every", "0", "--keep-last", "1", "--batch-size", "4", "--block-size", "16",
+                     "--valid-every", "10", "--workers", "1", "--seed", "3", "--no-progress"])
+    assert code == 0 and demo.trainer.step == 8
+    cli = taesan.load(tmp_path / "cli")
+    ours = demo.model.state_dict()
+    assert set(cli.state_dict()) == set(ours)
+    for k, v in cli.state_dict().items():
+        assert torch.equal(v, ours[k]), k
+    assert _losses(tmp_path / "cli") == _losses(tmp_path / "demo") and len(_losses(tmp_path / "cli")) > 2
+    start = taesan.load(tmp_path / "start").state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in ours.items())  # and it did train
+    trained = json.loads((tmp_path / "cli" / "training.json").read_text())
+    assert trained["objective"] == objective and trained["separator_id"] == (tok.sep_id if objective == "masked" else tok.eos_id)
+    if objective == "causal":  # the end-of-text recorded in the config: taesan.generate stops there by default
+        assert cli.config.eos_token_id == tok.eos_id and demo.model.config.eos_token_id == tok.eos_id
+        assert demo.baseline_perplexity is not None and demo.baseline_perplexity > 1
+
+
+def test_the_recipe_checks_its_arguments_before_writing(tmp_path):
+    with pytest.raises(TaesanError, match="--block-size must be >= 1"):
+        Recipe("causal", [], tmp_path / "out", block_size=0)
+    with pytest.raises(TaesanError, match="unknown objective 'sideways'"):
+        Recipe("sideways", [], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
