@@ -1,9 +1,12 @@
 """A checkpoint is a directory: config.json + model.safetensors (+ tokenizer files). No pickle anywhere.
 
-Writes are atomic (temp file, then rename); every read error names the file and the field.
+Writes are atomic (temp file, then rename); every read error names the file and the field. A safetensors file's
+header is checked (taesan.safetensors_header) before a tensor is read, and a dry run (`shapes_only`) reads only it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from safetensors.torch import save_file
 from taesan.atomic import atomic_path
 from taesan.config import read_json, write_json
 from taesan.errors import TaesanError
+from taesan.safetensors_header import check_memory, read_header
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -32,11 +36,33 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | Path, metadata: 
         save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
 
 
+_SHAPES_ONLY = contextvars.ContextVar("shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """A dry run: inside it, `load_state_dict` returns the header's shapes as meta tensors and reads no data.
+
+    With `torch.device("meta")` around a loader (a HuggingFace importer), the whole load — config, model, key
+    table, shape checks — runs without allocating, so a hostile checkpoint is refused before it costs memory.
+    """
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; missing or corrupted files raise a one-line TaesanError."""
+    """Read a safetensors file; a missing, corrupted or oversized file raises a one-line TaesanError.
+
+    The header is checked first (caps, offsets inside the file), and the data must fit in the memory left.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise TaesanError(f"{path}: file not found")
+    header = read_header(path)
+    if _SHAPES_ONLY.get():
+        return header.meta_state()
+    check_memory(header.data_bytes, str(path))
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}

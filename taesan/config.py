@@ -72,19 +72,73 @@ def config_from_dict(cls: type[C], data: dict[str, Any], source: str = "config")
 IGNORED_KEYS = {"model_type", "taesan_version", "architectures"}
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file; a missing or malformed file raises a TaesanError naming it."""
+# Caps on a JSON file from somewhere else (config.json, task.json, trainer_state.json): past them the reader
+# refuses with one line instead of spending seconds and gigabytes, or raising RecursionError / ValueError.
+MAX_JSON_BYTES = 16 * 2**20  # a config is kilobytes; a large HF config with label names is well under a megabyte
+MAX_JSON_DEPTH = 100  # configs nest 2-4 levels; Python's parser itself fails near 1,000 with a RecursionError
+MAX_INT_DIGITS = 40  # 2**128 has 39 digits; Python refuses over 4,300 with a ValueError
+
+
+def parse_json(text: str, source: str, max_chars: int = MAX_JSON_BYTES) -> Any:
+    """JSON text -> value, with the caps above; any failure is a one-line TaesanError naming `source`.
+
+    parse_json('{"a": [1, 2]}', "x.json") -> {'a': [1, 2]}
+    """
+    if len(text) > max_chars:
+        raise TaesanError(f"{source}: {len(text):,} characters of JSON, over the limit of {max_chars:,}")
+    try:
+        value = json.loads(text, parse_int=lambda digits: _json_int(digits, source))
+    except json.JSONDecodeError as e:
+        raise TaesanError(f"{source}: {_decode_error(e)}") from None
+    except RecursionError:
+        raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _json_int(digits: str, source: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise TaesanError(f"{source}: an integer of {len(digits.lstrip('-')):,} digits (the limit is {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _decode_error(e: json.JSONDecodeError) -> str:
+    """A whole sentence: json's "Unterminated string starting at" needs its position to read as one."""
+    if not e.doc.strip():
+        return "the file is empty (no JSON value)"
+    msg = e.msg if e.msg.endswith(" at") else e.msg + " at"
+    cut = " (the file ends there: cut short?)" if e.pos >= len(e.doc.rstrip()) else ""
+    return f"invalid JSON: {msg} line {e.lineno} column {e.colno}{cut}"
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest (a scalar is 0), without recursion: depth({'a': [1]}) -> 2."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:  # deeper than the cap is an error already: stop walking
+                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file; a missing, malformed, oversized or too deeply nested file raises a TaesanError naming it."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TaesanError(f"{path}: {size:,} bytes, over the limit of {max_bytes:,} for a JSON file taesan reads")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TaesanError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise TaesanError(f"{path}: a directory, not a JSON file") from None
     except UnicodeDecodeError as e:
         raise TaesanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TaesanError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return parse_json(text, str(path), max_bytes)
 
 
 def write_json(path: str | Path, data: Any) -> None:
