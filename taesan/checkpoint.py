@@ -71,9 +71,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise TaesanError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
-def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
-    """Load `state` into `module` strictly, naming the first missing, unexpected or mis-shaped tensor.
+def check_shapes(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
+    """Name the first tensor `module` lacks in `state`, or has that it does not, or has in another shape.
 
+    `state` may hold meta tensors (a safetensors header's shapes): checked before any data is read.
     `ignore` lists keys the module may lack in `state` (tied weights, buffers recomputed at init).
     """
     own = module.state_dict()
@@ -86,6 +87,11 @@ def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
     for k, t in state.items():
         if tuple(t.shape) != tuple(own[k].shape):
             raise TaesanError(f"{source}: tensor {k!r} has shape {tuple(t.shape)}, the config expects {tuple(own[k].shape)}")
+
+
+def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
+    """Load `state` into `module` strictly, naming the first missing, unexpected or mis-shaped tensor (see check_shapes)."""
+    check_shapes(module, state, source, ignore)
     module.load_state_dict(state, strict=False)
 
 

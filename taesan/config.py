@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -87,20 +88,37 @@ def parse_json(text: str, source: str, max_chars: int = MAX_JSON_BYTES) -> Any:
     if len(text) > max_chars:
         raise TaesanError(f"{source}: {len(text):,} characters of JSON, over the limit of {max_chars:,}")
     try:
-        value = json.loads(text, parse_int=lambda digits: _json_int(digits, source))
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise TaesanError(f"{source}: {_decode_error(e)}") from None
     except RecursionError:
         raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    except ValueError:  # Python's own cap: "Exceeds the limit (4300 digits) for integer string conversion"
+        raise TaesanError(f"{source}: an integer of over 4,300 digits (the limit is {MAX_INT_DIGITS})") from None
+    outside_strings = _STRING.sub('""', text)  # linear: the text is valid JSON, every string closes
+    digits = _LONG_NUMBER.search(outside_strings)
+    if digits:
+        raise TaesanError(f"{source}: an integer of {len(digits.group()):,} digits (the limit is {MAX_INT_DIGITS})")
+    if _too_deep(outside_strings):
         raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
     return value
 
 
-def _json_int(digits: str, source: str) -> int:
-    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
-        raise TaesanError(f"{source}: an integer of {len(digits.lstrip('-')):,} digits (the limit is {MAX_INT_DIGITS})")
-    return int(digits)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_INT_DIGITS + 1))
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _too_deep(outside_strings: str) -> bool:
+    """Whether lists and objects nest deeper than MAX_JSON_DEPTH: each pass removes the innermost pairs, so a
+    file of depth d is empty after d passes. _too_deep('{"a": [[1]]}') -> False."""
+    brackets = _NOT_BRACKET.sub("", outside_strings)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub("", brackets)
+    return bool(brackets)
 
 
 def _decode_error(e: json.JSONDecodeError) -> str:
@@ -110,18 +128,6 @@ def _decode_error(e: json.JSONDecodeError) -> str:
     msg = e.msg if e.msg.endswith(" at") else e.msg + " at"
     cut = " (the file ends there: cut short?)" if e.pos >= len(e.doc.rstrip()) else ""
     return f"invalid JSON: {msg} line {e.lineno} column {e.colno}{cut}"
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest (a scalar is 0), without recursion: depth({'a': [1]}) -> 2."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            if level <= MAX_JSON_DEPTH:  # deeper than the cap is an error already: stop walking
-                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:

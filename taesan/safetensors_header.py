@@ -18,8 +18,8 @@ import torch
 from taesan.config import parse_json
 from taesan.errors import TaesanError
 
-MAX_HEADER_BYTES = 8 * 2**20  # a 1,000-tensor model's header is ~100 KB; safetensors itself allows 100 MB
-MAX_TENSORS = 100_000  # a 512-layer model with its optimizer state holds ~25,000
+MAX_HEADER_BYTES = 4 * 2**20  # a 1,000-tensor model's header is ~100 KB; safetensors itself allows 100 MB
+MAX_TENSORS = 50_000  # a 512-layer model holds ~8,000 tensors, its optimizer state ~25,000
 MAX_DIMS = 8
 MAX_NAME_CHARS = 1024
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from taesan.checkpoint import check_and_load, shapes_only
+from taesan.checkpoint import check_shapes, shapes_only
 from taesan.errors import TaesanError
 from taesan.safetensors_header import Header, check_memory, read_header
 
@@ -126,7 +126,7 @@ def check_checkpoint(build: Callable[[], nn.Module], config: dict[str, Any], wei
     planned = plan(build, source)
     check_parameters(planned, source, header.data_bytes)
     try:
-        check_and_load(planned, header.meta_state(), str(weights), ignore=tuple(getattr(planned, "tied_keys", ())))
+        check_shapes(planned, header.meta_state(), str(weights), ignore=tuple(getattr(planned, "tied_keys", ())))
     except TaesanError:
         _name_family(planned, header, weights, source, families)  # raises when the weights are not this family's
         raise
