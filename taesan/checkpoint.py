@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,12 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | Path, metadata: 
         tensors[k] = t.clone().contiguous() if ptr in seen or not t.is_contiguous() else t
         seen.add(ptr)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
+        try:
+            save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
+        except SafetensorError as e:  # the disk filled up: an OSError like any other write's, for the caller to name
+            if "No space left" in str(e) or "StorageFull" in str(e):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            raise
 
 
 _SHAPES_ONLY = contextvars.ContextVar("shapes_only", default=False)

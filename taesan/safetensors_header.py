@@ -155,11 +155,11 @@ def check_memory(needed: int, what: str) -> None:
     """Refuse before allocating `needed` bytes that this process cannot have (a one-line TaesanError naming both)."""
     available = available_memory()
     if available is not None and needed > available:
-        raise TaesanError(f"{what}: needs {_size(needed)} of memory, {_size(available)} available")
+        raise TaesanError(f"{what}: needs {format_bytes(needed)} of memory, {format_bytes(available)} available")
 
 
-def _size(n: int) -> str:
-    """_size(3 * 2**30) -> '3.0 GB'; _size(512) -> '512 bytes'"""
+def format_bytes(n: int) -> str:
+    """format_bytes(3 * 2**30) -> '3.0 GB'; format_bytes(512) -> '512 bytes'"""
     if n < 1024:
         return f"{n} bytes"
     exponent = min(3, int(math.log(n, 1024)))
