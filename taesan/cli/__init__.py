@@ -31,8 +31,20 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _UsageError(Exception):
+    """A flag the parser refused (an unknown choice, a missing argument): printed as one line by `main`."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a refused flag raised as one line (`--kind: invalid choice 'bogus' (choose from ...)`)
+    instead of a usage block; every command's parser and sub-parser is one of these (argparse makes them so)."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
+    parser = Parser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -44,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the command they were given to, not by `taesan` (argparse's parse_args does that)
+            raise _UsageError(f"taesan {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+                              f"(see taesan {args.command} --help)")
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         threads = getattr(args, "threads", None)  # every command's --threads means torch's CPU threads: set here once
         if threads is not None:
