@@ -58,7 +58,7 @@ def read_header(path: str | Path) -> Header:
     """Read and check `path`'s header; a file that breaks the format or a cap raises one TaesanError line naming it."""
     path = Path(path)
     if not path.is_file():
-        raise TaesanError(f"{path}: file not found")
+        raise TaesanError(f"{path}: {'a directory, not a safetensors file' if path.is_dir() else 'file not found'}")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 
 import taesan
 import taesan.checkpoint
+import taesan.config
 import taesan.train.trainer
 from taesan.data import CausalWindows, TokenSplit
 from taesan.errors import TaesanError
@@ -201,3 +202,16 @@ def test_start_up_removes_them_too(tmp_path):
     make_trainer(tmp_path / "." )  # a new run in the same directory (the CLI refuses one over checkpoints)
     assert _temp_files(tmp_path) == [tmp_path / "notes.tmp"]
     assert not (tmp_path / "checkpoint-0000006").exists() and (tmp_path / "checkpoint-0000004" / "trainer_state.json").is_file()
+
+
+def test_a_full_disk_outside_training_is_one_line_too(tmp_path, monkeypatch, capsys):
+    """`taesan tokenizer train` (or convert) on a full disk: the CLI names the file, exit 2."""
+    from taesan.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("티끌 모아 태산\n" * 20, encoding="utf-8")
+    _fail_on(monkeypatch, taesan.config, "atomic_write_text", after=0,
+             error=OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "t.json")))
+    assert main(["tokenizer", "train", "--kind", "char", "--vocab-size", "50", "--input", str(corpus),
+                 "--output", str(tmp_path / "t.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"taesan tokenizer: error: {tmp_path / 't.json'}: no space left on the device"

@@ -6,6 +6,7 @@ arguments or prints; these modules do.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -87,4 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed the pipe (`taesan evaluate ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):  # a full disk outside training (convert, tokenizer train)
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"taesan {args.command}: error: {where}no space left on the device", file=sys.stderr)
+        return 2
     return int(code or 0)

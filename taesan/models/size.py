@@ -102,34 +102,38 @@ class _ShapesOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def check_parameters(model: nn.Module, source: str, extra_bytes: int = 0) -> None:
-    """The planned model's parameters within MAX_PARAMETERS, and its bytes (+ `extra_bytes`, the weights read
-    beside it) within the memory this process has left."""
+def check_parameters(model: nn.Module, source: str) -> None:
+    """The planned model's parameters within MAX_PARAMETERS."""
     tensors = dict(model.named_parameters())
     count = sum(t.numel() for t in tensors.values())
     if count > MAX_PARAMETERS:
         name, t = max(tensors.items(), key=lambda kv: kv[1].numel())
         raise TaesanError(f"{source}: the config describes {count:,} parameters ({name!r} alone has shape "
                           f"{tuple(t.shape)}), over taesan's limit of {MAX_PARAMETERS:,}")
-    nbytes = sum(t.numel() * t.element_size() for t in [*tensors.values(), *model.buffers()])
+
+
+def check_model_memory(model: nn.Module, source: str, extra_bytes: int = 0) -> None:
+    """The planned model's bytes (+ `extra_bytes`, the weights read beside it) within the memory left."""
+    nbytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     check_memory(nbytes + extra_bytes, f"{source}: the model")
 
 
 def check_checkpoint(build: Callable[[], nn.Module], config: dict[str, Any], weights: Path, source: str,
                      families: dict[str, type[nn.Module]]) -> None:
     """A taesan checkpoint, checked without allocating: layer caps, header caps, the parameter limit, the model's
-    tensors against the header's (names and shapes), and memory. `families`: model_type -> class, to name the
+    tensors against the header's (names and shapes), then memory. `families`: model_type -> class, to name the
     family the weights belong to when they are another family's."""
     check_layers(config, source)
     header = read_header(weights)
     check_layers(config, source, header)
     planned = plan(build, source)
-    check_parameters(planned, source, header.data_bytes)
+    check_parameters(planned, source)
     try:
         check_shapes(planned, header.meta_state(), str(weights), ignore=tuple(getattr(planned, "tied_keys", ())))
     except TaesanError:
         _name_family(planned, header, weights, source, families)  # raises when the weights are not this family's
         raise
+    check_model_memory(planned, source, header.data_bytes)
 
 
 def check_hf(load: Callable[[], nn.Module], config: dict[str, Any], directory: Path, source: str) -> None:
@@ -139,8 +143,9 @@ def check_hf(load: Callable[[], nn.Module], config: dict[str, Any], directory: P
     header = read_header(weights) if weights.is_file() else None
     check_layers(config, source, header)
     with shapes_only():
-        planned = plan(load, source)
-    check_parameters(planned, source, header.data_bytes if header is not None else 0)
+        planned = plan(load, source)  # the importer compares the model with the header's tensors
+    check_parameters(planned, source)
+    check_model_memory(planned, source, header.data_bytes if header is not None else 0)
 
 
 @contextlib.contextmanager

@@ -286,10 +286,15 @@ def load_soft_prompt(directory: str | Path, map_location: str = "cpu") -> SoftPr
         inner = base_model
     else:  # a head model around the base's backbone: its size is checked before it is built
         size.check_layers(cfg.inner, source)
-        size.check_parameters(size.plan(lambda: cls(inner_config), source), source)
+        planned = size.plan(lambda: cls(inner_config), source)
+        size.check_parameters(planned, source)
+        size.check_model_memory(planned, source)
         inner = cls(inner_config)
         _copy_backbone(inner, base_model, base_dir)
-    model = SoftPrompt(inner, cfg.n_tokens, cfg.insert_at, str(base_dir.resolve()), cfg.init)
+    try:
+        model = SoftPrompt(inner, cfg.n_tokens, cfg.insert_at, str(base_dir.resolve()), cfg.init)
+    except TaesanError as e:  # "5000 prompt tokens leave no room ...": which file said so
+        raise TaesanError(f"{source}: {e}") from None
     if model.prompt_config.base_fingerprint != cfg.base_fingerprint:
         raise TaesanError(f"{source}: base checkpoint {base_dir} differs from the one this prompt was tuned on")
     weights = directory / WEIGHTS_NAME
