@@ -20,7 +20,7 @@ from taesan.checkpoint import check_shapes, shapes_only
 from taesan.errors import TaesanError
 from taesan.safetensors_header import Header, check_memory, read_header
 
-MAX_LAYERS = 512  # per stack; the deepest published transformers have ~100-200. Building 512 on "meta" takes ~2 s
+MAX_LAYERS = 512  # per stack; the deepest published transformers have ~100-200. planning 512 on "meta" takes ~1 s
 MAX_PARAMETERS = 10**11  # 400 GB in fp32: far past what taesan trains or serves
 _LAYER_FIELD = re.compile(r"(^|_)layers?$")  # n_layers, n_encoder_layers, num_hidden_layers, n_layer, decoder_layers
 
