@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 SENTENCES = ["티끌 모아 태산", "어제 카페 갔었어", "가는 말이 고와야 오는 말이 곱다"]
+MAX_TENSORS = 50_000  # taesan.safetensors_header.MAX_TENSORS (test_hostile_corpus checks they agree)
 
 
 @dataclass
@@ -55,11 +56,24 @@ def _safetensors(path: Path, header: dict, data_bytes: int, raw: bytes | None = 
         f.truncate(8 + len(blob) + data_bytes)  # sparse: the data takes no disk
 
 
+def _entries(shapes: dict[str, list[int]]) -> tuple[dict, int]:
+    """F32 tensors of these shapes, laid end to end -> (header entries, data bytes)."""
+    entries, offset = {}, 0
+    for name, shape in shapes.items():
+        n = 4
+        for s in shape:
+            n *= s
+        entries[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    return entries, offset
+
+
 def build(root: Path) -> list[Case]:
     """Write every hostile directory under `root` -> the cases."""
+    from safetensors import safe_open
+
     import taesan
     from taesan.models import to_hf
-    from taesan.safetensors_header import read_header
     from taesan.tokenizers import BPETokenizer
     from taesan.tuning.prompt import add_soft_prompt
 
@@ -67,7 +81,8 @@ def build(root: Path) -> list[Case]:
     tok = BPETokenizer.train(SENTENCES * 5, vocab_size=280, special_tokens=["<|endoftext|>"])
     good = root / "good"
     taesan.create("gpt-tiny", vocab_size=tok.vocab_size, n_layers=2, d_model=32, n_heads=2, n_positions=32).save(good, tok)
-    header = read_header(good / "model.safetensors")
+    with safe_open(str(good / "model.safetensors"), framework="pt") as f:  # not taesan's reader: it is under test
+        shapes = {k: list(f.get_slice(k).get_shape()) for k in sorted(f.keys())}
     cases: list[Case] = [Case("control-a-good-checkpoint", good, ("load",))]  # must load: the harness sees acceptance
 
     def variant(name: str, expect: str = "", ways=("load", "generate"), **config) -> Path:
@@ -146,46 +161,29 @@ def build(root: Path) -> list[Case]:
     entries_text = "{" + ",".join(f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}' for i in range(1_200_000)) + "}"
     _safetensors(weights("header-1.2m-entries", "over the limit of"), {}, 1_200_000, raw=entries_text.encode())
     del entries_text
-    from taesan.safetensors_header import MAX_TENSORS
-
     many = {f"{i:x}": {"dtype": "U8", "shape": [], "data_offsets": [i, i + 1]} for i in range(MAX_TENSORS + 1)}
     _safetensors(weights("header-too-many-entries", "tensors, over the limit", ways=("load",)), many, MAX_TENSORS + 1)
+    del many
     with open(weights("header-longer-than-file", "truncated"), "wb") as f:
         f.write(struct.pack("<Q", 1000) + b"{}")
     weights("file-of-5-bytes", "shorter than the 8-byte").write_bytes(b"\x01\x02\x03\x04\x05")
     _safetensors(weights("header-not-json", "not a safetensors file|invalid JSON"), {}, 0, raw=b"{not json at all")
     _safetensors(weights("header-not-utf8", "not UTF-8"), {}, 0, raw=b"{\xff\xfe}")
     _safetensors(weights("header-nested", "nested more than"), {}, 0, raw=b'{"a": ' + b"[" * 3000 + b"]" * 3000 + b"}")
-    entries = {k: {"dtype": "F32", "shape": list(t.shape), "data_offsets": [t.begin, t.end]} for k, t in header.tensors.items()}
+    entries, data_bytes = _entries(shapes)
     first = sorted(entries)[0]
-    _safetensors(weights("dtype-unknown", "dtype"), {**entries, first: {**entries[first], "dtype": "Q64"}}, header.data_bytes)
-    _safetensors(weights("shape-negative", "shape"), {**entries, first: {**entries[first], "shape": [-1]}}, header.data_bytes)
-    _safetensors(weights("data-cut-short", "truncated"), entries, header.data_bytes // 2)
+    _safetensors(weights("dtype-unknown", "dtype"), {**entries, first: {**entries[first], "dtype": "Q64"}}, data_bytes)
+    _safetensors(weights("shape-negative", "shape"), {**entries, first: {**entries[first], "shape": [-1]}}, data_bytes)
+    _safetensors(weights("data-cut-short", "truncated"), entries, data_bytes // 2)
     t = entries[first]
     _safetensors(weights("tensors-overlap", "overlaps|gap"), {**entries, first: {**t, "data_offsets": [t["data_offsets"][0] + 4, t["data_offsets"][1] + 4]}},
-                 header.data_bytes)
-    _safetensors(weights("metadata-not-strings", "__metadata__"), {**entries, "__metadata__": {"format": 7}}, header.data_bytes)
+                 data_bytes)
+    _safetensors(weights("metadata-not-strings", "__metadata__"), {**entries, "__metadata__": {"format": 7}}, data_bytes)
     _safetensors(weights("header-empty", "missing|other tensors|holds only"), {}, 0)
-    sparse, offset = {}, 0
-    for k, info in sorted(header.tensors.items(), key=lambda kv: kv[1].begin):
-        shape = [3 * 10**9] if k == "tok_emb.weight" else list(info.shape)
-        n = 4
-        for s in shape:
-            n *= s
-        sparse[k] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    _safetensors(weights("sparse-12gb-tensor", r"has shape \(3000000000,\)"), sparse, offset)
+    _safetensors(weights("sparse-12gb-tensor", r"has shape \(3000000000,\)"), *_entries({**shapes, "tok_emb.weight": [3 * 10**9]}))
     vocab = 12 * 10**9 // (4 * 32)
     d = variant("sparse-12gb-model-that-fits-its-config", "of memory", vocab_size=vocab)
-    agreeing, offset = {}, 0
-    for k, info in sorted(header.tensors.items(), key=lambda kv: kv[1].begin):
-        shape = [vocab, 32] if k == "tok_emb.weight" else list(info.shape)
-        n = 4
-        for s in shape:
-            n *= s
-        agreeing[k] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    _safetensors(d / "model.safetensors", agreeing, offset)
+    _safetensors(d / "model.safetensors", *_entries({**shapes, "tok_emb.weight": [vocab, 32]}))
     weights("weights-missing", "not found").unlink()
     w = weights("weights-a-directory", "not found|directory")
     w.unlink()

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hostile_corpus  # tests/hostile_corpus.py (pytest puts tests/ on the path)
 import pytest
+
+from taesan.safetensors_header import MAX_TENSORS
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDRESS_SPACE = 3 * 2**30  # the child's whole virtual memory: torch takes ~0.7 GB, a 12 GB tensor would not fit
@@ -48,6 +51,10 @@ def test_every_hostile_file_is_one_clean_error(outcomes):
         assert o["message"].startswith(("taesan.load: error: ", f"taesan {o['way']}: error: ")), o
         expect = o["extra"]["expect"]
         assert not expect or __import__("re").search(expect, o["message"]), f"{o['case']}: {o['message']}"
+
+
+def test_the_corpus_tries_one_over_the_entry_cap():
+    assert hostile_corpus.MAX_TENSORS == MAX_TENSORS
 
 
 def test_the_control_loads(outcomes):

@@ -3,8 +3,10 @@ fast, before anything large is allocated (its size is known from config.json and
 The whole generated corpus, under a memory cap, is tests/test_hostile_corpus.py."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -49,9 +51,27 @@ def _write_safetensors(path: Path, header: dict, data_bytes: int, sparse: bool =
         f.truncate(8 + len(raw) + data_bytes)  # sparse: no disk used for the zeros
 
 
+@contextlib.contextmanager
+def _memory_cap(extra: int = 1536 * 2**20):
+    """This process's address space capped at what it uses now + `extra`, for the block: a loader that tries to
+    allocate gigabytes (as the code before these checks did) fails with MemoryError instead of eating the machine."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        used = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    except (OSError, StopIteration):
+        yield
+        return
+    cap = used + extra if hard == resource.RLIM_INFINITY else min(used + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def _refused(directory: Path, match: str, seconds: float = 3.0) -> str:
     start = time.perf_counter()
-    with pytest.raises(TaesanError, match=match) as e:
+    with pytest.raises(TaesanError, match=match) as e, _memory_cap():
         taesan.load(directory)
     assert time.perf_counter() - start < seconds
     assert "\n" not in str(e.value)
