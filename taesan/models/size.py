@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -138,11 +139,14 @@ def check_checkpoint(build: Callable[[], nn.Module], config: dict[str, Any], wei
 
 def check_hf(load: Callable[[], nn.Module], config: dict[str, Any], directory: Path, source: str) -> None:
     """A HuggingFace checkpoint, checked by a dry run of its importer on the meta device (`load` reads only the
-    safetensors header there), after the layer caps; then the parameter limit and memory."""
+    safetensors header there; a legacy pytorch_model.bin is read whole), after the layer caps; then the parameter
+    limit and memory."""
     weights = directory / "model.safetensors"
     header = read_header(weights) if weights.is_file() else None
     check_layers(config, source, header)
-    with shapes_only():
+    with shapes_only(), warnings.catch_warnings():
+        # a pytorch_model.bin is read for real (no header to read instead): loading it into meta is a no-op, as meant
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter")
         planned = plan(load, source)  # the importer compares the model with the header's tensors
     check_parameters(planned, source)
     check_model_memory(planned, source, header.data_bytes if header is not None else 0)
