@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -38,3 +39,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# the temp names atomic_path makes: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_leftovers(directory: str | Path) -> list[Path]:
+    """Delete the temp files that writes killed mid-way left in `directory` (not below it); -> what was removed.
+
+    Only for a directory one process writes (a training run's out dir): a live write's temp file looks the same.
+    """
+    removed = []
+    directory = Path(directory)
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if _TEMP_NAME.match(path.name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

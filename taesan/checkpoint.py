@@ -1,9 +1,14 @@
 """A checkpoint is a directory: config.json + model.safetensors (+ tokenizer files). No pickle anywhere.
 
-Writes are atomic (temp file, then rename); every read error names the file and the field.
+Writes are atomic (temp file, then rename); every read error names the file and the field. A safetensors file's
+header is checked (taesan.safetensors_header) before a tensor is read, and a dry run (`shapes_only`) reads only it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ from safetensors.torch import save_file
 from taesan.atomic import atomic_path
 from taesan.config import read_json, write_json
 from taesan.errors import TaesanError
+from taesan.safetensors_header import check_memory, read_header
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -29,14 +35,41 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | Path, metadata: 
         tensors[k] = t.clone().contiguous() if ptr in seen or not t.is_contiguous() else t
         seen.add(ptr)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
+        try:
+            save_file(tensors, str(tmp), metadata=metadata or {"format": "pt"})
+        except SafetensorError as e:  # the disk filled up: an OSError like any other write's, for the caller to name
+            if "No space left" in str(e) or "StorageFull" in str(e):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            raise
+
+
+_SHAPES_ONLY = contextvars.ContextVar("shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """A dry run: inside it, `load_state_dict` returns the header's shapes as meta tensors and reads no data.
+
+    With `torch.device("meta")` around a loader (a HuggingFace importer), the whole load — config, model, key
+    table, shape checks — runs without allocating, so a hostile checkpoint is refused before it costs memory.
+    """
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; missing or corrupted files raise a one-line TaesanError."""
+    """Read a safetensors file; a missing, corrupted or oversized file raises a one-line TaesanError.
+
+    The header is checked first (caps, offsets inside the file), and the data must fit in the memory left.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise TaesanError(f"{path}: file not found")
+    header = read_header(path)
+    if _SHAPES_ONLY.get():
+        return header.meta_state()
+    check_memory(header.data_bytes, str(path))
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
@@ -45,9 +78,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise TaesanError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
-def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
-    """Load `state` into `module` strictly, naming the first missing, unexpected or mis-shaped tensor.
+def check_shapes(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
+    """Name the first tensor `module` lacks in `state`, or has that it does not, or has in another shape.
 
+    `state` may hold meta tensors (a safetensors header's shapes): checked before any data is read.
     `ignore` lists keys the module may lack in `state` (tied weights, buffers recomputed at init).
     """
     own = module.state_dict()
@@ -60,6 +94,11 @@ def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
     for k, t in state.items():
         if tuple(t.shape) != tuple(own[k].shape):
             raise TaesanError(f"{source}: tensor {k!r} has shape {tuple(t.shape)}, the config expects {tuple(own[k].shape)}")
+
+
+def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
+    """Load `state` into `module` strictly, naming the first missing, unexpected or mis-shaped tensor (see check_shapes)."""
+    check_shapes(module, state, source, ignore)
     module.load_state_dict(state, strict=False)
 
 

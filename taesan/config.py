@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -72,19 +73,78 @@ def config_from_dict(cls: type[C], data: dict[str, Any], source: str = "config")
 IGNORED_KEYS = {"model_type", "taesan_version", "architectures"}
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file; a missing or malformed file raises a TaesanError naming it."""
+# Caps on a JSON file from somewhere else (config.json, task.json, trainer_state.json): past them the reader
+# refuses with one line instead of spending seconds and gigabytes, or raising RecursionError / ValueError.
+MAX_JSON_BYTES = 16 * 2**20  # a config is kilobytes; a large HF config with label names is well under a megabyte
+MAX_JSON_DEPTH = 100  # configs nest 2-4 levels; Python's parser itself fails near 1,000 with a RecursionError
+MAX_INT_DIGITS = 40  # 2**128 has 39 digits; Python refuses over 4,300 with a ValueError
+
+
+def parse_json(text: str, source: str, max_chars: int = MAX_JSON_BYTES) -> Any:
+    """JSON text -> value, with the caps above; any failure is a one-line TaesanError naming `source`.
+
+    parse_json('{"a": [1, 2]}', "x.json") -> {'a': [1, 2]}
+    """
+    if len(text) > max_chars:
+        raise TaesanError(f"{source}: {len(text):,} characters of JSON, over the limit of {max_chars:,}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaesanError(f"{source}: {_decode_error(e)}") from None
+    except RecursionError:
+        raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError:  # Python's own cap: "Exceeds the limit (4300 digits) for integer string conversion"
+        raise TaesanError(f"{source}: an integer of over 4,300 digits (the limit is {MAX_INT_DIGITS})") from None
+    outside_strings = _STRING.sub('""', text)  # linear: the text is valid JSON, every string closes
+    digits = _LONG_NUMBER.search(outside_strings)
+    if digits:
+        raise TaesanError(f"{source}: an integer of {len(digits.group()):,} digits (the limit is {MAX_INT_DIGITS})")
+    if _too_deep(outside_strings):
+        raise TaesanError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_INT_DIGITS + 1))
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _too_deep(outside_strings: str) -> bool:
+    """Whether lists and objects nest deeper than MAX_JSON_DEPTH: each pass removes the innermost pairs, so a
+    file of depth d is empty after d passes. _too_deep('{"a": [[1]]}') -> False."""
+    brackets = _NOT_BRACKET.sub("", outside_strings)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub("", brackets)
+    return bool(brackets)
+
+
+def _decode_error(e: json.JSONDecodeError) -> str:
+    """A whole sentence: json's "Unterminated string starting at" needs its position to read as one."""
+    if not e.doc.strip():
+        return "the file is empty (no JSON value)"
+    msg = e.msg if e.msg.endswith(" at") else e.msg + " at"
+    cut = " (the file ends there: cut short?)" if e.pos >= len(e.doc.rstrip()) else ""
+    return f"invalid JSON: {msg} line {e.lineno} column {e.colno}{cut}"
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file; a missing, malformed, oversized or too deeply nested file raises a TaesanError naming it."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TaesanError(f"{path}: {size:,} bytes, over the limit of {max_bytes:,} for a JSON file taesan reads")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TaesanError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise TaesanError(f"{path}: a directory, not a JSON file") from None
     except UnicodeDecodeError as e:
         raise TaesanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TaesanError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return parse_json(text, str(path), max_bytes)
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -6,6 +6,7 @@ arguments or prints; these modules do.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -36,8 +37,20 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine; default: torch's)")
 
 
+class _UsageError(Exception):
+    """A flag the parser refused (an unknown choice, a missing argument): printed as one line by `main`."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a refused flag raised as one line (`--kind: invalid choice 'bogus' (choose from ...)`)
+    instead of a usage block; every command's parser and sub-parser is one of these (argparse makes them so)."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
+    parser = Parser(prog="taesan", description="태산: a compact transformer system (티끌 모아 태산).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -49,7 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the command they were given to, not by `taesan` (argparse's parse_args does that)
+            raise _UsageError(f"taesan {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+                              f"(see taesan {args.command} --help)")
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         threads = getattr(args, "threads", None)  # every command's --threads means torch's CPU threads: set here once
         if threads is not None:
@@ -73,4 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed the pipe (`taesan evaluate ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):  # a full disk outside training (convert, tokenizer train)
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"taesan {args.command}: error: {where}no space left on the device", file=sys.stderr)
+        return 2
     return int(code or 0)

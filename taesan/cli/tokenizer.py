@@ -13,7 +13,10 @@ from pathlib import Path
 from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.tokenizers import KINDS, load
+from taesan.tokenizers.base import BERT_SPECIALS
 from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare, plot
+from taesan.tokenizers.corpus import iter_texts
+from taesan.tokenizers.wordpiece import BertNormalizer
 
 HELP = "train, use and compare tokenizers (word, morpheme, char, bpe, wordpiece)"
 KIND_CHOICES = ["word", "morpheme", "char", "bpe", "wordpiece"]
@@ -29,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: [PAD] [UNK] [CLS] [SEP] [MASK] (bpe: <|endoftext|>)")
     t.add_argument("--lowercase", action="store_true", help="wordpiece: lowercase (and strip accents) like uncased BERT")
     t.add_argument("--input", nargs="+", required=True, metavar="FILE")
-    t.add_argument("--output", required=True, metavar="PATH", help="tokenizer.json to write (a directory gets tokenizer.json)")
+    t.add_argument("--output", required=True, metavar="PATH",
+                   help="tokenizer.json to write (a directory gets tokenizer.json); missing directories are created")
 
     e = sub.add_parser("encode", help="show the tokens, ids and offsets of a text")
     e.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer.json, vocab.txt, or a directory")
@@ -66,14 +70,49 @@ def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    paths = _files(args.input, args)
+    target, created = _output(Path(args.output))
     options = {}
     if args.kind == "wordpiece":
+        _check_wordpiece_room(paths, args)
         options = {"lowercase": args.lowercase, "progress": True}
-    tok = KINDS[args.kind].train(_files(args.input, args), vocab_size=args.vocab_size, min_frequency=args.min_frequency,
+    tok = KINDS[args.kind].train(paths, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
                                  special_tokens=args.special_tokens, **options)
-    path = tok.save(args.output)
-    print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}")
+    path = tok.save(target)
+    note = f" (created the directory {created})" if created is not None else ""
+    print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}{note}")
     return 0
+
+
+def _output(path: Path) -> tuple[Path, Path | None]:
+    """--output -> (the file to write, the outermost directory that will be created, or None), checked before
+    training: a file standing where a directory must go is an error now, not after the work."""
+    target = path / "tokenizer.json" if path.is_dir() or path.suffix == "" else path  # as Tokenizer.save decides
+    missing = None
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TaesanError(f"--output {path}: {parent} is a file, not a directory")
+            break
+        missing = parent
+    return target, missing
+
+
+def _check_wordpiece_room(paths: list[Path], args: argparse.Namespace) -> None:
+    """WordPiece's vocabulary starts with every character of the corpus (first and ##continuation forms) after the
+    special tokens: a --vocab-size below that wrote a vocabulary of special tokens and no word. Each distinct
+    character (normalized as training will) is at least one symbol, so fewer slots than that is refused."""
+    specials = BERT_SPECIALS if args.special_tokens is None else args.special_tokens
+    seen: set[str] = set()
+    for text in iter_texts(paths):
+        seen.update(text)
+    normalizer = BertNormalizer(args.lowercase)
+    alphabet = {x for c in seen for x in normalizer.normalize_char(c) if not x.isspace()}
+    need = len(set(specials)) + len(alphabet)
+    if args.vocab_size < need:
+        raise TaesanError(f"--vocab-size {args.vocab_size} is below the alphabet plus the special tokens: the corpus has "
+                          f"{len(alphabet)} distinct characters and there are {len(set(specials))} special tokens; "
+                          f"use at least {need} (more, to learn any word pieces)")
 
 
 def _encode(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from taesan.models import (
     vit,
     vit_hf,
 )
+from taesan.models import size
 from taesan.models.base import TaesanModel
 from taesan.models.bert import BERT
 from taesan.models.bert_heads import (
@@ -91,7 +92,7 @@ HF_EXPORTERS: dict[type, Callable[[Any], tuple[dict, dict]]] = {
 
 
 def model_class(model_type: str, source: str = "config.json") -> type[TaesanModel]:
-    if model_type not in MODEL_TYPES:
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
         raise TaesanError(f"{source}: unknown model_type {model_type!r}; known: {', '.join(sorted(MODEL_TYPES))}")
     return MODEL_TYPES[model_type]
 
@@ -140,16 +141,23 @@ def is_taesan_checkpoint(config: dict[str, Any]) -> bool:
 
 
 def from_hf(directory: str | Path) -> TaesanModel:
-    """Load a HuggingFace checkpoint directory into the matching taesan model (eval mode, CPU)."""
+    """Load a HuggingFace checkpoint directory into the matching taesan model (eval mode, CPU).
+
+    A dry run on the meta device comes first (models/size.py): its size is known before anything is allocated.
+    """
     directory = Path(directory)
     hf_config = read_config(directory)
     hf_type = hf_config.get("model_type")
-    if hf_type not in HF_IMPORTERS:
+    source = str(directory / CONFIG_NAME)
+    if not isinstance(hf_type, str) or hf_type not in HF_IMPORTERS:
         raise TaesanError(
-            f"{directory / CONFIG_NAME}: model_type {hf_type!r} is neither a taesan checkpoint nor a supported "
+            f"{source}: model_type {hf_type!r} is neither a taesan checkpoint nor a supported "
             f"HuggingFace family ({', '.join(sorted(HF_IMPORTERS))})"
         )
-    return HF_IMPORTERS[hf_type](directory, hf_config).eval()
+    importer = HF_IMPORTERS[hf_type]
+    size.check_hf(lambda: importer(directory, hf_config), hf_config, directory, source)
+    with size.allocating(source):
+        return importer(directory, hf_config).eval()
 
 
 def to_hf(model: TaesanModel, directory: str | Path) -> Path:
@@ -181,8 +189,11 @@ def load_model(directory: str | Path, map_location: str = "cpu") -> TaesanModel:
             raise TaesanError(f"{source}: field 'model_type' is missing")
         cls = model_class(data["model_type"], source)
         config = config_from_dict(cls.config_class, data, source)
-        model = cls(config)
-        state = load_state_dict(directory / WEIGHTS_NAME)
-        check_and_load(model, state, str(directory / WEIGHTS_NAME), ignore=model.tied_keys)  # per instance: an untied head is required
+        weights = directory / WEIGHTS_NAME
+        size.check_checkpoint(lambda: cls(config), data, weights, source, MODEL_TYPES)
+        with size.allocating(source):
+            model = cls(config)
+            state = load_state_dict(weights)
+            check_and_load(model, state, str(weights), ignore=model.tied_keys)  # per instance: an untied head is required
     model.checkpoint_dir = str(directory.resolve())  # where it came from: a soft prompt names its base
     return model.to(map_location).eval()

@@ -7,6 +7,8 @@ plugs in its own task and data through the same three methods; nothing here know
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import shutil
@@ -21,7 +23,7 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 from torch import nn
 
-from taesan.atomic import atomic_write_text
+from taesan.atomic import atomic_write_text, remove_leftovers
 from taesan.checkpoint import (
     WEIGHTS_NAME,
     check_and_load,
@@ -32,8 +34,10 @@ from taesan.checkpoint import (
 from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.objectives import Objective
+from taesan.safetensors_header import format_bytes
 from taesan.train import distributed
 from taesan.train.state import (
+    STATE_NAME,
     load_trainer_state,
     restore_rng,
     rng_state,
@@ -128,11 +132,27 @@ def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str])
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The newest complete checkpoint in `out_dir` (trainer_state.json is written last), or None."""
-    found = []
-    for d in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*"):
-        if d.is_dir() and (d / "trainer_state.json").is_file() and d.name[len(CHECKPOINT_PREFIX):].isdigit():
-            found.append((int(d.name[len(CHECKPOINT_PREFIX):]), d))
+    found = [(int(d.name[len(CHECKPOINT_PREFIX):]), d) for d in _checkpoint_dirs(out_dir) if (d / STATE_NAME).is_file()]
     return max(found)[1] if found else None
+
+
+def _checkpoint_dirs(out_dir: str | Path) -> list[Path]:
+    """out_dir/checkpoint-<digits>/ directories, complete or not."""
+    return [d for d in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*") if d.is_dir() and d.name[len(CHECKPOINT_PREFIX):].isdigit()]
+
+
+def remove_interrupted(out_dir: str | Path, keep: Path | None = None) -> list[Path]:
+    """What a killed run left in `out_dir`: temp files of writes cut short (.metrics.jsonl.*.tmp, .loss.png.*.tmp,
+    checkpoint-N/.model.safetensors.*.tmp: up to the model's size each) and checkpoint directories without their
+    trainer_state.json (written last). Removes them (never `keep`, the checkpoint being resumed) -> what went."""
+    removed = remove_leftovers(out_dir)
+    for d in _checkpoint_dirs(out_dir):
+        if (d / STATE_NAME).is_file() or (keep is not None and d.resolve() == keep.resolve()):
+            removed += remove_leftovers(d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 class Trainer:
@@ -176,6 +196,8 @@ class Trainer:
         self.interrupted = self._sigint = False  # Ctrl-C seen (see `fit`)
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         skip = no_decay_names(self.raw_model)
+        if self.dist.is_main and self.out_dir.is_dir():  # a killed run's half-written files and checkpoints
+            self.cleaned = remove_interrupted(self.out_dir, keep=Path(resume_from) if resume_from is not None else None)
         if resume_from is not None:
             self._load_weights(Path(resume_from))
         self.model = distributed.wrap(self.raw_model, self.dist, fsdp)
@@ -321,18 +343,40 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with self._disk(self.out_dir, len(line.encode()), "metrics.jsonl"):
+            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                end = f.tell()
+                try:
+                    f.write(line)
+                    f.flush()
+                except OSError:
+                    f.truncate(end)  # no half line for the next reader
+                    raise
+
+    @contextlib.contextmanager
+    def _disk(self, directory: Path, needed: int, what: str):
+        """A full disk while writing `what` into `directory` -> one line naming the directory, the bytes needed and
+        free, and the checkpoint that is still whole (every file is written atomically: nothing older is touched)."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            free = shutil.disk_usage(next(d for d in (directory, *directory.parents) if d.exists())).free
+            last = latest_checkpoint(self.out_dir)
+            kept = f"the last checkpoint, {last.name}, is intact" if last is not None else "no checkpoint was written yet"
+            raise TaesanError(f"{directory}: no space left on the device ({what}: about {format_bytes(needed)} "
+                              f"needed, {format_bytes(free)} free); {kept}") from None
 
     def _trim_metrics(self) -> None:
         """On resume, drop metric lines the interrupted run wrote after the checkpoint it resumes from."""
         path = self.out_dir / "metrics.jsonl"
         if not path.is_file():
             return
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        keep = [line for line in lines if json.loads(line)["step"] <= self.step]
-
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
+        keep = [line for line, record in _records(path) if record["step"] <= self.step]
+        with self._disk(self.out_dir, sum(len(line.encode()) + 1 for line in keep), "metrics.jsonl"):
+            atomic_write_text(path, "".join(line + "\n" for line in keep))
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save_model(self, directory: Path, state: dict[str, torch.Tensor] | None = None) -> None:
@@ -352,19 +396,30 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """out_dir/checkpoint-<step>/ (model + trainer state), the latest model in out_dir itself, loss.png;
-        checkpoints beyond keep_last are removed. Every rank calls it (gathering is collective); rank 0 writes."""
+        checkpoints beyond keep_last are removed. Every rank calls it (gathering is collective); rank 0 writes.
+        A full disk is one TaesanError line; the half-written checkpoint is removed, the previous one stays whole."""
         directory = self.out_dir / f"{CHECKPOINT_PREFIX}{self.step:07d}"
         state = distributed.full_model_state(self.model) if self.fsdp else None
         optim_state = distributed.full_optimizer_state(self.model, self.optimizer)
         if self.dist.is_main:
-            self.save_model(directory, state)
-            save_trainer_state(directory, {
-                "step": self.step, "config": asdict(self.config), "data": self.data.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "world_size": self.dist.world_size,
-            }, optim_state, rng_state(self.generator))
-            self.save_model(self.out_dir, state)
+            model_bytes = sum(t.numel() * t.element_size() for t in (state or self.raw_model.state_dict()).values())
+            optim_bytes = sum(t.numel() * t.element_size() for t in _tensors(optim_state))
+            try:
+                with self._disk(directory, 2 * model_bytes + optim_bytes, "the checkpoint and the latest model"):
+                    self.save_model(directory, state)
+                    save_trainer_state(directory, {
+                        "step": self.step, "config": asdict(self.config), "data": self.data.state_dict(),
+                        "scheduler": self.scheduler.state_dict(), "world_size": self.dist.world_size,
+                    }, optim_state, rng_state(self.generator))
+                with self._disk(self.out_dir, model_bytes, "the latest model"):
+                    self.save_model(self.out_dir, state)
+            except TaesanError:
+                if not (directory / STATE_NAME).is_file():
+                    shutil.rmtree(directory, ignore_errors=True)
+                raise
             self._prune()
-            plot_metrics(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
+            with self._disk(self.out_dir, 100_000, "loss.png"):
+                plot_metrics(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
         distributed.barrier()
         return directory
 
@@ -389,11 +444,36 @@ class Trainer:
         restore_rng(rng, self.generator)
 
 
+def _tensors(x: Any):
+    """Every tensor in nested dicts / lists (an optimizer's state)."""
+    if torch.is_tensor(x):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _tensors(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _tensors(v)
+
+
 def _to(x: Any, device: torch.device) -> Any:
     """A tensor, or a dict of tensors (model inputs, multi-part labels), moved to `device`."""
     if isinstance(x, dict):
         return {k: _to(v, device) for k, v in x.items()}
     return x.to(device) if torch.is_tensor(x) else x
+
+
+def _records(jsonl: Path) -> list[tuple[str, dict[str, Any]]]:
+    """metrics.jsonl's (line, record) pairs; a line cut short by a kill (or not a record) is skipped."""
+    out = []
+    for line in jsonl.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            out.append((line, record))
+    return out
 
 
 def plot_metrics(jsonl: Path, png: Path) -> None:
@@ -405,7 +485,7 @@ def plot_metrics(jsonl: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [record for _, record in _records(jsonl)]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     valid = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 4))

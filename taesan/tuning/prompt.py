@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,18 @@ from taesan.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     check_and_load,
+    check_shapes,
     load_state_dict,
     read_config,
 )
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
-from taesan.models import load_model, model_class
+from taesan.models import load_model, model_class, size
 from taesan.models.base import TAESAN_FORMAT_VERSION, TaesanModel
 from taesan.models.bert import BERT
 from taesan.models.bert_heads import BertHeadModel
 from taesan.modules.embeddings import TokenEmbedding
+from taesan.safetensors_header import read_header
 
 MODEL_TYPE = "soft-prompt"
 BASE_COPY = "base"  # where a base that came from no checkpoint directory is saved, beside the prompt
@@ -42,8 +45,8 @@ HEAD_PREFIXES = ("classifier.", "score.", "qa.", "bert.pooler.")
 class SoftPromptConfig:
     n_tokens: int = 20
     insert_at: int = 0  # 0: before everything (GPT); 1: after [CLS], so a pooled [CLS] head still reads position 0
-    base: str | None = None  # the base checkpoint directory (relative paths: from the prompt's own directory)
-    base_fingerprint: str = ""  # sha256 of the frozen tensors: loading onto a changed base is an error
+    base: str | None = None  # the base checkpoint: on disk relative to the prompt's directory, in memory absolute
+    base_fingerprint: str = ""  # sha256 of the frozen tensors: required; loading onto a changed base is an error
     inner: dict[str, Any] = field(default_factory=dict)  # the wrapped model's config.json (model_type + fields)
     init: str | None = None  # how the prompt started: "vocab", "random" or the text
 
@@ -198,13 +201,20 @@ class SoftPrompt(TaesanModel):
         return {"model_type": MODEL_TYPE, "taesan_version": TAESAN_FORMAT_VERSION, **config_to_dict(self.prompt_config)}
 
     def save(self, directory: str | Path, tokenizer: Any = None) -> Path:
-        """model.safetensors (prompt + head) and config.json naming the base; a base that came from no
-        checkpoint directory (a preset, a model built in memory) is saved once beside it, in base/."""
+        """model.safetensors (prompt + head) and config.json naming the base by a path relative to `directory`
+        (the two move together); a base that came from no checkpoint directory (a preset, a model built in
+        memory) is saved once beside it, in base/."""
         directory = Path(directory)
-        if self.prompt_config.base is None or self.prompt_config.base == BASE_COPY:
+        base = self.prompt_config.base
+        if base is None or base == BASE_COPY:
             self.inner.save(directory / BASE_COPY)
-            self.prompt_config.base = BASE_COPY
-        return super().save(directory, tokenizer)
+            self.prompt_config.base = base = BASE_COPY
+        directory.mkdir(parents=True, exist_ok=True)
+        self.prompt_config.base = base if base == BASE_COPY else os.path.relpath(Path(base).resolve(), directory.resolve())
+        try:
+            return super().save(directory, tokenizer)
+        finally:
+            self.prompt_config.base = base  # in memory the base stays absolute: the next save may go elsewhere
 
 
 # ---- building and loading -------------------------------------------------------------------------------------
@@ -255,30 +265,60 @@ def initial_prompt(table: torch.Tensor, n_tokens: int, init: str | None, tokeniz
 
 
 def load_soft_prompt(directory: str | Path, map_location: str = "cpu") -> SoftPrompt:
-    """A saved soft prompt on its base checkpoint -> the prompt-tuned model in eval mode (taesan.load calls this)."""
+    """A saved soft prompt on its base checkpoint -> the prompt-tuned model in eval mode (taesan.load calls this).
+
+    The base is a model checkpoint named relative to the prompt's directory (absolute in prompts saved before);
+    its frozen tensors must hash to the saved `base_fingerprint`. A base that is itself a prompt is refused.
+    """
     directory = Path(directory)
     source = str(directory / CONFIG_NAME)
     cfg = config_from_dict(SoftPromptConfig, read_config(directory), source)
-    if cfg.base is None:
+    if not cfg.base:
         raise TaesanError(f"{source}: field 'base' (the base checkpoint) is missing")
-    base_dir = Path(cfg.base) if Path(cfg.base).is_absolute() else directory / cfg.base
-    if not base_dir.is_dir():
-        raise TaesanError(f"{source}: base checkpoint {base_dir} not found (the prompt loads onto it)")
+    if not cfg.base_fingerprint:
+        raise TaesanError(f"{source}: field 'base_fingerprint' is missing or empty: the base cannot be checked")
+    base_dir = _base_directory(directory, cfg.base, source)
     base_model = load_model(base_dir)
     inner_type = cfg.inner.get("model_type")
     cls = model_class(inner_type, source)
-    if type(base_model) is cls and dataclasses.asdict(base_model.config) == dataclasses.asdict(
-            config_from_dict(cls.config_class, cfg.inner, source)):
+    inner_config = config_from_dict(cls.config_class, cfg.inner, source)
+    if type(base_model) is cls and dataclasses.asdict(base_model.config) == dataclasses.asdict(inner_config):
         inner = base_model
-    else:
-        inner = cls(config_from_dict(cls.config_class, cfg.inner, source))
+    else:  # a head model around the base's backbone: its size is checked before it is built
+        size.check_layers(cfg.inner, source)
+        planned = size.plan(lambda: cls(inner_config), source)
+        size.check_parameters(planned, source)
+        size.check_model_memory(planned, source)
+        inner = cls(inner_config)
         _copy_backbone(inner, base_model, base_dir)
-    model = SoftPrompt(inner, cfg.n_tokens, cfg.insert_at, cfg.base, cfg.init)
-    if cfg.base_fingerprint and model.prompt_config.base_fingerprint != cfg.base_fingerprint:
+    try:
+        model = SoftPrompt(inner, cfg.n_tokens, cfg.insert_at, str(base_dir.resolve()), cfg.init)
+    except TaesanError as e:  # "5000 prompt tokens leave no room ...": which file said so
+        raise TaesanError(f"{source}: {e}") from None
+    if model.prompt_config.base_fingerprint != cfg.base_fingerprint:
         raise TaesanError(f"{source}: base checkpoint {base_dir} differs from the one this prompt was tuned on")
-    check_and_load(model, load_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
+    weights = directory / WEIGHTS_NAME
+    check_shapes(model, read_header(weights).meta_state(), str(weights))  # shapes first, then the data
+    check_and_load(model, load_state_dict(weights), str(weights))
+    cfg.base = BASE_COPY if cfg.base == BASE_COPY else str(base_dir.resolve())  # in memory: absolute (see save)
     model.prompt_config = cfg
     return model.to(map_location).eval()
+
+
+def _base_directory(directory: Path, base: str, source: str) -> Path:
+    """The base checkpoint's directory: `base` relative to the prompt's (or absolute); a model, not another prompt."""
+    base_dir = Path(base) if Path(base).is_absolute() else directory / base
+    try:
+        found = base_dir.is_dir()
+        same = found and base_dir.resolve() == directory.resolve()
+    except OSError as e:  # a name too long for the file system, a loop of links
+        raise TaesanError(f"{source}: base checkpoint {base[:200]!r} cannot be opened ({e.strerror})") from None
+    if not found:
+        raise TaesanError(f"{source}: base checkpoint {base_dir} not found (the prompt loads onto it)")
+    if same or read_config(base_dir).get("model_type") == MODEL_TYPE:
+        raise TaesanError(f"{source}: base checkpoint {base_dir} is {'this' if same else 'another'} soft prompt; "
+                          f"a prompt loads onto a model checkpoint, not onto a prompt")
+    return base_dir
 
 
 def _copy_backbone(inner: nn.Module, base: nn.Module, base_dir: Path) -> None:
