@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -53,6 +54,9 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(StarletteHTTPException, _starlette_error)
     app.add_exception_handler(Exception, _server_error)
+    if cfg.allow_origins:  # answer the browser's preflight for the sites --allow-origin names (Guard refuses the rest)
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.allow_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
     app.add_middleware(Guard, config=cfg)
     app.add_middleware(EndToEnd, seconds=cfg.body_timeout + cfg.timeout + 1.0)  # outermost: after every inner limit
     return app

@@ -38,14 +38,14 @@ def parse_body(raw: bytes) -> dict:
     The depth is counted before parsing: json.loads recurses, and 3,000 brackets make a RecursionError.
     """
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPError(400, "request body is not UTF-8") from None
     depth = max(accumulate(_OPEN_CLOSE.get(b, 0) for b in _STRINGS.sub(b'""', raw)), default=0)
     if depth > MAX_DEPTH:
         raise HTTPError(400, f"request body is nested {depth} deep; the limit is {MAX_DEPTH}")
     try:
-        body = json.loads(raw, parse_int=_integer)
+        body = json.loads(text, parse_int=_integer)
     except json.JSONDecodeError as e:
         raise HTTPError(400, f"request body is not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     if not isinstance(body, dict):
