@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="a request that computes longer gets a 408 (default 30)")
     p.add_argument("--max-concurrent", type=int, default=2, metavar="N",
                    help="model computations at once (default 2); 4 more wait, beyond that a request gets a 503")
+    p.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a request body not all sent within this gets a 408 and its connection is closed (default 10)")
     p.add_argument("--max-connections", type=int, default=64, metavar="N",
                    help="open connections at once (default 64); a request beyond them gets a 503")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -40,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError(f"--port {args.port}: choose 1..65535")
     if not args.timeout > 0:
         raise TaesanError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    if not args.body_timeout > 0:
+        raise TaesanError(f"--body-timeout {args.body_timeout:g}: must be more than 0 seconds")
     if args.max_concurrent < 1:
         raise TaesanError(f"--max-concurrent {args.max_concurrent}: must be 1 or more")
     if args.max_connections < 1:
         raise TaesanError(f"--max-connections {args.max_connections}: must be 1 or more")
     models = model_specs(args.model)
-    config = ServeConfig(timeout=args.timeout, max_concurrent=args.max_concurrent, max_connections=args.max_connections,
+    config = ServeConfig(timeout=args.timeout, body_timeout=args.body_timeout, max_concurrent=args.max_concurrent, max_connections=args.max_connections,
                          allow_hosts=tuple(args.allow_host), allow_origins=tuple(o.rstrip("/") for o in args.allow_origin),
                          demo_tokenizers=not args.no_tokenizers)
     config.check()
