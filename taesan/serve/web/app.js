@@ -125,6 +125,7 @@ async function generate() {
   if (t !== "") body.temperature = Number(t);
   if (p !== "") body.top_p = Number(p);
   const shown = el("span", { id: "generate-text" });
+  delete out.dataset.done;
   out.replaceChildren(el("span", { class: "prompt" }, prompt), shown);
   try {
     const response = await fetch("/api/generate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
