@@ -69,7 +69,8 @@ def test_malformed_fields_are_one_line_4xx(client, path, body, status, match):
 
 
 @pytest.mark.parametrize("raw, match", [
-    (b"[" * 3000 + b"]" * 3000, "nested 3000 deep"),  # json.loads: RecursionError
+    (b"[" * 3000 + b"]" * 3000, "nested deeper than 8 levels"),  # json.loads: RecursionError
+    (b'{"model": "gpt", "prompt": "a", "x": ' + b"[" * 50 + b"]" * 50 + b"}", "nested deeper than 8 levels"),
     (b'{"model": "gpt", "prompt": "a", "seed": ' + b"9" * 4301 + b"}", "integer of 4301 digits"),  # int(): ValueError
     (b'{"model": "gpt", "prompt": "a", "seed": -' + b"9" * 5000 + b"}", "integer of 5000 digits"),
     (b'{"model": "gpt", "prompt": "a", "temperature": 1e999}', "'temperature': expected a finite number"),
@@ -81,6 +82,13 @@ def test_malformed_fields_are_one_line_4xx(client, path, body, status, match):
 ])
 def test_hostile_json_is_a_400(client, raw, match):
     one_line_error(client.post("/api/generate", content=raw, headers=JSON), 400, match)
+
+
+def test_a_body_of_escaped_quotes_is_refused_at_once(client):
+    """An unterminated string of 32,000 escaped quotes: one pass of the JSON parser, not a quadratic scan."""
+    start = time.monotonic()
+    one_line_error(client.post("/api/generate", content=b'"' + b'\\"' * 32_000, headers=JSON), 400, "not JSON")
+    assert time.monotonic() - start < 2
 
 
 def test_deep_nesting_inside_strings_is_just_text(client):
