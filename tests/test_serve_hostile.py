@@ -39,7 +39,7 @@ def one_line_error(r, status: int, match: str = "") -> str:
     return message
 
 
-def a_new_app(app, monkeypatch=None, **config):
+def a_new_app(app, **config):
     return create_app({}, ServeConfig(demo_tokenizers=False, **config), loaded=app.state.served)
 
 
