@@ -87,6 +87,7 @@ class Guard:
             return await send_error(send, 403, problem)
         if scope["method"] != "POST":
             return await self.app(scope, receive, send)
+        read = False  # whether the body was read to its end (if not, the connection closes after the answer)
         try:
             if not is_json(headers.get("content-type")):
                 raise HTTPError(415, f"send the body as application/json (not {headers.get('content-type') or 'no type'})")
@@ -94,9 +95,10 @@ class Guard:
             if declared is not None and declared.isdigit() and int(declared) > cfg.max_body:
                 raise HTTPError(413, f"request body is {declared} bytes; the limit is {cfg.max_body}")
             raw = await read_body(receive, cfg.max_body, cfg.body_timeout)
+            read = True
             parse_body(raw)
         except HTTPError as e:
-            return await send_error(send, e.status, e.message)
+            return await send_error(send, e.status, e.message, close=not read)
         except ClientGone:
             return
         await self.app(scope, _replay(raw, receive), send)

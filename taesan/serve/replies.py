@@ -18,11 +18,12 @@ class HTTPError(Exception):
         self.status, self.message = status, message
 
 
-async def send_error(send, status: int, message: str) -> None:
-    """Answer {"error": message} straight on the ASGI channel (the guard and the deadline, outside the app)."""
+async def send_error(send, status: int, message: str, close: bool = False) -> None:
+    """Answer {"error": message} straight on the ASGI channel (the guard and the deadline, outside the app);
+    `close` ends the connection after it (a body left unread: the client may still be sending it)."""
     body = json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + [(b"connection", b"close")] * close})
     await send({"type": "http.response.body", "body": body})
 
 

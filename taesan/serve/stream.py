@@ -41,27 +41,32 @@ class Generation:
 
     def _run(self) -> None:
         try:
-            try:
-                pieces = self._start()  # the settings are checked here, before any piece
-            except TaesanError as e:
-                return self._put("refused", str(e))
-            except Exception as e:  # a bug: the request still gets one line (a 500), the log the traceback
-                return self._put("failed", e)
-            self._put("ready")
-            try:
-                self._put("done", self._relay(pieces))
-            except TimeoutError:
-                self._put("error", f"generation stopped after {self.deadline.seconds:g} s (timeout)")
-            except TaesanError as e:
-                self._put("error", str(e))
-            except Exception as e:  # a bug: still one line to the page, the stream already said 200
-                self._put("error", f"generation failed ({type(e).__name__})")
-            finally:
-                close = getattr(pieces, "close", None)
-                if close is not None:
-                    close()
+            last = self._generate()
         finally:
-            self._slots.release()
+            self._slots.release()  # before the last message: once the client has its answer, the slot is free
+        self._put(*last)
+
+    def _generate(self) -> tuple[str, Any]:
+        """Start the generator and relay its pieces; -> the last message: ("refused" | "failed" | "done" | "error", ...)."""
+        try:
+            pieces = self._start()  # the settings are checked here, before any piece
+        except TaesanError as e:
+            return "refused", str(e)
+        except Exception as e:  # a bug: the request still gets one line (a 500), the log the traceback
+            return "failed", e
+        self._put("ready")
+        try:
+            return "done", self._relay(pieces)
+        except TimeoutError:
+            return "error", f"generation stopped after {self.deadline.seconds:g} s (timeout)"
+        except TaesanError as e:
+            return "error", str(e)
+        except Exception as e:  # a bug: still one line to the page, the stream already said 200
+            return "error", f"generation failed ({type(e).__name__})"
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
 
     def _relay(self, pieces: Iterator) -> str | None:
         """Send each piece; -> the finish_reason the generator gave, if any: a piece may be a str or carry
