@@ -9,7 +9,8 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from taesan.errors import TaesanError
 from taesan.serve.replies import HTTPError, send_error

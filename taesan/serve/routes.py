@@ -16,11 +16,35 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from taesan.serve import served as sm
 from taesan.serve.limits import Deadline, compute
-from taesan.serve.replies import (ERRORS, GENERATE_STREAM, AttentionReply, ClassifyReply, FillMaskReply, HTTPError,
-                                  ImageReply, ModelsReply, NerReply, QAReply, ScoreReply, TokenizeReply)
-from taesan.serve.requests import (MAX_CHARS, MAX_IMAGE_SIDE, MAX_NEW_TOKENS, MAX_TEXTS, AttentionRequest,
-                                   ClassifyRequest, FillMaskRequest, GenerateRequest, ImageRequest, NerRequest,
-                                   QARequest, ScoreRequest, TokenizeRequest)
+from taesan.serve.replies import (
+    ERRORS,
+    GENERATE_STREAM,
+    AttentionReply,
+    ClassifyReply,
+    FillMaskReply,
+    HTTPError,
+    ImageReply,
+    ModelsReply,
+    NerReply,
+    QAReply,
+    ScoreReply,
+    TokenizeReply,
+)
+from taesan.serve.requests import (
+    MAX_CHARS,
+    MAX_IMAGE_SIDE,
+    MAX_NEW_TOKENS,
+    MAX_TEXTS,
+    AttentionRequest,
+    ClassifyRequest,
+    FillMaskRequest,
+    GenerateRequest,
+    ImageRequest,
+    NerRequest,
+    QARequest,
+    ScoreRequest,
+    TokenizeRequest,
+)
 from taesan.serve.stream import Generation
 
 WEB_DIR = Path(__file__).parent / "web"

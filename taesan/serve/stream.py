@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 from taesan.errors import TaesanError
 from taesan.serve.limits import Deadline, Slots
@@ -52,7 +53,7 @@ class Generation:
             pieces = self._start()  # the settings are checked here, before any piece
         except TaesanError as e:
             return "refused", str(e)
-        except Exception as e:  # a bug: the request still gets one line (a 500), the log the traceback
+        except Exception as e:  # noqa: BLE001 - a bug: the request still gets one line (a 500), the log the traceback
             return "failed", e
         self._put("ready")
         try:
@@ -61,7 +62,7 @@ class Generation:
             return "error", f"generation stopped after {self.deadline.seconds:g} s (timeout)"
         except TaesanError as e:
             return "error", str(e)
-        except Exception as e:  # a bug: still one line to the page, the stream already said 200
+        except Exception as e:  # noqa: BLE001 - a bug: still one line to the page, the stream already said 200
             return "error", f"generation failed ({type(e).__name__})"
         finally:
             close = getattr(pieces, "close", None)
