@@ -91,6 +91,36 @@ def test_generation_streams_into_the_page(page, tmp_path):
     assert (tmp_path / "generate.png").stat().st_size > 1000
 
 
+def test_generation_bounds_are_the_apis_own(page, server):
+    """The temperature, top-p and max-new-tokens boxes take their min and max from /openapi.json (the box once
+    allowed a temperature of 0, which the API refuses)."""
+    import httpx
+
+    fields = httpx.get(server + "/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"]
+    page.click("#tabs button[data-tab='generate']")
+    for box, name in (("generate-temperature", "temperature"), ("generate-top-p", "top_p"), ("generate-n", "max_new_tokens")):
+        field = next(c for c in [fields[name], *fields[name].get("anyOf", [])] if "minimum" in c)
+        low, high = page.evaluate(f"[document.getElementById('{box}').min, document.getElementById('{box}').max]")
+        assert (float(low), float(high)) == (field["minimum"], field["maximum"]), box
+    assert float(page.get_attribute("#generate-temperature", "min")) == 0.01
+
+
+def test_an_empty_completion_shows_its_finish_reason(page, monkeypatch):
+    from taesan.serve import served
+
+    def ends_at_once(*args):  # the model's first token is end-of-text
+        return EndedStream("stop")
+
+    monkeypatch.setattr(served, "generate_stream", ends_at_once)
+    page.click("#tabs button[data-tab='generate']")
+    page.select_option("#tab-generate select.model", "gpt")
+    page.fill("#generate-prompt", "티끌 모아")
+    page.click("#generate-run")
+    page.wait_for_selector("#generate-out[data-done='1'] #generate-finish")
+    assert page.text_content("#generate-text") == ""
+    assert page.text_content("#generate-finish").startswith("empty completion: finish_reason stop")
+
+
 def test_ner_entities_are_marked_in_the_text(page, server):
     import httpx
 
@@ -168,3 +198,13 @@ def test_image_tab_classifies_a_digit_and_a_drawing(page, server, tmp_path):
     assert page.text_content("#image-label") in [str(d) for d in range(10)]
     assert "true label" not in page.text_content("#image-out")
     page.screenshot(path=str(tmp_path / "image.png"), full_page=True)
+
+
+class EndedStream:
+    """A text stream (as pipeline.text.TextStream) that ends before its first piece, with its finish_reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.finish_reason = reason
+
+    def __iter__(self):
+        return iter(())

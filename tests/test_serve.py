@@ -117,7 +117,7 @@ def test_generate_streams_what_generate_returns(client, models):
     from taesan.tokenizers import load
 
     lines = stream_lines(client, {"model": "gpt", "prompt": "티끌 모아", "max_new_tokens": 6})
-    assert lines[-1] == {"done": True} and all("text" in line for line in lines[:-1])
+    assert lines[-1]["done"] is True and set(lines[-1]) == {"done", "finish_reason"} and all("text" in line for line in lines[:-1])
     streamed = "".join(line["text"] for line in lines[:-1])
     tok = load(f"{models['gpt']}/tokenizer.json")
     model = taesan.load(models["gpt"])
@@ -125,6 +125,7 @@ def test_generate_streams_what_generate_returns(client, models):
     ids = [sep] + tok.encode("티끌 모아", add_special_tokens=False).ids
     out = taesan.generate(model, torch.tensor([ids]), max_new_tokens=6, eos_token_id=sep)[0, len(ids):].tolist()
     assert streamed == tok.decode([i for i in out if i != sep])
+    assert lines[-1]["finish_reason"] == ("stop" if sep in out else "length")
     assert streamed.startswith(" 태산")  # the tiny GPT learned its line
     s2s = stream_lines(client, {"model": "s2s", "prompt": "어제 카페", "max_new_tokens": 5, "temperature": 0.8, "seed": 1})
     assert s2s[-1]["done"] and len(s2s) >= 2
@@ -342,14 +343,14 @@ def test_all_slots_busy_is_a_503_then_free_again(app, monkeypatch):
     first, first_out = in_background(client, {"model": "vit", "digit": 1})
     wait_for(lambda: slots.running == 1)
     second, second_out = in_background(client, {"model": "vit", "digit": 2})  # waits in the queue
-    wait_for(lambda: len(slots._waiting) == 1)
+    wait_for(lambda: slots.waiting == 1)
     error(client, "/api/image", {"model": "vit", "digit": 3}, status=503, match="server busy, try again")
     error(client, "/api/classify", {"model": "sentiment", "text": "좋다"}, status=503, match="server busy")
     release.set()
     for thread in (first, second):
         thread.join(10)
     assert [r[0].status_code for r in (first_out, second_out)] == [200, 200]
-    assert slots.running == 0 and not slots._waiting
+    assert slots.running == 0 and slots.waiting == 0
     ok(client, "/api/image", {"model": "vit", "digit": 3})
 
 
@@ -374,14 +375,26 @@ def test_waiting_for_a_slot_counts_against_the_timeout(app, monkeypatch):
     first, _ = in_background(client, {"model": "vit", "digit": 1})
     wait_for(lambda: busy.state.slots.running == 1)
     error(client, "/api/classify", {"model": "sentiment", "text": "좋다"}, status=408, match="longer than")
-    assert not busy.state.slots._waiting  # the waiter that gave up left the queue
+    assert busy.state.slots.waiting == 0  # the waiter that gave up left the queue
     release.set()
     first.join(10)
     wait_for(lambda: busy.state.slots.running == 0)
 
 
+def asgi_post(path: str, body: dict, headers: dict | None = None) -> tuple[dict, bytes]:
+    """An ASGI scope for a POST from a browser on this machine, and its body."""
+    raw = json.dumps(body).encode()
+    sent = {"host": "127.0.0.1:8000", "content-type": "application/json", "content-length": str(len(raw)), **(headers or {})}
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.encode(), v.encode()) for k, v in sent.items()],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    return scope, raw
+
+
 def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app, monkeypatch):
-    """The stream's thread ends (and frees its slot) when the response's iterator is closed mid-stream."""
+    """The stream's thread ends (and frees its slot within 0.1 s) when the client goes away mid-stream: driven
+    through the app's ASGI interface, as a server does when the connection drops."""
     import asyncio
 
     from taesan.serve import served as serve_models
@@ -394,26 +407,39 @@ def test_generation_holds_a_slot_and_stops_when_its_stream_is_dropped(app, monke
     monkeypatch.setattr(serve_models, "generate_stream", endless)
     busy = create_app({}, ServeConfig(demo_tokenizers=False, max_concurrent=1, max_queue=0), loaded=app.state.served)
     slots = busy.state.slots
-    generate = next(r.endpoint for r in busy.routes if getattr(r, "path", "") == "/api/generate")
-
-    class FakeRequest:
-        headers: dict = {}
-
-        async def stream(self):
-            yield json.dumps({"model": "gpt", "prompt": "티끌", "max_new_tokens": 40, "temperature": 1.0, "seed": 0}).encode()
+    scope, raw = asgi_post("/api/generate", {"model": "gpt", "prompt": "티끌", "max_new_tokens": 40, "temperature": 1.0, "seed": 0})
 
     async def first_line_then_leave():
-        response = await generate(FakeRequest())
-        assert slots.running == 1
-        line = await response.body_iterator.__anext__()
-        await response.body_iterator.aclose()  # what Starlette does when the client goes away
-        return line
+        left, first, lines = asyncio.Event(), asyncio.Event(), []
+        messages = [{"type": "http.request", "body": raw, "more_body": False}]
 
-    line = asyncio.run(first_line_then_leave())
+        async def receive():
+            if messages:
+                return messages.pop()
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.body" and message.get("body"):
+                lines.append(message["body"])
+                first.set()
+
+        task = asyncio.create_task(busy(scope, receive, send))
+        await asyncio.wait_for(first.wait(), 10)
+        assert slots.running == 1
+        left.set()  # the client goes away
+        gone = time.monotonic()
+        while slots.running and time.monotonic() < gone + 5:
+            await asyncio.sleep(0.001)
+        freed = time.monotonic() - gone
+        await asyncio.wait_for(task, 5)
+        return lines[0], freed
+
+    line, freed = asyncio.run(first_line_then_leave())
     assert "text" in json.loads(line)
-    wait_for(lambda: slots.running == 0, seconds=5)  # long before the 20,000 pieces (100 s)
+    assert slots.running == 0 and freed < 0.1, freed  # long before the 20,000 pieces (100 s)
     monkeypatch.undo()
-    assert stream_lines(TestClient(busy), {"model": "gpt", "prompt": "티끌", "max_new_tokens": 2})[-1] == {"done": True}
+    assert stream_lines(TestClient(busy), {"model": "gpt", "prompt": "티끌", "max_new_tokens": 2})[-1]["done"] is True
     wait_for(lambda: slots.running == 0)  # the thread frees its slot just after its last line
 
 

@@ -125,6 +125,7 @@ async function generate() {
   if (t !== "") body.temperature = Number(t);
   if (p !== "") body.top_p = Number(p);
   const shown = el("span", { id: "generate-text" });
+  delete out.dataset.done;
   out.replaceChildren(el("span", { class: "prompt" }, prompt), shown);
   try {
     const response = await fetch("/api/generate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -147,10 +148,20 @@ async function generate() {
         const msg = JSON.parse(line);
         if (msg.text) shown.append(msg.text);
         if (msg.error) out.append(el("p", { class: "error" }, msg.error));
+        if (msg.done && msg.finish_reason) out.append(finished(msg.finish_reason, shown.textContent === ""));
         if (msg.done) out.dataset.done = "1";
       }
     }
   } catch (e) { showError(out, e.message); }
+}
+
+const WHY = { stop: "the model wrote its end-of-text token", length: "max new tokens reached" };
+
+function finished(reason, empty) {
+  // why the completion ended, as the API says (finish_reason); an empty one says so plainly
+  const why = WHY[reason] ? ` (${WHY[reason]})` : "";
+  const text = empty ? `empty completion: finish_reason ${reason}${why}` : `finish_reason ${reason}${why}`;
+  return el("p", { class: "hint", id: "generate-finish" }, text);
 }
 
 // ---- fill-mask and score ----------------------------------------------------------------------------------------
@@ -341,6 +352,23 @@ const ACTIONS = {
   drawn: () => classifyImage({ pixels: drawnPixels() }),
 };
 
+// ---- input bounds: the API's own, read from its schema ---------------------------------------------------------
+
+function bounds(schema, name) {
+  const field = schema.properties[name] || {};
+  return [field, ...(field.anyOf || [])].find((c) => c.minimum !== undefined || c.maximum !== undefined) || {};
+}
+
+async function applyBounds() {
+  const api = await (await fetch("/openapi.json")).json();
+  const generate = api.components.schemas.GenerateRequest;
+  for (const input of document.querySelectorAll("#tab-generate input[data-field]")) {
+    const { minimum, maximum } = bounds(generate, input.dataset.field);
+    if (minimum !== undefined) input.min = minimum;
+    if (maximum !== undefined) input.max = maximum;
+  }
+}
+
 async function start() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
   for (const [name, fn] of Object.entries(ACTIONS)) {
@@ -357,6 +385,7 @@ async function start() {
     fillPickers();
     $("status").textContent = `serving: ${state.models.map((m) => m.name).join(", ") || "no models (tokenizers only)"}`;
   } catch (e) { $("status").textContent = `could not list models: ${e.message}`; }
+  try { await applyBounds(); } catch (e) { $("status").append(` (could not read the API's bounds: ${e.message})`); }
   const first = location.hash.slice(1) || (state.models.find((m) => m.task)?.actions[0]) || "generate";
   selectTab(document.querySelector(`#tabs button[data-tab="${first}"]`) ? first : "tokenize");
   document.body.dataset.ready = "1";
