@@ -19,6 +19,7 @@ from taesan.demo import DemoConfig, write_demo_report
 from taesan.demo import run as run_demo
 from taesan.errors import TaesanError
 from taesan.serve import ServeConfig, create_app, require_web
+from taesan.serve.run import bind, serve
 
 HELP = "the whole tour on embedded data, a few minutes on CPU: tokenizers, GPT, BERT, tuning, ViT, attention -> report.html"
 
@@ -93,8 +94,13 @@ def serving_app(checkpoints: list[tuple[str, Path]]):
 
 
 def _serve(checkpoints: list[tuple[str, Path]], port: int) -> None:
-    import uvicorn
-
-    app = serving_app(checkpoints)
+    """As `taesan serve` runs: the port bound first (one line if in use), a cap on connections, a bounded shutdown."""
+    config = ServeConfig()
+    sock = bind("127.0.0.1", port)
+    try:
+        app = serving_app(checkpoints)
+    except BaseException:
+        sock.close()
+        raise
     print(f"taesan demo: serving {', '.join(name for name, _ in checkpoints)} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    serve(app, sock, config)
