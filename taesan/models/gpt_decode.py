@@ -164,35 +164,38 @@ def step(w: DecodeWeights, tokens: torch.Tensor, cache: KVCache, attention_mask:
 
 
 class DecodeState:
-    """What a GPT keeps for decoding: the precision asked for, the decode weights, and the cache they were last
+    """What a GPT keeps for decoding: the precision asked for, the decode weights, and the caches they were
     checked for. The weights are checked (`stale`) once per cache, at its first step (comparing ~50 versions
     costs ~20 µs, a few percent of a step), and on every `current` call; a weight changed in the middle of one
-    sequence's decoding takes effect from the next cache."""
+    sequence's decoding shows from the next cache (or after a `current` call saw it). Several threads may decode with one model (the
+    server does): each reads the weights once per step and never sees them half made."""
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         self.dtype = dtype
         self.weights: DecodeWeights | None = None
-        self._checked_for = None  # weakref to the cache the weights were last checked for
+        self._checked: weakref.WeakSet = weakref.WeakSet()  # the caches `weights` were checked for
 
     def current(self, model) -> DecodeWeights:
         """The decode weights, rebuilt first if stale."""
-        if self.weights is None or self.weights.stale(model, self.dtype):
-            self.weights = None  # free the old copies before making new ones
-            self.weights = build(model, self.dtype)
-        return self.weights
+        weights = self.weights
+        if weights is None or weights.stale(model, self.dtype):
+            weights = self.weights = build(model, self.dtype)
+            self._checked = weakref.WeakSet()
+        return weights
 
     def weights_for(self, model, cache: KVCache) -> DecodeWeights:
         """The weights for a step on `cache`: checked at the cache's first step, which also casts it to the
         decode precision (the prompt went through forward in the model's own)."""
-        if self._checked_for is not None and self._checked_for() is cache:
-            return self.weights
+        weights = self.weights
+        if weights is not None and cache in self._checked:
+            return weights
         weights = self.current(model)
         cache.cast(weights.dtype)
-        self._checked_for = weakref.ref(cache)
+        self._checked.add(cache)
         return weights
 
     def set_dtype(self, dtype: torch.dtype) -> None:
-        self.dtype, self._checked_for = dtype, None
+        self.dtype, self._checked = dtype, weakref.WeakSet()
 
     def __deepcopy__(self, memo) -> DecodeState:
         """A copied model starts with no copies (oneDNN-packed tensors cannot be copied, and are remade)."""
