@@ -167,8 +167,8 @@ class DecodeState:
     """What a GPT keeps for decoding: the precision asked for, the decode weights, and the caches they were
     checked for. The weights are checked (`stale`) once per cache, at its first step (comparing ~50 versions
     costs ~20 µs, a few percent of a step), and on every `current` call; a weight changed in the middle of one
-    sequence's decoding shows from the next cache (or after a `current` call saw it). Several threads may decode with one model (the
-    server does): each reads the weights once per step and never sees them half made."""
+    sequence's decoding shows from the next cache (or after a `current` call saw it). Several threads may
+    decode with one model (the server does): each reads the weights once per step, never half made."""
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         self.dtype = dtype
