@@ -9,7 +9,6 @@ import copy
 import pytest
 import torch
 
-import taesan
 from taesan.decoding import generate
 from taesan.models import gpt_decode, gpt_step
 from taesan.models.gpt import GPT, GPTConfig
