@@ -1,7 +1,9 @@
 """Benchmark: taesan.generate vs HuggingFace `generate` (KV cache on both), greedy, same random weights.
 
 Not a test of correctness (tests/test_generate.py proves the same tokens); this only times them.
-Run: python benchmarks/generate.py [--threads 2] [--new-tokens 200] [--repeats 3] [--clock wall|cpu]
+Run: python benchmarks/generate.py [--threads 2] [--new-tokens 200] [--repeats 3] [--clock wall|cpu] [--precisions fp32 bf16]
+A bf16 row casts the HF model to bf16 and sets taesan's decode precision to bf16 (`model.set_decode_precision`);
+its last column is the share of new tokens both pick alike (the two round differently, so greedy paths may part).
 --clock cpu counts this process' CPU seconds instead of wall time: on a machine shared with other jobs it
 ignores the time spent waiting for a core (use it with --threads 1; with more threads idle spinning counts).
 The "floor" column is the bare matrix products of one step (every layer's four, then the LM head) with the
@@ -55,17 +57,22 @@ def timed(fn, clock=time.perf_counter) -> float:
 
 
 def floor(model, batch: int, steps: int):
-    """The matrix products one decoding step cannot avoid, `steps` times, with the kernel and layout taesan
-    decodes with (model.step_weights): -> a function to time."""
-    *_, head, linear, _, layers, (C, _, _, _), _ = model.step_weights()
-    x, wide = torch.randn(batch, C), torch.randn(batch, model.config.d_ff)  # (B, C), (B, d_ff)
+    """The matrix products one decoding step cannot avoid, `steps` times, with the kernel, layout and precision
+    taesan decodes with (model.decode_weights()): -> a function to time."""
+    from taesan.models.gpt_step import linear
+
+    w = model.decode_weights()
+    onednn = w.kernel == "onednn"
+    x = torch.randn(batch, model.config.d_model, dtype=w.dtype)  # (B, C)
+    wide = torch.randn(batch, model.config.d_ff, dtype=w.dtype)  # (B, d_ff)
 
     def run():
         with torch.inference_mode():
             for _ in range(steps):
-                for _, _, qkv_w, qkv_b, out_w, out_b, _, _, up_w, up_b, down_w, down_b in layers:
-                    linear(x, qkv_w, qkv_b), linear(x, out_w, out_b), linear(x, up_w, up_b), linear(wide, down_w, down_b)
-                linear(x, head, None)
+                for layer in w.layers:
+                    for p, rows in ((layer.qkv, x), (layer.out, x), (layer.up, x), (layer.down, wide)):
+                        linear(rows, p.weight, p.bias, onednn)
+                linear(x, w.head.weight, None, onednn)
     return run
 
 
@@ -85,22 +92,28 @@ def main() -> int:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--repeats", type=int, default=3, help="the best of this many runs is reported (HF and taesan alternate)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="wall time, or this process' CPU time (on a busy machine)")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
 
     import taesan
+    from taesan.util import native_bf16, resolve_precision
 
-    print(f"# taesan.generate vs HF generate, greedy, KV cache on, fp32, {args.threads} threads, prompt {args.prompt}, {args.new_tokens} new tokens")
+    print(f"# taesan.generate vs HF generate, greedy, KV cache on, {args.threads} threads, prompt {args.prompt}, {args.new_tokens} new tokens")
     print(f"# command: python {' '.join(sys.argv)}")
     print(f"# machine: {machine()}; torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; best of {args.repeats} runs (the machine is shared)")
     print(f"# clock: {'CPU seconds of this process' if args.clock == 'cpu' else 'wall time'}; at start: {load()}")
-    print(f"{'config':8} {'batch':>5} {'HF tok/s':>10} {'taesan tok/s':>13} {'ratio':>6}  {'ms/step HF':>10} {'taesan':>7} {'floor':>6}  same ids")
+    print(f"# native bf16 (AMX or AVX512-BF16): {'yes' if native_bf16() else 'no'}, so precision auto picks {resolve_precision('auto')} here")
+    print(f"{'config':8} {'prec':4} {'batch':>5} {'HF tok/s':>10} {'taesan tok/s':>13} {'ratio':>6}  {'ms/step HF':>10} {'taesan':>7} {'floor':>6}  same ids")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    for name in args.configs:
+    for name, precision in ((n, pr) for n in args.configs for pr in args.precisions):
         hf, ours = build(*CONFIGS[name], args.prompt, args.new_tokens)
         vocab = CONFIGS[name][3]
+        if precision == "bf16":
+            hf = hf.to(torch.bfloat16)
+        ours.set_decode_precision(precision)
         for batch in args.batches:
             ids = torch.randint(0, vocab, (batch, args.prompt), generator=torch.Generator().manual_seed(batch))
             mask = torch.ones_like(ids)
@@ -118,13 +131,15 @@ def main() -> int:
                 assert out.shape[1] == args.prompt + n
                 return out
 
-            same = torch.equal(run_hf(), run_ours())  # warm-up, and the two decode the same tokens
+            a, b = run_hf(), run_ours()  # warm-up, and the two decode the same tokens
+            agree = (a[:, args.prompt:] == b[:, args.prompt:]).float().mean().item()
+            same = "yes" if torch.equal(a, b) else f"NO ({agree:.0%} alike)"
             run_floor = floor(ours, batch, n)
             runs = [(timed(run_hf, clock), timed(run_ours, clock), timed(run_floor, clock)) for _ in range(args.repeats)]  # alternating: all see the same load
             t_hf, t_ours, t_floor = (min(r[i] for r in runs) for i in range(3))
             tps_hf, tps_ours = batch * n / t_hf, batch * n / t_ours
             ms = [1e3 * t / n for t in (t_hf, t_ours, t_floor)]
-            print(f"{name:8} {batch:5d} {tps_hf:10.0f} {tps_ours:13.0f} {tps_ours / tps_hf:5.2f}x  {ms[0]:10.2f} {ms[1]:7.2f} {ms[2]:6.2f}  {'yes' if same else 'NO'}", flush=True)
+            print(f"{name:8} {precision:4} {batch:5d} {tps_hf:10.0f} {tps_ours:13.0f} {tps_ours / tps_hf:5.2f}x  {ms[0]:10.2f} {ms[1]:7.2f} {ms[2]:6.2f}  {same}", flush=True)
     print(f"# at end: {load()}")
     return 0
 

@@ -1,11 +1,14 @@
-"""Small helpers with no better home: the device to run on, and a pause of Python's cycle collector.
+"""Small helpers with no better home: the device to run on, whether its CPU multiplies bf16 natively, and a
+pause of Python's cycle collector.
 
 Not a grab bag: anything with a concept of its own gets its own module.
 """
 from __future__ import annotations
 
+import functools
 import gc
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taesan.errors import TaesanError
@@ -28,6 +31,39 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 CPU flags of a bf16 matrix unit / bf16 dot-product instructions
+
+
+@functools.cache
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """This CPU multiplies bf16 in hardware (AMX or AVX512-BF16), read once from the kernel's CPU flags.
+
+    Elsewhere (an x86 CPU without them, or no /proc/cpuinfo) bf16 products are emulated and slower than fp32,
+    so `precision="auto"` stays in fp32 there.
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device_type: str = "cpu") -> str:
+    """"auto" -> "bf16" where the device computes bf16 natively (a CPU with AMX or AVX512-BF16, CUDA with bf16),
+    else "fp32"; "fp32" and "bf16" as given. A caller's `--precision` goes through here."""
+    if precision not in PRECISIONS:
+        raise TaesanError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device_type == "cuda":
+        import torch  # here, not at the top: the tokenizers use this module and need no torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device_type == "cpu" and native_bf16() else "fp32"
 
 
 @contextmanager

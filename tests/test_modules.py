@@ -1,4 +1,5 @@
 """The building blocks: mask convention, fast path == explicit path, KV cache == full pass, blocks."""
+import pytest
 import torch
 
 from taesan.modules import KVCache, MultiHeadAttention, PostNormBlock, PreNormBlock, causal_mask, padding_mask
@@ -64,3 +65,37 @@ def test_sinusoidal_positions_match_formula():
     pos, i = 3, 1
     assert abs(pe[pos, 2 * i] - torch.sin(torch.tensor(pos / 10000 ** (2 * i / 8)))) < 1e-6
     assert abs(pe[pos, 2 * i + 1] - torch.cos(torch.tensor(pos / 10000 ** (2 * i / 8)))) < 1e-6
+
+
+def test_kv_cache_extend_counts_the_step_and_grows_keeping_what_is_cached():
+    """extend(1) hands out the storages with the new position counted; the caller writes it in place. A full
+    storage doubles first, keeping the cached keys; an empty cache cannot guess its shape and says so."""
+    cache = KVCache(2)
+    k = torch.randn(1, 2, 16, 4)
+    for layer in cache.self_attn:
+        layer.append(k, -k)  # 16 positions: the first storage holds exactly 16
+    assert cache.self_attn[0].k.shape[2] == 16
+    keys, values, length = cache.extend(1)
+    assert length == cache.length == 17 and [t.shape[2] for t in keys + values] == [32] * 4
+    new = torch.randn(1, 2, 1, 4)
+    for key, value in zip(keys, values):
+        key.narrow(2, length - 1, 1).copy_(new)
+        value.narrow(2, length - 1, 1).copy_(-new)
+    got_k, got_v = cache.self_attn[1].keys_values()
+    torch.testing.assert_close(got_k, torch.cat([k, new], 2), atol=0, rtol=0)
+    torch.testing.assert_close(got_v, -torch.cat([k, new], 2), atol=0, rtol=0)
+    keys_again, _, _ = cache.extend(1)
+    assert keys_again[0] is cache.self_attn[0].k and cache.length == 18  # room left: the same storage
+    with pytest.raises(ValueError, match="empty LayerCache"):
+        KVCache(1).extend(1)
+
+
+def test_kv_cache_cast_keeps_values_in_the_new_dtype():
+    cache = KVCache(1)
+    k = torch.randn(2, 2, 3, 4)
+    cache.self_attn[0].append(k, k)
+    cache.cast(torch.bfloat16)
+    assert cache.dtype == torch.bfloat16
+    torch.testing.assert_close(cache.self_attn[0].keys_values()[0].float(), k, atol=1e-2, rtol=1e-2)
+    cache.self_attn[0].append(k[:, :, :1].bfloat16(), k[:, :, :1].bfloat16())
+    assert cache.length == 4 and cache.dtype == torch.bfloat16

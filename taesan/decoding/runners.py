@@ -26,9 +26,7 @@ class DecoderOnly:
             self.mask[:, :T] = attention_mask
             self.positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
         self.length = T
-        fast = getattr(model, "decode_step", None)  # a model's lean one-token path, when it has one
-        self.weights = model.step_weights() if fast is not None else None
-        self.fast = fast
+        self.fast = getattr(model, "decode_step", None)  # a model's lean one-token path, when it has one
 
     def prefill(self) -> torch.Tensor:
         """The whole prompt through the model -> next-token logits (B, V)."""
@@ -43,11 +41,11 @@ class DecoderOnly:
         self.length += 1
         fast = self.fast
         if not self.padded:
-            return fast(tokens, self.cache, weights=self.weights) if fast else self.model(tokens, cache=self.cache)[:, -1]
+            return fast(tokens, self.cache) if fast else self.model(tokens, cache=self.cache)[:, -1]
         mask, positions = self.mask[:, : self.length], self.positions
         self.positions = positions + 1
         if fast:
-            return fast(tokens, self.cache, mask, positions, self.weights)
+            return fast(tokens, self.cache, mask, positions)
         return self.model(tokens, attention_mask=mask, position_ids=positions, cache=self.cache)[:, -1]
 
     def reorder(self, index: torch.Tensor) -> None:

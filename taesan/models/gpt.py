@@ -4,15 +4,13 @@ Not a trainer or a sampler: the model returns hidden states or logits; losses li
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from taesan.models import gpt_step
+from taesan.models import gpt_decode
 from taesan.models.base import TaesanModel
 from taesan.modules import (
     KVCache,
@@ -23,6 +21,7 @@ from taesan.modules import (
     padding_mask,
 )
 from taesan.modules.transformer import ACTIVATIONS
+from taesan.util import resolve_precision
 
 
 @dataclass
@@ -99,6 +98,7 @@ class GPT(TaesanModel):
             self.lm_head.weight = self.tok_emb.weight
         else:
             self.tied_keys = ()
+        self._decode = gpt_decode.DecodeState()  # decode_step's weights and precision (not a parameter or buffer)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -165,123 +165,45 @@ class GPT(TaesanModel):
         hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, cache, inputs_embeds=inputs_embeds)
         return self.lm_head(hidden)
 
+    # ---- decoding: one token per row after a filled cache (the fast path lives in gpt_decode.py) ----------
     def decode_step(
         self,
         tokens: torch.Tensor,
         cache: KVCache,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        weights: tuple | None = None,
     ) -> torch.Tensor:
-        """The decoding hot path: one new token per row (B, 1) after a filled cache -> logits (B, vocab_size).
+        """The decoding hot path: one new token per row (B, 1) after the prompt went through `forward` with this
+        cache -> fp32 logits (B, vocab_size); the cache takes the token's keys and values.
 
-        The same math as `forward` (tests check they agree), written with functional ops on the blocks'
-        parameters: at batch 1 the per-module Python overhead costs more than the arithmetic. With oneDNN the
-        layers run as one TorchScript call (gpt_step.py) when the cache has room in place. Eval mode only
-        (no dropout); attention_mask (B, S) and position_ids (B, 1) as in `forward`. weights: `step_weights()`,
-        fetched once per generation instead of once per step. Rows are (B, C): a single token needs no time axis.
+        The same arithmetic as `forward` (tests hold them equal) on the model's decode weights (packed copies
+        in the decode precision, see `set_decode_precision` and `decode_weights`), through every layer in one
+        TorchScript call. attention_mask (B, S) over all S = cache.length + 1 positions and position_ids (B, 1)
+        as in `forward`. In training mode, or on an empty cache, this is `forward`'s last position.
         """
-        if self.training:
-            return self.forward(tokens, attention_mask, position_ids, cache)[:, -1]
-        B, past = tokens.shape[0], cache.length
-        if past >= self.config.n_positions:
-            raise ValueError(f"position {past} is beyond the model's {self.config.n_positions} positions")
-        tok_w, pos_w, norm_w, norm_b, head, linear, up, layers, (C, H, D, eps), flat = weights or self.step_weights()
-        pos = pos_w[past] if position_ids is None else torch.embedding(pos_w, position_ids.view(B))  # (C,) or (B, C)
-        x = torch.embedding(tok_w, tokens.view(B)) + pos  # (B, C)
-        allowed = None if attention_mask is None else attention_mask[:, None, None, :] != 0  # (B, 1, 1, S)
-        step = gpt_step.scripted() if flat is not None else None
-        if step is not None and cache.has_room(1):  # the same loop as below, as one TorchScript call
-            norms, mats, biases, attr, algorithm = flat
-            logits = step(x, norms, mats, biases, [c.k for c in cache.self_attn], [c.v for c in cache.self_attn],
-                          past, H, D, eps, attr, algorithm, allowed, norm_w, norm_b, head)
-            cache.advance(1)
-            return logits
-        for (n1w, n1b, qkv_w, qkv_b, out_w, out_b, n2w, n2b, up_w, up_b, down_w, down_b), layer_cache in zip(layers, cache.self_attn):
-            qkv = linear(torch.layer_norm(x, (C,), n1w, n1b, eps), qkv_w, qkv_b)  # (B, 3C): q, k, v in one product
-            q, k, v = qkv.view(B, 3, H, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
-            k, v = layer_cache.append(k, v)  # (B, H, S, D)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, 1, D)
-            x = x + linear(y.view(B, C), out_w, out_b)  # (B, C): heads side by side, as (B, 1, H, D) would be
-            x = x + linear(up(torch.layer_norm(x, (C,), n2w, n2b, eps), up_w, up_b), down_w, down_b)
-        return linear(torch.layer_norm(x, (C,), norm_w, norm_b, eps), head, None)  # (B, vocab_size)
+        if self.training or cache.length == 0:
+            return self.forward(tokens, attention_mask, position_ids, cache)[:, -1].float()
+        if cache.length >= self.config.n_positions:
+            raise ValueError(f"position {cache.length} is beyond the model's {self.config.n_positions} positions")
+        weights = self._decode.weights_for(self, cache)
+        return gpt_decode.step(weights, tokens, cache, attention_mask, position_ids)
 
-    def step_weights(self) -> tuple:
-        """The parameters `decode_step` reads, gathered once per generation (attribute lookups are slow in a
-        hot loop), with the matrix product to compute with.
+    def set_decode_precision(self, precision: str) -> torch.dtype:
+        """The precision of `decode_step`: "fp32" (the default), "bf16", or "auto" (bf16 where the device
+        computes it natively: a CPU with AMX or AVX512-BF16, CUDA with bf16; fp32 elsewhere) -> the dtype
+        chosen. In bf16 the decode weights and the KV cache are bf16 copies; the prompt still goes through
+        `forward` in the model's own precision, and logits come back in fp32."""
+        chosen = resolve_precision(precision, self.lm_head.weight.device.type)
+        dtype = torch.bfloat16 if chosen == "bf16" else torch.float32
+        self._decode.set_dtype(dtype)
+        return dtype
 
-        On CPU with oneDNN (PyTorch's x86 and ARM builds) every matrix is repacked into oneDNN's blocked
-        layout and multiplied by its linear kernel, GELU/ReLU fused into the up-projection: for a few rows
-        that runs 1.5-6x faster than `addmm` (the same fp32 products, summed in another order; measured in
-        benchmarks/generate.py). Elsewhere the matrices come transposed, (in, out), for `addmm`. The packed
-        or transposed copies (one more set of the matrices) are kept on the model and made again only when a
-        weight changes (its version or storage), up to STEP_COPY_BYTES: a bigger model reads transposed views.
-        """
-        matrices = [self.lm_head.weight] + [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.out.weight, b.mlp.up.weight, b.mlp.down.weight)]
-        key = tuple((w.data_ptr(), w._version, tuple(w.shape), w.device, w.dtype) for w in matrices)
-        cached = self.__dict__.get("_step_matrices")
-        if cached is None or cached[0] != key:
-            size = sum(w.numel() * w.element_size() for w in matrices)
-            copy = matrices[0].device.type == "cpu" and size <= STEP_COPY_BYTES  # GPU BLAS reads a view as fast
-            packed = copy and _onednn_usable(matrices[0].dtype)
-            if packed:
-                made = [torch.ops.mkldnn._reorder_linear_weight(w.detach(), PACK_ROWS) for w in matrices]
-            else:
-                made = [w.detach().t().contiguous() if copy else w.detach().t() for w in matrices]  # each (in, out)
-            cached = (key, made, packed)
-            self.__dict__["_step_matrices"] = cached
-        (head, *rest), packed = cached[1], cached[2]
-        act = self.blocks[0].mlp.act
-        if packed and self.config.activation in FUSED_ACTIVATIONS:
-            attr, algorithm = FUSED_ACTIVATIONS[self.config.activation]
-            linear, up = _onednn_linear, functools.partial(_onednn_linear, attr=attr, algorithm=algorithm)
-        elif packed:
-            linear, up = _onednn_linear, _then(act, _onednn_linear)
-        else:
-            linear, up = _addmm, _then(act, _addmm)
-        layers = [
-            (b.attn_norm.weight, b.attn_norm.bias, rest[4 * i], _bias(b.attn.qkv), rest[4 * i + 1], _bias(b.attn.out),
-             b.mlp_norm.weight, b.mlp_norm.bias, rest[4 * i + 2], _bias(b.mlp.up), rest[4 * i + 3], _bias(b.mlp.down))
-            for i, b in enumerate(self.blocks)
-        ]
-        c = self.config
-        shape = (c.d_model, c.n_heads, c.d_model // c.n_heads, c.norm_eps)
-        flat = None  # the same, flat, for the scripted step (taesan/models/gpt_step.py): oneDNN with a fused activation
-        if packed and self.config.activation in FUSED_ACTIVATIONS:
-            flat = ([t for l in layers for t in (l[0], l[1], l[6], l[7])], [t for l in layers for t in (l[2], l[4], l[8], l[10])],
-                    [t for l in layers for t in (l[3], l[5], l[9], l[11])], *FUSED_ACTIVATIONS[self.config.activation])
-        return self.tok_emb.weight, self.pos_emb.weight, self.norm.weight, self.norm.bias, head, linear, up, layers, shape, flat
+    @property
+    def decode_dtype(self) -> torch.dtype:
+        """The dtype `decode_step` computes in (see `set_decode_precision`)."""
+        return self._decode.dtype
 
-
-STEP_COPY_BYTES = 256 * 2**20  # packed or transposed decoding copies only for models whose matrices fit in this
-PACK_ROWS = 8  # the batch size oneDNN lays packed matrices out for: as fast at batch 1 as a layout for 1 row
-FUSED_ACTIVATIONS = {"gelu_tanh": ("gelu", "tanh"), "gelu": ("gelu", "none"), "relu": ("relu", "")}  # oneDNN post-ops
-
-
-def _onednn_usable(dtype: torch.dtype) -> bool:
-    """oneDNN's packed linear kernel exists here (private ops PyTorch's own compiler uses; else addmm)."""
-    try:
-        w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2, dtype=dtype), PACK_ROWS)
-        return bool(torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2, dtype=dtype), w, None, "none", [], "").sum() == 4)
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
-
-
-def _onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, attr: str = "none", algorithm: str = "") -> torch.Tensor:
-    """x @ Wᵀ + b with W packed by oneDNN, then the fused activation `attr` (e.g. "gelu", algorithm "tanh")."""
-    return torch.ops.mkldnn._linear_pointwise(x, w, b, attr, [], algorithm)
-
-
-def _addmm(x: torch.Tensor, w_t: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """x @ W_t + b with W_t transposed, (in, out)."""
-    return x @ w_t if b is None else torch.addmm(b, x, w_t)
-
-
-def _then(act, linear):
-    """The up-projection where no fused kernel is used: the product, then the activation."""
-    return lambda x, w, b: act(linear(x, w, b))
-
-
-def _bias(linear: nn.Linear) -> torch.Tensor:
-    """A Linear's bias, or zeros when it has none (bias=False): addmm always adds one."""
-    return linear.bias if linear.bias is not None else linear.weight.new_zeros(linear.weight.shape[0])
+    def decode_weights(self) -> gpt_decode.DecodeWeights:
+        """The weights `decode_step` reads, made again first if a parameter changed (in place, replaced or moved)
+        or the precision did; the same object otherwise. A decoding run checks them once, at its first step."""
+        return self._decode.current(self)

@@ -16,8 +16,9 @@ from taesan.modules.masks import causal_mask, ensure_attends_somewhere
 class LayerCache:
     """Keys and values of one attention layer for incremental decoding.
 
-    Self-attention appends each step's keys/values (`append`); cross-attention stores the encoder's
-    once (`store`). Storage grows by doubling, so a step costs a slice copy, not a concatenation.
+    Self-attention appends each step's keys/values (`append`, or `extend` and write in place); cross-attention
+    stores the encoder's once (`store`). Storage grows by doubling, so a step costs a slice copy, not a
+    concatenation. Only this class moves `length`: the first `length` positions of the storage are the cache.
     """
 
     def __init__(self) -> None:
@@ -30,17 +31,28 @@ class LayerCache:
         """Allocate room for n positions at the first append, so decoding up to n never copies the cache."""
         self.reserved = n
 
+    def make_room(self, t: int, like: torch.Tensor | None = None) -> None:
+        """Make sure the storage can take t more positions, doubling it when full (the cached ones are copied).
+
+        like: a (B, H, t, D) tensor giving batch, heads, head size, dtype and device when nothing is cached yet.
+        """
+        if self.k is not None and self.length + t <= self.k.shape[2]:
+            return
+        like = like if like is not None else self.k
+        if like is None:
+            raise ValueError("an empty LayerCache needs `like` to know the shape of its keys")
+        capacity = max(2 * (self.k.shape[2] if self.k is not None else 0), self.length + t, 16, self.reserved)
+        new_k = like.new_empty(like.shape[0], like.shape[1], capacity, like.shape[3])  # (B, H, capacity, D)
+        new_v = like.new_empty(new_k.shape)
+        if self.k is not None:
+            new_k[:, :, : self.length] = self.k[:, :, : self.length]
+            new_v[:, :, : self.length] = self.v[:, :, : self.length]
+        self.k, self.v = new_k, new_v
+
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add (B, H, t, D) keys/values; return all keys/values so far, (B, H, length, D)."""
         t = k.shape[2]
-        if self.k is None or self.length + t > self.k.shape[2]:
-            capacity = max(2 * (self.k.shape[2] if self.k is not None else 0), self.length + t, 16, self.reserved)
-            new_k = k.new_empty(k.shape[0], k.shape[1], capacity, k.shape[3])
-            new_v = v.new_empty(new_k.shape)
-            if self.k is not None:
-                new_k[:, :, : self.length] = self.k[:, :, : self.length]
-                new_v[:, :, : self.length] = self.v[:, :, : self.length]
-            self.k, self.v = new_k, new_v
+        self.make_room(t, like=k)
         self.k.narrow(2, self.length, t).copy_(k)
         self.v.narrow(2, self.length, t).copy_(v)
         self.length += t
@@ -63,6 +75,11 @@ class LayerCache:
             self.k = self.k.index_select(0, index)
             self.v = self.v.index_select(0, index)
 
+    def cast(self, dtype: torch.dtype) -> None:
+        """Keep keys and values in `dtype` from now on (a model decoding in bf16 after an fp32 prefill)."""
+        if self.k is not None and self.k.dtype != dtype:
+            self.k, self.v = self.k.to(dtype), self.v.to(dtype)
+
 
 class KVCache:
     """The cache of a whole stack: one LayerCache per layer for self-attention, one for cross-attention."""
@@ -76,19 +93,34 @@ class KVCache:
         """How many positions are cached (the position of the next token)."""
         return self.self_attn[0].length
 
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype keys and values are kept in (None while empty)."""
+        k = self.self_attn[0].k
+        return None if k is None else k.dtype
+
     def reserve(self, n: int) -> None:
         """Preallocate self-attention room for n positions (prompt + new tokens): no copy while decoding."""
         for c in self.self_attn:
             c.reserve(n)
 
-    def has_room(self, n: int = 1) -> bool:
-        """Every self-attention layer can take n more positions in place (without growing its storage)."""
-        return all(c.k is not None and c.length + n <= c.k.shape[2] for c in self.self_attn)
-
-    def advance(self, n: int = 1) -> None:
-        """n positions' keys and values were written in place after `length` (GPT's scripted step does)."""
+    def extend(self, t: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+        """Count t more positions in every self-attention layer, growing storage where full -> (per layer the
+        key and value storage (B, H, capacity, D), the new length). Positions [length - t, length) are the
+        caller's to write in place before it reads [0, length): GPT's scripted step does, for its one token,
+        without a Python view per layer. The cache must hold the prompt already."""
+        keys, values = [], []
         for c in self.self_attn:
-            c.length += n
+            c.make_room(t)
+            c.length += t
+            keys.append(c.k)
+            values.append(c.v)
+        return keys, values, self.self_attn[0].length
+
+    def cast(self, dtype: torch.dtype) -> None:
+        """Keep every layer's keys and values in `dtype` from now on."""
+        for c in self.self_attn + self.cross_attn:
+            c.cast(dtype)
 
     def reorder(self, index: torch.Tensor) -> None:
         for c in self.self_attn + self.cross_attn:

@@ -157,15 +157,12 @@ class SoftPrompt(TaesanModel):
         """The wrapped GPT's one-token path with the mask and positions shifted past the prompt (None without one)."""
         return self._decode_step if hasattr(self.inner, "decode_step") else None
 
-    def _decode_step(self, tokens, cache, attention_mask=None, position_ids=None, weights=None) -> torch.Tensor:
+    def _decode_step(self, tokens, cache, attention_mask=None, position_ids=None) -> torch.Tensor:
         if cache.length == 0:
             return self.forward(tokens, attention_mask, position_ids=position_ids, cache=cache)[:, -1]
         mask = self._splice(attention_mask, 1, prefill=False)
         positions = None if position_ids is None else position_ids + self.n_tokens
-        return self.inner.decode_step(tokens, cache, mask, positions, weights)
-
-    def step_weights(self) -> tuple:
-        return self.inner.step_weights()
+        return self.inner.decode_step(tokens, cache, mask, positions)
 
     # ---- what is trained and saved -----------------------------------------------------------------------
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> dict[str, Any]:
