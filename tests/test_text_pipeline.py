@@ -134,7 +134,7 @@ def test_an_empty_completion_is_reported_in_python_the_cli_and_the_server(silent
     client = TestClient(create_app({"silent": str(silent_dir)}, ServeConfig(demo_tokenizers=False)))
     r = client.post("/api/generate", json={"model": "silent", "prompt": PROMPT, "max_new_tokens": 5})
     lines = [json.loads(line) for line in r.text.splitlines() if line.strip()]
-    assert lines == [{"text": "", "finish_reason": "stop"}, {"done": True}]
+    assert lines == [{"done": True, "finish_reason": "stop"}]
 
 
 # ---- whole characters -----------------------------------------------------------------------------------------------
