@@ -73,6 +73,34 @@ def config_from_dict(cls: type[C], data: dict[str, Any], source: str = "config")
 IGNORED_KEYS = {"model_type", "taesan_version", "architectures"}
 
 
+def check_fields(config: Any, positive: tuple[str, ...] = (), fractions: tuple[str, ...] = (),
+                 divisible: tuple[tuple[str, str], ...] = (), positive_floats: tuple[str, ...] = (),
+                 choices: dict[str, Any] | None = None) -> None:
+    """The checks every model config makes, in one place; a ValueError naming the field (config_from_dict turns it
+    into one line naming the file).
+
+    positive: integers >= 1; fractions: floats in [0, 1) (None allowed: "use the default"); divisible: (a, b) pairs
+    with a % b == 0 (d_model by n_heads); positive_floats: > 0 (norm_eps); choices: field -> the allowed values.
+    """
+    for name in positive:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"field {name!r} must be a positive integer, got {value!r}")
+    for a, b in divisible:
+        if getattr(config, a) % getattr(config, b):
+            raise ValueError(f"field {a!r}={getattr(config, a)} is not divisible by {b!r}={getattr(config, b)}")
+    for name in fractions:
+        value = getattr(config, name)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError(f"field {name!r} must be in [0, 1), got {value!r}")
+    for name in positive_floats:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"field {name!r} must be positive, got {getattr(config, name)!r}")
+    for name, allowed in (choices or {}).items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"field {name!r} is {getattr(config, name)!r}; choose one of {sorted(allowed)}")
+
+
 # Caps on a JSON file from somewhere else (config.json, task.json, trainer_state.json): past them the reader
 # refuses with one line instead of spending seconds and gigabytes, or raising RecursionError / ValueError.
 MAX_JSON_BYTES = 16 * 2**20  # a config is kilobytes; a large HF config with label names is well under a megabyte

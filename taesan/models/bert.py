@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from taesan.config import check_fields
 from taesan.errors import TaesanError
 from taesan.models.base import TaesanModel
 from taesan.modules import (
@@ -16,7 +17,7 @@ from taesan.modules import (
     PostNormBlock,
     SegmentEmbedding,
     TokenEmbedding,
-    padding_mask,
+    key_padding_mask,
 )
 from taesan.modules.transformer import ACTIVATIONS
 
@@ -43,20 +44,10 @@ class BertConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "n_positions", "type_vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "num_labels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"field {name!r} must be a positive integer, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
-        for name in ("dropout", "attn_dropout", "classifier_dropout"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ValueError(f"field {name!r} must be in [0, 1), got {value!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        check_fields(self, positive=("vocab_size", "n_positions", "type_vocab_size", "d_model", "n_layers", "n_heads", "d_ff",
+                                     "num_labels"),
+                     divisible=(("d_model", "n_heads"),), fractions=("dropout", "attn_dropout", "classifier_dropout"),
+                     positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"field 'pad_token_id'={self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
         if self.labels is not None:
@@ -170,24 +161,13 @@ class BERT(TaesanModel):
         attentions: per layer {"self": (B, H, T, T)} when need_weights, else [].
         """
         x = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)
-        mask = self._attention_mask(attention_mask, x.shape[0], x.shape[1])
+        mask = key_padding_mask(attention_mask, x.shape[0], x.shape[1])
         attentions = []
         for block in self.blocks:
             x, weights = block(x, mask=mask, need_weights=need_weights)
             if need_weights:
                 attentions.append(weights)
         return x, attentions
-
-    @staticmethod
-    def _attention_mask(attention_mask: torch.Tensor | None, B: int, T: int) -> torch.Tensor | None:
-        """(B, T) 1/0 -> (B, 1, 1, T) boolean key mask; None when nothing is padded (the fastest SDPA kernel)."""
-        if attention_mask is None:
-            return None
-        if tuple(attention_mask.shape) != (B, T):
-            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected (B, T) = {(B, T)}")
-        if bool(attention_mask.bool().all()):
-            return None
-        return padding_mask(attention_mask)  # (B, 1, 1, T)
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """Last hidden states (B, T, C) -> the pooled [CLS] vector (B, C)."""

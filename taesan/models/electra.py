@@ -13,7 +13,12 @@ import torch
 from torch import nn
 
 from taesan.models.bert import BERT, BertConfig, init_bert_weights
-from taesan.models.bert_heads import BertForMaskedLM, BertForQuestionAnswering, BertForTokenClassification, BertHeadModel
+from taesan.models.bert_heads import (
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForTokenClassification,
+    BertHeadModel,
+)
 from taesan.models.first_token_head import FirstTokenClassifier
 from taesan.modules.transformer import ACTIVATIONS
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from taesan.config import check_fields
 from taesan.models import gpt_decode
 from taesan.models.base import TaesanModel
 from taesan.modules import (
@@ -17,8 +18,7 @@ from taesan.modules import (
     LearnedPositionEmbedding,
     PreNormBlock,
     TokenEmbedding,
-    causal_mask,
-    padding_mask,
+    causal_padding_mask,
 )
 from taesan.modules.transformer import ACTIVATIONS
 from taesan.util import resolve_precision
@@ -43,18 +43,9 @@ class GPTConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "n_positions", "d_model", "n_layers", "n_heads", "d_ff"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
-        for name in ("dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"field {name!r} must be in [0, 1), got {getattr(self, name)!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        check_fields(self, positive=("vocab_size", "n_positions", "d_model", "n_layers", "n_heads", "d_ff"),
+                     divisible=(("d_model", "n_heads"),), fractions=("dropout", "attn_dropout"),
+                     positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
 
 
 PRESETS = {
@@ -134,24 +125,13 @@ class GPT(TaesanModel):
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=x.device)[None]  # (1, T)
         x = self.drop(x + self.pos_emb(position_ids))
-        mask, is_causal = self._attention_mask(attention_mask, B, T, past + T, x.device)
+        mask, is_causal = causal_padding_mask(attention_mask, B, T, past + T, x.device)
         attentions = []
         for i, block in enumerate(self.blocks):
             x, weights = block(x, mask=mask, is_causal=is_causal, cache=cache, layer=i, need_weights=need_weights)
             if need_weights:
                 attentions.append(weights)
         return self.norm(x), attentions
-
-    @staticmethod
-    def _attention_mask(attention_mask, B: int, T: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
-        """Padding and causality combined once: (None, True) when nothing is padded, the fast SDPA kernel."""
-        if attention_mask is None:
-            return None, True
-        if tuple(attention_mask.shape) != (B, S):
-            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected (B, S) = {(B, S)}")
-        if bool(attention_mask.bool().all()):
-            return None, True
-        return padding_mask(attention_mask) & causal_mask(T, S, device), False  # (B, 1, T, S)
 
     def forward(
         self,

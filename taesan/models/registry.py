@@ -28,6 +28,7 @@ from taesan.models import (
     gpt_hf,
     roberta,
     roberta_hf,
+    size,
     t5,
     t5_hf,
     transformer,
@@ -35,7 +36,6 @@ from taesan.models import (
     vit,
     vit_hf,
 )
-from taesan.models import size
 from taesan.models.base import TaesanModel
 from taesan.models.bert import BERT
 from taesan.models.bert_heads import (

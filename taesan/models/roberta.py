@@ -11,7 +11,11 @@ from dataclasses import dataclass
 import torch
 
 from taesan.models.bert import BERT, BertConfig
-from taesan.models.bert_heads import BertForMaskedLM, BertForQuestionAnswering, BertForTokenClassification
+from taesan.models.bert_heads import (
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForTokenClassification,
+)
 from taesan.models.first_token_head import FirstTokenClassifier
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from taesan.config import check_fields
 from taesan.models.base import TaesanModel
 from taesan.models.t5_layers import (
     RelativePositionBias,
@@ -20,7 +21,7 @@ from taesan.models.t5_layers import (
     T5LayerNorm,
     attention_bias,
 )
-from taesan.modules import KVCache, causal_mask, padding_mask
+from taesan.modules import KVCache, causal_mask, key_padding_mask
 from taesan.modules.transformer import ACTIVATIONS
 
 
@@ -50,20 +51,12 @@ class T5Config:
     def __post_init__(self) -> None:
         if self.scale_decoder_outputs is None:
             self.scale_decoder_outputs = self.tie_word_embeddings
-        sizes = ("vocab_size", "d_model", "d_kv", "d_ff", "n_encoder_layers", "n_decoder_layers", "n_heads", "n_buckets",
-                 "max_distance", "n_positions")
-        for name in sizes:
-            if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
+        check_fields(self, positive=("vocab_size", "d_model", "d_kv", "d_ff", "n_encoder_layers", "n_decoder_layers",
+                                     "n_heads", "n_buckets", "max_distance", "n_positions"),
+                     fractions=("dropout",), positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
         if self.n_buckets < 4 or self.max_distance <= self.n_buckets // 2:
             raise ValueError(f"fields 'n_buckets'={self.n_buckets} and 'max_distance'={self.max_distance}: need n_buckets "
                              ">= 4 and max_distance > n_buckets // 2 (the exact buckets end where the log-spaced begin)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"field 'dropout' must be in [0, 1), got {self.dropout!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if not self.lm_head and not self.tie_word_embeddings:
             raise ValueError("tie_word_embeddings=False needs an LM head (lm_head=True)")
         for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
@@ -196,11 +189,11 @@ class T5(TaesanModel):
         if memory is None and (cache is None or not cache.cross_attn[0].filled):
             raise ValueError("decode needs the encoder's memory (only a filled cache may omit it)")
         S = memory.shape[1] if memory is not None else cache.cross_attn[0].length
-        pad = _padding(tgt_mask, B, past + T, "tgt_mask")  # (B, 1, 1, P + T) or None
+        pad = key_padding_mask(tgt_mask, B, past + T, "tgt_mask")  # (B, 1, 1, P + T) or None
         causal = causal_mask(T, past + T, tgt_ids.device) if T > 1 else None  # one new token sees every key
         self_mask = causal if pad is None else pad if causal is None else pad & causal
         bias = attention_bias(self.decoder.position_bias(T, past + T, past), self_mask)  # (B|1, H, T, P + T)
-        cross_bias = attention_bias(None, _padding(src_mask, B, S, "src_mask"))  # (B, 1, 1, S) or None
+        cross_bias = attention_bias(None, key_padding_mask(src_mask, B, S, "src_mask"))  # (B, 1, 1, S) or None
         return self.decoder(self.shared(tgt_ids), bias, memory, cross_bias, cache, need_weights)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -282,16 +275,5 @@ def _encode(model, src_ids, src_mask, need_weights, inputs_embeds):
         raise ValueError("give exactly one of src_ids and inputs_embeds")
     x = model.shared(src_ids) if inputs_embeds is None else inputs_embeds  # (B, S, C)
     B, S, _ = x.shape
-    bias = attention_bias(model.encoder.position_bias(S, S), _padding(src_mask, B, S, "src_mask"))  # (B|1, H, S, S)
+    bias = attention_bias(model.encoder.position_bias(S, S), key_padding_mask(src_mask, B, S, "src_mask"))  # (B|1, H, S, S)
     return model.encoder(x, bias, need_weights=need_weights)
-
-
-def _padding(mask: torch.Tensor | None, B: int, S: int, name: str) -> torch.Tensor | None:
-    """(B, S) 1/0 -> (B, 1, 1, S) boolean key mask; None when nothing is padded."""
-    if mask is None:
-        return None
-    if tuple(mask.shape) != (B, S):
-        raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected (B, S) = {(B, S)}")
-    if bool(mask.bool().all()):
-        return None
-    return padding_mask(mask)

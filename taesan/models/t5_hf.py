@@ -136,7 +136,8 @@ def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> T5 | T5Encoder:
     hf_state = read_hf_weights(directory)
     cls, lm_head = _architecture(hf_config, hf_state, source)
     head = hf_state.get("lm_head.weight")
-    tied = head is None or ("shared.weight" in hf_state and torch.equal(head, hf_state["shared.weight"]))
+    # equal values mean a tied head; a size check's dry run on "meta" has no values: a stored head counts as its own
+    tied = head is None or ("shared.weight" in hf_state and not head.is_meta and torch.equal(head, hf_state["shared.weight"]))
     if "shared.weight" not in hf_state and "encoder.embed_tokens.weight" in hf_state:  # an older save may keep only this copy
         hf_state["shared.weight"] = hf_state["encoder.embed_tokens.weight"]
     config = from_hf_config(hf_config, lm_head, tied, source)

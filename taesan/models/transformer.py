@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from taesan.config import check_fields
 from taesan.models.base import TaesanModel
 from taesan.modules import (
     KVCache,
@@ -18,8 +19,8 @@ from taesan.modules import (
     PreNormBlock,
     SinusoidalPositionEmbedding,
     TokenEmbedding,
-    causal_mask,
-    padding_mask,
+    causal_padding_mask,
+    key_padding_mask,
 )
 from taesan.modules.transformer import ACTIVATIONS
 
@@ -59,24 +60,15 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         if self.tgt_vocab_size is None:
             self.tgt_vocab_size = self.src_vocab_size
-        sizes = ("src_vocab_size", "tgt_vocab_size", "n_positions", "d_model", "n_encoder_layers", "n_decoder_layers", "n_heads", "d_ff")
-        for name in sizes:
-            if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be a positive integer, got {getattr(self, name)!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
+        check_fields(self, positive=("src_vocab_size", "tgt_vocab_size", "n_positions", "d_model", "n_encoder_layers",
+                                     "n_decoder_layers", "n_heads", "d_ff"),
+                     divisible=(("d_model", "n_heads"),), fractions=("dropout", "attn_dropout"),
+                     positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
         if self.share_embeddings and self.tgt_vocab_size != self.src_vocab_size:
             raise ValueError(
                 f"share_embeddings=True needs one vocabulary, but src_vocab_size={self.src_vocab_size} "
                 f"!= tgt_vocab_size={self.tgt_vocab_size}"
             )
-        for name in ("dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"field {name!r} must be in [0, 1), got {getattr(self, name)!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"field 'norm' is {self.norm!r}; choose 'post' or 'pre'")
         if self.position_embedding not in POSITION_EMBEDDINGS:
@@ -201,7 +193,7 @@ class Seq2SeqTransformer(TaesanModel):
         x = self.src_emb(src_ids) if inputs_embeds is None else inputs_embeds  # (B, S, C)
         B, S, _ = x.shape
         x = self._embed(x, self.src_pos, self.src_emb_norm, torch.arange(S, device=x.device)[None])
-        mask = self._padding(src_mask, B, S, "src_mask")  # (B, 1, 1, S) or None
+        mask = key_padding_mask(src_mask, B, S, "src_mask")  # (B, 1, 1, S) or None
         attentions = []
         for block in self.encoder:
             x, weights = block(x, mask=mask, need_weights=need_weights)
@@ -234,9 +226,9 @@ class Seq2SeqTransformer(TaesanModel):
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=x.device)[None]  # (1, T)
         x = self._embed(x, self.tgt_pos, self.tgt_emb_norm, position_ids)
-        self_mask, is_causal = self._causal_padding(tgt_mask, B, T, past + T, x.device)
+        self_mask, is_causal = causal_padding_mask(tgt_mask, B, T, past + T, x.device, "tgt_mask")
         S = memory.shape[1] if memory is not None else cache.cross_attn[0].length
-        cross_mask = self._padding(src_mask, B, S, "src_mask")  # (B, 1, 1, S) or None
+        cross_mask = key_padding_mask(src_mask, B, S, "src_mask")  # (B, 1, 1, S) or None
         attentions = []
         for i, block in enumerate(self.decoder):
             x, weights = block(
@@ -296,22 +288,3 @@ class Seq2SeqTransformer(TaesanModel):
         """Teacher forcing: -> logits (B, T, tgt_vocab_size) for the token after each target position."""
         hidden, _ = self.forward_features(src_ids, tgt_ids, src_mask, tgt_mask)
         return self.head(hidden)
-
-    @staticmethod
-    def _padding(mask: torch.Tensor | None, B: int, S: int, name: str) -> torch.Tensor | None:
-        """(B, S) 1/0 -> (B, 1, 1, S) boolean key mask; None when nothing is padded (the fast SDPA path)."""
-        if mask is None:
-            return None
-        if tuple(mask.shape) != (B, S):
-            raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected (B, S) = {(B, S)}")
-        if bool(mask.bool().all()):
-            return None
-        return padding_mask(mask)
-
-    @staticmethod
-    def _causal_padding(tgt_mask, B: int, T: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
-        """Causality and target padding combined once: (None, True) when nothing is padded."""
-        pad = Seq2SeqTransformer._padding(tgt_mask, B, S, "tgt_mask")
-        if pad is None:
-            return None, True
-        return pad & causal_mask(T, S, device), False  # (B, 1, T, S)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from taesan.config import config_from_dict
+from taesan.config import check_fields, config_from_dict
 from taesan.errors import TaesanError
 from taesan.models.base import TaesanModel
 from taesan.modules import PatchEmbedding, PreNormBlock
@@ -41,23 +41,11 @@ class ViTConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("image_size", "patch_size", "channels", "d_model", "n_layers", "n_heads", "d_ff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"field {name!r} must be a positive integer, got {value!r}")
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 0:
             raise ValueError(f"field 'num_labels' must be an integer >= 0, got {self.num_labels!r}")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"field 'image_size'={self.image_size} is not divisible by 'patch_size'={self.patch_size}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"field 'd_model'={self.d_model} is not divisible by 'n_heads'={self.n_heads}")
-        for name in ("dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"field {name!r} must be in [0, 1), got {getattr(self, name)!r}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"field 'norm_eps' must be positive, got {self.norm_eps!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"field 'activation' is {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        check_fields(self, positive=("image_size", "patch_size", "channels", "d_model", "n_layers", "n_heads", "d_ff"),
+                     divisible=(("image_size", "patch_size"), ("d_model", "n_heads")), fractions=("dropout", "attn_dropout"),
+                     positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
         if self.pooling not in POOLINGS:
             raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
         if self.labels is not None:

@@ -7,11 +7,17 @@ from taesan.modules.embeddings import (
     SinusoidalPositionEmbedding,
     TokenEmbedding,
 )
-from taesan.modules.masks import causal_mask, combine_masks, padding_mask
+from taesan.modules.masks import (
+    causal_mask,
+    causal_padding_mask,
+    combine_masks,
+    key_padding_mask,
+    padding_mask,
+)
 from taesan.modules.transformer import FeedForward, PostNormBlock, PreNormBlock
 
 __all__ = [
     "KVCache", "LayerCache", "MultiHeadAttention", "TokenEmbedding", "LearnedPositionEmbedding",
     "SinusoidalPositionEmbedding", "SegmentEmbedding", "PatchEmbedding", "causal_mask", "padding_mask",
-    "combine_masks", "FeedForward", "PreNormBlock", "PostNormBlock",
+    "key_padding_mask", "causal_padding_mask", "combine_masks", "FeedForward", "PreNormBlock", "PostNormBlock",
 ]

@@ -21,6 +21,32 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]
 
 
+def key_padding_mask(attention_mask: torch.Tensor | None, batch: int, length: int,
+                     name: str = "attention_mask") -> torch.Tensor | None:
+    """A model's (B, S) 1/0 `attention_mask` -> the (B, 1, 1, S) boolean key mask, checked against its shape;
+    None when nothing is padded (SDPA's fastest kernel).
+
+    key_padding_mask(tensor([[1, 1, 0]]), 1, 3) -> [[[[True, True, False]]]]
+    """
+    if attention_mask is None:
+        return None
+    if tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(f"{name} has shape {tuple(attention_mask.shape)}, expected (B, S) = {(batch, length)}")
+    if bool(attention_mask.bool().all()):
+        return None
+    return padding_mask(attention_mask)
+
+
+def causal_padding_mask(attention_mask: torch.Tensor | None, batch: int, q_len: int, k_len: int, device,
+                        name: str = "attention_mask") -> tuple[torch.Tensor | None, bool]:
+    """Causality and key padding combined once, for a decoder: -> (mask, is_causal). (None, True) when nothing is
+    padded: SDPA then applies causality itself, with its fastest kernel; else a (B, 1, q_len, k_len) mask."""
+    pad = key_padding_mask(attention_mask, batch, k_len, name)
+    if pad is None:
+        return None, True
+    return pad & causal_mask(q_len, k_len, device), False
+
+
 def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     """AND together the masks that are given; None when none is given (attend everywhere)."""
     out = None

@@ -11,7 +11,9 @@ from taesan.serve.options import ServeConfig, model_specs, require_web
 def create_app(models: dict, config: ServeConfig | None = None, loaded: dict | None = None):
     """The FastAPI app serving `models` ({name: checkpoint dir}); see taesan.serve.app.create_app."""
     require_web()
-    from taesan.serve.app import create_app as build  # fastapi is the optional `web` extra
+    from taesan.serve.app import (
+        create_app as build,  # fastapi is the optional `web` extra
+    )
 
     return build(models, config, loaded)
 

@@ -20,8 +20,8 @@ from torch import nn
 from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models import load_model
-from taesan.models.registry import create_for
 from taesan.models.gpt import GPT
+from taesan.models.registry import create_for
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
