@@ -3,8 +3,8 @@ decode precision), the rule that rebuilds them when a parameter changes, and the
 
 Not the model (gpt.py owns the parameters and `decode_step`, the public call) and not the layer arithmetic
 (gpt_step.py). On CPU with oneDNN every matrix is repacked into oneDNN's blocked layout and multiplied by its
-linear kernel with the activation fused into the up-projection: for a few rows that runs 1.5-6x faster than
-`addmm` (benchmarks/generate.py). Elsewhere the matrices are transposed, (in, out), for `addmm`.
+linear kernel with the activation fused into the up-projection, faster than `addmm` for a few rows (the
+figures are in benchmarks/RESULTS.md, from benchmarks/generate.py). Elsewhere the matrices are transposed, (in, out), for `addmm`.
 """
 from __future__ import annotations
 
