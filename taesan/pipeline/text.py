@@ -54,11 +54,11 @@ def encode_prompt(bundle: Bundle, text: str, max_new_tokens: int) -> Prompt:
     """`text` -> the Prompt the checkpoint reads, or a one-line error (no tokens, too long for the model)."""
     check_writes(bundle)
     task, tok, seq2seq = bundle.task, bundle.need_tokenizer(), bundle.seq2seq
-    if task is not None and task.name == "generation":
+    if task is not None and (task.name == "translation" or task.name == "generation" and task.config.seq2seq):
+        prompt = Prompt(task.source_ids(text), "")  # the encoder reads it; the decoder writes the answer alone
+    elif task is not None and task.name == "generation":
         sep = task.config.separator
         prompt = Prompt(task.prompt_ids(text), text + sep if text and sep else text, strip=sep)
-    elif task is not None and task.name == "translation":
-        prompt = Prompt(task.ids(text, task.config.max_length), "")
     elif seq2seq:
         prompt = Prompt(tok.encode(text, add_special_tokens=True).ids, "")
     elif bundle.objective == "backward":  # it reads right to left; the prompt follows a space in its documents
