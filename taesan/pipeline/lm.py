@@ -13,6 +13,7 @@ from taesan.checkpoint import TRAINING_NAME
 from taesan.errors import TaesanError
 from taesan.models.kinds import is_causal_lm, is_masked_lm
 from taesan.pipeline.bundle import Bundle, model_kind
+from taesan.tasks.fits import tokenizer_rows
 from taesan.scoring import score_texts
 
 
@@ -60,7 +61,7 @@ def fill_mask(bundle: Bundle, text: str, top_k: int = 5) -> dict[str, Any]:
         raise TaesanError(f"the text is {len(enc.ids)} tokens; the model reads at most {limit}")
     device = next(model.parameters()).device
     logits = model(torch.tensor([enc.ids], device=device))[0]  # (T, V)
-    probs = logits[where].float().softmax(-1)  # (M, V)
+    probs = logits[where, :tokenizer_rows(tok)].float().softmax(-1)  # (M, V'): no row the tokenizer cannot write
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     masks = []
     for pos, values, indices in zip(where, top.values.tolist(), top.indices.tolist()):

@@ -188,7 +188,7 @@ class GenerationTask(Task):
                 repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id, seed=c.seed,
             )
             for prompt, row in zip(prompts, result[:, T:].tolist()):
-                text = self.tok.decode(until(row, self.eos_id))
+                text = self.tok.decode(readable(self.tok, until(row, self.eos_id)))
                 if prompt and c.separator and text.startswith(c.separator):
                     text = text[len(c.separator):]
                 out.append({"text": text})
@@ -207,7 +207,8 @@ class GenerationTask(Task):
                 repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
                 decoder_start_token_id=self.start_id, seed=c.seed,
             )
-            out.extend({"text": self.tok.decode(until(row[1:], self.eos_id))} for row in result.tolist())  # row[0]: start
+            out.extend({"text": self.tok.decode(readable(self.tok, until(row[1:], self.eos_id)))}  # row[0]: start
+                       for row in result.tolist())
         return out
 
     @torch.no_grad()
@@ -246,6 +247,12 @@ def encoder_decoder_writer(model: nn.Module, tokenizer: Any, pad_id: int, eos_id
         if embedding is not None:  # no gradient to the pad row; none when pad is the real eos
             embedding.padding_idx = tokenizer.pad_id
     return model, start
+
+
+def readable(tokenizer: Any, ids: list[int]) -> list[int]:
+    """The ids the tokenizer has a token for: T5's embedding table is padded past its tokenizer (32128 rows for 32100
+    tokens), and an id there writes nothing, as in HF's decode."""
+    return [i for i in ids if tokenizer.id_to_token(i) is not None]
 
 
 def until(ids: list[int], eos: int) -> list[int]:

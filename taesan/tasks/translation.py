@@ -23,7 +23,14 @@ from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.fits import tokenizer_rows
-from taesan.tasks.generation import encoder_decoder_writer, resolve_model, teacher_forced_scores, until, with_eos
+from taesan.tasks.generation import (
+    encoder_decoder_writer,
+    readable,
+    resolve_model,
+    teacher_forced_scores,
+    until,
+    with_eos,
+)
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
 
@@ -120,7 +127,7 @@ class Translation(Task):
                 num_beams=c.num_beams, length_penalty=c.length_penalty, eos_token_id=self.eos_id,
                 pad_token_id=self.pad_id, decoder_start_token_id=self.start_id,
             )
-            out.extend(self.tok.decode(until(row[1:], self.eos_id)) for row in result.tolist())  # row[0] is the start token
+            out.extend(self.tok.decode(readable(self.tok, until(row[1:], self.eos_id))) for row in result.tolist())  # row[0]: start
         return out
 
     @torch.no_grad()
