@@ -147,3 +147,17 @@ def test_a_bare_encoder_decoder_gets_its_tied_output_layer():
     with pytest.raises(TaesanError, match="ties none"):
         with_lm_head(taesan.create("transformer-tiny", src_vocab_size=40, lm_head=False, tie_output=False, n_positions=16,
                                    d_model=16, n_heads=2, d_ff=32))
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_prompt_mode_through_the_cli(family, files, tmp_path, capsys):
+    out = tmp_path / "prompt"
+    finetune(files, "pair-classification", f"{family}-tiny", out, "--mode", "prompt", "--prompt-tokens", "3")
+    printed = capsys.readouterr().out
+    trainable = int(printed.split("; trained ")[1].split(" parameters")[0].replace(",", ""))
+    prompt = 3 * (64 if family == "electra" else 128)  # 3 vectors as wide as the token embeddings (ELECTRA's: 64)
+    head = 128 * 128 + 128 + 128 * 3 + 3  # the first-token head: dense, then out_proj to the 3 NLI labels
+    assert trainable == prompt + head
+    assert json.loads((out / "config.json").read_text())["model_type"] == "soft-prompt"
+    assert main(["predict", "--model", str(out), INPUTS["pair-classification"]]) == 0
+    assert capsys.readouterr().out.endswith("\t" + INPUTS["pair-classification"] + "\n")
