@@ -61,7 +61,7 @@ class Bundle:
         else:
             model, task = load(directory, map_location=device).eval(), None
         if tok is not None:
-            check_vocabulary(model, tok, tok_path)
+            check_vocabulary(model, tok, tokenizer_file(tok_path))
         bundle = cls(name or directory.resolve().name, directory, model, tok, task)
         if task is None:
             bundle.objective = read_training(directory).get("objective") or lm_objective(model)  # none recorded
@@ -156,6 +156,11 @@ def _separator(directory: Path, model, tokenizer) -> int | None:
 def tokenizer_beside(directory: Path) -> Path | None:
     """The directory itself when it holds tokenizer files taesan.tokenizers.load reads, else None (a ViT has none)."""
     return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
+
+
+def tokenizer_file(path: Path) -> Path:
+    """The file a tokenizer was read from, for messages: `path`, or the first of TOKENIZER_FILES in that directory."""
+    return next((path / name for name in TOKENIZER_FILES if (path / name).is_file()), path) if path.is_dir() else path
 
 
 def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
