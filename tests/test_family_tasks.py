@@ -161,3 +161,41 @@ def test_prompt_mode_through_the_cli(family, files, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["model_type"] == "soft-prompt"
     assert main(["predict", "--model", str(out), INPUTS["pair-classification"]]) == 0
     assert capsys.readouterr().out.endswith("\t" + INPUTS["pair-classification"] + "\n")
+
+
+def test_a_roberta_pair_uses_its_own_template(files, tmp_path, capsys):
+    """A RoBERTa with its byte-level BPE (RobertaProcessing): a pair is `<s> a </s></s> b </s>`, exactly as the
+    `tokenizers` library cuts it, and fine-tunes and predicts with no segment ids."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import processors
+
+    hf = tokenizers.ByteLevelBPETokenizer()
+    hf.train_from_iterator(corpus_lines(), vocab_size=500, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    hf.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    d = tmp_path / "roberta"
+    d.mkdir()
+    hf.save(str(d / "tokenizer.json"))
+    tok = taesan.tokenizers.load(d)
+    a, b = "어제 카페 갔었어", "카페에 갔다"
+    expected = hf.encode(a, b).ids
+    assert tok.encode(a, pair=b).ids == expected and expected[0] == 0 and expected.count(2) == 3
+    taesan.create("roberta-mlm", vocab_size=tok.vocab_size, pad_token_id=1, n_layers=1, d_model=32, n_heads=2, d_ff=64,
+                  n_positions=64).save(d, tok)
+    assert main(["finetune", "--task", "pair-classification", "--model", str(d), "--train", str(files["pair-classification"]),
+                 "--out", str(tmp_path / "nli"), *FAST]) == 0
+    assert main(["predict", "--model", str(tmp_path / "nli"), INPUTS["pair-classification"]]) == 0
+
+
+def test_masked_pretraining_presets_of_each_family():
+    """`taesan pretrain --objective masked --model roberta-tiny | electra-tiny` builds the family's masked LM."""
+    from taesan.pipeline.pretrain import check_fits, new_model
+
+    tok = WordPieceTokenizer.train(corpus_lines(50), vocab_size=200)
+    for preset, model_type in (("bert-tiny", "bert-mlm"), ("roberta-tiny", "roberta-mlm"), ("electra-tiny", "electra-generator")):
+        model = new_model(preset, "masked", tok)
+        assert model.model_type == model_type and model.config.vocab_size == tok.vocab_size
+        check_fits(model, "masked", 64)
+        with pytest.raises(TaesanError, match="the causal objective needs a decoder"):
+            check_fits(model, "causal", 64)
+    with pytest.raises(TaesanError, match="preset 't5-tiny' is not a language model to pretrain"):
+        new_model("t5-tiny", "masked", tok)

@@ -123,7 +123,7 @@ def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
     if objective == "masked" and not is_masked_lm(model):
         raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, roberta-tiny, ...), got {kind!r}")
     if objective != "masked" and not is_causal_lm(model):
-        raise TaesanError(f"{kind!r} is not a decoder; the {objective} objective needs a GPT (gpt-tiny, ...)")
+        raise TaesanError(f"{kind!r} is not a decoder-only LM; the {objective} objective needs a decoder (a GPT: gpt-tiny, ...)")
     limit = getattr(model.config, "n_positions", None)
     if limit is not None and block_size > limit:
         raise TaesanError(f"--block-size {block_size} is longer than the model's {limit} positions")
