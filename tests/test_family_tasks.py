@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from task_files import corpus_lines, write_task_files
 
 import taesan
-from task_files import corpus_lines, write_task_files
 from taesan.cli import main
 from taesan.errors import TaesanError
 from taesan.tasks.heads import FAMILIES, head_class, takes_segments, with_lm_head
@@ -81,7 +81,8 @@ def test_the_head_table_covers_each_family_and_refuses_the_rest():
             assert heads[0].__name__ == "GPTForSequenceClassification" and heads[1:] == [None, None]
         else:
             assert all(cls.backbone_class is family.backbone for cls in heads)
-    with pytest.raises(TaesanError, match="the ner task needs a BERT, RoBERTa or ELECTRA model with a token classification head, got 'gpt'"):
+    with pytest.raises(TaesanError, match="the ner task needs a BERT, RoBERTa or ELECTRA model with a token classification "
+                                          "head, got 'gpt'"):
         head_class(taesan.create("gpt", vocab_size=50, n_layers=1, d_model=16, n_heads=2), "token", "ner")
     with pytest.raises(TaesanError, match="needs a text model .*got 'vit'"):
         head_class(taesan.create("vit-tiny"), "sequence", "classification")
@@ -116,7 +117,8 @@ def test_t5_learns_to_translate_four_sentences(tmp_path):
     from taesan.tasks.translation import Translation, TranslationConfig
     from taesan.tokenizers import WordTokenizer
     from taesan.train import TrainConfig
-    from taesan.tuning.finetune import finetune as run, load_finetuned
+    from taesan.tuning.finetune import finetune as run
+    from taesan.tuning.finetune import load_finetuned
 
     pairs = [ParallelExample("어제 카페 갔었어", "i went to a cafe yesterday"), ParallelExample("비 온다", "it is raining"),
              ParallelExample("티끌 모아 태산", "many a little makes a mickle"), ParallelExample("고마워", "thank you")]

@@ -53,7 +53,8 @@ def test_tokenizer_ids_past_the_embedding_table(tok, sent, tmp_path, capsys):
         vocab["카페"] = 10**6
 
     d = edited_vocabulary(tok, tmp_path / "far", far)
-    with pytest.raises(TaesanError, match=r"tokenizer.json: the tokenizer's ids reach 1000000 \('카페'\) but the model's vocab_size is 300"):
+    message = r"tokenizer.json: the tokenizer's ids reach 1000000 \('카페'\) but the model's vocab_size is 300"
+    with pytest.raises(TaesanError, match=message):
         Bundle.load(d)
     one_line(["finetune", "--task", "classification", "--model", str(d), "--train", str(sent), "--out", str(tmp_path / "o"), *FAST],
              capsys, "ids reach 1000000")
@@ -81,7 +82,8 @@ def test_task_json_labels_must_be_the_heads_outputs(tok, sent, tmp_path, capsys)
     one_line(["predict", "--model", str(out), "좋다"], capsys, "task.json: 10,000 labels but the model's head has 2 outputs")
     task["labels"], task["max_length"] = ["0", "1"], 10**6
     (out / "task.json").write_text(json.dumps(task))
-    one_line(["predict", "--model", str(out), "좋다"], capsys, "reads 1000000 tokens per example but the model (bert-sequence-classification) has 256 positions")
+    one_line(["predict", "--model", str(out), "좋다"], capsys,
+             "reads 1000000 tokens per example but the model (bert-sequence-classification) has 256 positions")
 
 
 def tok_file(tok, directory):
@@ -96,7 +98,8 @@ def test_an_asked_max_length_must_fit_the_positions(tok, sent, tmp_path, capsys)
             "--train", str(sent), "--out", str(tmp_path / "o"), *FAST]
     one_line([*args, "--max-length", "1000"], capsys, "--max-length: the classification task reads 1000 tokens per example "
              "but the model (bert) has 256 positions (n_positions)")
-    one_line([*args, "--max-length", "250", "--mode", "prompt", "--prompt-tokens", "10"], capsys, "has 246 positions after the 10 prompt tokens")
+    one_line([*args, "--max-length", "250", "--mode", "prompt", "--prompt-tokens", "10"], capsys,
+             "has 246 positions after the 10 prompt tokens")
     assert main([*args, "--max-length", "256"]) == 0
 
 
@@ -116,5 +119,6 @@ def test_a_text_task_on_an_image_checkpoint_names_it(sent, tmp_path, capsys):
     """It said "no tokenizer.json ..." (the ViT has none): the task needs a text model."""
     taesan.create("vit-tiny").save(tmp_path / "vit")
     for task in ("ner", "classification", "qa", "generation"):
-        one_line(["finetune", "--task", task, "--model", str(tmp_path / "vit"), "--train", str(sent), "--out", str(tmp_path / "o")],
-                 capsys, f"the {task} task needs a text model (BERT, RoBERTa, ELECTRA, GPT, T5, ...); {tmp_path / 'vit'} is a 'vit' checkpoint")
+        argv = ["finetune", "--task", task, "--model", str(tmp_path / "vit"), "--train", str(sent), "--out", str(tmp_path / "o")]
+        one_line(argv, capsys, f"the {task} task needs a text model (BERT, RoBERTa, ELECTRA, GPT, T5, ...); "
+                               f"{tmp_path / 'vit'} is a 'vit' checkpoint")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from task_files import corpus_lines, write_task_files
 
 import taesan
-from task_files import corpus_lines, write_task_files
 from taesan.cli import main
 
 transformers = pytest.importorskip("transformers")

@@ -121,7 +121,8 @@ def test_score_cli_empty_sentence_and_wrong_tokenizer_are_one_line(tmp_path, cap
     cases = [(["티끌 모아", " "], "sentence 2 is empty"),
              (["티끌", "--tokenizer", str(tmp_path / "big.json")], "not this model's tokenizer"),
              (["티끌", "--batch-size", "0"], "--batch-size must be >= 1"),  # was a traceback
-             (["티끌", "--objective", "masked"], "the masked objective scores with a masked LM (BERT, RoBERTa, ELECTRA generator)")]  # a traceback
+             (["티끌", "--objective", "masked"],  # a traceback
+              "the masked objective scores with a masked LM (BERT, RoBERTa, ELECTRA generator)")]
     for extra, message in cases:
         assert main(["score", "--model", str(tmp_path / "gpt"), *extra]) == 2
         captured = capsys.readouterr()

@@ -12,9 +12,9 @@ import torch
 pytest.importorskip("fastapi", reason="the web extra (fastapi, uvicorn) is not installed")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from task_files import corpus_lines, write_task_files  # noqa: E402
 
 import taesan  # noqa: E402
-from task_files import corpus_lines, write_task_files  # noqa: E402
 from taesan.cli import main  # noqa: E402
 from taesan.scoring import score_texts  # noqa: E402
 from taesan.serve import create_app  # noqa: E402
@@ -63,7 +63,8 @@ def test_each_family_lists_what_it_can_do(client):
         assert "generate" not in listed[name]["actions"]
     assert "fill-mask" not in listed["electra-disc"]["actions"] and "score" not in listed["electra-disc"]["actions"]
     assert "generate" in listed["t5"]["actions"] and "fill-mask" not in listed["t5"]["actions"]
-    assert listed["roberta-nli"]["actions"][0] == "classify" and listed["roberta-nli"]["model_type"] == "roberta-sequence-classification"
+    nli = listed["roberta-nli"]
+    assert nli["actions"][0] == "classify" and nli["model_type"] == "roberta-sequence-classification"
     assert listed["electra-ner"]["actions"][0] == "ner" and listed["roberta-qa"]["actions"][0] == "qa"
     assert listed["t5-translate"]["task"] == "translation" and "generate" in listed["t5-translate"]["actions"]
     r = client.post("/api/fill-mask", json={"model": "electra-disc", "text": "티끌 [MASK] 태산"})
@@ -91,12 +92,15 @@ def test_fill_mask_and_score_on_roberta_and_electras_generator(name, client, mod
 def test_fine_tuned_heads_answer_as_their_task_predicts(client, models):
     pipe = taesan.pipeline(models["roberta-nli"])
     pair = "어제 카페 갔었어 ||| 카페에 갔다"
-    assert ok(client, "/api/classify", {"model": "roberta-nli", "text": pair})["probabilities"] == pytest.approx(pipe(pair)["probabilities"])
+    classified = ok(client, "/api/classify", {"model": "roberta-nli", "text": pair})
+    assert classified["probabilities"] == pytest.approx(pipe(pair)["probabilities"])
     text = "민수는 어제 서울에 갔다"
-    assert ok(client, "/api/ner", {"model": "electra-ner", "text": text})["entities"] == taesan.pipeline(models["electra-ner"])(text)["entities"]
+    tagged = ok(client, "/api/ner", {"model": "electra-ner", "text": text})
+    assert tagged["entities"] == taesan.pipeline(models["electra-ner"])(text)["entities"]
     question, context = "누가 훈민정음을 만들었나?", "세종대왕은 1443년에 훈민정음을 만들었다."
     r = ok(client, "/api/qa", {"model": "roberta-qa", "question": question, "context": context})
-    assert context[r["start"]:r["end"]] == r["answer"] == taesan.pipeline(models["roberta-qa"])(question=question, context=context)["answer"]
+    answer = taesan.pipeline(models["roberta-qa"])(question=question, context=context)["answer"]
+    assert context[r["start"]:r["end"]] == r["answer"] == answer
     for name in ("roberta", "electra-ner"):
         blocks = ok(client, "/api/attention", {"model": name, "text": "티끌 모아 태산"})["blocks"]
         assert blocks[0]["queries"][0] == "[CLS]" and len(blocks) == taesan.load(models[name]).config.n_layers

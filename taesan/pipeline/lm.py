@@ -13,8 +13,8 @@ from taesan.checkpoint import TRAINING_NAME
 from taesan.errors import TaesanError
 from taesan.models.kinds import is_causal_lm, is_masked_lm
 from taesan.pipeline.bundle import Bundle, model_kind
-from taesan.tasks.fits import tokenizer_rows
 from taesan.scoring import score_texts
+from taesan.tasks.fits import tokenizer_rows
 
 
 def objective_of(bundle: Bundle, override: str | None = None) -> str:

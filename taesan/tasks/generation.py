@@ -27,12 +27,11 @@ from taesan.models import load_model
 from taesan.models.gpt import GPT
 from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.models.registry import create_for
-from taesan.models.t5 import T5
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer, tokenizer_rows
-from taesan.tasks.heads import with_lm_head
+from taesan.tasks.heads import decoder_start, with_lm_head
 from taesan.tasks.readers.generation import GenerationExample, read_generation
 
 
@@ -240,7 +239,7 @@ def encoder_decoder_writer(model: nn.Module, tokenizer: Any, pad_id: int, eos_id
     start id). The decoder starts from T5's pad token, else the tokenizer's <s>/[CLS], else its end-of-text."""
     model = with_lm_head(model)
     check_tokenizer(model, tokenizer)
-    start = pad_id if isinstance(model, T5) else tokenizer.cls_id if tokenizer.cls_id is not None else eos_id
+    start = decoder_start(model, tokenizer, pad_id, eos_id)
     c = model.config
     c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = pad_id, eos_id, start
     for embedding in (getattr(model, "src_emb", None), getattr(model, "tgt_emb", None)):

@@ -3,8 +3,9 @@ classification, token classification and QA heads; GPT -> its sequence classifie
 naming BERT's classes, so a checkpoint of any of these families fine-tunes for every task its family has a head for.
 
 Also here, because they are the same question (what does this family take?): whether it reads segment ids
-(RoBERTa has one segment: type_vocab_size 1), and an encoder-decoder's output layer (a bare HF BartModel or T5Model
-gets the tied one its *ForConditionalGeneration has). Not the heads themselves (models/) and not a loss.
+(RoBERTa has one segment: type_vocab_size 1), an encoder-decoder's output layer (a bare HF BartModel or T5Model gets
+the tied one its *ForConditionalGeneration has) and its decoder's start token (T5's pad). Not the heads themselves
+(models/) and not a loss.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from taesan.models.roberta import (
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
 )
+from taesan.models.t5 import T5
 
 KINDS = {"sequence": "sequence classification", "token": "token classification", "qa": "question answering"}
 
@@ -133,3 +135,11 @@ def with_lm_head(model: nn.Module) -> nn.Module:
     if hasattr(model, "checkpoint_dir"):
         writer.checkpoint_dir = model.checkpoint_dir
     return writer.to(next(model.parameters()).device)
+
+
+def decoder_start(model: nn.Module, tokenizer: Any, pad_id: int, eos_id: int) -> int:
+    """The first decoder input an encoder-decoder trains and writes from: T5's pad token (HF's
+    decoder_start_token_id 0), else the tokenizer's <s> / [CLS], else its end-of-text (BART's habit)."""
+    if isinstance(model, T5):
+        return pad_id
+    return tokenizer.cls_id if tokenizer.cls_id is not None else eos_id
