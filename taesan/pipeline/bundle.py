@@ -172,7 +172,9 @@ def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
 
 def byte_table(tokenizer) -> tuple[bytes | None, ...] | None:
     """A byte-level BPE's tokens as the bytes they stand for (None for special tokens); None for other kinds,
-    whose tokens are whole characters. "ìĸ´" (the symbols of EC 96 B4) -> b"\\xec\\x96\\xb4" ("어")."""
+    whose tokens are whole characters. "ìĸ´" (the symbols of EC 96 B4) -> b"\\xec\\x96\\xb4" ("어").
+    A BPE with a token outside GPT-2's byte alphabet ("▁카페" of a SentencePiece-style BPE such as KoGPT2's) is not
+    byte-level: None, or every such token would count as special and sampling could never pick it."""
     if not isinstance(tokenizer, BPETokenizer):
         return None
     byte_of = {symbol: b for b, symbol in bytes_to_unicode().items()}
@@ -180,8 +182,10 @@ def byte_table(tokenizer) -> tuple[bytes | None, ...] | None:
     table: list[bytes | None] = []
     for i in range(tokenizer.vocab_size):
         token = tokenizer.id_to_token(i)
-        if token is None or token in special or any(c not in byte_of for c in token):
+        if token is None or token in special:
             table.append(None)
+        elif any(c not in byte_of for c in token):
+            return None
         else:
             table.append(bytes(byte_of[c] for c in token))
     return tuple(table)
