@@ -127,3 +127,5 @@ def test_the_byte_table_gives_each_token_its_bytes(toks):
         ids = bpe.encode(text, add_special_tokens=False).ids
         assert b"".join(table[i] for i in ids) == text.encode("utf-8")  # the bytes the tokens stand for, in order
     assert byte_table(wp) is None  # WordPiece tokens are whole characters
+    metaspace = BPETokenizer({"<unk>": 0, "▁": 1, "카": 2, "페": 3, "▁카": 4, "▁카페": 5}, [("▁", "카"), ("▁카", "페")], ["<unk>"])
+    assert byte_table(metaspace) is None  # a SentencePiece-style BPE (KoGPT2's): its tokens are characters too

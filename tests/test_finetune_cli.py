@@ -118,7 +118,7 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--train", sent, "--out", str(tmp_path / "o")], "is a preset: pass --tokenizer"),
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", str(tmp_path / "none.tsv"), "--out", str(tmp_path / "o")], "none.tsv: no such file"),
         (["finetune", "--task", "classification", "--model", "bert-huge", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "unknown model or preset 'bert-huge'"),
-        (["finetune", "--task", "classification", "--model", "vit-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "needs a BERT or GPT model"),
+        (["finetune", "--task", "classification", "--model", "vit-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o")], "needs a text model (BERT, RoBERTa, ELECTRA or GPT)"),
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--max-steps", "0"], "--max-steps / --epochs must be positive"),
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", str(tmp_path / "o"), "--lr", "-1"], "lr must be > 0"),
         (["evaluate", "--model", str(trained), "--data", str(tmp_path / "bad.tsv")], "bad.tsv, line 3: unknown label '중립'"),

@@ -215,3 +215,53 @@ def test_initialisations(tokenizers):
     assert random_rows.std().item() == pytest.approx(table.std().item(), rel=0.15)
     with pytest.raises(TaesanError, match="has no tokens"):
         initial_prompt(table, 3, "", bpe, 0)
+
+
+ENCODER_BASES = {"bert": "bert-mlm", "roberta": "roberta-mlm", "electra": "electra-discriminator"}
+CLASSIFIER_HEADS = {  # what each family's sequence classifier trains beside the prompt
+    "bert": {"inner.classifier.weight", "inner.classifier.bias", "inner.bert.pooler.dense.weight", "inner.bert.pooler.dense.bias"},
+    "roberta": {f"inner.classifier.{m}.{p}" for m in ("dense", "out_proj") for p in ("weight", "bias")},
+    "electra": {f"inner.classifier.{m}.{p}" for m in ("dense", "out_proj") for p in ("weight", "bias")},
+}
+
+
+@pytest.mark.parametrize("task_name", ["classification", "ner"])
+@pytest.mark.parametrize("family", list(ENCODER_BASES))
+def test_prompt_tuning_on_each_encoder(family, task_name, tokenizers, sentiment, tmp_path):
+    """BERT, RoBERTa and ELECTRA: the prompt goes after [CLS], only it and the family's head learn and are saved, the
+    backbone stays bit-identical, and the small file reloads onto its base with the same predictions."""
+    from taesan.tasks.ner import TokenClassification
+    from taesan.tasks.readers.ner import TaggedText
+
+    _, wp = tokenizers
+    extra = {"embedding_size": 16} if family == "electra" else {}
+    base = taesan.create(ENCODER_BASES[family], vocab_size=wp.vocab_size, pad_token_id=wp.pad_id, **SMALL, **extra)
+    base.save(tmp_path / "base", wp)
+    base = taesan.load(tmp_path / "base")
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    if task_name == "classification":
+        task, (train, valid), texts = SequenceClassification(tokenizer=wp), sentiment, ["어제 카페 갔었어", "영화가 좋다"]
+    else:
+        text = "민수는 어제 카페 갔었어"
+        tags = ["B-PS", "I-PS"] + ["O"] * (len(text) - 2)
+        train = valid = [TaggedText(text, tags, [(i, i + 1) for i in range(len(text))])] * 8
+        task, texts = TokenClassification(tokenizer=wp), [text]
+    config = TrainConfig(max_steps=4, lr=3e-2, warmup=0, eval_every=0, save_every=0, log_every=1, progress=False)
+    result = finetune(task, base, train, valid, tmp_path / "out", config, batch_size=8, device="cpu", mode="prompt",
+                      prompt_tokens=4)
+    model = result.model
+    assert isinstance(model, SoftPrompt) and model.prompt_config.insert_at == 1
+    for k, v in model.inner.backbone.state_dict().items():
+        if "pooler" not in k:  # BERT's pooler belongs to its classifier head
+            assert torch.equal(v, state[f"{model.inner.backbone_prefix}.{k}"]), k
+    head = CLASSIFIER_HEADS[family] if task_name == "classification" else {"inner.classifier.weight", "inner.classifier.bias"}
+    assert set(load_state_dict(tmp_path / "out" / "model.safetensors")) == {"prompt.weight"} | head
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"prompt.weight"} | head
+    before = task.predict(model.eval(), texts)
+    again, loaded = load_finetuned(tmp_path / "out")
+    after = loaded.predict(again, texts)
+    if task_name == "ner":
+        assert after == before  # entities with scores rounded to 4 places
+    else:
+        assert [a["label"] for a in after] == [b["label"] for b in before]
+        assert [a["probability"] for a in after] == pytest.approx([b["probability"] for b in before], abs=1e-6)

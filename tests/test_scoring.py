@@ -16,11 +16,6 @@ def tiny_gpt():
     return taesan.create("gpt-tiny", vocab_size=20, n_layers=2, d_model=32, n_heads=2, n_positions=16).eval()
 
 
-def tiny_bert():
-    torch.manual_seed(0)
-    return taesan.create("bert-mlm", vocab_size=20, n_layers=2, d_model=32, n_heads=2, n_positions=16, d_ff=64).eval()
-
-
 @torch.no_grad()
 def chain_rule_by_hand(model, start, ids):
     total, prefix = 0.0, [start]
@@ -47,10 +42,21 @@ def test_backward_scores_read_the_sentence_right_to_left():
     assert scores == pytest.approx([chain_rule_by_hand(model, 0, s[::-1]) for s in SEQS], abs=1e-4)
 
 
-def test_masked_scores_are_the_pseudo_log_likelihood():
-    model = tiny_bert()
+def tiny_mlm(model_type, pad):
+    """A masked LM of each family: BERT's, RoBERTa's (positions counted from its padding id), ELECTRA's generator
+    (embeddings narrower than the blocks)."""
+    torch.manual_seed(0)
+    extra = {"embedding_size": 16} if model_type == "electra-generator" else {}
+    return taesan.create(model_type, vocab_size=20, n_layers=2, d_model=32, n_heads=2, n_positions=16, d_ff=64,
+                         pad_token_id=pad, **extra).eval()
+
+
+@pytest.mark.parametrize("model_type,pad", [("bert-mlm", 0), ("roberta-mlm", 1), ("electra-generator", 0)])
+def test_masked_scores_are_the_pseudo_log_likelihood(model_type, pad):
+    """Batched rows are padded (with the model's own padding id), one by one they are not: the same sums."""
+    model = tiny_mlm(model_type, pad)
     cls, sep, mask = 2, 3, 4
-    scores = sentence_log_probs(model, SEQS, "masked", cls_id=cls, sep_id=sep, mask_id=mask, pad_id=0, batch_size=3)
+    scores = sentence_log_probs(model, SEQS, "masked", cls_id=cls, sep_id=sep, mask_id=mask, pad_id=pad, batch_size=3)
     expected = []
     with torch.no_grad():
         for s in SEQS:
@@ -115,7 +121,8 @@ def test_score_cli_empty_sentence_and_wrong_tokenizer_are_one_line(tmp_path, cap
     cases = [(["티끌 모아", " "], "sentence 2 is empty"),
              (["티끌", "--tokenizer", str(tmp_path / "big.json")], "not this model's tokenizer"),
              (["티끌", "--batch-size", "0"], "--batch-size must be >= 1"),  # was a traceback
-             (["티끌", "--objective", "masked"], "the masked objective scores with a BERT masked LM")]  # a traceback
+             (["티끌", "--objective", "masked"],  # a traceback
+              "the masked objective scores with a masked LM (BERT, RoBERTa, ELECTRA generator)")]
     for extra, message in cases:
         assert main(["score", "--model", str(tmp_path / "gpt"), *extra]) == 2
         captured = capsys.readouterr()
@@ -126,3 +133,31 @@ def test_score_cli_empty_sentence_and_wrong_tokenizer_are_one_line(tmp_path, cap
     bert.save(tmp_path / "bert", tokenizer=small)
     assert main(["score", "--model", str(tmp_path / "bert"), "티끌", "--objective", "causal"]) == 2  # it printed a number
     assert "the causal objective scores with a GPT; this model is 'bert-mlm'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_type", ["roberta-mlm", "electra-generator"])
+def test_score_cli_on_roberta_and_electra_generator_is_their_pseudo_log_likelihood(model_type, tmp_path, capsys):
+    """A masked LM of another family scores by PLL with no training.json to say so: `taesan score` prints what
+    sentence_log_probs gives for the tokenizer's ids, and ELECTRA's discriminator (no LM head) is refused."""
+    from taesan.cli import main
+    from taesan.data.embedded import korean_corpus
+    from taesan.tokenizers import WordPieceTokenizer
+
+    tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300, min_frequency=1)
+    sizes = dict(vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, n_positions=32, d_ff=64, pad_token_id=tok.pad_id)
+    if model_type == "electra-generator":
+        sizes["embedding_size"] = 16
+    taesan.create(model_type, **sizes).save(tmp_path / "mlm", tokenizer=tok)
+    texts = ["티끌 모아 태산", "어제 카페 갔었어"]
+    assert main(["score", "--model", str(tmp_path / "mlm"), *texts]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# pseudo-log-likelihood")
+    printed = {line.split(None, 1)[1]: float(line.split()[0]) for line in out[1:]}
+    ids = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+    expected = sentence_log_probs(taesan.load(tmp_path / "mlm"), ids, "masked", cls_id=tok.cls_id, sep_id=tok.sep_id,
+                                  mask_id=tok.mask_id, pad_id=tok.pad_id)
+    assert [printed[t] for t in texts] == pytest.approx(expected, abs=2e-3)  # printed with three decimals
+    if model_type == "electra-generator":
+        taesan.create("electra-discriminator", **sizes).save(tmp_path / "disc", tokenizer=tok)
+        assert main(["score", "--model", str(tmp_path / "disc"), "티끌", "--objective", "masked"]) == 2
+        assert "this model is 'electra-discriminator'" in capsys.readouterr().err

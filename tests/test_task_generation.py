@@ -181,8 +181,8 @@ def test_sampling_settings_reach_generate(trained):
 def test_registered_and_model_checks():
     assert task_class("generation") is GenerationTask and TASKS["generation"].endswith(":GenerationTask")
     task = make_task()
-    with pytest.raises(TaesanError, match="GPT"):
-        task.build_model(create("transformer-tiny"))
+    with pytest.raises(TaesanError, match="fine-tunes a GPT or an encoder-decoder"):
+        task.build_model(create("bert-tiny"))
     with pytest.raises(TaesanError, match="vocab_size"):
         task.build_model(create("gpt-tiny", vocab_size=5, d_model=32, n_layers=1, n_heads=2))
     small = create("gpt-tiny", vocab_size=TOK.vocab_size, n_positions=8, d_model=32, n_layers=1, n_heads=2)

@@ -295,7 +295,7 @@ def test_config_and_model_checks(chars):
     from taesan.models import create
 
     task = char_task(chars, max_length=128, max_question_length=16)
-    with pytest.raises(TaesanError, match="BERT-family"):
+    with pytest.raises(TaesanError, match="needs a BERT, RoBERTa or ELECTRA model"):
         task.build_model(create("gpt-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2))
     with pytest.raises(TaesanError, match="positions"):
         task.build_model(create("bert-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2, n_positions=64))

@@ -17,8 +17,10 @@ import torch
 import taesan
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
+from taesan.models.kinds import family_name, is_text_model
 from taesan.models.registry import create_for
 from taesan.tasks import TASKS, task_class
+from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.finetune import finetune
@@ -80,12 +82,19 @@ def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
 
 
 def _model(name: str, tokenizer: Any):
-    """A checkpoint directory, or a preset built with the tokenizer's vocabulary size and pad id."""
+    """A checkpoint directory, or a preset built with the tokenizer's vocabulary (its largest id + 1) and pad id."""
     if Path(name).is_dir():
         return taesan.load(name)
     if tokenizer is None:
         return taesan.create(name)  # an unknown name is a one-line error listing the presets
-    return create_for(name, tokenizer.vocab_size, tokenizer.pad_id)
+    return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id)
+
+
+def _text_model(task: str, model: Any, directory: str) -> None:
+    """A text task on an image checkpoint is named as such (before the missing tokenizer files are)."""
+    if not is_text_model(model):
+        raise TaesanError(f"the {task} task needs a text model (BERT, RoBERTa, ELECTRA, GPT, T5, ...); {directory} is a "
+                          f"{family_name(model)!r} checkpoint")
 
 
 def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -105,7 +114,11 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError("--max-steps / --epochs must be positive")
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
-    tokenizer = _tokenizer(args, getattr(cls, "needs_tokenizer", True), is_dir)
+    needs_tokenizer = getattr(cls, "needs_tokenizer", True)
+    model = taesan.load(args.model) if is_dir else None  # a checkpoint first: what it is decides what it needs
+    if model is not None and needs_tokenizer:
+        _text_model(args.task, model, args.model)
+    tokenizer = _tokenizer(args, needs_tokenizer, is_dir)
 
     settings = task_settings(args.set)
     if args.max_length is not None:
@@ -119,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
         valid = task.read(args.valid)
     else:
         train, valid = split_off(train, 0.1, args.seed)
-    model = _model(args.model, tokenizer)
+    model = model if model is not None else _model(args.model, tokenizer)
+    asked = [f for f in LENGTH_FIELDS if f in settings]
+    if asked:  # asked for: too long is an error, not a silent cut
+        reserved = args.prompt_tokens if args.mode == "prompt" else 0
+        check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
     steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / args.batch_size))
     lr = args.lr if args.lr is not None else (5e-5 if is_dir else 1e-3)

@@ -14,7 +14,9 @@ from typing import Any
 from taesan.checkpoint import STOP_TOKENS, read_training
 from taesan.decoding import is_encoder_decoder
 from taesan.errors import TaesanError
+from taesan.models.kinds import family_name, is_causal_lm, is_image_model, is_masked_lm, lm_objective
 from taesan.tasks import TASK_FILE
+from taesan.tasks.fits import check_tokenizer
 from taesan.tokenizers import BPETokenizer
 from taesan.tokenizers import load as load_tokenizer
 from taesan.tokenizers.bpe import bytes_to_unicode
@@ -25,7 +27,6 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")  # what taesan.t
 TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
                 "image-classification": "image"}
 WRITING_TASKS = ("generation", "translation")  # fine-tuned for text out
-LM_OBJECTIVES = {"gpt": "causal", "bert-mlm": "masked"}  # a pretrained model without training.json
 
 
 class WrongTask(TaesanError):
@@ -60,10 +61,10 @@ class Bundle:
         else:
             model, task = load(directory, map_location=device).eval(), None
         if tok is not None:
-            check_vocabulary(model, tok, tok_path)
+            check_vocabulary(model, tok, tokenizer_file(tok_path))
         bundle = cls(name or directory.resolve().name, directory, model, tok, task)
         if task is None:
-            bundle.objective = read_training(directory).get("objective") or LM_OBJECTIVES.get(model_kind(model))
+            bundle.objective = read_training(directory).get("objective") or lm_objective(model)  # none recorded
             if not bundle.seq2seq and tok is not None:
                 bundle.separator_id = _separator(directory, model, tok)
         bundle.actions = _actions(bundle)
@@ -115,19 +116,19 @@ class Bundle:
 
 def _actions(b: Bundle) -> list[str]:
     actions = []
-    task, kind = b.task, model_kind(b.model)
+    task = b.task
     if task is not None and task.name in TASK_ACTIONS:
         actions.append(TASK_ACTIONS[task.name])
-    if b.tokenizer is None or kind == "vit":
+    if b.tokenizer is None or is_image_model(b.model):
         return actions
     actions.append("tokenize")
     if task is not None:
         if task.name in WRITING_TASKS:
             actions.append("generate")
     else:
-        if kind == "gpt" or b.seq2seq:
+        if is_causal_lm(b.model) or b.seq2seq:
             actions.append("generate")
-        if kind == "bert-mlm" and b.tokenizer.mask_id is not None:
+        if is_masked_lm(b.model) and b.tokenizer.mask_id is not None:  # BERT's, RoBERTa's, ELECTRA's generator
             actions.append("fill-mask")
         if b.objective is not None:
             actions.append("score")
@@ -138,8 +139,7 @@ def _actions(b: Bundle) -> list[str]:
 
 def model_kind(model) -> str:
     """The model_type of what the checkpoint computes with (a soft prompt wraps its model)."""
-    inner = getattr(model, "inner", model)
-    return getattr(inner, "model_type", type(inner).__name__)
+    return family_name(model)
 
 
 def _separator(directory: Path, model, tokenizer) -> int | None:
@@ -158,24 +158,23 @@ def tokenizer_beside(directory: Path) -> Path | None:
     return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
 
 
-def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
-    """One error when the tokenizer has ids the model has no embedding for (the wrong tokenizer for this model).
+def tokenizer_file(path: Path) -> Path:
+    """The file a tokenizer was read from, for messages: `path`, or the first of TOKENIZER_FILES in that directory."""
+    return next((path / name for name in TOKENIZER_FILES if (path / name).is_file()), path) if path.is_dir() else path
 
-    Not a full match test: a tokenizer smaller than the model's (padded) vocabulary is allowed, as elsewhere.
-    """
-    config = getattr(model, "config", None)
-    sizes = [getattr(config, f, None) for f in ("vocab_size", "src_vocab_size", "tgt_vocab_size")]
-    sizes = [s for s in sizes if isinstance(s, int)]
-    if sizes and tokenizer.vocab_size > min(sizes):
-        raise TaesanError(
-            f"{tokenizer_path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
-            f"{min(sizes)}: not this model's tokenizer"
-        )
+
+def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:
+    """One error when the tokenizer has ids the model has no embedding for (the wrong tokenizer for this model), or
+    ids two tokens share (taesan.tasks.fits.check_tokenizer). A tokenizer smaller than the model's (padded)
+    vocabulary is allowed, as elsewhere."""
+    check_tokenizer(model, tokenizer, tokenizer_path)
 
 
 def byte_table(tokenizer) -> tuple[bytes | None, ...] | None:
     """A byte-level BPE's tokens as the bytes they stand for (None for special tokens); None for other kinds,
-    whose tokens are whole characters. "ìĸ´" (the symbols of EC 96 B4) -> b"\\xec\\x96\\xb4" ("어")."""
+    whose tokens are whole characters. "ìĸ´" (the symbols of EC 96 B4) -> b"\\xec\\x96\\xb4" ("어").
+    A BPE with a token outside GPT-2's byte alphabet ("▁카페" of a SentencePiece-style BPE such as KoGPT2's) is not
+    byte-level: None, or every such token would count as special and sampling could never pick it."""
     if not isinstance(tokenizer, BPETokenizer):
         return None
     byte_of = {symbol: b for b, symbol in bytes_to_unicode().items()}
@@ -183,8 +182,10 @@ def byte_table(tokenizer) -> tuple[bytes | None, ...] | None:
     table: list[bytes | None] = []
     for i in range(tokenizer.vocab_size):
         token = tokenizer.id_to_token(i)
-        if token is None or token in special or any(c not in byte_of for c in token):
+        if token is None or token in special:
             table.append(None)
+        elif any(c not in byte_of for c in token):
+            return None
         else:
             table.append(bytes(byte_of[c] for c in token))
     return tuple(table)

@@ -5,6 +5,7 @@ Not the weight tables (models/<family>_hf.py) and not the registry of families (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from taesan.config import write_json
 from taesan.errors import TaesanError
@@ -26,8 +27,19 @@ def convert(source: str | Path, out: str | Path, direction: str) -> Path:
     directory = to_hf(model, out)
     if tokenizer is not None:  # taesan's tokenizer.json is HF's format: PreTrainedTokenizerFast reads it
         tokenizer.save(directory / "tokenizer.json")
-        norm = getattr(tokenizer, "normalizer", None)
-        if norm is not None:  # else AutoTokenizer's BERT default lowercases and strips accents (한 -> ㅎㅏㄴ)
-            write_json(directory / "tokenizer_config.json",
-                       {"do_lower_case": bool(norm.lowercase), "strip_accents": bool(norm.strip_accents)})
+        write_json(directory / "tokenizer_config.json", tokenizer_config(tokenizer))
     return directory
+
+
+def tokenizer_config(tokenizer) -> dict[str, Any]:
+    """The tokenizer_config.json AutoTokenizer needs to read the exported tokenizer.json as taesan cuts: the class
+    (else it goes by the model's family: a RoBERTa checkpoint with KLUE's WordPiece would get a byte-level BPE), the
+    casing of a WordPiece (else BERT's default lowercases and strips accents: 한 -> ㅎㅏㄴ), and the special tokens."""
+    norm = getattr(tokenizer, "normalizer", None)
+    out: dict[str, Any] = {"tokenizer_class": "BertTokenizer" if norm is not None else "PreTrainedTokenizerFast"}
+    if norm is not None:
+        out.update(do_lower_case=bool(norm.lowercase), strip_accents=bool(norm.strip_accents))
+    named = {"unk": tokenizer.unk_id, "pad": tokenizer.pad_id, "cls": tokenizer.cls_id, "sep": tokenizer.sep_id,
+             "mask": tokenizer.mask_id, "eos": tokenizer.eos_id}
+    out.update({f"{name}_token": tokenizer.id_to_token(i) for name, i in named.items() if i is not None})
+    return out

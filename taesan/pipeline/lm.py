@@ -1,5 +1,5 @@
 """What a pretrained language model answers besides writing: how likely each sentence is (the objective it was
-trained with decides how), and which tokens fill a [MASK].
+trained with decides how), and which tokens fill a [MASK] (<mask> for RoBERTa's and ELECTRA's generator).
 
 Not the arithmetic (taesan.scoring) and not a printer: the CLI, the server and the demo show these results.
 """
@@ -11,8 +11,10 @@ import torch
 
 from taesan.checkpoint import TRAINING_NAME
 from taesan.errors import TaesanError
+from taesan.models.kinds import is_causal_lm, is_masked_lm
 from taesan.pipeline.bundle import Bundle, model_kind
 from taesan.scoring import score_texts
+from taesan.tasks.fits import tokenizer_rows
 
 
 def objective_of(bundle: Bundle, override: str | None = None) -> str:
@@ -22,8 +24,9 @@ def objective_of(bundle: Bundle, override: str | None = None) -> str:
     kind = model_kind(bundle.model)
     if objective is None:
         raise TaesanError(f"{bundle.directory}: no {TRAINING_NAME} and model_type {kind!r}; pass --objective")
-    if not (kind.endswith("mlm") if objective == "masked" else kind == "gpt"):  # else a traceback or a meaningless number
-        needs = "a BERT masked LM" if objective == "masked" else "a GPT"
+    fits = is_masked_lm(bundle.model) if objective == "masked" else is_causal_lm(bundle.model)
+    if not fits:  # else a traceback or a meaningless number
+        needs = "a masked LM (BERT, RoBERTa, ELECTRA generator)" if objective == "masked" else "a GPT"
         raise TaesanError(f"{bundle.directory}: the {objective} objective scores with {needs}; this model is {kind!r}")
     return objective
 
@@ -58,7 +61,7 @@ def fill_mask(bundle: Bundle, text: str, top_k: int = 5) -> dict[str, Any]:
         raise TaesanError(f"the text is {len(enc.ids)} tokens; the model reads at most {limit}")
     device = next(model.parameters()).device
     logits = model(torch.tensor([enc.ids], device=device))[0]  # (T, V)
-    probs = logits[where].float().softmax(-1)  # (M, V)
+    probs = logits[where, :tokenizer_rows(tok)].float().softmax(-1)  # (M, V'): no row the tokenizer cannot write
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     masks = []
     for pos, values, indices in zip(where, top.values.tolist(), top.indices.tolist()):

@@ -27,6 +27,7 @@ from taesan.data import (
 )
 from taesan.errors import TaesanError
 from taesan.models import presets
+from taesan.models.kinds import family_name, is_causal_lm, is_masked_lm, masked_lm_type
 from taesan.models.registry import create_for
 from taesan.objectives import objective_for
 from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
@@ -109,19 +110,20 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
     table = presets()
     if name in table:
         model_type = table[name][0]
-        if model_type not in ("gpt", "bert"):
-            raise TaesanError(f"preset {name!r} is not a language model to pretrain (gpt-tiny, bert-tiny, ...)")
-        if objective == "masked" and model_type == "bert":
-            return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, "bert-mlm", **overrides)
+        masked = masked_lm_type(model_type)  # a BERT-shaped backbone preset -> its family's masked LM
+        if model_type != "gpt" and masked is None:
+            raise TaesanError(f"preset {name!r} is not a language model to pretrain (gpt-tiny, bert-tiny, roberta-tiny, ...)")
+        if objective == "masked" and masked is not None:
+            return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, masked, **overrides)
     return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, **overrides)  # a model_type, or a one-line error
 
 
 def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
-    kind = getattr(model, "model_type", "")
-    if objective == "masked" and not kind.endswith("mlm"):
-        raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, ...), got {kind!r}")
-    if objective != "masked" and kind.startswith("bert"):
-        raise TaesanError(f"{kind!r} is an encoder; the {objective} objective needs a decoder (gpt-tiny, ...)")
+    kind = family_name(model)
+    if objective == "masked" and not is_masked_lm(model):
+        raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, roberta-tiny, ...), got {kind!r}")
+    if objective != "masked" and not is_causal_lm(model):
+        raise TaesanError(f"{kind!r} is not a decoder-only LM; the {objective} objective needs a decoder (a GPT: gpt-tiny, ...)")
     limit = getattr(model.config, "n_positions", None)
     if limit is not None and block_size > limit:
         raise TaesanError(f"--block-size {block_size} is longer than the model's {limit} positions")

@@ -15,6 +15,7 @@ import torch
 from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
+from taesan.tasks.generation import readable
 
 STOP, LENGTH = "stop", "length"  # finish reasons, as HF/OpenAI-style APIs name them
 
@@ -54,11 +55,11 @@ def encode_prompt(bundle: Bundle, text: str, max_new_tokens: int) -> Prompt:
     """`text` -> the Prompt the checkpoint reads, or a one-line error (no tokens, too long for the model)."""
     check_writes(bundle)
     task, tok, seq2seq = bundle.task, bundle.need_tokenizer(), bundle.seq2seq
-    if task is not None and task.name == "generation":
+    if task is not None and (task.name == "translation" or task.name == "generation" and task.config.seq2seq):
+        prompt = Prompt(task.source_ids(text), "")  # the encoder reads it; the decoder writes the answer alone
+    elif task is not None and task.name == "generation":
         sep = task.config.separator
         prompt = Prompt(task.prompt_ids(text), text + sep if text and sep else text, strip=sep)
-    elif task is not None and task.name == "translation":
-        prompt = Prompt(task.ids(text, task.config.max_length), "")
     elif seq2seq:
         prompt = Prompt(tok.encode(text, add_special_tokens=True).ids, "")
     elif bundle.objective == "backward":  # it reads right to left; the prompt follows a space in its documents
@@ -97,7 +98,7 @@ def decoder(bundle: Bundle, prompt: Prompt) -> Callable[[list[int]], str]:
     stops, tok, strip = set(bundle.stop_ids), bundle.tokenizer, prompt.strip
 
     def decode(ids: list[int]) -> str:
-        text = tok.decode([i for i in ids if i not in stops])
+        text = tok.decode(readable(tok, [i for i in ids if i not in stops]))
         return text[len(strip):] if strip and text.startswith(strip) else text
 
     return decode
@@ -131,7 +132,8 @@ def _completion(bundle: Bundle, prompt: Prompt, new: list[int], options: dict[st
     decode = decoder(bundle, prompt)
     text = decode(new[::-1] if prompt.forward_ids is not None else new)
     if prompt.forward_ids is not None:  # the new tokens go before the prompt, read back in order
-        shown = bundle.tokenizer.decode([i for i in new[::-1] if i not in stops] + prompt.forward_ids).strip()
+        kept = readable(bundle.tokenizer, [i for i in new[::-1] if i not in stops])
+        shown = bundle.tokenizer.decode(kept + prompt.forward_ids).strip()
     else:
         shown = prompt.head + text
     return Completion(text, _finish_reason(end is not None, text, options, len(new)), shown, len(new))

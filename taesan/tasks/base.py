@@ -63,6 +63,10 @@ class Task(Objective):
     def labels(self) -> list[str]:
         return list(self.config.labels)
 
+    def positions_needed(self) -> int:
+        """The most positions one example takes in the model (checked against its n_positions)."""
+        return getattr(self.config, "max_length", 0)
+
     # ---- the tokenizer ---------------------------------------------------------------------------------
     @property
     def tok(self):

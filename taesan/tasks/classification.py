@@ -1,5 +1,6 @@
 """Sequence classification: one sentence (sentiment: 긍정/부정) or a sentence pair (NLI: [CLS] premise [SEP]
-hypothesis [SEP] with segment ids), on a BERT ([CLS] pooler) or GPT (last real token) head.
+hypothesis [SEP] with segment ids), on the head of the backbone's family (taesan.tasks.heads): BERT's pooled
+[CLS], RoBERTa's and ELECTRA's first token, GPT's last real token.
 
 Not a model and not a trainer: this file says how examples become ids, which head goes on the backbone,
 the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what a prediction looks like.
@@ -16,13 +17,12 @@ from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.figures import save_png
-from taesan.models.bert import BERT
-from taesan.models.bert_heads import BertForSequenceClassification, BertHeadModel
-from taesan.models.gpt import GPT
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
 from taesan.tasks.batches import in_order
+from taesan.tasks.fits import check_tokenizer
+from taesan.tasks.heads import head_class, put_head, takes_segments
 from taesan.tasks.metrics.classification import (
     class_counts,
     classification_scores,
@@ -35,7 +35,7 @@ from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 
 @dataclass
 class ClassificationConfig(TaskConfig):
-    type_ids: bool = True  # pass token_type_ids (BERT's segments); GPT takes none
+    type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa (one segment) and GPT take none
 
 
 def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
@@ -144,26 +144,22 @@ class SequenceClassification(Task):
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
-        """BERT (or a BERT head model) -> BertForSequenceClassification; GPT (or its head) -> GPTForSequenceClassification.
+        """A backbone (or any head model) of a family with a sequence classifier -> that family's classifier
+        (taesan.tasks.heads: BERT's pooled [CLS], RoBERTa's and ELECTRA's first-token head, GPT's last token).
 
         A model that already has this task's head with the same labels is kept as it is (fine-tuning further).
+        Segment ids go in only where the family has a sentence-B row (not RoBERTa's one segment, not GPT).
         """
         labels = self.labels
         if not labels:
             raise TaesanError(f"the {self.name} task has no labels yet (fit_labels on the training examples first)")
-        if isinstance(model, (BERT, BertHeadModel)):
-            head, type_ids, extra = BertForSequenceClassification, True, {}
-        elif isinstance(model, (GPT, GPTForSequenceClassification)):
-            pad = self.tokenizer.pad_id if self.tokenizer is not None else None
-            head, type_ids, extra = GPTForSequenceClassification, False, {"pad_token_id": pad}
-        else:
-            raise TaesanError(f"the {self.name} task needs a BERT or GPT model, got {type(model).__name__}")
-        vocab = self.tokenizer.vocab_size if self.tokenizer is not None else 0
-        if vocab > model.config.vocab_size:
-            raise TaesanError(f"the tokenizer has {vocab} tokens but the model's vocab_size is {model.config.vocab_size}")
-        if not (isinstance(model, head) and model.config.labels == labels):
-            model = head.from_backbone(model, num_labels=len(labels), labels=labels, **extra)
-        replace_config(self, type_ids=type_ids, max_length=min(self.config.max_length, model.config.n_positions))
+        head = head_class(model, "sequence", self.name)
+        check_tokenizer(model, self.tokenizer)
+        extra = {}
+        if head is GPTForSequenceClassification:  # it reads the last token that is not padding
+            extra["pad_token_id"] = self.tokenizer.pad_id if self.tokenizer is not None else None
+        model = put_head(model, "sequence", self.name, labels, **extra)
+        replace_config(self, type_ids=takes_segments(model), max_length=min(self.config.max_length, model.config.n_positions))
         return model
 
     # ---- training signal -------------------------------------------------------------------------------

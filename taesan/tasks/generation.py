@@ -1,4 +1,5 @@
-"""Generation fine-tuning: a GPT learns to continue a prompt with its target, the loss on the target only.
+"""Generation fine-tuning: a GPT learns to continue a prompt with its target, the loss on the target only; or an
+encoder-decoder (T5, BART, the Transformer) learns to write the target from the prompt it reads (seq2seq).
 
 Not pretraining (the prompt is given, never learned, and padding never counts: ratsnlp's generation
 loss includes both) and not a decoder: prediction goes through taesan.generate. One example is
@@ -6,6 +7,8 @@ loss includes both) and not a decoder: prediction goes through taesan.generate. 
 read with the next-token shift: position i predicts token i + 1, so the label of every position whose
 next token is still prompt is -100, and the first label is the first target token (predicted from the
 last prompt token). An empty prompt (plain-text training data) starts from <|endoftext|> alone.
+An encoder-decoder reads prompt + <eos> and its decoder learns target + <eos> behind its start token, as translation
+does (`encoder_decoder_writer` sets both tasks' special ids; T5 starts the decoder from its pad token).
 """
 from __future__ import annotations
 
@@ -17,14 +20,18 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from taesan.data import pad_batch
 from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models import load_model
 from taesan.models.gpt import GPT
+from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.models.registry import create_for
-from taesan.objectives import IGNORE_INDEX
+from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
+from taesan.tasks.fits import check_tokenizer, tokenizer_rows
+from taesan.tasks.heads import decoder_start, with_lm_head
 from taesan.tasks.readers.generation import GenerationExample, read_generation
 
 
@@ -42,6 +49,8 @@ class GenerationConfig(TaskConfig):
     num_beams: int = 1
     repetition_penalty: float = 1.0
     seed: int | None = None
+    seq2seq: bool = False  # set by build_model: an encoder-decoder reads the prompt, its decoder writes the target
+    decoder_start_id: int | None = None  # an encoder-decoder's first decoder input (set by build_model)
 
     def __post_init__(self) -> None:
         if self.max_length < 2:
@@ -51,7 +60,8 @@ class GenerationConfig(TaskConfig):
 
 
 class GenerationTask(Task):
-    """(prompt, target) pairs -> a GPT that writes the target after the prompt and then stops."""
+    """(prompt, target) pairs -> a GPT that writes the target after the prompt and then stops, or an encoder-decoder
+    that writes the target from the prompt (config.seq2seq)."""
 
     name = "generation"
     config_class = GenerationConfig
@@ -70,6 +80,20 @@ class GenerationTask(Task):
         text = self.config.separator + example.target if example.prompt and self.config.separator else example.target
         return self.tok.encode(text, add_special_tokens=False).ids if text else []
 
+    def source_ids(self, prompt: str) -> list[int]:
+        """seq2seq: what the encoder reads, the prompt's ids + <eos> cut to max_length (an empty prompt: <eos>)."""
+        return with_eos(self.tok.encode(prompt, add_special_tokens=False).ids if prompt else [], self.eos_id,
+                        self.config.max_length)
+
+    @property
+    def start_id(self) -> int:
+        """seq2seq: the decoder's first input (build_model fixes it for the model's family)."""
+        start = self.config.decoder_start_id
+        return start if start is not None else self.eos_id
+
+    def positions_needed(self) -> int:
+        return self.config.max_length if self.config.seq2seq else self.config.max_length - 1
+
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[GenerationExample]:
         return read_generation(path, self.config.prompt_column, self.config.target_column)
@@ -82,6 +106,9 @@ class GenerationTask(Task):
         leaves more room), then the target is cut and gets no end-of-text (it did not end there).
         """
         n = self.config.max_length
+        if self.config.seq2seq:
+            target = self.tok.encode(example.target, add_special_tokens=False).ids
+            return [{"input_ids": self.source_ids(example.prompt), "target_ids": with_eos(target, self.eos_id, n)}]
         prompt, target = self.prompt_ids(example.prompt), self.target_ids(example)
         prompt = prompt[-max(n - len(target) - 1, n // 2):]
         room = n - len(prompt)
@@ -91,7 +118,10 @@ class GenerationTask(Task):
         return [{"input_ids": ids[:-1], "labels": labels}]
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Right padding to the longest row: pad ids, attention_mask 0, labels -100."""
+        """Right padding to the longest row: pad ids, attention_mask 0, labels -100 (seq2seq: per side, see
+        `pad_pairs`)."""
+        if self.config.seq2seq:
+            return pad_pairs(features, self.pad_id)
         T = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), T), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(features), T), dtype=torch.long)
@@ -103,14 +133,26 @@ class GenerationTask(Task):
             labels[row, :L] = torch.as_tensor(f["labels"])
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
+    def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
+        """A GPT reads the batch as it is; an encoder-decoder's decoder reads the target behind its start token."""
+        if self.config.seq2seq:
+            return Seq2SeqLM(self.start_id, self.pad_id).prepare(batch, generator)
+        return super().prepare(batch, generator)
+
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
-        """The GPT itself (its LM head is the task head); a preset name or checkpoint directory is built/loaded."""
-        model = resolve_model(model, self.tok.vocab_size)
+        """The GPT itself (its LM head is the task head), or an encoder-decoder with its output layer and special ids
+        (`encoder_decoder_writer`); a preset name or checkpoint directory is built/loaded."""
+        model = resolve_model(model, tokenizer_rows(self.tok))
+        if is_encoder_decoder(model):
+            model, start = encoder_decoder_writer(model, self.tok, self.pad_id, self.eos_id)
+            replace_config(self, seq2seq=True, decoder_start_id=start,
+                           max_length=min(self.config.max_length, model.config.n_positions))
+            return model
         if not isinstance(model, GPT):
-            raise TaesanError(f"the generation task fine-tunes a GPT (decoder-only) model, not {type(model).__name__}")
-        if self.tok.vocab_size > model.config.vocab_size:
-            raise TaesanError(f"the tokenizer has {self.tok.vocab_size} tokens but the model's vocab_size is {model.config.vocab_size}")
+            raise TaesanError(f"the generation task fine-tunes a GPT or an encoder-decoder (T5, BART, transformer-tiny), "
+                              f"not {family_name(model)!r}")
+        check_tokenizer(model, self.tok)
         if self.config.max_length - 1 > model.config.n_positions:
             replace_config(self, max_length=model.config.n_positions + 1)
         return model
@@ -124,6 +166,8 @@ class GenerationTask(Task):
         longer than the model's positions allow keeps its last tokens.
         """
         c, model = self.config, model.eval()
+        if c.seq2seq:
+            return self._write(model, list(inputs), batch_size)
         device = next(model.parameters()).device
         max_new = min(c.max_new_tokens, model.config.n_positions - 1)
         keep = model.config.n_positions - max_new
@@ -143,16 +187,71 @@ class GenerationTask(Task):
                 repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id, seed=c.seed,
             )
             for prompt, row in zip(prompts, result[:, T:].tolist()):
-                text = self.tok.decode(until(row, self.eos_id))
+                text = self.tok.decode(readable(self.tok, until(row, self.eos_id)))
                 if prompt and c.separator and text.startswith(c.separator):
                     text = text[len(c.separator):]
                 out.append({"text": text})
+        return out
+
+    def _write(self, model: nn.Module, prompts: list[str], batch_size: int) -> list[dict[str, Any]]:
+        """seq2seq: each prompt through the encoder, the decoder writing from its start token until <eos>."""
+        c, device = self.config, next(model.parameters()).device
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            batch = pad_batch([self.source_ids(p) for p in prompts[start:start + batch_size]], self.pad_id)
+            result = generate(
+                model, batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                max_new_tokens=min(c.max_new_tokens, model.config.n_positions), do_sample=c.do_sample,
+                temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, num_beams=c.num_beams,
+                repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
+                decoder_start_token_id=self.start_id, seed=c.seed,
+            )
+            out.extend({"text": self.tok.decode(readable(self.tok, until(row[1:], self.eos_id)))}  # row[0]: start
+                       for row in result.tolist())
         return out
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[GenerationExample], batch_size: int = 32) -> dict[str, float]:
         """Target-token loss, perplexity = exp(loss) and next-token accuracy (teacher forcing)."""
         return teacher_forced_scores(self, model, examples, batch_size)
+
+
+def with_eos(ids: list[int], eos: int, limit: int) -> list[int]:
+    """ids + end-of-text, cut to `limit` (a cut text gets no end-of-text: it did not end there).
+
+    with_eos([5, 6], eos=2, limit=4) -> [5, 6, 2];  with_eos([5, 6, 7, 8], eos=2, limit=3) -> [5, 6, 7]
+    """
+    return ids + [eos] if len(ids) < limit else ids[:limit]
+
+
+def pad_pairs(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Source and target rows -> right-padded input_ids/attention_mask, target_ids/target_mask, labels (-100 on
+    padding): the batch objectives.Seq2SeqLM prepares."""
+    src, tgt = pad_batch([f["input_ids"] for f in features], pad_id), pad_batch([f["target_ids"] for f in features], pad_id)
+    labels = tgt["input_ids"].masked_fill(tgt["attention_mask"] == 0, IGNORE_INDEX)  # (B, T)
+    return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"], "target_ids": tgt["input_ids"],
+            "target_mask": tgt["attention_mask"], "labels": labels}
+
+
+def encoder_decoder_writer(model: nn.Module, tokenizer: Any, pad_id: int, eos_id: int) -> tuple[nn.Module, int]:
+    """An encoder-decoder set up to write with `tokenizer`: its output layer (a bare backbone gets the tied one), its
+    pad / eos / decoder-start ids set to the tokenizer's (so generate's defaults and an HF export agree) -> (model,
+    start id). The decoder starts from T5's pad token, else the tokenizer's <s>/[CLS], else its end-of-text."""
+    model = with_lm_head(model)
+    check_tokenizer(model, tokenizer)
+    start = decoder_start(model, tokenizer, pad_id, eos_id)
+    c = model.config
+    c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = pad_id, eos_id, start
+    for embedding in (getattr(model, "src_emb", None), getattr(model, "tgt_emb", None)):
+        if embedding is not None:  # no gradient to the pad row; none when pad is the real eos
+            embedding.padding_idx = tokenizer.pad_id
+    return model, start
+
+
+def readable(tokenizer: Any, ids: list[int]) -> list[int]:
+    """The ids the tokenizer has a token for: T5's embedding table is padded past its tokenizer (32128 rows for 32100
+    tokens), and an id there writes nothing, as in HF's decode."""
+    return [i for i in ids if tokenizer.id_to_token(i) is not None]
 
 
 def until(ids: list[int], eos: int) -> list[int]:

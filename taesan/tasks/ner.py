@@ -20,11 +20,11 @@ from torch import nn
 
 from taesan.data import pad_batch
 from taesan.errors import TaesanError
-from taesan.models.bert import BERT
-from taesan.models.bert_heads import BertForTokenClassification, BertHeadModel
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
 from taesan.tasks.batches import in_order
+from taesan.tasks.fits import check_tokenizer
+from taesan.tasks.heads import head_class, put_head
 from taesan.tasks.metrics.entities import (
     bio_entities,
     entity_counts,
@@ -134,7 +134,8 @@ def word_spans(text: str) -> list[Span]:
 
 
 class TokenClassification(Task):
-    """NER: a BIO tag per character or word, learned per subword token by a BERT token-classification head."""
+    """NER: a BIO tag per character or word, learned per subword token by a token-classification head (BERT,
+    RoBERTa, ELECTRA)."""
 
     name = "ner"
     config_class = NerConfig
@@ -213,19 +214,15 @@ class TokenClassification(Task):
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
-        """A BertForTokenClassification with one output per tag, on `model`'s BERT backbone."""
-        if not isinstance(model, (BERT, BertHeadModel)):
-            raise TaesanError(f"ner needs a BERT-family encoder, got {type(model).__name__} (try --model bert-tiny)")
+        """The token-classification head of `model`'s family (BERT, RoBERTa, ELECTRA: taesan.tasks.heads), one output
+        per tag, on its backbone; a model that already is that head with these tags is kept."""
+        head_class(model, "token", self.name)
         if not self.labels:
             raise TaesanError("ner: no labels (fit the task on training examples first)")
-        tok = self.tokenizer
-        if tok is not None and tok.vocab_size > model.config.vocab_size:
-            raise TaesanError(f"the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size} embeddings")
+        check_tokenizer(model, self.tokenizer)
         if self.config.max_length > model.config.n_positions:
             replace_config(self, max_length=model.config.n_positions)
-        if isinstance(model, BertForTokenClassification) and list(model.config.labels or []) == self.labels:
-            return model
-        return BertForTokenClassification.from_backbone(model, num_labels=len(self.labels), labels=self.labels)
+        return put_head(model, "token", self.name, self.labels)
 
     # ---- inference -------------------------------------------------------------------------------------
     @torch.no_grad()

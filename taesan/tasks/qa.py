@@ -21,10 +21,10 @@ from torch import nn
 
 from taesan.data import pad_batch
 from taesan.errors import TaesanError
-from taesan.models.bert import BERT
-from taesan.models.bert_heads import BertForQuestionAnswering, BertHeadModel
-from taesan.tasks.base import Task, TaskConfig, split_pair
+from taesan.tasks.base import Task, TaskConfig, replace_config, split_pair
 from taesan.tasks.batches import in_order
+from taesan.tasks.fits import check_tokenizer
+from taesan.tasks.heads import put_head, takes_segments
 from taesan.tasks.metrics.squad import squad_scores
 from taesan.tasks.readers.qa import QAExample, read_squad
 
@@ -36,6 +36,7 @@ class QAConfig(TaskConfig):
     max_question_length: int | None = None  # longer questions are cut to this many tokens; None: max_length // 4
     n_best: int = 20  # starts and ends considered per window
     max_answer_length: int = 30  # tokens in a predicted answer
+    type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa has one segment and takes none
 
     def __post_init__(self) -> None:
         for name in ("max_length", "max_question_length", "n_best", "max_answer_length"):
@@ -89,7 +90,7 @@ def nbest_spans(start: torch.Tensor, end: torch.Tensor, context: torch.Tensor, n
 
 
 class ExtractiveQA(Task):
-    """Answer span extraction with BertForQuestionAnswering: logits (B, T, 2) = start and end scores per token."""
+    """Answer span extraction with a QA head (BERT, RoBERTa, ELECTRA): logits (B, T, 2) = start and end scores per token."""
 
     name = "qa"
     config_class = QAConfig
@@ -139,7 +140,8 @@ class ExtractiveQA(Task):
         return batch
 
     def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        keys = ("input_ids", "attention_mask", "token_type_ids") if self.config.type_ids else ("input_ids", "attention_mask")
+        inputs = {k: batch[k] for k in keys}
         return inputs, {"positions": batch["labels"], "answer_mask": batch["answer_mask"]}
 
     # ---- loss and training metrics -----------------------------------------------------------------------
@@ -169,17 +171,13 @@ class ExtractiveQA(Task):
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
-        """A BERT backbone or head model -> BertForQuestionAnswering on its weights (a QA model is kept as is)."""
-        if isinstance(model, BertForQuestionAnswering):
-            qa = model
-        elif isinstance(model, (BERT, BertHeadModel)):
-            qa = BertForQuestionAnswering.from_backbone(model)
-        else:
-            raise TaesanError(f"the qa task needs a BERT-family encoder (bert-tiny or a BERT checkpoint), not {type(model).__name__}")
+        """`model`'s family's QA head (BERT, RoBERTa, ELECTRA: taesan.tasks.heads) on its weights (a QA model is
+        kept as is). Segment ids go in only where the family has a sentence-B row (not RoBERTa's one segment)."""
+        qa = put_head(model, "qa", self.name)
         if self.config.max_length > qa.config.n_positions:
             raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {qa.config.n_positions} positions")
-        if self.tokenizer is not None and self.tokenizer.vocab_size > qa.config.vocab_size:
-            raise TaesanError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but the model only {qa.config.vocab_size} embeddings")
+        check_tokenizer(qa, self.tokenizer)
+        replace_config(self, type_ids=takes_segments(qa))
         return qa
 
     # ---- inference -------------------------------------------------------------------------------------

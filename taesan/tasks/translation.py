@@ -1,9 +1,10 @@
-"""Translation with the encoder-decoder Transformer: teacher forcing to train, greedy or beam decoding to translate.
+"""Translation with an encoder-decoder (the Transformer, BART/Marian, T5): teacher forcing to train, greedy or beam
+decoding to translate.
 
 Not a tokenizer pair: one shared tokenizer (and, by default, one shared embedding matrix) covers both
 languages, as in the paper's joint BPE. A source is its ids + end-of-text; the decoder reads
-[start] y1 … yn and predicts y1 … yn [end] (taesan.objectives.Seq2SeqLM). The start token is the
-tokenizer's <s>/[CLS] when it has one, else the end-of-text token (as BART); padding never counts.
+[start] y1 … yn and predicts y1 … yn [end] (taesan.objectives.Seq2SeqLM). The start token is T5's pad token,
+else the tokenizer's <s>/[CLS] when it has one, else the end-of-text token (as BART); padding never counts.
 Data: a TSV with source_column/target_column (Tatoeba kor-eng ko→en: source_column=1, target_column=0)
 or two aligned files given as "train.ko,train.en" (see taesan.tasks.readers.parallel).
 """
@@ -18,10 +19,18 @@ from torch import nn
 
 from taesan.decoding import generate
 from taesan.errors import TaesanError
-from taesan.models.transformer import Seq2SeqTransformer
+from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
-from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
+from taesan.tasks.fits import tokenizer_rows
+from taesan.tasks.generation import (
+    encoder_decoder_writer,
+    readable,
+    resolve_model,
+    teacher_forced_scores,
+    until,
+    with_eos,
+)
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
 
@@ -35,6 +44,7 @@ class TranslationConfig(TaskConfig):
     num_beams: int = 1  # 1: greedy decoding
     length_penalty: float = 1.0  # beam search: log-probability / length ** length_penalty
     bleu_tokenize: str = "13a"  # sacrebleu tokenizer for the target language ("char" or "ko-mecab" for Korean)
+    decoder_start_id: int | None = None  # the decoder's first input; set by build_model (None: <s>/[CLS], else eos)
 
     def __post_init__(self) -> None:
         for name in ("max_length", "max_target_length", "num_beams"):
@@ -52,13 +62,21 @@ class Translation(Task):
     # ---- tokens (tok, eos_id, pad_id: see Task) --------------------------------------------------------
     @property
     def start_id(self) -> int:
+        if self.config.decoder_start_id is not None:
+            return self.config.decoder_start_id
         start = self.tok.cls_id
         return start if start is not None else self.eos_id
 
     def ids(self, text: str, limit: int) -> list[int]:
         """Text -> ids + end-of-text, cut to `limit` (a cut sentence gets no end-of-text: it did not end there)."""
-        ids = self.tok.encode(text, add_special_tokens=False).ids
-        return ids + [self.eos_id] if len(ids) < limit else ids[:limit]
+        return with_eos(self.tok.encode(text, add_special_tokens=False).ids, self.eos_id, limit)
+
+    def source_ids(self, text: str) -> list[int]:
+        """What the encoder reads for `text`."""
+        return self.ids(text, self.config.max_length)
+
+    def positions_needed(self) -> int:
+        return max(self.config.max_length, self.config.max_target_length)
 
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[ParallelExample]:
@@ -82,22 +100,17 @@ class Translation(Task):
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
-        """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
+        """An encoder-decoder (the Transformer, BART/Marian, T5) with its output layer and its special ids set to the
+        tokenizer's (so generate's defaults agree): see generation.encoder_decoder_writer."""
         ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
-        model = resolve_model(model, self.tok.vocab_size, **ids)
-        if not isinstance(model, Seq2SeqTransformer):
-            raise TaesanError(f"the translation task needs an encoder-decoder Transformer (e.g. transformer-tiny), not {type(model).__name__}")
-        c = model.config
-        vocab = min(c.src_vocab_size, c.tgt_vocab_size)
-        if self.tok.vocab_size > vocab:
-            raise TaesanError(f"the tokenizer has {self.tok.vocab_size} tokens but the model's vocabulary has {vocab}")
-        if c.lm_head is False:
-            raise TaesanError("the model is a bare encoder-decoder backbone (lm_head=False); translation needs its output layer")
-        c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = self.pad_id, self.eos_id, self.start_id
-        for embedding in (model.src_emb, model.tgt_emb):  # no gradient to the pad row; none when pad is the real eos
-            embedding.padding_idx = self.tok.pad_id
-        limit = c.n_positions  # the longest source and target the model has positions for
-        replace_config(self, max_length=min(self.config.max_length, limit), max_target_length=min(self.config.max_target_length, limit))
+        model = resolve_model(model, tokenizer_rows(self.tok), **ids)
+        if not is_encoder_decoder(model):
+            raise TaesanError(f"the translation task needs an encoder-decoder (transformer-tiny, T5, BART, Marian), "
+                              f"not {family_name(model)!r}")
+        model, start = encoder_decoder_writer(model, self.tok, self.pad_id, self.eos_id)
+        limit = model.config.n_positions  # the longest source and target the model has positions for
+        replace_config(self, decoder_start_id=start, max_length=min(self.config.max_length, limit),
+                       max_target_length=min(self.config.max_target_length, limit))
         return model
 
     # ---- inference -------------------------------------------------------------------------------------
@@ -114,7 +127,7 @@ class Translation(Task):
                 num_beams=c.num_beams, length_penalty=c.length_penalty, eos_token_id=self.eos_id,
                 pad_token_id=self.pad_id, decoder_start_token_id=self.start_id,
             )
-            out.extend(self.tok.decode(until(row[1:], self.eos_id)) for row in result.tolist())  # row[0] is the start token
+            out.extend(self.tok.decode(readable(self.tok, until(row[1:], self.eos_id))) for row in result.tolist())  # row[0]: start
         return out
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ from taesan.errors import TaesanError
 from taesan.tasks import TASK_FILE, load_task
 from taesan.tasks.base import Task, replace_config
 from taesan.tasks.batches import FeatureBatches, in_order
+from taesan.tasks.fits import check_finetuned
 from taesan.train import TrainConfig, Trainer
 from taesan.tuning.load import load
 from taesan.tuning.prompt import add_soft_prompt
@@ -104,4 +105,5 @@ def load_finetuned(directory: str | Path, device: str = "cpu", tokenizer: Any = 
     task = load_task(directory, tokenizer)
     if task is None:
         raise TaesanError(f"{directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task (try taesan generate / score)")
+    check_finetuned(task, model, tokenizer, directory / TASK_FILE, tok_path if tok_path.is_file() else None)
     return model.eval(), task

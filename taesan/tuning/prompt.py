@@ -1,8 +1,8 @@
 """Soft prompt tuning (Lester et al., 2021): N trainable virtual-token vectors placed before the text at the
 embedding layer of a frozen model; only the prompt (and a task head) learn, and only they are saved.
 
-Not a new architecture: `SoftPrompt` wraps any taesan model that accepts `inputs_embeds` (GPT, its heads,
-BERT heads) and extends the attention mask and positions; the wrapped model runs unchanged. Saved as a
+Not a new architecture: `SoftPrompt` wraps any taesan model that accepts `inputs_embeds` (GPT, its heads, the heads
+of BERT, RoBERTa and ELECTRA) and extends the attention mask and positions; the wrapped model runs unchanged. Saved as a
 small model.safetensors (prompt + head) and a config.json naming the base checkpoint it loads onto.
 """
 from __future__ import annotations
@@ -30,15 +30,31 @@ from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
 from taesan.models import load_model, model_class, size
 from taesan.models.base import TAESAN_FORMAT_VERSION, TaesanModel
-from taesan.models.bert import BERT
-from taesan.models.bert_heads import BertHeadModel
+from taesan.models.kinds import is_text_encoder
 from taesan.modules.embeddings import TokenEmbedding
 from taesan.safetensors_header import read_header
+from taesan.tasks.heads import backbone
 
 MODEL_TYPE = "soft-prompt"
 BASE_COPY = "base"  # where a base that came from no checkpoint directory is saved, beside the prompt
-# what the task head is (trained and saved with the prompt): BERT's pooler + classifier, GPT's score, a QA head
-HEAD_PREFIXES = ("classifier.", "score.", "qa.", "bert.pooler.")
+
+
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """The task head's parameter names (trained and saved with the prompt): every module outside the backbone (the
+    `.bert` / `.roberta` / `.electra` of a BERT-shaped head, a GPT classifier's `.gpt`), plus the pooler where the
+    head reads it (BERT's classifier). A bare backbone has no head.
+
+    head_prefixes(BertForSequenceClassification) -> ("dropout.", "classifier.", "bert.pooler.");
+    head_prefixes(RobertaForQuestionAnswering) -> ("qa.",);  head_prefixes(GPTForSequenceClassification) -> ("score.",)
+    """
+    inner = backbone(model)
+    if inner is None or inner is model:
+        return ()
+    prefix = next(name for name, m in model.named_children() if m is inner)
+    out = [f"{name}." for name, m in model.named_children() if m is not inner]
+    if getattr(model, "needs_pooler", False):
+        out.append(f"{prefix}.pooler.")
+    return tuple(out)
 
 
 @dataclass
@@ -81,8 +97,9 @@ class SoftPrompt(TaesanModel):
         self._embed_name = names[0]  # a name, not a second reference: the table is registered once, in inner
         self.prompt = nn.Embedding(n_tokens, self.embed.embedding_dim)  # an embedding table: no weight decay
         self.prompt.to(self.embed.weight.device, self.embed.weight.dtype)
+        head = head_prefixes(inner)
         for name, p in inner.named_parameters():
-            p.requires_grad_(name.startswith(HEAD_PREFIXES))
+            p.requires_grad_(name.startswith(head))
         self.saved_keys = {"prompt.weight"} | {"inner." + n for n, p in inner.named_parameters() if p.requires_grad}
         self.prompt_config = SoftPromptConfig(n_tokens, insert_at, base, "", inner.config_dict(), init)
         self.prompt_config.base_fingerprint = self.fingerprint()
@@ -219,19 +236,20 @@ class SoftPrompt(TaesanModel):
 
 def add_soft_prompt(model: nn.Module, n_tokens: int, init: str | None = None, tokenizer: Any = None, seed: int = 0,
                     base: str | Path | None = None) -> SoftPrompt:
-    """`model` frozen behind a soft prompt of `n_tokens` vectors; its head (see HEAD_PREFIXES) stays trainable.
+    """`model` frozen behind a soft prompt of `n_tokens` vectors; its head (see `head_prefixes`) stays trainable.
 
     init: None or "vocab" -> embeddings of tokens sampled from the vocabulary (Lester et al.'s best simple
     choice); "random" -> Gaussian with the embedding table's spread; any other text -> its tokens'
     embeddings, cut or repeated to N ("긍정 부정 감정" with N=5 -> 긍정 부정 감정 긍정 부정, per token).
     base: the checkpoint directory `model`'s backbone came from (default: where taesan.load read it).
-    BERT-family models get the prompt after [CLS] (insert_at=1); others at the front.
+    BERT-shaped encoders (BERT, RoBERTa, ELECTRA) get the prompt after [CLS] / <s> (insert_at=1): their classifiers
+    read position 0. Others (GPT) at the front.
     """
     if isinstance(model, SoftPrompt):
         raise TaesanError("this model already has a soft prompt")
     if base is None:
         base = getattr(model, "checkpoint_dir", None)
-    insert_at = 1 if isinstance(model, (BERT, BertHeadModel)) else 0
+    insert_at = 1 if is_text_encoder(model) else 0
     wrapped = SoftPrompt(model, n_tokens, insert_at, None if base is None else str(Path(base).resolve()),
                          init if init is not None else "vocab")
     with torch.no_grad():
@@ -323,9 +341,9 @@ def _copy_backbone(inner: nn.Module, base: nn.Module, base_dir: Path) -> None:
     (`bert.blocks.0...` in a head model is `blocks.0...` in a bare BERT, and the other way round)."""
     have = base.state_dict()
     by_tail = {k.split(".", 1)[1]: v for k, v in have.items() if "." in k}
-    state = {}
+    state, head = {}, head_prefixes(inner)
     for k, t in inner.state_dict().items():
-        if k.startswith(HEAD_PREFIXES):
+        if k.startswith(head):
             continue
         tail = k.split(".", 1)[1] if "." in k else k
         v = have.get(k, have.get(tail, by_tail.get(k)))
