@@ -1,0 +1,145 @@
+"""PipelineTokenizer: any tokenizer.json run stage by stage as the `tokenizers` library runs it — added tokens
+split out, normalizer, pre-tokenizer, model, post-processor; decoder for the way back. Ids, offsets (into the
+original text), word ids and decoded text equal the library's.
+
+Not a trainer (train the fast kinds, or use a file), and not the fast kinds: load() keeps BPETokenizer,
+WordPieceTokenizer, WordTokenizer and CharTokenizer for the files they exactly match.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from taesan.errors import TaesanError
+from taesan.tokenizers.base import Encoding, Piece, Tokenizer
+from taesan.tokenizers.stages import decoders, normalizers, post_processors, pre_tokenizers
+from taesan.tokenizers.stages.added_tokens import AddedToken, AddedVocabulary
+from taesan.tokenizers.stages.models_bpe import BPE
+from taesan.tokenizers.stages.models_unigram import Unigram
+from taesan.tokenizers.stages.models_words import Model, WordLevel, WordPiece
+from taesan.tokenizers.stages.post_processors import assemble
+
+MODELS = {"BPE": BPE, "WordPiece": WordPiece, "WordLevel": WordLevel, "Unigram": Unigram}
+
+
+def model_from_json(obj: Any) -> Model:
+    if not isinstance(obj, dict):
+        raise TaesanError("tokenizer.json: not a tokenizer.json (no 'model' object)")
+    kind = obj.get("type")
+    if kind is None:  # old files leave the type out; the fields tell
+        kind = "BPE" if "merges" in obj else "Unigram" if isinstance(obj.get("vocab"), list) else \
+            "WordPiece" if "continuing_subword_prefix" in obj else "WordLevel"
+    if kind not in MODELS:
+        raise TaesanError(f"tokenizer.json: model type {kind!r} is not supported ({', '.join(MODELS)})")
+    return MODELS[kind].from_json(obj)
+
+
+class PipelineTokenizer(Tokenizer):
+    """A tokenizer.json pipeline. `special_names` maps roles (bos, eos, unk, pad, mask, cls, sep) to tokens,
+    as a tokenizer_config.json names them; `model_max_length` is kept from there too."""
+
+    kind = "pipeline"
+
+    def __init__(self, model: Model, normalizer: normalizers.Normalizer | None = None,
+                 pre_tokenizer: pre_tokenizers.PreTokenizer | None = None,
+                 post_processor: post_processors.PostProcessor | None = None, decoder: decoders.Decoder | None = None,
+                 added_tokens: Iterable[AddedToken] = (), truncation: Any = None, padding: Any = None) -> None:
+        self.model, self.normalizer, self.pre_tokenizer = model, normalizer, pre_tokenizer
+        self.post_processor, self.decoder = post_processor, decoder
+        self.added = AddedVocabulary(list(added_tokens), normalizer)
+        self.truncation_json, self.padding_json = truncation, padding
+        vocab = dict(model.vocab)
+        for t in self.added.tokens:
+            vocab[t.content] = t.id
+        specials = [t.content for t in self.added.tokens if t.special]
+        super().__init__(vocab, specials, _taesan_template(post_processor))
+        self.inverse = dict(model.inverse)
+        for t in self.added.tokens:  # a normalized added token reads back as its normalized form, as in the library
+            self.inverse[t.id] = normalizer.normalize_str(t.content) if t.normalized and normalizer is not None else t.content
+        self.model_max_length: int | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest id (ids need not be contiguous: a Unigram piece may be listed twice)."""
+        return max(self.inverse, default=-1) + 1
+
+    # ---- encoding ------------------------------------------------------------------------------------
+    def pieces(self, text: str) -> list[Piece]:
+        """One text through added tokens, normalizer, pre-tokenizer and model (no special tokens around it).
+        A word id counts the pieces the text was cut into before the model (added tokens included)."""
+        if not isinstance(text, str):
+            raise TaesanError(f"expected text (str), got {type(text).__name__}")
+        out: list[Piece] = []
+        word = 0
+        tokenize, pre = self.model.tokenize, self.pre_tokenizer
+        for s, added in self.added.split(text):
+            if added is not None:
+                out.append(Piece(s.text, added.id, *s.span(0, len(s.text)), word))
+                word += 1
+                continue
+            for w in (pre.pre_tokenize(s) if pre is not None else [s]):
+                if not w.text:
+                    continue
+                for idx, token, a, b in tokenize(w.text):
+                    out.append(Piece(token, idx, *w.span(a, b), word))
+                word += 1
+        return out
+
+    tokenize = pieces
+
+    def num_special_tokens(self, pair: bool) -> int:
+        return self.post_processor.added_tokens(pair) if self.post_processor is not None else 0
+
+    def _assemble(self, a: list[Piece], b: list[Piece] | None, add_special_tokens: bool) -> Encoding:
+        if self.post_processor is None:
+            return assemble([("seq", 0, None), ("seq", 1, None)], a, b, add_special_tokens)
+        return self.post_processor.process(a, b, add_special_tokens)
+
+    # ---- decoding ------------------------------------------------------------------------------------
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Ids -> token strings (special ones dropped when asked) -> the decoder (or joined by spaces)."""
+        special = set(self.special_tokens) if skip_special_tokens else ()
+        tokens = []
+        for i in ids:
+            t = self.inverse.get(int(i))
+            if t is None:
+                raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
+            if t not in special:
+                tokens.append(t)
+        return self.decoder.decode(tokens) if self.decoder is not None else " ".join(tokens)
+
+    @classmethod
+    def train(cls, data: Any, vocab_size: int, min_frequency: int = 2, special_tokens: Any = None, **kwargs: Any):
+        raise TaesanError("a pipeline tokenizer is read from a tokenizer.json; train a kind (bpe, wordpiece, word, char) instead")
+
+    # ---- files ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_hf_json(cls, data: dict[str, Any]) -> "PipelineTokenizer":
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            raise TaesanError("tokenizer.json: not a tokenizer.json (no 'model' object)")
+        normalizer = normalizers.from_json(data.get("normalizer"))
+        return cls(model_from_json(data["model"]), normalizer, pre_tokenizers.from_json(data.get("pre_tokenizer")),
+                   post_processors.from_json(data.get("post_processor")), decoders.from_json(data.get("decoder")),
+                   [AddedToken.from_json(t) for t in data.get("added_tokens") or []],
+                   data.get("truncation"), data.get("padding"))
+
+    def to_hf_json(self) -> dict[str, Any]:
+        def part(stage: Any) -> Any:
+            return stage.to_json() if stage is not None else None
+
+        return {"version": "1.0", "truncation": self.truncation_json, "padding": self.padding_json,
+                "added_tokens": [t.to_json() for t in self.added.tokens], "normalizer": part(self.normalizer),
+                "pre_tokenizer": part(self.pre_tokenizer), "post_processor": part(self.post_processor),
+                "decoder": part(self.decoder), "model": self.model.to_json()}
+
+
+def _taesan_template(post: post_processors.PostProcessor | None) -> dict[str, list[str]] | None:
+    """The post-processor as taesan's {"single": [...], "pair": [...]} (token strings), None when it adds nothing."""
+    if post is None:
+        return None
+    out = {}
+    for name, pair in (("single", False), ("pair", True)):
+        layout = []
+        for kind, value, _ in post.layout(pair):
+            layout += [f"${'AB'[value]}"] if kind == "seq" else list(value[1])
+        out[name] = layout
+    return None if out["single"] == ["$A"] else out
