@@ -132,6 +132,8 @@ class Tokenizer(ABC):
             if t not in self.vocab:
                 raise TaesanError(f"special token {t!r} is not in the vocabulary")
         self.template = template
+        self.special_names: dict[str, str] = {}  # role (bos, eos, unk, pad, mask, cls, sep) -> token, from tokenizer_config.json
+        self.model_max_length: int | None = None  # from tokenizer_config.json; encode does not apply it on its own
         self._special_re = (
             regex.compile("|".join(regex.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True)))
             if self.special_tokens
@@ -170,7 +172,12 @@ class Tokenizer(ABC):
     def id_to_token(self, idx: int) -> str | None:
         return self.inverse.get(idx)
 
-    def _special_id(self, *candidates: str) -> int | None:
+    def _special_id(self, role: str, *candidates: str) -> int | None:
+        """The id of the token a tokenizer_config.json names for `role`, else of the first candidate that is
+        one of the special tokens."""
+        named = self.special_names.get(role)
+        if named is not None and named in self.vocab:
+            return self.vocab[named]
         for t in candidates:
             if t in self.special_tokens:
                 return self.vocab[t]
@@ -178,27 +185,31 @@ class Tokenizer(ABC):
 
     @property
     def pad_id(self) -> int | None:
-        return self._special_id("[PAD]", "<pad>", "<|pad|>")
+        return self._special_id("pad", "[PAD]", "<pad>", "<|pad|>")
 
     @property
     def unk_id(self) -> int | None:
-        return self._special_id("[UNK]", "<unk>")
+        return self._special_id("unk", "[UNK]", "<unk>")
 
     @property
     def mask_id(self) -> int | None:
-        return self._special_id("[MASK]", "<mask>")
+        return self._special_id("mask", "[MASK]", "<mask>")
 
     @property
     def cls_id(self) -> int | None:
-        return self._special_id("[CLS]", "<s>")
+        return self._special_id("cls", "[CLS]", "<s>")
 
     @property
     def sep_id(self) -> int | None:
-        return self._special_id("[SEP]", "</s>")
+        return self._special_id("sep", "[SEP]", "</s>")
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._special_id("bos", "<s>", "[CLS]")
 
     @property
     def eos_id(self) -> int | None:
-        return self._special_id("<|endoftext|>", "</s>", "[SEP]")
+        return self._special_id("eos", "<|endoftext|>", "</s>", "[SEP]")
 
     # ---- encoding ------------------------------------------------------------------------------
     def pieces(self, text: str) -> list[Piece]:

@@ -28,6 +28,8 @@ class Unigram(Model):
     def __init__(self, vocab: list[tuple[str, float]], unk_id: int | None = None, byte_fallback: bool = False) -> None:
         super().__init__({})
         self.pieces = [(str(p), float(s)) for p, s in vocab]
+        if not self.pieces:
+            raise TaesanError("tokenizer.json: the Unigram model's vocab is empty")
         ids: dict[str, int] = {}
         for i, (p, _) in enumerate(self.pieces):
             ids[p] = i  # a piece listed twice maps to its last id, as in the library

@@ -73,6 +73,8 @@ class WordPiece(Model):
     def __init__(self, vocab: dict[str, int], unk_token: str = "[UNK]", continuing_subword_prefix: str = "##",
                  max_input_chars_per_word: int = 100) -> None:
         super().__init__(vocab)
+        if unk_token not in vocab:
+            raise TaesanError(f"tokenizer.json: the WordPiece unk_token {unk_token!r} is not in the vocabulary")
         self.unk_token, self.prefix, self.max_input_chars_per_word = unk_token, continuing_subword_prefix, max_input_chars_per_word
         self._lengths: dict[str, tuple[int, ...]] = {}  # first character -> piece lengths to try, longest first
         lengths: dict[str, set[int]] = {}
@@ -83,10 +85,7 @@ class WordPiece(Model):
         self._cache: dict[str, list[Token]] = {}
 
     def _unk(self, word: str) -> list[Token]:
-        idx = self.vocab.get(self.unk_token)
-        if idx is None:
-            raise TaesanError(f"the WordPiece unk_token {self.unk_token!r} is not in the vocabulary")
-        return [(idx, self.unk_token, 0, len(word))]
+        return [(self.vocab[self.unk_token], self.unk_token, 0, len(word))]
 
     def tokenize(self, word: str) -> list[Token]:
         hit = self._cache.get(word)

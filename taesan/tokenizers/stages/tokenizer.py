@@ -34,8 +34,8 @@ def model_from_json(obj: Any) -> Model:
 
 
 class PipelineTokenizer(Tokenizer):
-    """A tokenizer.json pipeline. `special_names` maps roles (bos, eos, unk, pad, mask, cls, sep) to tokens,
-    as a tokenizer_config.json names them; `model_max_length` is kept from there too."""
+    """A tokenizer.json pipeline: the stages, the added tokens, and the file's truncation/padding sections
+    (written back as they were read; encode takes its own truncation and padding arguments)."""
 
     kind = "pipeline"
 
@@ -55,7 +55,6 @@ class PipelineTokenizer(Tokenizer):
         self.inverse = dict(model.inverse)
         for t in self.added.tokens:  # a normalized added token reads back as its normalized form, as in the library
             self.inverse[t.id] = normalizer.normalize_str(t.content) if t.normalized and normalizer is not None else t.content
-        self.model_max_length: int | None = None
 
     @property
     def vocab_size(self) -> int:
