@@ -2,7 +2,7 @@
 SentencePiece .model, or a directory holding one of them (with HuggingFace's tokenizer_config.json /
 special_tokens_map.json beside it) -> the tokenizer of the right kind.
 
-Not the file formats themselves (hf_json.py, sentencepiece_model.py, each kind's from_hf_json) and not the
+Not the file formats themselves (hf_json.py, sentencepiece.py, each kind's from_hf_json) and not the
 choice between a fast kind and the general pipeline (fast_kinds.py).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from taesan.tokenizers.base import Tokenizer
 from taesan.tokenizers.bpe import BPETokenizer
 from taesan.tokenizers.char import CharTokenizer
 from taesan.tokenizers.fast_kinds import is_bert_wordpiece, is_gpt2_bpe, taesan_word_kind
-from taesan.tokenizers.sentencepiece_model import from_sentencepiece
+from taesan.tokenizers.sentencepiece import SentencePieceTokenizer
 from taesan.tokenizers.stages.tokenizer import PipelineTokenizer
 from taesan.tokenizers.word import MorphemeTokenizer, WordTokenizer
 from taesan.tokenizers.wordpiece import WordPieceTokenizer
@@ -63,7 +63,7 @@ def load(path: str | Path) -> Tokenizer:
     if path.suffix == ".txt":
         tok = _guard(path, lambda: WordPieceTokenizer.from_vocab_txt(path, lowercase=tokenizer_config.lowercase_hint(config)))
     elif path.suffix == ".model":
-        tok = _guard(path, lambda: from_sentencepiece(path))
+        tok = _guard(path, lambda: SentencePieceTokenizer.from_file(path))
     else:
         data = _read_json(path)
         if isinstance(data, dict) and not isinstance(data.get("model"), dict) and (path.parent / "merges.txt").is_file():
