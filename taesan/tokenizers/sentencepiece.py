@@ -133,12 +133,14 @@ class SentencePieceUnigram(Unigram):
         self.min_score = f32(min(normal, default=0.0))
         max_score = f32(max(normal, default=0.0))
         self.unk_score = f32(self.min_score - 10.0)
-        starts: dict[str, list[tuple[int, int, float]]] = {}
+        lengths: dict[str, set[int]] = {}
+        self._scored = {}
         for i, (p, s, kind) in enumerate(pieces):
             if kind in (NORMAL, USER_DEFINED) and p and self.vocab.get(p) == i:
                 score = f32(len(p.encode("utf-8")) * max_score - 0.1) if kind == USER_DEFINED else f32(s)
-                starts.setdefault(p[0], []).append((len(p), i, score))
-        self._starts = {c: sorted(v) for c, v in starts.items()}
+                self._scored[p] = (i, score)
+                lengths.setdefault(p[0], set()).add(len(p))
+        self._lengths = {c: sorted(v) for c, v in lengths.items()}
 
     def tokenize(self, word: str) -> list[Token]:
         """A whole normalized text (no cache: texts rarely repeat)."""
@@ -150,16 +152,18 @@ class SentencePieceUnigram(Unigram):
         cand = array("f", b"\0\0\0\0")
         back = [-1] * (n + 1)
         piece = [0] * (n + 1)
-        starts, unk_score, pieces = self._starts, self.unk_score, self.pieces
+        lengths, scored, unk_score = self._lengths, self._scored.get, self.unk_score
         for i in range(n):
             base = score[i]
             single = False
-            for length, idx, s in starts.get(word[i], ()):
+            for length in lengths.get(word[i], ()):
                 j = i + length
                 if j > n:
                     break
-                if length > 1 and word[i:j] != pieces[idx][0]:
+                hit = scored(word[i:j])
+                if hit is None:
                     continue
+                idx, s = hit
                 if length == 1:
                     single = True
                 cand[0] = s + base

@@ -64,18 +64,18 @@ class AddedVocabulary:
                 self.by_content.setdefault(t.content, t)
         self.special_ids = {t.id for t in tokens if t.special}
         raw = [t for t in self.by_content.values() if not t.normalized]
-        self._raw = _alternation([t.content for t in raw])
+        self.raw_pattern = _alternation([t.content for t in raw])
         self._normalized_of: dict[str, AddedToken] = {}
         for t in self.by_content.values():
             if t.normalized:
                 self._normalized_of.setdefault(normalizer.normalize_str(t.content) if normalizer else t.content, t)
-        self._norm = _alternation(list(self._normalized_of))
+        self.normalized_pattern = _alternation(list(self._normalized_of))
         self._raw_of = {t.content: t for t in raw}
         self.normalizer = normalizer
 
     def split(self, text: str) -> list[tuple[NormalizedString, AddedToken | None]]:
         """The text cut into added tokens (with their token) and normalized pieces between them (None)."""
-        first = self._find(NormalizedString(text), self._raw, self._raw_of)
+        first = self._find(NormalizedString(text), self.raw_pattern, self._raw_of)
         out: list[tuple[NormalizedString, AddedToken | None]] = []
         for piece, token in first:
             if token is not None:
@@ -83,7 +83,7 @@ class AddedVocabulary:
                 continue
             if self.normalizer is not None:
                 self.normalizer.normalize(piece)
-            out += self._find(piece, self._norm, self._normalized_of)
+            out += self._find(piece, self.normalized_pattern, self._normalized_of)
         return [(p, t) for p, t in out if p.text]
 
     def _find(self, s: NormalizedString, pattern: regex.Pattern | None,

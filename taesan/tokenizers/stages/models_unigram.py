@@ -40,12 +40,13 @@ class Unigram(Model):
         self.unk_id, self.byte_fallback = unk_id, byte_fallback
         self.min_score = min((s for _, s in self.pieces), default=0.0)
         self.unk_score = self.min_score - UNK_PENALTY
-        # per first character: (length, piece id, score) of every piece starting with it, shortest first
-        starts: dict[str, list[tuple[int, int, float]]] = {}
-        for p, i in ids.items():
+        # per first character: the lengths of the pieces starting with it, shortest first
+        lengths: dict[str, set[int]] = {}
+        for p in ids:
             if p:
-                starts.setdefault(p[0], []).append((len(p), i, self.pieces[i][1]))
-        self._starts = {c: sorted(v) for c, v in starts.items()}
+                lengths.setdefault(p[0], set()).add(len(p))
+        self._lengths = {c: sorted(v) for c, v in lengths.items()}
+        self._scored = {p: (i, self.pieces[i][1]) for p, i in ids.items()}  # piece -> (id, score)
         self._cache: dict[str, list[Token]] = {}
 
     def tokenize(self, word: str) -> list[Token]:
@@ -66,16 +67,18 @@ class Unigram(Model):
         score = [0.0] * (n + 1)
         back = [-1] * (n + 1)  # start of the best piece ending here (-1: none yet)
         piece = [0] * (n + 1)  # its id (-1: unknown)
-        starts, unk_score = self._starts, self.unk_score
+        lengths, scored, unk_score = self._lengths, self._scored.get, self.unk_score
         for i in range(n):
             base = score[i]
             single = False
-            for length, idx, s in starts.get(word[i], ()):
+            for length in lengths.get(word[i], ()):
                 j = i + length
                 if j > n:
                     break
-                if length > 1 and word[i:j] != self.pieces[idx][0]:
+                hit = scored(word[i:j])
+                if hit is None:
                     continue
+                idx, s = hit
                 if length == 1:
                     single = True
                 cand = base + s

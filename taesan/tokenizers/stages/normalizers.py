@@ -33,6 +33,7 @@ class Normalizer:
         return {"type": type(self).__name__}
 
     def normalize_str(self, text: str) -> str:
+        """Only the normalized text (encoding's fast path; the subclasses skip the alignments where they can)."""
         s = NormalizedString(text)
         self.normalize(s)
         return s.text
@@ -56,6 +57,9 @@ class BertNormalizer(Normalizer):
         old = s.alignments()
         s.text, s.align = norm, [old[o] for o in origin]
 
+    def normalize_str(self, text: str) -> str:
+        return self._chars.normalize(text)[0]
+
     def to_json(self) -> dict[str, Any]:
         return {"type": "BertNormalizer", "clean_text": self.clean_text, "handle_chinese_chars": self.handle_chinese_chars,
                 "strip_accents": self.strip_accents, "lowercase": self.lowercase}
@@ -68,6 +72,9 @@ class UnicodeForm(Normalizer):
         form = type(self).__name__
         if not is_normalized(form, s.text):
             s.transform(normalize_pairs(form, s.text))
+
+    def normalize_str(self, text: str) -> str:
+        return unicodedata.normalize(type(self).__name__, text)
 
 
 class NFD(UnicodeForm):
@@ -99,6 +106,9 @@ class Lowercase(Normalizer):
             s.replace_same_length("".join(lows))
             return
         s.transform([(x, 1 if k else 0) for low in lows for k, x in enumerate(low)])
+
+    def normalize_str(self, text: str) -> str:
+        return text.lower() if text.isascii() else "".join([c.lower() for c in text])
 
 
 class Strip(Normalizer):
@@ -151,6 +161,11 @@ class Replace(Normalizer):
         if spans:
             s.replace_matches(spans, self.content)
 
+    def normalize_str(self, text: str) -> str:
+        if self.regex is None or self.regex.search(text) is None:
+            return text
+        return super().normalize_str(text)
+
     def to_json(self) -> dict[str, Any]:
         return {"type": "Replace", "pattern": self.pattern, "content": self.content}
 
@@ -187,17 +202,25 @@ class Precompiled(Normalizer):
         self.map = CharsMap(raw)
         self.b64 = base64.b64encode(self.map.blob).decode("ascii")
 
+    def normalize_str(self, text: str) -> str:
+        if self.map is None or not self.map.may_change(text):
+            return text
+        return "".join(c for c, _ in self._edits(text))
+
     def normalize(self, s: NormalizedString) -> None:
-        m = self.map
-        if m is None or not m.may_change(s.text):
-            return
+        if self.map is not None and self.map.may_change(s.text):
+            s.transform(self._edits(s.text))
+
+    def _edits(self, text: str) -> list[tuple[str, int]]:
+        m, firsts = self.map, self.map.firsts
         pairs: list[tuple[str, int]] = []
-        changed = False
-        for g in _GRAPHEMES.findall(s.text):
+        for g in _GRAPHEMES.findall(text):
+            if firsts.isdisjoint(g):
+                pairs.extend((c, 0) for c in g)
+                continue
             if len(g.encode("utf-8", "surrogatepass")) < 6:
                 r = m.shortest_prefix(g)
                 if r is not None:
-                    changed = True
                     _extend(pairs, r, len(g))
                     continue
             for c in g:
@@ -205,10 +228,8 @@ class Precompiled(Normalizer):
                 if r is None:
                     pairs.append((c, 0))
                 else:
-                    changed = True
                     _extend(pairs, r, 1)
-        if changed:
-            s.transform(pairs)
+        return pairs
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "Precompiled", "precompiled_charsmap": self.b64}
@@ -243,6 +264,11 @@ class Sequence(Normalizer):
     def normalize(self, s: NormalizedString) -> None:
         for n in self.normalizers:
             n.normalize(s)
+
+    def normalize_str(self, text: str) -> str:
+        for n in self.normalizers:
+            text = n.normalize_str(text)
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}

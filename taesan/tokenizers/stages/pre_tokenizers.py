@@ -23,11 +23,13 @@ from taesan.tokenizers.stages.normalized import (
 from taesan.tokenizers.stages.normalizers import compile_pattern
 
 _BYTE_LEVEL = regex.compile(GPT2_PATTERN)
+_BYTE_TABLE = {b: c for b, c in bytes_to_unicode().items()}  # str.translate over latin-1 decoded bytes
 # Oniguruma's Unicode \w (letters, marks, decimal digits, connector punctuation) and \s, spelled out so that
 # Python's regex module means the same
 _W = r"\p{L}\p{M}\p{Nd}\p{Pc}"
 _WHITESPACE = regex.compile(rf"[{_W}]+|[^{_W}\s]+")
 _WS_SET = frozenset(RUST_WS)
+_NON_WS = regex.compile(f"[^{regex.escape(RUST_WS)}]+")
 _BEHAVIOUR_JSON = {"removed": "Removed", "isolated": "Isolated", "merged_with_previous": "MergedWithPrevious",
                    "merged_with_next": "MergedWithNext", "contiguous": "Contiguous"}
 _BEHAVIOUR_OF = {v: k for k, v in _BEHAVIOUR_JSON.items()}
@@ -64,6 +66,10 @@ class PreTokenizer:
         """Pieces of a plain text with their offsets (for tests and the CLI)."""
         return [(p.text, p.span(0, len(p))) for p in self.pre_tokenize(NormalizedString(text)) if p.text]
 
+    def words(self, text: str, first: bool = True) -> list[str]:
+        """Only the pieces' strings (encoding's fast path, no offsets); `first`: the text starts the input."""
+        return [p.text for p in self.pre_tokenize(NormalizedString(text, None, 0 if first else 1)) if p.text]
+
 
 class ByteLevel(PreTokenizer):
     """GPT-2: an optional space before the text, its regex, then every UTF-8 byte as a printable symbol."""
@@ -88,6 +94,13 @@ class ByteLevel(PreTokenizer):
             p.transform(pairs)
         return pieces
 
+    def words(self, text: str, first: bool = True) -> list[str]:
+        if self.add_prefix_space and text and not text.startswith(" "):
+            text = " " + text
+        table = _BYTE_TABLE
+        return [w.encode("utf-8", "surrogatepass").decode("latin-1").translate(table)
+                for w in (_BYTE_LEVEL.findall(text) if self.use_regex else [text]) if w]
+
     def to_json(self) -> dict[str, Any]:
         return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space, "trim_offsets": self.trim_offsets,
                 "use_regex": self.use_regex}
@@ -99,12 +112,18 @@ class Whitespace(PreTokenizer):
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
         return [s.slice(m.start(), m.end()) for m in _WHITESPACE.finditer(s.text)]
 
+    def words(self, text: str, first: bool = True) -> list[str]:
+        return _WHITESPACE.findall(text)
+
 
 class WhitespaceSplit(PreTokenizer):
     """Split on whitespace, which is dropped."""
 
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
         return s.split(char_matches(_WS_SET.__contains__, s.text), "removed")
+
+    def words(self, text: str, first: bool = True) -> list[str]:
+        return _NON_WS.findall(text)
 
 
 class BertPreTokenizer(PreTokenizer):
@@ -163,6 +182,8 @@ class Metaspace(PreTokenizer):
         if prepend_scheme not in ("always", "first", "never"):
             raise TaesanError(f"tokenizer.json: Metaspace.prepend_scheme {prepend_scheme!r} is not always, first or never")
         self.replacement, self.prepend_scheme, self.split = replacement, prepend_scheme, split
+        r = regex.escape(replacement)
+        self._cut = regex.compile(f"{r}[^{r}]*|[^{r}]+")  # each piece begins at a replacement character
 
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
         r = self.replacement
@@ -174,6 +195,16 @@ class Metaspace(PreTokenizer):
         if not self.split:
             return [s]
         return s.split(char_matches(r.__eq__, s.text), "merged_with_next")
+
+    def words(self, text: str, first: bool = True) -> list[str]:
+        r = self.replacement
+        text = text.replace(" ", r)
+        if text and (self.prepend_scheme == "always" or (self.prepend_scheme == "first" and first)) \
+                and not text.startswith(r):
+            text = r + text
+        if not self.split:
+            return [text] if text else []
+        return self._cut.findall(text)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "Metaspace", "replacement": self.replacement, "prepend_scheme": self.prepend_scheme,
@@ -208,6 +239,15 @@ class Sequence(PreTokenizer):
         pieces = [s]
         for p in self.pretokenizers:
             pieces = [q for piece in pieces for q in p.pre_tokenize(piece) if q.text]
+        return pieces
+
+    def words(self, text: str, first: bool = True) -> list[str]:
+        # a later "first"-only Metaspace needs the pieces' offsets: the general path knows them
+        if any(isinstance(p, Metaspace) and p.prepend_scheme == "first" for p in self.pretokenizers[1:]):
+            return super().words(text, first)
+        pieces = [text]
+        for p in self.pretokenizers:
+            pieces = [w for j, piece in enumerate(pieces) for w in p.words(piece, first and j == 0) if w]
         return pieces
 
     def to_json(self) -> dict[str, Any]:

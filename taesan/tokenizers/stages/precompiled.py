@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import struct
 
-import regex
-
 from taesan.errors import TaesanError
 
 
@@ -29,8 +27,7 @@ class CharsMap:
         self.units = struct.unpack_from(f"<{size // 4}I", blob, 4)
         self.normalized = blob[4 + size :]
         self.table = self._read_all()
-        firsts = sorted({k[0] for k in self.table})
-        self._may_change = regex.compile("[" + "".join(regex.escape(c) for c in firsts) + "]") if firsts else None
+        self.firsts = frozenset(k[0] for k in self.table)
         self.max_chars = max((len(k) for k in self.table), default=0)
 
     def _replacement(self, index: int) -> str:
@@ -65,10 +62,12 @@ class CharsMap:
 
     def may_change(self, text: str) -> bool:
         """False when no character of `text` begins a key: the map leaves it as it is."""
-        return self._may_change is not None and self._may_change.search(text) is not None
+        return not self.firsts.isdisjoint(text)
 
     def shortest_prefix(self, chunk: str) -> str | None:
         """The replacement of the shortest key that begins `chunk` (the trie's first common-prefix hit)."""
+        if chunk[0] not in self.firsts:
+            return None
         table = self.table
         for k in range(1, min(len(chunk), self.max_chars) + 1):
             r = table.get(chunk[:k])

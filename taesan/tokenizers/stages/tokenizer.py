@@ -7,6 +7,7 @@ WordPieceTokenizer, WordTokenizer and CharTokenizer for the files they exactly m
 """
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any, Iterable
 
 from taesan.errors import TaesanError
@@ -17,7 +18,9 @@ from taesan.tokenizers.stages.models_bpe import BPE
 from taesan.tokenizers.stages.models_unigram import Unigram
 from taesan.tokenizers.stages.models_words import Model, WordLevel, WordPiece
 from taesan.tokenizers.stages.post_processors import assemble
+from taesan.util import gc_paused
 
+CACHE_LIMIT = 250_000  # words whose ids are kept before the cache is emptied
 MODELS = {"BPE": BPE, "WordPiece": WordPiece, "WordLevel": WordLevel, "Unigram": Unigram}
 
 
@@ -55,6 +58,8 @@ class PipelineTokenizer(Tokenizer):
         self.inverse = dict(model.inverse)
         for t in self.added.tokens:  # a normalized added token reads back as its normalized form, as in the library
             self.inverse[t.id] = normalizer.normalize_str(t.content) if t.normalized and normalizer is not None else t.content
+        self._word_ids: dict[str, list[int]] = {}
+        self._around = self._single_specials()
 
     @property
     def vocab_size(self) -> int:
@@ -84,6 +89,68 @@ class PipelineTokenizer(Tokenizer):
         return out
 
     tokenize = pieces
+
+    # ---- the fast path: ids only ---------------------------------------------------------------------
+    def _single_specials(self) -> tuple[list[int], list[int]] | None:
+        """The special ids the post-processor puts before and after one text, None if it does more."""
+        if self.post_processor is None:
+            return [], []
+        layout = self.post_processor.layout(False)
+        seqs = [k for k, (kind, _, _) in enumerate(layout) if kind == "seq"]
+        if len(seqs) != 1:
+            return None
+        ids = [list(v[0]) for kind, v, _ in layout if kind == "special"]
+        return [i for v in ids[: seqs[0]] for i in v], [i for v in ids[seqs[0] :] for i in v]
+
+    def plain_ids(self, text: str) -> list[int] | None:
+        """The ids of one text without added tokens written in it, through the stages without keeping offsets
+        (the same ids as `pieces`); None when an added token is in it."""
+        added = self.added
+        if added.raw_pattern is not None and added.raw_pattern.search(text) is not None:
+            return None
+        norm = self.normalizer.normalize_str(text) if self.normalizer is not None else text
+        if added.normalized_pattern is not None and added.normalized_pattern.search(norm) is not None:
+            return None
+        words = self.pre_tokenizer.words(norm) if self.pre_tokenizer is not None else ([norm] if norm else [])
+        cache = self._word_ids
+        entries = list(map(cache.get, words))
+        if None in entries:
+            entries = [e if e is not None else self._ids_of_word(w) for w, e in zip(words, entries)]
+        return list(chain.from_iterable(entries))
+
+    def _ids_of_word(self, word: str) -> list[int]:
+        ids = [t[0] for t in self.model.tokenize(word)]
+        if len(self._word_ids) >= CACHE_LIMIT:
+            self._word_ids.clear()
+        self._word_ids[word] = ids
+        return ids
+
+    def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
+               truncation: str | bool = False, stride: int = 0, return_overflowing: bool = False,
+               padding: str | bool = False, padding_side: str = "right") -> Encoding:
+        """See Tokenizer.encode. One text with nothing to cut or pad and no added token in it takes the fast
+        path: ids now, the other columns from the full pipeline when first read (the same Encoding)."""
+        if pair is None and not truncation and padding != "max_length" and isinstance(text, str) and self._around is not None:
+            ids = self.plain_ids(text)
+            if ids is not None:
+                if add_special_tokens and (self._around[0] or self._around[1]):
+                    ids = self._around[0] + ids + self._around[1]
+                return Encoding.lazy(ids, PipelineTokenizer._full_column, self, text, add_special_tokens, [])
+        return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
+                              truncation=truncation, stride=stride, return_overflowing=return_overflowing,
+                              padding=padding, padding_side=padding_side)
+
+    def _full_column(self, text: str, add_special_tokens: bool, box: list, name: str) -> list:
+        """A column of the fast path's Encoding: the whole Encoding is built once (the general path) and kept."""
+        if not box:
+            box.append(Tokenizer.encode(self, text, add_special_tokens=add_special_tokens))
+        return list(getattr(box[0], name))
+
+    def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
+                     padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
+        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (many small lists)."""
+        with gc_paused():
+            return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
     def num_special_tokens(self, pair: bool) -> int:
         return self.post_processor.added_tokens(pair) if self.post_processor is not None else 0
