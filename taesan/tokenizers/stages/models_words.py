@@ -91,13 +91,13 @@ class WordPiece(Model):
         hit = self._cache.get(word)
         if hit is not None:
             return hit
-        out = self._cut(word)
+        out = self._greedy(word)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[word] = out
         return out
 
-    def _cut(self, word: str) -> list[Token]:
+    def _greedy(self, word: str) -> list[Token]:
         n = len(word)
         if n > self.max_input_chars_per_word:
             return self._unk(word)

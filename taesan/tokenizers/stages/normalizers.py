@@ -18,7 +18,7 @@ from taesan.tokenizers.bpe import bytes_to_unicode
 from taesan.tokenizers.stages.normalized import NormalizedString, regex_matches
 from taesan.tokenizers.stages.precompiled import CharsMap
 from taesan.tokenizers.stages.unicode_forms import is_normalized, normalize_pairs
-from taesan.tokenizers.wordpiece import BertNormalizer as BertCharMap
+from taesan.tokenizers.bert_normalizer import BertNormalizer as BertCharMap
 
 _GRAPHEMES = regex.compile(r"\X")
 

@@ -183,7 +183,7 @@ class Metaspace(PreTokenizer):
             raise TaesanError(f"tokenizer.json: Metaspace.prepend_scheme {prepend_scheme!r} is not always, first or never")
         self.replacement, self.prepend_scheme, self.split = replacement, prepend_scheme, split
         r = regex.escape(replacement)
-        self._cut = regex.compile(f"{r}[^{r}]*|[^{r}]+")  # each piece begins at a replacement character
+        self._pieces = regex.compile(f"{r}[^{r}]*|[^{r}]+")  # each piece begins at a replacement character
 
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
         r = self.replacement
@@ -204,7 +204,7 @@ class Metaspace(PreTokenizer):
             text = r + text
         if not self.split:
             return [text] if text else []
-        return self._cut.findall(text)
+        return self._pieces.findall(text)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "Metaspace", "replacement": self.replacement, "prepend_scheme": self.prepend_scheme,
