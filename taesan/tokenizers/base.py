@@ -114,6 +114,21 @@ class Encoding:
         return self
 
 
+def longest_first(na: int, nb: int, budget: int) -> tuple[int, int]:
+    """How many tokens of a text and its pair to keep within `budget`, as HF's longest_first: the shorter
+    one whole if the longer can take the rest, else half each (the extra one to the longer).
+
+    >>> longest_first(6, 15, 9), longest_first(3, 20, 9), longest_first(4, 4, 20)
+    ((4, 5), (3, 6), (4, 4))
+    """
+    n1, n2 = min(na, nb), max(na, nb)
+    n2 = n1 if n1 > budget else max(n1, budget - n1)
+    if n1 + n2 > budget:
+        n1, n2 = budget // 2, budget // 2 + budget % 2
+    keep_a, keep_b = (n2, n1) if na > nb else (n1, n2)
+    return min(na, keep_a), min(nb, keep_b)
+
+
 class Tokenizer(ABC):
     """Base class. `vocab` maps token -> id; `special_tokens` are never split and are matched in raw text.
 
@@ -323,13 +338,10 @@ class Tokenizer(ABC):
 
     def _truncate(self, a, b, budget, truncation, stride, overflow, add_special) -> list[Encoding]:
         if truncation in (True, "longest_first"):
-            a, b = list(a), (list(b) if b is not None else None)
-            while len(a) + (len(b) if b else 0) > budget:
-                if b and len(b) >= len(a):  # on a tie the pair loses a token first, as in HF
-                    b.pop()
-                else:
-                    a.pop()
-            return [self._assemble(a, b, add_special)]
+            if b is None:
+                return [self._assemble(a[:budget], None, add_special)]
+            na, nb = longest_first(len(a), len(b), budget)
+            return [self._assemble(a[:na], b[:nb], add_special)]
         if truncation not in ("only_first", "only_second"):
             raise TaesanError(f"unknown truncation {truncation!r}; use longest_first, only_first or only_second")
         if truncation == "only_second" and b is None:

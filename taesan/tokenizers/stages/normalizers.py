@@ -212,10 +212,10 @@ class Precompiled(Normalizer):
             s.transform(self._edits(s.text))
 
     def _edits(self, text: str) -> list[tuple[str, int]]:
-        m, firsts = self.map, self.map.firsts
+        m = self.map
         pairs: list[tuple[str, int]] = []
         for g in _GRAPHEMES.findall(text):
-            if firsts.isdisjoint(g):
+            if not any(map(m.starts_a_key, g)):
                 pairs.extend((c, 0) for c in g)
                 continue
             if len(g.encode("utf-8", "surrogatepass")) < 6:

@@ -15,71 +15,75 @@ from taesan.errors import TaesanError
 
 
 class CharsMap:
-    """The map read into a dict {source string: replacement}, plus the fast test "may anything here change"."""
+    """The map, searched in the trie as the library searches it (byte by byte), with per-string caches."""
 
     def __init__(self, blob: bytes) -> None:
         if len(blob) < 4:
             raise TaesanError("precompiled_charsmap is too short to hold a trie")
         (size,) = struct.unpack_from("<I", blob, 0)
-        if size % 4 or 4 + size > len(blob):
+        if size % 4 or 4 + size > len(blob) or size == 0:
             raise TaesanError(f"precompiled_charsmap: trie size {size} does not fit in {len(blob)} bytes")
         self.blob = bytes(blob)
         self.units = struct.unpack_from(f"<{size // 4}I", blob, 4)
         self.normalized = blob[4 + size :]
-        self.table = self._read_all()
-        self.firsts = frozenset(k[0] for k in self.table)
-        self.max_chars = max((len(k) for k in self.table), default=0)
+        self._starts: dict[str, bool] = {}  # character -> whether some key begins with it
+        self._shortest: dict[str, str | None] = {}
+
+    @staticmethod
+    def _offset(unit: int) -> int:
+        return (unit >> 10) << ((unit & 512) >> 6)
+
+    def _search(self, key: bytes) -> tuple[list[tuple[int, int]], int]:
+        """(every (length, value) of a key that prefixes `key`, how many bytes the walk got through)."""
+        units, n = self.units, len(self.units)
+        node = self._offset(units[0])
+        found: list[tuple[int, int]] = []
+        for depth, c in enumerate(key):
+            if c == 0:
+                return found, depth
+            node ^= c
+            if node >= n or units[node] & 0x800000FF != c:
+                return found, depth
+            unit = units[node]
+            node ^= self._offset(unit)
+            if (unit >> 8) & 1 and node < n:
+                found.append((depth + 1, units[node] & 0x7FFFFFFF))
+        return found, len(key)
 
     def _replacement(self, index: int) -> str:
         end = self.normalized.find(b"\0", index)
         return self.normalized[index : end if end >= 0 else len(self.normalized)].decode("utf-8", "replace")
 
-    def _read_all(self) -> dict[str, str]:
-        """Every key of the trie with its replacement (a depth-first walk over all 255 labels per node)."""
-        units, n = self.units, len(self.units)
-        if not n:
-            return {}
-        out: dict[str, str] = {}
-        stack = [(units[0] >> 10 << ((units[0] & 512) >> 6), b"")]
-        while stack:
-            node, key = stack.pop()
-            for c in range(1, 256):
-                child = node ^ c
-                if child >= n:
-                    continue
-                unit = units[child]
-                if unit & 0x800000FF != c:
-                    continue
-                nxt = child ^ (unit >> 10 << ((unit & 512) >> 6))
-                k = key + bytes((c,))
-                if (unit >> 8) & 1 and nxt < n:
-                    try:
-                        out[k.decode("utf-8")] = self._replacement(units[nxt] & 0x7FFFFFFF)
-                    except UnicodeDecodeError:
-                        pass  # keys are whole characters; a partial one cannot match text
-                stack.append((nxt, k))
-        return out
+    def starts_a_key(self, c: str) -> bool:
+        hit = self._starts.get(c)
+        if hit is None:
+            raw = c.encode("utf-8", "surrogatepass")
+            hit = self._starts[c] = self._search(raw)[1] == len(raw)
+        return hit
 
     def may_change(self, text: str) -> bool:
         """False when no character of `text` begins a key: the map leaves it as it is."""
-        return not self.firsts.isdisjoint(text)
+        return any(map(self.starts_a_key, set(text)))
 
     def shortest_prefix(self, chunk: str) -> str | None:
         """The replacement of the shortest key that begins `chunk` (the trie's first common-prefix hit)."""
-        if chunk[0] not in self.firsts:
-            return None
-        table = self.table
-        for k in range(1, min(len(chunk), self.max_chars) + 1):
-            r = table.get(chunk[:k])
-            if r is not None:
-                return r
-        return None
+        if chunk in self._shortest:
+            return self._shortest[chunk]
+        out = None
+        if self.starts_a_key(chunk[0]):
+            found, _ = self._search(chunk.encode("utf-8", "surrogatepass"))
+            out = self._replacement(found[0][1]) if found else None
+        if len(self._shortest) < 100_000:
+            self._shortest[chunk] = out
+        return out
 
-    def longest_prefix(self, chunk: str, start: int = 0) -> tuple[int, str] | None:
-        """(length in characters, replacement) of the longest key at chunk[start:], as SentencePiece normalizes."""
-        table = self.table
-        for k in range(min(len(chunk) - start, self.max_chars), 0, -1):
-            r = table.get(chunk[start : start + k])
-            if r is not None:
-                return k, r
-        return None
+    def longest_prefix(self, text: str, start: int = 0) -> tuple[int, str] | None:
+        """(length in characters, replacement) of the longest key at text[start:], as SentencePiece normalizes."""
+        if not self.starts_a_key(text[start]):
+            return None
+        raw = text[start : start + 64].encode("utf-8", "surrogatepass")
+        found, _ = self._search(raw)
+        if not found:
+            return None
+        length, value = found[-1]
+        return len(raw[:length].decode("utf-8", "surrogatepass")), self._replacement(value)
