@@ -116,8 +116,8 @@ class SentencePieceNormalizer(normalizers.Normalizer):
         steps: list[dict[str, Any]] = []
         if self.map is not None:
             steps.append(normalizers.Precompiled(self.map.blob).to_json())
-        if self.remove_extra_whitespaces:
-            steps += [{"type": "Strip", "strip_left": False, "strip_right": True},
+        if self.remove_extra_whitespaces:  # (a leading space is the dummy prefix's, or dropped without one)
+            steps += [{"type": "Strip", "strip_left": not self.add_dummy_prefix, "strip_right": True},
                       {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": SPACE}]
         return {"type": "Sequence", "normalizers": steps}
 
