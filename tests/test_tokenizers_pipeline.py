@@ -331,3 +331,17 @@ def test_a_path_to_a_missing_directory_names_it(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TaesanError, match="SentencePiece"):
         load(tmp_path / "empty")
+
+
+def test_forked_workers_equal_one_process(corpus, charsmap, lines, monkeypatch):
+    from taesan.tokenizers import parallel
+
+    monkeypatch.setattr(parallel, "MIN_CHARS", 10)
+    hf = xlmr(corpus, charsmap)
+    ours = from_hf_json(json.loads(hf.to_str()))
+    texts = lines[:80] + ["<mask> 티끌 <s>", ""] * 3  # texts with added tokens are left to the parent
+    for add in (True, False):
+        one = ours.encode_batch(texts, padding=False, add_special_tokens=add)
+        two = ours.encode_batch(texts, padding=False, add_special_tokens=add, workers=2)
+        assert [e.ids for e in two] == [e.ids for e in one] == [r.ids for r in hf.encode_batch(texts, add_special_tokens=add)]
+        assert [e.offsets for e in two] == [e.offsets for e in one]

@@ -7,10 +7,12 @@ WordPieceTokenizer, WordTokenizer and CharTokenizer for the files they exactly m
 """
 from __future__ import annotations
 
+from functools import partial
 from itertools import chain
 from typing import Any, Iterable
 
 from taesan.errors import TaesanError
+from taesan.tokenizers import parallel
 from taesan.tokenizers.base import Encoding, Piece, Tokenizer
 from taesan.tokenizers.stages import decoders, normalizers, post_processors, pre_tokenizers
 from taesan.tokenizers.stages.added_tokens import AddedToken, AddedVocabulary
@@ -133,12 +135,21 @@ class PipelineTokenizer(Tokenizer):
         if pair is None and not truncation and padding != "max_length" and isinstance(text, str) and self._around is not None:
             ids = self.plain_ids(text)
             if ids is not None:
-                if add_special_tokens and (self._around[0] or self._around[1]):
-                    ids = self._around[0] + ids + self._around[1]
-                return Encoding.lazy(ids, PipelineTokenizer._full_column, self, text, add_special_tokens, [])
+                return self._encoding_of_ids(text, ids, add_special_tokens)
         return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
                               truncation=truncation, stride=stride, return_overflowing=return_overflowing,
                               padding=padding, padding_side=padding_side)
+
+    def _encoding_of_ids(self, text: str, ids: list[int], add_special_tokens: bool = True) -> Encoding:
+        """The fast path's Encoding from a text's own ids (also what a forked worker sends back)."""
+        if add_special_tokens and (self._around[0] or self._around[1]):
+            ids = self._around[0] + ids + self._around[1]
+        return Encoding.lazy(ids, PipelineTokenizer._full_column, self, text, add_special_tokens, [])
+
+    def _worker_ids(self, text: Any) -> tuple[list[int]] | None:
+        """For a forked worker (tokenizers/parallel.py): a text's own ids, None when the parent must encode it."""
+        ids = self.plain_ids(text) if isinstance(text, str) else None
+        return None if ids is None else (ids,)
 
     def _full_column(self, text: str, add_special_tokens: bool, box: list, name: str) -> list:
         """A column of the fast path's Encoding: the whole Encoding is built once (the general path) and kept."""
@@ -147,8 +158,17 @@ class PipelineTokenizer(Tokenizer):
         return list(getattr(box[0], name))
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest",
-                     padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
-        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (many small lists)."""
+                     padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
+        """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (many small lists). workers > 1
+        (for 200,000 characters or more of single texts) encodes slices of the batch in forked processes."""
+        if (pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"}
+                and self._around is not None and parallel.worth_it(texts, workers)):
+            add = kwargs.get("add_special_tokens", True)
+            with gc_paused():
+                encs = parallel.encode(texts, workers, lambda part: [self.encode(t, add_special_tokens=add) for t in part],
+                                       lambda part: [self._worker_ids(t) for t in part],
+                                       partial(self._encoding_of_ids, add_special_tokens=add))
+            return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
