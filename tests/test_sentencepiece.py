@@ -84,6 +84,8 @@ def test_pieces_roles_and_offsets(model):
     text = "어제 카페 갔었어 [MASK] 티끌"
     enc = tok.encode(text)
     assert enc.tokens == [sp.id_to_piece(i) for i in enc.ids] or "<unk>" in [sp.id_to_piece(i) for i in enc.ids]
+    starts = [k for k, t in enumerate(enc.tokens) if t.startswith("▁") or k == 0]
+    assert enc.word_ids == [sum(1 for s in starts if s <= k) - 1 for k in range(len(enc))]  # a word per "▁"
     for token, (s, e) in zip(enc.tokens, enc.offsets):
         assert 0 <= s <= e <= len(text)
         if token.strip("▁") and not token.startswith("<0x"):

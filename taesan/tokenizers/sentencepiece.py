@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from taesan.errors import TaesanError
+from taesan.tokenizers.base import Piece
 from taesan.tokenizers.sentencepiece_proto import (
     BPE_TYPE,
     BYTE,
@@ -343,6 +344,17 @@ class SentencePieceTokenizer(PipelineTokenizer):
         self.special_tokens = [p for p, _, kind in pieces if kind in (CONTROL, UNKNOWN)]
         self.unk_surface = str(trainer["unk_surface"])
         self.strip_first_space = bool(norm["add_dummy_prefix"] or norm["remove_extra_whitespaces"])
+
+    def pieces(self, text: str) -> list[Piece]:
+        """The pipeline's pieces, with a word id per "▁"-started word (the search ran over the whole text)."""
+        out, word = [], -1
+        for p in super().pieces(text):
+            if word < 0 or p.token.startswith(SPACE):
+                word += 1
+            out.append(Piece(p.token, p.id, p.start, p.end, word))
+        return out
+
+    tokenize = pieces
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SentencePieceTokenizer":
