@@ -28,8 +28,10 @@ _BYTE_TABLE = {b: c for b, c in bytes_to_unicode().items()}  # str.translate ove
 # Python's regex module means the same
 _W = r"\p{L}\p{M}\p{Nd}\p{Pc}"
 _WHITESPACE = regex.compile(rf"[{_W}]+|[^{_W}\s]+")
-_WS_SET = frozenset(RUST_WS)
 _NON_WS = regex.compile(f"[^{regex.escape(RUST_WS)}]+")
+# BERT: each punctuation character (ASCII punctuation incl. $+<=>^`|~, or Unicode P*) alone, other non-space runs
+_PUNCT = r"!-/:-@\[-`{-~\p{P}"
+_BERT_WORDS = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{regex.escape(RUST_WS)}]+")
 _BEHAVIOUR_JSON = {"removed": "Removed", "isolated": "Isolated", "merged_with_previous": "MergedWithPrevious",
                    "merged_with_next": "MergedWithNext", "contiguous": "Contiguous"}
 _BEHAVIOUR_OF = {v: k for k, v in _BEHAVIOUR_JSON.items()}
@@ -120,7 +122,7 @@ class WhitespaceSplit(PreTokenizer):
     """Split on whitespace, which is dropped."""
 
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
-        return s.split(char_matches(_WS_SET.__contains__, s.text), "removed")
+        return [s.slice(*m.span()) for m in _NON_WS.finditer(s.text)]  # = split on whitespace, removed
 
     def words(self, text: str, first: bool = True) -> list[str]:
         return _NON_WS.findall(text)
@@ -130,10 +132,10 @@ class BertPreTokenizer(PreTokenizer):
     """Split on whitespace (dropped), then every punctuation character on its own."""
 
     def pre_tokenize(self, s: NormalizedString) -> list[NormalizedString]:
-        out = []
-        for p in s.split(char_matches(_WS_SET.__contains__, s.text), "removed"):
-            out += p.split(char_matches(is_punctuation, p.text), "isolated")
-        return out
+        return [s.slice(*m.span()) for m in _BERT_WORDS.finditer(s.text)]
+
+    def words(self, text: str, first: bool = True) -> list[str]:
+        return _BERT_WORDS.findall(text)
 
 
 class Punctuation(PreTokenizer):
@@ -194,7 +196,7 @@ class Metaspace(PreTokenizer):
                 s.prepend(r)
         if not self.split:
             return [s]
-        return s.split(char_matches(r.__eq__, s.text), "merged_with_next")
+        return [s.slice(*m.span()) for m in self._pieces.finditer(s.text)]  # = split before every r
 
     def words(self, text: str, first: bool = True) -> list[str]:
         r = self.replacement
