@@ -182,7 +182,8 @@ class PipelineTokenizer(Tokenizer):
 
     # ---- decoding ------------------------------------------------------------------------------------
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        """Ids -> token strings (special ones dropped when asked) -> the decoder (or joined by spaces)."""
+        """Ids -> token strings (special ones dropped when asked) -> the decoder (or joined by spaces). An id
+        outside the vocabulary is an error here (the library silently drops it)."""
         special = set(self.special_tokens) if skip_special_tokens else ()
         tokens = []
         for i in ids:
