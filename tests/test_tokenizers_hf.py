@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from taesan.errors import TaesanError
-from taesan.tokenizers import (BPETokenizer, CharTokenizer, MorphemeTokenizer, WordPieceTokenizer, WordTokenizer,
-                               from_hf_json, load)
+from taesan.tokenizers import (BPETokenizer, CharTokenizer, MorphemeTokenizer, PipelineTokenizer, WordPieceTokenizer,
+                               WordTokenizer, from_hf_json, load)
 
 TRAIN = ["어제 카페 갔었어", "어제 카페 갔었는데요", "오늘 카페 갔었다!!", "티끌 모아 태산", "Hello, world... 😀",
          "The cafe was full; we left.", "카페 라떼 맛있어 ㅋㅋ"] * 4
@@ -93,12 +93,22 @@ def test_gpt2_vocab_json_and_merges_txt_directory(gpt2_bpe_files, tmp_path):
     assert tok.decode(tok.encode("어제 카페 갔었어 😀").ids) == "어제 카페 갔었어 😀"
 
 
-def test_from_hf_json_dispatch_on_model_type():
+def test_from_hf_json_dispatch_on_the_whole_pipeline():
+    """taesan's own files go back to their kind; the same model with another stage goes to the pipeline."""
     data = WordTokenizer.train(TRAIN, vocab_size=30, workers=1).to_hf_json()
     assert type(from_hf_json(data)) is WordTokenizer
     assert type(from_hf_json(CharTokenizer.train(TRAIN, vocab_size=30, workers=1).to_hf_json())) is CharTokenizer
+    assert type(from_hf_json({**data, "normalizer": {"type": "NFKC"}})) is PipelineTokenizer
+    bpe = BPETokenizer.train(TRAIN, vocab_size=300, min_frequency=1, workers=1).to_hf_json()
+    assert type(from_hf_json(bpe)) is BPETokenizer
+    assert type(from_hf_json({**bpe, "pre_tokenizer": {"type": "Metaspace"}})) is PipelineTokenizer
+    wp = WordPieceTokenizer.train(TRAIN, vocab_size=80, min_frequency=1, workers=1).to_hf_json()
+    assert type(from_hf_json(wp)) is WordPieceTokenizer
+    assert type(from_hf_json({**wp, "pre_tokenizer": {"type": "Whitespace"}})) is PipelineTokenizer
     with pytest.raises(TaesanError, match="Unigram"):
-        from_hf_json({**data, "model": {"type": "Unigram"}})
+        from_hf_json({**data, "model": {"type": "Unigram"}})  # no vocab
+    with pytest.raises(TaesanError, match="CTC"):
+        from_hf_json({**data, "decoder": {"type": "CTC"}})
 
 
 BROKEN = {
@@ -108,7 +118,11 @@ BROKEN = {
     "bad_vocab.json": '{"model": {"type": "WordLevel", "vocab": {"a": "zero"}, "unk_token": "[UNK]"}}',
     "no_unk.json": '{"added_tokens": [], "model": {"type": "WordPiece", "vocab": {"a": 0}}}',
     "bad_added.json": '{"added_tokens": [{"id": 0}], "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}}}',
-    "unknown.json": '{"model": {"type": "Unigram", "vocab": []}}',
+    "empty_unigram.json": '{"model": {"type": "Unigram", "vocab": []}}',
+    "unknown_model.json": '{"model": {"type": "Chars", "vocab": {}}}',
+    "bad_merge.json": '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}, "pre_tokenizer": {"type": "Metaspace"}}',
+    "bad_regex.json": '{"model": {"type": "WordLevel", "vocab": {"[UNK]": 0}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}, "behavior": "Isolated"}}',
+    "bad_charsmap.json": '{"model": {"type": "WordLevel", "vocab": {"[UNK]": 0}}, "normalizer": {"type": "Precompiled", "precompiled_charsmap": "!!"}}',
     "empty.txt": "",
 }
 

@@ -115,13 +115,16 @@ def test_hand_computed_tiles_and_offsets():
     assert tok.wordpiece("abcab") == [("abc", 0, 3), ("##ab", 3, 5)] and tok.wordpiece("abz") is None
 
 
-def test_cache_overflow_clears_and_stays_correct(monkeypatch):
+def test_a_full_cache_changes_no_result(monkeypatch):
+    """With room for 3 cached tiles, a stream of many different texts (the cache is emptied again and again)
+    encodes exactly as a fresh tokenizer encodes each one."""
     monkeypatch.setattr(wordpiece, "CACHE_LIMIT", 3)
     tok = WordPieceTokenizer({t: i for i, t in enumerate(VOCAB)}, lowercase=False)
-    text = "ab abc, 어제 카페 갔었어 ab!"
-    for _ in range(3):
+    texts = [f"ab abc, 어제 카페 {'갔었어 ' * k}ab{'!' * k}" for k in range(12)]
+    for text in texts + texts[::-1]:
         _check(tok, text)
-        assert len(tok._tile_cache) <= 3
+        fresh = WordPieceTokenizer({t: i for i, t in enumerate(VOCAB)}, lowercase=False)
+        assert tok.encode(text) == fresh.encode(text)
 
 
 @pytest.mark.parametrize("lowercase", [True, False])

@@ -114,6 +114,21 @@ class Encoding:
         return self
 
 
+def longest_first(na: int, nb: int, budget: int) -> tuple[int, int]:
+    """How many tokens of a text and its pair to keep within `budget`, as HF's longest_first: the shorter
+    one whole if the longer can take the rest, else half each (the extra one to the longer).
+
+    >>> longest_first(6, 15, 9), longest_first(3, 20, 9), longest_first(4, 4, 20)
+    ((4, 5), (3, 6), (4, 4))
+    """
+    n1, n2 = min(na, nb), max(na, nb)
+    n2 = n1 if n1 > budget else max(n1, budget - n1)
+    if n1 + n2 > budget:
+        n1, n2 = budget // 2, budget // 2 + budget % 2
+    keep_a, keep_b = (n2, n1) if na > nb else (n1, n2)
+    return min(na, keep_a), min(nb, keep_b)
+
+
 class Tokenizer(ABC):
     """Base class. `vocab` maps token -> id; `special_tokens` are never split and are matched in raw text.
 
@@ -132,6 +147,8 @@ class Tokenizer(ABC):
             if t not in self.vocab:
                 raise TaesanError(f"special token {t!r} is not in the vocabulary")
         self.template = template
+        self.special_names: dict[str, str] = {}  # role (bos, eos, unk, pad, mask, cls, sep) -> token, from tokenizer_config.json
+        self.model_max_length: int | None = None  # from tokenizer_config.json; encode does not apply it on its own
         self._special_re = (
             regex.compile("|".join(regex.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True)))
             if self.special_tokens
@@ -170,7 +187,12 @@ class Tokenizer(ABC):
     def id_to_token(self, idx: int) -> str | None:
         return self.inverse.get(idx)
 
-    def _special_id(self, *candidates: str) -> int | None:
+    def _special_id(self, role: str, *candidates: str) -> int | None:
+        """The id of the token a tokenizer_config.json names for `role`, else of the first candidate that is
+        one of the special tokens."""
+        named = self.special_names.get(role)
+        if named is not None and named in self.vocab:
+            return self.vocab[named]
         for t in candidates:
             if t in self.special_tokens:
                 return self.vocab[t]
@@ -178,27 +200,31 @@ class Tokenizer(ABC):
 
     @property
     def pad_id(self) -> int | None:
-        return self._special_id("[PAD]", "<pad>", "<|pad|>")
+        return self._special_id("pad", "[PAD]", "<pad>", "<|pad|>")
 
     @property
     def unk_id(self) -> int | None:
-        return self._special_id("[UNK]", "<unk>")
+        return self._special_id("unk", "[UNK]", "<unk>")
 
     @property
     def mask_id(self) -> int | None:
-        return self._special_id("[MASK]", "<mask>")
+        return self._special_id("mask", "[MASK]", "<mask>")
 
     @property
     def cls_id(self) -> int | None:
-        return self._special_id("[CLS]", "<s>")
+        return self._special_id("cls", "[CLS]", "<s>")
 
     @property
     def sep_id(self) -> int | None:
-        return self._special_id("[SEP]", "</s>")
+        return self._special_id("sep", "[SEP]", "</s>")
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._special_id("bos", "<s>", "[CLS]")
 
     @property
     def eos_id(self) -> int | None:
-        return self._special_id("<|endoftext|>", "</s>", "[SEP]")
+        return self._special_id("eos", "<|endoftext|>", "</s>", "[SEP]")
 
     # ---- encoding ------------------------------------------------------------------------------
     def pieces(self, text: str) -> list[Piece]:
@@ -312,13 +338,10 @@ class Tokenizer(ABC):
 
     def _truncate(self, a, b, budget, truncation, stride, overflow, add_special) -> list[Encoding]:
         if truncation in (True, "longest_first"):
-            a, b = list(a), (list(b) if b is not None else None)
-            while len(a) + (len(b) if b else 0) > budget:
-                if b and len(b) >= len(a):  # on a tie the pair loses a token first, as in HF
-                    b.pop()
-                else:
-                    a.pop()
-            return [self._assemble(a, b, add_special)]
+            if b is None:
+                return [self._assemble(a[:budget], None, add_special)]
+            na, nb = longest_first(len(a), len(b), budget)
+            return [self._assemble(a[:na], b[:nb], add_special)]
         if truncation not in ("only_first", "only_second"):
             raise TaesanError(f"unknown truncation {truncation!r}; use longest_first, only_first or only_second")
         if truncation == "only_second" and b is None:

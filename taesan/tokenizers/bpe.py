@@ -192,7 +192,7 @@ class BPETokenizer(Tokenizer):
                 heapq.heappush(heap, (rr, prv[i]))
         return [t for t in ids if t is not None]
 
-    def _word(self, word: str) -> list[int]:
+    def _merge_word(self, word: str) -> list[int]:
         """One pre-token -> its ids, cached. A byte the vocabulary lacks (trained with full_alphabet=False)
         becomes [UNK]."""
         ids = self.bpe(list(map(self._byte_ids.__getitem__, word.encode("utf-8", "surrogatepass"))))
@@ -205,21 +205,22 @@ class BPETokenizer(Tokenizer):
         self._cache[word] = ids
         return ids
 
-    def _cuts(self, words: list[str]) -> list[list[int]]:
+    def _ids_of_words(self, words: list[str]) -> list[list[int]]:
         """Pre-tokens -> their cached ids (cutting the ones not seen yet)."""
         entries = list(map(self._cache.get, words))
         if None in entries:
-            entries = [e if e is not None else self._word(w) for w, e in zip(words, entries)]
+            entries = [e if e is not None else self._merge_word(w) for w, e in zip(words, entries)]
         return entries
 
-    def _entries(self, text: str, start: int, end: int) -> tuple[list[str], list[list[int]]]:
+    def _pretokens_and_ids(self, text: str, start: int, end: int) -> tuple[list[str], list[list[int]]]:
         """text[start:end] -> its pre-tokens and their cached ids."""
         words = _PRETOKENIZE.findall(text, start, end)
-        return words, self._cuts(words)
+        return words, self._ids_of_words(words)
 
-    def _cut_new(self, words: Iterable[str]) -> None:
+    def _cache_new_words(self, words: Iterable[str]) -> None:
         """Put the ids of the words the cache lacks into it, many words at once (bpe_batch.py) when there
-        are BATCH_MIN_WORDS or more and the vocabulary has every byte; otherwise `_cuts` cuts them one by one."""
+        are BATCH_MIN_WORDS or more and the vocabulary has every byte; otherwise `_ids_of_words` merges them
+        one by one."""
         cache = self._cache
         new = [w for w in dict.fromkeys(words) if w not in cache]
         if len(new) < BATCH_MIN_WORDS or min(self._byte_ids) < 0:
@@ -232,33 +233,34 @@ class BPETokenizer(Tokenizer):
         raws = [w.encode("utf-8", "surrogatepass") for w in new]
         short = [w for w, r in zip(new, raws) if len(r) <= MAX_BYTES]
         cuts = merge_words(self._merge_table, self._byte_array, [r for r in raws if len(r) <= MAX_BYTES])
-        cache.update(zip(map(short.__getitem__, cuts), cuts.values()))  # longer words: one by one in _cuts
+        cache.update(zip(map(short.__getitem__, cuts), cuts.values()))  # longer words: one by one in _ids_of_words
 
-    def _plain_words(self, text: Any) -> list[str] | None:
+    def _pretokens_if_plain(self, text: Any) -> list[str] | None:
         """A text's pre-tokens, or None when it has special tokens written in it (or is not text)."""
         if not isinstance(text, str) or (self._special_re is not None and self._special_re.search(text)):
             return None
         return _PRETOKENIZE.findall(text)
 
-    def _blocks(self, texts: list) -> Iterator[tuple[Any, list[str] | None]]:
-        """(text, its pre-tokens or None as in `_plain_words`) for each text, after the new words of each block
-        of BATCH_TEXTS texts are cut together."""
+    def _texts_with_pretokens(self, texts: list) -> Iterator[tuple[Any, list[str] | None]]:
+        """(text, its pre-tokens or None as in `_pretokens_if_plain`) for each text, after the new words of
+        each block of BATCH_TEXTS texts are merged together."""
         for lo in range(0, len(texts), BATCH_TEXTS):
             block = texts[lo : lo + BATCH_TEXTS]
-            words = list(map(self._plain_words, block))
-            self._cut_new(chain.from_iterable(w for w in words if w))
+            words = list(map(self._pretokens_if_plain, block))
+            self._cache_new_words(chain.from_iterable(w for w in words if w))
             yield from zip(block, words)
 
-    def _plain_batch(self, texts: list) -> list[Encoding]:
-        """`_plain` of many texts; the new words of each block of texts are cut together first."""
-        return [self._plain(t) if w is None else self._from_cuts(t, self._cuts(w)) for t, w in self._blocks(texts)]
+    def _encode_many(self, texts: list) -> list[Encoding]:
+        """`_encode_one` of many texts; the new words of each block of texts are merged together first."""
+        return [self._encode_one(t) if w is None else self._encoding_of_words(t, self._ids_of_words(w))
+                for t, w in self._texts_with_pretokens(texts)]
 
-    def _numbers_batch(self, texts: list) -> list[tuple[list[int], list[int]] | None]:
+    def _ids_and_counts_many(self, texts: list) -> list[tuple[list[int], list[int]] | None]:
         """For a forked worker (tokenizers/parallel.py): each plain text's ids and its number of tokens per
         pre-token; None for a text with special tokens written in it."""
         out: list[tuple[list[int], list[int]] | None] = []
-        for _, w in self._blocks(texts):
-            entries = None if w is None else self._cuts(w)
+        for _, w in self._texts_with_pretokens(texts):
+            entries = None if w is None else self._ids_of_words(w)
             out.append(None if entries is None else (list(chain.from_iterable(entries)), list(map(len, entries))))
         return out
 
@@ -286,31 +288,31 @@ class BPETokenizer(Tokenizer):
         """Each token's pre-token index (counting from `first_word`), from the tokens per pre-token."""
         return list(chain.from_iterable(map(repeat, range(first_word, first_word + len(counts)), counts)))
 
-    def _cut(self, text: str, start: int, end: int, first_word: int):
+    def _encode_span(self, text: str, start: int, end: int, first_word: int):
         """text[start:end] (no special tokens) -> (ids, tokens, offsets, word_ids, number of words)."""
-        words, entries = self._entries(text, start, end)
+        words, entries = self._pretokens_and_ids(text, start, end)
         ids = list(chain.from_iterable(entries))
         return (ids, list(map(self.inverse.__getitem__, ids)), self._offsets(text, start, end, ids),
                 self._word_ids(list(map(len, entries)), first_word), len(words))
 
     def tokenize(self, text: str) -> list[Piece]:
-        ids, tokens, offsets, word_ids, _ = self._cut(text, 0, len(text), 0)
+        ids, tokens, offsets, word_ids, _ = self._encode_span(text, 0, len(text), 0)
         return [Piece(t, i, s, e, w) for t, i, (s, e), w in zip(tokens, ids, offsets, word_ids)]
 
-    def _plain(self, text: str) -> Encoding:
+    def _encode_one(self, text: str) -> Encoding:
         """Fast path of `encode` for one text without template, truncation or padding (special tokens
         written in the text stay whole, as in Tokenizer.pieces). Only ids are built now; the other
         columns when first read (Encoding.lazy)."""
         if not isinstance(text, str):
             raise TaesanError(f"expected text (str), got {type(text).__name__}")
-        words = self._plain_words(text)
+        words = self._pretokens_if_plain(text)
         if words is not None:
-            return self._from_cuts(text, self._cuts(words))
+            return self._encoding_of_words(text, self._ids_of_words(words))
         ids, tokens, offsets, word_ids = [], [], [], []
         pos, wi = 0, 0
         for m in list(self._special_re.finditer(text)) + [None]:
             end = m.start() if m is not None else len(text)
-            i, t, o, w, nw = self._cut(text, pos, end, wi)
+            i, t, o, w, nw = self._encode_span(text, pos, end, wi)
             ids += i; tokens += t; offsets += o; word_ids += w
             wi += nw
             if m is not None:
@@ -321,8 +323,8 @@ class BPETokenizer(Tokenizer):
         return Encoding(ids=ids, tokens=tokens, offsets=offsets, word_ids=word_ids, type_ids=[0] * n,
                         special_tokens_mask=[0] * n, attention_mask=[1] * n, sequence_ids=[0] * n)
 
-    def _plain_column(self, text: str, ids: list[int], counts: list[int], name: str) -> list:
-        """A column (other than ids) of `_plain`'s Encoding, built when first read."""
+    def _lazy_column(self, text: str, ids: list[int], counts: list[int], name: str) -> list:
+        """A column (other than ids) of `_encode_one`'s Encoding, built when first read."""
         if name == "tokens":
             return list(map(self.inverse.__getitem__, ids))
         if name == "offsets":
@@ -336,7 +338,7 @@ class BPETokenizer(Tokenizer):
                padding: str | bool = False, padding_side: str = "right") -> Encoding:
         """See Tokenizer.encode; a single text with nothing to add, cut or pad takes the fast path."""
         if pair is None and not truncation and padding != "max_length" and (self.template is None or not add_special_tokens):
-            return self._plain(text)
+            return self._encode_one(text)
         return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length, truncation=truncation,
                               stride=stride, return_overflowing=return_overflowing, padding=padding, padding_side=padding_side)
 
@@ -349,20 +351,20 @@ class BPETokenizer(Tokenizer):
         if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} and (self.template is None or not add):
             with gc_paused():
                 if parallel.worth_it(texts, workers):
-                    encs = parallel.encode(texts, workers, self._plain_batch, self._numbers_batch, self._from_numbers)
+                    encs = parallel.encode(texts, workers, self._encode_many, self._ids_and_counts_many, self._encoding_from_numbers)
                 else:
-                    encs = self._plain_batch(texts)
+                    encs = self._encode_many(texts)
             return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
-    def _from_cuts(self, text: str, entries: list[list[int]]) -> Encoding:
+    def _encoding_of_words(self, text: str, entries: list[list[int]]) -> Encoding:
         """A plain text's Encoding from its pre-tokens' ids: ids now, the other columns when read."""
-        return self._from_numbers(text, list(chain.from_iterable(entries)), list(map(len, entries)))
+        return self._encoding_from_numbers(text, list(chain.from_iterable(entries)), list(map(len, entries)))
 
-    def _from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
+    def _encoding_from_numbers(self, text: str, ids: list[int], counts: list[int]) -> Encoding:
         """The same from a worker's numbers: the ids and the number of tokens per pre-token."""
-        return Encoding.lazy(ids, BPETokenizer._plain_column, self, text, ids, counts)
+        return Encoding.lazy(ids, BPETokenizer._lazy_column, self, text, ids, counts)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         special = set(self.special_tokens)

@@ -6,7 +6,6 @@ count(ab) / (count(a) * count(b)), as the WordPiece paper does.
 """
 from __future__ import annotations
 
-import unicodedata
 from functools import partial
 from itertools import accumulate, chain, cycle, repeat
 from operator import add, floordiv
@@ -17,7 +16,9 @@ import regex
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
 from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.bert_normalizer import WS_ALL, WS_KEPT, BertNormalizer
 from taesan.tokenizers.corpus import count_words
+from taesan.tokenizers.stages.decoders import WordPiece as WordPieceDecoder
 from taesan.tokenizers.hf_json import (
     hf_json,
     read_model,
@@ -29,25 +30,12 @@ from taesan.util import gc_paused
 
 BERT_TEMPLATE = {"single": ["[CLS]", "$A", "[SEP]"], "pair": ["[CLS]", "$A", "[SEP]", "$B", "[SEP]"]}
 
-# Rust's char::is_whitespace (the White_Space property) minus the ones that are control characters,
-# which BERT's cleanup deletes before it looks for whitespace.
-# Spelled out (no ranges): they serve both as regex classes and as str.rstrip's character sets.
-_WS_KEPT = "\t\n\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
-_WS_ALL = _WS_KEPT + "\x0b\x0c\x85"
-_CHUNK_CLEAN = regex.compile(f"[^{_WS_KEPT}]+")
+_CHUNK_CLEAN = regex.compile(f"[^{WS_KEPT}]+")
 # ASCII punctuation (incl. $+<=>^`|~, which Unicode calls symbols) or any Unicode P* category.
 _PUNCT = r"!-/:-@\[-`{-~\p{P}"
-_SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{_WS_ALL}]+")
-_ONE_WORD = regex.compile(f"[^{_PUNCT}{_WS_ALL}]+")  # a word without punctuation (fullmatch)
-_IS_WS = regex.compile(f"[{_WS_ALL}]")
-_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-        (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
-_OTHER = {"Cc", "Cf", "Cs", "Co"}
+_SPLIT = regex.compile(f"[{_PUNCT}]|[^{_PUNCT}{WS_ALL}]+")
+_ONE_WORD = regex.compile(f"[^{_PUNCT}{WS_ALL}]+")  # a word without punctuation (fullmatch)
 CACHE_LIMIT = 250_000  # tiles cached before the cache (and the word cache) is emptied: ~150 MB when full
-
-
-def _is_cjk(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in _CJK)
 
 
 def _lengths_by_first_char(pieces: Iterable[str]) -> dict[str, tuple[int, ...]]:
@@ -57,67 +45,6 @@ def _lengths_by_first_char(pieces: Iterable[str]) -> dict[str, tuple[int, ...]]:
         if p:
             lengths.setdefault(p[0], set()).add(len(p))
     return {c: tuple(sorted(ls, reverse=True)) for c, ls in lengths.items()}
-
-
-class _CharCache(dict):
-    """{char: normalized}; a miss computes and stores, so lookups stay in C (`map(cache.__getitem__, text)`)."""
-
-    def __init__(self, compute: Callable[[str], str]) -> None:
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, c: str) -> str:
-        out = self[c] = self.compute(c)
-        return out
-
-
-class BertNormalizer:
-    """Character-wise BERT normalization: every output character comes from exactly one input character,
-    which is what makes offsets into the original text exact.
-
-    normalize_char("É") -> "e" (lowercase, accents stripped); "\\x00" -> "" (cleaned); "中" -> " 中 ".
-    Canonical reordering of combining marks across characters is not applied (they are stripped anyway
-    when accents are; otherwise NFD is not used at all, as in BERT). Categories come from Python's
-    unicodedata; HF's Rust tables are of another Unicode version and disagree on a few hundred rare code
-    points (marks, punctuation and case pairs of recently encoded scripts), where results may differ.
-    """
-
-    def __init__(self, lowercase: bool = True, strip_accents: bool | None = None, clean_text: bool = True, handle_chinese_chars: bool = True) -> None:
-        self.lowercase = lowercase
-        self.strip_accents = lowercase if strip_accents is None else strip_accents
-        self.clean_text = clean_text
-        self.handle_chinese_chars = handle_chinese_chars
-        self._cache = _CharCache(self._compute)
-
-    def normalize_char(self, c: str) -> str:
-        return self._cache[c]
-
-    def _compute(self, c: str) -> str:
-        s = c
-        if self.clean_text:
-            if c in "\x00\ufffd" or (c not in "\t\n\r" and unicodedata.category(c) in _OTHER):
-                s = ""
-            elif _IS_WS.match(c):
-                s = " "
-        if s and self.handle_chinese_chars and _is_cjk(ord(s)):
-            s = f" {s} "
-        if s and self.strip_accents:
-            s = "".join(x for x in unicodedata.normalize("NFD", s) if unicodedata.category(x) != "Mn")
-        if s and self.lowercase:
-            s = "".join(x.lower() for x in s)  # per character: no final-sigma context, like Rust
-        return s
-
-    def normalize(self, text: str) -> tuple[str, list[int] | None]:
-        """Text -> (normalized text, index in `text` of the character each normalized character came from;
-        None when every character maps to exactly one, the common case)."""
-        parts = list(map(self._cache.__getitem__, text))
-        norm = "".join(parts)
-        if len(norm) == len(text) and "" not in parts:
-            return norm, None
-        return norm, [i for i, p in enumerate(parts) for _ in range(len(p))]
-
-    def state(self) -> dict[str, Any]:
-        return {"lowercase": self.lowercase, "strip_accents": self.strip_accents, "clean_text": self.clean_text, "handle_chinese_chars": self.handle_chinese_chars}
 
 
 class _ChunkWords:
@@ -176,7 +103,7 @@ class WordPieceTokenizer(Tokenizer):
         self._lengths_first = _lengths_by_first_char(self.vocab)
         self._lengths_cont = _lengths_by_first_char(self._continuations)
         # tiles cover the text: leading whitespace, then each whitespace-free chunk with the whitespace after it
-        self._ws = _WS_KEPT if clean_text else _WS_ALL
+        self._ws = WS_KEPT if clean_text else WS_ALL
         self._tile_re = regex.compile(f"[{self._ws}]+|[^{self._ws}]+[{self._ws}]*")
         self._tile_cache: dict[str, tuple[int, ...]] = {}
         self._word_cache: dict[str, tuple[int, ...]] = {}
@@ -184,10 +111,10 @@ class WordPieceTokenizer(Tokenizer):
     # ---- encoding ------------------------------------------------------------------------------
     def wordpiece(self, word: str) -> list[tuple[str, int, int]] | None:
         """Greedy longest-match-first: "unaffable" -> [("un",0,2), ("##aff",2,5), ("##able",5,9)]; None = [UNK]."""
-        cut = self._cut_word(word)
+        cut = self._greedy_pieces(word)
         return None if cut is None else [(self.inverse[cut[k]], cut[k + 1], cut[k + 2]) for k in range(0, len(cut), 4)]
 
-    def _cut_word(self, word: str) -> tuple[int, ...] | None:
+    def _greedy_pieces(self, word: str) -> tuple[int, ...] | None:
         """`wordpiece` as a flat tuple, four numbers per piece: id, start, end, 1 for the first piece else 0.
         Only the lengths of vocabulary pieces that begin with the current character are tried, longest first."""
         n = len(word)
@@ -208,25 +135,25 @@ class WordPieceTokenizer(Tokenizer):
             table, lengths, s, first = self._continuations, self._lengths_cont, e, 0
         return tuple(out)
 
-    def _word_entry(self, word: str) -> tuple[int, ...]:
-        """The cached `_cut_word` of a normalized word, [UNK] over the whole word when it cannot be cut."""
+    def _word_pieces(self, word: str) -> tuple[int, ...]:
+        """The cached `_greedy_pieces` of a normalized word, [UNK] over the whole word when it cannot be cut."""
         entry = self._word_cache.get(word)
         if entry is None:
-            entry = self._word_cache[word] = self._cut_word(word) or (self._unk_id, 0, len(word), 1)
+            entry = self._word_cache[word] = self._greedy_pieces(word) or (self._unk_id, 0, len(word), 1)
         return entry
 
-    def _cut_tile(self, tile: str) -> tuple[int, ...]:
+    def _tile_pieces(self, tile: str) -> tuple[int, ...]:
         """A tile (one whitespace-free chunk + the whitespace after it) -> a flat tuple, four numbers per token:
         id, start, end (in the tile), 1 if the token begins a word else 0.
         "un, " -> (id("un"), 0, 2, 1, id(","), 2, 3, 1). One object per tile keeps the cache compact, and a
         tile that is one word needing no offset mapping shares its word's entry."""
         norm, origin = self.normalizer.normalize(tile.rstrip(self._ws))
         if origin is None and _ONE_WORD.fullmatch(norm):
-            entry = self._word_entry(norm)
+            entry = self._word_pieces(norm)
         else:
             out: list[int] = []
             for found in _SPLIT.finditer(norm):
-                cut, at = self._word_entry(found.group()), found.start()
+                cut, at = self._word_pieces(found.group()), found.start()
                 if origin is None:
                     out += map(add, cut, cycle((0, at, at, 0)))  # shift start and end by the word's position
                 else:
@@ -239,13 +166,13 @@ class WordPieceTokenizer(Tokenizer):
         self._tile_cache[tile] = entry
         return entry
 
-    def _tiles(self, text: str) -> tuple[list[str], list[tuple[int, ...]]]:
+    def _tiles_and_pieces(self, text: str) -> tuple[list[str], list[tuple[int, ...]]]:
         """Plain text (no special tokens) -> its tiles (they cover it: a tile starts where the previous one
         ends) and their cached cuts."""
         tiles = self._tile_re.findall(text)
         entries = list(map(self._tile_cache.get, tiles))
         if None in entries:
-            entries = [e if e is not None else self._cut_tile(t) for t, e in zip(tiles, entries)]
+            entries = [e if e is not None else self._tile_pieces(t) for t, e in zip(tiles, entries)]
         return tiles, entries
 
     @staticmethod
@@ -262,20 +189,20 @@ class WordPieceTokenizer(Tokenizer):
         del word_ids[0]
         return word_ids
 
-    def _plain_numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]]:
+    def _plain_columns(self, text: str) -> tuple[list[int], list[int], list[int], list[int]]:
         """Plain text (no special tokens) -> ids, starts, ends, word ids."""
-        tiles, entries = self._tiles(text)
+        tiles, entries = self._tiles_and_pieces(text)
         flat = list(chain.from_iterable(entries))
         return (flat[0::4], *self._spans(tiles, entries, flat), self._word_ids(flat))
 
-    def _numbers(self, text: str) -> tuple[list[int], list[int], list[int], list[int]] | None:
-        """`_plain_numbers` for a forked worker (tokenizers/parallel.py); None when special tokens are written in it."""
+    def _worker_columns(self, text: str) -> tuple[list[int], list[int], list[int], list[int]] | None:
+        """`_plain_columns` for a forked worker (tokenizers/parallel.py); None when special tokens are written in it."""
         if self._special_re is not None and self._special_re.search(text):
             return None
-        return self._plain_numbers(text)
+        return self._plain_columns(text)
 
     def tokenize(self, text: str) -> list[Piece]:
-        ids, starts, ends, word_ids = self._plain_numbers(text)
+        ids, starts, ends, word_ids = self._plain_columns(text)
         return [Piece(self.inverse[i], i, s, e, w) for i, s, e, w in zip(ids, starts, ends, word_ids)]
 
     def encode(self, text: str, pair: str | None = None, add_special_tokens: bool = True, max_length: int | None = None,
@@ -286,11 +213,11 @@ class WordPieceTokenizer(Tokenizer):
                 or (self._special_re is not None and self._special_re.search(text))):
             return super().encode(text, pair, add_special_tokens=add_special_tokens, max_length=max_length,
                                   truncation=truncation, padding=padding, padding_side=padding_side, **kwargs)
-        tiles, entries = self._tiles(text)
+        tiles, entries = self._tiles_and_pieces(text)
         ids, a, b = self._with_template(list(chain.from_iterable(entries))[0::4], add_special_tokens)
         return Encoding.lazy(ids, WordPieceTokenizer._tile_column, self, ids, a, b, tiles, entries)
 
-    def _from_numbers(self, text: str, ids: list[int], starts: list[int], ends: list[int], word_ids: list[int],
+    def _encoding_from_numbers(self, text: str, ids: list[int], starts: list[int], ends: list[int], word_ids: list[int],
                       add_special_tokens: bool = True) -> Encoding:
         """A worker's numbers (tokenizers/parallel.py) -> the text's Encoding."""
         ids, a, b = self._with_template(ids, add_special_tokens)
@@ -347,28 +274,25 @@ class WordPieceTokenizer(Tokenizer):
         if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
                 and parallel.worth_it(texts, workers):
             encs = parallel.encode(texts, workers, lambda part: [self.encode(t, **kwargs) for t in part],
-                                   lambda part: [self._numbers(t) if isinstance(t, str) else None for t in part],
-                                   partial(self._from_numbers, **kwargs))
+                                   lambda part: [self._worker_columns(t) if isinstance(t, str) else None for t in part],
+                                   partial(self._encoding_from_numbers, **kwargs))
             return self._pad_longest(encs, padding, padding_side)
         with gc_paused():
             return super().encode_batch(texts, pairs, padding=padding, padding_side=padding_side, **kwargs)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        """Pieces joined with spaces, `##` glued to the previous piece, then HF's cleanup of spaces before
-        punctuation and English contractions. Lowercasing and accent stripping are not undone."""
+        """As the library's WordPiece decoder: `##` pieces glued to the one before, the others after a space,
+        then its cleanup of spaces before punctuation and English contractions, token by token. Lowercasing
+        and accent stripping are not undone."""
         special = {self.vocab[t] for t in self.special_tokens}
-        words: list[str] = []
+        tokens: list[str] = []
         for i in ids:
             tok = self.inverse.get(int(i))
             if tok is None:
                 raise TaesanError(f"id {i} is not in the vocabulary (size {self.vocab_size})")
-            if skip_special_tokens and int(i) in special:
-                continue
-            if tok.startswith(self.prefix) and words:
-                words[-1] += tok[len(self.prefix):]
-            else:
-                words.append(tok)
-        return cleanup(" ".join(words))
+            if not (skip_special_tokens and int(i) in special):
+                tokens.append(tok)
+        return WordPieceDecoder(self.prefix, cleanup=True).decode(tokens)
 
     # ---- training ------------------------------------------------------------------------------
     @classmethod
@@ -442,14 +366,3 @@ class WordPieceTokenizer(Tokenizer):
     def from_vocab_txt(cls, path: Any, lowercase: bool = True, **kwargs: Any) -> "WordPieceTokenizer":
         """A BERT `vocab.txt` (one token per line, id = line number)."""
         return cls(read_vocab_txt(path), lowercase=lowercase, **kwargs)
-
-
-_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
-            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
-
-
-def cleanup(text: str) -> str:
-    """HF's decoder cleanup: "hello , world !" -> "hello, world!"."""
-    for a, b in _CLEANUP:
-        text = text.replace(a, b)
-    return text

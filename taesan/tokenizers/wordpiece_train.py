@@ -2,12 +2,143 @@
 over distinct words with their frequencies, updating pair counts incrementally (no re-counting).
 
 Not pre-tokenization or encoding (see wordpiece.py); this only turns {word: count} into a vocabulary.
+
+The steps, in `learn`: the alphabet (first characters and ##continuations, most frequent first), the words
+as symbol ids, the pair counts with an index of which words hold each pair, then the merge loop: pop the best
+pair from a heap, merge it in every word that holds it (`merge_in_words`), and re-score the pairs whose score
+may have risen (`rescore`).
 """
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
+
+Pair = tuple[int, int]
+
+
+def alphabet_by_frequency(words: list[str], counts: list[int], prefix: str) -> list[str]:
+    """First characters and ##continuation characters, most frequent first (ties alphabetical)."""
+    freq: dict[str, int] = defaultdict(int)
+    for w, c in zip(words, counts):
+        freq[w[0]] += c
+        for ch in w[1:]:
+            freq[prefix + ch] += c
+    return sorted(freq, key=lambda s: (-freq[s], s))
+
+
+@dataclass
+class Symbols:
+    """Symbol strings <-> ids (the alphabet first, merged symbols after)."""
+
+    names: list[str] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def intern(self, s: str) -> int:
+        i = self.ids.get(s)
+        if i is None:
+            i = self.ids[s] = len(self.names)
+            self.names.append(s)
+        return i
+
+
+def words_as_symbols(words: list[str], counts: list[int], symbols: Symbols, prefix: str) -> tuple[list[list[int]], list[int]]:
+    """Each word as [first char, ##char, ...] ids with its count; a word with a character outside the
+    alphabet cannot be built and is left out."""
+    first = {s: i for s, i in symbols.ids.items() if not s.startswith(prefix)}
+    cont = {s[len(prefix):]: i for s, i in symbols.ids.items() if s.startswith(prefix)}
+    seqs, freqs = [], []
+    for w, c in zip(words, counts):
+        try:
+            seqs.append([first[w[0]]] + [cont[ch] for ch in w[1:]])
+        except KeyError:
+            continue
+        freqs.append(c)
+    return seqs, freqs
+
+
+@dataclass
+class PairCounts:
+    """How often each symbol and each adjacent pair occurs (weighted by word counts), which words hold each
+    pair (may list a word twice or after the pair left it: harmless), and each symbol's pairs."""
+
+    token: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    pair: dict[Pair, int] = field(default_factory=lambda: defaultdict(int))
+    words_with: dict[Pair, list[int]] = field(default_factory=lambda: defaultdict(list))
+    pairs_of: dict[int, set[Pair]] = field(default_factory=lambda: defaultdict(set))
+
+    def add_pair(self, p: Pair, count: int, word: int) -> None:
+        if p not in self.pair:
+            self.pairs_of[p[0]].add(p)
+            self.pairs_of[p[1]].add(p)
+        self.pair[p] += count
+        self.words_with[p].append(word)
+
+    def forget(self, p: Pair) -> None:
+        self.pair.pop(p, None)
+        self.pairs_of[p[0]].discard(p)
+        self.pairs_of[p[1]].discard(p)
+
+    def score(self, p: Pair, count: int) -> float:
+        return count / (self.token[p[0]] * self.token[p[1]])
+
+
+def count_pairs(seqs: list[list[int]], freqs: list[int]) -> PairCounts:
+    counts = PairCounts()
+    for wi, (seq, c) in enumerate(zip(seqs, freqs)):
+        for s in seq:
+            counts.token[s] += c
+        for p in zip(seq, seq[1:]):
+            counts.add_pair(p, c, wi)
+    return counts
+
+
+def merge_in_words(seqs: list[list[int]], freqs: list[int], counts: PairCounts, a: int, b: int, new: int) -> set[Pair]:
+    """Replace every (a, b) by `new` in the words that hold it, moving their counts; -> the pairs touched."""
+    changed: set[Pair] = set()
+    for wi in set(counts.words_with[(a, b)]):
+        seq = seqs[wi]
+        out, i, n, hit = [], 0, len(seq), False
+        while i < n:
+            if i + 1 < n and seq[i] == a and seq[i + 1] == b:
+                out.append(new)
+                i += 2
+                hit = True
+            else:
+                out.append(seq[i])
+                i += 1
+        if not hit:
+            continue
+        c = freqs[wi]
+        for q in zip(seq, seq[1:]):
+            counts.pair[q] -= c
+            changed.add(q)
+        for t in seq:
+            counts.token[t] -= c
+        for t in out:
+            counts.token[t] += c
+        for q in zip(out, out[1:]):
+            counts.add_pair(q, c, wi)
+            changed.add(q)
+        seqs[wi] = out
+    return changed
+
+
+def rescore(counts: PairCounts, heap: list, pushed: dict[Pair, float], pairs: set[Pair], min_frequency: int) -> None:
+    """Push each pair whose score rose above what the heap already holds; forget the ones that vanished."""
+    for q in pairs:
+        cq = counts.pair.get(q, 0)
+        if cq <= 0:
+            counts.forget(q)
+            pushed.pop(q, None)
+            continue
+        if cq < min_frequency:
+            continue
+        sq = counts.score(q, cq)
+        if sq > pushed.get(q, -1.0):
+            heapq.heappush(heap, (-sq, -cq, q[0], q[1]))
+            pushed[q] = sq
 
 
 def learn(
@@ -38,145 +169,54 @@ def learn(
     words = [w for w, c in counts.items() if 0 < len(w) <= max_input_chars_per_word and c > 0]
     wcount = [counts[w] for w in words]
 
-    # alphabet: first characters and ##continuations, most frequent first
-    sym_freq: dict[str, int] = defaultdict(int)
-    for w, c in zip(words, wcount):
-        sym_freq[w[0]] += c
-        for ch in w[1:]:
-            sym_freq[prefix + ch] += c
-    alphabet = sorted(sym_freq, key=lambda s: (-sym_freq[s], s))
     room = vocab_size - len(vocab)
     if limit_alphabet is not None:
         room = min(room, limit_alphabet)
-    alphabet = alphabet[: max(room, 0)]
+    alphabet = alphabet_by_frequency(words, wcount, prefix)[: max(room, 0)]
+    symbols = Symbols()
     for s in alphabet:
         vocab.setdefault(s, len(vocab))
-
-    # symbols as ints; a word containing a dropped character cannot be built and is left out
-    sid: dict[str, int] = {}
-    names: list[str] = []
-
-    def intern(s: str) -> int:
-        i = sid.get(s)
-        if i is None:
-            i = sid[s] = len(names)
-            names.append(s)
-        return i
-
-    for s in alphabet:
-        intern(s)
-    seqs: list[list[int]] = []
-    freqs: list[int] = []
-    first = {s: i for s, i in sid.items() if not s.startswith(prefix)}
-    cont = {s[len(prefix):]: i for s, i in sid.items() if s.startswith(prefix)}
-    for w, c in zip(words, wcount):
-        try:
-            seqs.append([first[w[0]]] + [cont[ch] for ch in w[1:]])
-        except KeyError:
-            continue
-        freqs.append(c)
-
-    tok_count: dict[int, int] = defaultdict(int)
-    pair_count: dict[tuple[int, int], int] = defaultdict(int)
-    pair_words: dict[tuple[int, int], list[int]] = defaultdict(list)
-    by_token: dict[int, set[tuple[int, int]]] = defaultdict(set)
-    for wi, (seq, c) in enumerate(zip(seqs, freqs)):
-        for s in seq:
-            tok_count[s] += c
-        for p in zip(seq, seq[1:]):
-            if p not in pair_count:
-                by_token[p[0]].add(p)
-                by_token[p[1]].add(p)
-            pair_count[p] += c
-            pair_words[p].append(wi)
-
-    def score(p: tuple[int, int], c: int) -> float:
-        return c / (tok_count[p[0]] * tok_count[p[1]])
+        symbols.intern(s)
+    seqs, freqs = words_as_symbols(words, wcount, symbols, prefix)
+    pairs = count_pairs(seqs, freqs)
 
     heap: list[tuple[float, int, int, int]] = []
-    pushed: dict[tuple[int, int], float] = {}
-    for p, c in pair_count.items():
+    pushed: dict[Pair, float] = {}
+    for p, c in pairs.pair.items():
         if c >= min_frequency:
-            s = score(p, c)
-            heap.append((-s, -c, p[0], p[1]))
-            pushed[p] = s
+            heap.append((-pairs.score(p, c), -c, p[0], p[1]))
+            pushed[p] = pairs.score(p, c)
     heapq.heapify(heap)
 
     bar = None
     if progress and vocab_size > len(vocab):
-        from tqdm import tqdm
+        from tqdm import tqdm  # only for the progress bar
 
         bar = tqdm(total=max(vocab_size - len(vocab), 0), desc="wordpiece merges", unit="merge")
     merges: list[tuple[str, str]] = []
     while len(vocab) < vocab_size and heap:
         neg_s, neg_c, a, b = heapq.heappop(heap)
         p = (a, b)
-        c = pair_count.get(p, 0)
+        c = pairs.pair.get(p, 0)
         if c < min_frequency:
             pushed.pop(p, None)
             continue
-        s = score(p, c)
-        if s != -neg_s or c != -neg_c:
+        s = pairs.score(p, c)
+        if s != -neg_s or c != -neg_c:  # stale: re-queue with the true score
             heapq.heappush(heap, (-s, -c, a, b))
             pushed[p] = s
             continue
-        na, nb = names[a], names[b]
+        na, nb = symbols.names[a], symbols.names[b]
         new_name = na + (nb[len(prefix):] if nb.startswith(prefix) else nb)
-        new = intern(new_name)
-        changed: set[tuple[int, int]] = set()
-        for wi in set(pair_words[p]):
-            seq = seqs[wi]
-            if len(seq) < 2:
-                continue
-            out, i, n, hit = [], 0, len(seq), False
-            while i < n:
-                if i + 1 < n and seq[i] == a and seq[i + 1] == b:
-                    out.append(new)
-                    i += 2
-                    hit = True
-                else:
-                    out.append(seq[i])
-                    i += 1
-            if not hit:
-                continue
-            c_w = freqs[wi]
-            for q in zip(seq, seq[1:]):
-                pair_count[q] -= c_w
-                changed.add(q)
-            for t in seq:
-                tok_count[t] -= c_w
-            for t in out:
-                tok_count[t] += c_w
-            for q in zip(out, out[1:]):
-                if q not in pair_count:
-                    by_token[q[0]].add(q)
-                    by_token[q[1]].add(q)
-                pair_count[q] += c_w
-                pair_words[q].append(wi)
-                changed.add(q)
-            seqs[wi] = out
-        del pair_words[p]
-        pair_count.pop(p, None)
+        new = symbols.intern(new_name)
+        changed = merge_in_words(seqs, freqs, pairs, a, b, new)
+        del pairs.words_with[p]
+        pairs.forget(p)
         pushed.pop(p, None)
-        by_token[a].discard(p)
-        by_token[b].discard(p)
         changed.discard(p)
         for t in (a, b, new):
-            changed |= by_token[t]
-        for q in changed:
-            cq = pair_count.get(q, 0)
-            if cq <= 0:
-                pair_count.pop(q, None)
-                pushed.pop(q, None)
-                by_token[q[0]].discard(q)
-                by_token[q[1]].discard(q)
-                continue
-            if cq < min_frequency:
-                continue
-            sq = score(q, cq)
-            if sq > pushed.get(q, -1.0):
-                heapq.heappush(heap, (-sq, -cq, q[0], q[1]))
-                pushed[q] = sq
+            changed |= pairs.pairs_of[t]
+        rescore(pairs, heap, pushed, changed, min_frequency)
         merges.append((na, nb))
         if new_name not in vocab:
             vocab[new_name] = len(vocab)
