@@ -59,6 +59,8 @@ def normalizer_pairs(charsmap: bytes | None):
         (N.Replace("ab", ""), TN.Replace({"String": "ab"}, "")),
         (N.Replace(Regex("x*"), "-"), TN.Replace({"Regex": "x*"}, "-")),
         (N.Prepend("▁"), TN.Prepend("▁")),
+        (N.Nmt(), TN.Nmt()),
+        (N.Sequence([N.Nmt(), N.NFKC()]), TN.Sequence([TN.Nmt(), TN.NFKC()])),
         (N.Sequence([N.NFD(), N.StripAccents(), N.Lowercase(), N.Strip()]),
          TN.Sequence([TN.NFD(), TN.StripAccents(), TN.Lowercase(), TN.Strip()])),
     ]

@@ -11,6 +11,7 @@ from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.models import to_hf
 from taesan.pipeline.bundle import tokenizer_beside
+from taesan.tokenizers import WordPieceTokenizer
 from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.load import load
 
@@ -35,9 +36,10 @@ def tokenizer_config(tokenizer) -> dict[str, Any]:
     """The tokenizer_config.json AutoTokenizer needs to read the exported tokenizer.json as taesan cuts: the class
     (else it goes by the model's family: a RoBERTa checkpoint with KLUE's WordPiece would get a byte-level BPE), the
     casing of a WordPiece (else BERT's default lowercases and strips accents: 한 -> ㅎㅏㄴ), and the special tokens."""
-    norm = getattr(tokenizer, "normalizer", None)
-    out: dict[str, Any] = {"tokenizer_class": "BertTokenizer" if norm is not None else "PreTrainedTokenizerFast"}
-    if norm is not None:
+    wordpiece = isinstance(tokenizer, WordPieceTokenizer)  # a pipeline tokenizer's normalizer has no BERT flags
+    out: dict[str, Any] = {"tokenizer_class": "BertTokenizer" if wordpiece else "PreTrainedTokenizerFast"}
+    if wordpiece:
+        norm = tokenizer.normalizer
         out.update(do_lower_case=bool(norm.lowercase), strip_accents=bool(norm.strip_accents))
     named = {"unk": tokenizer.unk_id, "pad": tokenizer.pad_id, "cls": tokenizer.cls_id, "sep": tokenizer.sep_id,
              "mask": tokenizer.mask_id, "eos": tokenizer.eos_id}

@@ -129,6 +129,22 @@ class StripAccents(Normalizer):
         s.filter(lambda c: unicodedata.category(c) != "Mn")
 
 
+class Nmt(Normalizer):
+    """SentencePiece's NMT cleanup, as the library's `Nmt`: control characters dropped, the other "spaces" (tab,
+    newline, zero-width, line/paragraph separators, "▁", BOM, U+FFFD) become " ". Every kept character maps to one."""
+
+    DROPPED = frozenset([*map(chr, range(0x01, 0x09)), "\x0b", *map(chr, range(0x0E, 0x20)), "\x7f", "\x8f", "\x9f"])
+    SPACES = frozenset(["\t", "\n", "\x0c", "\r", "\u1680", *map(chr, range(0x200B, 0x2010)), "\u2028", "\u2029",
+                        "\u2581", "\ufeff", "\ufffd"])
+
+    def normalize(self, s: NormalizedString) -> None:
+        s.filter(lambda c: c not in self.DROPPED)
+        s.replace_same_length(self.normalize_str(s.text))
+
+    def normalize_str(self, text: str) -> str:
+        return "".join(" " if c in self.SPACES else c for c in text if c not in self.DROPPED)
+
+
 def compile_pattern(pattern: Any, where: str) -> tuple[regex.Pattern | None, dict[str, str]]:
     """tokenizer.json's {"String": s} (a literal) or {"Regex": r} -> (compiled regex or None for an empty
     literal, the JSON object to write back)."""
@@ -274,7 +290,7 @@ class Sequence(Normalizer):
         return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}
 
 
-_SIMPLE = {c.__name__: c for c in (NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, ByteLevel)}
+_SIMPLE = {c.__name__: c for c in (NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, Nmt, ByteLevel)}
 
 
 def from_json(obj: Any) -> Normalizer | None:
