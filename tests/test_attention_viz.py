@@ -113,7 +113,16 @@ def test_token_labels_of_byte_level_pieces():
                    offsets=[(0, 2), (2, 4), (3, 4), (4, 5), (4, 5), (0, 0)], special_tokens_mask=[0, 0, 0, 0, 0, 1])
     assert token_labels("어제 카페", enc) == ["어제", "▁카", "·", "페", "·", "f"]
     spaced = Encoding(ids=[1, 2, 3], tokens=["어", " ", "카"], offsets=[(0, 1), (1, 2), (2, 3)], special_tokens_mask=[0, 0, 0])
-    assert token_labels("어 카", spaced) == ["어", "▁", "▁카"]
+    # the space is its own token: marked there once, not again on the word (issue 16's doubled "▁" in the playground)
+    assert token_labels("어 카", spaced) == ["어", "▁", "카"]
+
+
+def test_a_char_tokenizer_marks_each_space_once():
+    from taesan.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.train(["어제 카페 갔었어"] * 3, vocab_size=50)
+    labels = token_labels("어제 카페", tok.encode("어제 카페", add_special_tokens=False))
+    assert labels == ["어", "제", "▁", "카", "페"] and "".join(labels).count("▁") == 1
 
 
 def test_select_and_its_errors(tokenizers):

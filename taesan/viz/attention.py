@@ -66,7 +66,8 @@ def token_labels(text: str, enc) -> list[str]:
             labels.append("·" + text[end:e].strip())
         else:
             piece = text[s:e]
-            space = piece[:1].isspace() or (s > 0 and text[s - 1].isspace() and bool(labels))
+            # the space before a word is marked once: on the word, unless an earlier token (a char tokenizer's " ") showed it
+            space = piece[:1].isspace() or (s > 0 and text[s - 1].isspace() and bool(labels) and end < s)
             labels.append(("▁" if space else "") + piece.strip() if piece.strip() else "▁")  # a space token: ▁
         end = max(end, e)
     return labels
