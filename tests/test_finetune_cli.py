@@ -201,3 +201,72 @@ def test_threads_are_set_once_for_every_command(tmp_path, capsys):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def _finetune_args(files, out, *extra):
+    return ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(out), *FAST, *extra]
+
+
+def test_a_fixed_seed_gives_the_same_run_bit_for_bit(files, tmp_path, capsys):
+    """The preset was built before torch.manual_seed: two runs of bert-tiny --seed 0 started from different weights."""
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert main(_finetune_args(files, out, "--max-steps", "4", "--seed", "0")) == 0
+    a, b = ((out / "model.safetensors").read_bytes() for out in runs)
+    assert a == b
+    results = [json.loads((out / "eval_results.json").read_text()) for out in runs]
+    for r in results:
+        r.pop("train_seconds")
+    assert results[0] == results[1]
+    assert main(_finetune_args(files, tmp_path / "c", "--max-steps", "4", "--seed", "1")) == 0
+    assert (tmp_path / "c" / "model.safetensors").read_bytes() != a  # the seed matters
+
+
+def test_defaults_follow_the_model_and_say_why(files, tmp_path, capsys, monkeypatch):
+    import taesan.cli.finetune as cli
+    from taesan.tuning.finetune import FinetuneResult
+
+    seen = {}
+
+    def fake(task, model, train, valid, out, config, batch_size, **kwargs):
+        seen.update(lr=config.lr, warmup=config.warmup, steps=config.max_steps, batch=batch_size)
+        if kwargs.get("on_start") is not None:
+            kwargs["on_start"]()
+        return FinetuneResult(model, {}, 0.0, 0, len(train), config.max_steps)
+
+    monkeypatch.setattr(cli, "finetune", fake)
+    assert main(_finetune_args(files, tmp_path / "o", "--epochs", "10")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
+    steps = 45  # ceil(10 epochs * 72 examples / 16)
+    assert seen == {"lr": 1e-3, "warmup": int(0.06 * steps), "steps": steps, "batch": 16}
+    assert f"lr 0.001, warmup 2 of {steps} steps (6%), batch 16" in line and "M-parameter model (< 20M)" in line
+    assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "100", "--lr", "2e-4", "--batch-size", "8")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
+    assert seen == {"lr": 2e-4, "warmup": 6, "steps": 100, "batch": 8} and "lr 0.0002 (given)" in line
+    assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "9", "--lr", "1e-4", "--warmup", "0",
+                               "--batch-size", "4")) == 0
+    assert "defaults:" not in capsys.readouterr().out  # nothing was chosen for the user
+    assert seen == {"lr": 1e-4, "warmup": 0, "steps": 9, "batch": 4}
+
+
+def test_finetune_defaults_by_size_and_mode():
+    from taesan.tuning.defaults import LARGE_LR, SMALL_LR, finetune_defaults
+
+    tiny, base = finetune_defaults(970_624), finetune_defaults(109_482_240)
+    assert (tiny.lr, tiny.batch_size, tiny.warmup(600)) == (SMALL_LR, 16, 36)
+    assert (base.lr, base.batch_size) == (LARGE_LR, 32) and 2e-5 <= base.lr <= 5e-5
+    assert "109M-parameter model (>= 20M)" in base.reason
+    assert finetune_defaults(970_624, "prompt-lm").lr > tiny.lr
+
+
+def test_max_minutes_stops_saves_and_says_so(files, tmp_path, capsys):
+    out = tmp_path / "clock"
+    assert main(_finetune_args(files, out, "--max-steps", "50", "--max-minutes", "0.0001")) == 0
+    printed = capsys.readouterr().out
+    assert "time limit: --max-minutes 0.0001 ended the run at step 1 of 50" in printed, printed
+    assert "1 steps of 16" in printed and "accuracy: " in printed
+    for name in ("model.safetensors", "task.json", "eval_results.json"):
+        assert (out / name).is_file()
+    assert main(_finetune_args(files, out, "--max-minutes", "0")) == 2
+    assert "--max-minutes must be > 0" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from taesan.tasks import TASKS, task_class
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
+from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.finetune import finetune
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
@@ -38,9 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--epochs", type=float, default=None, help="passes over the training examples (default 3)")
     steps.add_argument("--max-steps", type=int, default=None, help="optimizer steps instead of --epochs")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-5 from a checkpoint, 1e-3 for a fresh preset)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 10%% of the steps)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop on the clock, save and evaluate (the schedule still spans --max-steps / --epochs)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: by the model's size, see --lr)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default by the model's size: 1e-3 under 20M parameters, 3e-5 above; "
+                        "3e-3 for the prompt modes; printed before training)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 6%% of the steps)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-length", type=int, default=None, help="tokens per example, specials included (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
@@ -108,10 +113,12 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 def run(args: argparse.Namespace) -> int:
     for name in ("batch_size", "prompt_tokens"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")
     if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
         raise TaesanError("--max-steps / --epochs must be positive")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise TaesanError(f"--max-minutes must be > 0, got {args.max_minutes}")
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
     needs_tokenizer = getattr(cls, "needs_tokenizer", True)
@@ -132,29 +139,51 @@ def run(args: argparse.Namespace) -> int:
         valid = task.read(args.valid)
     else:
         train, valid = split_off(train, 0.1, args.seed)
+    torch.manual_seed(args.seed)  # a fresh preset's weights and the new head's: the same --seed, the same run
     model = model if model is not None else _model(args.model, tokenizer)
     asked = [f for f in LENGTH_FIELDS if f in settings]
     if asked:  # asked for: too long is an error, not a silent cut
         reserved = args.prompt_tokens if args.mode == "prompt" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
-    steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / args.batch_size))
-    lr = args.lr if args.lr is not None else (5e-5 if is_dir else 1e-3)
-    warmup = args.warmup if args.warmup is not None else steps // 10
+    defaults = finetune_defaults(sum(p.numel() for p in model.parameters()), args.mode)
+    batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
+    steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / batch_size))
+    lr = args.lr if args.lr is not None else defaults.lr
+    warmup = args.warmup if args.warmup is not None else defaults.warmup(steps)
+    chosen = args.lr is None or args.warmup is None or args.batch_size is None
     train_config = TrainConfig(
-        max_steps=steps, lr=lr, warmup=warmup, weight_decay=args.weight_decay, eval_every=args.eval_every,
-        save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
+        max_steps=steps, max_minutes=args.max_minutes, lr=lr, warmup=warmup, weight_decay=args.weight_decay,
+        eval_every=args.eval_every, save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
     )
-    torch.manual_seed(args.seed)  # the new head's initialisation
+    torch.manual_seed(args.seed)  # the new head's initialisation and dropout, whatever building the model drew
     result = finetune(
-        task, model, train, valid, args.out, train_config, batch_size=args.batch_size, device=args.device,
+        task, model, train, valid, args.out, train_config, batch_size=batch_size, device=args.device,
         mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init,
+        on_start=(lambda: print(defaults_line(defaults, lr, warmup, batch_size, steps, args))) if chosen else None,
     )
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
-    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {args.batch_size}; "
+    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {batch_size}; "
           f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
     if result.interrupted:  # it said "{steps} steps" and exited 0 as if the run had finished
         print(f"interrupted at step {result.steps} of {steps}: the model of that step is saved and evaluated above")
         return 130
+    if result.steps < steps:  # the loop ends early only on Ctrl-C or the clock
+        print(f"time limit: --max-minutes {args.max_minutes:g} ended the run at step {result.steps} of {steps}; "
+              f"the model of that step is saved and evaluated above")
     return 0
+
+
+def defaults_line(defaults: Defaults, lr: float, warmup: int, batch_size: int, steps: int,
+                  args: argparse.Namespace) -> str:
+    """"defaults: lr 0.001, warmup 36 of 600 steps (6%), batch 16 -- a 1.0M-parameter model (< 20M): ...";
+    a value given on the command line is marked as such."""
+    def shown(value: str, given: Any) -> str:
+        return f"{value} (given)" if given is not None else value
+
+    parts = [shown(f"lr {lr:g}", args.lr),
+             shown(f"warmup {warmup} of {steps} steps" + ("" if args.warmup is not None else
+                                                         f" ({defaults.warmup_fraction:.0%})"), args.warmup),
+             shown(f"batch {batch_size}", args.batch_size)]
+    return f"defaults: {', '.join(parts)} -- {defaults.reason}; --lr / --warmup / --batch-size override"

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -53,6 +53,7 @@ def finetune(
     mode: str = "full",
     prompt_tokens: int = 20,
     prompt_init: str | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> FinetuneResult:
     """Fit `task` on `train_examples` starting from `model`; evaluate on `valid_examples`; save to `out_dir`.
 
@@ -60,6 +61,7 @@ def finetune(
     mode "full" trains every parameter; "prompt" freezes the backbone and trains a soft prompt of
     `prompt_tokens` virtual tokens (initialised from the text `prompt_init`, or sampled vocabulary
     embeddings when None) and the task head (see taesan.tuning.prompt).
+    `on_start()` runs once the model and data are ready, before the first step (the CLI says what it chose).
     """
     if not train_examples:
         raise TaesanError("no training examples")
@@ -84,6 +86,9 @@ def finetune(
         task.save(directory)
 
     trainer = Trainer(model, task, data, config, out_dir, eval_data=eval_data, device=device, save_extra=save_extra)
+    if on_start is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)  # an --out that cannot be made fails before anything is said
+        on_start()
     trainer.fit()
     model = trainer.raw_model.eval()
     metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}
