@@ -270,3 +270,47 @@ def test_max_minutes_stops_saves_and_says_so(files, tmp_path, capsys):
         assert (out / name).is_file()
     assert main(_finetune_args(files, out, "--max-minutes", "0")) == 2
     assert "--max-minutes must be > 0" in capsys.readouterr().err
+
+
+def _one_label_classifier(trained, out):
+    """The trained classifier with its bias pushed so far toward label 0 that every text gets it."""
+    import torch
+
+    from taesan.tuning.finetune import load_finetuned
+
+    model, task = load_finetuned(trained)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([100.0, -100.0]))
+    model.save(out, task.tokenizer)
+    task.save(out)
+    return out
+
+
+def test_evaluate_and_finetune_warn_about_a_one_label_classifier(trained, files, tmp_path, capsys):
+    sent = str(files / "sent.tsv")
+    assert main(["evaluate", "--model", str(trained), "--data", sent]) == 0
+    assert capsys.readouterr().err == ""  # a classifier that learned says nothing
+    stuck = _one_label_classifier(trained, tmp_path / "stuck")
+    assert main(["evaluate", "--model", str(stuck), "--data", sent]) == 0
+    captured = capsys.readouterr()
+    scores = json.loads(captured.out)
+    assert scores["most_predicted_share"] == 1.0 and scores["accuracy"] == 0.5
+    assert captured.err.count("\n") == 1 and "warning: the classifier gives one label to 100% of the 80 examples" in captured.err
+    # finetune's final evaluation says the same (a step too small to move the bias)
+    assert main(["finetune", "--task", "classification", "--model", str(stuck), "--train", sent, "--valid", sent,
+                 "--out", str(tmp_path / "again"), "--max-steps", "1", "--lr", "1e-9", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "most_predicted_share: 1.0000" in captured.out and "gives one label to 100%" in captured.err
+
+
+def test_evaluate_set_changes_reading_not_what_was_trained(trained, files, capsys):
+    sent = str(files / "sent.tsv")
+    assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", "max_length=8"]) == 0
+    short = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(trained), "--data", sent]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] != short["loss"]  # texts cut to 8 tokens read differently
+    for bad, message in ((["labels=[\"a\",\"b\"]"], "--set labels: fixed by what the model was trained on"),
+                         (["nope=1"], "unknown field 'nope'"), (["max_length=100000"], "reads 100000 tokens per example")):
+        assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

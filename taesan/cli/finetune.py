@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from taesan.tasks import TASKS, task_class
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
+from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.finetune import finetune
+
+TRAINED_FIELDS = ("labels", "type_ids", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
@@ -72,6 +76,21 @@ def task_settings(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[field.strip()] = value
     return out
+
+
+def apply_settings(task, model, settings: dict, task_file: str) -> None:
+    """--set over the checkpoint's task.json: how files are read (columns) and outputs decoded (beams, lengths);
+    never what the model was trained to be (its labels, its decoder's start), which is a one-line error."""
+    if not settings:
+        return
+    fixed = [f for f in settings if f in TRAINED_FIELDS]
+    if fixed:
+        raise TaesanError(f"--set {fixed[0]}: fixed by what the model was trained on ({task_file}); evaluate can change "
+                          f"how the file is read and decoded, not that")
+    task.config = config_from_dict(type(task.config), {**config_to_dict(task.config), **settings}, source="--set")
+    asked = [f for f in LENGTH_FIELDS if f in settings]
+    if asked:
+        check_length(task, model, "--set", 0, asked)
 
 
 def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
@@ -164,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+    for line in evaluation_warnings(task, result.metrics):
+        print(line, file=sys.stderr)
     print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {batch_size}; "
           f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
     if result.interrupted:  # it said "{steps} steps" and exited 0 as if the run had finished
