@@ -314,3 +314,32 @@ def test_evaluate_set_changes_reading_not_what_was_trained(trained, files, capsy
         assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_prompt_lm_mode_trains_only_the_prompt_and_predicts(files, tmp_path, capsys):
+    """--mode prompt-lm from a preset: a masked LM of bert-tiny's shape, only the prompt learns and is saved (the
+    preset's weights beside it in base/), predict and evaluate read it back."""
+    import taesan
+    from taesan.checkpoint import load_state_dict
+
+    out = tmp_path / "plm"
+    assert main(["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "3", "--mode", "prompt-lm",
+                 "--prompt-tokens", "4", "--verbalizer", "0=지루,1=재미", "--pattern", "{mask}", *FAST]) == 0
+    printed = capsys.readouterr().out
+    d_model = taesan.load(out / "base").config.d_model
+    assert f"trained {4 * d_model:,} parameters" in printed and "lr 0.003" in printed  # the prompt modes' default
+    assert set(load_state_dict(out / "model.safetensors")) == {"prompt.weight"}
+    assert json.loads((out / "config.json").read_text())["inner"]["words"] == ["지루", "재미"]
+    assert main(["predict", "--model", str(out), "--json", "정말 재미있었다"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"0", "1"}
+    assert main(["evaluate", "--model", str(out), "--data", str(files / "sent.tsv")]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 80
+    base = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(tmp_path / "x"), "--max-steps", "1", *FAST]
+    for extra, message in ((["--mode", "prompt-lm", "--verbalizer", "0=최고,1=최악"], "start with the same token"),
+                           (["--mode", "prompt-lm"], "the word '0' (label '0') is unknown to the tokenizer"),
+                           (["--verbalizer", "0=지루,1=재미"], "--verbalizer and --pattern belong to --mode prompt-lm")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -18,15 +18,16 @@ import torch
 import taesan
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
-from taesan.models.kinds import family_name, is_text_model
-from taesan.models.registry import create_for
+from taesan.models.kinds import family_name, is_text_model, masked_lm_type
+from taesan.models.registry import PRESETS, create_for
 from taesan.tasks import TASKS, task_class
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
-from taesan.tuning.finetune import finetune
+from taesan.tuning.finetune import MODES, finetune
+from taesan.tuning.in_context import parse_verbalizer
 
 TRAINED_FIELDS = ("labels", "type_ids", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 
@@ -56,9 +57,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
-    p.add_argument("--mode", choices=["full", "prompt"], default="full", help="full: train every weight; prompt: a soft prompt + the head")
-    p.add_argument("--prompt-tokens", type=int, default=20, help="--mode prompt: virtual tokens")
-    p.add_argument("--prompt-init", default=None, metavar="TEXT", help="--mode prompt: start from this text's embeddings (or vocab / random)")
+    p.add_argument("--mode", choices=list(MODES), default="full",
+                   help="full: train every weight; prompt: a soft prompt + a new task head; prompt-lm (classifiers, on a GPT "
+                        "or a masked LM): only a soft prompt, the label read as its --verbalizer word's score from the "
+                        "frozen LM head after --pattern")
+    p.add_argument("--prompt-tokens", type=int, default=20, help="prompt modes: virtual tokens")
+    p.add_argument("--prompt-init", default=None, metavar="TEXT", help="prompt modes: start from this text's embeddings (or vocab / random)")
+    p.add_argument("--verbalizer", default=None, metavar="SPEC", help="prompt-lm: label words, e.g. 0=부정,1=긍정 (default: the label names)")
+    p.add_argument("--pattern", default=None, metavar="TEXT",
+                   help="prompt-lm: text after the input; a GPT reads the word next (default '\\n정답:'), a masked LM at "
+                        "{mask} (default '정답: {mask}')")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a task setting, e.g. source_column=1 (translation), num_beams=4; values are JSON or text; repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -105,13 +113,15 @@ def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
     return load(args.model)  # DIR/tokenizer.json (or vocab.txt)
 
 
-def _model(name: str, tokenizer: Any):
-    """A checkpoint directory, or a preset built with the tokenizer's vocabulary (its largest id + 1) and pad id."""
+def _model(name: str, tokenizer: Any, lm: bool = False):
+    """A checkpoint directory, or a preset built with the tokenizer's vocabulary (its largest id + 1) and pad id;
+    `lm`: a BERT-shaped preset as its family's masked LM (prompt-lm reads the LM head)."""
     if Path(name).is_dir():
         return taesan.load(name)
     if tokenizer is None:
         return taesan.create(name)  # an unknown name is a one-line error listing the presets
-    return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id)
+    kind = PRESETS[name][0] if name in PRESETS else name
+    return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id, masked_lm_type(kind) if lm else None)
 
 
 def _text_model(task: str, model: Any, directory: str) -> None:
@@ -136,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")
     if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
         raise TaesanError("--max-steps / --epochs must be positive")
+    if (args.verbalizer is not None or args.pattern is not None) and args.mode != "prompt-lm":
+        raise TaesanError("--verbalizer and --pattern belong to --mode prompt-lm")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise TaesanError(f"--max-minutes must be > 0, got {args.max_minutes}")
     cls = task_class(args.task)
@@ -159,12 +171,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         train, valid = split_off(train, 0.1, args.seed)
     torch.manual_seed(args.seed)  # a fresh preset's weights and the new head's: the same --seed, the same run
-    model = model if model is not None else _model(args.model, tokenizer)
+    model = model if model is not None else _model(args.model, tokenizer, lm=args.mode == "prompt-lm")
     asked = [f for f in LENGTH_FIELDS if f in settings]
     if asked:  # asked for: too long is an error, not a silent cut
-        reserved = args.prompt_tokens if args.mode == "prompt" else 0
+        reserved = args.prompt_tokens if args.mode != "full" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
+    words = None
+    if args.verbalizer is not None:
+        task.fit_labels(train)
+        words = parse_verbalizer(args.verbalizer, task.labels)
     defaults = finetune_defaults(sum(p.numel() for p in model.parameters()), args.mode)
     batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
     steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / batch_size))
@@ -178,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)  # the new head's initialisation and dropout, whatever building the model drew
     result = finetune(
         task, model, train, valid, args.out, train_config, batch_size=batch_size, device=args.device,
-        mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init,
+        mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init, pattern=args.pattern,
+        verbalizer=words,
         on_start=(lambda: print(defaults_line(defaults, lr, warmup, batch_size, steps, args))) if chosen else None,
     )
     for name, value in result.metrics.items():
