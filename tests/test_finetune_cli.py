@@ -328,7 +328,7 @@ def test_prompt_lm_mode_trains_only_the_prompt_and_predicts(files, tmp_path, cap
                  "--prompt-tokens", "4", "--verbalizer", "0=지루,1=재미", "--pattern", "{mask}", *FAST]) == 0
     printed = capsys.readouterr().out
     d_model = taesan.load(out / "base").config.d_model
-    assert f"trained {4 * d_model:,} parameters" in printed and "lr 0.003" in printed  # the prompt modes' default
+    assert f"trained {4 * d_model:,} parameters" in printed and "lr 0.03," in printed  # prompt-lm's default
     assert set(load_state_dict(out / "model.safetensors")) == {"prompt.weight"}
     assert json.loads((out / "config.json").read_text())["inner"]["words"] == ["지루", "재미"]
     assert main(["predict", "--model", str(out), "--json", "정말 재미있었다"]) == 0

@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: by the model's size, see --lr)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default by the model's size: 1e-3 under 20M parameters, 3e-5 above; "
-                        "3e-3 for the prompt modes; printed before training)")
+                        "3e-3 for --mode prompt, 3e-2 for prompt-lm; printed before training)")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 6%% of the steps)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-length", type=int, default=None, help="tokens per example, specials included (default: the task's)")
