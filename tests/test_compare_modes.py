@@ -30,7 +30,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("modes")
     lines = korean_corpus(300)
     bpe = BPETokenizer.train(lines + ["정답: 긍정", "정답: 부정"] * 10, vocab_size=400, special_tokens=["<|endoftext|>"])
-    wp = WordPieceTokenizer.train(lines, vocab_size=400)
+    wp = WordPieceTokenizer.train(lines + ["정답: 긍정", "정답: 부정"] * 10, vocab_size=400)
     gpt = taesan.create("gpt", vocab_size=bpe.vocab_size, d_ff=64, **SMALL).eval()
     gpt.save(root / "gpt", bpe)
     bert = taesan.create("bert-mlm", vocab_size=wp.vocab_size, d_ff=64, **SMALL).eval()
@@ -48,13 +48,18 @@ def test_compare_modes_writes_table_json_and_chart(setup, capsys):
     assert code == 0
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     rows = {(r["model"], r["mode"]): r for r in data["rows"]}
+    lm_head = "prompt tuning via the LM head (4 tokens)"
     assert set(rows) == {("GPT", "full fine-tuning"), ("GPT", "prompt tuning (4 tokens)"), ("BERT", "full fine-tuning"),
-                         ("BERT", "prompt tuning (4 tokens)"), ("GPT", "0-shot in-context"), ("GPT", "2-shot in-context")}
+                         ("BERT", "prompt tuning (4 tokens)"), ("GPT", lm_head), ("BERT", lm_head),
+                         ("GPT", "0-shot in-context"), ("GPT", "2-shot in-context")}
     d, V = SMALL["d_model"], 400
-    # what each mode trains: everything / the prompt + the head / nothing
+    # what each mode trains: everything / the prompt + the head / the prompt alone / nothing
     gpt_full = rows[("GPT", "full fine-tuning")]["trainable_parameters"]
     assert rows[("GPT", "prompt tuning (4 tokens)")]["trainable_parameters"] == 4 * d + 2 * d  # prompt + score (no bias)
     assert rows[("BERT", "prompt tuning (4 tokens)")]["trainable_parameters"] == 4 * d + (d * d + d) + (2 * d + 2)  # + pooler + classifier
+    for model in ("GPT", "BERT"):
+        assert rows[(model, lm_head)]["trainable_parameters"] == 4 * d and rows[(model, lm_head)]["labelled_examples"] == 60
+        assert rows[(model, lm_head)]["extra"]["words"] == ["부정", "긍정"] and not rows[(model, lm_head)]["skipped"]
     assert gpt_full > V * d and rows[("GPT", "2-shot in-context")]["trainable_parameters"] == 0
     assert rows[("GPT", "2-shot in-context")]["labelled_examples"] == 2
     assert rows[("GPT", "full fine-tuning")]["labelled_examples"] == 60
@@ -65,7 +70,8 @@ def test_compare_modes_writes_table_json_and_chart(setup, capsys):
     top = Counter(label for _, label in examples[:60]).most_common(1)[0][0]
     assert data["majority_accuracy"] == pytest.approx(sum(label == top for _, label in examples[60:]) / 20)
     table = (out / "comparison.md").read_text(encoding="utf-8")
-    assert table.count("\n") == 2 + 6 + 1 and "| 2-shot in-context | GPT |" in table
+    assert table.startswith("| mode |") and table.count("\n| ") == 8 + 1 and "| 2-shot in-context | GPT |" in table
+    assert "In-context learning (0-shot, 2-shot)" in table and data["in_context"] in table
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the prompt-tuned output is small and loads back onto its base
     prompt_dir = out / "gpt-prompt"
@@ -73,7 +79,9 @@ def test_compare_modes_writes_table_json_and_chart(setup, capsys):
     base = json.loads((prompt_dir / "config.json").read_text())["base"]  # relative: the two directories move together
     assert not Path(base).is_absolute() and (prompt_dir / base).resolve() == (root / "gpt").resolve()
     assert taesan.load(prompt_dir).n_tokens == 4
-    assert "majority class" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "majority class" in printed and data["in_context"] in printed
+    assert taesan.load(out / "bert-prompt-lm").inner.config.words == ["부정", "긍정"]
 
 
 def test_fewshot_cli_reports_mean_and_spread(setup, capsys):
@@ -85,6 +93,7 @@ def test_fewshot_cli_reports_mean_and_spread(setup, capsys):
     assert code == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("2-shot, 3 seed(s), 6 examples: accuracy") and "±" in line and "calibrated" in line
+    assert line.count("; guessing at the same label rates") == 2  # beside the plain and the calibrated accuracy
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["verbalizer"] == {"0": "부정", "1": "긍정"}
     acc = data["accuracy"]["per_seed"]
@@ -122,3 +131,42 @@ def test_a_training_mode_reruns_to_the_same_result(setup):
     assert runs[0].accuracy == runs[1].accuracy
     assert json.loads((root / "rerun0" / "eval_results.json").read_text())["loss"] == \
         json.loads((root / "rerun1" / "eval_results.json").read_text())["loss"]
+
+
+def test_the_lm_head_row_says_why_it_could_not_run(setup, tmp_path):
+    """A BERT saved without its masked-LM head has no LM head to read: that row is not run and says why."""
+    from taesan.tasks.classification import SequenceClassification
+    from taesan.tokenizers import load as load_tokenizer
+    from taesan.tuning.compare import CompareConfig, compare_modes
+
+    root, train, evaluate = setup
+    bare = taesan.load(root / "bert").backbone
+    bare.save(tmp_path / "bare", load_tokenizer(root / "bert" / "tokenizer.json"))
+    task = SequenceClassification()
+    config = CompareConfig(shots=[0], seeds=1, max_steps=1, batch_size=8, prompt_tokens=2, device="cpu",
+                           verbalizer={"0": "부정", "1": "긍정"})
+    rows = compare_modes(root / "gpt", task.read(train)[:16], task.read(evaluate)[:8], tmp_path / "out", config,
+                         bert_dir=tmp_path / "bare")
+    [skipped] = [r for r in rows if r.skipped]
+    assert (skipped.model, skipped.mode) == ("BERT", "prompt tuning via the LM head (2 tokens)")
+    assert "needs a GPT or a masked LM" in skipped.skipped
+    assert "| prompt tuning via the LM head (2 tokens) | BERT | - |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_calibration_is_read_against_guessing_at_the_same_label_rates():
+    """Calibration splits a one-label LM's answers across labels; on a set whose majority is under half that alone
+    beats the majority class. The verdict compares it with guessing at the same rates instead."""
+    from taesan.tuning.compare import ModeResult, in_context_verdict
+    from taesan.tuning.in_context import beats, guessing_accuracy
+
+    assert guessing_accuracy(["a", "a", "b", "b"], ["a", "b", "b", "b"]) == pytest.approx(0.5)
+    assert guessing_accuracy(["a"] * 4, ["a", "b", "b", "b"]) == pytest.approx(0.25)
+    assert not beats(0.522, 0.5, 500) and beats(0.6, 0.5, 500) and not beats(0.6, 0.5, 20)
+    row = ModeResult("0-shot in-context", "GPT", 0.475, 0.0, 0, 0, 1.0,
+                     {"guessing": 0.475, "accuracy_calibrated": 0.51, "guessing_calibrated": 0.5,
+                      "model_parameters": 1_850_368})
+    text = in_context_verdict([row], baseline=0.475, n_eval=400)
+    assert "no better within chance on 400 examples" in text and "a 1.9M-parameter GPT does not learn" in text
+    assert "Calibrated (0-shot in-context): 0.510, against 0.500 for guessing at the same label rates: no better" in text
+    learned = ModeResult("4-shot in-context", "GPT", 0.70, 0.01, 0, 4, 1.0, {"guessing": 0.5, "model_parameters": 10**9})
+    assert "above answering without reading the text" in in_context_verdict([row, learned], 0.475, 400)

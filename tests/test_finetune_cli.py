@@ -201,3 +201,145 @@ def test_threads_are_set_once_for_every_command(tmp_path, capsys):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def _finetune_args(files, out, *extra):
+    return ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(out), *FAST, *extra]
+
+
+def test_a_fixed_seed_gives_the_same_run_bit_for_bit(files, tmp_path, capsys):
+    """The preset was built before torch.manual_seed: two runs of bert-tiny --seed 0 started from different weights."""
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert main(_finetune_args(files, out, "--max-steps", "4", "--seed", "0")) == 0
+    a, b = ((out / "model.safetensors").read_bytes() for out in runs)
+    assert a == b
+    results = [json.loads((out / "eval_results.json").read_text()) for out in runs]
+    for r in results:
+        r.pop("train_seconds")
+    assert results[0] == results[1]
+    assert main(_finetune_args(files, tmp_path / "c", "--max-steps", "4", "--seed", "1")) == 0
+    assert (tmp_path / "c" / "model.safetensors").read_bytes() != a  # the seed matters
+
+
+def test_defaults_follow_the_model_and_say_why(files, tmp_path, capsys, monkeypatch):
+    import taesan.cli.finetune as cli
+    from taesan.tuning.finetune import FinetuneResult
+
+    seen = {}
+
+    def fake(task, model, train, valid, out, config, batch_size, **kwargs):
+        seen.update(lr=config.lr, warmup=config.warmup, steps=config.max_steps, batch=batch_size)
+        if kwargs.get("on_start") is not None:
+            kwargs["on_start"]()
+        return FinetuneResult(model, {}, 0.0, 0, len(train), config.max_steps)
+
+    monkeypatch.setattr(cli, "finetune", fake)
+    assert main(_finetune_args(files, tmp_path / "o", "--epochs", "10")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
+    steps = 45  # ceil(10 epochs * 72 examples / 16)
+    assert seen == {"lr": 1e-3, "warmup": int(0.06 * steps), "steps": steps, "batch": 16}
+    assert f"lr 0.001, warmup 2 of {steps} steps (6%), batch 16" in line and "M-parameter model (< 20M)" in line
+    assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "100", "--lr", "2e-4", "--batch-size", "8")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
+    assert seen == {"lr": 2e-4, "warmup": 6, "steps": 100, "batch": 8} and "lr 0.0002 (given)" in line
+    assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "9", "--lr", "1e-4", "--warmup", "0",
+                               "--batch-size", "4")) == 0
+    assert "defaults:" not in capsys.readouterr().out  # nothing was chosen for the user
+    assert seen == {"lr": 1e-4, "warmup": 0, "steps": 9, "batch": 4}
+
+
+def test_finetune_defaults_by_size_and_mode():
+    from taesan.tuning.defaults import LARGE_LR, SMALL_LR, finetune_defaults
+
+    tiny, base = finetune_defaults(970_624), finetune_defaults(109_482_240)
+    assert (tiny.lr, tiny.batch_size, tiny.warmup(600)) == (SMALL_LR, 16, 36)
+    assert (base.lr, base.batch_size) == (LARGE_LR, 32) and 2e-5 <= base.lr <= 5e-5
+    assert "109M-parameter model (>= 20M)" in base.reason
+    assert finetune_defaults(970_624, "prompt-lm").lr > tiny.lr
+
+
+def test_max_minutes_stops_saves_and_says_so(files, tmp_path, capsys):
+    out = tmp_path / "clock"
+    assert main(_finetune_args(files, out, "--max-steps", "50", "--max-minutes", "0.0001")) == 0
+    printed = capsys.readouterr().out
+    assert "time limit: --max-minutes 0.0001 ended the run at step 1 of 50" in printed, printed
+    assert "1 steps of 16" in printed and "accuracy: " in printed
+    for name in ("model.safetensors", "task.json", "eval_results.json"):
+        assert (out / name).is_file()
+    assert main(_finetune_args(files, out, "--max-minutes", "0")) == 2
+    assert "--max-minutes must be > 0" in capsys.readouterr().err
+
+
+def _one_label_classifier(trained, out):
+    """The trained classifier with its bias pushed so far toward label 0 that every text gets it."""
+    import torch
+
+    from taesan.tuning.finetune import load_finetuned
+
+    model, task = load_finetuned(trained)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([100.0, -100.0]))
+    model.save(out, task.tokenizer)
+    task.save(out)
+    return out
+
+
+def test_evaluate_and_finetune_warn_about_a_one_label_classifier(trained, files, tmp_path, capsys):
+    sent = str(files / "sent.tsv")
+    assert main(["evaluate", "--model", str(trained), "--data", sent]) == 0
+    assert capsys.readouterr().err == ""  # a classifier that learned says nothing
+    stuck = _one_label_classifier(trained, tmp_path / "stuck")
+    assert main(["evaluate", "--model", str(stuck), "--data", sent]) == 0
+    captured = capsys.readouterr()
+    scores = json.loads(captured.out)
+    assert scores["most_predicted_share"] == 1.0 and scores["accuracy"] == 0.5
+    assert captured.err.count("\n") == 1 and "warning: the classifier gives one label to 100% of the 80 examples" in captured.err
+    # finetune's final evaluation says the same (a step too small to move the bias)
+    assert main(["finetune", "--task", "classification", "--model", str(stuck), "--train", sent, "--valid", sent,
+                 "--out", str(tmp_path / "again"), "--max-steps", "1", "--lr", "1e-9", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "most_predicted_share: 1.0000" in captured.out and "gives one label to 100%" in captured.err
+
+
+def test_evaluate_set_changes_reading_not_what_was_trained(trained, files, capsys):
+    sent = str(files / "sent.tsv")
+    assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", "max_length=8"]) == 0
+    short = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(trained), "--data", sent]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] != short["loss"]  # texts cut to 8 tokens read differently
+    for bad, message in ((["labels=[\"a\",\"b\"]"], "--set labels: fixed by what the model was trained on"),
+                         (["nope=1"], "unknown field 'nope'"), (["max_length=100000"], "reads 100000 tokens per example")):
+        assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_prompt_lm_mode_trains_only_the_prompt_and_predicts(files, tmp_path, capsys):
+    """--mode prompt-lm from a preset: a masked LM of bert-tiny's shape, only the prompt learns and is saved (the
+    preset's weights beside it in base/), predict and evaluate read it back."""
+    import taesan
+    from taesan.checkpoint import load_state_dict
+
+    out = tmp_path / "plm"
+    assert main(["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "3", "--mode", "prompt-lm",
+                 "--prompt-tokens", "4", "--verbalizer", "0=지루,1=재미", "--pattern", "{mask}", *FAST]) == 0
+    printed = capsys.readouterr().out
+    d_model = taesan.load(out / "base").config.d_model
+    assert f"trained {4 * d_model:,} parameters" in printed and "lr 0.03," in printed  # prompt-lm's default
+    assert set(load_state_dict(out / "model.safetensors")) == {"prompt.weight"}
+    assert json.loads((out / "config.json").read_text())["inner"]["words"] == ["지루", "재미"]
+    assert main(["predict", "--model", str(out), "--json", "정말 재미있었다"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"0", "1"}
+    assert main(["evaluate", "--model", str(out), "--data", str(files / "sent.tsv")]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 80
+    base = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+            "--train", str(files / "sent.tsv"), "--out", str(tmp_path / "x"), "--max-steps", "1", *FAST]
+    for extra, message in ((["--mode", "prompt-lm", "--verbalizer", "0=최고,1=최악"], "start with the same token"),
+                           (["--mode", "prompt-lm"], "the word '0' (label '0') is unknown to the tokenizer"),
+                           (["--verbalizer", "0=지루,1=재미"], "--verbalizer and --pattern belong to --mode prompt-lm")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -141,6 +141,8 @@ def test_calibration_on_a_hand_made_lm():
     assert result.predictions == ["0", "0", "0", "0"]  # uncalibrated: the bias wins every time
     assert result.accuracy == 0.5 and result.accuracy_norm == 0.5
     assert result.accuracy_calibrated == 1.0  # .4/.25 > .6/.75 and .1/.25 < .9/.75
+    # read against answering without the text at the same label rates: one label for all -> 0.5; calibrated 1:1 -> 0.5
+    assert result.guessing == 0.5 and result.guessing_calibrated == 0.5
 
 
 def test_fewshot_on_a_tiny_gpt_reports_every_seed(bpe, pool):

@@ -265,3 +265,138 @@ def test_prompt_tuning_on_each_encoder(family, task_name, tokenizers, sentiment,
     else:
         assert [a["label"] for a in after] == [b["label"] for b in before]
         assert [a["probability"] for a in after] == pytest.approx([b["probability"] for b in before], abs=1e-6)
+
+
+# ---- prompt-lm: only the prompt learns, the label is read through the frozen LM head -----------------------------
+
+
+LM_BASES = {"gpt": "gpt", "bert": "bert-mlm", "roberta": "roberta-mlm", "electra": "electra-generator"}
+WORDS = {"gpt": {"부정": "부정", "긍정": "긍정"}, "masked": {"부정": "최악", "긍정": "최고"}}  # first tokens differ in these vocabularies
+
+
+def _tune_lm(family, tokenizers, sentiment, root, steps=6, lr=3e-2, wide=False):
+    """prompt-lm on a saved tiny LM (wide: weights larger than the init, so its outputs vary) -> (base state, result,
+    task, out)."""
+    bpe, wp = tokenizers
+    tok = bpe if family == "gpt" else wp
+    extra = {"embedding_size": 16} if family == "electra" else {}
+    torch.manual_seed(0)
+    base = taesan.create(LM_BASES[family], vocab_size=tok.vocab_size, **SMALL, **extra)
+    if family == "roberta":
+        base = taesan.create(LM_BASES[family], vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, **SMALL)
+    if wide:
+        with torch.no_grad():
+            for name, p in base.named_parameters():
+                if not ("norm" in name and name.endswith("weight")):
+                    p.copy_(0.3 * torch.randn_like(p))
+    base.save(root / "base", tok)
+    base = taesan.load(root / "base")
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    task = SequenceClassification(tokenizer=tok)
+    config = TrainConfig(max_steps=steps, lr=lr, warmup=0, eval_every=0, save_every=0, log_every=1, progress=False)
+    train, valid = sentiment
+    result = finetune(task, base, train, valid, root / "out", config, batch_size=8, device="cpu", mode="prompt-lm",
+                      prompt_tokens=5, verbalizer=WORDS["gpt" if family == "gpt" else "masked"])
+    return state, result, task, root / "out"
+
+
+def test_prompt_lm_gpt_scores_the_next_token_after_prompt_text_and_pattern(tokenizers, sentiment, tmp_path):
+    """By hand: [prompt] text + "\\n정답:" through the frozen GPT; the next-token logits of " 부정", " 긍정" are the logits."""
+    bpe, _ = tokenizers
+    _, result, task, _ = _tune_lm("gpt", tokenizers, sentiment, tmp_path, steps=2)
+    model = result.model.eval()
+    lm = model.inner.lm
+    pattern = bpe.encode("\n정답:", add_special_tokens=False).ids
+    words = [bpe.encode(" " + WORDS["gpt"][label], add_special_tokens=False).ids[0] for label in task.labels]
+    texts = ["어제 카페 갔었어", "영화가 정말 좋다 최고", "별로"]  # different lengths: one batch, right padding
+    batch = task.collate([f for t in texts for f in task.encode(TextExample(t, None, "x"))])
+    with torch.no_grad():
+        got = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])  # (3, 2)
+        for row, text in enumerate(texts):
+            ids = torch.tensor([bpe.encode(text, add_special_tokens=False).ids + pattern])
+            x = torch.cat([model.prompt.weight[None], lm.tok_emb(ids)], 1)  # [prompt] text pattern
+            expected = lm(inputs_embeds=x)[0, -1, words]
+            torch.testing.assert_close(got[row], expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
+def test_prompt_lm_masked_lm_scores_the_words_at_the_mask(family, tokenizers, sentiment, tmp_path):
+    """By hand: [CLS] [prompt] text [SEP] 정답: [MASK] [SEP] (pattern as segment B where the family has one) through the
+    frozen masked LM; the [MASK]'s logits of the label words are the logits."""
+    _, wp = tokenizers
+    _, result, task, _ = _tune_lm(family, tokenizers, sentiment, tmp_path, steps=2)
+    model = result.model.eval()
+    assert model.prompt_config.insert_at == 1
+    lm = model.inner.lm
+    pattern = wp.encode("정답: [MASK]", add_special_tokens=False).ids + [wp.sep_id]
+    words = [wp.encode(WORDS["masked"][label], add_special_tokens=False).ids[0] for label in task.labels]
+    texts = ["어제 카페 갔었어", "영화가 정말 좋다 최고", "별로"]
+    batch = task.collate([f for t in texts for f in task.encode(TextExample(t, None, "x"))])
+    segments = lm.config.type_vocab_size > 1
+    assert ("token_type_ids" in batch) == segments
+    with torch.no_grad():
+        got = model(**{k: v for k, v in batch.items() if k != "labels"})
+        for row, text in enumerate(texts):
+            ids = wp.encode(text).ids  # [CLS] text [SEP]
+            full = torch.tensor([ids + pattern])
+            emb = lm.backbone.tok_emb(full)
+            x = torch.cat([emb[:, :1], model.prompt.weight[None], emb[:, 1:]], 1)
+            types = torch.tensor([[0] * (len(ids) + 5) + [int(segments)] * len(pattern)])
+            logits = lm(inputs_embeds=x, token_type_ids=types)[0]  # (T, V)
+            at = 5 + full[0].tolist().index(wp.mask_id)
+            torch.testing.assert_close(got[row], logits[at, words], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert"])
+def test_prompt_lm_trains_and_saves_only_the_prompt_and_reloads(family, tokenizers, sentiment, tmp_path):
+    state, result, task, out = _tune_lm(family, tokenizers, sentiment, tmp_path)
+    model = result.model
+    assert isinstance(model, SoftPrompt)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"prompt.weight"}
+    assert set(load_state_dict(out / "model.safetensors")) == {"prompt.weight"}
+    assert result.trainable_parameters == 5 * SMALL["d_model"]
+    lm_state = model.inner.lm.state_dict()
+    assert lm_state.keys() == state.keys() and all(torch.equal(lm_state[k], state[k]) for k in state)  # LM head too
+    config = json.loads((out / "config.json").read_text())
+    inner = config["inner"]
+    assert config["base"] == "../base" and inner["model_type"] == "lm-verbalizer" and inner["labels"] == task.labels
+    assert inner["words"] == [WORDS["gpt" if family == "gpt" else "masked"][x] for x in task.labels]
+    texts = [ex.text for ex in sentiment[1]] + ["어제 카페 갔었어"]
+    before = task.predict(model.eval(), texts)
+    loaded, loaded_task = load_finetuned(out)
+    after = loaded_task.predict(loaded, texts)
+    assert [a["probability"] for a in after] == pytest.approx([b["probability"] for b in before], abs=1e-6)
+    assert loaded_task.evaluate(loaded, sentiment[1])["accuracy"] == result.metrics["accuracy"]
+
+
+def test_prompt_lm_loss_falls_with_only_the_prompt(tokenizers, sentiment, tmp_path):
+    """A random LM has no sentiment to find, but the prompt alone can move what its head says: on a 9:1 training set
+    the loss falls from ~ln 2 toward the labels' entropy (0.33)."""
+    train, valid = sentiment
+    skewed = [ex for ex in train if ex.label == "긍정"] * 2
+    skewed = skewed[:36] + [ex for ex in train if ex.label == "부정"][:4]
+    _, result, _, out = _tune_lm("gpt", tokenizers, (skewed, valid), tmp_path, steps=30, lr=3e-2, wide=True)
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"lr"' in line]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+
+
+def test_prompt_lm_errors_are_one_line(tokenizers, sentiment, tmp_path):
+    from taesan.tuning.verbalizer import verbalized_lm
+
+    bpe, wp = tokenizers
+    gpt = taesan.create("gpt", vocab_size=bpe.vocab_size, **SMALL)
+    bert = taesan.create("bert-mlm", vocab_size=wp.vocab_size, **SMALL)
+    labels = ["부정", "긍정"]
+    with pytest.raises(TaesanError, match="start with the same token"):
+        verbalized_lm(bert, wp, labels, {"부정": "최고", "긍정": "최고다"})  # 최 + ##고 ...
+    with pytest.raises(TaesanError, match="unknown to the tokenizer"):
+        verbalized_lm(bert, wp, labels, {"부정": "긍정", "긍정": "최고"})
+    with pytest.raises(TaesanError, match="no word for label '긍정'"):
+        verbalized_lm(gpt, bpe, labels, {"부정": "부정"})
+    with pytest.raises(TaesanError, match=r"reads the label at \{mask\}"):
+        verbalized_lm(bert, wp, labels, WORDS["masked"], "정답:")
+    with pytest.raises(TaesanError, match=r"\{mask\} is for masked LMs"):
+        verbalized_lm(gpt, bpe, labels, WORDS["gpt"], "정답: {mask}")
+    backbone = taesan.create("bert", vocab_size=wp.vocab_size, **SMALL)  # no LM head to read
+    with pytest.raises(TaesanError, match="needs a GPT or a masked LM"):
+        verbalized_lm(backbone, wp, labels, WORDS["masked"])

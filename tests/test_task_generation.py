@@ -286,3 +286,26 @@ def test_parse_input_keeps_an_empty_prompt_while_other_tasks_refuse_empty_text()
     with pytest.raises(TaesanError, match="empty"):
         classifier.parse_input("  ")
     assert classifier.parse_input("좋다") == "좋다"
+
+
+def test_evaluate_reports_and_warns_when_nothing_is_written(trained, tmp_path, capsys):
+    """A GPT that ends every text at once: a fine-looking loss, no text. evaluate says so."""
+    from taesan.cli import main
+
+    model, task = load_finetuned(trained[3])
+    assert task.evaluate(model, PAIRS)["empty_outputs"] < 0.5
+    with torch.no_grad():  # the final norm outputs the end-of-text embedding, scaled up: its logit always wins
+        model.tok_emb.weight[task.eos_id] = 5.0
+        model.norm.weight.zero_()
+        model.norm.bias.copy_(model.tok_emb.weight[task.eos_id])
+    scores = task.evaluate(model, PAIRS)
+    assert scores["empty_outputs"] == 1.0 and scores["outputs_checked"] == len(PAIRS)
+    mute = tmp_path / "mute"
+    model.save(mute, task.tokenizer)
+    task.save(mute)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p.prompt, "target": p.target}, ensure_ascii=False) + "\n"
+                            for p in PAIRS), encoding="utf-8")
+    assert main(["evaluate", "--model", str(mute), "--data", str(data)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: 100% of the {len(PAIRS)} checked outputs are empty or only whitespace") and err.count("\n") == 1

@@ -246,3 +246,61 @@ def test_cli_finetune_evaluate_predict_on_aligned_files(tmp_path, capsys):
     assert main(["evaluate", "--model", str(out), "--data", f"{tmp_path / 't.ko'},{tmp_path / 'short.en'}"]) == 2
     err = capsys.readouterr().err
     assert "t.ko, line 2" in err and "not aligned" in err and "Traceback" not in err
+
+
+# ---- what the outputs look like, which way round a file is read ------------------------------------------------
+
+
+def test_training_records_the_scripts_and_evaluate_reports_copies_and_empties(trained, monkeypatch):
+    from taesan.tuning.checks import evaluation_warnings
+
+    _, result, task, _ = trained
+    assert (task.config.source_script, task.config.target_script) == ("hangul", "latin")
+    metrics = task.evaluate(result.model, PAIRS)
+    assert metrics["empty_outputs"] == 0.0 and metrics["outputs_in_source_script"] == 0.0
+    assert evaluation_warnings(task, metrics) == []
+    monkeypatch.setattr(task, "translate", lambda model, sources, batch_size=32: list(sources))  # a model that copies
+    copied = task.evaluate(result.model, PAIRS)
+    assert copied["outputs_in_source_script"] == 1.0
+    [line] = evaluation_warnings(task, copied)
+    assert line.startswith("warning: 100% of the translations are written in hangul, the source's script, not in latin")
+    monkeypatch.setattr(task, "translate", lambda model, sources, batch_size=32: ["", "  ", "", "thank you"])
+    empty = task.evaluate(result.model, PAIRS)
+    assert empty["empty_outputs"] == 0.75
+    assert any("75% outputs are empty or only whitespace" in w for w in evaluation_warnings(task, empty))
+
+
+def test_evaluate_warns_about_swapped_columns_and_set_reads_them_right(trained, tmp_path, capsys):
+    """Trained Korean -> English; a file in Tatoeba's original English<TAB>Korean order scored a silent BLEU ~0."""
+    import json
+
+    from taesan.cli import main
+
+    _, _, _, out = trained
+    english_first = tmp_path / "en_ko.tsv"
+    english_first.write_text("".join(f"{p.target}\t{p.source}\tCC-BY\n" for p in PAIRS), encoding="utf-8")
+    assert main(["evaluate", "--model", str(out), "--data", str(english_first)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["bleu"] < 10
+    assert ("column 0 (source) reads latin text and column 1 (target) hangul, but the model was trained from hangul "
+            "to latin: the columns look swapped; pass --set source_column=1 target_column=0") in captured.err
+    assert main(["evaluate", "--model", str(out), "--data", str(english_first), "--set", "source_column=1",
+                 "--set", "target_column=0"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["bleu"] == pytest.approx(100.0) and captured.err == ""
+    aligned = f"{tmp_path / 'x.en'},{tmp_path / 'x.ko'}"
+    (tmp_path / "x.en").write_text("".join(p.target + "\n" for p in PAIRS), encoding="utf-8")
+    (tmp_path / "x.ko").write_text("".join(p.source + "\n" for p in PAIRS), encoding="utf-8")
+    assert main(["evaluate", "--model", str(out), "--data", aligned]) == 0
+    assert "the files look swapped; give the two files in the other order" in capsys.readouterr().err
+
+
+def test_scripts_of_texts():
+    from taesan.tasks.outputs import dominant_script, empty_share, script_of, share_in_script, top_share
+
+    assert script_of("I went to a 카페") == "latin" and script_of("어제 cafe 갔었어") == "hangul"
+    assert script_of("123 !?") is None and script_of("東京") == "han" and script_of("Привет") == "cyrillic"
+    assert dominant_script(["가나", "abc", "다라", "..."]) == "hangul"
+    assert share_in_script(["가나", "abc", "", "다라"], "hangul") == pytest.approx(2 / 3)
+    assert empty_share(["a", " \n", ""]) == pytest.approx(2 / 3) and empty_share([]) == 0.0
+    assert top_share([1, 1, 1, 0]) == 0.75

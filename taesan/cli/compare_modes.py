@@ -1,5 +1,6 @@
-"""`taesan compare-modes`: full fine-tuning, prompt tuning and 0/1/few-shot in-context learning of one
-pretrained GPT (and optionally a BERT for the two training modes) on one classification dataset.
+"""`taesan compare-modes`: full fine-tuning, prompt tuning (a soft prompt + a new head, and a soft prompt alone read
+through the LM head) and 0/1/few-shot in-context learning of one pretrained GPT (and optionally a BERT for the
+training modes) on one classification dataset.
 
 Not the runs themselves (taesan.tuning.compare): this module reads the files, prints the table and says
 where the markdown, JSON and chart went.
@@ -17,6 +18,7 @@ from taesan.tuning.compare import (
     TABLE_MD,
     CompareConfig,
     compare_modes,
+    in_context_verdict,
     majority_accuracy,
     markdown_table,
 )
@@ -27,7 +29,8 @@ HELP = "fine-tuning vs prompt tuning vs 0/1/few-shot in-context learning on one 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a pretrained GPT checkpoint directory with tokenizer.json")
-    p.add_argument("--bert", default=None, metavar="DIR", help="also fine-tune and prompt-tune this BERT checkpoint")
+    p.add_argument("--bert", default=None, metavar="DIR",
+                   help="also fine-tune and prompt-tune this BERT checkpoint (a masked LM for the LM-head row)")
     p.add_argument("--train", required=True, metavar="FILE", help="labelled training data (NSMC-style TSV)")
     p.add_argument("--eval", required=True, metavar="FILE", help="labelled evaluation data")
     p.add_argument("--out", required=True, metavar="DIR", help="comparison.md, comparison.json, comparison.png and the trained models")
@@ -40,7 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr-full", type=float, default=3e-4, help="full fine-tuning peak learning rate")
     p.add_argument("--lr-prompt", type=float, default=3e-3, help="prompt tuning peak learning rate")
-    p.add_argument("--verbalizer", default=None, metavar="SPEC", help="in-context label words, e.g. 0=부정,1=긍정")
+    p.add_argument("--lr-prompt-lm", type=float, default=3e-2, help="prompt tuning via the LM head: peak learning rate")
+    p.add_argument("--verbalizer", default=None, metavar="SPEC",
+                   help="label words for in-context learning and the LM-head prompt tuning, e.g. 0=부정,1=긍정")
+    p.add_argument("--pattern", default=None, metavar="TEXT",
+                   help="LM-head prompt tuning: text after the input (see taesan finetune --pattern)")
     p.add_argument("--instruction", default="", metavar="TEXT", help="in-context: the first line of every prompt")
     p.add_argument("--calibrate", action="store_true", help='in-context: also compute accuracy calibrated on "N/A"')
     p.add_argument("--seed", type=int, default=0)
@@ -74,13 +81,18 @@ def run(args: argparse.Namespace) -> int:
     words = parse_verbalizer(args.verbalizer, order_labels({ex.label for ex in train})) if args.verbalizer else None
     config = CompareConfig(
         shots=parse_shots(args.shots), seeds=args.seeds, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr_full=args.lr_full, lr_prompt=args.lr_prompt, verbalizer=words,
+        batch_size=args.batch_size, lr_full=args.lr_full, lr_prompt=args.lr_prompt, lr_prompt_lm=args.lr_prompt_lm,
+        verbalizer=words, pattern=args.pattern,
         fmt=PromptFormat(instruction=args.instruction), calibrate=args.calibrate, device=args.device, seed=args.seed,
         progress=not args.no_progress,
     )
     rows = compare_modes(args.model, train, eval_examples, args.out, config, bert_dir=args.bert)
     print(f"{len(train)} training / {len(eval_examples)} evaluation examples")
-    print(markdown_table(rows, majority_accuracy(train, eval_examples)), end="")
+    baseline = majority_accuracy(train, eval_examples)
+    print(markdown_table(rows, baseline), end="")
+    verdict = in_context_verdict(rows, baseline, len(eval_examples))
+    if verdict:
+        print(verdict)
     out = Path(args.out)
     print(f"wrote {out / TABLE_MD}, {out / TABLE_JSON}, {out / CHART}")
     return 0

@@ -45,12 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def summary_line(result: dict) -> str:
-    """"4-shot, 5 seeds, 200 examples: accuracy 0.615 ± 0.031 (0.580–0.650), length-normalised ..."."""
+    """"4-shot, 5 seeds, 200 examples: accuracy 0.615 ± 0.031 (0.580–0.650; guessing at the same label rates 0.500),
+    length-normalised ...": each accuracy beside what answering without reading the text at its label rates scores."""
     parts = []
-    for name, shown in (("accuracy", "accuracy"), ("accuracy_norm", "length-normalised"), ("accuracy_calibrated", "calibrated")):
+    for name, shown, floor in (("accuracy", "accuracy", "guessing"), ("accuracy_norm", "length-normalised", None),
+                               ("accuracy_calibrated", "calibrated", "guessing_calibrated")):
         if name in result:
             r = result[name]
-            parts.append(f"{shown} {r['mean']:.3f} ± {r['std']:.3f} ({r['min']:.3f}–{r['max']:.3f})")
+            guess = f"; guessing at the same label rates {result[floor]['mean']:.3f}" if floor in result else ""
+            parts.append(f"{shown} {r['mean']:.3f} ± {r['std']:.3f} ({r['min']:.3f}–{r['max']:.3f}{guess})")
     head = f"{result['shots']}-shot, {len(result['seeds'])} seed(s), {result['examples']} examples"
     return f"{head}: " + ", ".join(parts)
 

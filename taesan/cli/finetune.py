@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,18 @@ import torch
 import taesan
 from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
-from taesan.models.kinds import family_name, is_text_model
-from taesan.models.registry import create_for
+from taesan.models.kinds import family_name, is_text_model, masked_lm_type
+from taesan.models.registry import PRESETS, create_for
 from taesan.tasks import TASKS, task_class
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
-from taesan.tuning.finetune import finetune
+from taesan.tuning.checks import evaluation_warnings
+from taesan.tuning.defaults import Defaults, finetune_defaults
+from taesan.tuning.finetune import MODES, finetune
+from taesan.tuning.in_context import parse_verbalizer
+
+TRAINED_FIELDS = ("labels", "type_ids", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
@@ -38,18 +44,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--epochs", type=float, default=None, help="passes over the training examples (default 3)")
     steps.add_argument("--max-steps", type=int, default=None, help="optimizer steps instead of --epochs")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-5 from a checkpoint, 1e-3 for a fresh preset)")
-    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 10%% of the steps)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop on the clock, save and evaluate (the schedule still spans --max-steps / --epochs)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: by the model's size, see --lr)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default by the model's size: 1e-3 under 20M parameters, 3e-5 above; "
+                        "3e-3 for --mode prompt, 3e-2 for prompt-lm; printed before training)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 6%% of the steps)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-length", type=int, default=None, help="tokens per example, specials included (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
-    p.add_argument("--mode", choices=["full", "prompt"], default="full", help="full: train every weight; prompt: a soft prompt + the head")
-    p.add_argument("--prompt-tokens", type=int, default=20, help="--mode prompt: virtual tokens")
-    p.add_argument("--prompt-init", default=None, metavar="TEXT", help="--mode prompt: start from this text's embeddings (or vocab / random)")
+    p.add_argument("--mode", choices=list(MODES), default="full",
+                   help="full: train every weight; prompt: a soft prompt + a new task head; prompt-lm (classifiers, on a GPT "
+                        "or a masked LM): only a soft prompt, the label read as its --verbalizer word's score from the "
+                        "frozen LM head after --pattern")
+    p.add_argument("--prompt-tokens", type=int, default=20, help="prompt modes: virtual tokens")
+    p.add_argument("--prompt-init", default=None, metavar="TEXT", help="prompt modes: start from this text's embeddings (or vocab / random)")
+    p.add_argument("--verbalizer", default=None, metavar="SPEC", help="prompt-lm: label words, e.g. 0=부정,1=긍정 (default: the label names)")
+    p.add_argument("--pattern", default=None, metavar="TEXT",
+                   help="prompt-lm: text after the input; a GPT reads the word next (default '\\n정답:'), a masked LM at "
+                        "{mask} (default '정답: {mask}')")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a task setting, e.g. source_column=1 (translation), num_beams=4; values are JSON or text; repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -69,6 +86,21 @@ def task_settings(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def apply_settings(task, model, settings: dict, task_file: str) -> None:
+    """--set over the checkpoint's task.json: how files are read (columns) and outputs decoded (beams, lengths);
+    never what the model was trained to be (its labels, its decoder's start), which is a one-line error."""
+    if not settings:
+        return
+    fixed = [f for f in settings if f in TRAINED_FIELDS]
+    if fixed:
+        raise TaesanError(f"--set {fixed[0]}: fixed by what the model was trained on ({task_file}); evaluate can change "
+                          f"how the file is read and decoded, not that")
+    task.config = config_from_dict(type(task.config), {**config_to_dict(task.config), **settings}, source="--set")
+    asked = [f for f in LENGTH_FIELDS if f in settings]
+    if asked:
+        check_length(task, model, "--set", 0, asked)
+
+
 def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
     if args.tokenizer is not None:
         if not Path(args.tokenizer).exists():
@@ -81,13 +113,15 @@ def _tokenizer(args: argparse.Namespace, needs: bool, is_dir: bool):
     return load(args.model)  # DIR/tokenizer.json (or vocab.txt)
 
 
-def _model(name: str, tokenizer: Any):
-    """A checkpoint directory, or a preset built with the tokenizer's vocabulary (its largest id + 1) and pad id."""
+def _model(name: str, tokenizer: Any, lm: bool = False):
+    """A checkpoint directory, or a preset built with the tokenizer's vocabulary (its largest id + 1) and pad id;
+    `lm`: a BERT-shaped preset as its family's masked LM (prompt-lm reads the LM head)."""
     if Path(name).is_dir():
         return taesan.load(name)
     if tokenizer is None:
         return taesan.create(name)  # an unknown name is a one-line error listing the presets
-    return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id)
+    kind = PRESETS[name][0] if name in PRESETS else name
+    return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id, masked_lm_type(kind) if lm else None)
 
 
 def _text_model(task: str, model: Any, directory: str) -> None:
@@ -108,10 +142,14 @@ def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 def run(args: argparse.Namespace) -> int:
     for name in ("batch_size", "prompt_tokens"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1")
     if args.max_steps is not None and args.max_steps < 1 or args.epochs is not None and args.epochs <= 0:
         raise TaesanError("--max-steps / --epochs must be positive")
+    if (args.verbalizer is not None or args.pattern is not None) and args.mode != "prompt-lm":
+        raise TaesanError("--verbalizer and --pattern belong to --mode prompt-lm")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise TaesanError(f"--max-minutes must be > 0, got {args.max_minutes}")
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
     needs_tokenizer = getattr(cls, "needs_tokenizer", True)
@@ -132,29 +170,58 @@ def run(args: argparse.Namespace) -> int:
         valid = task.read(args.valid)
     else:
         train, valid = split_off(train, 0.1, args.seed)
-    model = model if model is not None else _model(args.model, tokenizer)
+    torch.manual_seed(args.seed)  # a fresh preset's weights and the new head's: the same --seed, the same run
+    model = model if model is not None else _model(args.model, tokenizer, lm=args.mode == "prompt-lm")
     asked = [f for f in LENGTH_FIELDS if f in settings]
     if asked:  # asked for: too long is an error, not a silent cut
-        reserved = args.prompt_tokens if args.mode == "prompt" else 0
+        reserved = args.prompt_tokens if args.mode != "full" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
-    steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / args.batch_size))
-    lr = args.lr if args.lr is not None else (5e-5 if is_dir else 1e-3)
-    warmup = args.warmup if args.warmup is not None else steps // 10
+    words = None
+    if args.verbalizer is not None:
+        task.fit_labels(train)
+        words = parse_verbalizer(args.verbalizer, task.labels)
+    defaults = finetune_defaults(sum(p.numel() for p in model.parameters()), args.mode)
+    batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
+    steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / batch_size))
+    lr = args.lr if args.lr is not None else defaults.lr
+    warmup = args.warmup if args.warmup is not None else defaults.warmup(steps)
+    chosen = args.lr is None or args.warmup is None or args.batch_size is None
     train_config = TrainConfig(
-        max_steps=steps, lr=lr, warmup=warmup, weight_decay=args.weight_decay, eval_every=args.eval_every,
-        save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
+        max_steps=steps, max_minutes=args.max_minutes, lr=lr, warmup=warmup, weight_decay=args.weight_decay,
+        eval_every=args.eval_every, save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
     )
-    torch.manual_seed(args.seed)  # the new head's initialisation
+    torch.manual_seed(args.seed)  # the new head's initialisation and dropout, whatever building the model drew
     result = finetune(
-        task, model, train, valid, args.out, train_config, batch_size=args.batch_size, device=args.device,
-        mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init,
+        task, model, train, valid, args.out, train_config, batch_size=batch_size, device=args.device,
+        mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init, pattern=args.pattern,
+        verbalizer=words,
+        on_start=(lambda: print(defaults_line(defaults, lr, warmup, batch_size, steps, args))) if chosen else None,
     )
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
-    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {args.batch_size}; "
+    for line in evaluation_warnings(task, result.metrics):
+        print(line, file=sys.stderr)
+    print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {batch_size}; "
           f"trained {result.trainable_parameters:,} parameters in {result.seconds:.1f} s; saved to {args.out}")
     if result.interrupted:  # it said "{steps} steps" and exited 0 as if the run had finished
         print(f"interrupted at step {result.steps} of {steps}: the model of that step is saved and evaluated above")
         return 130
+    if result.steps < steps:  # the loop ends early only on Ctrl-C or the clock
+        print(f"time limit: --max-minutes {args.max_minutes:g} ended the run at step {result.steps} of {steps}; "
+              f"the model of that step is saved and evaluated above")
     return 0
+
+
+def defaults_line(defaults: Defaults, lr: float, warmup: int, batch_size: int, steps: int,
+                  args: argparse.Namespace) -> str:
+    """"defaults: lr 0.001, warmup 36 of 600 steps (6%), batch 16 -- a 1.0M-parameter model (< 20M): ...";
+    a value given on the command line is marked as such."""
+    def shown(value: str, given: Any) -> str:
+        return f"{value} (given)" if given is not None else value
+
+    parts = [shown(f"lr {lr:g}", args.lr),
+             shown(f"warmup {warmup} of {steps} steps" + ("" if args.warmup is not None else
+                                                         f" ({defaults.warmup_fraction:.0%})"), args.warmup),
+             shown(f"batch {batch_size}", args.batch_size)]
+    return f"defaults: {', '.join(parts)} -- {defaults.reason}; --lr / --warmup / --batch-size override"

@@ -222,20 +222,21 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     eval_examples, train = examples[:held], examples[held:]
     out_dir = cfg.out / "sentiment"
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
-                           max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress)
-    rows = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
+                           max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress,
+                           verbalizer={"부정": "최악", "긍정": "최고"})  # words both demo tokenizers spell (긍정 is [UNK] to BERT's)
+    rows = [r for r in compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir) if not r.skipped]
     floor = majority_accuracy(train, eval_examples)
     table = [[r.mode, r.model, r.accuracy if r.accuracy_std is None else f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",
               r.trainable_parameters, r.seconds] for r in rows]
     summary = [f"{r.mode:<28} {r.model:<4} accuracy {r.accuracy:.3f}  trained {r.trainable_parameters:>9,} parameters  "
                f"{r.seconds:5.1f} s" for r in rows] + [f"majority class: {floor:.3f}"]
-    checkpoints = {f"sentiment-{r.model.lower()}-{'full' if 'full' in r.mode else 'prompt'}": Path(r.extra["out"])
-                   for r in rows if "out" in r.extra}
+    checkpoints = {f"sentiment-{Path(r.extra['out']).name}": Path(r.extra["out"]) for r in rows if "out" in r.extra}
     example = "이 영화 배우들 연기가 훌륭하다"
     section = Section(
         "One task, three ways to adapt",
         [f"{len(train)} labelled reviews to learn from and {len(eval_examples)} to test on (긍정 / 부정). Full fine-tuning "
-         "trains every weight; prompt tuning trains only a soft prompt and the head; in-context learning trains nothing and "
+         "trains every weight; prompt tuning trains only a soft prompt and a new head, or only the prompt with the label "
+         "read as its word's score from the frozen LM head (via the LM head); in-context learning trains nothing and "
          f"shows the GPT k labelled examples in its prompt. The majority class scores {floor:.3f}. A GPT this small, "
          "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
         [Table(["mode", "model", "accuracy", "trainable parameters", "seconds"], table, "held-out accuracy")],

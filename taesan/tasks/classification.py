@@ -29,6 +29,7 @@ from taesan.tasks.metrics.classification import (
     confusion_matrix,
     scores_from_counts,
 )
+from taesan.tasks.outputs import top_share
 from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
 from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 
@@ -217,11 +218,13 @@ class SequenceClassification(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
-        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss and the example count."""
+        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss, the example count and the share
+        of examples given the most predicted label (1.0: one label for everything, whatever the text)."""
         predicted, gold, loss = self._decisions(model, examples, batch_size)
         if not gold:
             return {}
-        return {**classification_scores(predicted, gold, self.labels), "loss": loss / len(gold), "examples": len(gold)}
+        return {**classification_scores(predicted, gold, self.labels), "loss": loss / len(gold), "examples": len(gold),
+                "most_predicted_share": top_share(predicted)}
 
     @torch.no_grad()
     def save_confusion(self, model: nn.Module, examples: Sequence[Any], path: str | Path, batch_size: int = 32) -> list[list[int]]:

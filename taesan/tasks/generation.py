@@ -32,7 +32,10 @@ from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer, tokenizer_rows
 from taesan.tasks.heads import decoder_start, with_lm_head
+from taesan.tasks.outputs import empty_share
 from taesan.tasks.readers.generation import GenerationExample, read_generation
+
+OUTPUT_SAMPLE = 32  # prompts evaluate writes from, to see whether the model writes anything
 
 
 @dataclass
@@ -212,8 +215,12 @@ class GenerationTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[GenerationExample], batch_size: int = 32) -> dict[str, float]:
-        """Target-token loss, perplexity = exp(loss) and next-token accuracy (teacher forcing)."""
-        return teacher_forced_scores(self, model, examples, batch_size)
+        """Target-token loss, perplexity = exp(loss) and next-token accuracy (teacher forcing); and, from the texts
+        written for the first OUTPUT_SAMPLE prompts, the share that is empty or only whitespace (a model that ends at
+        once scores a fine loss and writes nothing)."""
+        scores = teacher_forced_scores(self, model, examples, batch_size)
+        written = self.predict(model, [ex.prompt for ex in examples[:OUTPUT_SAMPLE]], batch_size)
+        return {**scores, "empty_outputs": empty_share([w["text"] for w in written]), "outputs_checked": len(written)}
 
 
 def with_eos(ids: list[int], eos: int, limit: int) -> list[int]:

@@ -32,6 +32,7 @@ from taesan.tasks.generation import (
     with_eos,
 )
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
+from taesan.tasks.outputs import dominant_script, empty_share, share_in_script
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
 
 
@@ -45,6 +46,8 @@ class TranslationConfig(TaskConfig):
     length_penalty: float = 1.0  # beam search: log-probability / length ** length_penalty
     bleu_tokenize: str = "13a"  # sacrebleu tokenizer for the target language ("char" or "ko-mecab" for Korean)
     decoder_start_id: int | None = None  # the decoder's first input; set by build_model (None: <s>/[CLS], else eos)
+    source_script: str = ""  # the training sources' and targets' writing system ("hangul", "latin"; see tasks.outputs),
+    target_script: str = ""  # set from the training examples: swapped columns and untranslated outputs are then seen
 
     def __post_init__(self) -> None:
         for name in ("max_length", "max_target_length", "num_beams"):
@@ -81,6 +84,12 @@ class Translation(Task):
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[ParallelExample]:
         return read_parallel(path, self.config.source_column, self.config.target_column)
+
+    def fit_labels(self, examples: Sequence[ParallelExample]) -> None:
+        """Record the script the training sources and targets are written in (when the config names none)."""
+        if not self.config.source_script and not self.config.target_script:
+            replace_config(self, source_script=dominant_script([ex.source for ex in examples]) or "",
+                           target_script=dominant_script([ex.target for ex in examples]) or "")
 
     def encode(self, example: ParallelExample) -> list[dict[str, Any]]:
         """-> [{"input_ids": source ids + eos, "target_ids": target ids + eos}]."""
@@ -137,10 +146,15 @@ class Translation(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[ParallelExample], batch_size: int = 32) -> dict[str, float]:
-        """Teacher-forced loss / perplexity / token accuracy, and corpus BLEU of the decoded translations."""
+        """Teacher-forced loss / perplexity / token accuracy, corpus BLEU of the decoded translations, the share of
+        them that is empty, and (when training recorded two different scripts) the share written in the source's."""
         scores = teacher_forced_scores(self, model, examples, batch_size)
         hypotheses = self.translate(model, [ex.source for ex in examples], batch_size)
         scores["bleu"] = corpus_bleu(hypotheses, [ex.target for ex in examples], tokenize=self.config.bleu_tokenize)
+        scores["empty_outputs"] = empty_share(hypotheses)
+        c = self.config
+        if c.source_script and c.target_script and c.source_script != c.target_script:
+            scores["outputs_in_source_script"] = share_in_script(hypotheses, c.source_script)
         return scores
 
 

@@ -1,8 +1,9 @@
 """Three ways to adapt one pretrained model to one task, side by side: full fine-tuning (every weight),
-prompt tuning (a soft prompt + the head) and in-context learning (k demonstrations, nothing trained).
+prompt tuning (a soft prompt + a new head, or a soft prompt alone read through the LM head with the verbalizer's
+words) and in-context learning (k demonstrations, nothing trained).
 
-Not a new method: it runs taesan.tuning.finetune (modes full / prompt) and taesan.tuning.in_context on the
-same train / eval examples and writes what each cost and scored: a table (markdown + JSON) and a chart.
+Not a new method: it runs taesan.tuning.finetune (modes full / prompt / prompt-lm) and taesan.tuning.in_context on
+the same train / eval examples and writes what each cost and scored: a table (markdown + JSON) and a chart.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from taesan.train import TrainConfig
 from taesan.tuning.finetune import finetune
 from taesan.tuning.in_context import (
     PromptFormat,
+    beats,
     check_causal_lm,
     fewshot,
     parse_verbalizer,
@@ -42,8 +44,10 @@ class CompareConfig:
     batch_size: int = 16
     lr_full: float = 3e-4  # tiny CPU-pretrained backbones: 1e-4 left bert-tiny at chance in 200 steps on NSMC
     lr_prompt: float = 3e-3  # larger than full fine-tuning's; on NSMC with gpt-tiny 3e-3 beat 1e-2 and 3e-2 (0.58 / 0.56 / 0.53)
+    lr_prompt_lm: float = 3e-2  # the prompt alone, read through the LM head (see tuning.defaults.PROMPT_LM_LR)
     warmup: int = 10
-    verbalizer: dict[str, str] | None = None  # label -> word for in-context learning (None: the label names)
+    verbalizer: dict[str, str] | None = None  # label -> word for in-context learning and prompt-lm (None: the label names)
+    pattern: str | None = None  # prompt-lm's text after the input (None: the family's, see tuning.verbalizer)
     fmt: PromptFormat = field(default_factory=PromptFormat)
     balanced: bool = True
     calibrate: bool = False
@@ -64,6 +68,11 @@ class ModeResult:
     labelled_examples: int  # training examples the mode learned from (in-context: demonstrations per prompt)
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    skipped: str = ""  # why the mode could not run on this model (its accuracy is then NaN): shown, not drawn
+
+
+MODE_NAMES = {"full": "full fine-tuning", "prompt": "prompt tuning ({n} tokens)",
+              "prompt-lm": "prompt tuning via the LM head ({n} tokens)"}
 
 
 def load_with_tokenizer(directory: str | Path):
@@ -77,21 +86,26 @@ def load_with_tokenizer(directory: str | Path):
 
 def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any], eval_examples: Sequence[Any],
                out_dir: Path, config: CompareConfig) -> ModeResult:
-    """Fine-tune (mode "full" or "prompt") a fresh copy of the checkpoint in `directory` on the classification task."""
+    """Fine-tune (mode "full", "prompt" or "prompt-lm") a fresh copy of the checkpoint in `directory` on the
+    classification task."""
     import torch
 
     model, tokenizer = load_with_tokenizer(directory)
     task = SequenceClassification(tokenizer=tokenizer)
     torch.manual_seed(config.seed)  # the new head's initialisation and dropout: the same run every time
-    lr = config.lr_full if mode == "full" else config.lr_prompt
+    lr = {"full": config.lr_full, "prompt": config.lr_prompt, "prompt-lm": config.lr_prompt_lm}[mode]
     train_config = TrainConfig(max_steps=config.max_steps, max_minutes=config.max_minutes, lr=lr,
                                warmup=min(config.warmup, config.max_steps // 2),
                                eval_every=0, save_every=0, keep_last=1, seed=config.seed, progress=config.progress)
     result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=config.batch_size,
-                      device=config.device, mode=mode, prompt_tokens=config.prompt_tokens)
-    label = "full fine-tuning" if mode == "full" else f"prompt tuning ({config.prompt_tokens} tokens)"
-    return ModeResult(label, name, float(result.metrics.get("accuracy", float("nan"))), None, result.trainable_parameters,
-                      len(train), result.seconds, {"macro_f1": result.metrics.get("macro_f1"), "out": str(out_dir)})
+                      device=config.device, mode=mode, prompt_tokens=config.prompt_tokens,
+                      verbalizer=config.verbalizer if mode == "prompt-lm" else None, pattern=config.pattern)
+    extra = {"macro_f1": result.metrics.get("macro_f1"), "out": str(out_dir)}
+    if mode == "prompt-lm":
+        extra["words"] = list(result.model.inner.config.words)
+    return ModeResult(MODE_NAMES[mode].format(n=config.prompt_tokens), name,
+                      float(result.metrics.get("accuracy", float("nan"))), None, result.trainable_parameters,
+                      len(train), result.seconds, extra)
 
 
 def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples: Sequence[Any], config: CompareConfig) -> list[ModeResult]:
@@ -108,9 +122,11 @@ def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples:
                     balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size,
                     progress=config.progress)
         acc = r["accuracy"]
-        extra = {"accuracy_norm": r["accuracy_norm"]["mean"], "demonstrations": r["demonstrations"], "per_seed": acc["per_seed"]}
+        extra = {"accuracy_norm": r["accuracy_norm"]["mean"], "demonstrations": r["demonstrations"], "per_seed": acc["per_seed"],
+                 "guessing": r["guessing"]["mean"], "model_parameters": sum(p.numel() for p in model.parameters())}
         if "accuracy_calibrated" in r:
             extra["accuracy_calibrated"] = r["accuracy_calibrated"]["mean"]
+            extra["guessing_calibrated"] = r["guessing_calibrated"]["mean"]
         rows.append(ModeResult(f"{k}-shot in-context", "GPT", acc["mean"], acc["std"], 0, k, time.perf_counter() - began, extra))
     return rows
 
@@ -134,12 +150,19 @@ def compare_modes(gpt_dir: str | Path, train: Sequence[Any], eval_examples: Sequ
     for name, directory in (("GPT", gpt_dir), ("BERT", bert_dir)):
         if directory is None:
             continue
-        for mode in ("full", "prompt"):
-            rows.append(train_mode(directory, name, mode, train, eval_examples, out_dir / f"{name.lower()}-{mode}", config))
+        for mode in ("full", "prompt", "prompt-lm"):
+            try:
+                rows.append(train_mode(directory, name, mode, train, eval_examples, out_dir / f"{name.lower()}-{mode}", config))
+            except TaesanError as e:
+                if mode != "prompt-lm":
+                    raise
+                # a BERT without its masked-LM head, a word the tokenizer cannot spell: said in the table, not fatal
+                rows.append(ModeResult(MODE_NAMES[mode].format(n=config.prompt_tokens), name, float("nan"), None, 0,
+                                       0, 0.0, skipped=str(e)))
     rows += in_context_modes(gpt_dir, train, eval_examples, config)
     baseline = majority_accuracy(train, eval_examples)
     write_table(rows, out_dir, baseline, len(eval_examples), config)
-    plot_comparison(rows, out_dir / CHART, baseline)
+    plot_comparison([r for r in rows if not r.skipped], out_dir / CHART, baseline)
     return rows
 
 
@@ -148,6 +171,9 @@ def markdown_table(rows: Sequence[ModeResult], baseline: float | None = None) ->
     lines = ["| mode | model | accuracy | trainable parameters | labelled examples | wall time (s) | notes |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
+        if r.skipped:
+            lines.append(f"| {r.mode} | {r.model} | - | - | - | - | not run: {r.skipped} |")
+            continue
         acc = f"{r.accuracy:.3f}" + (f" ± {r.accuracy_std:.3f}" if r.accuracy_std is not None else "")
         shown = f"{r.labelled_examples} per prompt" if "in-context" in r.mode else f"{r.labelled_examples:,}"
         lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} | {_notes(r)} |")
@@ -156,24 +182,66 @@ def markdown_table(rows: Sequence[ModeResult], baseline: float | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def in_context_verdict(rows: Sequence[ModeResult], baseline: float, n_eval: int) -> str:
+    """One plain paragraph on the in-context rows: above the majority class and above guessing at the same label
+    rates (calibrated too) by more than chance on `n_eval` examples, or not. "" without in-context rows.
+
+    A few-million-parameter GPT is expected to stay at the majority class: in-context learning emerges with scale
+    (Brown et al. 2020: it grows with model size up to GPT-3's 175B). Calibration (Zhao et al. 2021) spreads a
+    one-label LM's answers over the labels; its accuracy is read against guessing at those rates, never against
+    the majority class alone (on a set whose majority is under half, any even split beats that).
+    """
+    shots = [r for r in rows if "in-context" in r.mode and not r.skipped]
+    if not shots:
+        return ""
+    size = max(r.extra.get("model_parameters", 0) for r in shots)
+    size_shown = f"{size / 1e6:.1f}M" if size >= 10**6 else f"{size:,}"
+    best = max(shots, key=lambda r: r.accuracy - max(baseline, r.extra.get("guessing", 0.0)))
+    guess = best.extra.get("guessing", 0.0)
+    blind = f"the majority class {baseline:.3f}; guessing at the rates it gives each label {guess:.3f}"
+    if beats(best.accuracy, max(baseline, guess), n_eval):
+        text = (f"In-context learning: {best.mode} scores {best.accuracy:.3f}, above answering without reading the "
+                f"text ({blind}) by more than chance on {n_eval} examples.")
+    else:
+        scores = ", ".join(f"{r.accuracy:.3f}" for r in shots)
+        text = (f"In-context learning ({', '.join(r.mode.split()[0] for r in shots)}): {scores}, no better within "
+                f"chance on {n_eval} examples than answering without reading the text ({blind}). Expected: a "
+                f"{size_shown}-parameter GPT does not learn from demonstrations; in-context learning emerges in far "
+                f"larger models (GPT-3, 175B parameters).")
+    calibrated = [r for r in shots if r.extra.get("accuracy_calibrated") is not None]
+    if calibrated:
+        top = max(calibrated, key=lambda r: r.extra["accuracy_calibrated"] - r.extra["guessing_calibrated"])
+        acc, guess = top.extra["accuracy_calibrated"], top.extra["guessing_calibrated"]
+        verdict = "above it by more than chance" if beats(acc, guess, n_eval) else "no better within chance"
+        text += (f" Calibrated ({top.mode}): {acc:.3f}, against {guess:.3f} for guessing at the same label rates: "
+                 f"{verdict}.")
+    return text
+
+
 def _notes(r: ModeResult) -> str:
     """Macro-F1 for the trained modes (it exposes a one-label classifier), the other scorings for in-context."""
     e = r.extra
     if "accuracy_norm" in e:
         parts = [f"length-normalised {e['accuracy_norm']:.3f}"]
+        if e.get("guessing") is not None:
+            parts.append(f"guessing at its label rates {e['guessing']:.3f}")
         if e.get("accuracy_calibrated") is not None:
-            parts.append(f"calibrated {e['accuracy_calibrated']:.3f}")
+            parts.append(f"calibrated {e['accuracy_calibrated']:.3f} (guessing at its label rates "
+                         f"{e['guessing_calibrated']:.3f})")
         if e.get("demonstrations", 0) + 1e-9 < r.labelled_examples:
             parts.append(f"{e['demonstrations']:.1f} demonstrations fit")
         return ", ".join(parts)
-    return f"macro-F1 {e['macro_f1']:.3f}" if e.get("macro_f1") is not None else ""
+    words = f", words {' / '.join(e['words'])}" if e.get("words") else ""
+    return (f"macro-F1 {e['macro_f1']:.3f}" if e.get("macro_f1") is not None else "") + words
 
 
 def write_table(rows: Sequence[ModeResult], out_dir: Path, baseline: float, n_eval: int, config: CompareConfig) -> None:
     settings = {k: v for k, v in asdict(config).items() if k != "fmt"}
     settings["format"] = asdict(config.fmt)
-    atomic_write_text(out_dir / TABLE_MD, markdown_table(rows, baseline))
-    data = {"rows": [asdict(r) for r in rows], "majority_accuracy": baseline, "eval_examples": n_eval, "settings": settings}
+    verdict = in_context_verdict(rows, baseline, n_eval)
+    atomic_write_text(out_dir / TABLE_MD, markdown_table(rows, baseline) + (f"\n{verdict}\n" if verdict else ""))
+    data = {"rows": [asdict(r) for r in rows], "majority_accuracy": baseline, "eval_examples": n_eval,
+            "in_context": verdict, "settings": settings}
     atomic_write_text(out_dir / TABLE_JSON, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
@@ -186,7 +254,8 @@ def plot_comparison(rows: Sequence[ModeResult], path: Path, baseline: float | No
     import matplotlib.pyplot as plt
 
     names = [f"{r.mode}\n({r.model})" for r in rows]
-    colours = ["tab:blue" if "full" in r.mode else "tab:orange" if "prompt" in r.mode else "tab:green" for r in rows]
+    colours = ["tab:blue" if "full" in r.mode else "tab:purple" if "LM head" in r.mode else "tab:orange" if "prompt" in r.mode
+               else "tab:green" for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(rows) + 2.2), sharey=True)
     y = list(range(len(rows)))
     axes[0].barh(y, [r.accuracy for r in rows], xerr=[r.accuracy_std or 0.0 for r in rows], color=colours)
@@ -195,14 +264,15 @@ def plot_comparison(rows: Sequence[ModeResult], path: Path, baseline: float | No
         axes[0].legend(loc="lower right", fontsize=8)
     axes[0].set_xlim(0, 1)
     axes[0].set_xlabel("accuracy")
-    axes[1].barh(y, [max(r.trainable_parameters, 1) for r in rows], color=colours)
+    axes[1].barh(y, [r.trainable_parameters or float("nan") for r in rows], color=colours)  # none: no bar at 10^0
     axes[1].set_xscale("log")
     axes[1].set_xlabel("trainable parameters (log; in-context: none)")
     axes[2].barh(y, [r.seconds for r in rows], color=colours)
     axes[2].set_xlabel("wall time (s)")
     for r, i in zip(rows, y):
         axes[0].text(min(r.accuracy + 0.02, 0.9), i, f"{r.accuracy:.2f}", va="center", fontsize=8)
-        axes[1].text(max(r.trainable_parameters, 1), i, f" {r.trainable_parameters:,}", va="center", fontsize=8)
+        axes[1].text(r.trainable_parameters or axes[1].get_xlim()[0], i, f" {r.trainable_parameters:,}"
+                     if r.trainable_parameters else " none (nothing trained)", va="center", fontsize=8)
     axes[0].set_yticks(y, names, fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle("one task, three ways to adapt: fine-tuning, prompt tuning, in-context learning", fontsize=10)

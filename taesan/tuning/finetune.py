@@ -1,5 +1,6 @@
-"""Fine-tuning a task: its head on a backbone, trained by the one Trainer, every parameter (mode "full")
-or only a soft prompt and the head (mode "prompt"), then evaluated with the task's own decoding. The output directory is a checkpoint (config.json,
+"""Fine-tuning a task: its head on a backbone, trained by the one Trainer, every parameter (mode "full"), only a
+soft prompt and the head (mode "prompt"), or only a soft prompt with the label read through the frozen LM head
+(mode "prompt-lm"), then evaluated with the task's own decoding. The output directory is a checkpoint (config.json,
 model.safetensors, tokenizer.json, task.json, eval_results.json) that `load_finetuned` reads back."""
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -17,12 +18,16 @@ from taesan.errors import TaesanError
 from taesan.tasks import TASK_FILE, load_task
 from taesan.tasks.base import Task, replace_config
 from taesan.tasks.batches import FeatureBatches, in_order
-from taesan.tasks.fits import check_finetuned
+from taesan.tasks.classification import SequenceClassification
+from taesan.tasks.fits import check_finetuned, check_tokenizer
+from taesan.tasks.heads import takes_segments
 from taesan.train import TrainConfig, Trainer
 from taesan.tuning.load import load
-from taesan.tuning.prompt import add_soft_prompt
+from taesan.tuning.prompt import SoftPrompt, add_soft_prompt
+from taesan.tuning.verbalizer import verbalized_lm
 
 RESULTS_FILE = "eval_results.json"
+MODES = ("full", "prompt", "prompt-lm")  # every weight; a soft prompt + the task head; a soft prompt read by the LM head
 
 
 @dataclass
@@ -53,26 +58,35 @@ def finetune(
     mode: str = "full",
     prompt_tokens: int = 20,
     prompt_init: str | None = None,
+    on_start: Callable[[], None] | None = None,
+    verbalizer: dict[str, str] | None = None,
+    pattern: str | None = None,
 ) -> FinetuneResult:
     """Fit `task` on `train_examples` starting from `model`; evaluate on `valid_examples`; save to `out_dir`.
 
     `model` may be a bare backbone or a preset-built model: `task.build_model` adds the head.
     mode "full" trains every parameter; "prompt" freezes the backbone and trains a soft prompt of
     `prompt_tokens` virtual tokens (initialised from the text `prompt_init`, or sampled vocabulary
-    embeddings when None) and the task head (see taesan.tuning.prompt).
+    embeddings when None) and the task head (see taesan.tuning.prompt); "prompt-lm" trains only the soft prompt,
+    and a classifier's label is its `verbalizer` word's score from the frozen LM head after `pattern` (a GPT, or a
+    masked LM at its [MASK]; taesan.tuning.verbalizer). verbalizer None: each label is its own word.
+    `on_start()` runs once the model and data are ready, before the first step (the CLI says what it chose).
     """
     if not train_examples:
         raise TaesanError("no training examples")
-    if mode not in ("full", "prompt"):
-        raise TaesanError(f"--mode {mode!r}: choose full or prompt")
+    if mode not in MODES:
+        raise TaesanError(f"--mode {mode!r}: choose {', '.join(MODES)}")
     start = time.perf_counter()
     task.fit_labels(train_examples)
     base = getattr(model, "checkpoint_dir", None)  # set by taesan.load: the checkpoint a soft prompt loads onto
-    model = task.build_model(model)
+    if mode == "prompt-lm":
+        model = prompt_through_lm(task, model, verbalizer, pattern, prompt_tokens, prompt_init, config.seed, base)
+    else:
+        model = task.build_model(model)
     if mode == "prompt":
         model = add_soft_prompt(model, prompt_tokens, prompt_init, task.tokenizer, seed=config.seed, base=base)
-        if hasattr(task.config, "max_length") and hasattr(model.config, "n_positions"):  # the prompt takes N positions
-            replace_config(task, max_length=min(task.config.max_length, model.config.n_positions))
+    if mode != "full" and hasattr(task.config, "max_length") and hasattr(model.config, "n_positions"):
+        replace_config(task, max_length=min(task.config.max_length, model.config.n_positions))  # the prompt takes N
     train_features = encode_all(task, train_examples)
     valid_features = encode_all(task, valid_examples)
     data = FeatureBatches(train_features, task.collate, batch_size, seed=config.seed)
@@ -84,6 +98,9 @@ def finetune(
         task.save(directory)
 
     trainer = Trainer(model, task, data, config, out_dir, eval_data=eval_data, device=device, save_extra=save_extra)
+    if on_start is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)  # an --out that cannot be made fails before anything is said
+        on_start()
     trainer.fit()
     model = trainer.raw_model.eval()
     metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}
@@ -92,6 +109,21 @@ def finetune(
                             len(train_examples), trainer.step, trainer.interrupted)
     atomic_write_text(Path(out_dir) / RESULTS_FILE, json.dumps({**metrics, "train_seconds": seconds}, indent=1) + "\n")
     return result
+
+
+def prompt_through_lm(task: Task, model: nn.Module, verbalizer: dict[str, str] | None, pattern: str | None,
+                      prompt_tokens: int, prompt_init: str | None, seed: int, base: Any) -> SoftPrompt:
+    """--mode prompt-lm: the LM read through `verbalizer` (a classifier's labels -> words), behind a soft prompt that is
+    all that learns (after [CLS] for a masked LM, first for a GPT)."""
+    if not isinstance(task, SequenceClassification) or task.name == "image-classification":
+        raise TaesanError(f"--mode prompt-lm reads a label word: it fits classification and pair-classification, "
+                          f"not {task.name}")
+    check_tokenizer(model, task.tokenizer)
+    words = verbalizer if verbalizer is not None else {label: label for label in task.labels}
+    lm = verbalized_lm(model, task.tokenizer, task.labels, words, pattern)
+    replace_config(task, type_ids=lm.masked and takes_segments(model))
+    return add_soft_prompt(lm, prompt_tokens, prompt_init, task.tokenizer, seed=seed, base=base,
+                           insert_at=1 if lm.masked else 0)
 
 
 def load_finetuned(directory: str | Path, device: str = "cpu", tokenizer: Any = None) -> tuple[nn.Module, Task]:

@@ -203,6 +203,22 @@ def calibrated_choice(scores: Sequence[float], content_free: Sequence[float]) ->
     return max(range(len(adjusted)), key=adjusted.__getitem__)
 
 
+def guessing_accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    """What a guesser that never reads the text scores, answering each label as often as `predicted` does:
+    Σ_label share predicted × share gold. The honest floor for a reshuffled classifier (calibration splits a
+    one-label LM's answers across the labels, and on a set whose majority is under half that alone beats the
+    majority class). guessing_accuracy(["a", "a", "b", "b"], ["a", "b", "b", "b"]) -> 0.5·0.25 + 0.5·0.75 = 0.5
+    """
+    n = max(len(predicted), 1)
+    return sum((predicted.count(label) / n) * (list(gold).count(label) / n) for label in set(predicted))
+
+
+def beats(accuracy: float, floor: float, n: int) -> bool:
+    """Whether `accuracy` over `n` examples is above `floor` by more than two binomial standard errors of the floor
+    (a chance difference on 500 examples at 0.5 is up to ±0.045)."""
+    return n > 0 and accuracy - floor > 2 * math.sqrt(max(floor * (1 - floor), 1e-12) / n)
+
+
 @dataclass
 class FewShotResult:
     """One seed's scores over the evaluated examples."""
@@ -213,6 +229,8 @@ class FewShotResult:
     examples: int = 0
     demonstrations: float = 0.0  # mean demonstrations per prompt (fewer than k when the window is short)
     predictions: list[str] = field(default_factory=list)
+    guessing: float = 0.0  # `guessing_accuracy` of the predictions: what the same label rates score without reading
+    guessing_calibrated: float | None = None  # the same for the calibrated predictions
 
 
 def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], words: dict[str, str], shots: int,
@@ -250,7 +268,7 @@ def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], word
     L = len(labels)
     cf_scores = {key: scores[len(queries) * L + j * L:len(queries) * L + (j + 1) * L] for j, key in enumerate(cf_keys)}
     right = right_norm = right_cal = 0
-    predictions = []
+    predictions, calibrated = [], []
     for n, q in enumerate(queries):
         s = scores[n * L:(n + 1) * L]
         best = max(range(L), key=s.__getitem__)
@@ -259,17 +277,21 @@ def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], word
         right += labels[best] == q.label
         right_norm += labels[best_norm] == q.label
         if calibrate:
-            right_cal += labels[calibrated_choice(s, cf_scores[keys[n]])] == q.label
+            calibrated.append(labels[calibrated_choice(s, cf_scores[keys[n]])])
+            right_cal += calibrated[-1] == q.label
     total = max(len(queries), 1)
+    gold = [q.label for q in queries]
     return FewShotResult(
         right / total, right_norm / total, right_cal / total if calibrate else None, len(queries),
-        sum(b.demonstrations for b in built) / total, predictions,
+        sum(b.demonstrations for b in built) / total, predictions, guessing_accuracy(predictions, gold),
+        guessing_accuracy(calibrated, gold) if calibrate else None,
     )
 
 
 def fewshot(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], words: dict[str, str], shots: int,
             seeds: Sequence[int], **kwargs: Any) -> dict[str, Any]:
-    """`classify` once per seed -> {"shots", "seeds", per-seed results, and mean/std/min/max of each accuracy}.
+    """`classify` once per seed -> {"shots", "seeds", per-seed results, and mean/std/min/max of each accuracy and of
+    what guessing at the same label rates scores ("guessing", "guessing_calibrated": the floor to read them against).
 
     At 0 shots the prompt does not depend on the seed: one run stands for all seeds (std 0).
     """
@@ -278,7 +300,7 @@ def fewshot(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], words
         runs.append(runs[0] if shots == 0 and i else classify(model, tokenizer, queries, pool, words, shots, seed, **kwargs))
     out: dict[str, Any] = {"shots": shots, "seeds": list(seeds), "examples": len(queries),
                            "demonstrations": statistics.fmean(r.demonstrations for r in runs)}
-    for name in ("accuracy", "accuracy_norm", "accuracy_calibrated"):
+    for name in ("accuracy", "accuracy_norm", "accuracy_calibrated", "guessing", "guessing_calibrated"):
         values = [getattr(r, name) for r in runs]
         if values[0] is None:
             continue

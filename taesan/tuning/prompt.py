@@ -2,8 +2,9 @@
 embedding layer of a frozen model; only the prompt (and a task head) learn, and only they are saved.
 
 Not a new architecture: `SoftPrompt` wraps any taesan model that accepts `inputs_embeds` (GPT, its heads, the heads
-of BERT, RoBERTa and ELECTRA) and extends the attention mask and positions; the wrapped model runs unchanged. Saved as a
-small model.safetensors (prompt + head) and a config.json naming the base checkpoint it loads onto.
+of BERT, RoBERTa and ELECTRA, a verbalizer reading an LM's own head: taesan.models.verbalizer) and extends the
+attention mask and positions; the wrapped model runs unchanged. Saved as a small model.safetensors (prompt + head;
+the prompt alone around a verbalizer) and a config.json naming the base checkpoint it loads onto.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from taesan.errors import TaesanError
 from taesan.models import load_model, model_class, size
 from taesan.models.base import TAESAN_FORMAT_VERSION, TaesanModel
 from taesan.models.kinds import is_text_encoder
+from taesan.models.verbalizer import Verbalizer
 from taesan.modules.embeddings import TokenEmbedding
 from taesan.safetensors_header import read_header
 from taesan.tasks.heads import backbone
@@ -221,7 +223,7 @@ class SoftPrompt(TaesanModel):
         directory = Path(directory)
         base = self.prompt_config.base
         if base is None or base == BASE_COPY:
-            self.inner.save(directory / BASE_COPY)
+            (self.inner.lm if isinstance(self.inner, Verbalizer) else self.inner).save(directory / BASE_COPY)  # a verbalizer: its LM
             self.prompt_config.base = base = BASE_COPY
         directory.mkdir(parents=True, exist_ok=True)
         self.prompt_config.base = base if base == BASE_COPY else os.path.relpath(Path(base).resolve(), directory.resolve())
@@ -235,7 +237,7 @@ class SoftPrompt(TaesanModel):
 
 
 def add_soft_prompt(model: nn.Module, n_tokens: int, init: str | None = None, tokenizer: Any = None, seed: int = 0,
-                    base: str | Path | None = None) -> SoftPrompt:
+                    base: str | Path | None = None, insert_at: int | None = None) -> SoftPrompt:
     """`model` frozen behind a soft prompt of `n_tokens` vectors; its head (see `head_prefixes`) stays trainable.
 
     init: None or "vocab" -> embeddings of tokens sampled from the vocabulary (Lester et al.'s best simple
@@ -243,13 +245,14 @@ def add_soft_prompt(model: nn.Module, n_tokens: int, init: str | None = None, to
     embeddings, cut or repeated to N ("긍정 부정 감정" with N=5 -> 긍정 부정 감정 긍정 부정, per token).
     base: the checkpoint directory `model`'s backbone came from (default: where taesan.load read it).
     BERT-shaped encoders (BERT, RoBERTa, ELECTRA) get the prompt after [CLS] / <s> (insert_at=1): their classifiers
-    read position 0. Others (GPT) at the front.
+    read position 0. Others (GPT) at the front; `insert_at` says otherwise (a verbalizer around a masked LM: 1).
     """
     if isinstance(model, SoftPrompt):
         raise TaesanError("this model already has a soft prompt")
     if base is None:
         base = getattr(model, "checkpoint_dir", None)
-    insert_at = 1 if is_text_encoder(model) else 0
+    if insert_at is None:
+        insert_at = 1 if is_text_encoder(model) else 0
     wrapped = SoftPrompt(model, n_tokens, insert_at, None if base is None else str(Path(base).resolve()),
                          init if init is not None else "vocab")
     with torch.no_grad():
@@ -295,12 +298,14 @@ def load_soft_prompt(directory: str | Path, map_location: str = "cpu") -> SoftPr
     base_dir = _base_directory(directory, cfg.base, source)
     base_model = load_model(base_dir)
     inner_type = cfg.inner.get("model_type")
-    cls = model_class(inner_type, source)
+    cls = Verbalizer if inner_type == Verbalizer.model_type else model_class(inner_type, source)
     inner_config = config_from_dict(cls.config_class, cfg.inner, source)
     if type(base_model) is cls and dataclasses.asdict(base_model.config) == dataclasses.asdict(inner_config):
         inner = base_model
-    else:  # a head model around the base's backbone: its size is checked before it is built
+    else:  # a head model (or a verbalizer's LM) around the base's backbone: its size is checked before it is built
         size.check_layers(cfg.inner, source)
+        if isinstance(cfg.inner.get("lm"), dict):
+            size.check_layers(cfg.inner["lm"], source)
         planned = size.plan(lambda: cls(inner_config), source)
         size.check_parameters(planned, source)
         size.check_model_memory(planned, source)

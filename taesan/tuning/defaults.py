@@ -1,0 +1,63 @@
+"""The fine-tuning learning rate, warmup and batch size a model gets when the command line names none, chosen from
+what the model is: how many parameters its backbone has, and whether only a soft prompt learns.
+
+Not a search: one rule with named constants, so `taesan finetune` can say which it chose and why in one line.
+Explicit --lr / --warmup / --batch-size always win.
+
+Why by size: 2e-5 - 5e-5 is right for BERT-base (Devlin et al. 2019, 110M parameters, pretrained for days), but a
+tiny preset or a checkpoint pretrained for minutes on a CPU barely moves at that rate: on NSMC, bert-tiny fine-tuned
+600 steps at 5e-5 scored 54.4 (pretrained) / 50.0 (one class, random init), at 1e-3 64.7 - 77.8 (issue 17).
+Why warmup 6%: RoBERTa's fine-tuning recipe (Liu et al. 2019); it keeps the first steps of a fresh head from
+wrecking the pretrained features at the large rate. Why larger rates for prompt tuning: only a few vectors learn.
+With a new head (mode prompt) 3e-3 beat 1e-2 and 3e-2 on NSMC with gpt-tiny (benchmarks/RESULTS.md, "three ways to
+adapt"); with the prompt alone read through the LM head (prompt-lm) 3e-2 reached 0.95 on the demo reviews where 3e-3
+reached 0.60 (the demo's GPT, 400 steps, 10 tokens; PEFT's prompt-tuning examples use 3e-2, Lester et al. 0.3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SMALL_MODEL = 20_000_000  # parameters: below, a tiny preset or a minutes-old checkpoint
+SMALL_LR = 1e-3  # measured on NSMC with bert-tiny (issue 17); 5e-5 left it at chance
+LARGE_LR = 3e-5  # BERT-base-sized and up: the middle of Devlin et al.'s 2e-5 .. 5e-5
+PROMPT_LR = 3e-3  # mode prompt: a soft prompt and a new head
+PROMPT_LM_LR = 3e-2  # mode prompt-lm: the prompt alone moves a frozen LM head
+WARMUP_FRACTION = 0.06  # of the planned steps (RoBERTa's fine-tuning recipe)
+SMALL_BATCH = 16  # a tiny model: more, smaller steps in a CPU budget
+LARGE_BATCH = 32  # Devlin et al.'s fine-tuning batch (16 or 32)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    lr: float
+    warmup_fraction: float
+    batch_size: int
+    reason: str  # one clause: why these
+
+    def warmup(self, steps: int) -> int:
+        """Warmup steps for a run of `steps`: warmup(600) -> 36 at 6%."""
+        return int(steps * self.warmup_fraction)
+
+
+def finetune_defaults(parameters: int, mode: str = "full") -> Defaults:
+    """The defaults for a backbone of `parameters` parameters fine-tuned in `mode` (full, prompt, prompt-lm).
+
+    finetune_defaults(970_624) -> lr 1e-3, batch 16;  finetune_defaults(109_482_240) -> lr 3e-5, batch 32;
+    finetune_defaults(970_624, "prompt-lm") -> lr 3e-2 (only the prompt learns)
+    """
+    small = parameters < SMALL_MODEL
+    size = f"a {_millions(parameters)}-parameter model ({'<' if small else '>='} {_millions(SMALL_MODEL)})"
+    batch = SMALL_BATCH if small else LARGE_BATCH
+    if mode == "prompt":
+        return Defaults(PROMPT_LR, WARMUP_FRACTION, batch, f"{size}, prompt tuning: only a prompt and a head learn, so a larger step")
+    if mode == "prompt-lm":
+        return Defaults(PROMPT_LM_LR, WARMUP_FRACTION, batch, f"{size}, prompt tuning through the LM head: only the prompt "
+                                                              f"learns, so a much larger step")
+    if small:
+        return Defaults(SMALL_LR, WARMUP_FRACTION, batch, f"{size}: a tiny or minutes-old model needs a large step")
+    return Defaults(LARGE_LR, WARMUP_FRACTION, batch, f"{size}: a well-pretrained model wants a small step (BERT's 2e-5 .. 5e-5)")
+
+
+def _millions(n: int) -> str:
+    """_millions(970_624) -> "1.0M";  _millions(20_000_000) -> "20M"."""
+    return f"{n / 1e6:.1f}M" if n < 10_000_000 else f"{n / 1e6:.0f}M"
