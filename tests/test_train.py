@@ -171,15 +171,42 @@ def test_max_minutes_stops_on_the_clock_and_still_saves(tmp_path):
     assert latest_checkpoint(tmp_path).name == f"checkpoint-{trainer.step:07d}"
 
 
-def test_device_and_precision_defaults():
+def test_training_steps_never_build_the_logits_but_evaluation_does(tmp_path):
+    """The product path is the fused LM loss: the LM head (a Linear) runs only in evaluation."""
+    trainer = make_trainer(tmp_path, max_steps=2, save_every=0, eval_every=0)
+    calls = []
+    trainer.raw_model.lm_head.register_forward_hook(lambda *a: calls.append(1))
+    loss, _ = trainer.train_step()
+    assert math.isfinite(loss) and calls == []
+    assert "eval_loss" in trainer.evaluate() and calls
+
+
+def test_device_and_precision_defaults(monkeypatch):
+    from taesan import util
+
     assert pick_device("cpu") == torch.device("cpu")
-    assert autocast_dtype(torch.device("cpu"), "auto") is None  # fp32 by default on CPU
+    for native, picked in ((False, None), (True, torch.bfloat16)):  # auto: bf16 only where the CPU has it natively
+        monkeypatch.setattr(util, "native_bf16", lambda native=native: native)
+        assert autocast_dtype(torch.device("cpu"), "auto") is picked
     assert autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None
 
 
-def test_bf16_autocast_runs_on_cpu(tmp_path):
-    losses = make_trainer(tmp_path, max_steps=2, precision="bf16", save_every=0, eval_every=0).fit()
-    assert all(math.isfinite(x) for x in losses)
+def test_bf16_autocast_runs_on_cpu_with_fp32_master_weights_and_loss(tmp_path):
+    """--precision bf16 on CPU (slow where bf16 is emulated): the blocks compute in bf16, the weights, the
+    optimizer state and the loss stay fp32."""
+    trainer = make_trainer(tmp_path, max_steps=2, precision="bf16", save_every=0, eval_every=0)
+    seen = []
+    trainer.raw_model.blocks[0].mlp.up.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    losses = trainer.fit()
+    assert all(math.isfinite(x) for x in losses) and seen and set(seen) == {torch.bfloat16}
+    assert trainer.precision == "bf16"
+    assert all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in trainer.optimizer.state.values())
+    inputs, labels = trainer.objective.prepare(next(iter(trainer.eval_data())))
+    with trainer._autocast():
+        outputs = trainer.objective.run_model(trainer.model, inputs, labels)
+    assert trainer.objective.loss(outputs, labels).dtype == torch.float32
 
 
 # ---- `taesan pretrain` end to end ----------------------------------------------------------------------------

@@ -160,10 +160,20 @@ class GPT(TaesanModel):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
-        """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`."""
+        """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`.
+
+        pre_logits: return what the LM head reads instead, the final hidden states (B, T, C), as timm's
+        `forward_head(x, pre_logits=True)`: logits = hidden @ weight.T with `output_layer()`'s weight. A language-model
+        objective asks for them to compute its loss chunk by chunk, never holding the (B, T, vocab) logits.
+        """
         hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, cache, inputs_embeds=inputs_embeds)
-        return self.lm_head(hidden)
+        return hidden if pre_logits else self.lm_head(hidden)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The LM head as (weight (vocab_size, C), bias or None): logits = pre_logits @ weight.T (+ bias)."""
+        return self.lm_head.weight, None
 
     # ---- decoding: one token per row after a filled cache (the fast path lives in gpt_decode.py) ----------
     def decode_step(

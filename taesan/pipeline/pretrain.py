@@ -159,15 +159,15 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
         tokenizer.save(directory / "tokenizer.json")
         write_json(directory / TRAINING_NAME, training)
 
-    if info.is_main:
-        for line in notes:
-            say(line)
     torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
     trainer = Trainer(
         model, objective_for(recipe.objective, tokenizer, model.config.vocab_size), data, config, recipe.out,
         eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
         fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
     )
+    if info.is_main:
+        for line in [*notes, trainer.precision_note]:
+            say(line)
     try:
         trainer.fit()
     finally:
