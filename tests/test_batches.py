@@ -119,3 +119,29 @@ def test_every_encoder_attends_through_sdpa_unless_weights_are_asked_for(name, m
         n = len(calls)
         encoder.forward_features(**inputs, need_weights=True)
     assert len(calls) == n  # the weights come from the explicit path
+
+
+def test_precision_bf16_runs_an_encoder_under_autocast_and_a_gpt_in_its_decode_weights(classifier, monkeypatch):
+    """`--precision` of predict/evaluate/serve/generate: bf16 works on any CPU (slowly where it is emulated), auto
+    follows the CPU's flags, and the choice is said in one line."""
+    from taesan import util
+    from taesan.pipeline.precision import use_precision
+
+    task, model, examples = classifier
+    texts = [ex.text for ex in examples[:12]]
+    fp32 = task.predict(model, texts)
+    precision = use_precision(model, "bf16")
+    assert precision.autocast and precision.note == "precision: bf16 (asked for)"
+    seen = []
+    hook = model.classifier.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with precision.context():
+        bf16 = task.predict(model, texts)
+    hook.remove()
+    assert set(seen) == {torch.bfloat16}
+    assert [p["probability"] for p in bf16] == pytest.approx([p["probability"] for p in fp32], abs=0.03)
+    gpt = taesan.create("gpt-tiny", n_layers=1, d_model=32, n_heads=2)
+    assert not use_precision(gpt, "bf16").autocast and gpt.decode_dtype == torch.bfloat16
+    for native, chosen in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(util, "native_bf16", lambda native=native: native)
+        assert use_precision(gpt, "auto").chosen == chosen and gpt.decode_dtype == getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[chosen])
+        assert use_precision(model, "auto").note.startswith(f"precision: {chosen} (auto: this CPU")
