@@ -22,6 +22,7 @@ from taesan.tasks import TASKS, task_class
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.finetune import finetune
+from taesan.util import describe_precision, pick_device
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
@@ -43,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=None, help="tokens per example, specials included (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
     p.add_argument("--mode", choices=["full", "prompt"], default="full", help="full: train every weight; prompt: a soft prompt + the head")
@@ -126,13 +129,14 @@ def run(args: argparse.Namespace) -> int:
     warmup = args.warmup if args.warmup is not None else steps // 10
     train_config = TrainConfig(
         max_steps=steps, lr=lr, warmup=warmup, weight_decay=args.weight_decay, eval_every=args.eval_every,
-        save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
+        save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress, precision=args.precision,
     )
     torch.manual_seed(args.seed)  # the new head's initialisation
     result = finetune(
         task, model, train, valid, args.out, train_config, batch_size=args.batch_size, device=args.device,
         mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init,
     )
+    print(describe_precision(args.precision, pick_device(args.device).type))
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
     print(f"{args.task}: {len(train)} training and {len(valid)} held-out examples, {result.steps} steps of {args.batch_size}; "
