@@ -115,13 +115,15 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return {n for n, p in model.named_parameters() if p.ndim < 2 or id(p) in embeddings}
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str]) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str], fused: bool = False) -> torch.optim.AdamW:
+    """AdamW over two groups (decayed weights; biases, norms and embeddings without decay). fused: the one-kernel
+    update (CPU and CUDA), the same arithmetic as the per-tensor loop in fewer passes over memory."""
     decay, plain = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (plain if name.removeprefix("module.") in skip_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps, fused=fused or None)
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -198,7 +200,8 @@ class Trainer:
         if resume_from is not None:
             self._load_weights(Path(resume_from))
         self.model = distributed.wrap(self.raw_model, self.dist, fsdp)
-        self.optimizer = build_optimizer(self.model, config, skip)
+        fused = not fsdp and self.device.type in ("cpu", "cuda")  # sharded (DTensor) parameters keep the plain loop
+        self.optimizer = build_optimizer(self.model, config, skip, fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, config.warmup, config.max_steps, config.min_lr_ratio)
         )
