@@ -55,7 +55,7 @@ def prepare(work: Path) -> None:
     (work / "shakespeare.jsonl").write_text(json.dumps({"text": TEXT.read_text(encoding="utf-8")}) + "\n", encoding="utf-8")
     subprocess.run([sys.executable, "-m", "taesan", "tokenizer", "train", "--kind", "char", "--vocab-size", "100",
                     "--input", str(work / "shakespeare.jsonl"), "--output", str(work / "char.json"),
-                    "--special-tokens", "[UNK]", "<|endoftext|>"], check=True, env=_env(), capture_output=True)
+                    "--min-frequency", "1", "--special-tokens", "[UNK]", "<|endoftext|>"], check=True, env=_env(), capture_output=True)
 
 
 def _env() -> dict[str, str]:
