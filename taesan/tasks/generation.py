@@ -22,7 +22,7 @@ from taesan.errors import TaesanError
 from taesan.models import load_model
 from taesan.models.registry import create_for
 from taesan.models.gpt import GPT
-from taesan.objectives import IGNORE_INDEX
+from taesan.objectives import IGNORE_INDEX, lm_outputs
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
 from taesan.tasks.readers.generation import GenerationExample, read_generation
@@ -102,6 +102,10 @@ class GenerationTask(Task):
             mask[row, :L] = 1
             labels[row, :L] = torch.as_tensor(f["labels"])
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def run_model(self, model: nn.Module, inputs: dict[str, Any], labels: Any = None) -> Any:
+        """In training the LM loss runs chunk by chunk from the hidden states (objectives.lm_outputs)."""
+        return lm_outputs(model, inputs)
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:

@@ -19,7 +19,7 @@ from torch import nn
 from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models.transformer import Seq2SeqTransformer
-from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
+from taesan.objectives import IGNORE_INDEX, Seq2SeqLM, lm_outputs
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
@@ -79,6 +79,10 @@ class Translation(Task):
     def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
         """Teacher forcing: the decoder reads the target shifted right behind the start token."""
         return Seq2SeqLM(self.start_id, self.pad_id).prepare(batch, generator)
+
+    def run_model(self, model: nn.Module, inputs: dict[str, Any], labels: Any = None) -> Any:
+        """In training the LM loss runs chunk by chunk from the decoder's hidden states (objectives.lm_outputs)."""
+        return lm_outputs(model, inputs)
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
