@@ -1,4 +1,5 @@
-"""What every benchmark prints about the machine it ran on: the CPU model and how many logical CPUs.
+"""What every benchmark prints about the machine it ran on: the CPU model, how many logical CPUs, whether it
+multiplies bf16 natively, and the load average (the machines are shared).
 
 Not a benchmark: the scripts import it (`from benchmarks.machine_info import machine`) with the checkout on sys.path.
 """
@@ -17,3 +18,16 @@ def machine() -> str:
     except (OSError, subprocess.CalledProcessError, StopIteration):
         name = platform.processor() or platform.machine() or "unknown CPU"
     return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def cpu_kind() -> str:
+    """The machine plus whether bf16 is native here: "Intel(R) Xeon(R) Processor, 2 logical CPUs; bf16 emulated
+    (no amx_bf16 / avx512_bf16 in /proc/cpuinfo)" — every figure must say which kind of CPU it came from."""
+    from taesan.util import native_bf16
+
+    bf16 = "bf16 native (AMX or AVX512-BF16)" if native_bf16() else "bf16 emulated (no amx_bf16 / avx512_bf16 in /proc/cpuinfo)"
+    return f"{machine()}; {bf16}"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -2,18 +2,82 @@
 seq2seq teacher forcing — each turns a batch of ids into (model inputs, labels) and owns the loss.
 
 Not a model (models return logits) and not a data loader. Labels of ignored positions are -100.
-The Trainer speaks to an objective (or a fine-tuning task) only through `prepare`, `loss`, `metrics`.
+The Trainer speaks to an objective (or a fine-tuning task) only through `prepare`, `run_model`, `loss`, `metrics`.
+In training, the language-model objectives ask the model for what its output layer reads (`pre_logits=True`) and
+that layer (`output_layer()`), and compute the loss chunk by chunk (modules.lm_loss): the (N, vocab) logits, the
+largest tensors of a small model's step, never exist. The loss is the same as on the logits (tests hold them equal).
 """
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from taesan.errors import TaesanError
+from taesan.modules.lm_loss import linear_cross_entropy
+
 
 IGNORE_INDEX = -100
+
+
+@dataclass
+class PreLogits:
+    """What a language-model objective gets from the model in training instead of its logits: the hidden states
+    the output layer reads and that layer, logits = hidden @ weight.T + bias.
+
+    dtype: the precision the products run in (autocast's, when the model ran under it); the loss is fp32 anyway.
+    """
+
+    hidden: torch.Tensor  # (..., C)
+    weight: torch.Tensor  # (V, C)
+    bias: torch.Tensor | None  # (V,)
+    dtype: torch.dtype | None = None
+
+    def logits(self) -> torch.Tensor:
+        """The logits (..., V) in fp32, for metrics."""
+        with torch.autocast(self.hidden.device.type, enabled=False):
+            logits = self.hidden.float() @ self.weight.float().t()
+            return logits + self.bias.float() if self.bias is not None else logits
+
+
+def _sharded(model: Any) -> bool:
+    """An FSDP-sharded model's weights exist whole only inside its forward. Asked without importing FSDP (it pulls
+    in sympy, seconds): a model cannot be sharded before the trainer imported it."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    return fsdp is not None and isinstance(model, fsdp.FSDPModule)
+
+
+def lm_outputs(model: Any, inputs: dict[str, Any]) -> torch.Tensor | PreLogits:
+    """A language model's outputs for its objective: PreLogits when the model lends its output layer and a gradient
+    is wanted (training), else its logits. A DDP wrapper lends none (its reducer must see every parameter used in
+    its own forward) and neither does an FSDP-sharded model; both give logits, as does evaluation."""
+    layer = getattr(model, "output_layer", None) if not _sharded(model) else None
+    parts = layer() if layer is not None and torch.is_grad_enabled() else None
+    if parts is None:
+        return model(**inputs)
+    hidden = model(**inputs, pre_logits=True)
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    return PreLogits(hidden, parts[0], parts[1], dtype)
+
+
+def aligned(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores (..., X), labels) -> flat (N, X) and (N,): scores of every position, or of the labelled positions
+    only (a masked LM's head scores just the masked ones, in row-major order).
+
+    aligned(scores (2, 3, V), labels (2, 3)) -> (6, V), (6,); aligned(scores (2, V), [[-100, 7, 9]]) -> (2, V), [7, 9]
+    """
+    X = logits.shape[-1]
+    if tuple(logits.shape[:-1]) == tuple(labels.shape):
+        return logits.reshape(-1, X), labels.reshape(-1)  # (N, X), (N,)
+    kept = labels[labels != IGNORE_INDEX]  # (N,)
+    if logits.dim() != 2 or logits.shape[0] != kept.shape[0]:
+        raise ValueError(f"outputs of shape {tuple(logits.shape)} match neither the labels {tuple(labels.shape)} "
+                         f"nor their {kept.shape[0]} labelled positions")
+    return logits, kept
 
 
 class Objective:
@@ -21,8 +85,10 @@ class Objective:
 
     - `prepare(batch, generator) -> (inputs, labels)`: `inputs` is the model's keyword arguments,
       `generator` a seeded torch.Generator for random choices (its state is saved with the trainer);
-    - `loss(logits, labels) -> scalar`: the mean over counted positions;
-    - `metrics(logits, labels) -> {name: (sum, count)}`: summed over a batch, so evaluation can
+    - `run_model(model, inputs, labels) -> outputs`: the model's logits (the default: `model(**inputs)`), or what
+      a language-model objective asks for instead (PreLogits); the Trainer calls it under its autocast;
+    - `loss(outputs, labels) -> scalar`: the mean over counted positions, in fp32;
+    - `metrics(outputs, labels) -> {name: (sum, count)}`: summed over a batch, so evaluation can
       aggregate many batches exactly before dividing;
     - optionally `summarize({name: (total sum, total count)}) -> {name: value}` when a score is not
       a plain ratio (F1 from summed tp/fp/fn); without it each metric is sum / count.
@@ -36,18 +102,25 @@ class Objective:
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         raise NotImplementedError
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def run_model(self, model: Any, inputs: dict[str, Any], labels: Any = None) -> Any:
+        """What `loss` and `metrics` read: the model's logits."""
+        return model(**inputs)
+
+    def loss(self, logits: torch.Tensor | PreLogits, labels: torch.Tensor) -> torch.Tensor:
         """Token-level cross-entropy over positions whose label is not -100 (0 when there is none)."""
-        flat = logits.reshape(-1, logits.shape[-1]).float()  # (N, V)
-        labels = labels.reshape(-1)  # (N,)
+        if isinstance(logits, PreLogits):
+            hidden, labels = aligned(logits.hidden, labels)  # (N, C), (N,)
+            return linear_cross_entropy(hidden, logits.weight, labels, IGNORE_INDEX, bias=logits.bias, dtype=logits.dtype)
+        flat, labels = aligned(logits.float(), labels)  # (N, V), (N,)
         total = F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX, reduction="sum")
         return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
 
     @torch.no_grad()
-    def metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[float, int]]:
+    def metrics(self, logits: torch.Tensor | PreLogits, labels: torch.Tensor) -> dict[str, tuple[float, int]]:
         """{"loss": (Σ token losses, n tokens), "accuracy": (n correct, n tokens)}; perplexity = exp(loss)."""
-        flat = logits.reshape(-1, logits.shape[-1]).float()  # (N, V)
-        labels = labels.reshape(-1)  # (N,)
+        if isinstance(logits, PreLogits):
+            logits = logits.logits()
+        flat, labels = aligned(logits.float(), labels)  # (N, V), (N,)
         n = int((labels != IGNORE_INDEX).sum())
         total = float(F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
         correct = int(((flat.argmax(-1) == labels) & (labels != IGNORE_INDEX)).sum())
@@ -96,6 +169,9 @@ class CausalLM(Objective):
     def prepare(self, batch, generator=None):
         inputs, mask, labels = shift_for_next_token(batch["input_ids"], batch.get("attention_mask"))
         return ({"input_ids": inputs} if mask is None else {"input_ids": inputs, "attention_mask": mask}), labels
+
+    def run_model(self, model, inputs, labels=None):
+        return lm_outputs(model, inputs)
 
 
 class BackwardLM(CausalLM):
@@ -150,6 +226,12 @@ class MaskedLM(Objective):
             inputs["attention_mask"] = mask
         return inputs, labels
 
+    def run_model(self, model, inputs, labels=None):
+        """Only the chosen positions reach the head: scores (N, vocab) or PreLogits (N, E), in row-major order."""
+        if labels is None:
+            return model(**inputs)
+        return lm_outputs(model, {**inputs, "masked_positions": labels != IGNORE_INDEX})
+
 
 # ---- sequence to sequence ---------------------------------------------------------------------------------
 
@@ -195,6 +277,9 @@ class Seq2SeqLM(Objective):
         if batch.get("attention_mask") is not None:
             inputs["src_mask"] = batch["attention_mask"]
         return inputs, labels
+
+    def run_model(self, model, inputs, labels=None):
+        return lm_outputs(model, inputs)
 
 
 def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None) -> Objective:

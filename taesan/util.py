@@ -66,6 +66,25 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> str:
     return "bf16" if device_type == "cpu" and native_bf16() else "fp32"
 
 
+def describe_precision(precision: str, device_type: str = "cpu") -> str:
+    """The line a command logs about its precision: the choice, and why when "auto" made it.
+
+    describe_precision("auto", "cpu") on a CPU without AMX/AVX512-BF16 ->
+    "precision: fp32 (auto: this CPU has no native bf16 (AMX or AVX512-BF16), where bf16 runs slower than fp32)"
+    """
+    chosen = resolve_precision(precision, device_type)
+    if precision != "auto":
+        return f"precision: {chosen} (asked for)"
+    if device_type == "cuda":
+        why = "this GPU computes bf16" if chosen == "bf16" else "this GPU has no bf16"
+    elif device_type == "cpu":
+        why = ("this CPU multiplies bf16 natively (AMX or AVX512-BF16)" if chosen == "bf16" else
+               "this CPU has no native bf16 (AMX or AVX512-BF16), where bf16 runs slower than fp32")
+    else:
+        why = f"no bf16 choice on {device_type}"
+    return f"precision: {chosen} (auto: {why})"
+
+
 @contextmanager
 def gc_paused():
     """Pause Python's cycle collector: building millions of small lists and tuples (which hold no cycles)

@@ -289,13 +289,13 @@ def _one_label_classifier(trained, out):
 def test_evaluate_and_finetune_warn_about_a_one_label_classifier(trained, files, tmp_path, capsys):
     sent = str(files / "sent.tsv")
     assert main(["evaluate", "--model", str(trained), "--data", sent]) == 0
-    assert capsys.readouterr().err == ""  # a classifier that learned says nothing
+    assert "warning" not in capsys.readouterr().err  # a classifier that learned says nothing
     stuck = _one_label_classifier(trained, tmp_path / "stuck")
     assert main(["evaluate", "--model", str(stuck), "--data", sent]) == 0
     captured = capsys.readouterr()
     scores = json.loads(captured.out)
     assert scores["most_predicted_share"] == 1.0 and scores["accuracy"] == 0.5
-    assert captured.err.count("\n") == 1 and "warning: the classifier gives one label to 100% of the 80 examples" in captured.err
+    assert captured.err.count("warning") == 1 and "warning: the classifier gives one label to 100% of the 80 examples" in captured.err
     # finetune's final evaluation says the same (a step too small to move the bias)
     assert main(["finetune", "--task", "classification", "--model", str(stuck), "--train", sent, "--valid", sent,
                  "--out", str(tmp_path / "again"), "--max-steps", "1", "--lr", "1e-9", *FAST]) == 0

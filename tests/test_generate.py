@@ -407,10 +407,29 @@ def test_cli_prompt_file_sampling_and_beams(checkpoint, capsys, tmp_path):
     assert capsys.readouterr().out.count("[2] ") == 2
 
 
+def test_cli_writes_past_the_positions_in_a_sliding_window_as_nanogpt_samples(checkpoint, capsys):
+    """prompt + new tokens beyond n_positions (64): each token is predicted from the last 64 ids, as nanoGPT's
+    `sample` crops its context; the first ones, within the positions, exactly as without a window."""
+    d, tok, model = checkpoint
+    assert cli_main(["generate", "--model", str(d), "--prompt", "티끌 모아", "--max-new-tokens", "100"]) == 0
+    out, err = capsys.readouterr()
+    assert "precision: fp32" in err or "precision: bf16" in err
+    ids = [tok.vocab["<|endoftext|>"]] + tok.encode("티끌 모아", add_special_tokens=False).ids
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        for _ in range(100):  # nanoGPT: logits = model(idx[:, -block_size:])[:, -1]; greedy; no stop token
+            x = torch.cat([x, model(x[:, -64:])[:, -1].argmax(-1, keepdim=True)], dim=1)
+    new = x[0, len(ids):].tolist()
+    stop = tok.vocab["<|endoftext|>"]
+    new = new[: new.index(stop)] if stop in new else new
+    assert out == "티끌 모아" + tok.decode(new) + "\n"
+    assert len(ids) + len(new) > 64 + 30  # this model writes no end-of-text here: the window moved 30+ times
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--prompt", "x", "--beams", "2", "--num-return", "3"], "num_return_sequences"),
     (["--prompt-file", "/nonexistent/prompts.txt"], "prompt file not found"),
-    (["--prompt", "x", "--max-new-tokens", "1000"], "n_positions"),
+    (["--prompt", "x", "--max-new-tokens", "0"], "max_new_tokens"),
     (["--prompt", "x", "--top-p", "1.5"], "top_p"),
 ])
 def test_cli_user_errors_are_one_line(checkpoint, capsys, extra, message):

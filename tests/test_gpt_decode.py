@@ -156,6 +156,20 @@ def test_a_copied_model_decodes_with_its_own_weights():
     assert model.decode_weights() is not twin.decode_weights()
 
 
+def test_training_with_a_fused_optimizer_is_seen_by_decoding():
+    """AdamW(fused=True) (the Trainer's) updates weights without moving their version; train() drops the copies."""
+    model = _model()
+    with torch.no_grad():
+        generate(model, _ids(1, 4), max_new_tokens=3, eos_token_id=[])  # the decode weights exist
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.5, fused=True)
+    model.train()
+    model(_ids(2, 6)).logsumexp(-1).mean().backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert generate(model, _ids(1, 4), max_new_tokens=6, eos_token_id=[]).tolist() == _naive_greedy(model, _ids(1, 4), 6).tolist()
+
+
 def _naive_greedy(model, ids, steps):
     for _ in range(steps):
         ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], 1)

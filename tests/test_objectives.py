@@ -149,3 +149,102 @@ def test_objective_for_names_and_requirements():
         objective_for("sideways")
     with pytest.raises(TaesanError, match=r"\[MASK\]"):
         objective_for("masked", tokenizer=None)
+
+
+# ---- the fused LM loss on the training path -----------------------------------------------------------------
+
+
+def _lm_cases():
+    """(name, model, objective, batch): every language-model objective on a model whose output layer it fuses."""
+    import taesan
+    from taesan.models.bert_heads import BertForMaskedLM
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 60, (3, 13), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, -4:] = 0
+    gpt = taesan.create("gpt-tiny", vocab_size=60, n_layers=1, d_model=32, n_heads=2, n_positions=32, dropout=0.0, attn_dropout=0.0)
+    bert = taesan.create("bert-tiny", vocab_size=60, n_layers=1, d_model=32, n_heads=2, dropout=0.0, attn_dropout=0.0)
+    mlm = BertForMaskedLM.from_backbone(bert)
+    with torch.no_grad():
+        mlm.mlm.decoder.bias.normal_()  # a bias that matters
+    marian = taesan.create("transformer-tiny", src_vocab_size=60, dropout=0.0, final_logits_bias=True)
+    with torch.no_grad():
+        marian.final_logits_bias.normal_()
+    t5 = taesan.create("t5-tiny", vocab_size=60, dropout=0.0)
+    target = torch.randint(5, 60, (3, 7), generator=g)
+    tmask = torch.ones_like(target)
+    tmask[2, -3:] = 0
+    s2s = {"input_ids": ids, "attention_mask": mask, "target_ids": target, "target_mask": tmask}
+    return [
+        ("causal", gpt, CausalLM(), {"input_ids": ids, "attention_mask": mask}),
+        ("backward", gpt, BackwardLM(), {"input_ids": ids, "attention_mask": mask}),
+        ("masked", mlm, MaskedLM(4, 60, [0, 1, 2, 3]), {"input_ids": ids, "attention_mask": mask}),
+        ("seq2seq", marian, Seq2SeqLM(decoder_start_id=1, pad_id=0), s2s),
+        ("seq2seq-t5", t5, Seq2SeqLM(decoder_start_id=0, pad_id=0), s2s),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5), ids=["causal", "backward", "masked", "seq2seq", "seq2seq-t5"])
+def test_training_loss_skips_the_logits_and_equals_the_plain_loss_with_gradients(case):
+    """What the Trainer runs (run_model: hidden states + output layer, chunked loss) gives the loss and every
+    parameter's gradient of logits + cross-entropy; evaluation (no gradient) still gets the logits."""
+    from taesan.objectives import Objective, PreLogits
+
+    _, model, obj, batch = _lm_cases()[case]
+    model.train()
+    inputs, labels = obj.prepare(batch, torch.Generator().manual_seed(5))
+    assert (labels != IGNORE_INDEX).sum() > 0
+    outputs = obj.run_model(model, inputs, labels)
+    assert isinstance(outputs, PreLogits) and outputs.dtype is None
+    fused = obj.loss(outputs, labels)
+    fused_grads = torch.autograd.grad(fused, list(model.parameters()), allow_unused=True)
+    plain = Objective.loss(obj, model(**inputs), labels)  # the full logits, every position
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+    for (name, _), a, b in zip(model.named_parameters(), fused_grads, plain_grads):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():
+        logits = obj.run_model(model, inputs, labels)
+        assert not isinstance(logits, PreLogits)
+        metrics = obj.metrics(logits, labels)
+    assert metrics["loss"][1] == int((labels != IGNORE_INDEX).sum())
+    assert metrics["loss"][0] / metrics["loss"][1] == pytest.approx(float(plain.detach()), rel=1e-5)
+    assert obj.metrics(outputs, labels)["accuracy"] == metrics["accuracy"]
+
+
+def test_under_bf16_autocast_the_loss_multiplies_in_bf16_and_stays_fp32():
+    from taesan.objectives import PreLogits
+
+    _, model, obj, batch = _lm_cases()[0]
+    inputs, labels = obj.prepare(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = obj.run_model(model, inputs, labels)
+        plain_logits = model(**inputs)
+    assert isinstance(outputs, PreLogits) and outputs.dtype == torch.bfloat16
+    loss = obj.loss(outputs, labels)
+    assert loss.dtype == torch.float32 and model.lm_head.weight.dtype == torch.float32
+    plain = obj.loss(plain_logits, labels)  # the bf16 logits, cross-entropy in fp32
+    torch.testing.assert_close(loss, plain, atol=2e-2, rtol=0)
+    loss.backward()
+    assert model.lm_head.weight.grad.dtype == torch.float32 and torch.isfinite(model.lm_head.weight.grad).all()
+
+
+def test_a_wrapped_model_that_lends_no_output_layer_gives_logits():
+    """A DDP wrapper hides `output_layer` (its reducer must see every parameter in its own forward): logits, as before."""
+    _, model, obj, batch = _lm_cases()[0]
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, **kw):
+            return self.module(**kw)
+
+    inputs, labels = obj.prepare(batch)
+    outputs = obj.run_model(Wrapper(model), inputs, labels)
+    assert isinstance(outputs, torch.Tensor) and outputs.shape == (*labels.shape, 60)

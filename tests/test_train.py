@@ -171,15 +171,42 @@ def test_max_minutes_stops_on_the_clock_and_still_saves(tmp_path):
     assert latest_checkpoint(tmp_path).name == f"checkpoint-{trainer.step:07d}"
 
 
-def test_device_and_precision_defaults():
+def test_training_steps_never_build_the_logits_but_evaluation_does(tmp_path):
+    """The product path is the fused LM loss: the LM head (a Linear) runs only in evaluation."""
+    trainer = make_trainer(tmp_path, max_steps=2, save_every=0, eval_every=0)
+    calls = []
+    trainer.raw_model.lm_head.register_forward_hook(lambda *a: calls.append(1))
+    loss, _ = trainer.train_step()
+    assert math.isfinite(loss) and calls == []
+    assert "eval_loss" in trainer.evaluate() and calls
+
+
+def test_device_and_precision_defaults(monkeypatch):
+    from taesan import util
+
     assert pick_device("cpu") == torch.device("cpu")
-    assert autocast_dtype(torch.device("cpu"), "auto") is None  # fp32 by default on CPU
+    for native, picked in ((False, None), (True, torch.bfloat16)):  # auto: bf16 only where the CPU has it natively
+        monkeypatch.setattr(util, "native_bf16", lambda native=native: native)
+        assert autocast_dtype(torch.device("cpu"), "auto") is picked
     assert autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None
 
 
-def test_bf16_autocast_runs_on_cpu(tmp_path):
-    losses = make_trainer(tmp_path, max_steps=2, precision="bf16", save_every=0, eval_every=0).fit()
-    assert all(math.isfinite(x) for x in losses)
+def test_bf16_autocast_runs_on_cpu_with_fp32_master_weights_and_loss(tmp_path):
+    """--precision bf16 on CPU (slow where bf16 is emulated): the blocks compute in bf16, the weights, the
+    optimizer state and the loss stay fp32."""
+    trainer = make_trainer(tmp_path, max_steps=2, precision="bf16", save_every=0, eval_every=0)
+    seen = []
+    trainer.raw_model.blocks[0].mlp.up.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    losses = trainer.fit()
+    assert all(math.isfinite(x) for x in losses) and seen and set(seen) == {torch.bfloat16}
+    assert trainer.precision == "bf16"
+    assert all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in trainer.optimizer.state.values())
+    inputs, labels = trainer.objective.prepare(next(iter(trainer.eval_data())))
+    with trainer._autocast():
+        outputs = trainer.objective.run_model(trainer.model, inputs, labels)
+    assert trainer.objective.loss(outputs, labels).dtype == torch.float32
 
 
 # ---- `taesan pretrain` end to end ----------------------------------------------------------------------------
@@ -242,6 +269,11 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
         ({"--max-minutes": "0"}, "max_minutes must be > 0"),
         ({"--valid-every": "-1"}, "--valid-every must be >= 0"),  # silently held nothing out
         ({"--threads": "-1"}, "--threads must be >= 1"),  # torch's traceback
+        ({"--set": "n_layer=2"}, "unknown field 'n_layer' for GPTConfig"),
+        ({"--set": "n_heads=3"}, "not divisible"),
+        ({"--betas": "0.9"}, "--betas '0.9'"),
+        ({"--valid-fraction": "1.5"}, "--valid-fraction must be in"),
+        ({"--config": "missing.json"}, "--config .*missing.json: file not found"),
     ],
 )
 def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_tokenizer, capsys, change, message):
@@ -258,6 +290,29 @@ def test_cli_pretrain_user_errors_are_one_line_exit_2(tmp_path, corpus_and_token
     assert len(err.splitlines()) == 1 and err.startswith("taesan pretrain: error:")
     assert __import__("re").search(message, err), err
     assert not (tmp_path / "o").exists()  # nothing written before the error
+
+
+def test_cli_pretrain_knobs_a_reproduction_needs(tmp_path, corpus_and_tokenizer, capsys):
+    """--config FILE and --set over the preset, --betas, --valid-fraction (the corpus' last tokens held out)."""
+    corpus, tok = corpus_and_tokenizer
+    (tmp_path / "shape.json").write_text(json.dumps({"n_layers": 1, "d_model": 32, "n_heads": 4}), encoding="utf-8")
+    out = tmp_path / "gpt"
+    assert pretrain("--model", "gpt-tiny", "--objective", "causal", "--corpus", corpus, "--tokenizer", tok, "--out", out,
+                    "--config", tmp_path / "shape.json", "--set", "n_heads=2", "n_positions=40", "dropout=0",
+                    "--betas", "0.9,0.99", "--valid-fraction", "0.1", "--max-steps", "2") == 0
+    printed = capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert (config["n_layers"], config["d_model"], config["n_heads"], config["n_positions"], config["dropout"]) == (1, 32, 2, 40, 0)
+    state = json.loads((out / "checkpoint-0000002" / "trainer_state.json").read_text())
+    assert state["config"]["betas"] == [0.9, 0.99]
+    found = __import__("re").search(r"corpus: ([\d,]+) training tokens, ([\d,]+) held out \(the last 0.1", printed)
+    train, held = (int(x.replace(",", "")) for x in found.groups())
+    total = json.loads((out / "data" / "manifest.json").read_text())["tokens"]["train"]  # cached whole, cut at load
+    assert train + held == total and held == round(total * 0.1)
+    assert "precision: fp32" in printed or "precision: bf16" in printed
+    assert pretrain("--model", out, "--objective", "causal", "--corpus", corpus, "--tokenizer", tok, "--out",
+                    tmp_path / "again", "--set", "n_layers=2", "--max-steps", "1") == 2
+    assert "a checkpoint or a model in memory keeps its own" in capsys.readouterr().err
 
 
 def test_cli_pretrain_refuses_empty_corpus_vocab_mismatch_and_accidental_overwrite(tmp_path, corpus_and_tokenizer, capsys):

@@ -14,7 +14,7 @@ from taesan.errors import TaesanError
 from taesan.models import to_hf
 from taesan.pipeline.convert import convert
 from taesan.models import create, presets
-from taesan.models.vit import ViT, ViTConfig
+from taesan.models.vit import ViT
 
 transformers = pytest.importorskip("transformers")
 

@@ -15,6 +15,7 @@ from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.tasks import TASK_FILE
 from taesan.tuning.checks import column_warnings, evaluation_warnings
+from taesan.pipeline.precision import use_precision
 from taesan.util import pick_device
 
 HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
@@ -23,7 +24,10 @@ HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
     p.add_argument("--data", required=True, metavar="FILE", help="labelled data in the task's format")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per batch (default: as many as fit for classifiers, 32 for the other tasks)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     add_threads(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -33,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
     model, task = bundle.model, bundle.need_task()
@@ -46,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
     examples = task.read(args.data)
     for line in column_warnings(task, examples, args.data):
         print(line, file=sys.stderr)
-    metrics = task.evaluate(model, examples, args.batch_size)
+    precision = use_precision(model, args.precision)
+    batch_size = args.batch_size if args.batch_size is not None else task.default_batch_size
+    with precision.context():
+        metrics = task.evaluate(model, examples, batch_size)
     print(json.dumps(metrics, indent=1, ensure_ascii=False))
     for line in evaluation_warnings(task, metrics):
         print(line, file=sys.stderr)
     if args.confusion is not None:
-        task.save_confusion(model, examples, args.confusion, args.batch_size)
+        with precision.context():
+            task.save_confusion(model, examples, args.confusion, batch_size)
         print(f"confusion matrix: {args.confusion}", file=sys.stderr)
+    print(precision.note, file=sys.stderr)  # after the work: an error stays one line
     return 0

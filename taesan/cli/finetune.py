@@ -30,6 +30,7 @@ from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
 
 TRAINED_FIELDS = ("labels", "type_ids", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
+from taesan.util import describe_precision, pick_device
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
@@ -55,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=None, help="tokens per example, specials included (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (fewer on a shared machine)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
     p.add_argument("--mode", choices=list(MODES), default="full",
@@ -190,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         max_steps=steps, max_minutes=args.max_minutes, lr=lr, warmup=warmup, weight_decay=args.weight_decay,
         eval_every=args.eval_every, save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
+        precision=args.precision,
     )
     torch.manual_seed(args.seed)  # the new head's initialisation and dropout, whatever building the model drew
     result = finetune(
@@ -198,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         verbalizer=words,
         on_start=(lambda: print(defaults_line(defaults, lr, warmup, batch_size, steps, args))) if chosen else None,
     )
+    print(describe_precision(args.precision, pick_device(args.device).type))
     for name, value in result.metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
     for line in evaluation_warnings(task, result.metrics):

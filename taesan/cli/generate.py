@@ -12,6 +12,7 @@ from pathlib import Path
 from taesan.cli import add_threads
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
+from taesan.pipeline.precision import use_precision
 from taesan.pipeline.text import STOP, check_writes, complete, sampling, stream
 
 HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
@@ -36,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop once this text appears (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="for reproducible sampling")
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="default: DIR/tokenizer.json")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     add_threads(p)
 
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle.load(args.model, tokenizer=args.tokenizer)
     bundle.need_tokenizer()
     check_writes(bundle)
+    precision = use_precision(bundle.model, args.precision)
+    unsaid = [precision.note]  # said once the first prompt's settings are checked (an error stays one line)
     options = dict(
         max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
         **sampling(args.temperature, args.top_k, args.top_p, greedy=args.greedy),
@@ -68,27 +73,35 @@ def run(args: argparse.Namespace) -> int:
     numbered = args.beams > 1 or args.num_return > 1
     whole = numbered or bundle.objective == "backward"  # a backward LM's new text goes before the prompt
     for n, prompt in enumerate(_prompts(args), start=1):
-        try:
-            if whole:
-                completions = complete(bundle, prompt, **options)
-            else:
-                pieces = stream(bundle, prompt, **options)  # settings checked here, before anything is printed
-        except TaesanError as e:
-            raise TaesanError(f"prompt {n}: {e}") from None
-        if whole:
-            for k, c in enumerate(completions, start=1):
-                print(f"[{k}] {c.shown}" if numbered else c.shown)
-                _say_why(c.finish_reason, c.text, f"[{k}] " if numbered else "")
-            continue
-        out = sys.stdout
-        out.write(pieces.head)
-        for piece in pieces:
-            out.write(piece)
-            out.flush()
-        out.write("\n")
-        out.flush()
-        _say_why(pieces.finish_reason, pieces.completion.text)
+        with precision.context():
+            _one(bundle, prompt, n, whole, numbered, options, unsaid)
     return 0
+
+
+def _one(bundle: Bundle, prompt: str, n: int, whole: bool, numbered: bool, options: dict, unsaid: list[str]) -> None:
+    """Continue one prompt and print it (streamed unless whole); a GPT writes past its positions in a sliding window."""
+    try:
+        if whole:
+            completions = complete(bundle, prompt, sliding_window=True, **options)
+        else:
+            pieces = stream(bundle, prompt, sliding_window=True, **options)  # settings checked before anything prints
+    except TaesanError as e:
+        raise TaesanError(f"prompt {n}: {e}") from None
+    while unsaid:
+        print(unsaid.pop(), file=sys.stderr)
+    if whole:
+        for k, c in enumerate(completions, start=1):
+            print(f"[{k}] {c.shown}" if numbered else c.shown)
+            _say_why(c.finish_reason, c.text, f"[{k}] " if numbered else "")
+        return
+    out = sys.stdout
+    out.write(pieces.head)
+    for piece in pieces:
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    out.flush()
+    _say_why(pieces.finish_reason, pieces.completion.text)
 
 
 def _say_why(finish_reason: str, text: str, prefix: str = "") -> None:

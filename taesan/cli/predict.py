@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from taesan.cli import add_threads
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
+from taesan.pipeline.precision import use_precision
 from taesan.tasks.readers.common import lines
 from taesan.util import pick_device
 
@@ -22,7 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", help='texts ("어제 카페 갔었어"; pairs: "premise ||| hypothesis"; images: a file or digits:N)')
     p.add_argument("--file", default=None, metavar="FILE", help="more inputs, one per line")
     p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per batch (default: as many as fit for classifiers, 32 for the other tasks)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over long inputs")
     add_threads(p)
@@ -38,13 +43,18 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
     texts = _inputs(args)
     bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
     task = bundle.need_task()
     task.progress = not args.no_progress
-    predictions = task.predict(bundle.model, [task.parse_input(t) for t in texts], args.batch_size)
+    inputs = [task.parse_input(t) for t in texts]
+    precision = use_precision(bundle.model, args.precision)
+    batch_size = args.batch_size if args.batch_size is not None else task.default_batch_size
+    with precision.context():
+        predictions = task.predict(bundle.model, inputs, batch_size)
+    print(precision.note, file=sys.stderr)  # after the work: an error stays one line
     for text, prediction in zip(texts, predictions):
         if args.json:
             print(json.dumps({"input": text, **prediction}, ensure_ascii=False))

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from taesan.cli.finetune import task_settings
+from taesan.config import read_json
 from taesan.errors import TaesanError
 from taesan.pipeline.pretrain import Recipe, pretrain
 from taesan.tokenizers import load
@@ -18,6 +21,11 @@ HELP = "pretrain a language model (causal, backward or masked) on a text corpus"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a preset (gpt-tiny, bert-tiny, ...) or a checkpoint directory")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="model config fields over the preset, e.g. --set n_layers=4 d_model=128 n_heads=4 dropout=0 "
+                   "(values are JSON or text; repeatable)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a JSON file of model config fields over the preset (--set wins over it)")
     p.add_argument("--objective", required=True, choices=["causal", "backward", "masked"])
     p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help="text (one document per line) or JSONL with 'text'")
     p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
@@ -31,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--betas", default="0.9,0.98", metavar="B1,B2", help="AdamW's betas (default 0.9,0.98)")
     p.add_argument("--warmup", type=int, default=None,
                    help="warmup steps (default: 5%% of --max-steps, at most 1000; 100 with --max-minutes alone)")
     p.add_argument("--grad-clip", type=float, default=1.0)
@@ -42,7 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--fsdp", action="store_true", help="shard parameters and optimizer state over ranks (FSDP2)")
-    p.add_argument("--valid-every", type=int, default=50, help="every N-th document is held out for evaluation (0: none)")
+    held = p.add_mutually_exclusive_group()
+    held.add_argument("--valid-every", type=int, default=50, help="every N-th document is held out for evaluation (0: none)")
+    held.add_argument("--valid-fraction", type=float, default=None, metavar="F",
+                      help="hold out the corpus' last fraction F of tokens instead (e.g. 0.1: a 90/10 split, as nanoGPT)")
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="the tokenized corpus cache (default OUT/data)")
     p.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: by corpus size)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (fewer on a shared machine)")
@@ -60,6 +72,31 @@ def _tokenizer(path: str):
         raise TaesanError(f"{path}: not a readable tokenizer ({e})") from None
 
 
+def _betas(text: str) -> tuple[float, float]:
+    """"0.9,0.99" -> (0.9, 0.99); each in [0, 1)."""
+    try:
+        betas = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        betas = ()
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise TaesanError(f"--betas {text!r}: expected two numbers in [0, 1) separated by a comma, e.g. 0.9,0.99")
+    return betas
+
+
+def model_overrides(config_file: str | None, pairs: list[str]) -> dict[str, Any]:
+    """--config FILE (a JSON object of config fields), then --set FIELD=VALUE pairs over it."""
+    out: dict[str, Any] = {}
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise TaesanError(f"--config {config_file}: file not found")
+        data = read_json(config_file)
+        if not isinstance(data, dict):
+            raise TaesanError(f"--config {config_file}: expected a JSON object of config fields")
+        out.update({k: v for k, v in data.items() if k not in ("model_type", "taesan_version")})
+    out.update(task_settings(pairs))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         max_steps = args.max_steps
@@ -71,11 +108,13 @@ def run(args: argparse.Namespace) -> int:
         warmup = 100 if args.max_steps is None and args.max_minutes else min(1000, max(1, max_steps // 20))
     recipe = Recipe(  # checked before anything is written
         objective=args.objective, corpus=args.corpus, out=Path(args.out), block_size=args.block_size,
-        batch_size=args.batch_size, seed=args.seed, valid_every=args.valid_every, cache_dir=args.cache_dir,
-        workers=args.workers, device=args.device, fsdp=args.fsdp, resume=args.resume, model_name=args.model,
+        batch_size=args.batch_size, seed=args.seed, valid_every=args.valid_every, valid_fraction=args.valid_fraction,
+        cache_dir=args.cache_dir, workers=args.workers, device=args.device, fsdp=args.fsdp, resume=args.resume,
+        model_name=args.model, model_overrides=model_overrides(args.config, args.set),
     )
     config = TrainConfig(
         max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,
+        betas=_betas(args.betas),
         grad_clip=args.grad_clip, accumulation=args.accumulation, eval_every=args.eval_every, eval_batches=args.eval_batches,
         save_every=args.save_every, keep_last=args.keep_last, seed=args.seed, precision=args.precision,
         progress=not args.no_progress,

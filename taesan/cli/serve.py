@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "other sites' pages are refused")
     p.add_argument("--no-tokenizers", action="store_true",
                    help="skip training the word/char/BPE/WordPiece comparison tokenizers at start-up")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="the served models' precision; auto: bf16 where the CPU multiplies it natively (AMX, "
+                   "AVX512-BF16) or on CUDA, else fp32")
     add_threads(p)
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     models = model_specs(args.model)
     config = ServeConfig(timeout=args.timeout, body_timeout=args.body_timeout, max_concurrent=args.max_concurrent, max_connections=args.max_connections,
                          allow_hosts=tuple(args.allow_host), allow_origins=tuple(o.rstrip("/") for o in args.allow_origin),
-                         demo_tokenizers=not args.no_tokenizers)
+                         demo_tokenizers=not args.no_tokenizers, precision=args.precision)
     config.check()
     sock = bind(args.host, args.port)  # before loading anything: a port in use is one line, at once
     try:
@@ -63,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     names = ", ".join(models) or "none (tokenizer comparison only)"
     host = f"[{args.host}]" if ":" in args.host else args.host
+    chosen = {s.precision.note for s in app.state.served.values()}
     print(f"taesan serve: models {names}; open http://{host}:{args.port}/  (Ctrl-C stops)", flush=True)
+    for note in sorted(chosen):
+        print(note, flush=True)
     serve(app, sock, config)
     return 0

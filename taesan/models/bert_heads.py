@@ -89,8 +89,10 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(embedding_size, eps=norm_eps)
         self.decoder = nn.Linear(embedding_size, vocab_size)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.act(self.transform(hidden))))  # (..., vocab)
+    def forward(self, hidden: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(..., d_model) -> vocabulary scores (..., vocab); with pre_logits, what the decoder reads (..., embedding_size)."""
+        x = self.norm(self.act(self.transform(hidden)))
+        return x if pre_logits else self.decoder(x)  # (..., vocab)
 
 
 class BertForMaskedLM(BertHeadModel):
@@ -123,15 +125,21 @@ class BertForMaskedLM(BertHeadModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         masked_positions: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         """-> logits (B, T, vocab_size); with `masked_positions` (B, T) bool, only those rows: (N, vocab_size).
 
         Scoring only the masked ~15% skips most of the vocabulary projection, the costliest matmul in pretraining.
+        pre_logits: what the tied decoder reads instead of its scores (B, T, E) or (N, E); see `output_layer`.
         """
         hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
         if masked_positions is not None:
             hidden = hidden[masked_positions.bool()]  # (N, C), row-major order
-        return self.mlm(hidden)
+        return self.mlm(hidden, pre_logits=pre_logits)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decoder as (weight (vocab_size, E), bias (vocab_size,)): logits = pre_logits @ weight.T + bias."""
+        return self.mlm.decoder.weight, self.mlm.decoder.bias
 
 
 class BertForSequenceClassification(BertHeadModel):

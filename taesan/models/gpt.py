@@ -140,10 +140,20 @@ class GPT(TaesanModel):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
-        """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`."""
+        """-> next-token logits (B, T, vocab_size). Arguments as in `forward_features`.
+
+        pre_logits: return what the LM head reads instead, the final hidden states (B, T, C), as timm's
+        `forward_head(x, pre_logits=True)`: logits = hidden @ weight.T with `output_layer()`'s weight. A language-model
+        objective asks for them to compute its loss chunk by chunk, never holding the (B, T, vocab) logits.
+        """
         hidden, _ = self.forward_features(input_ids, attention_mask, position_ids, cache, inputs_embeds=inputs_embeds)
-        return self.lm_head(hidden)
+        return hidden if pre_logits else self.lm_head(hidden)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The LM head as (weight (vocab_size, C), bias or None): logits = pre_logits @ weight.T (+ bias)."""
+        return self.lm_head.weight, None
 
     # ---- decoding: one token per row after a filled cache (the fast path lives in gpt_decode.py) ----------
     def decode_step(
@@ -182,6 +192,12 @@ class GPT(TaesanModel):
     def decode_dtype(self) -> torch.dtype:
         """The dtype `decode_step` computes in (see `set_decode_precision`)."""
         return self._decode.dtype
+
+    def train(self, mode: bool = True) -> "GPT":
+        """Entering or leaving training drops the decode weights: a fused optimizer (AdamW(fused=True), which the
+        Trainer uses) updates parameters in place without moving their version, so `stale` could not see it."""
+        self._decode.forget()
+        return super().train(mode)
 
     def decode_weights(self) -> gpt_decode.DecodeWeights:
         """The weights `decode_step` reads, made again first if a parameter changed (in place, replaced or moved)

@@ -175,6 +175,11 @@ class DecodeState:
         self.weights: DecodeWeights | None = None
         self._checked: weakref.WeakSet = weakref.WeakSet()  # the caches `weights` were checked for
 
+    def forget(self) -> None:
+        """Drop the decode weights: the next step builds them again."""
+        self.weights = None
+        self._checked = weakref.WeakSet()
+
     def current(self, model) -> DecodeWeights:
         """The decode weights, rebuilt first if stale."""
         weights = self.weights

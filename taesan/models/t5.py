@@ -201,9 +201,14 @@ class T5(TaesanModel):
         A bare backbone returns the hidden states unchanged."""
         if self.lm_head is None:
             return hidden
-        if self.config.scale_decoder_outputs:
-            hidden = hidden * self.config.d_model**-0.5
-        return self.lm_head(hidden)
+        return self.lm_head(self._pre_logits(hidden))
+
+    def _pre_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden * self.config.d_model**-0.5 if self.config.scale_decoder_outputs else hidden
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The LM head as (weight (V, C), None): logits = pre_logits @ weight.T; None for a bare backbone."""
+        return None if self.lm_head is None else (self.lm_head.weight, None)
 
     def decode(
         self,
@@ -237,9 +242,13 @@ class T5(TaesanModel):
         tgt_ids: torch.Tensor,
         src_mask: torch.Tensor | None = None,
         tgt_mask: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
-        """Teacher forcing: -> logits (B, T, V) for the token after each target position."""
+        """Teacher forcing: -> logits (B, T, V) for the token after each target position; with pre_logits, what the
+        LM head reads (the decoder hidden states, rescaled when the head is tied; see `output_layer`)."""
         hidden, _ = self.forward_features(src_ids, tgt_ids, src_mask, tgt_mask)
+        if pre_logits and self.lm_head is not None:
+            return self._pre_logits(hidden)
         return self.head(hidden)
 
 

@@ -284,7 +284,16 @@ class Seq2SeqTransformer(TaesanModel):
         tgt_ids: torch.Tensor,
         src_mask: torch.Tensor | None = None,
         tgt_mask: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
-        """Teacher forcing: -> logits (B, T, tgt_vocab_size) for the token after each target position."""
+        """Teacher forcing: -> logits (B, T, tgt_vocab_size) for the token after each target position; with
+        pre_logits, the decoder hidden states the output projection reads (see `output_layer`)."""
         hidden, _ = self.forward_features(src_ids, tgt_ids, src_mask, tgt_mask)
-        return self.head(hidden)
+        return hidden if pre_logits else self.head(hidden)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The output projection as (weight (V, C), bias or None): logits = pre_logits @ weight.T + bias (the fixed
+        final_logits_bias of Marian and BART); None for a bare backbone."""
+        if self.lm_head is None:
+            return None
+        return self.lm_head.weight, self.final_logits_bias

@@ -1,7 +1,7 @@
 """Fused "LM head + cross-entropy": mean next-token loss from hidden states and the output matrix, chunk by chunk.
 
-Not a model output (models return logits): an objective may call this instead of
-`F.cross_entropy(hidden @ weight.T, targets)` to skip materialising the full (N, vocab) fp32 logits and
+Not a model output (models return logits): an objective calls this instead of
+`F.cross_entropy(hidden @ weight.T + bias, targets)` to skip materialising the full (N, vocab) fp32 logits and
 their log-softmax, the largest tensors of a small GPT's training step. Same value, same gradients.
 """
 from __future__ import annotations
@@ -13,22 +13,32 @@ _TINY = 1e-30  # below this, float32 softmax loses the digits its log would need
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Forward computes the loss and, chunk by chunk, the gradients too (softmax − one-hot); backward scales them."""
+    """Forward computes the loss and, chunk by chunk, the gradients too (softmax − one-hot); backward scales them.
+
+    The products run in `dtype` (bf16 under autocast), the softmax, the loss and every gradient sum in fp32.
+    """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int, chunk: int, reduction: str):
+    def forward(ctx, hidden, weight, bias, targets, ignore_index: int, chunk: int, reduction: str, dtype):
         N = hidden.shape[0]
         valid = targets != ignore_index  # (N,)
         count = int(valid.sum()) if reduction == "mean" else 1
         scale = 1.0 / max(count, 1)
         safe = torch.where(valid, targets, 0)  # (N,) index 0 where ignored; their rows are zeroed below
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        grad_hidden = torch.empty_like(hidden) if need_grad else None
-        grad_weight = (torch.empty_like(weight) if N else torch.zeros_like(weight)) if need_grad else None  # set by chunk 0
-        total = hidden.new_zeros(())
+        need_grad = any(ctx.needs_input_grad[:3])
+        low = dtype is not None and dtype != torch.float32
+        w = weight.to(dtype) if low else weight  # (V, C), cast once
+        b = bias.float() if bias is not None else None
+        grad_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if need_grad else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_grad else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device) if need_grad and b is not None else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for s in range(0, N, chunk):
             h, t, v = hidden[s : s + chunk], safe[s : s + chunk], valid[s : s + chunk]
-            logits = h @ weight.t()  # (n, V)
+            h = h.to(dtype) if low else h
+            logits = (h @ w.t()).float()  # (n, V)
+            if b is not None:
+                logits += b
             probs = torch.softmax(logits, dim=-1)  # (n, V)
             p_target = probs.gather(1, t[:, None]).squeeze(1)  # (n,)
             picked = p_target.log()  # log p(target)
@@ -39,24 +49,27 @@ class _LinearCrossEntropy(torch.autograd.Function):
             total -= (picked * v).sum()
             if not need_grad:
                 continue
-            g = probs  # d loss_i / d logits_i = (softmax − one-hot) · row weight; the row weight is applied to (n, C) sides
+            g = probs  # d loss_i / d logits_i = (softmax − one-hot) · row weight
             g.scatter_add_(1, t[:, None], torch.full_like(picked[:, None], -1.0))
-            row = (v * scale).to(h.dtype)[:, None]  # (n, 1): 0 for ignored rows
-            torch.mm(g, weight, out=grad_hidden[s : s + chunk])  # (n, C)
-            grad_hidden[s : s + chunk].mul_(row)
-            if s == 0:
-                torch.mm(g.t(), h * row, out=grad_weight)  # (V, C)
+            g.mul_((v * scale)[:, None])  # (n, V): 0 for ignored rows
+            if grad_bias is not None:
+                grad_bias += g.sum(0)
+            if low:
+                gl = g.to(dtype)
+                grad_hidden[s : s + chunk] = gl @ w  # (n, C)
+                grad_weight += gl.t() @ h  # (V, C)
             else:
-                grad_weight.addmm_(g.t(), h * row)
-        ctx.save_for_backward(grad_hidden, grad_weight)
+                torch.mm(g, w, out=grad_hidden[s : s + chunk])  # (n, C)
+                grad_weight.addmm_(g.t(), h)  # (V, C)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
         return total * scale
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        gh = grad_hidden * grad_out if ctx.needs_input_grad[0] else None
-        gw = grad_weight * grad_out if ctx.needs_input_grad[1] else None
-        return gh, gw, None, None, None, None
+        grads = ctx.saved_tensors
+        out = [None if g is None or not need else (g * grad_out).to(dt) for g, need, dt in zip(grads, ctx.needs_input_grad, ctx.dtypes)]
+        return (*out, None, None, None, None, None)
 
 
 def linear_cross_entropy(
@@ -66,13 +79,16 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     chunk: int = 256,
     reduction: str = "mean",
+    bias: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """cross_entropy(hidden @ weight.T, targets), computed `chunk` rows at a time.
+    """cross_entropy(hidden @ weight.T + bias, targets), computed `chunk` rows at a time.
 
-    hidden (..., C), weight (V, C) (e.g. a tied LM head), targets (...) with `ignore_index` for positions
-    without a target. reduction "mean" (over non-ignored targets, as F.cross_entropy) or "sum".
+    hidden (..., C), weight (V, C) (e.g. a tied LM head), bias (V,) or None, targets (...) with `ignore_index` for
+    positions without a target. reduction "mean" (over non-ignored targets, as F.cross_entropy) or "sum".
+    dtype: the products' precision (torch.bfloat16 where the model ran under bf16 autocast); the softmax, the loss
+    and the gradient sums stay fp32 whatever it is, and autocast is off inside.
     linear_cross_entropy(h, W, t) == F.cross_entropy(h @ W.T, t) up to float rounding, gradients included.
-    Under autocast or in half precision, use F.cross_entropy on logits instead: this runs in hidden's dtype.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -81,6 +97,13 @@ def linear_cross_entropy(
     targets = targets.reshape(-1)  # (N,)
     if hidden.shape[0] != targets.shape[0]:
         raise ValueError(f"hidden has {hidden.shape[0]} positions but targets has {targets.shape[0]}")
-    if not (hidden.requires_grad or weight.requires_grad) or not torch.is_grad_enabled():
-        return F.cross_entropy(hidden @ weight.t(), targets, ignore_index=ignore_index, reduction=reduction)
-    return _LinearCrossEntropy.apply(hidden, weight, targets, ignore_index, chunk, reduction)
+    if dtype is None and (hidden.dtype != torch.float32 or weight.dtype != torch.float32):
+        dtype = hidden.dtype if hidden.dtype != torch.float32 else weight.dtype  # a half-precision model
+    with torch.autocast(hidden.device.type, enabled=False):
+        if not any(t is not None and t.requires_grad for t in (hidden, weight, bias)) or not torch.is_grad_enabled():
+            low = dtype is not None and dtype != torch.float32
+            logits = (hidden.to(dtype) @ weight.to(dtype).t()).float() if low else hidden.float() @ weight.float().t()
+            if bias is not None:
+                logits = logits + bias.float()
+            return F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)
+        return _LinearCrossEntropy.apply(hidden, weight, bias, targets, ignore_index, chunk, reduction, dtype)

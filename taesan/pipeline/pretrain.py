@@ -7,6 +7,7 @@ Not a command line: `taesan pretrain` and the demo call `pretrain` with explicit
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from taesan.config import write_json
 from taesan.data import (
     CausalWindows,
     PackedDocuments,
+    TokenSplit,
     build_token_cache,
     sentence_end_ids,
     unigram_perplexity,
@@ -48,12 +50,14 @@ class Recipe:
     batch_size: int = 32  # rows per micro-batch per process
     seed: int = 0
     valid_every: int = 50  # every N-th document is held out for evaluation (0: none)
+    valid_fraction: float | None = None  # instead: the corpus' last fraction of tokens is held out (nanoGPT's split)
     cache_dir: Path | None = None  # the tokenized corpus (default OUT/data)
     workers: int | None = None  # tokenizer processes (default: by corpus size)
     device: str = "auto"
     fsdp: bool = False
     resume: bool = False  # continue exactly from the newest checkpoint in `out`
     model_name: str = ""  # what training.json records as the starting model
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # config fields over a preset (--set, --config)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -63,6 +67,8 @@ class Recipe:
                 raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.valid_every < 0:
             raise TaesanError(f"--valid-every must be >= 0 (0: no held-out split), got {self.valid_every}")
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise TaesanError(f"--valid-fraction must be in (0, 1), got {self.valid_fraction}")
         self.out = Path(self.out)
 
 
@@ -156,20 +162,22 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
         notes.append("note: the held-out split is shorter than one block; evaluating on training data")
     training = {"objective": recipe.objective, "separator_id": separator, "block_size": recipe.block_size,
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
+    if recipe.model_overrides:
+        training["model_overrides"] = recipe.model_overrides
 
     def save_extra(directory: Path) -> None:
         tokenizer.save(directory / "tokenizer.json")
         write_json(directory / TRAINING_NAME, training)
 
-    if info.is_main:
-        for line in notes:
-            say(line)
     torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
     trainer = Trainer(
         model, objective_for(recipe.objective, tokenizer, model.config.vocab_size), data, config, recipe.out,
         eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
         fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
     )
+    if info.is_main:
+        for line in [*notes, trainer.precision_note]:
+            say(line)
     try:
         trainer.fit()
     finally:
@@ -197,9 +205,11 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
         return resumed, resume_from
     if latest_checkpoint(out) is not None:
         raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
+    if recipe.model_overrides and not (isinstance(model, str) and not Path(model).is_dir()):
+        raise TaesanError("--set / --config change a preset's config; a checkpoint or a model in memory keeps its own")
     if isinstance(model, str):
         torch.manual_seed(recipe.seed)  # the same initial weights on every rank
-        model = new_model(model, recipe.objective, tokenizer)
+        model = new_model(model, recipe.objective, tokenizer, **recipe.model_overrides)
     return model, None
 
 
@@ -208,12 +218,14 @@ def _token_cache(tokenizer, recipe: Recipe, separator: int, info) -> tuple[Any, 
     cache_dir = Path(recipe.cache_dir) if recipe.cache_dir else recipe.out / "data"
     fresh_out = not recipe.out.exists()
     problem, notes, cache = None, [], None
+    valid_every = 0 if recipe.valid_fraction is not None else recipe.valid_every
     if info.is_main:
         try:
-            cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, recipe.valid_every,
-                                      workers=recipe.workers)
-            tokens = cache.manifest["tokens"]
-            notes.append(f"corpus: {tokens['train']:,} training tokens, {tokens['valid']:,} held out"
+            cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, valid_every, workers=recipe.workers)
+            cache = _held_out_tail(cache, recipe.valid_fraction)
+            held = cache.valid.n_tokens if cache.valid is not None else 0
+            how = f" (the last {recipe.valid_fraction:g} of the tokens)" if recipe.valid_fraction else ""
+            notes.append(f"corpus: {cache.train.n_tokens:,} training tokens, {held:,} held out{how}"
                          f" ({'reused the cache' if cache.reused else 'tokenized'} in {cache_dir})")
         except TaesanError as e:
             problem = str(e)
@@ -223,8 +235,24 @@ def _token_cache(tokenizer, recipe: Recipe, separator: int, info) -> tuple[Any, 
     if problem is not None:
         raise TaesanError(problem)
     if not info.is_main:
-        cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, recipe.valid_every, workers=1)
+        cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, valid_every, workers=1)
+        cache = _held_out_tail(cache, recipe.valid_fraction)
     return cache, notes
+
+
+def _held_out_tail(cache, fraction: float | None):
+    """The cache with its last `fraction` of tokens as the held-out split (a document may be cut there), as
+    nanoGPT splits a text 90/10; unchanged when fraction is None. The cache on disk is not touched."""
+    if fraction is None:
+        return cache
+    tokens, offsets = cache.train.tokens, cache.train.offsets
+    cut = cache.train.n_tokens - max(1, round(cache.train.n_tokens * fraction))
+    if cut < 1:
+        raise TaesanError(f"--valid-fraction {fraction}: the corpus has only {cache.train.n_tokens} tokens")
+    before, after = offsets[offsets < cut], offsets[offsets > cut]
+    train = TokenSplit(tokens[:cut], np.concatenate([before, [cut]]).astype(np.int64))
+    valid = TokenSplit(tokens[cut:], np.concatenate([[0], after - cut]).astype(np.int64))
+    return dataclasses.replace(cache, train=train, valid=valid)
 
 
 def _batches(split, tokenizer, recipe: Recipe, rank: int = 0, world: int = 1):

@@ -6,8 +6,10 @@ Not the decoding (taesan.decoding: ids in, ids out) and not a printer: the CLI, 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import torch
@@ -51,8 +53,11 @@ def sampling(temperature: float | None = None, top_k: int | None = None, top_p: 
             "top_p": top_p if top_p is not None else 1.0}
 
 
-def encode_prompt(bundle: Bundle, text: str, max_new_tokens: int) -> Prompt:
-    """`text` -> the Prompt the checkpoint reads, or a one-line error (no tokens, too long for the model)."""
+def encode_prompt(bundle: Bundle, text: str, max_new_tokens: int, sliding_window: bool = False) -> Prompt:
+    """`text` -> the Prompt the checkpoint reads, or a one-line error (no tokens, too long for the model).
+
+    sliding_window: a GPT may write past its positions, each new token reading the last n_positions (see
+    SlidingWindow); without it, prompt + max_new_tokens must fit."""
     check_writes(bundle)
     task, tok, seq2seq = bundle.task, bundle.need_tokenizer(), bundle.seq2seq
     if task is not None and (task.name == "translation" or task.name == "generation" and task.config.seq2seq):
@@ -71,13 +76,74 @@ def encode_prompt(bundle: Bundle, text: str, max_new_tokens: int) -> Prompt:
         raise TaesanError("the prompt encodes to no tokens")
     limit = getattr(bundle.model.config, "n_positions", None)
     n = len(prompt.ids)
-    if limit is not None and not seq2seq and n + max_new_tokens > limit:
+    if limit is not None and not seq2seq and n + max_new_tokens > limit and not (sliding_window and slides(bundle)):
         raise TaesanError(f"the prompt is {n} tokens; with max_new_tokens {max_new_tokens} that exceeds the model's "
                           f"{limit} positions (n_positions={limit})")
     if limit is not None and seq2seq and (n > limit or max_new_tokens >= limit):
         raise TaesanError(f"the source is {n} tokens and max_new_tokens {max_new_tokens}; the model has {limit} "
                           f"positions (n_positions={limit}) for each")
     return prompt
+
+
+def slides(bundle: Bundle) -> bool:
+    """The model can decode in a sliding window: a GPT (decode_step on a KV cache), not an encoder-decoder."""
+    return not bundle.seq2seq and hasattr(bundle.model, "decode_step") and hasattr(bundle.model, "new_cache")
+
+
+class SlidingWindow:
+    """A GPT that writes past its n_positions as nanoGPT's `sample` does: each new token is predicted from the last
+    n_positions tokens only (a longer prompt is read from its last n_positions too).
+
+    Within the positions it decodes as the model does, through its KV cache; once the text is longer, the window
+    moves by one token per step and each step runs the window through the model again (learned positions shift,
+    so no cache can be kept): slower, but exactly what the model was trained to read. Rows without padding only.
+    `taesan.generate` takes it in the model's place.
+    """
+
+    def __init__(self, model) -> None:
+        self.model, self.limit = model, model.config.n_positions
+        self.config = SimpleNamespace(**{**dataclasses.asdict(model.config), "n_positions": None})
+
+    def new_cache(self) -> "_WindowCache":
+        return _WindowCache(self.model.new_cache())
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask=None, position_ids=None, cache=None) -> torch.Tensor:
+        """The prompt (N, T) -> logits (N, min(T, limit), V) of its last window; the cache keeps every id."""
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            raise TaesanError("a sliding window decodes rows without padding")
+        cache.ids = input_ids
+        return self.model(input_ids[:, -self.limit:], cache=cache.inner)
+
+    def decode_step(self, tokens: torch.Tensor, cache: "_WindowCache", attention_mask=None, position_ids=None) -> torch.Tensor:
+        """tokens (N, 1) just chosen -> fp32 logits (N, V) from the last n_positions ids."""
+        cache.ids = torch.cat([cache.ids, tokens], dim=1)  # (N, L + 1)
+        if cache.ids.shape[1] <= self.limit:
+            return self.model.decode_step(tokens, cache.inner)
+        return self.model(cache.ids[:, -self.limit:])[:, -1].float()
+
+
+class _WindowCache:
+    """The model's KV cache (used while the text fits its positions) and every id so far (N, L)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.ids = inner, None
+
+    def reserve(self, n: int) -> None:
+        reserve = getattr(self.inner, "reserve", None)
+        if reserve is not None:
+            reserve(n)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.inner.reorder(index)
+        self.ids = self.ids.index_select(0, index)
+
+
+def _writer(bundle: Bundle, prompt: Prompt, max_new_tokens: int, sliding_window: bool):
+    """What taesan.generate decodes with: the model, or the model in a SlidingWindow when the text outgrows it."""
+    limit = getattr(bundle.model.config, "n_positions", None)
+    if sliding_window and slides(bundle) and limit is not None and len(prompt.ids) + max_new_tokens > limit:
+        return SlidingWindow(bundle.model)
+    return bundle.model
 
 
 def _after_separator(bundle: Bundle, ids: list[int]) -> list[int]:
@@ -114,13 +180,15 @@ def _generate_options(bundle: Bundle, prompt: Prompt, options: dict[str, Any]) -
     return out
 
 
-def complete(bundle: Bundle, text: str, **options: Any) -> list[Completion]:
+def complete(bundle: Bundle, text: str, sliding_window: bool = False, **options: Any) -> list[Completion]:
     """Continue `text`; -> one Completion per returned sequence (num_return_sequences, beams). `options` are
-    taesan.generate's (max_new_tokens default 50, do_sample, top_p, num_beams, stop_strings, seed, ...)."""
+    taesan.generate's (max_new_tokens default 50, do_sample, top_p, num_beams, stop_strings, seed, ...).
+    sliding_window: a GPT writes past its positions (see SlidingWindow) instead of refusing."""
     options.setdefault("max_new_tokens", 50)
-    prompt = encode_prompt(bundle, text, options["max_new_tokens"])
+    prompt = encode_prompt(bundle, text, options["max_new_tokens"], sliding_window)
     settings = _generate_options(bundle, prompt, options)
-    rows = generate(bundle.model, torch.tensor([prompt.ids], device=_device(bundle)), **settings)
+    model = _writer(bundle, prompt, options["max_new_tokens"], sliding_window)
+    rows = generate(model, torch.tensor([prompt.ids], device=_device(bundle)), **settings)
     start = 1 if bundle.seq2seq else len(prompt.ids)  # an encoder-decoder's output begins with its start token
     return [_completion(bundle, prompt, row[start:], options) for row in rows.tolist()]
 
@@ -147,16 +215,18 @@ def _finish_reason(hit_end: bool, text: str, options: dict[str, Any], n_new: int
     return LENGTH
 
 
-def stream(bundle: Bundle, text: str, deadline: float | None = None, **options: Any) -> "TextStream":
+def stream(bundle: Bundle, text: str, deadline: float | None = None, sliding_window: bool = False,
+           **options: Any) -> "TextStream":
     """Continue `text` one token at a time (greedy or sampling, one sequence): iterate the TextStream for the new
     text piece by piece; its finish_reason is set once it ends. Every setting is checked here, before the first
-    piece. `deadline` (time.monotonic()) stops it with TimeoutError."""
+    piece. `deadline` (time.monotonic()) stops it with TimeoutError. sliding_window: as in `complete`."""
     options.setdefault("max_new_tokens", 50)
-    prompt = encode_prompt(bundle, text, options["max_new_tokens"])
+    prompt = encode_prompt(bundle, text, options["max_new_tokens"], sliding_window)
     if prompt.forward_ids is not None:
         raise TaesanError("a backward LM writes the text before the prompt: it cannot stream to the right of it")
     settings = _generate_options(bundle, prompt, options)
-    steps = generate(bundle.model, torch.tensor([prompt.ids], device=_device(bundle)), stream=True, **settings)
+    model = _writer(bundle, prompt, options["max_new_tokens"], sliding_window)
+    steps = generate(model, torch.tensor([prompt.ids], device=_device(bundle)), stream=True, **settings)
     return TextStream(steps, settings["decode"], prompt, set(bundle.stop_ids), options, deadline)
 
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from taesan.errors import TaesanError
 from taesan.serve import served as sm
 from taesan.serve.guard import Guard
+from taesan.pipeline.precision import use_precision
 from taesan.serve.limits import EndToEnd, Slots
 from taesan.serve.options import ServeConfig
 from taesan.serve.replies import HTTPError
@@ -42,6 +43,8 @@ def create_app(models: dict[str, str], config: ServeConfig | None = None, loaded
     served: dict[str, sm.Served] = dict(loaded or {})
     for name, directory in models.items():
         served[name] = sm.load_served(name, directory)
+    for s in served.values():
+        s.precision = use_precision(s.model, cfg.precision)
 
     app = Playground(title="taesan playground", version="1", docs_url=None, redoc_url=None)
     app.state.served, app.state.config = served, cfg

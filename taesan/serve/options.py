@@ -27,6 +27,7 @@ class ServeConfig:
     allow_hosts: tuple[str, ...] = ()  # Host names answered besides the address the connection came in on ("*": any)
     allow_origins: tuple[str, ...] = ()  # other sites' origins ("https://example.org") whose pages may call the API
     demo_tokenizers: bool = True  # word/char/BPE/WordPiece on the embedded corpus for the comparison tab
+    precision: str = "auto"  # the served models': auto (bf16 where the CPU computes it natively), fp32, bf16
 
     def check(self) -> None:
         """One line naming the first setting that cannot work."""

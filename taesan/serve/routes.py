@@ -66,10 +66,19 @@ def served_model(request: Request, name: str, action: str) -> sm.Served:
     return served[name]
 
 
-async def run(request: Request, fn, *args):
-    """fn(*args) in a worker thread holding a slot, within the server's timeout."""
+async def run(request: Request, fn, *args, served: sm.Served | None = None):
+    """fn(*args) in a worker thread holding a slot, within the server's timeout, under the served model's precision
+    (`served`, else the first Served among the arguments; autocast is per thread, so it is entered there)."""
     state = request.app.state
+    served = served or next((a for a in args if isinstance(a, sm.Served)), None)
+    if served is not None and served.precision is not None:
+        fn = functools.partial(_in_precision, served.precision, fn)
     return await compute(state.slots, state.config.timeout, fn, *args)
+
+
+def _in_precision(precision, fn, *args):
+    with precision.context():
+        return fn(*args)
 
 
 @router.get("/", include_in_schema=False)
@@ -162,7 +171,7 @@ async def image(body: ImageRequest, request: Request):
         read = functools.partial(sm.digit_image, body.digit)  # sklearn's digits load in the worker thread
     else:
         read = functools.partial(sm.pixel_image, body.pixels)
-    return {"model": s.name, **await run(request, lambda: sm.classify_image(s, read(), body.top_k))}
+    return {"model": s.name, **await run(request, lambda: sm.classify_image(s, read(), body.top_k), served=s)}
 
 
 @router.post("/api/attention", **_reply(AttentionReply))

@@ -29,7 +29,10 @@ __all__ = ["Served", "WrongTask", "load_served"]
 
 
 class Served(Bundle):
-    """One checkpoint being served: a Bundle, named on the command line."""
+    """One checkpoint being served: a Bundle, named on the command line, and the precision it runs in (set by
+    create_app: a GPT decodes in it, other models run under its autocast)."""
+
+    precision: Any = None  # taesan.pipeline.precision.Precision
 
     def describe(self) -> dict[str, Any]:
         task = self.task.name if self.task is not None else None

@@ -40,6 +40,7 @@ class Task(Objective):
 
     name: ClassVar[str] = "task"
     config_class: ClassVar[type] = TaskConfig
+    default_batch_size: ClassVar[int | None] = 32  # inference rows per batch when the caller names none (None: as many as fit)
     progress: bool = True  # inference over many batches may draw a progress bar (the CLI's --no-progress: False)
 
     def __init__(self, config: Any = None, tokenizer: Any = None) -> None:

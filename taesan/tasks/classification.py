@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from taesan.figures import save_png
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
-from taesan.tasks.batches import in_order
+from taesan.tasks.batches import by_length, restore_order
 from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import head_class, put_head, takes_segments
 from taesan.tasks.metrics.classification import (
@@ -86,6 +86,7 @@ class SequenceClassification(Task):
     name = "classification"
     config_class = ClassificationConfig
     preferred_labels: tuple[str, ...] = ()
+    default_batch_size = None  # inference batches as large as fit (tasks.batches.by_length)
 
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[TextExample]:
@@ -188,36 +189,38 @@ class SequenceClassification(Task):
         return {"loss": loss / n if n else 0.0, **scores}
 
     # ---- inference -------------------------------------------------------------------------------------
-    def _logits(self, model: nn.Module, examples: Sequence[Any], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(logits (B, num_labels), labels (B,)) per batch, in order, in eval mode."""
+    def _logits(self, model: nn.Module, examples: Sequence[Any], batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N, num_labels) in fp32, labels (N,)) of every example, in input order: eval mode, inference mode,
+        batches of similar lengths (longest first; batch_size None: as many rows as fit, see tasks.batches)."""
         model.eval()
         device = model_device(model)
         features = [f for ex in examples for f in self.encode(ex)]
-        for batch in in_order(features, self.collate, batch_size):
-            inputs, labels = self.prepare(batch)
-            yield model(**{k: v.to(device) for k, v in inputs.items()}).float().cpu(), labels
+        scores, gold = [], []
+        with torch.inference_mode():
+            for positions, batch in by_length(features, self.collate, batch_size):
+                inputs, labels = self.prepare(batch)
+                scores.append((positions, model(**{k: v.to(device) for k, v in inputs.items()}).float().cpu()))
+                gold.append((positions, labels))
+        if not features:
+            return torch.zeros(0, len(self.labels)), torch.zeros(0, dtype=torch.long)
+        return restore_order(scores), restore_order(gold)
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
-        """-> [{"label": best label, "probability": its p, "probabilities": {label: p}}] per input."""
+    def predict(self, model: nn.Module, inputs: Sequence[Any], batch_size: int | None = None) -> list[dict[str, Any]]:
+        """-> [{"label": best label, "probability": its p, "probabilities": {label: p}}] per input, in input order."""
+        logits, _ = self._logits(model, [self.as_example(x) for x in inputs], batch_size)
         out = []
-        for logits, _ in self._logits(model, [self.as_example(x) for x in inputs], batch_size):
-            for p in logits.softmax(-1).tolist():
-                best = max(range(len(p)), key=p.__getitem__)
-                out.append({"label": self.labels[best], "probability": p[best], "probabilities": dict(zip(self.labels, p))})
+        for p in logits.softmax(-1).tolist():
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"label": self.labels[best], "probability": p[best], "probabilities": dict(zip(self.labels, p))})
         return out
 
-    def _decisions(self, model: nn.Module, examples: Sequence[Any], batch_size: int) -> tuple[list[int], list[int], float]:
+    def _decisions(self, model: nn.Module, examples: Sequence[Any], batch_size: int | None) -> tuple[list[int], list[int], float]:
         """(predicted ids, gold ids, summed cross-entropy) over labelled examples."""
-        predicted, gold, loss = [], [], 0.0
-        for logits, labels in self._logits(model, examples, batch_size):
-            predicted += logits.argmax(-1).tolist()
-            gold += labels.tolist()
-            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
-        return predicted, gold, loss
+        logits, labels = self._logits(model, examples, batch_size)
+        return logits.argmax(-1).tolist(), labels.tolist(), float(F.cross_entropy(logits, labels, reduction="sum"))
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int = 32) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int | None = None) -> dict[str, float]:
         """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss, the example count and the share
         of examples given the most predicted label (1.0: one label for everything, whatever the text)."""
         predicted, gold, loss = self._decisions(model, examples, batch_size)
@@ -227,7 +230,7 @@ class SequenceClassification(Task):
                 "most_predicted_share": top_share(predicted)}
 
     @torch.no_grad()
-    def save_confusion(self, model: nn.Module, examples: Sequence[Any], path: str | Path, batch_size: int = 32) -> list[list[int]]:
+    def save_confusion(self, model: nn.Module, examples: Sequence[Any], path: str | Path, batch_size: int | None = None) -> list[list[int]]:
         """Write the confusion matrix (rows gold, columns predicted) as a PNG heatmap; returns the counts."""
         predicted, gold, _ = self._decisions(model, examples, batch_size)
         counts = confusion_matrix(predicted, gold, len(self.labels))

@@ -27,7 +27,7 @@ from taesan.models import load_model
 from taesan.models.gpt import GPT
 from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.models.registry import create_for
-from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
+from taesan.objectives import IGNORE_INDEX, Seq2SeqLM, lm_outputs
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer, tokenizer_rows
@@ -141,6 +141,9 @@ class GenerationTask(Task):
         if self.config.seq2seq:
             return Seq2SeqLM(self.start_id, self.pad_id).prepare(batch, generator)
         return super().prepare(batch, generator)
+    def run_model(self, model: nn.Module, inputs: dict[str, Any], labels: Any = None) -> Any:
+        """In training the LM loss runs chunk by chunk from the hidden states (objectives.lm_outputs)."""
+        return lm_outputs(model, inputs)
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:

@@ -20,7 +20,7 @@ from torch import nn
 from taesan.decoding import generate
 from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_encoder_decoder
-from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
+from taesan.objectives import IGNORE_INDEX, Seq2SeqLM, lm_outputs
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.fits import tokenizer_rows
 from taesan.tasks.generation import (
@@ -106,6 +106,10 @@ class Translation(Task):
     def prepare(self, batch: dict[str, Any], generator: torch.Generator | None = None):
         """Teacher forcing: the decoder reads the target shifted right behind the start token."""
         return Seq2SeqLM(self.start_id, self.pad_id).prepare(batch, generator)
+
+    def run_model(self, model: nn.Module, inputs: dict[str, Any], labels: Any = None) -> Any:
+        """In training the LM loss runs chunk by chunk from the decoder's hidden states (objectives.lm_outputs)."""
+        return lm_outputs(model, inputs)
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:

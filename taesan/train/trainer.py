@@ -43,7 +43,7 @@ from taesan.train.state import (
     rng_state,
     save_trainer_state,
 )
-from taesan.util import pick_device
+from taesan.util import describe_precision, pick_device, resolve_precision
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -66,7 +66,7 @@ class TrainConfig:
     keep_last: int = 2  # checkpoints kept in the out dir (older ones are deleted)
     log_every: int = 10
     seed: int = 0
-    precision: str = "auto"  # auto (bf16 autocast on CUDA that supports it, else fp32), fp32, bf16
+    precision: str = "auto"  # auto (bf16 autocast where the device computes bf16 natively, else fp32), fp32, bf16
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -91,16 +91,10 @@ class BatchSource(Protocol):
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """bf16 where the device supports it under "auto" (CUDA with bf16), None (fp32) otherwise."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision != "auto":
-        raise TaesanError(f"precision {precision!r}: choose auto, fp32 or bf16")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
+    """The autocast dtype: bf16 for "bf16", and under "auto" where the device computes it natively (a CPU with AMX
+    or AVX512-BF16, CUDA with bf16; util.resolve_precision); None (fp32, no autocast) otherwise. Weights, optimizer
+    state and the loss stay fp32 either way."""
+    return torch.bfloat16 if resolve_precision(precision, device.type) == "bf16" else None
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -121,13 +115,15 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return {n for n, p in model.named_parameters() if p.ndim < 2 or id(p) in embeddings}
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str]) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str], fused: bool = False) -> torch.optim.AdamW:
+    """AdamW over two groups (decayed weights; biases, norms and embeddings without decay). fused: the one-kernel
+    update (CPU and CUDA), the same arithmetic as the per-tensor loop in fewer passes over memory."""
     decay, plain = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (plain if name.removeprefix("module.") in skip_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps, fused=fused or None)
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -159,8 +155,9 @@ class Trainer:
     """Trains `model` on batches from `data` with `objective`; writes checkpoints and metrics to `out_dir`.
 
     The seam for fine-tuning: a task is any object with `prepare(batch, generator) -> (inputs, labels)`,
-    `loss(logits, labels)` and `metrics(logits, labels)` (see taesan.objectives.Objective); its data any
-    object with `next_batch()`, `state_dict()`, `load_state_dict()`. The model is called as `model(**inputs)`.
+    `run_model(model, inputs, labels)` (the model's logits, or what the objective's loss reads instead),
+    `loss(outputs, labels)` and `metrics(outputs, labels)` (see taesan.objectives.Objective); its data any
+    object with `next_batch()`, `state_dict()`, `load_state_dict()`.
 
     `eval_data()` (optional) returns the held-out batches, the same ones at every evaluation.
     `save_extra(directory)` (optional) adds files to each checkpoint (the tokenizer, training.json).
@@ -195,13 +192,16 @@ class Trainer:
         self.last_eval: dict[str, float] = {}  # the latest evaluation's scores
         self.interrupted = self._sigint = False  # Ctrl-C seen (see `fit`)
         self.amp_dtype = autocast_dtype(self.device, config.precision)
+        self.precision = "bf16" if self.amp_dtype is not None else "fp32"
+        self.precision_note = describe_precision(config.precision, self.device.type)  # what a command logs
         skip = no_decay_names(self.raw_model)
         if self.dist.is_main and self.out_dir.is_dir():  # a killed run's half-written files and checkpoints
             self.cleaned = remove_interrupted(self.out_dir, keep=Path(resume_from) if resume_from is not None else None)
         if resume_from is not None:
             self._load_weights(Path(resume_from))
         self.model = distributed.wrap(self.raw_model, self.dist, fsdp)
-        self.optimizer = build_optimizer(self.model, config, skip)
+        fused = not fsdp and self.device.type in ("cpu", "cuda")  # sharded (DTensor) parameters keep the plain loop
+        self.optimizer = build_optimizer(self.model, config, skip, fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, config.warmup, config.max_steps, config.min_lr_ratio)
         )
@@ -232,8 +232,8 @@ class Trainer:
             sync = nullcontext() if i == n - 1 or not hasattr(self.model, "no_sync") else self.model.no_sync()
             with sync:
                 with self._autocast():
-                    logits = self.model(**inputs)
-                loss = self.objective.loss(logits, labels)
+                    outputs = self.objective.run_model(self.model, inputs, labels)
+                loss = self.objective.loss(outputs, labels)  # fp32, outside autocast
                 (loss / n).backward()
             total += float(loss.detach())
             mask = inputs.get("attention_mask")
@@ -259,8 +259,8 @@ class Trainer:
             inputs, labels = self.objective.prepare(batch, gen)
             inputs, labels = _to(inputs, self.device), _to(labels, self.device)
             with self._autocast():
-                logits = self.model(**inputs)
-            for name, (s, c) in self.objective.metrics(logits, labels).items():
+                outputs = self.objective.run_model(self.model, inputs, labels)
+            for name, (s, c) in self.objective.metrics(outputs, labels).items():
                 acc = sums.setdefault(name, [0.0, 0])
                 acc[0] += s
                 acc[1] += c
