@@ -339,15 +339,37 @@ class Seq2SeqLM(Objective):
         return inputs, labels
 
 
-def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None) -> Objective:
-    """An objective by name ("causal", "backward", "masked"); masked needs the tokenizer's specials."""
+def word_start_ids(tokenizer: Any) -> torch.Tensor:
+    """(vocab_size,) bool: True for tokens that begin a word. WordPiece marks continuations "##"; a byte-level
+    BPE marks beginnings with "Ġ" (a space before); a vocabulary with neither has every token begin a word."""
+    vocab = tokenizer.vocab
+    starts = torch.ones(tokenizer.vocab_size, dtype=torch.bool)
+    if any(t.startswith("##") for t in vocab):
+        for token, i in vocab.items():
+            starts[i] = not token.startswith("##")
+    elif any(t.startswith("Ġ") for t in vocab):
+        for token, i in vocab.items():
+            starts[i] = token.startswith("Ġ") or token in tokenizer.special_tokens
+    return starts
+
+
+def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None, whole_word: bool = False) -> Objective:
+    """An objective by name ("causal", "backward", "masked", "replaced"); masked and replaced need the
+    tokenizer's specials. The masked LM scores the chosen rows only (the model must accept `masked_positions`,
+    as BertForMaskedLM does); `whole_word` masks whole words. "replaced" trains a GeneratorDiscriminator."""
     if name == "causal":
         return CausalLM()
     if name == "backward":
         return BackwardLM()
-    if name == "masked":
+    if name in ("masked", "replaced"):
         if tokenizer is None or tokenizer.mask_id is None:
-            raise TaesanError("the masked objective needs a tokenizer with a [MASK] token (and [CLS], [SEP], [PAD])")
+            raise TaesanError(f"the {name} objective needs a tokenizer with a [MASK] token (and [CLS], [SEP], [PAD])")
         specials = [tokenizer.vocab[t] for t in tokenizer.special_tokens]
-        return MaskedLM(tokenizer.mask_id, vocab_size or tokenizer.vocab_size, specials)
-    raise TaesanError(f"unknown objective {name!r}; choose causal, backward or masked")
+        size = vocab_size or tokenizer.vocab_size
+        starts = None
+        if whole_word:
+            starts = torch.ones(size, dtype=torch.bool)
+            starts[: tokenizer.vocab_size] = word_start_ids(tokenizer)
+        masker = MaskedLM(tokenizer.mask_id, size, specials, word_starts=starts, score_masked_only=True)
+        return masker if name == "masked" else ReplacedTokenDetection(masker)
+    raise TaesanError(f"unknown objective {name!r}; choose causal, backward, masked or replaced")

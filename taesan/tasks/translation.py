@@ -18,11 +18,14 @@ from torch import nn
 
 from taesan.decoding import generate
 from taesan.errors import TaesanError
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertHeadModel
 from taesan.models.transformer import Seq2SeqTransformer
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM
 from taesan.tasks.base import Task, TaskConfig, replace_config
 from taesan.tasks.generation import resolve_model, teacher_forced_scores, until
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
+from taesan.tasks.warm_start import warm_start_seq2seq
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
 
 
@@ -82,9 +85,15 @@ class Translation(Task):
 
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
-        """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree)."""
+        """The Seq2SeqTransformer itself, its special ids set to the tokenizer's (so generate's defaults agree).
+
+        A pretrained BERT (or BERT head model) becomes an encoder-decoder warm-started from it (BERT2BERT:
+        taesan.tasks.warm_start), so the tokenizer must be the BERT's and cover both languages.
+        """
         ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
         model = resolve_model(model, {"src_vocab_size": self.tok.vocab_size, **ids})
+        if isinstance(model, (BERT, BertHeadModel)):
+            model = warm_start_seq2seq(model, bos_token_id=None, **ids)
         if not isinstance(model, Seq2SeqTransformer):
             raise TaesanError(f"the translation task needs an encoder-decoder Transformer (e.g. transformer-tiny), not {type(model).__name__}")
         c = model.config
