@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.modules.lm_loss import linear_cross_entropy
@@ -192,12 +193,19 @@ class MaskedLM(Objective):
     """Fill in the blank (BERT: 티끌 [MASK] 태산). Of the non-special real tokens, `mask_prob` (15%) are
     chosen; of those 80% become [MASK], 10% a random non-special token, 10% stay. Labels: the original
     token at chosen positions, -100 elsewhere. Special tokens are never chosen.
+
+    `word_starts` (vocab_size,) bool, True for a token that begins a word (WordPiece: no "##"), turns on
+    whole-word masking: a word is chosen as a unit (all its pieces), so the model cannot fill 카##페 from
+    the half it sees. `score_masked_only` adds `masked_positions` to the inputs and keeps the labels of the
+    chosen tokens only ((N,), row-major): a masked-LM head that accepts it (BertForMaskedLM) then skips the
+    vocabulary projection of the ~85% unchosen rows, the costliest matmul of a small model's step.
     """
 
     name = "masked"
 
     def __init__(self, mask_id: int, vocab_size: int, special_ids: Sequence[int], mask_prob: float = 0.15,
-                 replace_prob: float = 0.8, random_prob: float = 0.1) -> None:
+                 replace_prob: float = 0.8, random_prob: float = 0.1, word_starts: torch.Tensor | None = None,
+                 score_masked_only: bool = False) -> None:
         if not 0.0 < mask_prob <= 1.0:
             raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
         self.mask_id, self.vocab_size = mask_id, vocab_size
@@ -205,6 +213,25 @@ class MaskedLM(Objective):
         self.special = torch.zeros(vocab_size, dtype=torch.bool)
         self.special[torch.as_tensor(sorted(set(special_ids) | {mask_id}), dtype=torch.long)] = True
         self.ordinary = torch.nonzero(~self.special).squeeze(1)  # (V',) ids a random replacement may take
+        if word_starts is not None and tuple(word_starts.shape) != (vocab_size,):
+            raise ValueError(f"word_starts must have shape ({vocab_size},), got {tuple(word_starts.shape)}")
+        self.word_starts = None if word_starts is None else word_starts.bool() | self.special
+        self.score_masked_only = score_masked_only
+
+    def choose(self, ids: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, T) bool: the positions to predict. One uniform per position; with whole words, each token
+        takes its word's first token's draw, so a word is in or out as a whole.
+
+        ids [[CLS] 카 ##페 에 [SEP]], word starts at 0, 1, 3, 4 -> 카 and ##페 share position 1's draw.
+        """
+        u = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)  # (B, T)
+        if self.word_starts is not None:
+            starts = self.word_starts.to(ids.device)[ids]  # (B, T)
+            starts[:, 0] = True
+            positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)  # (B, T)
+            first = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values  # (B, T) word start
+            u = torch.gather(u, 1, first)
+        return candidates & (u < self.mask_prob)
 
     def prepare(self, batch, generator=None):
         ids = batch["input_ids"]
@@ -213,24 +240,140 @@ class MaskedLM(Objective):
         if mask is not None:
             candidates &= mask.bool()
         draw = lambda: torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)  # noqa: E731
-        chosen = candidates & (draw() < self.mask_prob)
+        chosen = self.choose(ids, candidates, generator)
         action = draw()  # one uniform per position decides [MASK] / random / keep
         to_mask = chosen & (action < self.replace_prob)
         to_random = chosen & (action >= self.replace_prob) & (action < self.replace_prob + self.random_prob)
         picks = torch.randint(len(self.ordinary), ids.shape, generator=generator, device="cpu").to(ids.device)
         corrupted = torch.where(to_mask, torch.full_like(ids, self.mask_id), ids)
         corrupted = torch.where(to_random, self.ordinary.to(ids.device)[picks], corrupted)
-        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
         inputs = {"input_ids": corrupted}
         if mask is not None:
             inputs["attention_mask"] = mask
-        return inputs, labels
+        if self.score_masked_only:
+            inputs["masked_positions"] = chosen
+            return inputs, ids[chosen]  # (N,) row-major, as the head returns its (N, V) rows
+        return inputs, torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
 
     def run_model(self, model, inputs, labels=None):
-        """Only the chosen positions reach the head: scores (N, vocab) or PreLogits (N, E), in row-major order."""
-        if labels is None:
-            return model(**inputs)
-        return lm_outputs(model, {**inputs, "masked_positions": labels != IGNORE_INDEX})
+        """Only the chosen positions reach the head: scores (N, vocab) or PreLogits (N, E), in row-major order
+        (the positions come from `prepare` with score_masked_only, else from the (B, T) labels)."""
+        if "masked_positions" not in inputs and labels is not None:
+            inputs = {**inputs, "masked_positions": labels != IGNORE_INDEX}
+        return lm_outputs(model, inputs)
+
+
+# ---- replaced-token detection (ELECTRA) ------------------------------------------------------------------
+
+
+class GeneratorDiscriminator(nn.Module):
+    """ELECTRA's two networks wired for one training step; what is kept afterwards is `discriminator`.
+
+    `generator(input_ids, attention_mask, masked_positions=...)` -> (N, V) masked-LM logits of the N masked
+    positions (BertForMaskedLM; ElectraForMaskedLM). `discriminator(input_ids, attention_mask)` -> (B, T) or
+    (B, T, 1) per-token logits, "was this token replaced?" (ElectraForPreTraining; a BERT token classifier with
+    one output). The generator's samples fill the masked positions (no gradient flows through sampling);
+    `sample_u` (N,) are the uniforms the objective drew, so sampling follows the trainer's seeded generator.
+    Forward returns logits and the corrupted ids (the discriminator's labels depend on the samples).
+    `share_embeddings` makes the generator read the discriminator's token/position/segment tables (the paper's
+    tying; the two must have the same width).
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, share_embeddings: bool = True,
+                 forbidden_ids: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        if share_embeddings:
+            share_embedding_tables(generator, discriminator)
+        self.register_buffer("forbidden", torch.as_tensor(sorted(forbidden_ids), dtype=torch.long), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, original_ids: torch.Tensor, masked_positions: torch.Tensor,
+                sample_u: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        gen_logits = self.generator(input_ids=input_ids, attention_mask=attention_mask, masked_positions=masked_positions)  # (N, V)
+        with torch.no_grad():
+            logits = gen_logits.detach().float()
+            if self.forbidden.numel():
+                logits[:, self.forbidden] = float("-inf")  # never sample [MASK], [PAD], ...
+            cdf = logits.softmax(-1).cumsum(-1)  # (N, V)
+            sampled = torch.searchsorted(cdf, (sample_u * cdf[:, -1]).unsqueeze(-1).contiguous()).squeeze(-1)  # (N,)
+            sampled = sampled.clamp(max=logits.shape[-1] - 1)
+            corrupted = original_ids.clone()
+            corrupted[masked_positions.bool()] = sampled
+        disc_logits = self.discriminator(input_ids=corrupted, attention_mask=attention_mask)
+        if disc_logits.dim() == 3:
+            disc_logits = disc_logits.squeeze(-1)  # (B, T)
+        return {"generator": gen_logits, "discriminator": disc_logits, "corrupted": corrupted}
+
+
+def share_embedding_tables(generator: nn.Module, discriminator: nn.Module) -> None:
+    """Point the generator's token, position and segment embeddings at the discriminator's modules."""
+    g = getattr(generator, "bert", generator)
+    d = getattr(discriminator, "bert", discriminator)
+    for name in ("tok_emb", "pos_emb", "seg_emb"):
+        if hasattr(g, name) and hasattr(d, name):
+            if getattr(g, name).weight.shape != getattr(d, name).weight.shape:
+                raise ValueError(f"cannot share {name}: generator {tuple(getattr(g, name).weight.shape)} vs "
+                                 f"discriminator {tuple(getattr(d, name).weight.shape)}")
+            setattr(g, name, getattr(d, name))
+    head = getattr(generator, "mlm", None)
+    if head is not None and hasattr(g, "tok_emb"):
+        head.decoder.weight = g.tok_emb.weight  # the generator's output stays tied to the (shared) table
+
+
+class ReplacedTokenDetection(Objective):
+    """ELECTRA (Clark et al. 2020): a small generator fills masked positions with plausible tokens and the
+    discriminator, the model kept for fine-tuning, tells for EVERY real token whether it was replaced, so it
+    learns from all tokens, not the 15% a masked LM scores. loss = generator MLM + `discriminator_weight` (50)
+    x the discriminator's binary cross-entropy over real, non-special tokens. A sampled token that equals the
+    original counts as original. The model is a `GeneratorDiscriminator`.
+    """
+
+    name = "replaced"
+
+    def __init__(self, masker: MaskedLM, discriminator_weight: float = 50.0) -> None:
+        self.masker = MaskedLM(masker.mask_id, masker.vocab_size, torch.nonzero(masker.special).squeeze(1).tolist(),
+                               masker.mask_prob, masker.replace_prob, masker.random_prob, masker.word_starts,
+                               score_masked_only=True)
+        self.discriminator_weight = discriminator_weight
+
+    def prepare(self, batch, generator=None):
+        ids = batch["input_ids"]
+        inputs, mlm_labels = self.masker.prepare(batch, generator)
+        chosen = inputs["masked_positions"]
+        u = torch.rand(int(chosen.sum()), generator=generator, device="cpu").to(ids.device)  # (N,)
+        counted = ~self.masker.special.to(ids.device)[ids]  # (B, T) the discriminator's positions
+        if batch.get("attention_mask") is not None:
+            counted &= batch["attention_mask"].bool()
+        inputs = {**inputs, "original_ids": ids, "sample_u": u}
+        return inputs, {"mlm": mlm_labels, "original": ids, "counted": counted}
+
+    def _parts(self, out: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]):
+        replaced = (out["corrupted"] != labels["original"]).float()  # (B, T)
+        counted = labels["counted"]
+        gen = F.cross_entropy(out["generator"].float(), labels["mlm"], reduction="sum")
+        disc = F.binary_cross_entropy_with_logits(out["discriminator"].float()[counted], replaced[counted], reduction="sum")
+        return gen, disc, replaced, counted
+
+    def loss(self, logits, labels):
+        gen, disc, _, counted = self._parts(logits, labels)
+        n_gen, n_disc = max(1, labels["mlm"].numel()), max(1, int(counted.sum()))
+        return gen / n_gen + self.discriminator_weight * disc / n_disc
+
+    @torch.no_grad()
+    def metrics(self, logits, labels):
+        """Generator loss/accuracy on masked tokens; discriminator loss, accuracy, and recall on replaced tokens."""
+        gen, disc, replaced, counted = self._parts(logits, labels)
+        n_gen, n_disc = labels["mlm"].numel(), int(counted.sum())
+        said = logits["discriminator"].float() > 0
+        truth = replaced.bool()
+        hits = int(((said == truth) & counted).sum())
+        n_replaced = int((truth & counted).sum())
+        found = int((said & truth & counted).sum())
+        return {"loss": (float(gen) + self.discriminator_weight * float(disc) * n_gen / max(1, n_disc), n_gen),
+                "generator_loss": (float(gen), n_gen),
+                "generator_accuracy": (int((logits["generator"].argmax(-1) == labels["mlm"]).sum()), n_gen),
+                "discriminator_loss": (float(disc), n_disc), "discriminator_accuracy": (hits, n_disc),
+                "replaced_recall": (found, n_replaced), "replaced_share": (n_replaced, n_disc)}
 
 
 # ---- sequence to sequence ---------------------------------------------------------------------------------
@@ -282,15 +425,37 @@ class Seq2SeqLM(Objective):
         return lm_outputs(model, inputs)
 
 
-def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None) -> Objective:
-    """An objective by name ("causal", "backward", "masked"); masked needs the tokenizer's specials."""
+def word_start_ids(tokenizer: Any) -> torch.Tensor:
+    """(vocab_size,) bool: True for tokens that begin a word. WordPiece marks continuations "##"; a byte-level
+    BPE marks beginnings with "Ġ" (a space before); a vocabulary with neither has every token begin a word."""
+    vocab = tokenizer.vocab
+    starts = torch.ones(tokenizer.vocab_size, dtype=torch.bool)
+    if any(t.startswith("##") for t in vocab):
+        for token, i in vocab.items():
+            starts[i] = not token.startswith("##")
+    elif any(t.startswith("Ġ") for t in vocab):
+        for token, i in vocab.items():
+            starts[i] = token.startswith("Ġ") or token in tokenizer.special_tokens
+    return starts
+
+
+def objective_for(name: str, tokenizer: Any = None, vocab_size: int | None = None, whole_word: bool = False) -> Objective:
+    """An objective by name ("causal", "backward", "masked", "replaced"); masked and replaced need the
+    tokenizer's specials. The masked LM scores the chosen rows only (the model must accept `masked_positions`,
+    as BertForMaskedLM does); `whole_word` masks whole words. "replaced" trains a GeneratorDiscriminator."""
     if name == "causal":
         return CausalLM()
     if name == "backward":
         return BackwardLM()
-    if name == "masked":
+    if name in ("masked", "replaced"):
         if tokenizer is None or tokenizer.mask_id is None:
-            raise TaesanError("the masked objective needs a tokenizer with a [MASK] token (and [CLS], [SEP], [PAD])")
+            raise TaesanError(f"the {name} objective needs a tokenizer with a [MASK] token (and [CLS], [SEP], [PAD])")
         specials = [tokenizer.vocab[t] for t in tokenizer.special_tokens]
-        return MaskedLM(tokenizer.mask_id, vocab_size or tokenizer.vocab_size, specials)
-    raise TaesanError(f"unknown objective {name!r}; choose causal, backward or masked")
+        size = vocab_size or tokenizer.vocab_size
+        starts = None
+        if whole_word:
+            starts = torch.ones(size, dtype=torch.bool)
+            starts[: tokenizer.vocab_size] = word_start_ids(tokenizer)
+        masker = MaskedLM(tokenizer.mask_id, size, specials, word_starts=starts, score_masked_only=True)
+        return masker if name == "masked" else ReplacedTokenDetection(masker)
+    raise TaesanError(f"unknown objective {name!r}; choose causal, backward, masked or replaced")

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from taesan.errors import TaesanError
 from taesan.objectives import (
     IGNORE_INDEX,
     BackwardLM,
@@ -16,7 +17,6 @@ from taesan.objectives import (
     shift_for_next_token,
     shift_right,
 )
-from taesan.errors import TaesanError
 
 
 def test_causal_inputs_predict_the_next_token_and_ignore_padding():
@@ -248,3 +248,150 @@ def test_a_wrapped_model_that_lends_no_output_layer_gives_logits():
     inputs, labels = obj.prepare(batch)
     outputs = obj.run_model(Wrapper(model), inputs, labels)
     assert isinstance(outputs, torch.Tensor) and outputs.shape == (*labels.shape, 60)
+
+
+# ---- whole-word masking, scoring masked rows only --------------------------------------------------------
+
+
+def test_whole_word_masking_takes_every_piece_of_a_chosen_word_and_only_whole_words():
+    ids, mask = _mlm_batch(B=32, T=256, seed=5)
+    starts = torch.ones(VOCAB, dtype=torch.bool)
+    starts[500:] = False  # ids 500..999 continue a word (WordPiece's ##pieces)
+    obj = MaskedLM(MASK_ID, VOCAB, SPECIALS, word_starts=starts)
+    _, labels = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(2))
+    chosen = labels != IGNORE_INDEX
+    eligible = (ids >= 5) & mask.bool()
+    assert not bool((chosen & ~eligible).any())
+    word = torch.zeros_like(ids)  # each position's word number: a new one at every start or special
+    for b in range(ids.shape[0]):
+        w = 0
+        for t in range(ids.shape[1]):
+            if t == 0 or bool(starts[ids[b, t]]) or ids[b, t] < 5:
+                w += 1
+            word[b, t] = w
+    for b in range(ids.shape[0]):  # inside one word, every real piece is chosen or none is
+        for w in word[b].unique():
+            sel = (word[b] == w) & eligible[b]
+            if sel.any():
+                assert chosen[b][sel].all() or not chosen[b][sel].any()
+    rate = chosen.sum().item() / eligible.sum().item()
+    assert 0.10 < rate < 0.20  # about mask_prob of the words; longer words weigh more
+    split = MaskedLM(MASK_ID, VOCAB, SPECIALS)  # without word starts, pieces of one word are chosen apart
+    _, plain = split.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(2))
+    broken = 0
+    for b in range(4):
+        for w in word[b].unique():
+            sel = (word[b] == w) & eligible[b]
+            c = (plain[b] != IGNORE_INDEX)[sel]
+            broken += int(c.any() and not c.all())
+    assert broken > 0
+
+
+def test_scoring_masked_rows_only_gives_the_same_loss_as_the_full_logits():
+    from taesan.models.bert import BertConfig
+    from taesan.models.bert_heads import BertForMaskedLM
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=VOCAB, n_positions=64, d_model=32, n_layers=1, n_heads=2, dropout=0.0,
+                                       attn_dropout=0.0)).eval()
+    ids, mask = _mlm_batch(B=3, T=40, seed=1)
+    full, fast = MaskedLM(MASK_ID, VOCAB, SPECIALS), MaskedLM(MASK_ID, VOCAB, SPECIALS, score_masked_only=True)
+    a_in, a_lab = full.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(7))
+    b_in, b_lab = fast.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(7))
+    assert torch.equal(a_in["input_ids"], b_in["input_ids"])  # the same draws
+    assert b_lab.dim() == 1 and b_lab.numel() == int((a_lab != IGNORE_INDEX).sum())
+    with torch.no_grad():
+        la = full.loss(model(**a_in), a_lab)
+        lb = fast.loss(model(**b_in), b_lab)
+        ma, mb = full.metrics(model(**a_in), a_lab), fast.metrics(model(**b_in), b_lab)
+    assert torch.allclose(la, lb, atol=1e-5)
+    assert ma["accuracy"] == mb["accuracy"] and abs(ma["loss"][0] - mb["loss"][0]) < 1e-3
+
+
+# ---- replaced-token detection (ELECTRA) -------------------------------------------------------------------
+
+
+def _electra(vocab=VOCAB, d=32):
+    from taesan.models.bert import BertConfig
+    from taesan.models.bert_heads import BertForMaskedLM, BertForTokenClassification
+    from taesan.objectives import GeneratorDiscriminator
+
+    cfg = {"vocab_size": vocab, "n_positions": 64, "d_model": d, "n_heads": 2, "dropout": 0.0, "attn_dropout": 0.0}
+    gen = BertForMaskedLM(BertConfig(n_layers=1, **cfg))
+    disc = BertForTokenClassification(BertConfig(n_layers=2, num_labels=1, **cfg))
+    return GeneratorDiscriminator(gen, disc, forbidden_ids=SPECIALS)
+
+
+def test_replaced_token_detection_labels_every_real_token_and_replaces_only_masked_ones():
+    from taesan.objectives import ReplacedTokenDetection
+
+    torch.manual_seed(0)
+    pair = _electra()
+    assert pair.generator.bert.tok_emb is pair.discriminator.bert.tok_emb  # one embedding table
+    assert pair.generator.mlm.decoder.weight is pair.discriminator.bert.tok_emb.weight
+    obj = ReplacedTokenDetection(MaskedLM(MASK_ID, VOCAB, SPECIALS))
+    ids, mask = _mlm_batch(B=4, T=48, seed=3)
+    inputs, labels = obj.prepare({"input_ids": ids, "attention_mask": mask}, torch.Generator().manual_seed(1))
+    out = pair(**inputs)
+    chosen = inputs["masked_positions"]
+    corrupted = out["corrupted"]
+    assert torch.equal(corrupted[~chosen], ids[~chosen])  # only masked positions can change
+    assert not bool(torch.isin(corrupted[chosen], torch.tensor(SPECIALS)).any())  # never a special token
+    assert bool((corrupted[chosen] != ids[chosen]).float().mean() > 0.9)  # an untrained generator rarely guesses right
+    assert out["discriminator"].shape == ids.shape and out["generator"].shape == (int(chosen.sum()), VOCAB)
+    assert torch.equal(labels["counted"], (ids >= 5) & mask.bool())  # every real, non-special token counts
+    loss = obj.loss(out, labels)
+    loss.backward()
+    assert pair.discriminator.classifier.weight.grad is not None and pair.generator.bert.blocks[0].attn is not None
+    m = obj.metrics(out, labels)
+    n_disc = int(labels["counted"].sum())
+    assert m["discriminator_accuracy"][1] == n_disc and m["replaced_share"][0] == int(((corrupted != ids) & labels["counted"]).sum())
+
+
+def test_replaced_token_detection_samples_from_the_generator_distribution_reproducibly():
+    from taesan.objectives import ReplacedTokenDetection
+
+    torch.manual_seed(0)
+    pair = _electra(vocab=40)
+    with torch.no_grad():  # a generator that puts nearly all its mass on id 7
+        pair.generator.mlm.decoder.bias.fill_(-20.0)
+        pair.generator.mlm.decoder.bias[7] = 20.0
+    obj = ReplacedTokenDetection(MaskedLM(MASK_ID, 40, SPECIALS, mask_prob=0.5))
+    ids = torch.randint(8, 40, (2, 30), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    a_in, _ = obj.prepare(batch, torch.Generator().manual_seed(5))
+    b_in, _ = obj.prepare(batch, torch.Generator().manual_seed(5))
+    a, b = pair(**a_in)["corrupted"], pair(**b_in)["corrupted"]
+    assert torch.equal(a, b)
+    assert bool((a[a_in["masked_positions"]] == 7).all())
+
+
+def test_replaced_token_detection_learns_to_spot_replacements():
+    """A tiny corpus (each row one repeated token): after training, the discriminator scores replaced tokens
+    far above original ones (a separation no untrained model has)."""
+    from taesan.objectives import ReplacedTokenDetection
+
+    torch.manual_seed(0)
+    pair = _electra(vocab=60, d=32)
+    obj = ReplacedTokenDetection(MaskedLM(MASK_ID, 60, SPECIALS, mask_prob=0.3))
+    opt = torch.optim.AdamW(pair.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    rows = torch.tensor([[2] + [5 + k] * 30 + [3] for k in range(16)])  # a replaced token differs from its row
+
+    def separation() -> float:
+        with torch.no_grad():
+            inputs, labels = obj.prepare({"input_ids": rows, "attention_mask": torch.ones_like(rows)}, torch.Generator().manual_seed(9))
+            out = pair(**inputs)
+        replaced = (out["corrupted"] != rows) & labels["counted"]
+        kept = (out["corrupted"] == rows) & labels["counted"]
+        return float(out["discriminator"][replaced].mean() - out["discriminator"][kept].mean())
+
+    before = separation()
+    for _ in range(100):
+        inputs, labels = obj.prepare({"input_ids": rows, "attention_mask": torch.ones_like(rows)}, g)
+        loss = obj.loss(pair(**inputs), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = separation()
+    assert abs(before) < 1.0 and after > 2.0

@@ -304,3 +304,47 @@ def test_scripts_of_texts():
     assert share_in_script(["가나", "abc", "", "다라"], "hangul") == pytest.approx(2 / 3)
     assert empty_share(["a", " \n", ""]) == pytest.approx(2 / 3) and empty_share([]) == 0.0
     assert top_share([1, 1, 1, 0]) == 0.75
+
+
+# ---- warm start from a pretrained BERT (BERT2BERT) ---------------------------------------------------------
+
+
+def _bert():
+    from taesan.models.bert import BertConfig
+    from taesan.models.bert_heads import BertForMaskedLM
+
+    torch.manual_seed(0)
+    return BertForMaskedLM(BertConfig(vocab_size=TOK.vocab_size, n_positions=32, d_model=32, n_layers=2, n_heads=2,
+                                      d_ff=64, pad_token_id=PAD)).eval()
+
+
+def test_warm_start_encodes_exactly_as_the_bert_and_copies_the_decoder_layers():
+    from taesan.tasks.warm_start import warm_start_seq2seq
+
+    mlm = _bert()
+    model = warm_start_seq2seq(mlm, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=START, bos_token_id=None).eval()
+    ids = torch.tensor([[ID["비"], ID["온다"], EOS], [ID["고마워"], EOS, PAD]])
+    mask = (ids != PAD).long()
+    memory, _ = model.encode(ids, mask)
+    torch.testing.assert_close(memory, mlm.bert(ids, attention_mask=mask), atol=1e-5, rtol=1e-5)
+    assert model.lm_head.weight is model.src_emb.weight and torch.equal(model.src_emb.weight, mlm.bert.tok_emb.weight)
+    dec = model.decoder[1].state_dict()
+    for k, v in mlm.bert.blocks[1].state_dict().items():
+        assert torch.equal(dec[k], v)
+    assert any(k.startswith("cross_attn.") for k in dec)  # fresh: BERT has none
+
+
+def test_translation_builds_a_warm_started_model_from_a_bert_and_trains_it(tmp_path):
+    task = make_task()
+    mlm = _bert()
+    model = task.build_model(mlm.bert)
+    from taesan.models.transformer import Seq2SeqTransformer
+
+    assert isinstance(model, Seq2SeqTransformer)
+    assert model.config.decoder_start_token_id == START and model.config.eos_token_id == EOS
+    config = TrainConfig(max_steps=60, lr=5e-3, warmup=2, eval_every=0, save_every=0, progress=False)
+    before = task.evaluate(model, PAIRS)
+    result = finetune(task, mlm, PAIRS, PAIRS, tmp_path / "mt", config, batch_size=4, device="cpu")
+    assert result.metrics["loss"] < 0.2 * before["loss"]
+    loaded, _ = load_finetuned(tmp_path / "mt")
+    assert isinstance(loaded, Seq2SeqTransformer)

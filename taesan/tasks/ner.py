@@ -22,6 +22,7 @@ from taesan.data import pad_batch
 from taesan.errors import TaesanError
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config
+from taesan.tasks.bio import allowed_transitions, viterbi
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import head_class, put_head
@@ -36,16 +37,20 @@ from taesan.tasks.readers.ner import TaggedText, read_ner
 
 Span = tuple[int, int]
 UNITS = ("char", "word")
+DECODERS = ("viterbi", "argmax")
 
 
 @dataclass
 class NerConfig(TaskConfig):
     unit: str = "char"  # what a tag labels: "char" (KLUE) or "word" (CoNLL; whitespace-separated); from the training data
     stride: int = 32  # tokens consecutive windows of a long sentence share (at most half a window)
+    decode: str = "viterbi"  # "viterbi": the most probable VALID BIO path (taesan.tasks.bio); "argmax": each token alone
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
             raise TaesanError(f"unit {self.unit!r}: choose char or word")
+        if self.decode not in DECODERS:
+            raise TaesanError(f"decode {self.decode!r}: choose {' or '.join(DECODERS)}")
         if self.stride < 0:
             raise TaesanError(f"stride must be >= 0, got {self.stride}")
 
@@ -258,13 +263,27 @@ class TokenClassification(Task):
         out = []
         for text, units, (spans, probs) in zip(texts, unit_spans, self.token_scores(model, texts, batch_size)):
             conf, ids = probs.max(-1) if len(spans) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
+            owners = align(text, units, spans)
+            anchors = [k for k, u in enumerate(owners) if u is not None]
+            if self.config.decode == "viterbi" and anchors:  # over the tokens that carry a unit's tag (trained ones)
+                path = viterbi(probs[anchors].clamp(min=1e-12).log(), *self._transitions())
+                ids = ids.clone()
+                ids[anchors] = torch.tensor(path)
+                conf = probs.gather(1, ids.unsqueeze(1)).squeeze(1)
             tags = unit_tags(text, units, spans, [self.labels[i] for i in ids.tolist()])
             scores: list[float | None] = [None] * len(units)
-            for u, c in zip(align(text, units, spans), conf.tolist()):
+            for u, c in zip(owners, conf.tolist()):
                 if u is not None:
                     scores[u] = c
             out.append((tags, scores))
         return out
+
+    def _transitions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The allowed start tags and transitions of this task's labels (computed once per label set)."""
+        key = tuple(self.labels)
+        if getattr(self, "_allowed", (None,))[0] != key:
+            self._allowed = (key, allowed_transitions(self.labels))
+        return self._allowed[1]
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
@@ -291,13 +310,16 @@ class TokenClassification(Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[TaggedText], batch_size: int = 32) -> dict[str, float]:
         """Entity precision/recall/F1 (micro) and F1 per type on the examples' own units (characters or
-        words), as seqeval scores them; plus tag accuracy over those units."""
+        words), as seqeval's default mode scores them, strict_precision/recall/f1 as its strict IOB2 mode does
+        (they agree when the tags are valid BIO, as Viterbi decoding makes them); plus tag accuracy."""
         if not examples:
             return {}
         predicted = self.tag_units(model, [ex.text for ex in examples], [ex.spans for ex in examples], batch_size)
         golds = [ex.tags for ex in examples]
         preds = [tags for tags, _ in predicted]
         out = scores_from_counts(entity_counts(golds, preds))
+        strict = scores_from_counts(entity_counts(golds, preds, strict=True))
+        out.update({f"strict_{k}": strict[k] for k in ("precision", "recall", "f1")})
         total = sum(len(g) for g in golds)
         out["tag_accuracy"] = sum(a == b for g, p in zip(golds, preds) for a, b in zip(g, p)) / max(total, 1)
         return {**out, "examples": len(examples), "units": total}

@@ -19,6 +19,8 @@ from torch import nn
 
 from taesan.decoding import generate
 from taesan.errors import TaesanError
+from taesan.models.bert import BERT
+from taesan.models.bert_heads import BertHeadModel
 from taesan.models.kinds import family_name, is_encoder_decoder
 from taesan.objectives import IGNORE_INDEX, Seq2SeqLM, lm_outputs
 from taesan.tasks.base import Task, TaskConfig, replace_config
@@ -33,6 +35,7 @@ from taesan.tasks.generation import (
 )
 from taesan.tasks.metrics.bleu import check_tokenize, corpus_bleu
 from taesan.tasks.outputs import dominant_script, empty_share, share_in_script
+from taesan.tasks.warm_start import warm_start_seq2seq
 from taesan.tasks.readers.parallel import ParallelExample, read_parallel
 
 
@@ -114,9 +117,15 @@ class Translation(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module | str) -> nn.Module:
         """An encoder-decoder (the Transformer, BART/Marian, T5) with its output layer and its special ids set to the
-        tokenizer's (so generate's defaults agree): see generation.encoder_decoder_writer."""
+        tokenizer's (so generate's defaults agree): see generation.encoder_decoder_writer.
+
+        A pretrained BERT (or BERT head model) becomes an encoder-decoder warm-started from it (BERT2BERT:
+        taesan.tasks.warm_start), so the tokenizer must be the BERT's and cover both languages.
+        """
         ids = {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.start_id}
         model = resolve_model(model, tokenizer_rows(self.tok), **ids)
+        if isinstance(model, (BERT, BertHeadModel)):
+            model = warm_start_seq2seq(model, bos_token_id=None, **ids)
         if not is_encoder_decoder(model):
             raise TaesanError(f"the translation task needs an encoder-decoder (transformer-tiny, T5, BART, Marian), "
                               f"not {family_name(model)!r}")

@@ -1,7 +1,8 @@
 """Entity-level scores for BIO tagging: tags -> entity spans -> micro and per-type precision, recall, F1.
 
 Not token accuracy (an entity counts only when its type, start and end all match) and not a tagger:
-tags in, numbers out. The span rules are seqeval's default (non-strict IOB2) ones, so scores agree with it.
+tags in, numbers out. Two span rules, as seqeval has them: the default (conlleval's: a stray I-X starts an
+entity) and strict IOB2 (`strict=True`: an entity is B-X followed by I-X only; a stray I-X is no entity).
 """
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ def split_tag(tag: str) -> tuple[str, str]:
     raise ValueError(f"{tag!r} is not a BIO tag (O, B-TYPE or I-TYPE)")
 
 
-def bio_entities(tags: Sequence[str]) -> list[Entity]:
-    """The entities in one sentence's tags. An I-X after O or after another type starts a new entity.
+def bio_entities(tags: Sequence[str], strict: bool = False) -> list[Entity]:
+    """The entities in one sentence's tags. An I-X after O or after another type starts a new entity
+    (seqeval's default), or, with `strict`, belongs to no entity (seqeval's mode="strict", scheme=IOB2).
 
     bio_entities(["B-PS", "I-PS", "O", "I-LC", "B-LC", "I-DT"]) -> [("PS", 0, 2), ("LC", 3, 4), ("LC", 4, 5), ("DT", 5, 6)]
+    bio_entities(same, strict=True) -> [("PS", 0, 2), ("LC", 4, 5)]
     """
     out: list[Entity] = []
     kind, start = "", None
@@ -33,14 +36,14 @@ def bio_entities(tags: Sequence[str]) -> list[Entity]:
         if start is not None and not continues:
             out.append((kind, start, i))
             start = None
-        if prefix != "O" and not continues:
+        if prefix == "B" or (prefix == "I" and not continues and not strict):
             kind, start = t, i
     if start is not None:
         out.append((kind, start, len(tags)))
     return out
 
 
-def entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Counter]:
+def entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], strict: bool = False) -> dict[str, Counter]:
     """Per type: {"tp": .., "pred": .., "gold": ..} as Counters keyed by type (summable across batches)."""
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
@@ -48,7 +51,7 @@ def entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     for g, p in zip(gold, pred):
         if len(g) != len(p):
             raise ValueError(f"a sentence has {len(g)} gold tags but {len(p)} predicted")
-        g_set, p_set = set(bio_entities(g)), set(bio_entities(p))
+        g_set, p_set = set(bio_entities(g, strict)), set(bio_entities(p, strict))
         n_gold.update(e[0] for e in g_set)
         n_pred.update(e[0] for e in p_set)
         tp.update(e[0] for e in g_set & p_set)
