@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import struct
-from array import array
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -128,6 +127,8 @@ class SentencePieceUnigram(Unigram):
     rounded to float32 before it is compared), only normal and user-defined pieces in the lattice, a
     user-defined piece scored length_in_bytes * max_score - 0.1 so that it always wins."""
 
+    float32_scores = True
+
     def __init__(self, pieces: list[tuple[str, float, int]], unk_id: int | None, byte_fallback: bool) -> None:
         super().__init__([(p, s) for p, s, _ in pieces], unk_id, byte_fallback)
         normal = [s for _, s, kind in pieces if kind == NORMAL]
@@ -146,46 +147,6 @@ class SentencePieceUnigram(Unigram):
     def tokenize(self, word: str) -> list[Token]:
         """A whole normalized text (no cache: texts rarely repeat)."""
         return self._tokens(word, self.viterbi(word)) if word else []
-
-    def viterbi(self, word: str) -> list[tuple[int, int, bool]]:
-        n = len(word)
-        score = array("f", bytes(4 * (n + 1)))  # stores round to float32
-        cand = array("f", b"\0\0\0\0")
-        back = [-1] * (n + 1)
-        piece = [0] * (n + 1)
-        lengths, scored, unk_score = self._lengths, self._scored.get, self.unk_score
-        for i in range(n):
-            base = score[i]
-            single = False
-            for length in lengths.get(word[i], ()):
-                j = i + length
-                if j > n:
-                    break
-                hit = scored(word[i:j])
-                if hit is None:
-                    continue
-                idx, s = hit
-                if length == 1:
-                    single = True
-                cand[0] = s + base
-                if back[j] < 0 or cand[0] > score[j]:
-                    score[j], back[j], piece[j] = cand[0], i, idx
-            if not single:
-                cand[0] = base + unk_score
-                if back[i + 1] < 0 or cand[0] > score[i + 1]:
-                    score[i + 1], back[i + 1], piece[i + 1] = cand[0], i, -1
-        path: list[tuple[int, int, bool]] = []
-        end = n
-        while end > 0:
-            start = back[end]
-            unknown = piece[end] == -1
-            if unknown and path and path[-1][2]:
-                path[-1] = (start, path[-1][1], True)
-            else:
-                path.append((start, end, unknown))
-            end = start
-        path.reverse()
-        return path
 
     def _tokens(self, word: str, path: list[tuple[int, int, bool]]) -> list[Token]:
         out: list[Token] = []

@@ -13,6 +13,8 @@ steps are fused into one unknown token whose string is the text itself, and with
 """
 from __future__ import annotations
 
+from array import array
+
 from typing import Any
 
 from taesan.errors import TaesanError
@@ -24,6 +26,8 @@ CACHE_LIMIT = 250_000
 
 class Unigram(Model):
     """vocab: [(piece, score)] in id order; unk_id: the unknown piece's id (None: unknown text is an error)."""
+
+    float32_scores = False  # SentencePiece's own search keeps sums in float32 (SentencePieceUnigram)
 
     def __init__(self, vocab: list[tuple[str, float]], unk_id: int | None = None, byte_fallback: bool = False) -> None:
         super().__init__({})
@@ -64,7 +68,10 @@ class Unigram(Model):
     def viterbi(self, word: str) -> list[tuple[int, int, bool]]:
         """The best path as (start, end, is_unknown) character spans, consecutive unknowns fused."""
         n = len(word)
-        score = [0.0] * (n + 1)
+        if self.float32_scores:  # array("f") rounds every stored sum to float32 before it is compared
+            score, cand = array("f", bytes(4 * (n + 1))), array("f", bytes(4))
+        else:
+            score, cand = [0.0] * (n + 1), [0.0]
         back = [-1] * (n + 1)  # start of the best piece ending here (-1: none yet)
         piece = [0] * (n + 1)  # its id (-1: unknown)
         lengths, scored, unk_score = self._lengths, self._scored.get, self.unk_score
@@ -81,13 +88,13 @@ class Unigram(Model):
                 idx, s = hit
                 if length == 1:
                     single = True
-                cand = base + s
-                if back[j] < 0 or cand > score[j]:
-                    score[j], back[j], piece[j] = cand, i, idx
+                cand[0] = base + s
+                if back[j] < 0 or cand[0] > score[j]:
+                    score[j], back[j], piece[j] = cand[0], i, idx
             if not single:
-                cand = base + unk_score
-                if back[i + 1] < 0 or cand > score[i + 1]:
-                    score[i + 1], back[i + 1], piece[i + 1] = cand, i, -1
+                cand[0] = base + unk_score
+                if back[i + 1] < 0 or cand[0] > score[i + 1]:
+                    score[i + 1], back[i + 1], piece[i + 1] = cand[0], i, -1
         path: list[tuple[int, int, bool]] = []
         end = n
         while end > 0:
