@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     _warn_if_busy(args.threads)
     progress = not args.no_progress
     cfg = DemoConfig.quick(out, args.seed, progress) if args.quick else DemoConfig(out=out, seed=args.seed, progress=progress)
-    for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints and metrics would mix with this one's
+    for d in ("gpt", "bert", "vit", "sentiment", "transfer", "hf"):  # a previous run's checkpoints and metrics would mix with this one's
         _clear(out / d)
 
     began = time.perf_counter()

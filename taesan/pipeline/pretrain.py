@@ -58,6 +58,7 @@ class Recipe:
     resume: bool = False  # continue exactly from the newest checkpoint in `out`
     model_name: str = ""  # what training.json records as the starting model
     model_overrides: dict[str, Any] = field(default_factory=dict)  # config fields over a preset (--set, --config)
+    whole_word: bool = False  # masked: a word's pieces are masked together (objectives.MaskedLM)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -164,6 +165,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
     if recipe.model_overrides:
         training["model_overrides"] = recipe.model_overrides
+    if recipe.whole_word:
+        training["whole_word"] = True
 
     def save_extra(directory: Path) -> None:
         tokenizer.save(directory / "tokenizer.json")
@@ -171,7 +174,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
 
     torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
     trainer = Trainer(
-        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size), data, config, recipe.out,
+        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size, whole_word=recipe.whole_word), data, config, recipe.out,
         eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
         fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
     )
