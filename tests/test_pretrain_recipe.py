@@ -42,7 +42,7 @@ def test_the_cli_and_the_demo_give_the_same_run(tmp_path, objective):
                      "--tokenizer", str(tmp_path / "tok.json"), "--out", str(tmp_path / "cli"), "--max-steps", "8",
                      "--max-minutes", "5", "--lr", "2e-3", "--warmup", "1", "--eval-every", "2", "--eval-batches", "4",
                      "--save-every", "0", "--keep-last", "1", "--batch-size", "4", "--block-size", "16",
-                     "--valid-every", "10", "--workers", "1", "--seed", "3", "--no-progress"])
+                     "--valid-every", "10", "--workers", "1", "--seed", "3", "--mask-prob", str(cfg.mask_prob), "--no-progress"])
     assert code == 0 and demo.trainer.step == 8
     cli = taesan.load(tmp_path / "cli")
     ours = demo.model.state_dict()

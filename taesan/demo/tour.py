@@ -91,7 +91,7 @@ def pretrain_lm(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path,
     """`taesan pretrain`'s recipe at the demo's size (every tenth line held out); the checkpoint in `out_dir`
     carries tokenizer.json and training.json."""
     recipe = Recipe(objective, [corpus], out_dir, block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
-                    valid_every=10, workers=1, model_name="demo", whole_word=cfg.whole_word and objective == "masked")
+                    valid_every=10, workers=1, model_name="demo", mask_prob=cfg.mask_prob)
     config = TrainConfig(max_steps=cfg.lm_steps, max_minutes=cfg.lm_minutes, lr=cfg.lr, warmup=max(1, cfg.lm_steps // 20),
                          eval_every=max(1, cfg.lm_steps // 4), eval_batches=4, save_every=0, keep_last=1, seed=cfg.seed,
                          progress=cfg.progress)
@@ -100,6 +100,14 @@ def pretrain_lm(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path,
 
 def _eval_line(trainer) -> str:
     return ", ".join(f"{k.removeprefix('eval_')} {v:.3g}" for k, v in trainer.last_eval.items())
+
+
+def _clock_note(cfg: DemoConfig, trainer) -> str:
+    """Said when the clock, not the step budget, ended pretraining: on a busy machine the model learned less."""
+    if trainer.step >= cfg.lm_steps:
+        return ""
+    return (f"The {cfg.lm_minutes:g}-minute clock stopped it at step {trainer.step} of {cfg.lm_steps} (a busy or slow "
+            "machine): it learned less than the demo intends; run again with --threads 1 or on an idle machine.")
 
 
 def _ranked(result: dict) -> list[tuple[float, str]]:
@@ -124,7 +132,8 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     completions += [(f"top-p 0.9, seed {s}", *complete_(do_sample=True, top_p=0.9, seed=cfg.seed + s))
                     for s in range(cfg.samples)]
     ranked = _ranked(score(gpt, SCORED))
-    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    clock = _clock_note(cfg, trainer)
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"] + ([clock] if clock else [])
     summary += [f"{PROMPT} → {text}   ({how}; {why})" for how, text, why in completions]
     summary += [f"log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
@@ -132,7 +141,8 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
         [f"A byte-level BPE tokenizer ({tokenizer.vocab_size} tokens) and a {sum(p.numel() for p in gpt.model.parameters()):,}-"
          f"parameter GPT trained for {trainer.step} steps on the embedded corpus ({_eval_line(trainer)} on held-out lines). "
          "A language model gives a sentence a probability by the chain rule: P(난폭 운전) = P(난폭) · P(운전 | 난폭); "
-         "the one people say should score higher. A completion ends at end-of-text (stop) or after 12 tokens (length)."],
+         "the one people say should score higher. A completion ends at end-of-text (stop) or after 12 tokens (length).",
+         *([clock] if clock else [])],
         [Table(["decoding", "completion", "finish reason"], [list(c) for c in completions], f"continuing “{PROMPT}”",
                ["text", "text", "text"]),
          Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first",
@@ -155,7 +165,8 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     bert = Bundle.load(out_dir, "bert")
     fills = [(c["token"], c["score"]) for c in fill_mask(bert, FILL)["masks"][0]["candidates"]]  # as the playground shows them
     ranked = _ranked(score(bert, SCORED))
-    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    clock = _clock_note(cfg, trainer)
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"] + ([clock] if clock else [])
     summary += [f"{FILL}: " + ", ".join(f"{t} {p:.2f}" for t, p in fills)]
     summary += [f"pseudo-log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
