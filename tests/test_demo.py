@@ -77,7 +77,9 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
         rows = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in rows if "loss" in r]
         assert losses[-1] < losses[0], name  # training moved
-        assert json.loads((out / name / "training.json").read_text())["objective"] == ("causal" if name == "gpt" else "masked")
+        trained = json.loads((out / name / "training.json").read_text())
+        assert trained["objective"] == ("causal" if name == "gpt" else "masked")
+    assert trained["mask_prob"] == 0.3  # the BERT hides 30% of its tokens (see DemoConfig.mask_prob)
     capsys.readouterr()
     assert main(["score", "--model", str(out / "gpt"), "난폭 운전", "무모 운전"]) == 0
     assert "난폭 운전" in capsys.readouterr().out
