@@ -16,7 +16,8 @@ from taesan.demo.report import Section, Table, render, write_report
 from taesan.tuning.finetune import load_finetuned
 
 TITLES = ["Four ways to cut a sentence", "A tiny GPT: next-word prediction", "A tiny BERT: fill in the blank",
-          "One task, three ways to adapt", "A tiny ViT on handwritten digits", "Who attends to whom", "Checkpoints and timing"]
+          "One task, three ways to adapt", "Pretrained vs from scratch", "Bring your own checkpoint",
+          "A tiny ViT on handwritten digits", "Who attends to whom", "Checkpoints and timing"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -40,7 +41,7 @@ def test_the_report_path_is_printed_last_and_holds_every_section(demo):
     page = (out / "report.html").read_text(encoding="utf-8")
     headings = re.findall(r"<h2>\d+\. (.*?)</h2>", page)
     assert headings == [t.replace("&", "&amp;") for t in TITLES]
-    for n, title in enumerate(TITLES[:6], 1):  # the terminal shows the same steps, in order
+    for n, title in enumerate(TITLES[:-1], 1):  # the terminal shows the same steps, in order
         assert f"== {n}. {title}" in printed
 
 
@@ -49,11 +50,11 @@ def test_figures_are_written_and_embedded_in_the_report(demo):
     page = (out / "report.html").read_text(encoding="utf-8")
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     names = re.findall(r"<figcaption>(.*?)</figcaption>", page)
-    expected = {"tokenizers.png", "loss.png", "comparison.png", "vit_rollout.png", "attention_gpt.png", "attention_gpt_L0H0.png",
-                "attention_bert.png", "attention_bert_L0H0.png"}
-    assert expected <= set(names) and len(embedded) == len(names) == 9  # loss.png twice: GPT and BERT
+    expected = {"tokenizers.png", "loss.png", "comparison.png", "transfer.png", "vit_rollout.png", "attention_gpt.png",
+                "attention_gpt_L0H0.png", "attention_bert.png", "attention_bert_L0H0.png"}
+    assert expected <= set(names) and len(embedded) == len(names) == 10  # loss.png twice: GPT and BERT
     assert all(base64.b64decode(data)[:8] == PNG for data in embedded)
-    for path in ["figures/tokenizers.png", "figures/vit_rollout.png", "figures/attention_gpt.png", "figures/attention_bert.png",
+    for path in ["figures/tokenizers.png", "figures/transfer.png", "figures/vit_rollout.png", "figures/attention_gpt.png", "figures/attention_bert.png",
                  "gpt/loss.png", "bert/loss.png", "sentiment/comparison.png"]:
         assert (out / path).read_bytes()[:8] == PNG, path
     assert not re.search(r'src="(?!data:)', page)  # one self-contained file
@@ -76,7 +77,9 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
         rows = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in rows if "loss" in r]
         assert losses[-1] < losses[0], name  # training moved
-        assert json.loads((out / name / "training.json").read_text())["objective"] == ("causal" if name == "gpt" else "masked")
+        trained = json.loads((out / name / "training.json").read_text())
+        assert trained["objective"] == ("causal" if name == "gpt" else "masked")
+    assert trained["mask_prob"] == 0.3  # the BERT hides 30% of its tokens (see DemoConfig.mask_prob)
     capsys.readouterr()
     assert main(["score", "--model", str(out / "gpt"), "난폭 운전", "무모 운전"]) == 0
     assert "난폭 운전" in capsys.readouterr().out
@@ -155,3 +158,125 @@ def test_only_the_quick_configuration_calls_itself_quick(demo, tmp_path):
     assert DemoConfig().is_quick is False and DemoConfig.quick(tmp_path).is_quick is True
     out, _ = demo
     assert "quick mode" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def _section(page: str, title: str) -> str:
+    start = page.index(f"{title}</h2>")
+    return page[start: page.index("</section>", start)]
+
+
+def _tables(html_text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of every <table> in the text, cells as their (escaped) text."""
+    out = []
+    for table in re.findall(r"<table>(.*?)</table>", html_text, re.S):
+        header = re.findall(r"<th>(.*?)</th>", table)
+        rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])]
+        out.append((header, rows))
+    return out
+
+
+def test_the_tokenizer_cuts_are_an_html_table_and_the_figure_only_bars(demo):
+    out, printed = demo
+    section = _section((out / "report.html").read_text(encoding="utf-8"), "Four ways to cut a sentence")
+    (head1, sizes), (head2, cuts) = _tables(section)
+    assert head1 == ["kind", "vocab size", "[UNK] %", "tokens / sentence"] and [r[0] for r in sizes] == ["word", "char", "bpe", "wordpiece"]
+    assert head2 == ["sentence", "word", "char", "bpe", "wordpiece"] and len(cuts) == 3
+    assert all(re.fullmatch(r"\d+\.\d\d", r[2]) and re.fullmatch(r"\d+\.\d\d", r[3]) for r in sizes)  # one rule per column
+    png = (out / "figures" / "tokenizers.png").read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert height < 0.45 * width  # one row of bar panels: the ~5 px table below them is gone
+    numbered = [cell for row in cuts for cell in row if re.search(r"\(\d+/\d+\)", cell)]
+    if numbered:  # byte-level BPE cut inside a syllable: the report says how to read it, the terminal too
+        assert "How to read a numbered piece" in section and "UTF-8 bytes" in section
+        assert any("byte-level BPE spelled" in line for line in printed.splitlines())
+
+
+def test_byte_split_note_explains_the_numbered_pieces():
+    from taesan.tokenizers.compare import byte_split_note
+
+    note = byte_split_note(["카페(1/3)", "카페(2/3)", "카페(3/3)", "▁갔었", "잖아"])
+    assert note.startswith("카페(1/3) · 카페(2/3) · 카페(3/3): byte-level BPE spelled 카페 with 3 tokens")
+    assert "카페 is 6" in note
+    assert byte_split_note(["카페", "▁갔었", "잖아"]) == ""
+
+
+def test_sentiment_table_lists_every_mode_with_one_accuracy_format(demo):
+    out, _ = demo
+    [(header, rows)] = _tables(_section((out / "report.html").read_text(encoding="utf-8"), "One task, three ways to adapt"))
+    assert header == ["mode", "model", "accuracy", "trainable parameters", "seconds", "note"]
+    modes = {(r[0], r[1]) for r in rows}
+    for model in ("GPT", "BERT"):
+        assert ("prompt tuning via the LM head (2 tokens)", model) in modes  # run, or listed as not run with why
+    for mode, model, accuracy, params, seconds, note in rows:
+        if note.startswith("not run"):
+            assert accuracy == params == seconds == "–"
+            continue
+        assert re.fullmatch(r"[01]\.\d{3}( ± \d\.\d{3})?", accuracy), accuracy
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", params), params
+        assert seconds == "–" or re.fullmatch(r"\d+\.\d", seconds), seconds
+
+
+def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
+    import torch
+
+    import taesan
+    from taesan.demo.transfer import scratch_like
+
+    out, printed = demo
+    section = _section((out / "report.html").read_text(encoding="utf-8"), "Pretrained vs from scratch")
+    [(header, rows)] = _tables(section)
+    assert header[:4] == ["model", "labelled reviews", "start", "accuracy"]
+    sizes = sorted({int(r[1]) for r in rows})
+    assert len(sizes) == 2 and sizes[0] == 16  # quick: 8 per label, then all of the training reviews
+    assert [(r[0], r[2]) for r in rows] == [(m, s) for m in ("BERT", "GPT") for _ in sizes for s in ("pretrained", "from scratch")]
+    for name, size, start, accuracy, mean, steps, _ in rows:
+        assert 0.0 <= float(accuracy) <= 1.0 and 0.0 <= float(mean) <= 1.0
+        assert steps == "6"  # the same budget for both starts (quick: 6 steps)
+        results = json.loads((out / "transfer" / f"{name.lower()}-{size}-{start.split()[-1]}-seed1" / "eval_results.json").read_text())
+        assert f"{results['accuracy']:.3f}" == accuracy  # the table shows the run's own evaluation (one seed in quick)
+    assert ("pretraining wins" in section) or ("did not win" in section) or ("got there sooner" in section)
+    assert "labels  pretrained" in printed and "labels  from scratch" in printed and "comparisons here" in section
+    pretrained = taesan.load(out / "bert")
+    scratch = scratch_like(pretrained, seed=1)
+    ours, theirs = pretrained.state_dict(), scratch.state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}  # the same shape
+    key = next(k for k in ours if k.endswith("tok_emb.weight"))
+    assert not torch.equal(ours[key], theirs[key])  # random init, not the pretrained weights
+
+
+def test_the_exported_hf_directories_load_back_with_equal_ids_and_logits(demo):
+    import torch
+    import transformers  # test-only: the exported directory as HuggingFace itself reads it
+
+    import taesan
+    from taesan import tokenizers
+
+    out, printed = demo
+    section = _section((out / "report.html").read_text(encoding="utf-8"), "Bring your own checkpoint")
+    assert "point taesan at a checkpoint downloaded" in section
+    [(header, rows)] = _tables(section)
+    assert [r[0] for r in rows] == ["BERT", "GPT"] and [r[1] for r in rows] == ["bert", "gpt2"]
+    for row in rows:
+        assert row[5] == "yes" and float(row[6]) < 1e-5
+    for name, auto in (("bert", transformers.AutoModelForMaskedLM), ("gpt", transformers.AutoModelForCausalLM)):
+        hf_dir = out / "hf" / name
+        assert "taesan_version" not in json.loads((hf_dir / "config.json").read_text())  # HF's layout, not taesan's
+        ours, tok = taesan.load(out / name).eval(), tokenizers.load(out / name / "tokenizer.json")
+        theirs = auto.from_pretrained(hf_dir).eval()
+        hf_tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+        ids = tok.encode("티끌 모아 태산").ids
+        assert hf_tok("티끌 모아 태산")["input_ids"] == ids
+        with torch.no_grad():
+            diff = (ours(input_ids=torch.tensor([ids])) - theirs(input_ids=torch.tensor([ids])).logits).abs().max()
+        assert float(diff) < 1e-5
+    assert "bert-hf=" in printed and "gpt-hf=" in printed  # served like any checkpoint
+
+
+def test_cells_follow_their_column_kind():
+    page = render("t", [Section("s", tables=[Table(["acc", "n", "s", "x"], [[1.0, 928768, 2.26, 0.5], [0.5376, 3.0, 10.0, float("nan")],
+                                                                             [(0.525, 0.0124), 7, None, 0.0]],
+                                                     kinds=["fraction", "count", "seconds", "number"])])])
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", page.split("<tbody>")[1])]
+    assert rows == [["1.000", "928,768", "2.3", "0.50"], ["0.538", "3", "10.0", "–"], ["0.525 ± 0.012", "7", "–", "0.00"]]
+    with pytest.raises(ValueError):
+        Table(["a", "b"], [], kinds=["fraction"])

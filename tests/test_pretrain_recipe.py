@@ -42,7 +42,7 @@ def test_the_cli_and_the_demo_give_the_same_run(tmp_path, objective):
                      "--tokenizer", str(tmp_path / "tok.json"), "--out", str(tmp_path / "cli"), "--max-steps", "8",
                      "--max-minutes", "5", "--lr", "2e-3", "--warmup", "1", "--eval-every", "2", "--eval-batches", "4",
                      "--save-every", "0", "--keep-last", "1", "--batch-size", "4", "--block-size", "16",
-                     "--valid-every", "10", "--workers", "1", "--seed", "3", "--no-progress"])
+                     "--valid-every", "10", "--workers", "1", "--seed", "3", "--mask-prob", str(cfg.mask_prob), "--no-progress"])
     assert code == 0 and demo.trainer.step == 8
     cli = taesan.load(tmp_path / "cli")
     ours = demo.model.state_dict()
@@ -65,3 +65,15 @@ def test_the_recipe_checks_its_arguments_before_writing(tmp_path):
     with pytest.raises(TaesanError, match="unknown objective 'sideways'"):
         Recipe("sideways", [], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_mask_prob_sets_the_share_of_masked_tokens_and_is_checked(tmp_path):
+    from taesan.objectives import objective_for
+
+    tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300)
+    ids = torch.randint(len(tok.special_tokens) + 5, tok.vocab_size, (64, 128))  # ordinary tokens only
+    for share in (0.15, 0.3):
+        _, labels = objective_for("masked", tok, mask_prob=share).prepare({"input_ids": ids}, torch.Generator().manual_seed(0))
+        assert abs(labels.numel() / ids.numel() - share) < 0.01  # the chosen rows only, ~share of the tokens
+    with pytest.raises(TaesanError, match="--mask-prob"):
+        Recipe("masked", [tmp_path / "c.txt"], tmp_path / "out", mask_prob=0.0)

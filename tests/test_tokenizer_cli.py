@@ -3,6 +3,7 @@ with one line and no traceback."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -98,6 +99,8 @@ def test_compare_prints_table_and_writes_chart(corpus, tmp_path, capsys):
     assert rows["char"]["variants"]["갔었는데요"] == ["갔", "었", "는", "데", "요"]
     assert rows["word"]["tokens_per_sentence"] < rows["char"]["tokens_per_sentence"]
     assert rows["bpe"]["unk_rate"] == 0.0 and 0 <= rows["word"]["unk_rate"] <= 1
+    numbered = any(re.search(r"\(\d+/\d+\)$", p) for r in rows.values() for v in r["variants"].values() for p in v)
+    assert numbered and "byte-level BPE spelled" in printed  # a 120-token BPE splits syllables; the "(k/n)" is explained
 
 
 def test_a_closed_pipe_ends_quietly(corpus, tmp_path):

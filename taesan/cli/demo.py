@@ -1,5 +1,6 @@
 """`taesan demo`: the whole tour on embedded data (no download): tokenizers compared, a tiny GPT and BERT
-pretrained, a classifier adapted three ways, a ViT on digits, attention maps; one HTML report at the end.
+pretrained, a classifier adapted three ways, pretrained vs from scratch, the models exported to the HuggingFace
+layout and read back, a ViT on digits, attention maps; one HTML report at the end.
 
 Not the steps (taesan.demo) nor the page (taesan.report): this module prints each step's summary, the commands
 to try on the saved checkpoints and the report's path, and with --serve starts the playground on them.
@@ -21,7 +22,8 @@ from taesan.errors import TaesanError
 from taesan.serve import ServeConfig, create_app, require_web
 from taesan.serve.run import bind, serve
 
-HELP = "the whole tour on embedded data, a few minutes on CPU: tokenizers, GPT, BERT, tuning, ViT, attention -> report.html"
+HELP = ("the whole tour on embedded data, a few minutes on CPU: tokenizers, GPT, BERT, tuning, pretrained vs scratch, "
+        "HF export, ViT, attention -> report.html")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     _warn_if_busy(args.threads)
     progress = not args.no_progress
     cfg = DemoConfig.quick(out, args.seed, progress) if args.quick else DemoConfig(out=out, seed=args.seed, progress=progress)
-    for d in ("gpt", "bert", "vit", "sentiment"):  # a previous run's checkpoints and metrics would mix with this one's
+    for d in ("gpt", "bert", "vit", "sentiment", "transfer", "hf"):  # a previous run's checkpoints and metrics would mix with this one's
         _clear(out / d)
 
     began = time.perf_counter()

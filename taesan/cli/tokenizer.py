@@ -14,7 +14,7 @@ from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.tokenizers import KINDS, load
 from taesan.tokenizers.base import BERT_SPECIALS
-from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, compare, plot
+from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, byte_split_note, compare, plot
 from taesan.tokenizers.corpus import iter_texts
 from taesan.tokenizers.wordpiece import BertNormalizer
 
@@ -146,6 +146,9 @@ def _compare(args: argparse.Namespace) -> int:
     width = max(len(v) for v in variants) + 2
     for v in variants:
         print(f"{v:<{width}}" + "   ".join(f"{r.kind}: {' + '.join(r.variants[v])}" for r in reports))
+    note = next((n for r in reports for v in variants if (n := byte_split_note(r.variants[v], " + "))), "")
+    if note:
+        print(f"\n{note}")
     out = Path(args.out)
     write_json(out / "compare.json", [asdict(r) for r in reports])
     png = plot(reports, out / "compare.png")

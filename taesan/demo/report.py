@@ -30,13 +30,32 @@ nav ol { columns: 2; }
 """
 
 
+# One rule per kind of column, so a column never shows "1" beside "0.5375": a fraction (accuracy, macro-F1) with
+# three decimals, a count with separators, seconds with one decimal, any other measured number with two.
+FORMATS = {
+    "fraction": lambda v: f"{v:.3f}",  # accuracy 0.5375 -> "0.538", 1.0 -> "1.000"
+    "count": lambda v: f"{round(v):,}",  # 928768 -> "928,768"
+    "seconds": lambda v: f"{v:.1f}",  # 2.2345 -> "2.2"
+    "number": lambda v: f"{v:.2f}",  # a log-probability -3.0 -> "-3.00", a probability 0.352 -> "0.35", a rate in %
+    "difference": lambda v: f"{v:.1e}",  # a numerical difference 3.2e-07 -> "3.2e-07", 0.0 -> "0.0e+00"
+    "text": str,
+}
+
+
 @dataclass
 class Table:
-    """A header row and body rows; cells are shown as text (floats with 4 significant digits, ints with commas)."""
+    """A header row and body rows; `kinds` names each column's kind (a key of FORMATS), so a column is formatted
+    by one rule. Without it: floats with 4 significant digits, ints with commas, the rest as text."""
 
     header: list[str]
     rows: list[list[Any]]
     caption: str = ""
+    kinds: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds or [] if k not in FORMATS]
+        if unknown or (self.kinds is not None and len(self.kinds) != len(self.header)):
+            raise ValueError(f"Table kinds {self.kinds}: one of {sorted(FORMATS)} per column of {self.header}")
 
 
 @dataclass
@@ -50,18 +69,29 @@ class Section:
     commands: list[str] = field(default_factory=list)
 
 
-def _cell(value: Any) -> str:
-    """0.123456 -> "0.1235", 928768 -> "928,768", anything else as str()."""
+def _cell(value: Any, kind: str | None = None) -> str:
+    """A cell by its column's kind (FORMATS); a (mean, spread) pair as "0.525 ± 0.012"; NaN or None as "–"
+    (not measured). No kind: 0.123456 -> "0.1235", 928768 -> "928,768", anything else as str()."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{_cell(value[0], kind)} ± {_cell(value[1], kind)}"
+    if isinstance(value, str) or isinstance(value, bool):
+        return str(value)
+    if kind is not None:
+        return FORMATS[kind](value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
 def _table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in t.rows)
+    kinds = t.kinds or [None] * len(t.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c, k))}</td>" for c, k in zip(row, kinds)) + "</tr>"
+                   for row in t.rows)
     caption = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

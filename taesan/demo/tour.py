@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
 
 import taesan
 from taesan.atomic import atomic_write_text
-from taesan.data.embedded import korean_corpus, sentiment_examples
+from taesan.data.embedded import korean_corpus
+from taesan.demo.config import DemoConfig, StepResult, sentiment_split
+from taesan.demo.portable import portable_step
 from taesan.demo.report import Section, Table, write_report
+from taesan.demo.transfer import transfer_step
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.lm import fill_mask, score
 from taesan.pipeline.pretrain import Pretrained, Recipe, new_model, pretrain
 from taesan.pipeline.text import complete
 from taesan.tasks.image import ImageClassification
 from taesan.tasks.readers.images import digits
-from taesan.tasks.readers.sentiment import TextExample
 from taesan.tokenizers import BPETokenizer, WordPieceTokenizer
-from taesan.tokenizers.compare import compare, plot
+from taesan.tokenizers.compare import byte_split_note, compare, plot
 from taesan.train import TrainConfig
 from taesan.tuning.compare import (
     CHART,
@@ -45,56 +46,7 @@ CUT_SENTENCES = ("어제 카페 갔었어", "어제 카페 갔었는데요", "�
 PROMPT = "티끌 모아"
 FILL = "티끌 [MASK] 태산"
 SCORED = ("난폭 운전", "무모 운전", "티끌 모아 태산", "태산 모아 티끌")  # each pair: the first is the one people say
-SENTIMENT_LABELS = ("부정", "긍정")  # demo_corpus.sentiment_examples: 0 = negative, 1 = positive
 ATTENTION_TEXT = "어제 카페 갔었어 거기 사람 많더라"
-
-
-@dataclass
-class DemoConfig:
-    """How big each step is. The defaults fit ~10 minutes on 2 CPU cores; `quick()` is the seconds-long test size."""
-
-    out: Path = Path("taesan-demo")
-    seed: int = 0
-    progress: bool = True
-    corpus_lines: int = 4000  # template sentences on top of the hand-written ones
-    vocab_size: int = 800  # every tokenizer, so the comparison is at equal budget
-    model: dict[str, Any] = field(default_factory=dict)  # overrides of the gpt-tiny / bert-tiny presets
-    block_size: int = 32  # the corpus is short sentences
-    batch_size: int = 16
-    lm_steps: int = 800  # GPT and BERT each; the clock below stops earlier on a slow machine
-    lm_minutes: float = 2.0
-    lr: float = 2e-3
-    is_quick: bool = False  # set by quick(); the report says so
-    samples: int = 2  # sampled completions beside the greedy one
-    reviews: int = 400  # sentiment examples (a fifth held out)
-    tune_steps: int = 100  # full and prompt tuning, GPT and BERT each
-    tune_minutes: float = 0.5  # each of those four runs
-    prompt_tokens: int = 10
-    shots: tuple[int, ...] = (0, 1, 4)
-    shot_seeds: int = 2  # demonstration draws per k
-    digits: int = 1797  # sklearn's digits (a fifth held out)
-    vit_steps: int = 400
-    vit_minutes: float = 1.0
-
-    @classmethod
-    def quick(cls, out: Path, seed: int = 0, progress: bool = False) -> "DemoConfig":
-        """Every step shrunk to seconds: tiny models, a few steps, a small corpus (the tests run this)."""
-        tiny = dict(d_model=32, n_layers=2, n_heads=2, n_positions=64)
-        return cls(out=Path(out), seed=seed, progress=progress, is_quick=True, corpus_lines=300, vocab_size=400, model=tiny,
-                   block_size=32, batch_size=8, lm_steps=20, lm_minutes=1.0, samples=1, reviews=60, tune_steps=5, tune_minutes=0.5,
-                   prompt_tokens=2, shots=(0, 1), shot_seeds=1, digits=100, vit_steps=10, vit_minutes=0.5)
-
-
-@dataclass
-class StepResult:
-    """What a step hands back: one-line facts for the terminal, the report section, checkpoints it saved."""
-
-    name: str
-    summary: list[str]
-    section: Section
-    checkpoints: dict[str, Path] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)  # the numbers, for tests and the caller
-    seconds: float = 0.0
 
 
 def write_corpus(cfg: DemoConfig) -> Path:
@@ -113,16 +65,21 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     figure = plot(reports, cfg.out / "figures" / "tokenizers.png")
     rows = [[r.kind, r.vocab_size, 100 * r.unk_rate, r.tokens_per_sentence] for r in reports]
     cuts = {r.kind: {s: [piece.replace(" ", "▁") for piece in r.variants[s]] for s in CUT_SENTENCES} for r in reports}
+    note = next((n for k in cuts for s in CUT_SENTENCES if (n := byte_split_note(cuts[k][s]))), "")
     summary = [f"{r.kind:<9} vocab {r.vocab_size:>5}  [UNK] {100 * r.unk_rate:5.2f}%  {r.tokens_per_sentence:5.1f} tokens/sentence"
                for r in reports]
     summary += [f"{s}: " + "   ".join(f"{k} {' · '.join(cuts[k][s])}" for k in cuts) for s in CUT_SENTENCES[1:]]
+    summary += [f"({note})"] if note else []
     section = Section(
         "Four ways to cut a sentence",
         [f"Each kind learned a vocabulary of at most {cfg.vocab_size} entries from the embedded corpus and was measured on "
          "every tenth line, held out. Words need no splitting but meet unknown words ([UNK]: the unseen form 갔었잖아); "
-         "characters rarely do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아."],
-        [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines"),
-         Table(["sentence", *cuts], [[s, *(" · ".join(cuts[k][s]) for k in cuts)] for s in CUT_SENTENCES], "how each kind cuts")],
+         "characters rarely do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아. "
+         "▁ marks a space the token carries.", *([f"How to read a numbered piece: {note}."] if note else [])],
+        [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines",
+               ["text", "count", "number", "number"]),
+         Table(["sentence", *cuts], [[s, *(" · ".join(cuts[k][s]) for k in cuts)] for s in CUT_SENTENCES],
+               "how each kind cuts" + (" (X(k/n): the k-th of n byte tokens that together spell X)" if note else ""))],
         [figure],
         [f'taesan tokenizer compare --input {corpus} --vocab-size {cfg.vocab_size} --out {cfg.out / "compare"}'],
     )
@@ -134,7 +91,7 @@ def pretrain_lm(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path,
     """`taesan pretrain`'s recipe at the demo's size (every tenth line held out); the checkpoint in `out_dir`
     carries tokenizer.json and training.json."""
     recipe = Recipe(objective, [corpus], out_dir, block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
-                    valid_every=10, workers=1, model_name="demo")
+                    valid_every=10, workers=1, model_name="demo", mask_prob=cfg.mask_prob)
     config = TrainConfig(max_steps=cfg.lm_steps, max_minutes=cfg.lm_minutes, lr=cfg.lr, warmup=max(1, cfg.lm_steps // 20),
                          eval_every=max(1, cfg.lm_steps // 4), eval_batches=4, save_every=0, keep_last=1, seed=cfg.seed,
                          progress=cfg.progress)
@@ -143,6 +100,14 @@ def pretrain_lm(cfg: DemoConfig, model, tokenizer, objective: str, corpus: Path,
 
 def _eval_line(trainer) -> str:
     return ", ".join(f"{k.removeprefix('eval_')} {v:.3g}" for k, v in trainer.last_eval.items())
+
+
+def _clock_note(cfg: DemoConfig, trainer) -> str:
+    """Said when the clock, not the step budget, ended pretraining: on a busy machine the model learned less."""
+    if trainer.step >= cfg.lm_steps:
+        return ""
+    return (f"The {cfg.lm_minutes:g}-minute clock stopped it at step {trainer.step} of {cfg.lm_steps} (a busy or slow "
+            "machine): it learned less than the demo intends; run again with --threads 1 or on an idle machine.")
 
 
 def _ranked(result: dict) -> list[tuple[float, str]]:
@@ -167,7 +132,8 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     completions += [(f"top-p 0.9, seed {s}", *complete_(do_sample=True, top_p=0.9, seed=cfg.seed + s))
                     for s in range(cfg.samples)]
     ranked = _ranked(score(gpt, SCORED))
-    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    clock = _clock_note(cfg, trainer)
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"] + ([clock] if clock else [])
     summary += [f"{PROMPT} → {text}   ({how}; {why})" for how, text, why in completions]
     summary += [f"log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
@@ -175,9 +141,12 @@ def gpt_step(cfg: DemoConfig, corpus: Path) -> StepResult:
         [f"A byte-level BPE tokenizer ({tokenizer.vocab_size} tokens) and a {sum(p.numel() for p in gpt.model.parameters()):,}-"
          f"parameter GPT trained for {trainer.step} steps on the embedded corpus ({_eval_line(trainer)} on held-out lines). "
          "A language model gives a sentence a probability by the chain rule: P(난폭 운전) = P(난폭) · P(운전 | 난폭); "
-         "the one people say should score higher. A completion ends at end-of-text (stop) or after 12 tokens (length)."],
-        [Table(["decoding", "completion", "finish reason"], [list(c) for c in completions], f"continuing “{PROMPT}”"),
-         Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first")],
+         "the one people say should score higher. A completion ends at end-of-text (stop) or after 12 tokens (length).",
+         *([clock] if clock else [])],
+        [Table(["decoding", "completion", "finish reason"], [list(c) for c in completions], f"continuing “{PROMPT}”",
+               ["text", "text", "text"]),
+         Table(["sentence", "log P (nats)"], [[t, s] for s, t in ranked], "sentence log-probabilities, highest first",
+               ["text", "number"])],
         [out_dir / "loss.png"],
         [f'taesan generate --model {out_dir} --prompt "{PROMPT}" --max-new-tokens 12',
          f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
@@ -196,16 +165,21 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
     bert = Bundle.load(out_dir, "bert")
     fills = [(c["token"], c["score"]) for c in fill_mask(bert, FILL)["masks"][0]["candidates"]]  # as the playground shows them
     ranked = _ranked(score(bert, SCORED))
-    summary = [f"step {trainer.step}: {_eval_line(trainer)}"]
+    clock = _clock_note(cfg, trainer)
+    summary = [f"step {trainer.step}: {_eval_line(trainer)}"] + ([clock] if clock else [])
     summary += [f"{FILL}: " + ", ".join(f"{t} {p:.2f}" for t, p in fills)]
     summary += [f"pseudo-log P = {s:7.2f}  {t}" for s, t in ranked]
     section = Section(
         "A tiny BERT: fill in the blank",
         [f"A WordPiece tokenizer ({tokenizer.vocab_size} tokens) and a BERT masked language model trained for {trainer.step} "
-         f"steps ({_eval_line(trainer)}; accuracy counts masked tokens only). It reads both sides of the blank; "
-         "a sentence's pseudo-log-likelihood masks each token in turn."],
-        [Table(["fill", "probability"], [[t, p] for t, p in fills], f"top fills for “{FILL}”"),
-         Table(["sentence", "pseudo-log P"], [[t, s] for s, t in ranked], "pseudo-log-likelihood, highest first")],
+         f"steps with {cfg.mask_prob:.0%} of the tokens hidden ({_eval_line(trainer)}; accuracy counts masked tokens only). "
+         "It reads both sides of the blank; a sentence's pseudo-log-likelihood masks each token in turn. BERT hid 15%; "
+         "on these short sentences that often hides nothing in a line, and a tiny model needed ~800 steps before 모아 "
+         "topped the fills (at 300 steps 영화, the corpus' commonest word, came first); hiding 30% gives it twice the "
+         "blanks to learn from per step.", *([clock] if clock else [])],
+        [Table(["fill", "probability"], [[t, p] for t, p in fills], f"top fills for “{FILL}”", ["text", "number"]),
+         Table(["sentence", "pseudo-log P"], [[t, s] for s, t in ranked], "pseudo-log-likelihood, highest first",
+               ["text", "number"])],
         [out_dir / "loss.png"],
         [f'taesan score --model {out_dir} ' + " ".join(f'"{t}"' for t in SCORED)],
     )
@@ -216,20 +190,23 @@ def bert_step(cfg: DemoConfig, corpus: Path) -> StepResult:
 # ---- 4. sentiment: fine-tuned, prompt-tuned, few-shot ------------------------------------------------------------
 def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     """The demo GPT and BERT adapted to movie-review sentiment three ways (taesan.tuning.compare), same data."""
-    examples = [TextExample(text, SENTIMENT_LABELS[y], f"demo review {n + 1}")
-                for n, (text, y) in enumerate(sentiment_examples(cfg.reviews, cfg.seed))]
-    held = len(examples) // 5
-    eval_examples, train = examples[:held], examples[held:]
+    train, eval_examples = sentiment_split(cfg)
     out_dir = cfg.out / "sentiment"
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
                            max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress,
                            verbalizer={"부정": "최악", "긍정": "최고"})  # words both demo tokenizers spell (긍정 is [UNK] to BERT's)
-    rows = [r for r in compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir) if not r.skipped]
+    every = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
+    rows = [r for r in every if not r.skipped]
     floor = majority_accuracy(train, eval_examples)
-    table = [[r.mode, r.model, r.accuracy if r.accuracy_std is None else f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",
-              r.trainable_parameters, r.seconds] for r in rows]
-    summary = [f"{r.mode:<28} {r.model:<4} accuracy {r.accuracy:.3f}  trained {r.trainable_parameters:>9,} parameters  "
-               f"{r.seconds:5.1f} s" for r in rows] + [f"majority class: {floor:.3f}"]
+    table = [[r.mode, r.model, (r.accuracy, r.accuracy_std) if r.accuracy_std is not None else r.accuracy,
+              None if r.skipped else r.trainable_parameters, None if r.skipped else r.seconds,
+              f"not run: {r.skipped}" if r.skipped else ""] for r in every]
+    table.append(["majority class (always the most frequent label)", "–", floor, 0, None, ""])
+    width = max(len(r.mode) for r in every)
+    summary = [f"{r.mode:<{width}} {r.model:<4} accuracy {r.accuracy:.3f}  trained {r.trainable_parameters:>9,} parameters  "
+               f"{r.seconds:5.1f} s" for r in rows]
+    summary += [f"{r.mode:<{width}} {r.model:<4} not run: {r.skipped}" for r in every if r.skipped]
+    summary += [f"majority class: {floor:.3f}"]
     checkpoints = {f"sentiment-{Path(r.extra['out']).name}": Path(r.extra["out"]) for r in rows if "out" in r.extra}
     example = "이 영화 배우들 연기가 훌륭하다"
     section = Section(
@@ -239,7 +216,9 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
          "read as its word's score from the frozen LM head (via the LM head); in-context learning trains nothing and "
          f"shows the GPT k labelled examples in its prompt. The majority class scores {floor:.3f}. A GPT this small, "
          "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
-        [Table(["mode", "model", "accuracy", "trainable parameters", "seconds"], table, "held-out accuracy")],
+        [Table(["mode", "model", "accuracy", "trainable parameters", "seconds", "note"], table,
+               "held-out accuracy (in-context: mean ± spread over demonstration draws)",
+               ["text", "text", "fraction", "count", "seconds", "text"])],
         [out_dir / CHART],
         [f'taesan predict --model {checkpoints[name]} "{example}"' for name in ("sentiment-bert-full", "sentiment-gpt-prompt")
          if name in checkpoints],
@@ -279,8 +258,8 @@ def vit_step(cfg: DemoConfig) -> StepResult:
         [f"Each 8×8 digit is cut into 16 patches of 2×2 pixels; a {result.trainable_parameters:,}-parameter ViT reads them "
          f"as a sequence after a [CLS] token and classifies [CLS]. Held-out accuracy {accuracy:.3f} on {len(test)} digits "
          "(chance is 0.1). The lower row shows attention rollout: which patches [CLS] finally draws on (true → predicted)."],
-        [Table(["metric", "value"], [[k, result.metrics[k]] for k in ("accuracy", "macro_f1", "examples") if k in result.metrics],
-               "held-out digits")],
+        [Table(["accuracy", "macro-F1", "digits"], [[accuracy, result.metrics.get("macro_f1"), len(test)]], "held-out digits",
+               ["fraction", "fraction", "count"])],
         [figure],
         [f"taesan predict --model {out_dir} digits:0"],
     )
@@ -326,6 +305,8 @@ def run(cfg: DemoConfig) -> Iterator[StepResult]:
     bert = timed(bert_step, cfg, corpus)
     yield bert
     yield timed(sentiment_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
+    yield timed(transfer_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
+    yield timed(portable_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
     yield timed(vit_step, cfg)
     yield timed(attention_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
 
@@ -337,7 +318,8 @@ def write_demo_report(cfg: DemoConfig, results: list[StepResult], seconds: float
     closing = Section("Checkpoints and timing",
                       ["Every model the tour trained is a checkpoint directory that taesan load, generate, score, predict, "
                        "attention and serve read."],
-                      [Table(["model", "directory"], saved), Table(["step", "seconds"], timing, "wall time")],
+                      [Table(["model", "directory"], saved, kinds=["text", "text"]),
+                       Table(["step", "seconds"], timing, "wall time", ["text", "seconds"])],
                       commands=["taesan serve " + " ".join(f"--model {name}={path}" for name, path in saved)])
     intro = (f"태산 (티끌 모아 태산): the whole tour on the corpus that ships inside the package, "
              f"{'quick mode, ' if cfg.is_quick else ''}seed {cfg.seed}, in {seconds / 60:.1f} minutes.")

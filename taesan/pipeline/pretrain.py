@@ -58,6 +58,8 @@ class Recipe:
     resume: bool = False  # continue exactly from the newest checkpoint in `out`
     model_name: str = ""  # what training.json records as the starting model
     model_overrides: dict[str, Any] = field(default_factory=dict)  # config fields over a preset (--set, --config)
+    whole_word: bool = False  # masked: a word's pieces are masked together (objectives.MaskedLM)
+    mask_prob: float = 0.15  # masked: the share of tokens chosen to predict (BERT's 15%)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -69,6 +71,8 @@ class Recipe:
             raise TaesanError(f"--valid-every must be >= 0 (0: no held-out split), got {self.valid_every}")
         if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
             raise TaesanError(f"--valid-fraction must be in (0, 1), got {self.valid_fraction}")
+        if not 0.0 < self.mask_prob <= 1.0:
+            raise TaesanError(f"--mask-prob must be in (0, 1], got {self.mask_prob}")
         self.out = Path(self.out)
 
 
@@ -164,6 +168,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
     if recipe.model_overrides:
         training["model_overrides"] = recipe.model_overrides
+    if recipe.objective == "masked":
+        training.update(whole_word=recipe.whole_word, mask_prob=recipe.mask_prob)
 
     def save_extra(directory: Path) -> None:
         tokenizer.save(directory / "tokenizer.json")
@@ -171,7 +177,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
 
     torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
     trainer = Trainer(
-        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size), data, config, recipe.out,
+        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size, recipe.whole_word, recipe.mask_prob),
+        data, config, recipe.out,
         eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
         fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
     )

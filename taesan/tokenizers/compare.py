@@ -6,6 +6,7 @@ Not a printer: returns data (and `plot` draws it); `taesan tokenizer compare` pr
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,26 @@ def surface_pieces(tok: Any, word: str) -> list[str]:
     return pieces
 
 
+BYTE_SPLIT = re.compile(r"\((\d+)/(\d+)\)$")  # surface_pieces' numbering: 카페(1/3)
+
+
+def byte_split_note(pieces: list[str], sep: str = " · ") -> str:
+    """What surface_pieces' "(k/n)" means, told on the first such piece in `pieces` ("" when there is none).
+
+    byte_split_note(["카페(1/3)", "카페(2/3)", "카페(3/3)", "▁갔었"]) -> "카페(1/3) · 카페(2/3) · 카페(3/3): byte-level BPE
+    spelled 카페 with 3 tokens ..."
+    """
+    for piece in pieces:
+        m = BYTE_SPLIT.search(piece)
+        if m:
+            text, n = piece[: m.start()], int(m.group(2))
+            run = sep.join(f"{text}({k}/{n})" for k in range(1, n + 1))
+            return (f"{run}: byte-level BPE spelled {text} with {n} tokens whose edges fall inside characters "
+                    f"(a Hangul syllable is 3 UTF-8 bytes, {text} is {len(text.encode())}), so no token is a whole "
+                    f"character; each shows the text the {n} cover together, numbered 1 to {n}")
+    return ""
+
+
 def available_kinds(kinds: tuple[str, ...] = DEFAULT_KINDS) -> list[str]:
     """The requested kinds that can run here (morpheme needs kiwipiepy)."""
     return [k for k in kinds if k != "morpheme" or importlib.util.find_spec("kiwipiepy") is not None]
@@ -119,12 +140,13 @@ def compare(
 
 
 def plot(reports, path: str | Path) -> Path:
-    """The comparison as a PNG: three bar panels (vocabulary, [UNK] rate, tokens per sentence) and the variant splits as a table."""
+    """The comparison as a PNG: three bar panels (vocabulary, [UNK] rate, tokens per sentence), each bar labelled
+    with its value. The variant splits are not drawn: as a table inside the picture they were ~5 px text; the
+    caller shows them as text (the terminal, the demo's HTML table, compare.json)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     with matplotlib.rc_context(korean_rc(korean_font())):
         return _draw(plt, reports, Path(path))
@@ -133,23 +155,17 @@ def plot(reports, path: str | Path) -> Path:
 def _draw(plt, reports, path: Path) -> Path:
     import warnings
 
-
     kinds = [r.kind for r in reports]
-    fig = plt.figure(figsize=(12, 7))
-    panels = [("vocabulary size", [r.vocab_size for r in reports]), ("[UNK] rate (%)", [100 * r.unk_rate for r in reports]),
-              ("tokens per sentence", [r.tokens_per_sentence for r in reports])]
-    for n, (title, values) in enumerate(panels):
-        ax = fig.add_subplot(2, 3, n + 1)
-        ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    panels = [("vocabulary size", [r.vocab_size for r in reports], "{:,.0f}"),
+              ("[UNK] rate (%)", [100 * r.unk_rate for r in reports], "{:.2f}"),
+              ("tokens per sentence", [r.tokens_per_sentence for r in reports], "{:.1f}")]
+    for ax, (title, values, shown) in zip(axes, panels):
+        bars = ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
+        ax.bar_label(bars, labels=[shown.format(v) for v in values], fontsize=9)
         ax.set_title(title)
+        ax.margins(y=0.15)  # room for the labels above the tallest bar
         ax.tick_params(axis="x", rotation=30)
-    ax = fig.add_subplot(2, 1, 2)
-    ax.axis("off")
-    variants = list(reports[0].variants) if reports else []
-    cells = [[" + ".join(r.variants[v]) for r in reports] for v in variants]
-    if cells:
-        table = ax.table(cellText=cells, rowLabels=variants, colLabels=kinds, loc="center")
-        table.scale(1, 1.4)
     fig.suptitle("tokenizers compared on held-out lines")
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -270,9 +270,11 @@ def plot_comparison(rows: Sequence[ModeResult], path: Path, baseline: float | No
     axes[2].barh(y, [r.seconds for r in rows], color=colours)
     axes[2].set_xlabel("wall time (s)")
     for r, i in zip(rows, y):
-        axes[0].text(min(r.accuracy + 0.02, 0.9), i, f"{r.accuracy:.2f}", va="center", fontsize=8)
+        inside = r.accuracy > 0.85  # the label inside the bar's end, not over the panel's edge
+        axes[0].text(r.accuracy - 0.02 if inside else r.accuracy + 0.02, i, f"{r.accuracy:.2f}", va="center", fontsize=8,
+                     ha="right" if inside else "left", color="white" if inside else "black")
         axes[1].text(r.trainable_parameters or axes[1].get_xlim()[0], i, f" {r.trainable_parameters:,}"
-                     if r.trainable_parameters else " none (nothing trained)", va="center", fontsize=8)
+                     if r.trainable_parameters else " 0: nothing trained (no bar on a log axis)", va="center", fontsize=8)
     axes[0].set_yticks(y, names, fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle("one task, three ways to adapt: fine-tuning, prompt tuning, in-context learning", fontsize=10)
