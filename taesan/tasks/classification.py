@@ -17,6 +17,7 @@ from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.figures import save_png
+from taesan.models.bert import POOLINGS
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
@@ -37,6 +38,13 @@ from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 @dataclass
 class ClassificationConfig(TaskConfig):
     type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa (one segment) and GPT take none
+    # BERT-shaped heads: "cls" ([CLS] / first token, as HF) or "mean" (masked mean of the last hidden states);
+    # None: the model's own (a fresh head: "cls"). `taesan finetune` chooses by where the model comes from.
+    pooling: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in (None, *POOLINGS):
+            raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
 
 
 def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
@@ -159,8 +167,14 @@ class SequenceClassification(Task):
         check_tokenizer(model, self.tokenizer)
         extra = {}
         if head is GPTForSequenceClassification:  # it reads the last token that is not padding
+            if self.config.pooling is not None:
+                raise TaesanError(f"field 'pooling' is for BERT-shaped classifiers; a GPT classifier reads its last token")
             extra["pad_token_id"] = self.tokenizer.pad_id if self.tokenizer is not None else None
+        elif self.config.pooling is not None:
+            extra["pooling"] = self.config.pooling
         model = put_head(model, "sequence", self.name, labels, **extra)
+        if head is not GPTForSequenceClassification:
+            replace_config(self, pooling=model.config.pooling)  # task.json says what the classifier reads
         replace_config(self, type_ids=takes_segments(model), max_length=min(self.config.max_length, model.config.n_positions))
         return model
 
