@@ -11,14 +11,12 @@ keeps [CLS], as its recipes expect.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 from taesan.checkpoint import read_training
 from taesan.models.bert import BERT
-from taesan.models.first_token_head import FirstTokenClassifier
 from taesan.models.bert_heads import BertForSequenceClassification
+from taesan.models.first_token_head import FirstTokenClassifier
 from taesan.tasks.heads import backbone
 
 UNTRAINED_POOLER_OBJECTIVES = ("masked", "replaced")  # taesan's encoder objectives: none trains [CLS] or a pooler
