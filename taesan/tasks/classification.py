@@ -1,6 +1,7 @@
 """Sequence classification: one sentence (sentiment: 긍정/부정) or a sentence pair (NLI: [CLS] premise [SEP]
 hypothesis [SEP] with segment ids), on the head of the backbone's family (taesan.tasks.heads): BERT's pooled
-[CLS], RoBERTa's and ELECTRA's first token, GPT's last real token.
+[CLS], RoBERTa's and ELECTRA's first token (or, with the setting pooling="mean", the masked mean of their last hidden
+states), GPT's last real token.
 
 Not a model and not a trainer: this file says how examples become ids, which head goes on the backbone,
 the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what a prediction looks like.
