@@ -5,7 +5,7 @@ run takes the CLI's own defaults for lr, warmup and pooling), with the CPU secon
 Not a test and not library code. The splits are `benchmarks/tasks_real.py prepare`'s (RUNS/data) and the TF-IDF /
 majority baselines its `baselines` (RUNS/tasks/baselines.json). The test file is passed as --valid and is evaluated
 once, at the end of a run (no --eval-every): nothing is chosen on it. The pretraining stage is run by hand through
-the CLI and recorded in RUNS/pre/stage.json (commands and CPU seconds); `table` reads it.
+the CLI and recorded in RUNS/pre/stage.json ({checkpoint name: commands and CPU seconds}); `table` reads it.
 
 Usage:
   python benchmarks/transfer_real.py run TASK... [--init pretrained scratch] [--seeds 0 1 2] [--runs DIR]
@@ -52,14 +52,26 @@ TASKS = {
 }
 
 
+# init -> (the checkpoint under RUNS/pre, or None for the preset; extra finetune arguments; the table's row label)
+INITS = {
+    "pretrained": ("model", [], "taesan pretrained (bert-tiny MLM, 3,230 steps)"),
+    "pretrained-full": ("model-full", [], "taesan pretrained (bert-tiny MLM, 4,500 steps: the cosine run out)"),
+    "pretrained-cls": ("model", ["--set", "pooling=cls"], "taesan pretrained (3,230 steps), [CLS] + pooler instead of mean"),
+    "scratch": (None, [], "taesan scratch (bert-tiny, random init)"),
+}
+
+
 def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
-    """The `taesan finetune` arguments of one run: the pretrained checkpoint (its own tokenizer.json) or the preset
+    """The `taesan finetune` arguments of one run: a pretrained checkpoint (its own tokenizer.json) or the preset
     with that same tokenizer."""
     spec, data = TASKS[name], runs / "data"
-    pre = runs / "pre" / "model"
-    model = ["--model", str(pre)] if init == "pretrained" else ["--model", PRESET, "--tokenizer", str(pre / "tokenizer.json")]
+    checkpoint, extra, _ = INITS[init]
+    tokenizer = runs / "pre" / "model" / "tokenizer.json"  # every checkpoint here carries this same file
+    model = (["--model", str(runs / "pre" / checkpoint)] if checkpoint is not None
+             else ["--model", PRESET, "--tokenizer", str(tokenizer)])
     return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),
-            "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress", *spec["args"]]
+            "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress",
+            *spec["args"], *extra]
 
 
 def run_dir(runs: Path, name: str, init: str, seed: int) -> Path:
@@ -124,7 +136,6 @@ def table(runs: Path) -> str:
     stage_path, base_path = runs / "pre" / "stage.json", runs / "tasks" / "baselines.json"
     stage = json.loads(stage_path.read_text()) if stage_path.is_file() else {}
     base = json.loads(base_path.read_text()) if base_path.is_file() else {}
-    pre_min = f"{stage['cpu_s'] / 60:.1f}" if stage else "?"
     out = []
     for name, spec in TASKS.items():
         metrics = spec["metrics"]
@@ -132,8 +143,10 @@ def table(runs: Path) -> str:
         lines = [f"**{name}** (test split of tasks_real.py)", "",
                  f"| model | {head} | seeds | pretraining CPU-min | fine-tuning CPU-min per run | steps run |",
                  "|---|" + "---:|" * len(metrics) + "---|---:|---:|---:|"]
-        for init, label in (("pretrained", "taesan pretrained (bert-tiny MLM)"), ("scratch", "taesan scratch (bert-tiny, random init)")):
+        for init, (checkpoint, _, label) in INITS.items():
             found = _runs_of(runs, name, init)
+            if not found and init not in ("pretrained", "scratch"):
+                continue  # a variant not run for this task
             if not found:
                 lines.append(f"| {label} | " + " | ".join("not run" for _ in metrics) + " | | | | |")
                 continue
@@ -141,7 +154,8 @@ def table(runs: Path) -> str:
             seeds = "/".join(str(info["seed"]) for info, _ in found)
             cpu = _cell([info["cpu_s"] / 60 for info, _ in found])
             steps = "/".join(str(_steps(runs, name, init, info["seed"])) for info, _ in found)
-            lines.append(f"| {label} | {' | '.join(cells)} | {seeds} | {pre_min if init == 'pretrained' else '0'} | {cpu} | {steps} |")
+            pre_min = f"{stage[checkpoint]['cpu_s'] / 60:.1f}" if checkpoint in stage else ("0" if checkpoint is None else "?")
+            lines.append(f"| {label} | {' | '.join(cells)} | {seeds} | {pre_min} | {cpu} | {steps} |")
         b = base.get(spec["baseline"] or "", {})
         if "tfidf_char13" in b:
             tfidf = f"{100 * b['tfidf_char13']:.1f} (char 1-3) / {100 * b['tfidf_word12']:.1f} (word 1-2)"
@@ -151,13 +165,12 @@ def table(runs: Path) -> str:
             lines.append(f"| majority class | {100 * b['majority']:.1f} |" + " |" * (len(metrics) - 1) + " – | 0 | 0 | |")
         elif name == "klue-ner":
             lines.append("| majority (every token O) | 0.0 | 0.0 | – | 0 | 0 | |")
-        commands = sorted({info["command"] for init in ("pretrained", "scratch") for info, _ in _runs_of(runs, name, init)
-                           if info["seed"] == 0})
+        commands = sorted({info["command"] for init in INITS for info, _ in _runs_of(runs, name, init) if info["seed"] == 0})
         lines += ["", "Commands (seed 0; other seeds change only --seed and --out):", "", "```", *commands, "```", ""]
         out.append("\n".join(lines))
-    if stage:
-        out.append("Pretraining stage (shared by every task):\n\n```\n" + "\n".join(stage["commands"]) + "\n```\n"
-                   + f"CPU seconds: {stage['cpu_s']:.0f} ({stage.get('detail', '')})\n")
+    for checkpoint, st in stage.items():
+        out.append(f"Pretraining stage of pre/{checkpoint} (shared by every task):\n\n```\n" + "\n".join(st["commands"])
+                   + "\n```\n" + f"CPU seconds: {st['cpu_s']:.0f} ({st.get('detail', '')})\n")
     return "\n".join(out)
 
 
@@ -173,7 +186,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=["run", "table"])
     p.add_argument("names", nargs="*", help=f"run: tasks ({' '.join(TASKS)}); default all")
-    p.add_argument("--init", nargs="+", default=["pretrained", "scratch"], choices=["pretrained", "scratch"])
+    p.add_argument("--init", nargs="+", default=["pretrained", "scratch"], choices=list(INITS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--runs", type=Path, default=Path("/work/scratch/transfer"))
     args = p.parse_args()
