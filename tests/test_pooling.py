@@ -1,7 +1,6 @@
 """Mean pooling for BERT-shaped sentence classifiers (issue 17): padding never reaches the sentence vector, the
 choice survives save/load, HF export refuses it in one line, and `taesan finetune` picks it for models whose
-[CLS] / pooler never learned (a fresh preset, a taesan masked-LM checkpoint) but keeps [CLS] for a HF BERT
-checkpoint that carries pooler weights."""
+[CLS] / pooler never learned (a fresh preset, a taesan masked-LM checkpoint) but keeps [CLS] for a HF checkpoint."""
 from __future__ import annotations
 
 import json
@@ -156,8 +155,8 @@ def test_a_hf_bert_with_pooler_weights_keeps_cls(tmp_path):
     hf.save_pretrained(tmp_path / "hf")
     model = taesan.load(tmp_path / "hf")
     assert default_pooling(model, "classification", str(tmp_path / "hf"))[0] == "cls"
-    hf_mlm = transformers.BertForMaskedLM(hf.config)  # HF's masked LM has no pooler: a new one would start untrained
+    hf_mlm = transformers.BertForMaskedLM(hf.config)  # no pooler, but HF's classifier reads [CLS]: keep it exportable
     hf_mlm.save_pretrained(tmp_path / "hf-mlm")
     choice = default_pooling(taesan.load(tmp_path / "hf-mlm"), "classification", str(tmp_path / "hf-mlm"))
-    assert choice[0] == "mean" and "no pooler" in choice[1]
+    assert choice[0] == "cls" and "convert --to-hf" in choice[1]
     assert default_pooling(model, "ner", str(tmp_path / "hf")) is None  # only sentence classifiers pool

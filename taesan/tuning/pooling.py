@@ -6,8 +6,8 @@ Not the pooling itself (models.bert_heads, models.first_token_head) and not a se
 Why: an encoder pretrained with the masked LM alone never has [CLS] as a prediction target and never trains a
 pooler (taesan has no next-sentence objective). On NSMC its [CLS] carried less sentiment than random features
 (a frozen probe: 58.8 vs 63.3) and fine-tuning from it sat at chance for the first ~100 steps; the masked mean
-removed that deficit (+3 points; issue 17). A HF checkpoint that ships a trained pooler (BERT pretrained with NSP)
-keeps [CLS], as its recipes expect.
+removed that deficit (+3 points; issue 17). A checkpoint from elsewhere (HuggingFace) keeps [CLS], as its recipes
+expect and as HF's classifiers (the only ones `convert --to-hf` can write) read it.
 """
 from __future__ import annotations
 
@@ -39,11 +39,10 @@ def default_pooling(model: nn.Module, task: str, directory: str | None) -> tuple
     objective = read_training(directory).get("objective")
     if objective in UNTRAINED_POOLER_OBJECTIVES:
         return "mean", f"pretrained by taesan with the {objective} objective alone: [CLS] and the pooler were never trained"
-    if type(inner) is BERT and inner.pooler is None:
-        return "mean", "the checkpoint has no pooler weights: a new pooler would start untrained"
-    if type(inner) is BERT:
+    if type(inner) is BERT and inner.pooler is not None:
         return "cls", "the checkpoint carries pooler weights (HF's BERT classifies the pooled [CLS])"
-    return "cls", f"a {type(inner).__name__} checkpoint: its classifier reads the first token, as HF's does"
+    return "cls", (f"a {type(inner).__name__} checkpoint not pretrained by taesan: its classifier reads [CLS] / the first "
+                   f"token as HF's does, so the result exports with convert --to-hf")
 
 
 def pooling_line(pooling: str, why: str, given: bool) -> str:
