@@ -58,6 +58,9 @@ INITS = {
     "pretrained-full": ("model-full", [], "taesan pretrained (bert-tiny MLM, 4,500 steps: the cosine run out)"),
     "pretrained-cls": ("model", ["--set", "pooling=cls"], "taesan pretrained (3,230 steps), [CLS] + pooler instead of mean"),
     "scratch": (None, [], "taesan scratch (bert-tiny, random init)"),
+    # lr per model, chosen on 10% of the training file (finetune without --valid), never on the test split
+    "pretrained-full-lr3e-4": ("model-full", ["--lr", "3e-4"], "taesan pretrained (4,500 steps), --lr 3e-4"),
+    "scratch-lr3e-4": (None, ["--lr", "3e-4"], "taesan scratch, --lr 3e-4"),
 }
 
 
