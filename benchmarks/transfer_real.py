@@ -156,7 +156,8 @@ def table(runs: Path) -> str:
             cells = [_cell([scale * res[key] for _, res in found]) for key, _, scale in metrics]
             seeds = "/".join(str(info["seed"]) for info, _ in found)
             cpu = _cell([info["cpu_s"] / 60 for info, _ in found])
-            steps = "/".join(str(_steps(runs, name, init, info["seed"])) for info, _ in found)
+            steps = "/".join(_steps(runs, name, init, info["seed"]) + (" (wall clock hit)" if info.get("stopped_by_clock") else "")
+                             for info, _ in found)
             pre_min = f"{stage[checkpoint]['cpu_s'] / 60:.1f}" if checkpoint in stage else ("0" if checkpoint is None else "?")
             lines.append(f"| {label} | {' | '.join(cells)} | {seeds} | {pre_min} | {cpu} | {steps} |")
         b = base.get(spec["baseline"] or "", {})
