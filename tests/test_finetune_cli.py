@@ -245,7 +245,7 @@ def test_defaults_follow_the_model_and_say_why(files, tmp_path, capsys, monkeypa
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
     assert seen == {"lr": 2e-4, "warmup": 6, "steps": 100, "batch": 8} and "lr 0.0002 (given)" in line
     assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "9", "--lr", "1e-4", "--warmup", "0",
-                               "--batch-size", "4")) == 0
+                               "--batch-size", "4", "--set", "pooling=mean")) == 0
     assert "defaults:" not in capsys.readouterr().out  # nothing was chosen for the user
     assert seen == {"lr": 1e-4, "warmup": 0, "steps": 9, "batch": 4}
 

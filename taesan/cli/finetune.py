@@ -6,6 +6,7 @@ Works for every task in taesan.tasks.TASKS.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -28,8 +29,9 @@ from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
+from taesan.tuning.pooling import default_pooling, pooling_line
 
-TRAINED_FIELDS = ("labels", "type_ids", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
+TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 from taesan.util import describe_precision, pick_device
 
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
@@ -71,7 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="prompt-lm: text after the input; a GPT reads the word next (default '\\n정답:'), a masked LM at "
                         "{mask} (default '정답: {mask}')")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a task setting, e.g. source_column=1 (translation), num_beams=4; values are JSON or text; repeatable")
+                   help="a task setting, e.g. source_column=1 (translation), num_beams=4, pooling=cls|mean (BERT-shaped "
+                        "classifiers; default by the model, printed); values are JSON or text; repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -180,6 +183,12 @@ def run(args: argparse.Namespace) -> int:
         reserved = args.prompt_tokens if args.mode != "full" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
+    notes = []
+    choice = default_pooling(model, args.task, args.model if is_dir else None) if args.mode != "prompt-lm" else None
+    if choice is not None and "pooling" not in settings:
+        task.config = dataclasses.replace(task.config, pooling=choice[0])
+        notes.append(pooling_line(*choice, given=False))
+
     words = None
     if args.verbalizer is not None:
         task.fit_labels(train)
@@ -200,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         task, model, train, valid, args.out, train_config, batch_size=batch_size, device=args.device,
         mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init, pattern=args.pattern,
         verbalizer=words,
-        on_start=(lambda: print(defaults_line(defaults, lr, warmup, batch_size, steps, args))) if chosen else None,
+        on_start=(lambda: print("\n".join(([defaults_line(defaults, lr, warmup, batch_size, steps, args)] if chosen else [])
+                                          + notes))) if chosen or notes else None,
     )
     print(describe_precision(args.precision, pick_device(args.device).type))
     for name, value in result.metrics.items():

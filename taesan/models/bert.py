@@ -21,6 +21,8 @@ from taesan.modules import (
 )
 from taesan.modules.transformer import ACTIVATIONS
 
+POOLINGS = ("cls", "mean")  # how a sequence classifier reads the last hidden states (BertConfig.pooling)
+
 
 @dataclass
 class BertConfig:
@@ -40,6 +42,7 @@ class BertConfig:
     num_labels: int = 2  # classification heads: output size
     labels: list[str] | None = None  # classification heads: label names, index = class id
     classifier_dropout: float | None = None  # classification heads; None -> `dropout`
+    pooling: str = "cls"  # sequence classifiers: "cls" (pooled [CLS] / first token, as HF) or "mean" (masked mean, no pooler)
 
     def __post_init__(self) -> None:
         if self.d_ff is None:
@@ -48,6 +51,8 @@ class BertConfig:
                                      "num_labels"),
                      divisible=(("d_model", "n_heads"),), fractions=("dropout", "attn_dropout", "classifier_dropout"),
                      positive_floats=("norm_eps",), choices={"activation": ACTIVATIONS})
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"field 'pad_token_id'={self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
         if self.labels is not None:

@@ -15,6 +15,7 @@ from taesan.checkpoint import check_and_load
 from taesan.errors import TaesanError
 from taesan.models.base import TaesanModel
 from taesan.models.bert import BERT, BertConfig, init_bert_weights
+from taesan.modules.pooling import masked_mean
 from taesan.modules.transformer import ACTIVATIONS
 
 POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
@@ -33,11 +34,13 @@ class BertHeadModel(TaesanModel):
     backbone_prefix: ClassVar[str] = "bert"
     hf_architecture: ClassVar[str]
     hf_keys: ClassVar[dict[str, str]] = {}
-    needs_pooler: ClassVar[bool] = False
+    needs_pooler: ClassVar[bool] = False  # with pooling "cls" (a mean-pooled classifier has none)
 
     def __init__(self, config: BertConfig) -> None:
-        if self.needs_pooler and not config.pooler:
+        if self.needs_pooler and config.pooling == "cls" and not config.pooler:
             config = dataclasses.replace(config, pooler=True)
+        elif self.needs_pooler and config.pooling == "mean" and config.pooler:
+            config = dataclasses.replace(config, pooler=False)  # nothing reads it: no dead weights in the checkpoint
         super().__init__(config)
         self.add_module(self.backbone_prefix, self.backbone_class(config))
 
@@ -143,7 +146,11 @@ class BertForMaskedLM(BertHeadModel):
 
 
 class BertForSequenceClassification(BertHeadModel):
-    """BERT -> pooled [CLS] -> dropout -> linear: -> (B, num_labels) logits (one sentence or a pair)."""
+    """BERT -> pooled [CLS] -> dropout -> linear: -> (B, num_labels) logits (one sentence or a pair).
+
+    With config.pooling "mean" the sentence vector is the masked mean of the last hidden states and there is no
+    pooler: a masked-LM-only backbone never trains [CLS] or the pooler (issue 17). HF has no such classifier.
+    """
 
     model_type = "bert-sequence-classification"
     hf_architecture = "BertForSequenceClassification"
@@ -170,7 +177,11 @@ class BertForSequenceClassification(BertHeadModel):
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
-        return self.classifier(self.dropout(self.backbone.pool(hidden)))  # (B, num_labels)
+        if self.config.pooling == "mean":
+            pooled = masked_mean(hidden, attention_mask)  # (B, C)
+        else:
+            pooled = self.backbone.pool(hidden)  # (B, C)
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
 
 
 class BertForTokenClassification(BertHeadModel):

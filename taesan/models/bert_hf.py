@@ -210,6 +210,10 @@ def export(family: HFFamily, model: TaesanModel) -> tuple[dict[str, Any], dict[s
     """
     base = next(iter(family.architectures))
     architecture = getattr(model, "hf_architecture", base)
+    pooling = getattr(model.config, "pooling", "cls")
+    if pooling != "cls" and architecture.endswith("ForSequenceClassification"):
+        raise TaesanError(f"a {type(model).__name__} with pooling={pooling!r} has no HuggingFace equivalent "
+                          f"(HF's {architecture} classifies the [CLS] / first token)")
     table = hf_table(model, family)
     if architecture != base:  # a head model's backbone tensors are prefixed in HF
         ours, theirs = model.backbone_prefix + ".", family.prefix + "."

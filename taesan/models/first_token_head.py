@@ -1,5 +1,6 @@
 """The sentence classifier RoBERTa and ELECTRA share: dense -> activation -> out_proj over the first token's
-hidden state (<s> or [CLS]), with no pooler in between. RoBERTa's activation is tanh, ELECTRA's GELU.
+hidden state (<s> or [CLS]), with no pooler in between. RoBERTa's activation is tanh, ELECTRA's GELU. With
+config.pooling "mean" the head reads the masked mean of the hidden states instead (no HF equivalent).
 
 Not BERT's classifier (bert_heads.BertForSequenceClassification reads the pooled [CLS]) and not a loss.
 """
@@ -13,13 +14,14 @@ from torch import nn
 
 from taesan.models.bert import BertConfig, init_bert_weights
 from taesan.models.bert_heads import BertHeadModel
+from taesan.modules.pooling import masked_mean
 from taesan.modules.transformer import ACTIVATIONS
 
 HEAD_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": torch.tanh, **ACTIVATIONS}
 
 
 class ClassificationHead(nn.Module):
-    """hidden (B, T, C) -> first token -> dropout -> dense -> activation -> dropout -> out_proj: (B, num_labels)."""
+    """sentence vector (B, C) -> dropout -> dense -> activation -> dropout -> out_proj: (B, num_labels)."""
 
     def __init__(self, d_model: int, num_labels: int, activation: str, dropout: float) -> None:
         super().__init__()
@@ -28,8 +30,8 @@ class ClassificationHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden[:, 0])  # (B, C): <s> / [CLS]
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(pooled)  # (B, C)
         x = self.dropout(self.act(self.dense(x)))
         return self.out_proj(x)  # (B, num_labels)
 
@@ -67,4 +69,8 @@ class FirstTokenClassifier(BertHeadModel):
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden, _ = self.forward_features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds)
-        return self.classifier(hidden)  # (B, num_labels)
+        if self.config.pooling == "mean":
+            pooled = masked_mean(hidden, attention_mask)  # (B, C)
+        else:
+            pooled = hidden[:, 0]  # (B, C): <s> / [CLS]
+        return self.classifier(pooled)  # (B, num_labels)

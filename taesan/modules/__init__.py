@@ -14,10 +14,11 @@ from taesan.modules.masks import (
     key_padding_mask,
     padding_mask,
 )
+from taesan.modules.pooling import masked_mean
 from taesan.modules.transformer import FeedForward, PostNormBlock, PreNormBlock
 
 __all__ = [
     "KVCache", "LayerCache", "MultiHeadAttention", "TokenEmbedding", "LearnedPositionEmbedding",
     "SinusoidalPositionEmbedding", "SegmentEmbedding", "PatchEmbedding", "causal_mask", "padding_mask",
-    "key_padding_mask", "causal_padding_mask", "combine_masks", "FeedForward", "PreNormBlock", "PostNormBlock",
+    "key_padding_mask", "causal_padding_mask", "combine_masks", "masked_mean", "FeedForward", "PreNormBlock", "PostNormBlock",
 ]

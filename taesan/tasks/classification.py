@@ -1,6 +1,7 @@
 """Sequence classification: one sentence (sentiment: 긍정/부정) or a sentence pair (NLI: [CLS] premise [SEP]
 hypothesis [SEP] with segment ids), on the head of the backbone's family (taesan.tasks.heads): BERT's pooled
-[CLS], RoBERTa's and ELECTRA's first token, GPT's last real token.
+[CLS], RoBERTa's and ELECTRA's first token (or, with the setting pooling="mean", the masked mean of their last hidden
+states), GPT's last real token.
 
 Not a model and not a trainer: this file says how examples become ids, which head goes on the backbone,
 the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what a prediction looks like.
@@ -17,6 +18,7 @@ from torch import nn
 
 from taesan.errors import TaesanError
 from taesan.figures import save_png
+from taesan.models.bert import POOLINGS
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
 from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
@@ -37,6 +39,13 @@ from taesan.tasks.readers.sentiment import TextExample, read_sentiment
 @dataclass
 class ClassificationConfig(TaskConfig):
     type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa (one segment) and GPT take none
+    # BERT-shaped heads: "cls" ([CLS] / first token, as HF) or "mean" (masked mean of the last hidden states);
+    # None: the model's own (a fresh head: "cls"). `taesan finetune` chooses by where the model comes from.
+    pooling: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in (None, *POOLINGS):
+            raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
 
 
 def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
@@ -159,8 +168,14 @@ class SequenceClassification(Task):
         check_tokenizer(model, self.tokenizer)
         extra = {}
         if head is GPTForSequenceClassification:  # it reads the last token that is not padding
+            if self.config.pooling is not None:
+                raise TaesanError(f"field 'pooling' is for BERT-shaped classifiers; a GPT classifier reads its last token")
             extra["pad_token_id"] = self.tokenizer.pad_id if self.tokenizer is not None else None
+        elif self.config.pooling is not None:
+            extra["pooling"] = self.config.pooling
         model = put_head(model, "sequence", self.name, labels, **extra)
+        if head is not GPTForSequenceClassification:
+            replace_config(self, pooling=model.config.pooling)  # task.json says what the classifier reads
         replace_config(self, type_ids=takes_segments(model), max_length=min(self.config.max_length, model.config.n_positions))
         return model
 

@@ -40,6 +40,7 @@ from taesan.models.roberta import (
 )
 from taesan.models.t5 import T5
 
+HEAD_SHAPING = ("pooling",)  # config fields that change what a head reads: asking for another value builds a new head
 KINDS = {"sequence": "sequence classification", "token": "token classification", "qa": "question answering"}
 
 
@@ -97,14 +98,20 @@ def head_class(model: nn.Module, kind: str, task: str) -> type[nn.Module]:
 
 
 def put_head(model: nn.Module, kind: str, task: str, labels: list[str] | None = None, **changes: Any) -> nn.Module:
-    """`model` with its family's `kind` head: kept as it is when it already is that head with these labels,
-    else a fresh head on a copy of its backbone (`changes`: more config fields, e.g. the GPT head's pad_token_id)."""
+    """`model` with its family's `kind` head: kept as it is when it already is that head with these labels (and
+    `changes`), else a fresh head on a copy of its backbone (`changes`: more config fields, e.g. the GPT head's pad_token_id)."""
     cls = head_class(model, kind, task)
     if labels is None:  # QA: two outputs, start and end, and no names
-        return model if type(model) is cls else cls.from_backbone(model, **changes)
-    if type(model) is cls and list(model.config.labels or []) == list(labels):
+        return model if type(model) is cls and _has(model, changes) else cls.from_backbone(model, **changes)
+    if type(model) is cls and list(model.config.labels or []) == list(labels) and _has(model, changes):
         return model
     return cls.from_backbone(model, num_labels=len(labels), labels=list(labels), **changes)
+
+
+def _has(model: nn.Module, changes: dict[str, Any]) -> bool:
+    """Whether `model` already reads its input the way `changes` asks (its pooling; other fields, such as the GPT
+    head's pad_token_id, never replace a trained head)."""
+    return all(getattr(model.config, k, None) == v for k, v in changes.items() if k in HEAD_SHAPING)
 
 
 def takes_segments(model: nn.Module) -> bool:

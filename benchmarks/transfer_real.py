@@ -1,0 +1,207 @@
+"""Transfer on real Korean data (issue 17): each task fine-tuned through the `taesan` CLI twice, from a pretrained
+checkpoint and from the same-shape preset at random initialisation (same tokenizer, steps, batch and seed; each
+run takes the CLI's own defaults for lr, warmup and pooling), with the CPU seconds of every stage.
+
+Not a test and not library code. The splits are `benchmarks/tasks_real.py prepare`'s (RUNS/data) and the TF-IDF /
+majority baselines its `baselines` (RUNS/tasks/baselines.json). The test file is passed as --valid and is evaluated
+once, at the end of a run (no --eval-every): nothing is chosen on it. The pretraining stage is run by hand through
+the CLI and recorded in RUNS/pre/stage.json ({checkpoint name: commands and CPU seconds}); `table` reads it.
+
+Usage:
+  python benchmarks/transfer_real.py run TASK... [--init pretrained scratch] [--seeds 0 1 2] [--runs DIR]
+  python benchmarks/transfer_real.py table [--runs DIR]
+TASK: nsmc kornli klue-ner korquad tatoeba
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = "bert-tiny"  # the pretrained checkpoint's shape (2 layers x 128): the scratch runs start from it
+
+# name -> task, files, metrics (key in eval_results.json, shown name, scale to percent) and the shared budget.
+# Steps are sized for ~2-3 CPU-minutes per run on this machine (bert-tiny, one thread); --max-minutes is a wall-clock
+# cap for a loaded machine. Settings were fixed before any run and never changed after looking at test scores.
+TASKS = {
+    "nsmc": dict(task="classification", train="nsmc_train.tsv", test="nsmc_test.tsv",
+                 args=["--max-steps", "900", "--batch-size", "32", "--max-length", "64", "--max-minutes", "5"],
+                 metrics=[("accuracy", "accuracy", 100), ("macro_f1", "macro-F1", 100)], baseline="nsmc"),
+    "kornli": dict(task="pair-classification", train="kornli_train.tsv", test="kornli_test.tsv",
+                   args=["--max-steps", "450", "--batch-size", "32", "--max-length", "128", "--max-minutes", "4"],
+                   metrics=[("accuracy", "accuracy", 100), ("macro_f1", "macro-F1", 100)], baseline="kornli"),
+    "klue-ner": dict(task="ner", train="klue_ner_train.tsv", test="klue_ner_test.tsv",
+                     args=["--max-steps", "1500", "--batch-size", "16", "--max-length", "128", "--max-minutes", "7"],
+                     metrics=[("strict_f1", "entity F1, strict IOB2", 100), ("f1", "entity F1, seqeval default", 100)],
+                     baseline=None),
+    "korquad": dict(task="qa", train="korquad_train.json", test="korquad_test.json",
+                    args=["--max-steps", "800", "--batch-size", "16", "--max-minutes", "7"],
+                    metrics=[("korquad_f1", "korquad_f1 (official, character)", 1), ("korquad_exact_match", "EM (official)", 1)],
+                    baseline=None),
+    "tatoeba": dict(task="translation", train="tatoeba_train.tsv", test="tatoeba_test.tsv",
+                    args=["--max-steps", "1500", "--batch-size", "32", "--max-minutes", "7"],
+                    metrics=[("bleu", "BLEU (sacrebleu 13a)", 1)], baseline=None),
+}
+
+
+# init -> (the checkpoint under RUNS/pre, or None for the preset; extra finetune arguments; the table's row label)
+INITS = {
+    "pretrained": ("model", [], "taesan pretrained (bert-tiny MLM, 3,230 steps)"),
+    "pretrained-full": ("model-full", [], "taesan pretrained (bert-tiny MLM, 4,500 steps: the cosine run out)"),
+    "pretrained-cls": ("model", ["--set", "pooling=cls"], "taesan pretrained (3,230 steps), [CLS] + pooler instead of mean"),
+    "scratch": (None, [], "taesan scratch (bert-tiny, random init)"),
+    # lr per model, chosen on 10% of the training file (finetune without --valid), never on the test split
+    "pretrained-full-lr3e-4": ("model-full", ["--lr", "3e-4"], "taesan pretrained (4,500 steps), --lr 3e-4"),
+    "scratch-lr3e-4": (None, ["--lr", "3e-4"], "taesan scratch, --lr 3e-4"),
+}
+
+
+def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
+    """The `taesan finetune` arguments of one run: a pretrained checkpoint (its own tokenizer.json) or the preset
+    with that same tokenizer."""
+    spec, data = TASKS[name], runs / "data"
+    checkpoint, extra, _ = INITS[init]
+    tokenizer = runs / "pre" / "model" / "tokenizer.json"  # every checkpoint here carries this same file
+    model = (["--model", str(runs / "pre" / checkpoint)] if checkpoint is not None
+             else ["--model", PRESET, "--tokenizer", str(tokenizer)])
+    return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),
+            "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress",
+            *spec["args"], *extra]
+
+
+def run_dir(runs: Path, name: str, init: str, seed: int) -> Path:
+    return runs / "ft" / f"{name}-{init}-s{seed}"
+
+
+def run(names: list[str], inits: list[str], seeds: list[int], runs: Path) -> None:
+    """One training process at a time; CPU seconds from the child's rusage, the load average beside them."""
+    for seed in seeds:
+        for name in names:
+            for init in inits:
+                out = run_dir(runs, name, init, seed)
+                if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["exit"] == 0:
+                    print(f"{out.name}: done already", flush=True)
+                    continue
+                if out.exists():
+                    shutil.rmtree(out)
+                cmd = command(name, init, seed, runs)
+                log = runs / "logs" / f"{out.name}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                before, load0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0], time.perf_counter()
+                with log.open("w") as f:
+                    code = subprocess.run([sys.executable, "-m", "taesan", *cmd], stdout=f, stderr=subprocess.STDOUT,
+                                          cwd=ROOT).returncode
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                info = {"command": "taesan " + " ".join(cmd), "exit": code, "wall_s": time.perf_counter() - t0, "cpu_s": cpu,
+                        "load": [round(load0, 1), round(os.getloadavg()[0], 1)], "seed": seed, "init": init,
+                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        "stopped_by_clock": "time limit:" in log.read_text(errors="replace")}
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+                print(f"{out.name}: exit {code}, {info['wall_s'] / 60:.1f} min wall, {cpu / 60:.1f} CPU min, "
+                      f"{_scores(name, out)}", flush=True)
+
+
+def _scores(name: str, out: Path) -> str:
+    path = out / "eval_results.json"
+    if not path.is_file():
+        return "no eval_results.json"
+    res = json.loads(path.read_text())
+    return ", ".join(f"{key} {scale * res[key]:.2f}" for key, _, scale in TASKS[name]["metrics"] if key in res)
+
+
+def _runs_of(runs: Path, name: str, init: str) -> list[tuple[dict, dict]]:
+    found = []
+    for d in sorted((runs / "ft").glob(f"{name}-{init}-s*")):
+        if (d / "run.json").is_file() and (d / "eval_results.json").is_file():
+            found.append((json.loads((d / "run.json").read_text()), json.loads((d / "eval_results.json").read_text())))
+    return found
+
+
+def _cell(values: list[float]) -> str:
+    """"81.2" for one run, "81.2 ± 0.4 (80.8 – 81.6)" (mean ± population spread, min – max) for several."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f} ({min(values):.1f} – {max(values):.1f})"
+
+
+def table(runs: Path) -> str:
+    """One markdown table per task from RUNS/ft/*/run.json + eval_results.json, RUNS/pre/stage.json and the baselines."""
+    stage_path, base_path = runs / "pre" / "stage.json", runs / "tasks" / "baselines.json"
+    stage = json.loads(stage_path.read_text()) if stage_path.is_file() else {}
+    base = json.loads(base_path.read_text()) if base_path.is_file() else {}
+    out = []
+    for name, spec in TASKS.items():
+        metrics = spec["metrics"]
+        head = " | ".join(shown for _, shown, _ in metrics)
+        lines = [f"**{name}** (test split of tasks_real.py)", "",
+                 f"| model | {head} | seeds | pretraining CPU-min | fine-tuning CPU-min per run | steps run |",
+                 "|---|" + "---:|" * len(metrics) + "---|---:|---:|---:|"]
+        for init, (checkpoint, _, label) in INITS.items():
+            found = _runs_of(runs, name, init)
+            if not found and init not in ("pretrained", "scratch"):
+                continue  # a variant not run for this task
+            if not found:
+                lines.append(f"| {label} | " + " | ".join("not run" for _ in metrics) + " | | | | |")
+                continue
+            cells = [_cell([scale * res[key] for _, res in found]) for key, _, scale in metrics]
+            seeds = "/".join(str(info["seed"]) for info, _ in found)
+            cpu = _cell([info["cpu_s"] / 60 for info, _ in found])
+            steps = "/".join(_steps(runs, name, init, info["seed"]) + (" (wall clock hit)" if info.get("stopped_by_clock") else "")
+                             for info, _ in found)
+            pre_min = f"{stage[checkpoint]['cpu_s'] / 60:.1f}" if checkpoint in stage else ("0" if checkpoint is None else "?")
+            lines.append(f"| {label} | {' | '.join(cells)} | {seeds} | {pre_min} | {cpu} | {steps} |")
+        b = base.get(spec["baseline"] or "", {})
+        if "tfidf_char13" in b:
+            tfidf = f"{100 * b['tfidf_char13']:.1f} (char 1-3) / {100 * b['tfidf_word12']:.1f} (word 1-2)"
+            note = " (hypothesis alone)" if name == "kornli" else ""
+            lines.append(f"| TF-IDF + LR{note} | {tfidf} |" + " |" * (len(metrics) - 1) + " – | 0 | < 1 | |")
+        if b:
+            lines.append(f"| majority class | {100 * b['majority']:.1f} |" + " |" * (len(metrics) - 1) + " – | 0 | 0 | |")
+        elif name == "klue-ner":
+            lines.append("| majority (every token O) | 0.0 | 0.0 | – | 0 | 0 | |")
+        commands = sorted({info["command"] for init in INITS for info, _ in _runs_of(runs, name, init) if info["seed"] == 0})
+        lines += ["", "Commands (seed 0; other seeds change only --seed and --out):", "", "```", *commands, "```", ""]
+        out.append("\n".join(lines))
+    for checkpoint, st in stage.items():
+        out.append(f"Pretraining stage of pre/{checkpoint} (shared by every task):\n\n```\n" + "\n".join(st["commands"])
+                   + "\n```\n" + f"CPU seconds: {st['cpu_s']:.0f} ({st.get('detail', '')})\n")
+    return "\n".join(out)
+
+
+def _steps(runs: Path, name: str, init: str, seed: int) -> str:
+    """Optimizer steps the run took (the last step in metrics.jsonl), "?" when it is not there."""
+    path = run_dir(runs, name, init, seed) / "metrics.jsonl"
+    steps = [json.loads(line).get("step") for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    steps = [s for s in steps if s is not None]
+    return str(max(steps)) if steps else "?"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("action", choices=["run", "table"])
+    p.add_argument("names", nargs="*", help=f"run: tasks ({' '.join(TASKS)}); default all")
+    p.add_argument("--init", nargs="+", default=["pretrained", "scratch"], choices=list(INITS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--runs", type=Path, default=Path("/work/scratch/transfer"))
+    args = p.parse_args()
+    if args.action == "run":
+        unknown = [n for n in args.names if n not in TASKS]
+        if unknown:
+            sys.exit(f"unknown task {unknown[0]!r}; known: {', '.join(TASKS)}")
+        run(args.names or list(TASKS), args.init, args.seeds, args.runs)
+    else:
+        print(table(args.runs), end="")
+
+
+if __name__ == "__main__":
+    main()
