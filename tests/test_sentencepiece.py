@@ -76,6 +76,14 @@ def test_decoding_any_ids_equals_sentencepiece(model, ids):
     assert load(path).decode(ids) == sp.decode(ids)
 
 
+@pytest.mark.parametrize("run", [b"\xf2\xbd\xea\x0b^", b"\xea\xb0", b"\xed\xa0\x80", b"\xc0\xaf", "카페".encode() + b"\xff"])
+def test_broken_utf8_byte_pieces_decode_as_sentencepiece(model, run):
+    """Bytes that spell no character: SentencePiece writes one U+FFFD per byte, not per maximal bad subpart."""
+    path, sp = model
+    ids = [sp.piece_to_id(f"<0x{b:02X}>") for b in run]
+    assert load(path).decode(ids) == sp.decode(ids)
+
+
 def test_pieces_roles_and_offsets(model):
     path, sp = model
     tok = load(path)

@@ -47,6 +47,25 @@ def f32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def bytes_text(run: bytes) -> str:
+    """Byte pieces back to text as SentencePiece does: each whole UTF-8 character as itself, every other byte one
+    U+FFFD. (Python's "replace" gives one U+FFFD per maximal bad subpart: b"\\xf2\\xbd" is one there, two here.)"""
+    out, i, n = [], 0, len(run)
+    while i < n:
+        b = run[i]
+        size = 1 if b < 0x80 else 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
+        if size and i + size <= n:
+            try:
+                out.append(bytes(run[i:i + size]).decode("utf-8"))
+                i += size
+                continue
+            except UnicodeDecodeError:  # a bad continuation, an overlong form or a surrogate
+                pass
+        out.append("\ufffd")
+        i += 1
+    return "".join(out)
+
+
 class SentencePieceNormalizer(normalizers.Normalizer):
     """SentencePiece's Normalizer: at each position a user-defined symbol is kept as it is, else the longest
     rule of the precompiled map applies, else the character stays; spaces at the start are dropped, a run
@@ -342,7 +361,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
                 run.append(int(piece[3:5], 16))
                 continue
             if run:
-                out.append(run.decode("utf-8", "replace"))
+                out.append(bytes_text(run))
                 run = bytearray()
                 at_start = False
             if kind == CONTROL:
@@ -357,7 +376,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
             if text:
                 at_start = False
         if run:
-            out.append(run.decode("utf-8", "replace"))
+            out.append(bytes_text(run))
         return "".join(out)
 
     def to_hf_json(self) -> dict[str, Any]:
