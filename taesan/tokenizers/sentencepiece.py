@@ -33,7 +33,7 @@ from taesan.tokenizers.stages import decoders, normalizers, pre_tokenizers
 from taesan.tokenizers.stages.added_tokens import AddedToken
 from taesan.tokenizers.stages.models_bpe import BPE
 from taesan.tokenizers.stages.models_unigram import Unigram
-from taesan.tokenizers.stages.models_words import Model, Token
+from taesan.tokenizers.stages.models_words import Model, Token, byte_tokens
 from taesan.tokenizers.stages.normalized import NormalizedString
 from taesan.tokenizers.stages.precompiled import CharsMap
 from taesan.tokenizers.stages.tokenizer import PipelineTokenizer
@@ -174,12 +174,10 @@ class SentencePieceUnigram(Unigram):
             if not unknown:
                 out.append((self.vocab[text], text, s, e))
                 continue
-            if self.byte_fallback:
-                codes = [f"<0x{b:02X}>" for b in text.encode("utf-8", "surrogatepass")]
-                ids = [self.vocab.get(c) for c in codes]
-                if None not in ids:
-                    out.extend((i, c, s, e) for i, c in zip(ids, codes))
-                    continue
+            fallback = byte_tokens(text, self.vocab, s, e) if self.byte_fallback else None
+            if fallback is not None:
+                out.extend(fallback)
+                continue
             if self.unk_id is None:
                 raise TaesanError(f"{text!r} is not in the SentencePiece vocabulary and it has no unknown piece")
             out.append((self.unk_id, text, s, e))
@@ -268,10 +266,9 @@ class SentencePieceBPE(Model):
         return out
 
     def _unknown(self, text: str, s: int, e: int) -> list[Token]:
-        if self.byte_fallback:
-            codes = [f"<0x{b:02X}>" for b in text.encode("utf-8", "surrogatepass")]
-            if all(c in self.vocab for c in codes):
-                return [(self.vocab[c], c, s, e) for c in codes]
+        fallback = byte_tokens(text, self.vocab, s, e) if self.byte_fallback else None
+        if fallback is not None:
+            return fallback
         if self.unk_id is None:
             raise TaesanError(f"{text!r} is not in the SentencePiece vocabulary and it has no unknown piece")
         return [(self.unk_id, text, s, e)]

@@ -10,7 +10,7 @@ import heapq
 from typing import Any, Iterable
 
 from taesan.errors import TaesanError
-from taesan.tokenizers.stages.models_words import Model, Token, read_vocab
+from taesan.tokenizers.stages.models_words import Model, Token, byte_tokens, read_vocab
 
 CACHE_LIMIT = 250_000
 
@@ -76,11 +76,10 @@ class BPE(Model):
                     unk = None
                 out.append([idx, i, i + 1])
                 continue
-            if self.byte_fallback:
-                ids = [vocab.get(f"<0x{b:02X}>") for b in s.encode("utf-8", "surrogatepass")]
-                if None not in ids:  # (a pending unknown waits for the next known symbol, as in the library)
-                    out.extend([b, i, i + 1] for b in ids)
-                    continue
+            fallback = byte_tokens(s, vocab, i, i + 1) if self.byte_fallback else None
+            if fallback is not None:  # (a pending unknown waits for the next known symbol, as in the library)
+                out.extend([b, i, i + 1] for b, _, _, _ in fallback)
+                continue
             if self.unk_token is not None:
                 if self.unk_token not in vocab:
                     raise TaesanError(f"tokenizer.json: BPE unk_token {self.unk_token!r} is not in the vocabulary")

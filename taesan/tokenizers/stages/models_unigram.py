@@ -18,7 +18,7 @@ from array import array
 from typing import Any
 
 from taesan.errors import TaesanError
-from taesan.tokenizers.stages.models_words import Model, Token
+from taesan.tokenizers.stages.models_words import Model, Token, byte_tokens
 
 UNK_PENALTY = 10.0
 CACHE_LIMIT = 250_000
@@ -114,12 +114,10 @@ class Unigram(Model):
             text = word[s:e]
             idx = self.vocab.get(text)
             if idx is None:
-                if self.byte_fallback:
-                    codes = [f"<0x{b:02X}>" for b in text.encode("utf-8", "surrogatepass")]
-                    ids = [self.vocab.get(c) for c in codes]
-                    if None not in ids:
-                        out.extend((i, c, s, e) for i, c in zip(ids, codes))
-                        continue
+                fallback = byte_tokens(text, self.vocab, s, e) if self.byte_fallback else None
+                if fallback is not None:
+                    out.extend(fallback)
+                    continue
                 if self.unk_id is None:
                     raise TaesanError(f"{text!r} is not in the Unigram vocabulary and it has no unk_id")
                 idx = self.unk_id

@@ -14,6 +14,17 @@ Token = tuple  # (id, token string, start, end): offsets are characters of the w
 CACHE_LIMIT = 250_000
 
 
+def byte_tokens(text: str, vocab: dict[str, int], start: int, end: int) -> list[Token] | None:
+    """Byte fallback: one <0xNN> token per UTF-8 byte of `text`, each spanning start..end; None when the
+    vocabulary lacks one of them (the caller falls back to its unknown token).
+
+    byte_tokens("가", vocab, 0, 1) -> [(id, "<0xEA>", 0, 1), (id, "<0xB0>", 0, 1), (id, "<0x80>", 0, 1)]
+    """
+    codes = [f"<0x{b:02X}>" for b in text.encode("utf-8", "surrogatepass")]
+    ids = [vocab.get(c) for c in codes]
+    return None if None in ids else [(i, c, start, end) for i, c in zip(ids, codes)]
+
+
 def read_vocab(vocab: Any, kind: str) -> dict[str, int]:
     if not isinstance(vocab, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in vocab.items()):
         raise TaesanError(f"tokenizer.json: the {kind} model's vocab must map tokens to integer ids")
