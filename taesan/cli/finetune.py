@@ -6,7 +6,6 @@ Works for every task in taesan.tasks.TASKS.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import random
@@ -22,6 +21,7 @@ from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_text_model, masked_lm_type
 from taesan.models.registry import PRESETS, create_for
 from taesan.tasks import TASKS, task_class
+from taesan.tasks.base import replace_config
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     notes = []
     choice = default_pooling(model, args.task, args.model if is_dir else None) if args.mode != "prompt-lm" else None
     if choice is not None and "pooling" not in settings:
-        task.config = dataclasses.replace(task.config, pooling=choice[0])
+        replace_config(task, pooling=choice[0])
         notes.append(pooling_line(*choice, given=False))
 
     words = None
