@@ -61,7 +61,13 @@ INITS = {
     # lr per model, chosen on 10% of the training file (finetune without --valid), never on the test split
     "pretrained-full-lr3e-4": ("model-full", ["--lr", "3e-4"], "taesan pretrained (4,500 steps), --lr 3e-4"),
     "scratch-lr3e-4": (None, ["--lr", "3e-4"], "taesan scratch, --lr 3e-4"),
+    # WordPiece with frequency merges (--merge-rule frequency) at 16k, trained on the pretraining corpus, which adds
+    # the unlabelled text of the training files (NSMC, KorNLI, KLUE-NER) to the reviews and kowiki: the tokenizer
+    # was chosen on 2,000 NSMC reviews carved from the training file (seed 123), scratch runs, never on the test split
+    "pretrained-freq16k": ("model-freq16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k frequency merges)"),
+    "scratch-freq16k": (None, [], "taesan scratch (bert-tiny, random init, the same 16k tokenizer)"),
 }
+TOKENIZER_OF = {"scratch-freq16k": "model-freq16k"}  # scratch runs read this checkpoint's tokenizer (default pre/model)
 
 
 def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
@@ -69,7 +75,8 @@ def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
     with that same tokenizer."""
     spec, data = TASKS[name], runs / "data"
     checkpoint, extra, _ = INITS[init]
-    tokenizer = runs / "pre" / "model" / "tokenizer.json"  # every checkpoint here carries this same file
+    # a scratch run reads the tokenizer of the checkpoint it is compared with (TOKENIZER_OF; default pre/model's)
+    tokenizer = runs / "pre" / TOKENIZER_OF.get(init, "model") / "tokenizer.json"
     model = (["--model", str(runs / "pre" / checkpoint)] if checkpoint is not None
              else ["--model", PRESET, "--tokenizer", str(tokenizer)])
     return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),

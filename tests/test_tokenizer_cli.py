@@ -50,6 +50,26 @@ def test_train_special_tokens_option(corpus, tmp_path):
     assert load(out).special_tokens == ["[UNK]", "<s>"]
 
 
+def test_merge_rule_option_reaches_the_wordpiece_trainer(corpus, tmp_path, capsys):
+    """With room for one merge, --merge-rule frequency merges 카+##페 (200 times in the corpus, the most frequent
+    pair); the default likelihood rule merges a rarer pair that always occurs together (티+##끌 scores 40/(40*40)
+    against 200/(200*200)). Another kind refuses the option in one line."""
+    words = corpus.read_text(encoding="utf-8").split()
+    alphabet = {w[0] for w in words} | {"##" + c for w in words for c in w[1:]}
+    size = str(5 + len(alphabet) + 1)
+    first = {}
+    for rule in ("likelihood", "frequency"):
+        out = tmp_path / f"{rule}.json"
+        args = ["tokenizer", "train", "--kind", "wordpiece", "--vocab-size", size, "--input", str(corpus), "--output", str(out)]
+        assert main(args + (["--merge-rule", rule] if rule == "frequency" else [])) == 0
+        first[rule] = load(out).encode("카페", add_special_tokens=False).tokens
+    assert first == {"likelihood": ["카", "##페"], "frequency": ["카페"]}
+    capsys.readouterr()
+    assert main(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", "--merge-rule", "frequency",
+                 "--input", str(corpus), "--output", str(tmp_path / "b.json")]) == 2
+    assert "--merge-rule is a wordpiece option" in capsys.readouterr().err
+
+
 def test_user_errors_exit_2_in_one_line(tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")

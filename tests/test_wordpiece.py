@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from taesan.errors import TaesanError
 from taesan.tokenizers import WordPieceTokenizer
 from taesan.tokenizers.wordpiece import BertNormalizer
 from taesan.tokenizers.wordpiece_train import learn
@@ -161,6 +162,32 @@ def test_hf_course_example_first_merges():
     # min_frequency=6 rules out (##g,##s) (seen 5 times); every other pair scores 1/36, and before any merge
     # the most frequent of them is (##u,##g) = 20
     assert strict == [("##u", "##g")]
+
+
+def test_frequency_rule_merges_the_most_frequent_pair_hand_computed():
+    """The same words under merge_rule="frequency" (BPE's criterion): (a,##b)=4 and (a,##c)=4 tie and ##b is older,
+    then (a,##c)=4 (a's count does not matter here), and the rare (x,##y)=1 comes last. On the course example the
+    most frequent pair (##u,##g)=20 goes first, then (##u,##n)=16 (pun 12 + bun 4)."""
+    _, merges = learn({"ab": 4, "ac": 4, "xy": 1}, vocab_size=5 + 5 + 3, min_frequency=1,
+                      special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], merge_rule="frequency")
+    assert merges == [("a", "##b"), ("a", "##c"), ("x", "##y")]
+    counts = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}
+    _, merges = learn(counts, vocab_size=1 + 7 + 2, min_frequency=1, special_tokens=["[UNK]"], merge_rule="frequency")
+    assert merges == [("##u", "##g"), ("##u", "##n")]
+    with pytest.raises(TaesanError, match="merge rule"):
+        learn(counts, vocab_size=20, merge_rule="bpe")
+
+
+def test_frequency_rule_merges_common_korean_syllables_first():
+    """영화 x20, 영어 x10, 국화 x10, 갸뱌 x2: the likelihood score ranks the rare pair first (2 / (2*2) = 0.5 against
+    20 / (30*30) for 영+##화), so common syllable pairs wait; the frequency rule merges 영+##화 (20) first.
+    Both tokenizers decode back to the text."""
+    lines = ["영화"] * 20 + ["영어"] * 10 + ["국화"] * 10 + ["갸뱌"] * 2
+    likely = WordPieceTokenizer.train(lines, vocab_size=100, min_frequency=2, workers=1)
+    frequent = WordPieceTokenizer.train(lines, vocab_size=100, min_frequency=2, workers=1, merge_rule="frequency")
+    assert likely.merges[0] == ("갸", "##뱌") and frequent.merges[0] == ("영", "##화")
+    for tok in (likely, frequent):
+        assert tok.decode(tok.encode("영화 국화").ids) == "영화 국화"
 
 
 def test_train_on_text_reaches_vocab_size_and_encodes():

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--special-tokens", nargs="*", default=None, metavar="TOK",
                    help="default: [PAD] [UNK] [CLS] [SEP] [MASK] (bpe: <|endoftext|>)")
     t.add_argument("--lowercase", action="store_true", help="wordpiece: lowercase (and strip accents) like uncased BERT")
+    t.add_argument("--merge-rule", choices=["likelihood", "frequency"], default=None,
+                   help="wordpiece: merge the pair with the best count(ab)/(count(a)count(b)) (default, the WordPiece "
+                        "paper's) or the most frequent pair (HuggingFace's trainer; merges common Korean syllable pairs)")
     t.add_argument("--input", nargs="+", required=True, metavar="FILE")
     t.add_argument("--output", required=True, metavar="PATH",
                    help="tokenizer.json to write (a directory gets tokenizer.json); missing directories are created")
@@ -75,7 +78,9 @@ def _train(args: argparse.Namespace) -> int:
     options = {}
     if args.kind == "wordpiece":
         _check_wordpiece_room(paths, args)
-        options = {"lowercase": args.lowercase, "progress": True}
+        options = {"lowercase": args.lowercase, "progress": True, "merge_rule": args.merge_rule or "likelihood"}
+    elif args.merge_rule is not None:
+        raise TaesanError(f"--merge-rule is a wordpiece option, not for --kind {args.kind}")
     tok = KINDS[args.kind].train(paths, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
                                  special_tokens=args.special_tokens, **options)
     path = tok.save(target)

@@ -308,9 +308,13 @@ class WordPieceTokenizer(Tokenizer):
         on_merge: Callable[[int, tuple[str, str], str, float, int], None] | None = None,
         progress: bool = False,
         workers: int | None = None,
+        merge_rule: str = "likelihood",
         **kwargs: Any,
     ) -> "WordPieceTokenizer":
         """Learn a WordPiece vocabulary; `.merges` of the result lists every merge in order.
+
+        merge_rule "likelihood" (count(ab) / (count(a) count(b)), the WordPiece paper's) or "frequency" (count(ab),
+        as HuggingFace's WordPieceTrainer; better for Korean, see wordpiece_train).
 
         on_merge(step, (a, b), new_token, score, count) is called after each merge. lowercase defaults
         to False (a cased tokenizer; Korean keeps its syllables whole instead of jamo).
@@ -325,7 +329,8 @@ class WordPieceTokenizer(Tokenizer):
                 counts[w] = counts.get(w, 0) + n
 
         max_chars = kwargs.pop("max_input_chars_per_word", 100)
-        vocab, merges = learn(counts, vocab_size, min_frequency, specials, limit_alphabet, max_chars, on_merge, progress)
+        vocab, merges = learn(counts, vocab_size, min_frequency, specials, limit_alphabet, max_chars, on_merge, progress,
+                              merge_rule=merge_rule)
         tok = cls(vocab, [t for t in specials], lowercase=lowercase, strip_accents=strip_accents,
                   max_input_chars_per_word=max_chars,
                   template=BERT_TEMPLATE if {"[CLS]", "[SEP]"} <= set(specials) else None, **kwargs)
