@@ -49,10 +49,18 @@ TASKS = {
     "tatoeba": dict(task="translation", train="tatoeba_train.tsv", test="tatoeba_test.tsv",
                     args=["--max-steps", "1500", "--batch-size", "32", "--max-minutes", "7"],
                     metrics=[("bleu", "BLEU (sacrebleu 13a)", 1)], baseline=None),
+    # the encoder-decoder runs (transformer-tiny + a joint 4k byte-level BPE, inits "*-dn"): steps, batch and lr fixed
+    # before any test run and checked only on a validation part of tatoeba_train.tsv (450 pairs,
+    # /work/scratch/transfer/mt/val_*.tsv: pretrained 17.7, scratch 14.4 BLEU); ~6-7 CPU-minutes per run,
+    # --max-minutes only a wall-clock guard for a loaded machine
+    "tatoeba-s2s": dict(task="translation", train="tatoeba_train.tsv", test="tatoeba_test.tsv",
+                        args=["--max-steps", "9000", "--batch-size", "32", "--lr", "1e-3", "--max-minutes", "25"],
+                        metrics=[("bleu", "BLEU (sacrebleu 13a)", 1)], baseline=None, inits=("pretrained-dn", "scratch-dn")),
 }
 
 
-# init -> (the checkpoint under RUNS/pre, or None for the preset; extra finetune arguments; the table's row label)
+# init -> (the checkpoint under RUNS/pre, or None for the preset; extra finetune arguments; the table's row label;
+# optionally {"preset": the scratch shape, "tokenizer": its tokenizer under RUNS/pre} when not bert-tiny + pre/model's)
 INITS = {
     "pretrained": ("model", [], "taesan pretrained (bert-tiny MLM, 3,230 steps)"),
     "pretrained-full": ("model-full", [], "taesan pretrained (bert-tiny MLM, 4,500 steps: the cosine run out)"),
@@ -65,20 +73,25 @@ INITS = {
     # the unlabelled text of the training files (NSMC, KorNLI, KLUE-NER) to the reviews and kowiki: the tokenizer
     # was chosen on 2,000 NSMC reviews carved from the training file (seed 123), scratch runs, never on the test split
     "pretrained-freq16k": ("model-freq16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k frequency merges)"),
-    "scratch-freq16k": (None, [], "taesan scratch (bert-tiny, random init, the same 16k tokenizer)"),
+    "scratch-freq16k": (None, [], "taesan scratch (bert-tiny, random init, the same 16k tokenizer)",
+                        {"tokenizer": "model-freq16k/tokenizer.json"}),
+    # translation with an encoder-decoder pretrained as one (BART text infilling on ko+en text, 4k byte-level BPE)
+    "pretrained-dn": ("mt-dn1", [], "taesan pretrained (transformer-tiny, BART denoising, 4k BPE)",
+                      {"tokenizer": "mt-dn1/tokenizer.json"}),
+    "scratch-dn": (None, [], "taesan scratch (transformer-tiny, random init, the same 4k BPE)",
+                   {"preset": "transformer-tiny", "tokenizer": "mt-dn1/tokenizer.json"}),
 }
-TOKENIZER_OF = {"scratch-freq16k": "model-freq16k"}  # scratch runs read this checkpoint's tokenizer (default pre/model)
 
 
 def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
     """The `taesan finetune` arguments of one run: a pretrained checkpoint (its own tokenizer.json) or the preset
     with that same tokenizer."""
     spec, data = TASKS[name], runs / "data"
-    checkpoint, extra, _ = INITS[init]
-    # a scratch run reads the tokenizer of the checkpoint it is compared with (TOKENIZER_OF; default pre/model's)
-    tokenizer = runs / "pre" / TOKENIZER_OF.get(init, "model") / "tokenizer.json"
+    checkpoint, extra, _, *shape = INITS[init]
+    shape = shape[0] if shape else {}
+    tokenizer = runs / "pre" / shape.get("tokenizer", "model/tokenizer.json")  # the bert-tiny checkpoints share one file
     model = (["--model", str(runs / "pre" / checkpoint)] if checkpoint is not None
-             else ["--model", PRESET, "--tokenizer", str(tokenizer)])
+             else ["--model", shape.get("preset", PRESET), "--tokenizer", str(tokenizer)])
     return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),
             "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress",
             *spec["args"], *extra]
@@ -143,8 +156,10 @@ def _cell(values: list[float]) -> str:
 
 def table(runs: Path) -> str:
     """One markdown table per task from RUNS/ft/*/run.json + eval_results.json, RUNS/pre/stage.json and the baselines."""
-    stage_path, base_path = runs / "pre" / "stage.json", runs / "tasks" / "baselines.json"
-    stage = json.loads(stage_path.read_text()) if stage_path.is_file() else {}
+    base_path = runs / "tasks" / "baselines.json"
+    stage = {}  # pre/stage.json, and pre/stage_*.json of stages recorded separately (e.g. stage_mt.json)
+    for stage_path in sorted((runs / "pre").glob("stage*.json")):
+        stage.update(json.loads(stage_path.read_text()))
     base = json.loads(base_path.read_text()) if base_path.is_file() else {}
     out = []
     for name, spec in TASKS.items():
@@ -153,9 +168,9 @@ def table(runs: Path) -> str:
         lines = [f"**{name}** (test split of tasks_real.py)", "",
                  f"| model | {head} | seeds | pretraining CPU-min | fine-tuning CPU-min per run | steps run |",
                  "|---|" + "---:|" * len(metrics) + "---|---:|---:|---:|"]
-        for init, (checkpoint, _, label) in INITS.items():
+        for init, (checkpoint, _, label, *_shape) in INITS.items():
             found = _runs_of(runs, name, init)
-            if not found and init not in ("pretrained", "scratch"):
+            if not found and init not in spec.get("inits", ("pretrained", "scratch")):
                 continue  # a variant not run for this task
             if not found:
                 lines.append(f"| {label} | " + " | ".join("not run" for _ in metrics) + " | | | | |")

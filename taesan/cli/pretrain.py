@@ -16,7 +16,7 @@ from taesan.pipeline.pretrain import Recipe, pretrain
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 
-HELP = "pretrain a language model (causal, backward or masked) on a text corpus"
+HELP = "pretrain a language model (causal, backward, masked) or an encoder-decoder (denoising) on a text corpus"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(values are JSON or text; repeatable)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a JSON file of model config fields over the preset (--set wins over it)")
-    p.add_argument("--objective", required=True, choices=["causal", "backward", "masked"])
+    p.add_argument("--objective", required=True, choices=["causal", "backward", "masked", "denoising"],
+                   help="causal/backward: a GPT; masked: a BERT; denoising: an encoder-decoder (transformer-tiny), BART's "
+                   "text infilling")
     p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help="text (one document per line) or JSONL with 'text'")
     p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints, metrics.jsonl, loss.png and the final model")
@@ -36,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue exactly from the newest checkpoint in --out")
     p.add_argument("--mask-prob", type=float, default=0.15,
                    help="masked: share of tokens to predict (default 0.15, BERT's; ~0.3-0.4 learns faster on a small budget)")
+    p.add_argument("--noise-density", type=float, default=0.3,
+                   help="denoising: share of tokens hidden in spans of mean length 3, one <mask> per span (BART's 0.3)")
     p.add_argument("--whole-word", action="store_true", help="masked: mask a word's pieces together (whole-word masking)")
     p.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch per process")
     p.add_argument("--block-size", type=int, default=128, help="tokens per row")
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, valid_every=args.valid_every, valid_fraction=args.valid_fraction,
         cache_dir=args.cache_dir, workers=args.workers, device=args.device, fsdp=args.fsdp, resume=args.resume,
         model_name=args.model, model_overrides=model_overrides(args.config, args.set), whole_word=args.whole_word,
-        mask_prob=args.mask_prob,
+        mask_prob=args.mask_prob, noise_density=args.noise_density,
     )
     config = TrainConfig(
         max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,

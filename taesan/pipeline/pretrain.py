@@ -1,5 +1,5 @@
 """The pretraining recipe, once: a model (a preset sized to the tokenizer, a checkpoint, or one in memory) and a
-corpus -> a token cache on disk -> windows (causal, backward) or packed documents (masked) -> the one Trainer ->
+corpus -> a token cache on disk -> windows (causal, backward, denoising) or packed documents (masked) -> the one Trainer ->
 a checkpoint directory carrying tokenizer.json and training.json, and the unigram baseline on the same held-out
 tokens. Single process, or DDP/FSDP2 under torchrun (rank 0 tokenizes and writes).
 
@@ -27,23 +27,25 @@ from taesan.data import (
     sentence_end_ids,
     unigram_perplexity,
 )
+from taesan.denoising import denoising_for
 from taesan.errors import TaesanError
 from taesan.models import presets
-from taesan.models.kinds import family_name, is_causal_lm, is_masked_lm, masked_lm_type
+from taesan.models.kinds import family_name, is_causal_lm, is_encoder_decoder, is_masked_lm, masked_lm_type
 from taesan.models.registry import create_for
-from taesan.objectives import objective_for
+from taesan.objectives import Objective, objective_for
+from taesan.tasks.heads import decoder_start
 from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
 from taesan.tuning.load import load
 from taesan.util import pick_device
 
-OBJECTIVES = ("causal", "backward", "masked")
+OBJECTIVES = ("causal", "backward", "masked", "denoising")
 
 
 @dataclass
 class Recipe:
     """Everything about a pretraining run except the optimizer's schedule (TrainConfig) and the model."""
 
-    objective: str  # causal, backward or masked
+    objective: str  # causal, backward, masked (a BERT) or denoising (an encoder-decoder)
     corpus: Sequence[str | Path]  # text (one document per line) or JSONL with "text"
     out: Path  # checkpoints, metrics.jsonl, loss.png and the final model
     block_size: int = 128  # tokens per row
@@ -60,6 +62,7 @@ class Recipe:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # config fields over a preset (--set, --config)
     whole_word: bool = False  # masked: a word's pieces are masked together (objectives.MaskedLM)
     mask_prob: float = 0.15  # masked: the share of tokens chosen to predict (BERT's 15%)
+    noise_density: float = 0.3  # denoising: the share of tokens hidden in spans (BART's 30%)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -73,6 +76,8 @@ class Recipe:
             raise TaesanError(f"--valid-fraction must be in (0, 1), got {self.valid_fraction}")
         if not 0.0 < self.mask_prob <= 1.0:
             raise TaesanError(f"--mask-prob must be in (0, 1], got {self.mask_prob}")
+        if not 0.0 < self.noise_density < 1.0:
+            raise TaesanError(f"--noise-density must be in (0, 1), got {self.noise_density}")
         self.out = Path(self.out)
 
 
@@ -100,6 +105,9 @@ def separator_for(tokenizer, objective: str) -> int:
         if missing:
             raise TaesanError(f"the masked objective needs the tokenizer's special tokens {', '.join(missing)}")
         return tokenizer.sep_id
+    if objective == "denoising" and (tokenizer.mask_id is None or tokenizer.pad_id is None):
+        raise TaesanError("the denoising objective needs the tokenizer's <mask> and <pad> tokens: train it with "
+                          "--special-tokens \"<pad>\" \"<s>\" \"</s>\" \"<mask>\"")
     if tokenizer.eos_id is None:
         raise TaesanError("a causal/backward LM needs a document separator: train the tokenizer with <|endoftext|> (or [SEP])")
     return tokenizer.eos_id
@@ -110,6 +118,11 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
     head for the masked objective. `overrides` change the preset's config fields (the demo's tiny sizes)."""
     if Path(name).is_dir():
         model = load(name)
+        if objective == "denoising" and is_encoder_decoder(model):
+            if model.config.src_vocab_size != tokenizer.vocab_size:
+                raise TaesanError(f"{name}: the model's src_vocab_size is {model.config.src_vocab_size}, the tokenizer "
+                                  f"has {tokenizer.vocab_size} tokens")
+            return model
         if not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
             raise TaesanError(f"{name}: a {model.model_type} checkpoint is not a language model to pretrain "
                               f"(a GPT for causal/backward, a BERT for masked)")
@@ -121,6 +134,8 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
     if name in table:
         model_type = table[name][0]
         masked = masked_lm_type(model_type)  # a BERT-shaped backbone preset -> its family's masked LM
+        if objective == "denoising" and model_type == "transformer":
+            return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, **overrides)
         if model_type != "gpt" and masked is None:
             raise TaesanError(f"preset {name!r} is not a language model to pretrain (gpt-tiny, bert-tiny, roberta-tiny, ...)")
         if objective == "masked" and masked is not None:
@@ -130,6 +145,12 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
 
 def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
     kind = family_name(model)
+    if objective == "denoising":
+        if not is_encoder_decoder(model):
+            raise TaesanError(f"the denoising objective needs an encoder-decoder (transformer-tiny, ...), got {kind!r}")
+        if block_size + 1 > model.config.n_positions:
+            raise TaesanError(f"--block-size {block_size} + 1 is longer than the model's {model.config.n_positions} positions")
+        return
     if objective == "masked" and not is_masked_lm(model):
         raise TaesanError(f"the masked objective needs a masked-LM model (bert-tiny, roberta-tiny, ...), got {kind!r}")
     if objective != "masked" and not is_causal_lm(model):
@@ -156,6 +177,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end
+    objective = _objective(model, tokenizer, recipe)
 
     cache, notes = _token_cache(tokenizer, recipe, separator, info)
     data = _batches(cache.train, tokenizer, recipe, info.rank, info.world_size)
@@ -170,6 +192,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
         training["model_overrides"] = recipe.model_overrides
     if recipe.objective == "masked":
         training.update(whole_word=recipe.whole_word, mask_prob=recipe.mask_prob)
+    if recipe.objective == "denoising":
+        training.update(noise_density=recipe.noise_density, decoder_start_id=objective.teacher.decoder_start_id)
 
     def save_extra(directory: Path) -> None:
         tokenizer.save(directory / "tokenizer.json")
@@ -177,8 +201,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
 
     torch.manual_seed(recipe.seed + info.rank)  # dropout: the same run every time, different across ranks
     trainer = Trainer(
-        model, objective_for(recipe.objective, tokenizer, model.config.vocab_size, recipe.whole_word, recipe.mask_prob),
-        data, config, recipe.out,
+        model, objective, data, config, recipe.out,
         eval_data=lambda: held_out.eval_batches(config.eval_batches, recipe.batch_size), device=device, dist=info,
         fsdp=recipe.fsdp, save_extra=save_extra, resume_from=resume_from,
     )
@@ -190,9 +213,22 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     finally:
         distributed.shutdown()
     result = Pretrained(trainer, trainer.raw_model.eval(), info.is_main, notes)
-    if info.is_main and not trainer.interrupted and recipe.objective != "masked":
+    if info.is_main and not trainer.interrupted and recipe.objective in ("causal", "backward"):
         result.baseline_perplexity = _unigram_baseline(cache, held_out, tokenizer, recipe, config.eval_batches)
     return result
+
+
+def _objective(model: nn.Module, tokenizer, recipe: Recipe) -> Objective:
+    """The recipe's objective; an encoder-decoder's gets the decoder start and special ids translation fine-tuning
+    will use (tasks.heads.decoder_start), set in its config too, so the pretrained decoder starts as it will later."""
+    if recipe.objective != "denoising":
+        return objective_for(recipe.objective, tokenizer, model.config.vocab_size, recipe.whole_word, recipe.mask_prob)
+    start = decoder_start(model, tokenizer, tokenizer.pad_id, tokenizer.eos_id)
+    c = model.config
+    c.pad_token_id, c.eos_token_id, c.decoder_start_token_id = tokenizer.pad_id, tokenizer.eos_id, start
+    if hasattr(c, "bos_token_id"):
+        c.bos_token_id = tokenizer.bos_id
+    return denoising_for(tokenizer, start, recipe.noise_density)
 
 
 def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[nn.Module, Path | None]:
@@ -206,8 +242,9 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
         if trained.get("objective", recipe.objective) != recipe.objective:
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
         resumed = load(resume_from)
-        if resumed.config.vocab_size != tokenizer.vocab_size:
-            raise TaesanError(f"{resume_from}: vocab_size {resumed.config.vocab_size} does not match "
+        size = getattr(resumed.config, "vocab_size", getattr(resumed.config, "src_vocab_size", None))
+        if size != tokenizer.vocab_size:
+            raise TaesanError(f"{resume_from}: vocab_size {size} does not match "
                               f"the tokenizer's {tokenizer.vocab_size} tokens")
         return resumed, resume_from
     if latest_checkpoint(out) is not None:
