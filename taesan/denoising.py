@@ -129,5 +129,5 @@ def denoising_for(tokenizer: Any, decoder_start_id: int, noise_density: float = 
         raise TaesanError("the denoising objective needs a tokenizer with a <mask> (or [MASK]) and a padding token: "
                           "train it with --special-tokens \"<pad>\" \"<s>\" \"</s>\" \"<mask>\"")
     if not 0.0 < noise_density < 1.0:
-        raise TaesanError(f"--mask-prob (the denoising noise density) must be in (0, 1), got {noise_density}")
+        raise TaesanError(f"--noise-density must be in (0, 1), got {noise_density}")
     return Denoising(tokenizer.mask_id, decoder_start_id, tokenizer.pad_id, noise_density, mean_span)
