@@ -140,6 +140,10 @@ def test_pretrain_denoising_then_finetune_translation_from_the_checkpoint(tmp_pa
     pretrained = load(pre)
     assert model.config.d_model == 32 and model.config.src_vocab_size == tok.vocab_size
     assert pretrained.config.decoder_start_token_id == model.config.decoder_start_token_id == tok.cls_id
+    capsys.readouterr()
+    code = cli_main(["score", "--model", str(pre), "I go to school."])  # an encoder-decoder scores nothing alone
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_denoising_refuses_a_model_that_is_not_an_encoder_decoder(tmp_path, capsys):
