@@ -24,6 +24,9 @@ def objective_of(bundle: Bundle, override: str | None = None) -> str:
     kind = model_kind(bundle.model)
     if objective is None:
         raise TaesanError(f"{bundle.directory}: no {TRAINING_NAME} and model_type {kind!r}; pass --objective")
+    if objective not in ("causal", "backward", "masked"):  # denoising: an encoder-decoder has no sentence probability alone
+        raise TaesanError(f"{bundle.directory}: a model pretrained with the {objective} objective ({kind!r}) does not "
+                          f"score sentences; score with a GPT (causal, backward) or a masked LM")
     fits = is_masked_lm(bundle.model) if objective == "masked" else is_causal_lm(bundle.model)
     if not fits:  # else a traceback or a meaningless number
         needs = "a masked LM (BERT, RoBERTa, ELECTRA generator)" if objective == "masked" else "a GPT"
