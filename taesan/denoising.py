@@ -123,11 +123,16 @@ class Denoising(Objective):
         return lm_outputs(model, inputs)
 
 
+def require_specials(tokenizer: Any) -> None:
+    """The tokens the objective writes: <mask> (the infill, or [MASK]) and a padding token; a one-line error naming both."""
+    if tokenizer.mask_id is None or tokenizer.pad_id is None:
+        raise TaesanError("the denoising objective needs the tokenizer's <mask> and <pad> tokens: train it with "
+                          "--special-tokens \"<pad>\" \"<s>\" \"</s>\" \"<mask>\"")
+
+
 def denoising_for(tokenizer: Any, decoder_start_id: int, noise_density: float = 0.3, mean_span: float = 3.0) -> Denoising:
     """The objective for a tokenizer with a <mask> token (the infill) and a padding token."""
-    if tokenizer.mask_id is None or tokenizer.pad_id is None:
-        raise TaesanError("the denoising objective needs a tokenizer with a <mask> (or [MASK]) and a padding token: "
-                          "train it with --special-tokens \"<pad>\" \"<s>\" \"</s>\" \"<mask>\"")
+    require_specials(tokenizer)
     if not 0.0 < noise_density < 1.0:
         raise TaesanError(f"--noise-density must be in (0, 1), got {noise_density}")
     return Denoising(tokenizer.mask_id, decoder_start_id, tokenizer.pad_id, noise_density, mean_span)

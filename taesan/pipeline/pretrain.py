@@ -27,7 +27,7 @@ from taesan.data import (
     sentence_end_ids,
     unigram_perplexity,
 )
-from taesan.denoising import denoising_for
+from taesan.denoising import denoising_for, require_specials
 from taesan.errors import TaesanError
 from taesan.models import presets
 from taesan.models.kinds import family_name, is_causal_lm, is_encoder_decoder, is_masked_lm, masked_lm_type
@@ -105,11 +105,11 @@ def separator_for(tokenizer, objective: str) -> int:
         if missing:
             raise TaesanError(f"the masked objective needs the tokenizer's special tokens {', '.join(missing)}")
         return tokenizer.sep_id
-    if objective == "denoising" and (tokenizer.mask_id is None or tokenizer.pad_id is None):
-        raise TaesanError("the denoising objective needs the tokenizer's <mask> and <pad> tokens: train it with "
-                          "--special-tokens \"<pad>\" \"<s>\" \"</s>\" \"<mask>\"")
+    if objective == "denoising":
+        require_specials(tokenizer)
     if tokenizer.eos_id is None:
-        raise TaesanError("a causal/backward LM needs a document separator: train the tokenizer with <|endoftext|> (or [SEP])")
+        raise TaesanError(f"the {objective} objective needs a document separator: train the tokenizer with <|endoftext|> "
+                          f"(or [SEP], </s>)")
     return tokenizer.eos_id
 
 
