@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "taesan.cli.pretrain",
     "score": "taesan.cli.score",
     "generate": "taesan.cli.generate",
+    "cloze-qa": "taesan.cli.cloze_qa",
     "finetune": "taesan.cli.finetune",
     "evaluate": "taesan.cli.evaluate",
     "predict": "taesan.cli.predict",
