@@ -75,6 +75,9 @@ INITS = {
     "pretrained-freq16k": ("model-freq16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k frequency merges)"),
     "scratch-freq16k": (None, [], "taesan scratch (bert-tiny, random init, the same 16k tokenizer)",
                         {"tokenizer": "model-freq16k/tokenizer.json"}),
+    # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
+    # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
+    "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
     # translation with an encoder-decoder pretrained as one (BART text infilling on ko+en text, 4k byte-level BPE)
     "pretrained-dn": ("mt-dn1", [], "taesan pretrained (transformer-tiny, BART denoising, 4k BPE)",
                       {"tokenizer": "mt-dn1/tokenizer.json"}),
