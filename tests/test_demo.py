@@ -16,7 +16,8 @@ from taesan.demo.report import Section, Table, render, write_report
 from taesan.tuning.finetune import load_finetuned
 
 TITLES = ["Four ways to cut a sentence", "A tiny GPT: next-word prediction", "A tiny BERT: fill in the blank",
-          "One task, three ways to adapt", "Pretrained vs from scratch", "Bring your own checkpoint",
+          "One task, three ways to adapt", "Pretrained vs from scratch", "Practice questions from raw text",
+          "Bring your own checkpoint",
           "A tiny ViT on handwritten digits", "Who attends to whom", "Checkpoints and timing"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -214,6 +215,18 @@ def test_sentiment_table_lists_every_mode_with_one_accuracy_format(demo):
         assert re.fullmatch(r"[01]\.\d{3}( ± \d\.\d{3})?", accuracy), accuracy
         assert re.fullmatch(r"\d{1,3}(,\d{3})*", params), params
         assert seconds == "–" or re.fullmatch(r"\d+\.\d", seconds), seconds
+
+
+def test_cloze_questions_ask_about_the_embedded_paragraphs(demo):
+    out, printed = demo
+    paragraphs = (out / "data" / "ko_paragraphs.txt").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index(". Practice questions from raw text</h2>"):page.index(". Bring your own checkpoint</h2>")]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", section)
+    assert len(rows) == 8 and "cloze questions, e.g." in printed
+    for question, answer in rows:
+        assert answer in paragraphs and question.endswith("?")
+        assert any(word in question for word in ("무엇", "언제", "몇"))
 
 
 def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):

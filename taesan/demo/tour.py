@@ -19,6 +19,7 @@ from taesan.atomic import atomic_write_text
 from taesan.data.embedded import korean_corpus
 from taesan.demo.config import DemoConfig, StepResult, sentiment_split
 from taesan.demo.portable import portable_step
+from taesan.demo.questions import cloze_step
 from taesan.demo.report import Section, Table, write_report
 from taesan.demo.transfer import transfer_step
 from taesan.pipeline.bundle import Bundle
@@ -306,6 +307,7 @@ def run(cfg: DemoConfig) -> Iterator[StepResult]:
     yield bert
     yield timed(sentiment_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
     yield timed(transfer_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
+    yield timed(cloze_step, cfg)
     yield timed(portable_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])
     yield timed(vit_step, cfg)
     yield timed(attention_step, cfg, gpt.checkpoints["gpt"], bert.checkpoints["bert"])

@@ -97,7 +97,7 @@ def answer_spans(tokens: Any, config: ClozeConfig) -> list[tuple[int, int, str]]
 def cloze_question(sentence: str, start: int, end: int, word: str, rng: random.Random, config: ClozeConfig) -> str:
     """`sentence` with [start, end) replaced by `word` (a particle after it stays attached: 카터는 -> 무엇은),
     cut to `window` words each side, noised, ending in "?"."""
-    text = sentence[:start] + "\0" + sentence[end:]
+    text = (sentence[:start] + "\0" + sentence[end:]).rstrip(" .!?。")  # the full stop would move with the shuffle
     words = text.split()
     at = next(i for i, w in enumerate(words) if "\0" in w)
     before, after = words[max(0, at - config.window):at], words[at + 1:at + 1 + config.window]
@@ -105,7 +105,6 @@ def cloze_question(sentence: str, start: int, end: int, word: str, rng: random.R
     keys = [i + rng.uniform(0, config.shuffle) for i in range(len(kept))]
     shuffled = [w for _, w in sorted(zip(keys, kept), key=lambda kw: kw[0])]
     question = " ".join(re.sub("\0(" + "|".join(PARTICLES) + ")?", lambda m: agree(word, m.group(1)), w) for w in shuffled)
-    question = question.rstrip(" .!?。")
     return question + "?"
 
 
