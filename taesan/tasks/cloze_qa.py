@@ -40,7 +40,7 @@ class ClozeConfig:
     max_chars: int = 2000  # and longer ones (a table dump)
     max_answer_chars: int = 30
     window: int = 4  # words kept on each side of the question word
-    drop: float = 0.1  # probability that a question word is dropped (never the question word)
+    drop: float = 0.1  # probability that each word around the question word is dropped
     shuffle: float = 3.0  # words move at most this many places
     per_sentence: float = 0.5  # probability that a sentence with a candidate answer becomes a question
 
