@@ -154,6 +154,9 @@ def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path,
             "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "2", *FAST]
     assert main(args + ["--set", "max_length=24"]) == 0
     assert json.loads((out / "task.json").read_text())["max_length"] == 24
+    assert main(args + ["--set", "max_length=20", "pooling=cls"]) == 0  # several at once, as pretrain's --set
+    assert json.loads((out / "task.json").read_text())["max_length"] == 20
+    assert json.loads((out / "config.json").read_text())["pooling"] == "cls"
     capsys.readouterr()
     for bad in ("nope=1", "max_length", "max_length=\"long\""):
         assert main(args + ["--set", bad]) == 2

@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_threads(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--confusion", default=None, metavar="PNG", help="classifiers: also write the confusion matrix as a PNG")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="how to read and decode the file, as finetune's --set (source_column=1, num_beams=4); repeatable")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="how to read and decode the file, as finetune's --set (source_column=1, num_beams=4); several at once or repeated")
 
 
 def run(args: argparse.Namespace) -> int:

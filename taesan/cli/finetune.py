@@ -72,9 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pattern", default=None, metavar="TEXT",
                    help="prompt-lm: text after the input; a GPT reads the word next (default '\\n정답:'), a masked LM at "
                         "{mask} (default '정답: {mask}')")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="a task setting, e.g. source_column=1 (translation), num_beams=4, pooling=cls|mean (BERT-shaped "
-                        "classifiers; default by the model, printed); values are JSON or text; repeatable")
+                        "classifiers; default by the model, printed); values are JSON or text; several at once or repeated")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
