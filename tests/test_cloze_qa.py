@@ -5,6 +5,8 @@ import json
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("kiwipiepy")
 
@@ -121,3 +123,20 @@ def test_cli_questions_pretrain_a_qa_model(corpus, tmp_path, capsys):
     assert (run / "model.safetensors").is_file() and "korquad_f1" in json.loads((run / "eval_results.json").read_text())
     assert main(["cloze-qa", "--corpus", str(tmp_path / "nope.txt"), "--out", str(out)]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+WORDS = ["서울", "부산", "1988년", "3월", "김민준은", "학교에", "갔다", "세종대왕", "(훈민정음)", "「책」", "30개",
+         "이순신이", "거북선을", "만들었다.", "그리고", "KTX로", "2시간", "연구소의", "소장이", "되었다.", "·", ","]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(WORDS), min_size=3, max_size=40), min_size=1, max_size=4), st.integers(0, 3))
+def test_every_answer_sits_at_its_offset_whatever_the_text(paragraph_words, seed):
+    """Property: on any paragraph of these pieces, each answer is the context's text at answer_start, non-empty,
+    without brackets or spaces at its edges, and its question asks with one of the three words."""
+    texts = [" ".join(words) for words in paragraph_words]
+    for ex in cloze_examples(texts, 50, seed, ClozeConfig(min_chars=1, per_sentence=1.0)):
+        answer = ex.answers[0]
+        assert ex.context[answer.start:answer.end] == answer.text and answer.text.strip() == answer.text != ""
+        assert answer.text[0] not in "()「」,·" and answer.text[-1] not in "()「」,·"
+        assert any(word in ex.question for word in ("무엇", "언제", "몇")) and ex.question.endswith("?")
