@@ -84,6 +84,8 @@ def test_examples_point_at_their_answers_and_are_seeded(corpus):
     assert [(e.question, e.answers[0].start) for e in again] == [(e.question, e.answers[0].start) for e in examples]
     assert [e.question for e in other] != [e.question for e in examples]
     assert len(cloze_examples(texts, 3, seed=0)) == 3
+    nul = cloze_examples([PARAGRAPHS[0].replace(" ", "\0", 1)], 100, seed=0, config=ClozeConfig(per_sentence=1.0))
+    assert nul and all("\0" not in ex.question + ex.context for ex in nul)  # a NUL in the text is not the answer's mark
 
 
 def test_written_file_reads_back_as_squad(corpus, tmp_path):

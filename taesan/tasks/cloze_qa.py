@@ -56,7 +56,7 @@ def paragraphs(texts: Iterable[str], config: ClozeConfig) -> Iterator[str]:
     stripped, within the configured length."""
     for text in texts:
         for paragraph in re.split(r"\n+", text):
-            paragraph = paragraph.strip()
+            paragraph = paragraph.replace("\0", " ").strip()  # NUL marks the answer's place in cloze_question
             if config.min_chars <= len(paragraph) <= config.max_chars:
                 yield paragraph
 
