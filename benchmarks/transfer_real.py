@@ -78,6 +78,8 @@ INITS = {
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
+    # the same cloze step from random init (no masked LM): what the cloze questions alone buy
+    "pretrained-cloze-only": ("cloze-only", [], "taesan pretrained (bert-tiny, random init + 1,000 steps of cloze questions, no MLM)"),
     # translation with an encoder-decoder pretrained as one (BART text infilling on ko+en text, 4k byte-level BPE)
     "pretrained-dn": ("mt-dn1", [], "taesan pretrained (transformer-tiny, BART denoising, 4k BPE)",
                       {"tokenizer": "mt-dn1/tokenizer.json"}),
