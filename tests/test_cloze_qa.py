@@ -115,7 +115,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(corpus, tmp_path):
 def test_cli_questions_pretrain_a_qa_model(corpus, tmp_path, capsys):
     """The recipe the README gives: cloze-qa, then finetune --task qa on its file (here a few steps)."""
     out = tmp_path / "cloze.json"
-    assert main(["cloze-qa", "--corpus", str(corpus), "--out", str(out), "--max-questions", "20"]) == 0
+    assert main(["cloze-qa", "--corpus", str(corpus), "--out", str(out), "--max-questions", "20", "--no-progress"]) == 0
     assert "questions on" in capsys.readouterr().out
     tok = tmp_path / "tok.json"
     WordPieceTokenizer.train(PARAGRAPHS * 3, vocab_size=400, min_frequency=1).save(tok)

@@ -21,11 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-chars", type=int, default=ClozeConfig.min_chars, help="shortest paragraph used (characters)")
     p.add_argument("--max-chars", type=int, default=ClozeConfig.max_chars, help="longest paragraph used (characters)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     config = ClozeConfig(min_chars=args.min_chars, max_chars=args.max_chars)
-    examples = write_cloze([Path(f) for f in args.corpus], args.out, args.max_questions, args.seed, config)
+    examples = write_cloze([Path(f) for f in args.corpus], args.out, args.max_questions, args.seed, config,
+                           progress=not args.no_progress)
     contexts = len({ex.context for ex in examples})
     print(f"cloze-qa: {len(examples):,} questions on {contexts:,} paragraphs; saved to {args.out}")
     return 0

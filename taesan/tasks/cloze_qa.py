@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from tqdm.auto import tqdm
+
 from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
 from taesan.tasks.readers.qa import Answer, QAExample
@@ -129,12 +131,14 @@ def trim_answer(paragraph: str, start: int, end: int) -> tuple[int, int]:
 
 
 def cloze_examples(texts: Iterable[str], max_questions: int, seed: int = 0,
-                   config: ClozeConfig | None = None) -> list[QAExample]:
-    """Up to `max_questions` cloze questions from `texts`, in text order, the same for the same seed."""
+                   config: ClozeConfig | None = None, progress: bool = False) -> list[QAExample]:
+    """Up to `max_questions` cloze questions from `texts`, in text order, the same for the same seed (a progress bar
+    counts the questions when `progress`)."""
     config = config or ClozeConfig()
     if max_questions < 1:
         raise TaesanError(f"cloze max_questions must be at least 1, got {max_questions}")
     analyser, rng, examples = kiwi(), random.Random(seed), []
+    bar = tqdm(total=max_questions, desc="cloze questions", unit="question", disable=not progress, leave=False)
     for paragraph in paragraphs(texts, config):
         for sentence in analyser.split_into_sents(paragraph, return_tokens=True):
             spans = answer_spans(sentence.tokens, config)
@@ -147,8 +151,11 @@ def cloze_examples(texts: Iterable[str], max_questions: int, seed: int = 0,
             local = paragraph[sentence.start:sentence.end]
             question = cloze_question(local, start - sentence.start, end - sentence.start, word, rng, config)
             examples.append(QAExample(question, paragraph, [Answer(paragraph[start:end], start)], f"cloze-{len(examples)}"))
+            bar.update()
             if len(examples) >= max_questions:
+                bar.close()
                 return examples
+    bar.close()
     return examples
 
 
@@ -166,10 +173,11 @@ def to_squad(examples: list[QAExample]) -> dict[str, Any]:
 
 
 def write_cloze(corpus: list[str | Path], out: str | Path, max_questions: int, seed: int = 0,
-                config: ClozeConfig | None = None) -> list[QAExample]:
+                config: ClozeConfig | None = None, progress: bool = False) -> list[QAExample]:
     """Cloze questions from the corpus files (plain text: a paragraph per line; .jsonl: each "text") to `out` as
     SQuAD JSON (written whole or not at all). A corpus that yields no question is an error, not an empty file."""
-    examples = cloze_examples(iter_texts([Path(p) for p in corpus]), max_questions, seed, config)  # Paths: a missing file is an error, never text
+    texts = iter_texts([Path(p) for p in corpus])  # Paths: a missing file is an error, never text
+    examples = cloze_examples(texts, max_questions, seed, config, progress)
     if not examples:
         c = config or ClozeConfig()
         raise TaesanError(f"no cloze question could be made from {', '.join(map(str, corpus))}: it needs Korean paragraphs "
