@@ -20,7 +20,10 @@ from taesan.models.electra import ElectraConfig, ElectraForSequenceClassificatio
 from taesan.models.roberta import RobertaConfig, RobertaForSequenceClassification
 from taesan.modules import masked_mean
 from taesan.tokenizers import WordPieceTokenizer
+from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.pooling import default_pooling
+
+from task_files import QA, squad_json  # noqa: E402
 
 SMALL = dict(vocab_size=50, n_positions=32, d_model=16, n_layers=2, n_heads=2, num_labels=3)
 CLASSIFIERS = [(BertForSequenceClassification, BertConfig), (RobertaForSequenceClassification, RobertaConfig),
@@ -134,6 +137,27 @@ def test_finetune_chooses_mean_for_an_untrained_pooler_and_says_why(files, tmp_p
     assert line.startswith(f"defaults: pooling {expected} -- ") and why in line and "--set pooling=cls|mean" in line
     assert json.loads((tmp_path / "o" / "config.json").read_text())["pooling"] == expected
     assert json.loads((tmp_path / "o" / "task.json").read_text())["pooling"] == expected
+
+
+def test_a_qa_checkpoint_from_an_untrained_pooler_passes_mean_on_to_a_classifier(files, tmp_path, capsys):
+    """MLM -> QA -> classifier: the QA head never reads [CLS] or the pooler, so the classifier after it gets the mean
+    too (it got 'cls -- the checkpoint carries pooler weights' before); a QA run from a HF BERT keeps cls."""
+    (files / "qa.json").write_text(squad_json(QA * 4), encoding="utf-8")
+    qa = ["finetune", "--task", "qa", "--train", str(files / "qa.json"), "--max-length", "32", "--max-steps", "2",
+          "--threads", "1", "--no-progress"]
+    assert main([*qa, "--model", str(files / "mlm"), "--out", str(tmp_path / "qa")]) == 0
+    assert json.loads((tmp_path / "qa" / "config.json").read_text())["pooling"] == "mean"
+    capsys.readouterr()
+    assert _finetune(files, tmp_path / "cls", tmp_path / "qa") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults: pooling"))
+    assert line.startswith("defaults: pooling mean -- fine-tuned by taesan from a start")
+    transformers = pytest.importorskip("transformers")
+    vocab = load_tokenizer(files / "tok.json").vocab_size
+    hf = transformers.BertModel(transformers.BertConfig(vocab_size=vocab, hidden_size=16, num_hidden_layers=1,
+                                                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
+    hf.save_pretrained(tmp_path / "hf")
+    assert main([*qa, "--model", str(tmp_path / "hf"), "--tokenizer", str(files / "tok.json"), "--out", str(tmp_path / "hf-qa")]) == 0
+    assert json.loads((tmp_path / "hf-qa" / "config.json").read_text())["pooling"] == "cls"
 
 
 def test_set_pooling_overrides_the_default(files, tmp_path, capsys):

@@ -29,7 +29,7 @@ from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
-from taesan.tuning.pooling import default_pooling, pooling_line
+from taesan.tuning.pooling import default_pooling, mark_untrained_cls, pooling_line
 
 TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 from taesan.util import describe_precision, pick_device
@@ -188,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if choice is not None and "pooling" not in settings:
         replace_config(task, pooling=choice[0])
         notes.append(pooling_line(*choice, given=False))
+    elif choice is None and args.mode != "prompt-lm":
+        mark_untrained_cls(model, args.task, args.model if is_dir else None)
 
     words = None
     if args.verbalizer is not None:

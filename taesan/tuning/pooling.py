@@ -7,7 +7,8 @@ Why: an encoder pretrained with the masked LM alone never has [CLS] as a predict
 pooler (taesan has no next-sentence objective). On NSMC its [CLS] carried less sentiment than random features
 (a frozen probe: 58.8 vs 63.3) and fine-tuning from it sat at chance for the first ~100 steps; the masked mean
 removed that deficit (+3 points; issue 17). A checkpoint from elsewhere (HuggingFace) keeps [CLS], as its recipes
-expect and as HF's classifiers (the only ones `convert --to-hf` can write) read it.
+expect and as HF's classifiers (the only ones `convert --to-hf` can write) read it. A QA or NER model fine-tuned
+from such a start carries the fact on (pooling "mean" in its config), since those heads never train [CLS] either.
 """
 from __future__ import annotations
 
@@ -34,15 +35,39 @@ def default_pooling(model: nn.Module, task: str, directory: str | None) -> tuple
         return None
     if isinstance(model, (BertForSequenceClassification, FirstTokenClassifier)):
         return model.config.pooling, "the checkpoint is a classifier already: fine-tuning further keeps its pooling"
-    if directory is None:
-        return "mean", "a fresh preset: neither [CLS] nor a pooler has learned anything"
-    objective = read_training(directory).get("objective")
-    if objective in UNTRAINED_POOLER_OBJECTIVES:
-        return "mean", f"pretrained by taesan with the {objective} objective alone: [CLS] and the pooler were never trained"
+    why = untrained_cls(model, directory)
+    if why is not None:
+        return "mean", why
     if type(inner) is BERT and inner.pooler is not None:
         return "cls", "the checkpoint carries pooler weights (HF's BERT classifies the pooled [CLS])"
     return "cls", (f"a {type(inner).__name__} checkpoint not pretrained by taesan: its classifier reads [CLS] / the first "
                    f"token as HF's does, so the result exports with convert --to-hf")
+
+
+def untrained_cls(model: nn.Module, directory: str | None) -> str | None:
+    """Why `model`'s [CLS] position and pooler never learned anything, or None when they may have: a fresh preset,
+    a taesan masked-LM (or ELECTRA) checkpoint, or a QA / NER model fine-tuned by taesan from one (its config says
+    pooling "mean", written by `mark_untrained_cls`; those heads never read [CLS] or the pooler either)."""
+    if directory is None:
+        return "a fresh preset: neither [CLS] nor a pooler has learned anything"
+    objective = read_training(directory).get("objective")
+    if objective in UNTRAINED_POOLER_OBJECTIVES:
+        return f"pretrained by taesan with the {objective} objective alone: [CLS] and the pooler were never trained"
+    if getattr(model.config, "pooling", "cls") == "mean":
+        return "fine-tuned by taesan from a start whose [CLS] and pooler never learned (its config says pooling mean)"
+    return None
+
+
+def mark_untrained_cls(model: nn.Module, task: str, directory: str | None) -> bool:
+    """Before a token or span task (NER, QA) trains a BERT-shaped `model` whose [CLS] and pooler never learned, write
+    pooling "mean" into its config, so a classifier fine-tuned later from the saved checkpoint reads the mean too
+    (the head itself never reads [CLS]). True when it wrote it."""
+    if task in SEQUENCE_TASKS or not isinstance(backbone(model), BERT) or not hasattr(model.config, "pooling"):
+        return False
+    if untrained_cls(model, directory) is None:
+        return False
+    model.config.pooling = "mean"
+    return True
 
 
 def pooling_line(pooling: str, why: str, given: bool) -> str:
