@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
+from taesan.data import pad_batch
 from taesan.errors import TaesanError
 from taesan.objectives import Objective, Seq2SeqLM, lm_outputs
 
@@ -106,14 +107,9 @@ class Denoising(Objective):
             tokens = [t for t, r in zip(row, real) if r]
             hidden = noise_spans(len(tokens), self.noise_density, self.mean_span, generator)
             sources.append(infill(tokens, hidden, self.mask_id))
-        width = max(1, max(len(s) for s in sources))
-        src = torch.full((len(sources), width), self.pad_id, dtype=torch.long)
-        src_mask = torch.zeros((len(sources), width), dtype=torch.long)
-        for i, s in enumerate(sources):
-            src[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-            src_mask[i, : len(s)] = 1
+        src = pad_batch(sources, self.pad_id, length=max(1, max(len(s) for s in sources)))
         target = torch.where(mask.bool(), ids, torch.full_like(ids, self.pad_id))
-        return {"input_ids": src.to(ids.device), "attention_mask": src_mask.to(ids.device),
+        return {"input_ids": src["input_ids"].to(ids.device), "attention_mask": src["attention_mask"].to(ids.device),
                 "target_ids": target, "target_mask": mask}
 
     def prepare(self, batch, generator=None):
@@ -131,8 +127,7 @@ def require_specials(tokenizer: Any) -> None:
 
 
 def denoising_for(tokenizer: Any, decoder_start_id: int, noise_density: float = 0.3, mean_span: float = 3.0) -> Denoising:
-    """The objective for a tokenizer with a <mask> token (the infill) and a padding token."""
+    """The objective for a tokenizer with a <mask> token (the infill) and a padding token (noise_density is checked
+    by Denoising, and for the command line by pipeline.pretrain.Recipe)."""
     require_specials(tokenizer)
-    if not 0.0 < noise_density < 1.0:
-        raise TaesanError(f"--noise-density must be in (0, 1), got {noise_density}")
     return Denoising(tokenizer.mask_id, decoder_start_id, tokenizer.pad_id, noise_density, mean_span)
