@@ -118,17 +118,14 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
     head for the masked objective. `overrides` change the preset's config fields (the demo's tiny sizes)."""
     if Path(name).is_dir():
         model = load(name)
-        if objective == "denoising" and is_encoder_decoder(model):
-            if model.config.src_vocab_size != tokenizer.vocab_size:
-                raise TaesanError(f"{name}: the model's src_vocab_size is {model.config.src_vocab_size}, the tokenizer "
-                                  f"has {tokenizer.vocab_size} tokens")
-            return model
-        if not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
+        seq2seq = objective == "denoising" and is_encoder_decoder(model)
+        if not seq2seq and not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
             raise TaesanError(f"{name}: a {model.model_type} checkpoint is not a language model to pretrain "
                               f"(a GPT for causal/backward, a BERT for masked)")
-        if model.config.vocab_size != tokenizer.vocab_size:
-            raise TaesanError(f"{name}: the model's vocab_size is {model.config.vocab_size}, the tokenizer has "
-                              f"{tokenizer.vocab_size} tokens")
+        field_name = vocab_field(model.config)
+        if getattr(model.config, field_name) != tokenizer.vocab_size:
+            raise TaesanError(f"{name}: the model's {field_name} is {getattr(model.config, field_name)}, the tokenizer "
+                              f"has {tokenizer.vocab_size} tokens")
         return model
     table = presets()
     if name in table:
@@ -141,6 +138,11 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
         if objective == "masked" and masked is not None:
             return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, masked, **overrides)
     return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, **overrides)  # a model_type, or a one-line error
+
+
+def vocab_field(config: Any) -> str:
+    """The config field that sizes the model's vocabulary: vocab_size (GPT, BERT), src_vocab_size (an encoder-decoder)."""
+    return "vocab_size" if hasattr(config, "vocab_size") else "src_vocab_size"
 
 
 def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
@@ -242,9 +244,9 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
         if trained.get("objective", recipe.objective) != recipe.objective:
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
         resumed = load(resume_from)
-        size = getattr(resumed.config, "vocab_size", getattr(resumed.config, "src_vocab_size", None))
-        if size != tokenizer.vocab_size:
-            raise TaesanError(f"{resume_from}: vocab_size {size} does not match "
+        field_name = vocab_field(resumed.config)
+        if getattr(resumed.config, field_name) != tokenizer.vocab_size:
+            raise TaesanError(f"{resume_from}: {field_name} {getattr(resumed.config, field_name)} does not match "
                               f"the tokenizer's {tokenizer.vocab_size} tokens")
         return resumed, resume_from
     if latest_checkpoint(out) is not None:
