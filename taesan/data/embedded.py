@@ -31,15 +31,24 @@ DID = {
 ENDINGS = ["어", "는데요", "다", "지", "어요", "는데", "습니다", "거든", "잖아", "더니"]
 
 
-def hand_written() -> list[str]:
-    text = resources.files("taesan").joinpath("assets/ko_sentences.txt").read_text(encoding="utf-8")
+def asset_lines(name: str) -> list[str]:
+    """The non-empty lines of a text file shipped in taesan/assets (ko_sentences.txt, ko_paragraphs.txt)."""
+    text = resources.files("taesan").joinpath(f"assets/{name}").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
+
+
+def hand_written() -> list[str]:
+    return asset_lines("ko_sentences.txt")
+
+
+def has_final_consonant(word: str) -> bool:
+    """Whether the last Hangul syllable of `word` ends in a consonant (받침), which picks a particle's form: 책 -> True."""
+    return (ord(word[-1]) - 0xAC00) % 28 != 0
 
 
 def object_particle(noun: str) -> str:
     """을 after a final consonant, 를 after a vowel: object_particle("책") -> "책을", object_particle("커피") -> "커피를"."""
-    has_final = (ord(noun[-1]) - 0xAC00) % 28 != 0
-    return noun + ("을" if has_final else "를")
+    return noun + ("을" if has_final_consonant(noun) else "를")
 
 
 def did_something(rng: random.Random) -> str:

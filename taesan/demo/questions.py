@@ -7,9 +7,8 @@ questions look like, so a learner sees where the 16.4 against 13.4 comes from.
 """
 from __future__ import annotations
 
-from importlib import resources
-
 from taesan.atomic import atomic_write_text
+from taesan.data.embedded import asset_lines
 from taesan.demo.config import DemoConfig, StepResult
 from taesan.demo.report import Section, Table
 from taesan.tasks.cloze_qa import ClozeConfig, cloze_examples
@@ -19,8 +18,7 @@ SHOWN = 8  # questions in the report's table
 
 def cloze_step(cfg: DemoConfig) -> StepResult:
     """Every sentence of the embedded paragraphs with a name or a number asked about (per_sentence 1.0), seeded."""
-    text = resources.files("taesan").joinpath("assets/ko_paragraphs.txt").read_text(encoding="utf-8")
-    paragraphs = [line for line in text.splitlines() if line.strip()]
+    paragraphs = asset_lines("ko_paragraphs.txt")
     corpus = cfg.out / "data" / "ko_paragraphs.txt"
     atomic_write_text(corpus, "\n".join(paragraphs) + "\n")
     examples = cloze_examples(paragraphs, 100, cfg.seed, ClozeConfig(per_sentence=1.0))

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 from tqdm.auto import tqdm
 
 from taesan.atomic import atomic_write_text
+from taesan.data.embedded import has_final_consonant
 from taesan.errors import TaesanError
 from taesan.tasks.readers.qa import Answer, QAExample
 from taesan.tokenizers.corpus import iter_texts
@@ -114,10 +115,9 @@ def agree(word: str, particle: str | None) -> str:
     """`word` + `particle` in the form its last syllable takes: ("무엇", "를") -> "무엇을", ("언제", "은") -> "언제는"."""
     if not particle:
         return word
-    final = (ord(word[-1]) - 0xAC00) % 28 != 0  # the last syllable ends in a consonant (받침)
     for vowel, consonant in PARTICLE_PAIRS:
         if particle in (vowel, consonant):
-            return word + (consonant if final else vowel)
+            return word + (consonant if has_final_consonant(word) else vowel)
     return word + particle
 
 
