@@ -138,24 +138,22 @@ def cloze_examples(texts: Iterable[str], max_questions: int, seed: int = 0,
     if max_questions < 1:
         raise TaesanError(f"cloze max_questions must be at least 1, got {max_questions}")
     analyser, rng, examples = kiwi(), random.Random(seed), []
-    bar = tqdm(total=max_questions, desc="cloze questions", unit="question", disable=not progress, leave=False)
-    for paragraph in paragraphs(texts, config):
-        for sentence in analyser.split_into_sents(paragraph, return_tokens=True):
-            spans = answer_spans(sentence.tokens, config)
-            if not spans or rng.random() >= config.per_sentence:
-                continue
-            start, end, word = rng.choice(spans)
-            start, end = trim_answer(paragraph, start, end)  # kiwipiepy's offsets count from the paragraph's start
-            if start >= end:
-                continue
-            local = paragraph[sentence.start:sentence.end]
-            question = cloze_question(local, start - sentence.start, end - sentence.start, word, rng, config)
-            examples.append(QAExample(question, paragraph, [Answer(paragraph[start:end], start)], f"cloze-{len(examples)}"))
-            bar.update()
-            if len(examples) >= max_questions:
-                bar.close()
-                return examples
-    bar.close()
+    with tqdm(total=max_questions, desc="cloze questions", unit="question", disable=not progress, leave=False) as bar:
+        for paragraph in paragraphs(texts, config):
+            for sentence in analyser.split_into_sents(paragraph, return_tokens=True):
+                spans = answer_spans(sentence.tokens, config)
+                if not spans or rng.random() >= config.per_sentence:
+                    continue
+                start, end, word = rng.choice(spans)
+                start, end = trim_answer(paragraph, start, end)  # kiwipiepy's offsets count from the paragraph's start
+                if start >= end:
+                    continue
+                local = paragraph[sentence.start:sentence.end]
+                question = cloze_question(local, start - sentence.start, end - sentence.start, word, rng, config)
+                examples.append(QAExample(question, paragraph, [Answer(paragraph[start:end], start)], f"cloze-{len(examples)}"))
+                bar.update()
+                if len(examples) >= max_questions:
+                    return examples
     return examples
 
 
@@ -176,11 +174,11 @@ def write_cloze(corpus: list[str | Path], out: str | Path, max_questions: int, s
                 config: ClozeConfig | None = None, progress: bool = False) -> list[QAExample]:
     """Cloze questions from the corpus files (plain text: a paragraph per line; .jsonl: each "text") to `out` as
     SQuAD JSON (written whole or not at all). A corpus that yields no question is an error, not an empty file."""
+    config = config or ClozeConfig()
     texts = iter_texts([Path(p) for p in corpus])  # Paths: a missing file is an error, never text
     examples = cloze_examples(texts, max_questions, seed, config, progress)
     if not examples:
-        c = config or ClozeConfig()
         raise TaesanError(f"no cloze question could be made from {', '.join(map(str, corpus))}: it needs Korean paragraphs "
-                          f"of {c.min_chars}-{c.max_chars} characters whose sentences name a proper noun or a number")
+                          f"of {config.min_chars}-{config.max_chars} characters whose sentences name a proper noun or a number")
     atomic_write_text(out, json.dumps(to_squad(examples), ensure_ascii=False))
     return examples

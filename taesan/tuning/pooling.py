@@ -58,16 +58,14 @@ def untrained_cls(model: nn.Module, directory: str | None) -> str | None:
     return None
 
 
-def mark_untrained_cls(model: nn.Module, task: str, directory: str | None) -> bool:
+def mark_untrained_cls(model: nn.Module, task: str, directory: str | None) -> None:
     """Before a token or span task (NER, QA) trains a BERT-shaped `model` whose [CLS] and pooler never learned, write
     pooling "mean" into its config, so a classifier fine-tuned later from the saved checkpoint reads the mean too
-    (the head itself never reads [CLS]). True when it wrote it."""
+    (the head itself never reads [CLS])."""
     if task in SEQUENCE_TASKS or not isinstance(backbone(model), BERT) or not hasattr(model.config, "pooling"):
-        return False
-    if untrained_cls(model, directory) is None:
-        return False
-    model.config.pooling = "mean"
-    return True
+        return
+    if untrained_cls(model, directory) is not None:
+        model.config.pooling = "mean"
 
 
 def pooling_line(pooling: str, why: str, given: bool) -> str:
