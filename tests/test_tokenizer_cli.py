@@ -70,6 +70,23 @@ def test_merge_rule_option_reaches_the_wordpiece_trainer(corpus, tmp_path, capsy
     assert "--merge-rule is a wordpiece option" in capsys.readouterr().err
 
 
+def test_morphemes_option_reaches_the_wordpiece_trainer(corpus, tmp_path, capsys):
+    """--morphemes cuts 갔었는데요 at kiwipiepy's units before merging, so the vocabulary holds 갔었 and ##는데요, never
+    갔었는데요 whole (which plain frequency training learns: it occurs 40 times); another kind refuses it."""
+    pytest.importorskip("kiwipiepy")
+    pieces = {}
+    for flag in ([], ["--morphemes"]):
+        out = tmp_path / f"m{len(flag)}.json"
+        assert main(["tokenizer", "train", "--kind", "wordpiece", "--merge-rule", "frequency", "--vocab-size", "300",
+                     "--input", str(corpus), "--output", str(out)] + flag) == 0
+        pieces[bool(flag)] = load(out).encode("갔었는데요", add_special_tokens=False).tokens
+    assert pieces == {False: ["갔었는데요"], True: ["갔었", "##는데요"]}
+    capsys.readouterr()
+    assert main(["tokenizer", "train", "--kind", "char", "--vocab-size", "300", "--morphemes",
+                 "--input", str(corpus), "--output", str(tmp_path / "c.json")]) == 2
+    assert "--morphemes is a wordpiece option" in capsys.readouterr().err
+
+
 def test_user_errors_exit_2_in_one_line(tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taesan.errors import TaesanError
-from taesan.tokenizers import WordPieceTokenizer
+from taesan.tokenizers import WordPieceTokenizer, load
 from taesan.tokenizers.wordpiece import BertNormalizer
 from taesan.tokenizers.wordpiece_train import learn
 
@@ -188,6 +188,34 @@ def test_frequency_rule_merges_common_korean_syllables_first():
     assert likely.merges[0] == ("갸", "##뱌") and frequent.merges[0] == ("영", "##화")
     for tok in (likely, frequent):
         assert tok.decode(tok.encode("영화 국화").ids) == "영화 국화"
+
+
+def test_continuation_units_start_as_continuation_characters_and_never_merge_across():
+    """A word given as "##는데" (a unit that continues a word) starts as ##는 ##데: its characters join the alphabet in
+    their ## form only, and no merge joins it to the unit before it, because the units are separate words."""
+    vocab, merges = learn({"갔었": 6, "##는데": 6, "##요": 6}, vocab_size=100, min_frequency=1, merge_rule="frequency")
+    assert {"##는", "##데", "##요"} <= set(vocab) and "는" not in vocab and "요" not in vocab
+    assert "갔었" in vocab and "##는데" in vocab
+    assert all(not a.endswith("었") or b != "##는" for a, b in merges)  # no 갔었 + ##는: the boundary holds
+
+
+def test_morpheme_aware_training_keeps_particles_apart(tmp_path):
+    """Trained on 이순신은 / 이순신이 / 이순신을 …, the frequency rule alone merges name and particle (이순신은 is one
+    piece); with morphemes=True every merge stays inside a kiwipiepy unit, so the name keeps its edge (이순신 ##은).
+    The result is a plain WordPiece vocabulary: it saves, loads and decodes as any other."""
+    pytest.importorskip("kiwipiepy")
+    lines = ["이순신은 장군이다", "이순신이 이겼다", "이순신을 기억한다", "세종은 왕이다", "세종이 만들었다"] * 10
+    plain = WordPieceTokenizer.train(lines, vocab_size=200, min_frequency=2, workers=1, merge_rule="frequency")
+    split = WordPieceTokenizer.train(lines, vocab_size=200, min_frequency=2, workers=1, merge_rule="frequency",
+                                     morphemes=True)
+    assert plain.encode("이순신은", add_special_tokens=False).tokens == ["이순신은"]
+    assert split.encode("이순신은", add_special_tokens=False).tokens == ["이순신", "##은"]
+    assert split.encode("세종이", add_special_tokens=False).tokens == ["세종", "##이"]
+    split.save(tmp_path / "t.json")
+    again = load(tmp_path / "t.json")
+    assert again.vocab == split.vocab and again.decode(again.encode("이순신은 세종이").ids) == "이순신은 세종이"
+    hf = pytest.importorskip("tokenizers").Tokenizer.from_file(str(tmp_path / "t.json"))
+    assert hf.encode("이순신은 세종이 장군을").ids == split.encode("이순신은 세종이 장군을").ids
 
 
 def test_train_on_text_reaches_vocab_size_and_encodes():

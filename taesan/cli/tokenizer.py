@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--merge-rule", choices=["likelihood", "frequency"], default=None,
                    help="wordpiece: merge the pair with the best count(ab)/(count(a)count(b)) (default, the WordPiece "
                         "paper's) or the most frequent pair (HuggingFace's trainer; merges common Korean syllable pairs)")
+    t.add_argument("--morphemes", action="store_true",
+                   help="wordpiece: cut Korean words at kiwipiepy morphemes before learning, so no merge crosses one "
+                        "(이순신 ##은); the result is a plain WordPiece any BERT tokenizer reads")
     t.add_argument("--input", nargs="+", required=True, metavar="FILE")
     t.add_argument("--output", required=True, metavar="PATH",
                    help="tokenizer.json to write (a directory gets tokenizer.json); missing directories are created")
@@ -78,9 +81,12 @@ def _train(args: argparse.Namespace) -> int:
     options = {}
     if args.kind == "wordpiece":
         _check_wordpiece_room(paths, args)
-        options = {"lowercase": args.lowercase, "progress": True, "merge_rule": args.merge_rule or "likelihood"}
-    elif args.merge_rule is not None:
-        raise TaesanError(f"--merge-rule is a wordpiece option, not for --kind {args.kind}")
+        options = {"lowercase": args.lowercase, "progress": True, "merge_rule": args.merge_rule or "likelihood",
+                   "morphemes": args.morphemes}
+    else:
+        for flag, given in (("--merge-rule", args.merge_rule is not None), ("--morphemes", args.morphemes)):
+            if given:
+                raise TaesanError(f"{flag} is a wordpiece option, not for --kind {args.kind}")
     tok = KINDS[args.kind].train(paths, vocab_size=args.vocab_size, min_frequency=args.min_frequency,
                                  special_tokens=args.special_tokens, **options)
     path = tok.save(target)

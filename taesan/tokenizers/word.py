@@ -115,6 +115,7 @@ class WordTokenizer(Tokenizer):
 # ---- morphemes --------------------------------------------------------------------------------------
 _KIWI = None
 _FINAL = ("EF", "EC", "ETN", "ETM")  # endings that close a stem; pre-final EP stays with its stem
+_HANGUL = regex.compile(r"\p{Hangul}")
 
 
 def kiwi():
@@ -154,6 +155,27 @@ def morpheme_units(text: str, tokens: list[Any]) -> list[tuple[str, int, int]]:
         if e > s:
             out.append((text[s:e], s, e))
         pos = max(pos, e)
+    return out
+
+
+def split_at_morphemes(counts: dict[str, int], prefix: str = "##", progress: bool = False) -> dict[str, int]:
+    """{word: count} -> {unit: count}, each word cut into its morpheme units (`morpheme_units`), the units after the
+    first written prefix + unit (이순신은 -> 이순신, ##은). WordPiece training on these never merges across a
+    morpheme boundary, so particles and endings stay pieces of their own (##은, ##는데요) and a name keeps its edge.
+
+    Words are analysed out of context, once per distinct word; words without Hangul are kept whole.
+    """
+    words = [w for w in counts if len(w) > 1 and _HANGUL.search(w)]
+    out: dict[str, int] = {w: c for w, c in counts.items() if not (len(w) > 1 and _HANGUL.search(w))}
+    analysed = kiwi().tokenize(words)
+    if progress:
+        from tqdm import tqdm  # only for the progress bar
+
+        analysed = tqdm(analysed, total=len(words), desc="morphemes", unit="word")
+    for w, tokens in zip(words, analysed):
+        for i, (u, _, _) in enumerate(morpheme_units(w, tokens)):
+            key = u if i == 0 else prefix + u
+            out[key] = out.get(key, 0) + counts[w]
     return out
 
 

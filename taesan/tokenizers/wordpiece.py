@@ -309,12 +309,17 @@ class WordPieceTokenizer(Tokenizer):
         progress: bool = False,
         workers: int | None = None,
         merge_rule: str = "likelihood",
+        morphemes: bool = False,
         **kwargs: Any,
     ) -> "WordPieceTokenizer":
         """Learn a WordPiece vocabulary; `.merges` of the result lists every merge in order.
 
         merge_rule "likelihood" (count(ab) / (count(a) count(b)), the WordPiece paper's) or "frequency" (count(ab),
         as HuggingFace's WordPieceTrainer; better for Korean, see wordpiece_train).
+
+        morphemes: cut Korean words at kiwipiepy's morpheme units before learning, so no merge crosses one
+        (이순신 ##은, 영화 ##를). Only training changes: the result is a plain WordPiece vocabulary, encoded
+        greedily as any BERT tokenizer (HF's included) does.
 
         on_merge(step, (a, b), new_token, score, count) is called after each merge. lowercase defaults
         to False (a cased tokenizer; Korean keeps its syllables whole instead of jamo).
@@ -327,6 +332,10 @@ class WordPieceTokenizer(Tokenizer):
         for chunk, n in chunks.items():
             for w in to_words(chunk):
                 counts[w] = counts.get(w, 0) + n
+        if morphemes:
+            from taesan.tokenizers.word import split_at_morphemes  # kiwipiepy, the optional extra `korean`
+
+            counts = split_at_morphemes(counts, progress=progress)
 
         max_chars = kwargs.pop("max_input_chars_per_word", 100)
         vocab, merges = learn(counts, vocab_size, min_frequency, specials, limit_alphabet, max_chars, on_merge, progress,

@@ -6,7 +6,10 @@ Why two rules: the likelihood score favours rare pieces that always occur togeth
 syllable pairs (영+##화, 감+##독) never merge and an 8k vocabulary stays nearly one syllable per token; the frequency
 rule merges them first (issue 17: NSMC reviews 30.3 tokens each with the likelihood rule at 8k).
 
-Not pre-tokenization or encoding (see wordpiece.py); this only turns {word: count} into a vocabulary.
+Not pre-tokenization or encoding (see wordpiece.py); this only turns {word: count} into a vocabulary. A "word"
+that starts with the prefix (##는데요) is a unit that continues a word: every character of it starts as a
+##continuation. Korean morpheme-aware training (`split_at_morphemes` in word.py) cuts each word into such units, so
+no merge crosses a morpheme boundary, while the result stays a plain WordPiece vocabulary any BERT tokenizer reads.
 
 The steps, in `learn`: the alphabet (first characters and ##continuations, most frequent first), the words
 as symbol ids, the pair counts with an index of which words hold each pair, then the merge loop: pop the best
@@ -25,13 +28,19 @@ from taesan.errors import TaesanError
 Pair = tuple[int, int]
 
 
+def initial_symbols(word: str, prefix: str) -> list[str]:
+    """[first char, ##char, ...]; a continuation unit (##는데요) is ##continuation characters only."""
+    if word.startswith(prefix) and len(word) > len(prefix):
+        return [prefix + ch for ch in word[len(prefix):]]
+    return [word[0]] + [prefix + ch for ch in word[1:]]
+
+
 def alphabet_by_frequency(words: list[str], counts: list[int], prefix: str) -> list[str]:
     """First characters and ##continuation characters, most frequent first (ties alphabetical)."""
     freq: dict[str, int] = defaultdict(int)
     for w, c in zip(words, counts):
-        freq[w[0]] += c
-        for ch in w[1:]:
-            freq[prefix + ch] += c
+        for s in initial_symbols(w, prefix):
+            freq[s] += c
     return sorted(freq, key=lambda s: (-freq[s], s))
 
 
@@ -53,12 +62,10 @@ class Symbols:
 def words_as_symbols(words: list[str], counts: list[int], symbols: Symbols, prefix: str) -> tuple[list[list[int]], list[int]]:
     """Each word as [first char, ##char, ...] ids with its count; a word with a character outside the
     alphabet cannot be built and is left out."""
-    first = {s: i for s, i in symbols.ids.items() if not s.startswith(prefix)}
-    cont = {s[len(prefix):]: i for s, i in symbols.ids.items() if s.startswith(prefix)}
     seqs, freqs = [], []
     for w, c in zip(words, counts):
         try:
-            seqs.append([first[w[0]]] + [cont[ch] for ch in w[1:]])
+            seqs.append([symbols.ids[s] for s in initial_symbols(w, prefix)])
         except KeyError:
             continue
         freqs.append(c)
