@@ -75,9 +75,15 @@ INITS = {
     "pretrained-freq16k": ("model-freq16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k frequency merges)"),
     "scratch-freq16k": (None, [], "taesan scratch (bert-tiny, random init, the same 16k tokenizer)",
                         {"tokenizer": "model-freq16k/tokenizer.json"}),
+    # the same, with merges kept inside kiwipiepy's morpheme units (`taesan tokenizer train --morphemes`): chosen on the
+    # same 2,000 carved NSMC reviews and 400 carved KLUE-NER sentences (scratch runs), never on the test split
+    "pretrained-morph16k": ("model-morph16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k, merges within morphemes)"),
+    "scratch-morph16k": (None, [], "taesan scratch (bert-tiny, random init, the same morpheme-aware 16k tokenizer)",
+                         {"tokenizer": "tok-morph16k/tokenizer.json"}),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
+    "pretrained-morph16k-cloze": ("model-morph16k-cloze", [], "taesan pretrained (bert-tiny MLM, morpheme-aware WordPiece 16k, + 1,000 steps of cloze questions)"),
     # the same cloze step from random init (no masked LM): what the cloze questions alone buy
     "pretrained-cloze-only": ("cloze-only", [], "taesan pretrained (bert-tiny, random init + 1,000 steps of cloze questions, no MLM)"),
     # translation with an encoder-decoder pretrained as one (BART text infilling on ko+en text, 4k byte-level BPE)

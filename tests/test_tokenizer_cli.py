@@ -140,6 +140,18 @@ def test_compare_prints_table_and_writes_chart(corpus, tmp_path, capsys):
     assert numbered and "byte-level BPE spelled" in printed  # a 120-token BPE splits syllables; the "(k/n)" is explained
 
 
+def test_compare_shows_wordpiece_merged_within_morphemes_beside_plain_wordpiece(corpus, tmp_path, capsys):
+    """The kind wordpiece-morphemes is WordPiece trained with --merge-rule frequency --morphemes: it keeps the ending
+    apart (갔었 + 는데요) where plain frequency merging would not; compare.json and the table name it."""
+    pytest.importorskip("kiwipiepy")
+    out = tmp_path / "cmp"
+    assert main(["tokenizer", "compare", "--input", str(corpus), "--vocab-size", "300", "--kinds", "wordpiece",
+                 "wordpiece-morphemes", "--variants", "갔었는데요", "--out", str(out)]) == 0
+    assert "\nwordpiece-morphemes " in capsys.readouterr().out
+    rows = {r["kind"]: r for r in json.loads((out / "compare.json").read_text(encoding="utf-8"))}
+    assert rows["wordpiece-morphemes"]["variants"]["갔었는데요"] == ["갔었", "는데요"]
+
+
 def test_a_closed_pipe_ends_quietly(corpus, tmp_path):
     """`taesan ... | head` closes the pipe early: that was a BrokenPipeError traceback."""
     tok = tmp_path / "tok.json"

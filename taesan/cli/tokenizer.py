@@ -14,7 +14,7 @@ from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.tokenizers import KINDS, load
 from taesan.tokenizers.base import BERT_SPECIALS
-from taesan.tokenizers.compare import DEFAULT_VARIANTS, available_kinds, byte_split_note, compare, plot
+from taesan.tokenizers.compare import DEFAULT_KINDS, DEFAULT_VARIANTS, available_kinds, byte_split_note, compare, plot
 from taesan.tokenizers.corpus import iter_texts
 from taesan.tokenizers.wordpiece import BertNormalizer
 
@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--input", nargs="+", required=True, metavar="FILE")
     c.add_argument("--vocab-size", type=int, default=8000, metavar="N")
     c.add_argument("--min-frequency", type=int, default=2, metavar="N")
-    c.add_argument("--kinds", nargs="+", default=KIND_CHOICES, choices=KIND_CHOICES)
+    c.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=list(DEFAULT_KINDS),
+                   help="wordpiece-morphemes: WordPiece with --merge-rule frequency --morphemes")
     c.add_argument("--max-lines", type=int, default=20000, metavar="N", help="use the first N non-empty lines (0: all)")
     c.add_argument("--variants", nargs="+", default=None, metavar="WORD", help="words whose splits to show")
     c.add_argument("--out", default="tokenizer_compare", metavar="DIR", help="where compare.png and compare.json go")
@@ -149,9 +150,10 @@ def _compare(args: argparse.Namespace) -> int:
     reports = compare(_files(args.input, args), vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
                       variants=variants, max_lines=args.max_lines or None,
                       on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
-    print(f"{'kind':<10} {'vocab':>7} {'[UNK] %':>8} {'tok/sent':>9} {'char/tok':>9} {'train s':>8}")
+    k = max([4, *(len(r.kind) for r in reports)])
+    print(f"{'kind':<{k}} {'vocab':>7} {'[UNK] %':>8} {'tok/sent':>9} {'char/tok':>9} {'train s':>8}")
     for r in reports:
-        print(f"{r.kind:<10} {r.vocab_size:>7} {100 * r.unk_rate:>8.2f} {r.tokens_per_sentence:>9.1f} "
+        print(f"{r.kind:<{k}} {r.vocab_size:>7} {100 * r.unk_rate:>8.2f} {r.tokens_per_sentence:>9.1f} "
               f"{r.chars_per_token:>9.2f} {r.train_seconds:>8.1f}")
     print()
     width = max(len(v) for v in variants) + 2

@@ -1,5 +1,6 @@
-"""The four (five, with morphemes) ways to cut a sentence, measured on a real corpus: train each kind on most
-lines, then on held-out lines report vocabulary size, [UNK] rate, tokens per sentence, and word-variant splits.
+"""The ways to cut a sentence (word, morpheme, char, BPE, WordPiece, WordPiece merged within morphemes), measured
+on a real corpus: train each kind on most lines, then on held-out lines report vocabulary size, [UNK] rate, tokens
+per sentence, and word-variant splits.
 
 Not a printer: returns data (and `plot` draws it); `taesan tokenizer compare` prints the table.
 """
@@ -18,7 +19,10 @@ from taesan.tokenizers import KINDS
 from taesan.tokenizers.corpus import iter_texts
 
 DEFAULT_VARIANTS = ("갔었어", "갔었는데요", "갔었다", "먹었어", "먹었는데요", "먹었다")
-DEFAULT_KINDS = ("word", "morpheme", "char", "bpe", "wordpiece")
+# a kind trained with options, compared as a kind of its own: name -> (kind, training options)
+TRAINED_AS = {"wordpiece-morphemes": ("wordpiece", {"merge_rule": "frequency", "morphemes": True})}
+NEEDS_KIWI = ("morpheme", "wordpiece-morphemes")
+DEFAULT_KINDS = ("word", "morpheme", "char", "bpe", "wordpiece", "wordpiece-morphemes")
 
 
 @dataclass
@@ -98,8 +102,8 @@ def byte_split_note(pieces: list[str], sep: str = " · ") -> str:
 
 
 def available_kinds(kinds: tuple[str, ...] = DEFAULT_KINDS) -> list[str]:
-    """The requested kinds that can run here (morpheme needs kiwipiepy)."""
-    return [k for k in kinds if k != "morpheme" or importlib.util.find_spec("kiwipiepy") is not None]
+    """The requested kinds that can run here (morpheme and wordpiece-morphemes need kiwipiepy)."""
+    return [k for k in kinds if k not in NEEDS_KIWI or importlib.util.find_spec("kiwipiepy") is not None]
 
 
 def compare(
@@ -113,9 +117,9 @@ def compare(
     on_kind: Callable[[str], None] | None = None,
 ) -> list[KindReport]:
     """Train each kind at `vocab_size` on the training lines and measure it on the held-out lines."""
-    unknown = [k for k in kinds if k not in KINDS]
+    unknown = [k for k in kinds if k not in KINDS and k not in TRAINED_AS]
     if unknown:
-        raise TaesanError(f"unknown tokenizer kind(s) {unknown}; choose from {sorted(KINDS)}")
+        raise TaesanError(f"unknown tokenizer kind(s) {unknown}; choose from {sorted([*KINDS, *TRAINED_AS])}")
     train, held = split_lines(data, holdout_every, max_lines)
     held_chars = sum(len(t) for t in held)
     reports = []
@@ -123,7 +127,8 @@ def compare(
         if on_kind is not None:
             on_kind(kind)
         t0 = time.perf_counter()
-        tok = KINDS[kind].train(train, vocab_size=vocab_size, min_frequency=min_frequency)
+        base, options = TRAINED_AS.get(kind, (kind, {}))
+        tok = KINDS[base].train(train, vocab_size=vocab_size, min_frequency=min_frequency, **options)
         seconds = time.perf_counter() - t0
         unk, total = tok.unk_id, 0
         n_unk = 0
@@ -161,7 +166,7 @@ def _draw(plt, reports, path: Path) -> Path:
               ("[UNK] rate (%)", [100 * r.unk_rate for r in reports], "{:.2f}"),
               ("tokens per sentence", [r.tokens_per_sentence for r in reports], "{:.1f}")]
     for ax, (title, values, shown) in zip(axes, panels):
-        bars = ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][: len(kinds)])
+        bars = ax.bar(kinds, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"][: len(kinds)])
         ax.bar_label(bars, labels=[shown.format(v) for v in values], fontsize=9)
         ax.set_title(title)
         ax.margins(y=0.15)  # room for the labels above the tallest bar
