@@ -139,13 +139,33 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
 
 
 def test_split_off_is_seeded_and_disjoint():
-    from taesan.cli.finetune import split_off
+    from taesan.tasks.split import split_off
 
     train, held = split_off(list(range(100)), 0.1, seed=0)
     assert len(held) == 10 and sorted(train + held) == list(range(100)) and train == sorted(train)
     assert split_off(list(range(100)), 0.1, seed=0) == (train, held)
     assert split_off(list(range(100)), 0.1, seed=1)[1] != held
     assert split_off([7, 8], 0.1, seed=0)[1] in ([7], [8]) and split_off([7], 0.1, seed=0) == ([7], [])
+
+
+def test_split_off_keeps_a_premise_or_a_paragraph_on_one_side():
+    """KorNLI's three hypotheses per premise are held out together (alone, each met its premise in training under the
+    other labels); so are a paragraph's questions; one premise for everything falls back to single examples."""
+    from taesan.tasks.readers.nli import PairExample
+    from taesan.tasks.readers.qa import QAExample
+    from taesan.tasks.split import split_off
+
+    pairs = [PairExample(f"전제 {p}", f"가설 {p} {label}", label) for p in range(40) for label in ("entailment", "neutral", "contradiction")]
+    for seed in range(5):
+        train, held = split_off(pairs, 0.1, seed)
+        assert len(held) == 12 and len(train) + len(held) == 120
+        assert not {e.premise for e in train} & {e.premise for e in held}
+    questions = [QAExample(f"질문 {q}", f"문단 {q // 4}") for q in range(80)]
+    train, held = split_off(questions, 0.1, 0)
+    assert len(held) == 8 and not {e.context for e in train} & {e.context for e in held}
+    same = [PairExample("전제", f"가설 {i}", "neutral") for i in range(20)]
+    train, held = split_off(same, 0.1, 0)
+    assert len(held) == 2 and len(train) == 18
 
 
 def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path, capsys):

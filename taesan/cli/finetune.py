@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from taesan.models.registry import PRESETS, create_for
 from taesan.tasks import TASKS, task_class
 from taesan.tasks.base import replace_config
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
+from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
@@ -135,15 +135,6 @@ def _text_model(task: str, model: Any, directory: str) -> None:
     if not is_text_model(model):
         raise TaesanError(f"the {task} task needs a text model (BERT, RoBERTa, ELECTRA, GPT, T5, ...); {directory} is a "
                           f"{family_name(model)!r} checkpoint")
-
-
-def split_off(examples: list, fraction: float, seed: int) -> tuple[list, list]:
-    """(train, held out): a seeded random `fraction` of the examples held out (at least one when there are two)."""
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n = max(1, round(len(examples) * fraction)) if len(examples) >= 2 else 0
-    held = set(order[:n])
-    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
 def run(args: argparse.Namespace) -> int:
