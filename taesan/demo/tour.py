@@ -77,8 +77,8 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
          "every tenth line, held out. Words need no splitting but meet unknown words ([UNK]: the unseen form 갔었잖아); "
          "characters rarely do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아. "
          "▁ marks a space the token carries.",
-         *(["wordpiece-morphemes is WordPiece whose merges stay inside kiwipiepy's morpheme units (`taesan tokenizer "
-            "train --merge-rule frequency --morphemes`): particles and endings stay pieces of their own (이순신 + 은). "
+         *(["wordpiece-morphemes is WordPiece whose merges stay inside kiwipiepy's morpheme units (taesan tokenizer "
+            "train --kind wordpiece --merge-rule frequency --morphemes): particles and endings stay pieces of their own (이순신 + 은). "
             "On real Korean data it gave taesan's best NSMC and KLUE-NER scores (benchmarks/RESULTS.md)."]
            if "wordpiece-morphemes" in cuts else []), *([f"How to read a numbered piece: {note}."] if note else [])],
         [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines",
