@@ -59,7 +59,8 @@ def write_corpus(cfg: DemoConfig) -> Path:
 
 # ---- 1. tokenizers -----------------------------------------------------------------------------------------
 def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
-    """Word, char, BPE and WordPiece trained at one vocabulary budget; measured on held-out lines; the cuts."""
+    """Word, char, BPE, WordPiece (and WordPiece merged within morphemes, with kiwipiepy) trained at one vocabulary
+    budget; measured on held-out lines; the cuts."""
     reports = []
     for kind in tqdm(available_kinds(KINDS), desc="tokenizers", disable=not cfg.progress):
         reports += compare([corpus], vocab_size=cfg.vocab_size, kinds=(kind,), variants=CUT_SENTENCES)
@@ -78,7 +79,8 @@ def tokenizers_step(cfg: DemoConfig, corpus: Path) -> StepResult:
          "characters rarely do but make long sequences; BPE and WordPiece share pieces such as 갔었 + 잖아. "
          "▁ marks a space the token carries.",
          *(["wordpiece-morphemes is WordPiece whose merges stay inside kiwipiepy's morpheme units (taesan tokenizer "
-            "train --kind wordpiece --merge-rule frequency --morphemes): particles and endings stay pieces of their own (이순신 + 은). "
+            "train --kind wordpiece --merge-rule frequency --morphemes): particles and endings stay pieces of their "
+            "own (이순신 + 은). "
             "On real Korean data it gave taesan's best NSMC and KLUE-NER scores (benchmarks/RESULTS.md)."]
            if "wordpiece-morphemes" in cuts else []), *([f"How to read a numbered piece: {note}."] if note else [])],
         [Table(["kind", "vocab size", "[UNK] %", "tokens / sentence"], rows, "held-out lines",

@@ -32,8 +32,9 @@ def split_off(examples: list, fraction: float, seed: int, group: Callable[[Any],
     keys = [group(e) for e in examples]
     keys = [("example", i) if k is None else k for i, k in enumerate(keys)]
     groups = list(dict.fromkeys(keys))
-    if len(groups) < 2:
-        keys, groups = [("example", i) for i in range(len(examples))], [("example", i) for i in range(len(examples))]
+    if len(groups) < 2:  # one premise for everything: single examples, as without groups
+        keys = [("example", i) for i in range(len(examples))]
+        groups = list(keys)
     random.Random(seed).shuffle(groups)
     n = max(1, round(len(examples) * fraction)) if len(examples) >= 2 else 0
     size: dict[Any, int] = {}
