@@ -78,7 +78,8 @@ def test_morphemes_option_reaches_the_wordpiece_trainer(corpus, tmp_path, capsys
     for flag in ([], ["--morphemes"]):
         out = tmp_path / f"m{len(flag)}.json"
         assert main(["tokenizer", "train", "--kind", "wordpiece", "--merge-rule", "frequency", "--vocab-size", "300",
-                     "--input", str(corpus), "--output", str(out)] + flag) == 0
+                     "--input", str(corpus), "--output", str(out), "--no-progress"] + flag) == 0
+        assert "morphemes:" not in capsys.readouterr().err  # --no-progress: no bar in a log
         pieces[bool(flag)] = load(out).encode("갔었는데요", add_special_tokens=False).tokens
     assert pieces == {False: ["갔었는데요"], True: ["갔었", "##는데요"]}
     capsys.readouterr()

@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wordpiece: cut Korean words at kiwipiepy morphemes before learning, so no merge crosses one "
                         "(이순신 ##은); the result is a plain WordPiece any BERT tokenizer reads")
     t.add_argument("--input", nargs="+", required=True, metavar="FILE")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars (wordpiece shows its merges)")
     t.add_argument("--output", required=True, metavar="PATH",
                    help="tokenizer.json to write (a directory gets tokenizer.json); missing directories are created")
 
@@ -82,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     options = {}
     if args.kind == "wordpiece":
         _check_wordpiece_room(paths, args)
-        options = {"lowercase": args.lowercase, "progress": True, "merge_rule": args.merge_rule or "likelihood",
+        options = {"lowercase": args.lowercase, "progress": not args.no_progress, "merge_rule": args.merge_rule or "likelihood",
                    "morphemes": args.morphemes}
     else:
         for flag, given in (("--merge-rule", args.merge_rule is not None), ("--morphemes", args.morphemes)):
