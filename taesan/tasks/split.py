@@ -6,6 +6,7 @@ Not a dataset splitter for files: it returns two lists of the examples the task 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any, Callable
 
 from taesan.tasks.readers.nli import PairExample
@@ -29,17 +30,14 @@ def split_group(example: Any) -> Any:
 def split_off(examples: list, fraction: float, seed: int, group: Callable[[Any], Any] = split_group) -> tuple[list, list]:
     """(train, held out): a seeded random `fraction` of the examples held out (at least one when there are two),
     whole groups at a time (`split_group`) while there are two groups or more, so a group is never on both sides."""
-    keys = [group(e) for e in examples]
-    keys = [("example", i) if k is None else k for i, k in enumerate(keys)]
+    keys = [("example", i) if k is None else k for i, k in enumerate(map(group, examples))]
     groups = list(dict.fromkeys(keys))
     if len(groups) < 2:  # one premise for everything: single examples, as without groups
         keys = [("example", i) for i in range(len(examples))]
         groups = list(keys)
     random.Random(seed).shuffle(groups)
     n = max(1, round(len(examples) * fraction)) if len(examples) >= 2 else 0
-    size: dict[Any, int] = {}
-    for k in keys:
-        size[k] = size.get(k, 0) + 1
+    size = Counter(keys)
     held_groups, count = set(), 0
     for g in groups[:-1]:  # the last group always trains
         if count >= n:

@@ -165,8 +165,12 @@ def split_at_morphemes(counts: dict[str, int], prefix: str = "##", progress: boo
 
     Words are analysed out of context, once per distinct word; words without Hangul are kept whole.
     """
-    words = [w for w in counts if len(w) > 1 and _HANGUL.search(w)]
-    out: dict[str, int] = {w: c for w, c in counts.items() if not (len(w) > 1 and _HANGUL.search(w))}
+    words, out = [], {}
+    for w, c in counts.items():
+        if len(w) > 1 and _HANGUL.search(w):
+            words.append(w)
+        else:
+            out[w] = c
     analysed = kiwi().tokenize(words)
     if progress:
         from tqdm import tqdm  # only for the progress bar
