@@ -122,10 +122,7 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
         if not seq2seq and not hasattr(model.config, "vocab_size"):  # a ViT or an encoder-decoder: was an AttributeError traceback
             raise TaesanError(f"{name}: a {model.model_type} checkpoint is not a language model to pretrain "
                               f"(a GPT for causal/backward, a BERT for masked)")
-        field_name = vocab_field(model.config)
-        if getattr(model.config, field_name) != tokenizer.vocab_size:
-            raise TaesanError(f"{name}: the model's {field_name} is {getattr(model.config, field_name)}, the tokenizer "
-                              f"has {tokenizer.vocab_size} tokens")
+        check_vocab(name, model.config, tokenizer)
         return model
     table = presets()
     if name in table:
@@ -140,9 +137,14 @@ def new_model(name: str, objective: str, tokenizer, **overrides: Any) -> nn.Modu
     return create_for(name, tokenizer.vocab_size, tokenizer.pad_id, **overrides)  # a model_type, or a one-line error
 
 
-def vocab_field(config: Any) -> str:
-    """The config field that sizes the model's vocabulary: vocab_size (GPT, BERT), src_vocab_size (an encoder-decoder)."""
-    return "vocab_size" if hasattr(config, "vocab_size") else "src_vocab_size"
+def check_vocab(where: Any, config: Any, tokenizer: Any) -> None:
+    """A checkpoint to start from or resume must size its vocabulary as the tokenizer does: vocab_size (GPT, BERT),
+    src_vocab_size (an encoder-decoder)."""
+    field_name = "vocab_size" if hasattr(config, "vocab_size") else "src_vocab_size"
+    size = getattr(config, field_name)
+    if size != tokenizer.vocab_size:
+        raise TaesanError(f"{where}: the model's {field_name} is {size}, which does not match the tokenizer's "
+                          f"{tokenizer.vocab_size} tokens")
 
 
 def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
@@ -244,10 +246,7 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
         if trained.get("objective", recipe.objective) != recipe.objective:
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
         resumed = load(resume_from)
-        field_name = vocab_field(resumed.config)
-        if getattr(resumed.config, field_name) != tokenizer.vocab_size:
-            raise TaesanError(f"{resume_from}: {field_name} {getattr(resumed.config, field_name)} does not match "
-                              f"the tokenizer's {tokenizer.vocab_size} tokens")
+        check_vocab(resume_from, resumed.config, tokenizer)
         return resumed, resume_from
     if latest_checkpoint(out) is not None:
         raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
