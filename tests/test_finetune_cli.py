@@ -326,6 +326,17 @@ def test_evaluate_and_finetune_warn_about_a_one_label_classifier(trained, files,
     assert "most_predicted_share: 1.0000" in captured.out and "gives one label to 100%" in captured.err
 
 
+def test_evaluate_warns_when_accuracy_is_no_better_than_the_majority_label(trained, files, tmp_path, capsys):
+    rows = (files / "sent.tsv").read_text(encoding="utf-8").splitlines()
+    flipped = tmp_path / "flipped.tsv"  # the same reviews with every label swapped: the model now answers wrong
+    flipped.write_text("\n".join([rows[0], *(r[:-1] + str(1 - int(r[-1])) for r in rows[1:])]) + "\n", encoding="utf-8")
+    assert main(["evaluate", "--model", str(trained), "--data", str(flipped)]) == 0
+    captured = capsys.readouterr()
+    scores = json.loads(captured.out)
+    assert scores["majority_share"] == 0.5 and scores["accuracy"] < 0.5
+    assert captured.err.count("warning") == 1 and "is no better than always answering the most common label (50.0%" in captured.err
+
+
 def test_evaluate_set_changes_reading_not_what_was_trained(trained, files, capsys):
     sent = str(files / "sent.tsv")
     assert main(["evaluate", "--model", str(trained), "--data", sent, "--set", "max_length=8"]) == 0

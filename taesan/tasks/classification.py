@@ -236,13 +236,14 @@ class SequenceClassification(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int | None = None) -> dict[str, float]:
-        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss, the example count and the share
-        of examples given the most predicted label (1.0: one label for everything, whatever the text)."""
+        """accuracy, macro precision/recall/F1, per-class F1 ("f1_<label>"), mean loss, the example count, the share
+        of examples given the most predicted label (1.0: one label for everything, whatever the text) and the share
+        of the most common gold label (the accuracy of always answering it: the bar a model must clear)."""
         predicted, gold, loss = self._decisions(model, examples, batch_size)
         if not gold:
             return {}
         return {**classification_scores(predicted, gold, self.labels), "loss": loss / len(gold), "examples": len(gold),
-                "most_predicted_share": top_share(predicted)}
+                "most_predicted_share": top_share(predicted), "majority_share": top_share(gold)}
 
     @torch.no_grad()
     def save_confusion(self, model: nn.Module, examples: Sequence[Any], path: str | Path, batch_size: int | None = None) -> list[list[int]]:
