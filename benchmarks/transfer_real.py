@@ -60,7 +60,8 @@ TASKS = {
 
 
 # init -> (the checkpoint under RUNS/pre, or None for the preset; extra finetune arguments; the table's row label;
-# optionally {"preset": the scratch shape, "tokenizer": its tokenizer under RUNS/pre} when not bert-tiny + pre/model's)
+# optionally {"preset": the scratch shape, "tokenizer": its tokenizer under RUNS/pre, "stage": the pre/stage.json entry of
+# a pretraining that is not a checkpoint} when not bert-tiny + pre/model's)
 INITS = {
     "pretrained": ("model", [], "taesan pretrained (bert-tiny MLM, 3,230 steps)"),
     "pretrained-full": ("model-full", [], "taesan pretrained (bert-tiny MLM, 4,500 steps: the cosine run out)"),
@@ -80,6 +81,13 @@ INITS = {
     "pretrained-morph16k": ("model-morph16k", [], "taesan pretrained (bert-tiny MLM, WordPiece 16k, merges within morphemes)"),
     "scratch-morph16k": (None, [], "taesan scratch (bert-tiny, random init, the same morpheme-aware 16k tokenizer)",
                          {"tokenizer": "tok-morph16k/tokenizer.json"}),
+    # the token embeddings alone pretrained: word2vec skip-gram over the same corpus cut into the morph16k pieces
+    # (`taesan word2vec train --tokenizer`), copied into a fresh bert-tiny by `finetune --embeddings`; the transformer
+    # above is at random init. Chosen on the 2,000 carved NSMC reviews against shuffled vectors (same rows, other
+    # tokens) and the scratch model, never on the test split; "{pre}" is RUNS/pre
+    "w2v-morph16k": (None, ["--embeddings", "{pre}/w2v-morph16k"],
+                     "taesan pretrained (bert-tiny, token embeddings from word2vec over the same 16k pieces, the rest random init)",
+                     {"tokenizer": "tok-morph16k/tokenizer.json", "stage": "w2v-morph16k"}),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
@@ -105,7 +113,7 @@ def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
              else ["--model", shape.get("preset", PRESET), "--tokenizer", str(tokenizer)])
     return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),
             "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress",
-            *spec["args"], *extra]
+            *spec["args"], *(a.format(pre=runs / "pre") for a in extra)]
 
 
 def run_dir(runs: Path, name: str, init: str, seed: int) -> Path:
@@ -179,7 +187,7 @@ def table(runs: Path) -> str:
         lines = [f"**{name}** (test split of tasks_real.py)", "",
                  f"| model | {head} | seeds | pretraining CPU-min | fine-tuning CPU-min per run | steps run |",
                  "|---|" + "---:|" * len(metrics) + "---|---:|---:|---:|"]
-        for init, (checkpoint, _, label, *_shape) in INITS.items():
+        for init, (checkpoint, _, label, *shape) in INITS.items():
             found = _runs_of(runs, name, init)
             if not found and init not in spec.get("inits", ("pretrained", "scratch")):
                 continue  # a variant not run for this task
@@ -191,7 +199,8 @@ def table(runs: Path) -> str:
             cpu = _cell([info["cpu_s"] / 60 for info, _ in found])
             steps = "/".join(_steps(runs, name, init, info["seed"]) + (" (wall clock hit)" if info.get("stopped_by_clock") else "")
                              for info, _ in found)
-            pre_min = f"{stage[checkpoint]['cpu_s'] / 60:.1f}" if checkpoint in stage else ("0" if checkpoint is None else "?")
+            staged = shape[0].get("stage", checkpoint) if shape else checkpoint
+            pre_min = f"{stage[staged]['cpu_s'] / 60:.1f}" if staged in stage else ("0" if staged is None else "?")
             lines.append(f"| {label} | {' | '.join(cells)} | {seeds} | {pre_min} | {cpu} | {steps} |")
         b = base.get(spec["baseline"] or "", {})
         if "tfidf_char13" in b:

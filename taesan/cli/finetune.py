@@ -19,6 +19,7 @@ from taesan.config import config_from_dict, config_to_dict
 from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_text_model, masked_lm_type
 from taesan.models.registry import PRESETS, create_for
+from taesan.models.word2vec import Word2Vec
 from taesan.tasks import TASKS, task_class
 from taesan.tasks.base import replace_config
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
@@ -27,6 +28,7 @@ from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
+from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
 from taesan.tuning.pooling import default_pooling, mark_untrained_cls, pooling_line
@@ -44,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid", default=None, metavar="FILE", help="held-out data (default: 10%% of --train, chosen by --seed)")
     p.add_argument("--out", required=True, metavar="DIR", help="the fine-tuned checkpoint, metrics.jsonl, loss.png, eval_results.json")
     p.add_argument("--tokenizer", default=None, metavar="FILE", help="required with a preset (not for images); default DIR/tokenizer.json")
+    p.add_argument("--embeddings", default=None, metavar="DIR",
+                   help="with a preset: start its token embeddings from word vectors trained on the tokenizer's pieces "
+                        "(taesan word2vec train --tokenizer FILE --dim D_MODEL); every other weight at random init")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--epochs", type=float, default=None, help="passes over the training examples (default 3)")
     steps.add_argument("--max-steps", type=int, default=None, help="optimizer steps instead of --epochs")
@@ -130,6 +135,18 @@ def _model(name: str, tokenizer: Any, lm: bool = False):
     return create_for(name, tokenizer_rows(tokenizer), tokenizer.pad_id, masked_lm_type(kind) if lm else None)
 
 
+def _vectors(args: argparse.Namespace, is_dir: bool, needs_tokenizer: bool) -> Word2Vec | None:
+    """--embeddings' word vectors, checked before any data is read: they start a fresh preset's token rows."""
+    if args.embeddings is None:
+        return None
+    if is_dir:
+        raise TaesanError(f"--embeddings starts a fresh preset's token embeddings; {args.model} is a checkpoint, whose "
+                          f"layers were trained with its own (give a preset such as bert-tiny)")
+    if not needs_tokenizer:
+        raise TaesanError(f"--embeddings: the {args.task} task reads no tokens")
+    return Word2Vec.load(args.embeddings)
+
+
 def _text_model(task: str, model: Any, directory: str) -> None:
     """A text task on an image checkpoint is named as such (before the missing tokenizer files are)."""
     if not is_text_model(model):
@@ -154,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     if model is not None and needs_tokenizer:
         _text_model(args.task, model, args.model)
     tokenizer = _tokenizer(args, needs_tokenizer, is_dir)
+    vectors = _vectors(args, is_dir, needs_tokenizer)
 
     settings = task_settings(args.set)
     if args.max_length is not None:
@@ -169,12 +187,12 @@ def run(args: argparse.Namespace) -> int:
         train, valid = split_off(train, 0.1, args.seed)
     torch.manual_seed(args.seed)  # a fresh preset's weights and the new head's: the same --seed, the same run
     model = model if model is not None else _model(args.model, tokenizer, lm=args.mode == "prompt-lm")
+    notes = [] if vectors is None else [start_embeddings(model, tokenizer, vectors).line(args.embeddings)]
     asked = [f for f in LENGTH_FIELDS if f in settings]
     if asked:  # asked for: too long is an error, not a silent cut
         reserved = args.prompt_tokens if args.mode != "full" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
-    notes = []
     choice = default_pooling(model, args.task, args.model if is_dir else None) if args.mode != "prompt-lm" else None
     if choice is not None and "pooling" not in settings:
         replace_config(task, pooling=choice[0])

@@ -16,6 +16,7 @@ from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
+from taesan.tokenizers import load
 from taesan.tokenizers.corpus import iter_texts
 
 HELP = "Word2Vec skip-gram word vectors: train, similar, evaluate"
@@ -37,7 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=1, help="random seed; with --workers 1 the result is bit-reproducible (1)")
     t.add_argument("--workers", type=int, default=None,
                    help="parallel SGD workers, like gensim's threads; >1 is faster but not bit-reproducible (default: --threads, else 1)")
-    t.add_argument("--morphemes", action="store_true", help="split Korean text into morphemes with kiwipiepy instead of whitespace words")
+    split = t.add_mutually_exclusive_group()
+    split.add_argument("--morphemes", action="store_true", help="split Korean text into morphemes with kiwipiepy instead of whitespace words")
+    split.add_argument("--tokenizer", metavar="FILE",
+                       help="the pieces of this tokenizer (WordPiece, BPE, ...) as the words: vectors a transformer of "
+                            "that tokenizer can start its token embeddings from (taesan finetune --embeddings)")
     t.add_argument("--export", metavar="FILE", help="also write the word2vec format gensim loads (binary if FILE ends in .bin)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads(t)
@@ -66,6 +71,19 @@ def morpheme_tokenizer():
     return tokenize
 
 
+def piece_tokenizer(path: str):
+    """A tokenizer file's pieces as tokens, its special tokens left out: "어제 카페 갔었어" -> ["어제", "카페", "갔", "##었", "##어"]."""
+    if not Path(path).exists():
+        raise TaesanError(f"{path}: tokenizer file not found")
+    tokenizer = load(path)
+
+    def tokenize(text: str) -> list[str]:
+        encoding = tokenizer.encode(text)
+        return [t for t, special in zip(encoding.tokens, encoding.special_tokens_mask) if not special]
+
+    return tokenize
+
+
 def run(args: argparse.Namespace) -> int:
     return {"train": _train, "similar": _similar, "evaluate": _evaluate}[args.action](args)
 
@@ -74,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
     config = Word2VecConfig(dim=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
                             sample=args.sample, epochs=args.epochs, lr_start=args.lr, lr_end=min(0.0001, args.lr),
                             batch_size=args.batch_size, seed=args.seed)
-    tokenize = morpheme_tokenizer() if args.morphemes else None
+    tokenize = morpheme_tokenizer() if args.morphemes else piece_tokenizer(args.tokenizer) if args.tokenizer else None
     out = Path(args.out)
 
     def on_epoch(epoch: int, loss: float, history) -> None:

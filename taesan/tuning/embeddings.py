@@ -1,0 +1,80 @@
+"""A fresh model's token embeddings started from word vectors: the oldest transfer in NLP (Collobert et al. 2011,
+Kim 2014: a classifier from random init vs from word2vec), and on a CPU budget still a strong one.
+
+Word2Vec trained on the pieces of the model's own tokenizer (`taesan word2vec train --tokenizer FILE`) gives each row
+of the embedding table a vector that already places 최고 near 명작 and 재밌 near 재미있; the transformer above is
+left at random init. On NSMC this 2-CPU-minute start beat 15 CPU-minutes of masked-LM pretraining (the numbers are in
+benchmarks/RESULTS.md, issue 17).
+
+The vectors are rescaled to one standard deviation (EMBEDDING_STD) for the whole table: word2vec's own scale
+(~0.2-0.5) is an accident of its training. 0.1 is about where 15 CPU-minutes of masked-LM pretraining took BERT's
+table (from its 0.02 init), and it beat 0.02 and 0.2 on NSMC validation. Rows of tokens the vectors do not know
+(special tokens, pieces rarer than min-count) keep the model's own random init.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from taesan.errors import TaesanError
+from taesan.modules.embeddings import TokenEmbedding
+
+EMBEDDING_STD = 0.1
+MIN_SHARE = 0.5  # fewer of the tokenizer's tokens found than this: the vectors were trained on other units
+
+
+@dataclass
+class EmbeddingStart:
+    """What was set: rows from the vectors, rows in the table, the tables changed (a tied LM head shares one)."""
+
+    rows_set: int
+    rows: int
+    tables: int
+    std: float
+
+    def line(self, source: str) -> str:
+        return (f"embeddings: {self.rows_set:,} of {self.rows:,} token rows from the word vectors in {source} "
+                f"(scaled to std {self.std:g}); the other rows and every other weight at random init")
+
+
+def token_tables(model: nn.Module) -> list[TokenEmbedding]:
+    """The model's token embedding tables, each once (an encoder-decoder may have two, a tied head shares one)."""
+    seen, out = set(), []
+    for module in model.modules():
+        if isinstance(module, TokenEmbedding) and id(module.weight) not in seen:
+            seen.add(id(module.weight))
+            out.append(module)
+    if not out:
+        raise TaesanError(f"--embeddings: {type(model).__name__} has no token embedding table (a text model is needed)")
+    return out
+
+
+def start_embeddings(model: nn.Module, tokenizer: Any, vectors: Any, std: float = EMBEDDING_STD) -> EmbeddingStart:
+    """Copy `vectors` (a taesan Word2Vec) into every token table of `model`, row by row through the tokenizer's
+    token strings, rescaled to `std`; other rows keep their values. Errors (one line) for a dimension that
+    differs from the model's or vectors that know under MIN_SHARE of the tokenizer's tokens."""
+    tables = token_tables(model)
+    dim = tables[0].embedding_dim
+    if vectors.config.dim != dim:
+        raise TaesanError(f"--embeddings: the word vectors have {vectors.config.dim} dimensions, the model's token "
+                          f"embeddings {dim} (train them with --dim {dim})")
+    rows, found = tables[0].num_embeddings, []
+    for token_id in range(rows):
+        token = tokenizer.id_to_token(token_id)
+        if token is not None and token in vectors:
+            found.append((token_id, vectors.word_id(token)))
+    known = sum(tokenizer.id_to_token(i) is not None for i in range(rows))
+    if len(found) < MIN_SHARE * known:
+        raise TaesanError(f"--embeddings: the word vectors know only {len(found):,} of the tokenizer's {known:,} tokens; "
+                          f"train them on its pieces (taesan word2vec train --tokenizer FILE)")
+    source = vectors.vectors
+    source = source / source.std()
+    ids = torch.tensor([i for i, _ in found], dtype=torch.long)
+    rows_of = torch.tensor([j for _, j in found], dtype=torch.long)
+    with torch.no_grad():
+        for table in tables:
+            table.weight[ids] = (source[rows_of] * std).to(table.weight.dtype)
+    return EmbeddingStart(len(found), rows, len(tables), std)
