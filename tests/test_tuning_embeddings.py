@@ -7,14 +7,13 @@ import torch
 from safetensors.torch import load_file
 
 from taesan.cli import main
-from taesan.cli.word2vec import piece_tokenizer
 from taesan.data.embedded import korean_corpus, sentiment_examples
 from taesan.errors import TaesanError
 from taesan.models.registry import create_for
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
-from taesan.tokenizers import WordPieceTokenizer
-from taesan.tuning.embeddings import EMBEDDING_STD, start_embeddings
+from taesan.tokenizers import WordPieceTokenizer, load
+from taesan.tuning.embeddings import EMBEDDING_STD, piece_words, start_embeddings
 
 FAST = ["--threads", "1", "--no-progress"]
 
@@ -28,13 +27,11 @@ def tok_file(tmp_path_factory):
 
 def _vectors(tok_file, dim: int) -> Word2Vec:
     config = Word2VecConfig(dim=dim, min_count=1, epochs=1, seed=1)
-    model, _ = train_word2vec(korean_corpus(300), config, tokenize=piece_tokenizer(str(tok_file)))
+    model, _ = train_word2vec(korean_corpus(300), config, tokenize=piece_words(load(tok_file)))
     return model
 
 
 def test_rows_are_the_vectors_rescaled_and_other_rows_keep_their_init(tok_file):
-    from taesan.tokenizers import load
-
     tokenizer = load(tok_file)
     vectors = _vectors(tok_file, 16)
     torch.manual_seed(0)
@@ -53,8 +50,6 @@ def test_rows_are_the_vectors_rescaled_and_other_rows_keep_their_init(tok_file):
 
 
 def test_a_tied_lm_head_gets_the_same_rows(tok_file):
-    from taesan.tokenizers import load
-
     tokenizer = load(tok_file)
     model = create_for("gpt-tiny", tokenizer.vocab_size, d_model=16, n_heads=2, n_layers=1)
     start = start_embeddings(model, tokenizer, _vectors(tok_file, 16))
@@ -65,8 +60,6 @@ def test_a_tied_lm_head_gets_the_same_rows(tok_file):
 
 
 def test_wrong_vectors_are_one_line_errors(tok_file):
-    from taesan.tokenizers import load
-
     tokenizer = load(tok_file)
     model = create_for("bert-tiny", tokenizer.vocab_size, tokenizer.pad_id, d_model=16, n_heads=2, d_ff=32)
     with pytest.raises(TaesanError, match=r"the word vectors have 8 dimensions, the model's token embeddings 16 \(train them with --dim 16\)"):
@@ -103,8 +96,6 @@ def test_cli_embeddings_refused_where_they_do_not_apply(tok_file, tmp_path, caps
     train = tmp_path / "sent.tsv"
     train.write_text("id\tdocument\tlabel\n0\t좋다\t1\n1\t싫다\t0\n", encoding="utf-8")
     ckpt = tmp_path / "ckpt"
-    from taesan.tokenizers import load
-
     tokenizer = load(tok_file)
     create_for("bert-tiny", tokenizer.vocab_size, tokenizer.pad_id).save(ckpt, tokenizer)
     assert main(["finetune", "--task", "classification", "--model", str(ckpt), "--embeddings", str(tmp_path),

@@ -18,6 +18,7 @@ from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
 from taesan.tokenizers import load
 from taesan.tokenizers.corpus import iter_texts
+from taesan.tuning.embeddings import piece_words
 
 HELP = "Word2Vec skip-gram word vectors: train, similar, evaluate"
 
@@ -72,16 +73,10 @@ def morpheme_tokenizer():
 
 
 def piece_tokenizer(path: str):
-    """A tokenizer file's pieces as tokens, its special tokens left out: "어제 카페 갔었어" -> ["어제", "카페", "갔", "##었", "##어"]."""
+    """--tokenizer FILE: that tokenizer's pieces as the words (taesan.tuning.embeddings.piece_words)."""
     if not Path(path).exists():
         raise TaesanError(f"{path}: tokenizer file not found")
-    tokenizer = load(path)
-
-    def tokenize(text: str) -> list[str]:
-        encoding = tokenizer.encode(text)
-        return [t for t, special in zip(encoding.tokens, encoding.special_tokens_mask) if not special]
-
-    return tokenize
+    return piece_words(load(path))
 
 
 def run(args: argparse.Namespace) -> int:
