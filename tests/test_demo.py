@@ -245,7 +245,8 @@ def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
     assert header[:4] == ["model", "labelled reviews", "start", "accuracy"]
     sizes = sorted({int(r[1]) for r in rows})
     assert len(sizes) == 2 and sizes[0] == 16  # quick: 8 per label, then all of the training reviews
-    assert [(r[0], r[2]) for r in rows] == [(m, s) for m in ("BERT", "GPT") for _ in sizes for s in ("pretrained", "from scratch")]
+    starts = {"BERT": ("pretrained", "from scratch", "word2vec embeddings"), "GPT": ("pretrained", "from scratch")}
+    assert [(r[0], r[2]) for r in rows] == [(m, s) for m in ("BERT", "GPT") for _ in sizes for s in starts[m]]
     for name, size, start, accuracy, mean, steps, _ in rows:
         assert 0.0 <= float(accuracy) <= 1.0 and 0.0 <= float(mean) <= 1.0
         assert steps == "6"  # the same budget for both starts (quick: 6 steps)
@@ -253,6 +254,7 @@ def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
         assert f"{results['accuracy']:.3f}" == accuracy  # the table shows the run's own evaluation (one seed in quick)
     assert ("pretraining wins" in section) or ("did not win" in section) or ("got there sooner" in section)
     assert "labels  pretrained" in printed and "labels  from scratch" in printed and "comparisons here" in section
+    assert "BERT, 16 labelled reviews: word2vec embeddings" in section and "--embeddings" in section
     pretrained = taesan.load(out / "bert")
     scratch = scratch_like(pretrained, seed=1)
     ours, theirs = pretrained.state_dict(), scratch.state_dict()
