@@ -1,5 +1,5 @@
-"""A fresh model's token embeddings started from word vectors: the oldest transfer in NLP (Collobert et al. 2011,
-Kim 2014: a classifier from random init vs from word2vec), and on a CPU budget still a strong one.
+"""A fresh model's token embeddings started from word vectors: the oldest transfer in NLP (Collobert et al. 2011;
+Kim 2014, a sentiment classifier from random init vs from word2vec), and on a CPU budget still a strong one.
 
 Word2Vec trained on the pieces of the model's own tokenizer (`taesan word2vec train --tokenizer FILE`) gives each row
 of the embedding table a vector that already places 명작 near 걸작 and 재밌 near 재미있; the transformer above is
