@@ -255,6 +255,7 @@ def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
     assert ("pretraining wins" in section) or ("did not win" in section) or ("got there sooner" in section)
     assert "labels  pretrained" in printed and "labels  from scratch" in printed and "comparisons here" in section
     assert "BERT, 16 labelled reviews: word2vec embeddings" in section and "--embeddings" in section
+    assert "word2vec knows a word by its neighbours" in section  # why such a start can lose on templates
     pretrained = taesan.load(out / "bert")
     scratch = scratch_like(pretrained, seed=1)
     ours, theirs = pretrained.state_dict(), scratch.state_dict()

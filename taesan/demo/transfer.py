@@ -25,6 +25,7 @@ from taesan.demo.report import Section, Table
 from taesan.figures import save_png
 from taesan.tasks.classification import SequenceClassification
 from taesan.train import TrainConfig
+from taesan.models.registry import PRESETS
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
 from taesan.tokenizers.corpus import iter_texts
@@ -34,6 +35,7 @@ from taesan.tuning.finetune import finetune
 
 STARTS = ("pretrained", "from scratch")
 WORD2VEC = "word2vec embeddings"  # BERT's third start
+PRESET_DIM = PRESETS["bert-tiny"][1]["d_model"]  # the printed commands fine-tune the bert-tiny preset
 LR = 1e-3  # the demo's full fine-tuning rate (the one-task step's); a minutes-old tiny backbone wants ~1e-3
 
 
@@ -70,6 +72,18 @@ def piece_vectors(cfg: DemoConfig, directory: Path, corpus: Path) -> Word2Vec:
     config = Word2VecConfig(dim=dim, window=10, min_count=1, epochs=5, seed=cfg.seed)
     tokenize = piece_words(tokenizers.load(directory / "tokenizer.json"))
     return train_word2vec(iter_texts([corpus]), config, tokenize=tokenize)[0]
+
+
+def twins_line(vectors: Word2Vec, lost: bool) -> str:
+    """Why word vectors can start a sentiment model badly: words that fill the same slot get the same vector, and
+    the demo's templates give every positive phrase a negative twin (정말 재미있었다 / 정말 지루했다)."""
+    pair = ("재미있었다", "지루했다")
+    cosine = f" at cosine {vectors.similarity(*pair):.2f}" if all(w in vectors for w in pair) else ""
+    opening = "Why it lost here: " if lost else "A caution: "
+    return (f"{opening}word2vec knows a word by its neighbours, and in these templates every positive phrase has a "
+            f"negative twin in the same slot (이 영화 정말 재미있었다 / 이 영화 정말 지루했다), so it puts "
+            f"{pair[0]} and {pair[1]} side by side{cosine}: the classifier must first pull such twins apart. Real "
+            "reviews pair their words less tightly, and there the vectors helped.")
 
 
 def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: Path, seed: int,
@@ -177,6 +191,8 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
                 for name in ("BERT", "GPT") for size in budgets]
     by_vectors = [verdict("BERT", size, results[("BERT", size, WORD2VEC)], results[("BERT", size, "from scratch")], WORD2VEC)
                   for size in budgets]
+    vectors_lost = all(results[("BERT", size, WORD2VEC)]["accuracy"] < results[("BERT", size, "from scratch")]["accuracy"]
+                       for size in budgets)
     pairs = [(results[(name, size, "pretrained")], results[(name, size, "from scratch")]) for name in ("BERT", "GPT")
              for size in budgets]
     wins = sum(pre["accuracy"] > scratch["accuracy"] for pre, scratch in pairs)
@@ -203,12 +219,12 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
          "expected to matter most where labels are few and the text is varied, as in real reviews.",
          f"A third start for BERT, the oldest transfer: its random init with the token embeddings taken from word2vec "
          f"(skip-gram, {d_model} dimensions) trained on the same corpus cut into BERT's own pieces, everything above "
-         "them still random. On real Korean reviews (NSMC) this start beat the masked LM's (benchmarks/RESULTS.md); "
-         "here:", *by_vectors],
+         "them still random. On real Korean reviews (NSMC) it beat both random init and the masked LM "
+         "(benchmarks/RESULTS.md); here:", *by_vectors, twins_line(vectors, vectors_lost)],
         [Table(["model", "labelled reviews", "start", "accuracy", "mean along the curve", "steps", "seconds (all seeds)"],
                rows, "held-out sentiment accuracy", ["text", "count", "text", "fraction", "fraction", "count", "seconds"])],
         [figure],
-        [f"taesan word2vec train --corpus {corpus} --tokenizer {bert_dir / 'tokenizer.json'} --dim {d_model} --window 10 "
+        [f"taesan word2vec train --corpus {corpus} --tokenizer {bert_dir / 'tokenizer.json'} --dim {PRESET_DIM} --window 10 "
          f"--min-count 1 --out {out / 'word2vec'}"]
         + [f"taesan finetune --task classification --model {start} --train {train_tsv} --valid {valid_tsv} "
            f"--max-steps {cfg.transfer_steps} --lr {LR:g} --eval-every {max(1, cfg.transfer_steps // 10)} --out {out / name}"
