@@ -23,12 +23,12 @@ from taesan.atomic import atomic_write_text
 from taesan.demo.config import DemoConfig, StepResult, sentiment_split
 from taesan.demo.report import Section, Table
 from taesan.figures import save_png
-from taesan.tasks.classification import SequenceClassification
-from taesan.train import TrainConfig
 from taesan.models.registry import PRESETS
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
+from taesan.tasks.classification import SequenceClassification
 from taesan.tokenizers.corpus import iter_texts
+from taesan.train import TrainConfig
 from taesan.tuning.compare import majority_accuracy
 from taesan.tuning.embeddings import piece_words, start_embeddings
 from taesan.tuning.finetune import finetune
@@ -65,10 +65,9 @@ def eval_curve(out_dir: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["eval_accuracy"]) for r in rows if "eval_accuracy" in r]
 
 
-def piece_vectors(cfg: DemoConfig, directory: Path, corpus: Path) -> Word2Vec:
-    """Skip-gram vectors over the corpus cut into the checkpoint's own tokenizer pieces, as many dimensions as its
-    token embeddings (what `taesan word2vec train --tokenizer` writes)."""
-    dim = taesan.load(directory).config.d_model
+def piece_vectors(cfg: DemoConfig, directory: Path, corpus: Path, dim: int) -> Word2Vec:
+    """Skip-gram vectors over the corpus cut into the checkpoint's own tokenizer pieces, `dim` (its d_model)
+    dimensions: what `taesan word2vec train --tokenizer` writes."""
     config = Word2VecConfig(dim=dim, window=10, min_count=1, epochs=5, seed=cfg.seed)
     tokenize = piece_words(tokenizers.load(directory / "tokenizer.json"))
     return train_word2vec(iter_texts([corpus]), config, tokenize=tokenize)[0]
@@ -175,7 +174,8 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     budgets = [len(labelled(train, n)) for n in cfg.transfer_labels]
     seeds = [cfg.seed + k for k in range(cfg.transfer_seeds)]
     corpus = cfg.out / "corpus.txt"
-    vectors = piece_vectors(cfg, bert_dir, corpus)
+    d_model = taesan.load(bert_dir).config.d_model
+    vectors = piece_vectors(cfg, bert_dir, corpus, d_model)
     results = {}
     for name, directory in (("BERT", bert_dir), ("GPT", gpt_dir)):
         for n, size in zip(cfg.transfer_labels, budgets):
@@ -201,7 +201,6 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
                + (f" ± {r['std']:.3f}" if r["std"] is not None else "") + f"  mean along the curve {r['curve_mean']:.3f}"
                for (name, size, start), r in results.items()]
     summary.append(f"pretraining won {wins} of {len(pairs)} on final accuracy, {sooner} of {len(pairs)} on the mean along the curve")
-    d_model = taesan.load(bert_dir).config.d_model
     train_tsv, valid_tsv = write_tsv(out / "train.tsv", train), write_tsv(out / "valid.tsv", held)
     seeds_shown = f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
     section = Section(
