@@ -1,11 +1,12 @@
 """Warnings after an evaluation, one line each: a model that learned nothing usable (one label for everything, an
 accuracy no better than always answering the most common label, empty texts, translations still in the source
-language) and a file read the wrong way round (a translation file whose
-columns are in the other order than the one the model was trained on).
+language) and a file read the wrong way round (a translation file whose columns are in the other order than the one
+the model was trained on).
 
 Not errors: the numbers stand and the run succeeds; these say in words what the numbers hide (accuracy 0.50 on a
 balanced set looks like a model until one sees it answers 부정 every time). The diagnostics themselves are the tasks'
-(`most_predicted_share`, `majority_share`, `empty_outputs`, `outputs_in_source_script`; taesan.tasks.outputs); the CLI prints these.
+(`most_predicted_share`, `majority_share`, `empty_outputs`, `outputs_in_source_script`; taesan.tasks.outputs); the
+CLI prints these.
 """
 from __future__ import annotations
 
