@@ -80,7 +80,8 @@ def start_embeddings(model: nn.Module, tokenizer: Any, vectors: Any, std: float 
     source = source / source.std()
     ids = torch.tensor([i for i, _ in found], dtype=torch.long)
     rows_of = torch.tensor([j for _, j in found], dtype=torch.long)
+    same = [t for t in tables if t.num_embeddings == rows]  # a table over another vocabulary is not this tokenizer's
     with torch.no_grad():
-        for table in tables:
+        for table in same:
             table.weight[ids] = (source[rows_of] * std).to(table.weight.dtype)
-    return EmbeddingStart(len(found), rows, len(tables), std)
+    return EmbeddingStart(len(found), rows, len(same), std)
