@@ -1,6 +1,9 @@
 """Token embeddings started from word vectors (taesan.tuning.embeddings): word2vec trained on a tokenizer's pieces
-(`taesan word2vec train --tokenizer`), copied row by row into a fresh preset (`taesan finetune --embeddings`)."""
+(`taesan word2vec train --tokenizer`), copied row by row into a fresh preset (`taesan finetune --embeddings`,
+`taesan pretrain --embeddings`)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -108,3 +111,26 @@ def test_cli_embeddings_refused_where_they_do_not_apply(tok_file, tmp_path, caps
     assert main(["word2vec", "train", "--corpus", str(train), "--out", str(tmp_path / "w"), "--morphemes",
                  "--tokenizer", str(tok_file)]) == 2
     assert "argument --tokenizer: not allowed with argument --morphemes" in capsys.readouterr().err
+
+
+def test_cli_pretrain_starts_a_preset_from_word_vectors(tok_file, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(korean_corpus(300)) + "\n", encoding="utf-8")
+    w2v = tmp_path / "w2v"
+    assert main(["word2vec", "train", "--corpus", str(corpus), "--tokenizer", str(tok_file), "--out", str(w2v),
+                 "--dim", "128", "--min-count", "1", "--epochs", "1", *FAST]) == 0
+    out = tmp_path / "bert"
+    pretrain = ["pretrain", "--model", "bert-tiny", "--objective", "masked", "--corpus", str(corpus), "--tokenizer",
+                str(tok_file), "--embeddings", str(w2v), "--out", str(out), "--block-size", "32", "--batch-size", "4",
+                "--lr", "1e-9", "--warmup", "1", *FAST]
+    capsys.readouterr()
+    assert main([*pretrain, "--max-steps", "1"]) == 0
+    assert f"rows from the word vectors in {w2v} (scaled to std 0.1)" in capsys.readouterr().out
+    vectors, tokenizer = Word2Vec.load(w2v), load(tok_file)
+    rows = load_file(out / "model.safetensors")["bert.tok_emb.weight"]
+    token = tokenizer.token_to_id("좋")
+    assert torch.allclose(rows[token], vectors.vector("좋") * EMBEDDING_STD / vectors.vectors.std(), atol=1e-6)
+    assert json.loads((out / "training.json").read_text())["embeddings"] == str(w2v.resolve())
+    assert main([*pretrain, "--max-steps", "2", "--resume"]) == 0  # the same command resumes (the rows are trained ones)
+    assert main([*pretrain[:2], str(out), *pretrain[3:], "--out", str(tmp_path / "again"), "--max-steps", "1"]) == 2
+    assert "--embeddings starts a fresh preset's token embeddings" in capsys.readouterr().err

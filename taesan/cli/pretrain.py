@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-density", type=float, default=0.3,
                    help="denoising: share of tokens hidden in spans of mean length 3, one <mask> per span (BART's 0.3)")
     p.add_argument("--whole-word", action="store_true", help="masked: mask a word's pieces together (whole-word masking)")
+    p.add_argument("--embeddings", default=None, metavar="DIR",
+                   help="start a preset's token embeddings from word vectors trained on the tokenizer's pieces "
+                        "(taesan word2vec train --tokenizer FILE --dim D_MODEL); the layers start at random init")
     p.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch per process")
     p.add_argument("--block-size", type=int, default=128, help="tokens per row")
     p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, valid_every=args.valid_every, valid_fraction=args.valid_fraction,
         cache_dir=args.cache_dir, workers=args.workers, device=args.device, fsdp=args.fsdp, resume=args.resume,
         model_name=args.model, model_overrides=model_overrides(args.config, args.set), whole_word=args.whole_word,
-        mask_prob=args.mask_prob, noise_density=args.noise_density,
+        mask_prob=args.mask_prob, noise_density=args.noise_density, embeddings=args.embeddings,
     )
     config = TrainConfig(
         max_steps=max_steps, max_minutes=args.max_minutes, lr=args.lr, warmup=warmup, weight_decay=args.weight_decay,

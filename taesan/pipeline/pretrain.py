@@ -32,9 +32,11 @@ from taesan.errors import TaesanError
 from taesan.models import presets
 from taesan.models.kinds import family_name, is_causal_lm, is_encoder_decoder, is_masked_lm, masked_lm_type
 from taesan.models.registry import create_for
+from taesan.models.word2vec import Word2Vec
 from taesan.objectives import Objective, objective_for
 from taesan.tasks.heads import decoder_start
 from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
+from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.load import load
 from taesan.util import pick_device
 
@@ -63,6 +65,7 @@ class Recipe:
     whole_word: bool = False  # masked: a word's pieces are masked together (objectives.MaskedLM)
     mask_prob: float = 0.15  # masked: the share of tokens chosen to predict (BERT's 15%)
     noise_density: float = 0.3  # denoising: the share of tokens hidden in spans (BART's 30%)
+    embeddings: str | Path | None = None  # word vectors (`taesan word2vec train --tokenizer`) for a preset's token rows
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -177,13 +180,15 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     separator = separator_for(tokenizer, recipe.objective)
-    model, resume_from = _starting_model(model, tokenizer, recipe)
+    started: list[str] = []
+    model, resume_from = _starting_model(model, tokenizer, recipe, started)
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end
     objective = _objective(model, tokenizer, recipe)
 
     cache, notes = _token_cache(tokenizer, recipe, separator, info)
+    notes = started + notes
     data = _batches(cache.train, tokenizer, recipe, info.rank, info.world_size)
     try:
         held_out = _batches(cache.valid if cache.valid is not None else cache.train, tokenizer, recipe)
@@ -194,6 +199,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
     if recipe.model_overrides:
         training["model_overrides"] = recipe.model_overrides
+    if recipe.embeddings is not None and resume_from is None:
+        training["embeddings"] = str(Path(recipe.embeddings).resolve())
     if recipe.objective == "masked":
         training.update(whole_word=recipe.whole_word, mask_prob=recipe.mask_prob)
     if recipe.objective == "denoising":
@@ -235,8 +242,8 @@ def _objective(model: nn.Module, tokenizer, recipe: Recipe) -> Objective:
     return denoising_for(tokenizer, start, recipe.noise_density)
 
 
-def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[nn.Module, Path | None]:
-    """-> (the model to train, the checkpoint it resumes from or None)."""
+def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe, notes: list[str]) -> tuple[nn.Module, Path | None]:
+    """-> (the model to train, the checkpoint it resumes from or None); what it says goes to `notes`."""
     out = recipe.out
     if recipe.resume:
         resume_from = latest_checkpoint(out)
@@ -250,11 +257,18 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
         return resumed, resume_from
     if latest_checkpoint(out) is not None:
         raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
-    if recipe.model_overrides and not (isinstance(model, str) and not Path(model).is_dir()):
+    fresh = isinstance(model, str) and not Path(model).is_dir()
+    if recipe.model_overrides and not fresh:
         raise TaesanError("--set / --config change a preset's config; a checkpoint or a model in memory keeps its own")
+    if recipe.embeddings is not None and not fresh:
+        raise TaesanError("--embeddings starts a fresh preset's token embeddings; a checkpoint or a model in memory "
+                          "keeps its own")
+    vectors = Word2Vec.load(recipe.embeddings) if recipe.embeddings is not None else None  # before any weight is made
     if isinstance(model, str):
         torch.manual_seed(recipe.seed)  # the same initial weights on every rank
         model = new_model(model, recipe.objective, tokenizer, **recipe.model_overrides)
+    if vectors is not None:
+        notes.append(start_embeddings(model, tokenizer, vectors).line(str(recipe.embeddings)))
     return model, None
 
 
