@@ -132,5 +132,6 @@ def test_cli_pretrain_starts_a_preset_from_word_vectors(tok_file, tmp_path, caps
     assert torch.allclose(rows[token], vectors.vector("좋") * EMBEDDING_STD / vectors.vectors.std(), atol=1e-6)
     assert json.loads((out / "training.json").read_text())["embeddings"] == str(w2v.resolve())
     assert main([*pretrain, "--max-steps", "2", "--resume"]) == 0  # the same command resumes (the rows are trained ones)
+    assert json.loads((out / "training.json").read_text())["embeddings"] == str(w2v.resolve())
     assert main([*pretrain[:2], str(out), *pretrain[3:], "--out", str(tmp_path / "again"), "--max-steps", "1"]) == 2
     assert "--embeddings starts a fresh preset's token embeddings" in capsys.readouterr().err

@@ -199,7 +199,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
     if recipe.model_overrides:
         training["model_overrides"] = recipe.model_overrides
-    if recipe.embeddings is not None and resume_from is None:
+    if recipe.embeddings is not None:  # the same command with --resume: still where the rows started
         training["embeddings"] = str(Path(recipe.embeddings).resolve())
     if recipe.objective == "masked":
         training.update(whole_word=recipe.whole_word, mask_prob=recipe.mask_prob)
