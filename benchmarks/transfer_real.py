@@ -88,6 +88,10 @@ INITS = {
     "w2v-morph16k": (None, ["--embeddings", "{pre}/w2v-morph16k"],
                      "taesan pretrained (bert-tiny, token embeddings from word2vec over the same 16k pieces, the rest random init)",
                      {"tokenizer": "tok-morph16k/tokenizer.json", "stage": "w2v-morph16k"}),
+    # the masked LM again, its token rows started from those word vectors (`pretrain --embeddings`): chosen on the same
+    # carved NSMC reviews and KLUE-NER sentences, never on the test split
+    "pretrained-w2v-mlm": ("model-w2v-mlm", [], "taesan pretrained (bert-tiny MLM started from the word2vec rows, 16k morpheme-aware)"),
+    "pretrained-w2v-mlm-cloze": ("model-w2v-mlm-cloze", [], "taesan pretrained (the same + 1,000 steps of cloze questions)"),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
