@@ -2,9 +2,10 @@
 Kim 2014, a sentiment classifier from random init vs from word2vec), and on a CPU budget still a strong one.
 
 Word2Vec trained on the pieces of the model's own tokenizer (`taesan word2vec train --tokenizer FILE`) gives each row
-of the embedding table a vector that already places 명작 near 걸작 and 재밌 near 재미있; the transformer above is
-left at random init. On NSMC this 2.5-CPU-minute start beat both random init and 15 CPU-minutes of masked-LM
-pretraining (benchmarks/RESULTS.md, issue 17).
+of the embedding table a vector that already places 명작 near 걸작 and 재밌 near 재미있. The layers above start at
+random init and either learn the task at once (`finetune --embeddings`) or are pretrained on top of the vectors
+(`pretrain --embeddings`). On NSMC the vectors alone (2.5 CPU-minutes) beat both random init and 15 CPU-minutes of
+masked-LM pretraining; under the masked LM they lifted KLUE-NER from 53.0 to 56.5 (benchmarks/RESULTS.md, issue 17).
 
 The vectors are rescaled to one standard deviation (EMBEDDING_STD) for the whole table: word2vec's own scale
 (~0.2-0.5) is an accident of its training. 0.1 is about where 15 CPU-minutes of masked-LM pretraining took BERT's
