@@ -68,8 +68,11 @@ def test_wrong_vectors_are_one_line_errors(tok_file):
     with pytest.raises(TaesanError, match=r"the word vectors have 8 dimensions, the model's token embeddings 16 \(train them with --dim 16\)"):
         start_embeddings(model, tokenizer, _vectors(tok_file, 8))
     english, _ = train_word2vec(["the cat sat on the mat", "a dog ran"] * 5, Word2VecConfig(dim=16, min_count=1, epochs=1))
-    with pytest.raises(TaesanError, match=r"know only 0 of the tokenizer's \d+ tokens; train them on its pieces"):
+    with pytest.raises(TaesanError, match=r"only 0 of the \d+ words with vectors are tokens of this tokenizer; train them on its pieces"):
         start_embeddings(model, tokenizer, english)
+    words, _ = train_word2vec(korean_corpus(300), Word2VecConfig(dim=16, min_count=1, epochs=1))  # whitespace words
+    with pytest.raises(TaesanError, match=r"words with vectors are tokens of this tokenizer"):
+        start_embeddings(model, tokenizer, words)  # 카페 is a token, 갔었어 is not: the easy mistake
 
 
 def test_cli_word2vec_on_pieces_then_finetune_from_them(tok_file, tmp_path, capsys):

@@ -24,7 +24,7 @@ from taesan.errors import TaesanError
 from taesan.modules.embeddings import TokenEmbedding
 
 EMBEDDING_STD = 0.1
-MIN_SHARE = 0.5  # fewer of the tokenizer's tokens found than this: the vectors were trained on other units
+MIN_SHARE = 0.9  # fewer of the vectors' words than this are the tokenizer's tokens: trained on other units
 
 
 @dataclass
@@ -62,21 +62,20 @@ def token_tables(model: nn.Module) -> list[TokenEmbedding]:
 def start_embeddings(model: nn.Module, tokenizer: Any, vectors: Any, std: float = EMBEDDING_STD) -> EmbeddingStart:
     """Copy `vectors` (a taesan Word2Vec) into every token table of `model`, row by row through the tokenizer's
     token strings, rescaled to `std`; other rows keep their values. Errors (one line) for a dimension that
-    differs from the model's or vectors that know under MIN_SHARE of the tokenizer's tokens."""
+    differs from the model's, or vectors whose words are under MIN_SHARE tokens of this tokenizer (whitespace words,
+    another tokenizer's pieces). Not every token gets a vector: a WordPiece vocabulary holds pieces that encoding
+    never emits, and pieces rarer than min-count have none."""
     tables = token_tables(model)
     dim = tables[0].embedding_dim
     if vectors.config.dim != dim:
         raise TaesanError(f"--embeddings: the word vectors have {vectors.config.dim} dimensions, the model's token "
                           f"embeddings {dim} (train them with --dim {dim})")
-    rows, found = tables[0].num_embeddings, []
-    for token_id in range(rows):
-        token = tokenizer.id_to_token(token_id)
-        if token is not None and token in vectors:
-            found.append((token_id, vectors.word_id(token)))
-    known = sum(tokenizer.id_to_token(i) is not None for i in range(rows))
-    if len(found) < MIN_SHARE * known:
-        raise TaesanError(f"--embeddings: the word vectors know only {len(found):,} of the tokenizer's {known:,} tokens; "
-                          f"train them on its pieces (taesan word2vec train --tokenizer FILE)")
+    rows = tables[0].num_embeddings
+    tokens = {tokenizer.id_to_token(i): i for i in range(rows)}
+    found = [(tokens[w], j) for j, w in enumerate(vectors.words) if w in tokens]
+    if not found or len(found) < MIN_SHARE * len(vectors.words):
+        raise TaesanError(f"--embeddings: only {len(found):,} of the {len(vectors.words):,} words with vectors are tokens "
+                          f"of this tokenizer; train them on its pieces (taesan word2vec train --tokenizer FILE)")
     source = vectors.vectors
     source = source / source.std()
     ids = torch.tensor([i for i, _ in found], dtype=torch.long)
