@@ -28,6 +28,18 @@ def tok_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def cli_vectors(tok_file, tmp_path_factory):
+    """(corpus, vectors dir): `taesan word2vec train --tokenizer` over the embedded corpus, 128 dimensions (bert-tiny's)."""
+    d = tmp_path_factory.mktemp("w2v")
+    corpus = d / "corpus.txt"
+    corpus.write_text("\n".join(korean_corpus(300)) + "\n", encoding="utf-8")
+    w2v = d / "w2v"
+    assert main(["word2vec", "train", "--corpus", str(corpus), "--tokenizer", str(tok_file), "--out", str(w2v),
+                 "--dim", "128", "--min-count", "1", "--epochs", "1", *FAST]) == 0
+    return corpus, w2v
+
+
 def _vectors(tok_file, dim: int) -> Word2Vec:
     config = Word2VecConfig(dim=dim, min_count=1, epochs=1, seed=1)
     model, _ = train_word2vec(korean_corpus(300), config, tokenize=piece_words(load(tok_file)))
@@ -75,12 +87,8 @@ def test_wrong_vectors_are_one_line_errors(tok_file):
         start_embeddings(model, tokenizer, words)  # 카페 is a token, 갔었어 is not: the easy mistake
 
 
-def test_cli_word2vec_on_pieces_then_finetune_from_them(tok_file, tmp_path, capsys):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(korean_corpus(300)) + "\n", encoding="utf-8")
-    w2v = tmp_path / "w2v"
-    assert main(["word2vec", "train", "--corpus", str(corpus), "--tokenizer", str(tok_file), "--out", str(w2v),
-                 "--dim", "128", "--min-count", "1", "--epochs", "1", *FAST]) == 0
+def test_cli_word2vec_on_pieces_then_finetune_from_them(tok_file, cli_vectors, tmp_path, capsys):
+    _, w2v = cli_vectors
     words = Word2Vec.load(w2v).words
     assert any(w.startswith("##") for w in words) and "[CLS]" not in words  # pieces, specials left out
     rows = "".join(f"{i}\t{t}\t{y}\n" for i, (t, y) in enumerate(sentiment_examples(40)))
@@ -116,12 +124,8 @@ def test_cli_embeddings_refused_where_they_do_not_apply(tok_file, tmp_path, caps
     assert "argument --tokenizer: not allowed with argument --morphemes" in capsys.readouterr().err
 
 
-def test_cli_pretrain_starts_a_preset_from_word_vectors(tok_file, tmp_path, capsys):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(korean_corpus(300)) + "\n", encoding="utf-8")
-    w2v = tmp_path / "w2v"
-    assert main(["word2vec", "train", "--corpus", str(corpus), "--tokenizer", str(tok_file), "--out", str(w2v),
-                 "--dim", "128", "--min-count", "1", "--epochs", "1", *FAST]) == 0
+def test_cli_pretrain_starts_a_preset_from_word_vectors(tok_file, cli_vectors, tmp_path, capsys):
+    corpus, w2v = cli_vectors
     out = tmp_path / "bert"
     pretrain = ["pretrain", "--model", "bert-tiny", "--objective", "masked", "--corpus", str(corpus), "--tokenizer",
                 str(tok_file), "--embeddings", str(w2v), "--out", str(out), "--block-size", "32", "--batch-size", "4",
