@@ -72,13 +72,6 @@ def morpheme_tokenizer():
     return tokenize
 
 
-def piece_tokenizer(path: str):
-    """--tokenizer FILE: that tokenizer's pieces as the words (taesan.tuning.embeddings.piece_words)."""
-    if not Path(path).exists():
-        raise TaesanError(f"{path}: tokenizer file not found")
-    return piece_words(load(path))
-
-
 def run(args: argparse.Namespace) -> int:
     return {"train": _train, "similar": _similar, "evaluate": _evaluate}[args.action](args)
 
@@ -87,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     config = Word2VecConfig(dim=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
                             sample=args.sample, epochs=args.epochs, lr_start=args.lr, lr_end=min(0.0001, args.lr),
                             batch_size=args.batch_size, seed=args.seed)
-    tokenize = morpheme_tokenizer() if args.morphemes else piece_tokenizer(args.tokenizer) if args.tokenizer else None
+    tokenize = morpheme_tokenizer() if args.morphemes else piece_words(load(args.tokenizer)) if args.tokenizer else None
     out = Path(args.out)
 
     def on_epoch(epoch: int, loss: float, history) -> None:
