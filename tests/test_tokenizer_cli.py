@@ -43,6 +43,22 @@ def test_train_then_encode(kind, corpus, tmp_path, capsys):
     assert all(c in printed for c in covered)  # the covered text of each token, not byte symbols (Ġì¹´íİĺ) alone
 
 
+@pytest.mark.parametrize("kind, ran_out", [("wordpiece", "no pair of pieces left to merge"), ("word", "the corpus has no more distinct words")])
+def test_a_vocabulary_short_of_vocab_size_says_why(kind, ran_out, corpus, tmp_path, capsys):
+    """--vocab-size is a ceiling: a small corpus runs out of merges (or words) first, and the user is told so
+    rather than left to wonder why 32,000 became a few hundred; a vocabulary that fills it says nothing more."""
+    out = tmp_path / "short.json"
+    assert main(["tokenizer", "train", "--kind", kind, "--vocab-size", "32000", "--input", str(corpus),
+                 "--output", str(out)]) == 0
+    got = load(out).vocab_size
+    printed = capsys.readouterr().out
+    assert got < 32000
+    assert f"note: {got:,} tokens of the 32,000 asked: {ran_out}" in printed
+    assert main(["tokenizer", "train", "--kind", kind, "--vocab-size", str(got - 1), "--input", str(corpus),
+                 "--output", str(out)]) == 0
+    assert load(out).vocab_size == got - 1 and "note:" not in capsys.readouterr().out
+
+
 def test_train_special_tokens_option(corpus, tmp_path):
     out = tmp_path / "w.json"
     assert main(["tokenizer", "train", "--kind", "word", "--vocab-size", "50", "--special-tokens", "[UNK]", "<s>",
