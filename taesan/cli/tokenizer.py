@@ -95,18 +95,17 @@ def _train(args: argparse.Namespace) -> int:
     note = f" (created the directory {created})" if created is not None else ""
     print(f"trained {args.kind} tokenizer: {tok.vocab_size} tokens -> {path}{note}")
     if tok.vocab_size < args.vocab_size:
-        print(short_vocabulary_line(args.kind, tok.vocab_size, args.vocab_size, args.min_frequency))
+        print(_short_vocabulary_line(args.kind, tok.vocab_size, args.vocab_size, args.min_frequency))
     return 0
 
 
-def short_vocabulary_line(kind: str, got: int, asked: int, min_frequency: int) -> str:
+def _short_vocabulary_line(kind: str, got: int, asked: int, min_frequency: int) -> str:
     """Why a vocabulary came out smaller than --vocab-size: it is a ceiling, and the corpus ran out first
     (a 30k-review corpus with morpheme-bound merges stops near 20k of 32k asked)."""
     units = {"word": "distinct words", "morpheme": "distinct morphemes", "char": "distinct characters"}.get(kind)
     ran_out = (f"the corpus has no more {units} seen at least {min_frequency} times" if units is not None
                else f"no pair of pieces left to merge is seen at least {min_frequency} times")
-    return (f"note: {got:,} tokens of the {asked:,} asked: {ran_out} (--min-frequency); "
-            f"a larger corpus or a lower --min-frequency gives more")
+    return f"note: {got:,} tokens of the {asked:,} asked: {ran_out}; a larger corpus or a lower --min-frequency gives more"
 
 
 def _output(path: Path) -> tuple[Path, Path | None]:
