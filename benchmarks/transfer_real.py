@@ -1,6 +1,7 @@
 """Transfer on real Korean data (issue 17): each task fine-tuned through the `taesan` CLI twice, from a pretrained
 checkpoint and from the same-shape preset at random initialisation (same tokenizer, steps, batch and seed; each
-run takes the CLI's own defaults for lr, warmup and pooling), with the CPU seconds of every stage.
+run takes the CLI's own defaults for lr, warmup and pooling, unless its init passes an --lr chosen on validation),
+with the CPU seconds of every stage.
 
 Not a test and not library code. The splits are `benchmarks/tasks_real.py prepare`'s (RUNS/data) and the TF-IDF /
 majority baselines its `baselines` (RUNS/tasks/baselines.json). The test file is passed as --valid and is evaluated
@@ -99,8 +100,8 @@ INITS = {
     # the masked LM again, its token rows started from those word vectors (`pretrain --embeddings`): chosen on the same
     # carved NSMC reviews and KLUE-NER sentences, never on the test split
     "pretrained-w2v-mlm": ("model-w2v-mlm", [], "taesan pretrained (bert-tiny MLM started from the word2vec rows, 16k morpheme-aware)"),
-    # KorNLI's start and lr chosen by 5-fold cross-validation over kornli_train.tsv (folds by premise, seeds 0/1;
-    # /work/scratch/s7/nli): this checkpoint at 3e-4 47.1, at the 1e-3 default 46.8; random init 46.2 at 1e-3, 43.8 at 3e-4
+    # KorNLI's start and lr chosen by 5-fold cross-validation over kornli_train.tsv (folds by premise, seeds 0/1; a
+    # harness outside the repo): this checkpoint at 3e-4 47.1, at the 1e-3 default 46.8; random init 46.2 at 1e-3, 44.3 at 3e-4
     "pretrained-w2v-mlm-lr3e-4": ("model-w2v-mlm", ["--lr", "3e-4"], "taesan pretrained (the same masked LM on the word2vec rows), --lr 3e-4"),
     "pretrained-w2v-mlm-cloze": ("model-w2v-mlm-cloze", [], "taesan pretrained (the same + 1,000 steps of cloze questions)"),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
