@@ -95,6 +95,10 @@ INITS = {
     "w2v-rev32k": (None, ["--embeddings", "{pre}/w2v-rev32k"],
                    "taesan pretrained (bert-tiny, token embeddings from word2vec over the reviews in 32k morpheme-aware pieces)",
                    {"tokenizer": "tok-morph32k/tokenizer.json", "stage": "w2v-rev32k"}),
+    # the same vectors with 20 epochs instead of 10: best of window 10 / 20 epochs / the 8 files on that validation
+    "w2v-rev32k-e20": (None, ["--embeddings", "{pre}/w2v-rev32k-e20"],
+                       "taesan pretrained (the same, word2vec trained 20 epochs)",
+                       {"tokenizer": "tok-morph32k/tokenizer.json", "stage": "w2v-rev32k-e20"}),
     "scratch-morph32k": (None, [], "taesan scratch (bert-tiny, random init, the same 32k tokenizer)",
                          {"tokenizer": "tok-morph32k/tokenizer.json"}),
     # the masked LM again, its token rows started from those word vectors (`pretrain --embeddings`): chosen on the same
