@@ -71,8 +71,7 @@ def start_embeddings(model: nn.Module, tokenizer: Any, vectors: Any, std: float 
         raise TaesanError(f"--embeddings: the word vectors have {vectors.config.dim} dimensions, the model's token "
                           f"embeddings {dim} (train them with --dim {dim})")
     rows = tables[0].num_embeddings
-    tokens = {tokenizer.id_to_token(i): i for i in range(rows)}
-    found = [(tokens[w], j) for j, w in enumerate(vectors.words) if w in tokens]
+    found = [(i, j) for j, w in enumerate(vectors.words) if (i := tokenizer.token_to_id(w)) is not None and i < rows]
     if not found or len(found) < MIN_SHARE * len(vectors.words):
         raise TaesanError(f"--embeddings: only {len(found):,} of the {len(vectors.words):,} words with vectors are tokens "
                           f"of this tokenizer; train them on its pieces (taesan word2vec train --tokenizer FILE)")
