@@ -180,8 +180,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     separator = separator_for(tokenizer, recipe.objective)
-    started: list[str] = []
-    model, resume_from = _starting_model(model, tokenizer, recipe, started)
+    model, resume_from, started = _starting_model(model, tokenizer, recipe)
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end
@@ -242,8 +241,8 @@ def _objective(model: nn.Module, tokenizer, recipe: Recipe) -> Objective:
     return denoising_for(tokenizer, start, recipe.noise_density)
 
 
-def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe, notes: list[str]) -> tuple[nn.Module, Path | None]:
-    """-> (the model to train, the checkpoint it resumes from or None); what it says goes to `notes`."""
+def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[nn.Module, Path | None, list[str]]:
+    """-> (the model to train, the checkpoint it resumes from or None, the lines it has to say)."""
     out = recipe.out
     if recipe.resume:
         resume_from = latest_checkpoint(out)
@@ -254,7 +253,7 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe, notes: li
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
         resumed = load(resume_from)
         check_vocab(resume_from, resumed.config, tokenizer)
-        return resumed, resume_from
+        return resumed, resume_from, []
     if latest_checkpoint(out) is not None:
         raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
     fresh = isinstance(model, str) and not Path(model).is_dir()
@@ -267,9 +266,8 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe, notes: li
     if isinstance(model, str):
         torch.manual_seed(recipe.seed)  # the same initial weights on every rank
         model = new_model(model, recipe.objective, tokenizer, **recipe.model_overrides)
-    if vectors is not None:
-        notes.append(start_embeddings(model, tokenizer, vectors).line(str(recipe.embeddings)))
-    return model, None
+    notes = [] if vectors is None else [start_embeddings(model, tokenizer, vectors).line(str(recipe.embeddings))]
+    return model, None, notes
 
 
 def _token_cache(tokenizer, recipe: Recipe, separator: int, info) -> tuple[Any, list[str]]:
