@@ -283,6 +283,15 @@ def test_finetune_defaults_by_size_and_mode():
     assert finetune_defaults(970_624, "prompt-lm").lr > tiny.lr
 
 
+def test_qa_sentence_prior_by_size():
+    """A small reader gets the lexical sentence prior; a BERT-base-sized one decodes as HF does."""
+    from taesan.tuning.defaults import SMALL_QA_SENTENCE_PRIOR, qa_sentence_prior
+
+    (small, why_small), (large, why_large) = qa_sentence_prior(2_494_594), qa_sentence_prior(109_482_240)
+    assert (small, large) == (SMALL_QA_SENTENCE_PRIOR, 0.0) and small > 0
+    assert "2.5M-parameter reader (< 20M)" in why_small and "109M-parameter reader (>= 20M)" in why_large
+
+
 def test_max_minutes_stops_saves_and_says_so(files, tmp_path, capsys):
     out = tmp_path / "clock"
     assert main(_finetune_args(files, out, "--max-steps", "50", "--max-minutes", "0.0001")) == 0

@@ -161,6 +161,38 @@ def test_predict_finds_the_span_in_a_later_window_and_maps_characters(chars):
     assert task.predict(model, [{"question": "무엇을 만들었나?", "context": HISTORY}]) == [out]
 
 
+class PointAtTwo(nn.Module):
+    """A stand-in QA model that cannot choose: start logit 8 on tokens `starts`, end logit 8 on tokens `ends`."""
+
+    def __init__(self, starts: list[int], ends: list[int]) -> None:
+        super().__init__()
+        self.starts, self.ends = torch.tensor(starts), torch.tensor(ends)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        start, end = torch.isin(input_ids, self.starts).float() * 8, torch.isin(input_ids, self.ends).float() * 8  # (B, T)
+        return torch.stack([start, end], -1) + self.bias  # (B, T, 2)
+
+
+def test_sentence_prior_breaks_the_tie_toward_the_sentence_the_question_names(chars):
+    """세종대왕 and 이순신 score alike; the question shares 거북선 and 만들 with the second sentence only."""
+    model = PointAtTwo([chars.token_to_id("세"), chars.token_to_id("이")], [chars.token_to_id("왕"), chars.token_to_id("신")])
+    question = "거북선을 만든 사람은?"
+    plain = char_task(chars, max_length=80, doc_stride=8, max_question_length=16, max_answer_length=5)
+    (alone,) = plain.predict(model, [{"question": question, "context": HISTORY}])
+    assert alone["answer"] == "세종대왕"  # a tie goes to the earlier span
+    with_prior = char_task(chars, max_length=80, doc_stride=8, max_question_length=16, max_answer_length=5, sentence_prior=4.0)
+    (chosen,) = with_prior.predict(model, [{"question": question, "context": HISTORY}])
+    assert chosen["answer"] == "이순신" and HISTORY[chosen["start"]:chosen["end"]] == "이순신"
+    assert chosen["score"] == pytest.approx(alone["score"])  # the score stays the reader's own span probability
+    # the prior only ranks spans: training features, batches and the loss are the same with it or without
+    ex = example(question, HISTORY, "이순신")
+    assert with_prior.encode(ex) == plain.encode(ex)
+    batch = plain.collate(plain.encode(ex))
+    logits = model(batch["input_ids"])
+    assert with_prior.loss(logits, with_prior.prepare(batch)[1]) == plain.loss(logits, plain.prepare(batch)[1])
+
+
 def test_parse_input(chars):
     task = char_task(chars)
     assert task.parse_input("누가 만들었나? ||| 이순신이 만들었다") == {"question": "누가 만들었나?", "context": "이순신이 만들었다"}
@@ -353,7 +385,9 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
                  "--valid", str(data), "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--max-length", "64",
                  "--device", "cpu", "--no-progress"]) == 0
     assert json.loads((out / "task.json").read_text())["max_length"] == 64
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert "defaults: sentence_prior 4 -- a 0.5M-parameter reader (< 20M)" in printed, printed
+    assert json.loads((out / "task.json").read_text())["sentence_prior"] == 4.0  # evaluate and predict decode with it
     assert main(["evaluate", "--model", str(out), "--data", str(data)]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
     assert main(["predict", "--model", str(out), "--json", "누가 만들었나? ||| " + HISTORY]) == 0
@@ -362,6 +396,14 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     assert main(["predict", "--model", str(out), "질문만"]) == 2
     err = capsys.readouterr().err
     assert "|||" in err and len(err.strip().splitlines()) == 1
+    # --set sentence_prior=0 is the reader alone, at finetune and at evaluate (an older task.json has no field: 0)
+    assert main(["finetune", "--task", "qa", "--model", "bert-tiny", "--tokenizer", str(tok), "--train", str(data),
+                 "--valid", str(data), "--out", str(tmp_path / "alone"), "--max-steps", "2", "--batch-size", "4",
+                 "--max-length", "64", "--device", "cpu", "--no-progress", "--set", "sentence_prior=0"]) == 0
+    assert "sentence_prior" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "alone" / "task.json").read_text())["sentence_prior"] == 0.0
+    assert main(["evaluate", "--model", str(out), "--data", str(data), "--set", "sentence_prior=0"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
 
 
 def test_parse_input_refuses_an_empty_question_or_context():

@@ -27,7 +27,7 @@ from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
-from taesan.tuning.defaults import Defaults, finetune_defaults
+from taesan.tuning.defaults import Defaults, finetune_defaults, qa_sentence_prior
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
         notes.append(pooling_line(*choice, given=False))
     elif choice is None and args.mode != "prompt-lm":
         mark_untrained_cls(model, args.task, args.model if is_dir else None)
+
+    if args.task == "qa" and "sentence_prior" not in settings:
+        prior, why = qa_sentence_prior(sum(p.numel() for p in model.parameters()))
+        replace_config(task, sentence_prior=prior)
+        notes.append(f"defaults: sentence_prior {prior:g} -- {why}; --set sentence_prior=N overrides (0: the reader alone)")
 
     words = None
     if args.verbalizer is not None:

@@ -7,6 +7,9 @@ hold the whole answer is taught to point at [CLS] (start = end = 0). Both softma
 the context only (never the question or padding), in training and decoding alike. Decoding keeps the
 n_best starts and ends of each window, pairs them (start <= end, at most max_answer_length tokens),
 takes the most probable span over all windows and maps it back to the context's characters by offsets.
+With sentence_prior > 0, a span's rank adds that much (times its sentence's overlap with the question) to each of
+its start and end log-probabilities: a small reader misses the answer's sentence more often than the question's
+words do (taesan.tasks.sentence_overlap). Training is the same either way.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import put_head, takes_segments
 from taesan.tasks.metrics.squad import squad_scores
 from taesan.tasks.readers.qa import QAExample, read_squad
+from taesan.tasks.sentence_overlap import sentence_weights, token_prior
 
 
 @dataclass
@@ -36,6 +40,8 @@ class QAConfig(TaskConfig):
     max_question_length: int | None = None  # longer questions are cut to this many tokens; None: max_length // 4
     n_best: int = 20  # starts and ends considered per window
     max_answer_length: int = 30  # tokens in a predicted answer
+    sentence_prior: float = 0.0  # decoding: added to a context token's start and end log-probabilities, times its
+    # sentence's overlap with the question (0 .. 1, taesan.tasks.sentence_overlap); 0: the reader's scores alone (HF)
     type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa has one segment and takes none
 
     def __post_init__(self) -> None:
@@ -43,6 +49,8 @@ class QAConfig(TaskConfig):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise TaesanError(f"qa setting {name} must be at least 1, got {value}")
+        if not 0 <= self.sentence_prior < math.inf:  # NaN fails too
+            raise TaesanError(f"qa setting sentence_prior must be a number >= 0, got {self.sentence_prior}")
         room = self.max_length - self.question_tokens - 3  # [CLS], [SEP], [SEP]
         if not 0 <= self.stride < room:
             raise TaesanError(f"qa setting doc_stride={self.stride} must be in [0, {room}): max_length {self.max_length} leaves "
@@ -226,7 +234,8 @@ class ExtractiveQA(Task):
                 features.append(f)
                 owner.append(i)
         best: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in pairs]
-        best_log = [float("-inf")] * len(pairs)  # log p(start) + log p(end) of each pair's best span so far
+        best_rank = [float("-inf")] * len(pairs)  # log p(start) + log p(end) (+ the sentence prior) of the best span so far
+        prior, weights = self.config.sentence_prior, (-1, [])  # (pair, its sentences' overlap with the question)
         limit = getattr(getattr(model, "config", None), "n_positions", None)  # a soft prompt's config leaves its own slots out
         if limit is not None and self.config.max_length > limit:
             raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {limit} positions")
@@ -248,11 +257,18 @@ class ExtractiveQA(Task):
                     context = torch.tensor(f["answer_mask"], dtype=torch.bool)
                     context[0] = False  # [CLS] says "not in this window"; it is never an answer
                     n = len(f["answer_mask"])
-                    spans = nbest_spans(start[b, :n], end[b, :n], context, self.config.n_best, self.config.max_answer_length)
-                    if spans and spans[0][0] > best_log[i]:
-                        best_log[i], s, e = spans[0]
+                    rank_start, rank_end = start[b, :n], end[b, :n]
+                    if prior:
+                        if weights[0] != i:  # a pair's windows come together
+                            weights = (i, sentence_weights(*pairs[i]))
+                        bonus = prior * torch.tensor(token_prior(f["offsets"], context.tolist(), weights[1]))  # (n,)
+                        rank_start, rank_end = rank_start + bonus, rank_end + bonus
+                    spans = nbest_spans(rank_start, rank_end, context, self.config.n_best, self.config.max_answer_length)
+                    if spans and spans[0][0] > best_rank[i]:
+                        best_rank[i], s, e = spans[0]
                         lo, hi = f["offsets"][s][0], f["offsets"][e][1]
-                        best[i] = {"answer": pairs[i][1][lo:hi], "start": lo, "end": hi, "score": math.exp(best_log[i])}
+                        best[i] = {"answer": pairs[i][1][lo:hi], "start": lo, "end": hi,
+                                   "score": math.exp(float(start[b, s] + end[b, e]))}
         finally:
             model.train(was_training)
         return best

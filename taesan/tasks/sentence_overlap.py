@@ -1,0 +1,76 @@
+"""Which sentences of a QA context share the question's words: a lexical prior an extractive reader adds to its scores.
+
+Not a retriever over documents and not a tokenizer: text in, character spans and weights in [0, 1] out.
+
+Why: a KorQuAD question is mostly written from the sentence that holds its answer. A 2 x 128 reader pretrained for
+minutes starts its span within 50 characters of the answer for only 29% of the questions it is asked; the sentence
+sharing the most character bigrams with the question (each bigram weighted by how rare it is among the context's
+sentences) holds the answer for 82% of them (issue 17; benchmarks/RESULTS.md). Choosing the sentence before
+reading is the classical remedy (DrQA's retriever; Min et al. 2018, "Efficient and robust question answering from
+minimal context"). Character bigrams, not words: Korean glues particles to words (카터는 / 카터가), and bigrams
+need no morpheme analyser.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Sequence
+
+SENTENCE_BREAK = re.compile(r"(?<=[.!?。])\s+|\n+")  # after . ! ? followed by space (not inside 3.5), or a line break
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The character spans [start, end) of `text`'s sentences, covering it end to end (each keeps its trailing space).
+
+    sentences("카터는 1953년에 입대했다. 그는 3.5년 복무했다.") -> [(0, 17), (17, 30)]
+    """
+    spans, start = [], 0
+    for m in SENTENCE_BREAK.finditer(text):
+        if m.end() > start:
+            spans.append((start, m.end()))
+            start = m.end()
+    if start < len(text) or not spans:
+        spans.append((start, len(text)))
+    return spans
+
+
+def bigrams(text: str) -> set[str]:
+    """The character bigrams of `text` with whitespace removed, lowercased: bigrams("미국 해군") -> {"미국", "국해", "해군"}."""
+    s = re.sub(r"\s+", "", text.lower())
+    return {s[i:i + 2] for i in range(len(s) - 1)}
+
+
+def sentence_weights(question: str, context: str) -> list[tuple[int, int, float]]:
+    """(start, end, weight) for each sentence of `context`: the IDF-weighted count of the question's character bigrams
+    it contains, divided by the best sentence's, so the best is 1.0; all 0.0 when no sentence shares any.
+
+    IDF over the context's own sentences, log(1 + n / df): a bigram in every sentence (는 다, 이다) counts least.
+    sentence_weights("카터는 언제 입대했나?", "카터는 1953년에 입대했다. 그는 해군이었다.") -> [(0, 17, 1.0), (17, 26, 0.0)]
+    """
+    spans = sentences(context)
+    grams = [bigrams(context[a:b]) for a, b in spans]
+    df = Counter(g for sentence in grams for g in sentence)
+    asked = bigrams(question)
+    scores = [sum(math.log(1 + len(spans) / df[g]) for g in sentence & asked) for sentence in grams]
+    best = max(scores)
+    return [(a, b, s / best if best > 0 else 0.0) for (a, b), s in zip(spans, scores)]
+
+
+def token_prior(offsets: Sequence[tuple[int, int]], in_context: Sequence[bool],
+                weights: Sequence[tuple[int, int, float]]) -> list[float]:
+    """Each token's prior: the weight of the context sentence holding its first character; 0.0 for tokens outside
+    the context ([CLS], the question, [SEP], padding: `in_context` False).
+
+    offsets [(0,0), (0,3), (0,3), (5,7)], in_context [F, F, T, T], weights [(0, 4, 1.0), (4, 9, 0.5)] -> [0, 0, 1.0, 0.5]
+    """
+    out, j = [], 0
+    for (start, _), inside in zip(offsets, in_context):
+        if not inside:
+            out.append(0.0)
+            continue
+        j = 0 if start < weights[j][0] else j  # offsets rise within a window; restart if one does not
+        while j + 1 < len(weights) and start >= weights[j][1]:
+            j += 1
+        out.append(weights[j][2])
+    return out
