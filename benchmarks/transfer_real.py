@@ -108,6 +108,13 @@ INITS = {
     # harness outside the repo): this checkpoint at 3e-4 47.1, at the 1e-3 default 46.8; random init 46.2 at 1e-3, 44.3 at 3e-4
     "pretrained-w2v-mlm-lr3e-4": ("model-w2v-mlm", ["--lr", "3e-4"], "taesan pretrained (the same masked LM on the word2vec rows), --lr 3e-4"),
     "pretrained-w2v-mlm-cloze": ("model-w2v-mlm-cloze", [], "taesan pretrained (the same + 1,000 steps of cloze questions)"),
+    # the seventh round: the same two KorQuAD readers, decoded with the sentence prior (`--set sentence_prior=4`, the
+    # CLI's default for a < 20M-parameter reader since; chosen on the 409 carved KorQuAD questions, never on test)
+    "pretrained-w2v-mlm-cloze-prior": ("model-w2v-mlm-cloze", ["--set", "sentence_prior=4"],
+                                       "taesan pretrained (the same + cloze), decoded with the sentence prior"),
+    "scratch-morph16k-prior": (None, ["--set", "sentence_prior=4"],
+                               "taesan scratch (the same 16k tokenizer), decoded with the sentence prior",
+                               {"tokenizer": "tok-morph16k/tokenizer.json"}),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),
