@@ -115,6 +115,13 @@ INITS = {
     "scratch-morph16k-prior": (None, ["--set", "sentence_prior=4"],
                                "taesan scratch (the same 16k tokenizer), decoded with the sentence prior",
                                {"tokenizer": "tok-morph16k/tokenizer.json"}),
+    # and with the echo penalty too (`--set sentence_prior=4 echo_penalty=4`, the CLI's defaults for a < 20M reader
+    # since; both chosen on the same 409 questions over seeds 0-2)
+    "pretrained-w2v-mlm-cloze-priors": ("model-w2v-mlm-cloze", ["--set", "sentence_prior=4", "echo_penalty=4"],
+                                        "taesan pretrained (the same + cloze), decoded with the sentence prior and the echo penalty"),
+    "scratch-morph16k-priors": (None, ["--set", "sentence_prior=4", "echo_penalty=4"],
+                                "taesan scratch (the same 16k tokenizer), decoded with the sentence prior and the echo penalty",
+                                {"tokenizer": "tok-morph16k/tokenizer.json"}),
     # extractive QA pretrained on cloze questions made from the kowiki files (`taesan cloze-qa`, then 1,000 qa steps
     # from pre/model-full): recipe checked on 409 KorQuAD questions carved from the training file, never on test
     "pretrained-cloze": ("model-full-cloze", [], "taesan pretrained (bert-tiny MLM + 1,000 steps of cloze questions from kowiki)"),

@@ -283,12 +283,13 @@ def test_finetune_defaults_by_size_and_mode():
     assert finetune_defaults(970_624, "prompt-lm").lr > tiny.lr
 
 
-def test_qa_sentence_prior_by_size():
-    """A small reader gets the lexical sentence prior; a BERT-base-sized one decodes as HF does."""
-    from taesan.tuning.defaults import SMALL_QA_SENTENCE_PRIOR, qa_sentence_prior
+def test_qa_lexical_priors_by_size():
+    """A small reader gets the lexical priors; a BERT-base-sized one decodes as HF does."""
+    from taesan.tuning.defaults import SMALL_QA_PRIORS, qa_lexical_priors
 
-    (small, why_small), (large, why_large) = qa_sentence_prior(2_494_594), qa_sentence_prior(109_482_240)
-    assert (small, large) == (SMALL_QA_SENTENCE_PRIOR, 0.0) and small > 0
+    (small, why_small), (large, why_large) = qa_lexical_priors(2_494_594), qa_lexical_priors(109_482_240)
+    assert small == SMALL_QA_PRIORS and all(v > 0 for v in small.values())
+    assert large == {"sentence_prior": 0.0, "echo_penalty": 0.0}
     assert "2.5M-parameter reader (< 20M)" in why_small and "109M-parameter reader (>= 20M)" in why_large
 
 

@@ -193,6 +193,19 @@ def test_sentence_prior_breaks_the_tie_toward_the_sentence_the_question_names(ch
     assert with_prior.loss(logits, with_prior.prepare(batch)[1]) == plain.loss(logits, plain.prepare(batch)[1])
 
 
+def test_echo_penalty_turns_away_from_the_question_s_own_words(chars):
+    """The reader likes 이순신 and 거북선 alike; asked about 이순신, the penalty answers 거북선, the word the question lacks."""
+    model = PointAtTwo([chars.token_to_id("이"), chars.token_to_id("거")], [chars.token_to_id("신"), chars.token_to_id("선")])
+    question = "이순신은 무엇을 만들었나?"
+    plain = char_task(chars, max_length=80, doc_stride=8, max_question_length=16, max_answer_length=5)
+    echo = char_task(chars, max_length=80, doc_stride=8, max_question_length=16, max_answer_length=5, echo_penalty=4.0)
+    (alone,) = plain.predict(model, [{"question": question, "context": HISTORY}])
+    (chosen,) = echo.predict(model, [{"question": question, "context": HISTORY}])
+    assert (alone["answer"], chosen["answer"]) == ("이순신", "거북선")
+    assert chosen["score"] == pytest.approx(alone["score"])  # the reader's own probability, as before
+    assert echo.evaluate(model, [example(question, HISTORY, "거북선")])["exact_match"] == 100.0
+
+
 def test_parse_input(chars):
     task = char_task(chars)
     assert task.parse_input("누가 만들었나? ||| 이순신이 만들었다") == {"question": "누가 만들었나?", "context": "이순신이 만들었다"}
@@ -386,8 +399,9 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
                  "--device", "cpu", "--no-progress"]) == 0
     assert json.loads((out / "task.json").read_text())["max_length"] == 64
     printed = capsys.readouterr().out
-    assert "defaults: sentence_prior 4 -- a 0.5M-parameter reader (< 20M)" in printed, printed
-    assert json.loads((out / "task.json").read_text())["sentence_prior"] == 4.0  # evaluate and predict decode with it
+    assert "defaults: sentence_prior 4, echo_penalty 4 -- a 0.5M-parameter reader (< 20M)" in printed, printed
+    saved = json.loads((out / "task.json").read_text())
+    assert (saved["sentence_prior"], saved["echo_penalty"]) == (4.0, 4.0)  # evaluate and predict decode with them
     assert main(["evaluate", "--model", str(out), "--data", str(data)]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
     assert main(["predict", "--model", str(out), "--json", "누가 만들었나? ||| " + HISTORY]) == 0
@@ -396,13 +410,15 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     assert main(["predict", "--model", str(out), "질문만"]) == 2
     err = capsys.readouterr().err
     assert "|||" in err and len(err.strip().splitlines()) == 1
-    # --set sentence_prior=0 is the reader alone, at finetune and at evaluate (an older task.json has no field: 0)
+    # --set ...=0 is the reader alone, at finetune and at evaluate (an older task.json has no such field: 0);
+    # a prior given keeps the other's default, and the line names only what was chosen
     assert main(["finetune", "--task", "qa", "--model", "bert-tiny", "--tokenizer", str(tok), "--train", str(data),
                  "--valid", str(data), "--out", str(tmp_path / "alone"), "--max-steps", "2", "--batch-size", "4",
                  "--max-length", "64", "--device", "cpu", "--no-progress", "--set", "sentence_prior=0"]) == 0
-    assert "sentence_prior" not in capsys.readouterr().out
-    assert json.loads((tmp_path / "alone" / "task.json").read_text())["sentence_prior"] == 0.0
-    assert main(["evaluate", "--model", str(out), "--data", str(data), "--set", "sentence_prior=0"]) == 0
+    assert "defaults: echo_penalty 4 -- " in capsys.readouterr().out
+    saved = json.loads((tmp_path / "alone" / "task.json").read_text())
+    assert (saved["sentence_prior"], saved["echo_penalty"]) == (0.0, 4.0)
+    assert main(["evaluate", "--model", str(out), "--data", str(data), "--set", "sentence_prior=0", "echo_penalty=0"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
 
 

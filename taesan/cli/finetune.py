@@ -27,7 +27,7 @@ from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
-from taesan.tuning.defaults import Defaults, finetune_defaults, qa_sentence_prior
+from taesan.tuning.defaults import Defaults, finetune_defaults, qa_lexical_priors
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
@@ -198,10 +198,13 @@ def run(args: argparse.Namespace) -> int:
     elif choice is None and args.mode != "prompt-lm":
         mark_untrained_cls(model, args.task, args.model if is_dir else None)
 
-    if args.task == "qa" and "sentence_prior" not in settings:
-        prior, why = qa_sentence_prior(sum(p.numel() for p in model.parameters()))
-        replace_config(task, sentence_prior=prior)
-        notes.append(f"defaults: sentence_prior {prior:g} -- {why}; --set sentence_prior=N overrides (0: the reader alone)")
+    if args.task == "qa":
+        priors, why = qa_lexical_priors(sum(p.numel() for p in model.parameters()))
+        chosen_priors = {name: value for name, value in priors.items() if name not in settings}
+        if chosen_priors:
+            replace_config(task, **chosen_priors)
+            notes.append(f"defaults: {', '.join(f'{k} {v:g}' for k, v in chosen_priors.items())} -- {why}; "
+                         f"--set {'=N '.join(chosen_priors)}=N overrides (0: the reader alone)")
 
     words = None
     if args.verbalizer is not None:

@@ -8,8 +8,10 @@ the context only (never the question or padding), in training and decoding alike
 n_best starts and ends of each window, pairs them (start <= end, at most max_answer_length tokens),
 takes the most probable span over all windows and maps it back to the context's characters by offsets.
 With sentence_prior > 0, a span's rank adds that much (times its sentence's overlap with the question) to each of
-its start and end log-probabilities: a small reader misses the answer's sentence more often than the question's
-words do (taesan.tasks.sentence_overlap). Training is the same either way.
+its start and end log-probabilities; with echo_penalty > 0, the n-best spans are ranked again, less that much times
+the share of their bigrams the question already holds. A small reader misses the answer's sentence more often than
+the question's words do, and answers with the question's own words (taesan.tasks.question_overlap). Training is the
+same either way.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import put_head, takes_segments
 from taesan.tasks.metrics.squad import squad_scores
 from taesan.tasks.readers.qa import QAExample, read_squad
-from taesan.tasks.sentence_overlap import sentence_weights, token_prior
+from taesan.tasks.question_overlap import bigrams, echo_share, sentence_weights, token_prior
 
 
 @dataclass
@@ -41,7 +43,8 @@ class QAConfig(TaskConfig):
     n_best: int = 20  # starts and ends considered per window
     max_answer_length: int = 30  # tokens in a predicted answer
     sentence_prior: float = 0.0  # decoding: added to a context token's start and end log-probabilities, times its
-    # sentence's overlap with the question (0 .. 1, taesan.tasks.sentence_overlap); 0: the reader's scores alone (HF)
+    # sentence's overlap with the question (0 .. 1, taesan.tasks.question_overlap); 0: the reader's scores alone (HF)
+    echo_penalty: float = 0.0  # decoding: taken from a span's rank, times the share of its bigrams the question holds
     type_ids: bool = True  # pass token_type_ids (BERT's, ELECTRA's segments); RoBERTa has one segment and takes none
 
     def __post_init__(self) -> None:
@@ -49,8 +52,9 @@ class QAConfig(TaskConfig):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise TaesanError(f"qa setting {name} must be at least 1, got {value}")
-        if not 0 <= self.sentence_prior < math.inf:  # NaN fails too
-            raise TaesanError(f"qa setting sentence_prior must be a number >= 0, got {self.sentence_prior}")
+        for name in ("sentence_prior", "echo_penalty"):
+            if not 0 <= getattr(self, name) < math.inf:  # NaN fails too
+                raise TaesanError(f"qa setting {name} must be a number >= 0, got {getattr(self, name)}")
         room = self.max_length - self.question_tokens - 3  # [CLS], [SEP], [SEP]
         if not 0 <= self.stride < room:
             raise TaesanError(f"qa setting doc_stride={self.stride} must be in [0, {room}): max_length {self.max_length} leaves "
@@ -234,8 +238,8 @@ class ExtractiveQA(Task):
                 features.append(f)
                 owner.append(i)
         best: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in pairs]
-        best_rank = [float("-inf")] * len(pairs)  # log p(start) + log p(end) (+ the sentence prior) of the best span so far
-        prior, weights = self.config.sentence_prior, (-1, [])  # (pair, its sentences' overlap with the question)
+        best_rank = [float("-inf")] * len(pairs)  # the best span's rank so far (log p(start) + log p(end), the priors)
+        lexical_of, lexical = -1, ([], set())  # the pair whose (sentence weights, question bigrams) these are
         limit = getattr(getattr(model, "config", None), "n_positions", None)  # a soft prompt's config leaves its own slots out
         if limit is not None and self.config.max_length > limit:
             raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {limit} positions")
@@ -254,16 +258,10 @@ class ExtractiveQA(Task):
                 for b in range(start.shape[0]):
                     f, i = features[row], owner[row]
                     row += 1
-                    context = torch.tensor(f["answer_mask"], dtype=torch.bool)
-                    context[0] = False  # [CLS] says "not in this window"; it is never an answer
                     n = len(f["answer_mask"])
-                    rank_start, rank_end = start[b, :n], end[b, :n]
-                    if prior:
-                        if weights[0] != i:  # a pair's windows come together
-                            weights = (i, sentence_weights(*pairs[i]))
-                        bonus = prior * torch.tensor(token_prior(f["offsets"], context.tolist(), weights[1]))  # (n,)
-                        rank_start, rank_end = rank_start + bonus, rank_end + bonus
-                    spans = nbest_spans(rank_start, rank_end, context, self.config.n_best, self.config.max_answer_length)
+                    if (self.config.sentence_prior or self.config.echo_penalty) and lexical_of != i:  # windows come together
+                        lexical_of, lexical = i, (sentence_weights(*pairs[i]), bigrams(pairs[i][0]))
+                    spans = self._window_spans(f, pairs[i][1], lexical, start[b, :n], end[b, :n])
                     if spans and spans[0][0] > best_rank[i]:
                         best_rank[i], s, e = spans[0]
                         lo, hi = f["offsets"][s][0], f["offsets"][e][1]
@@ -272,3 +270,20 @@ class ExtractiveQA(Task):
         finally:
             model.train(was_training)
         return best
+
+    def _window_spans(self, f: dict[str, Any], context_text: str, lexical: tuple[list, set],
+                      start: torch.Tensor, end: torch.Tensor) -> list[tuple[float, int, int]]:
+        """One window's n-best (rank, start, end), best first: the reader's log p(start) + log p(end) (T,), plus the
+        sentence prior, less the echo penalty. `lexical`: the pair's (sentence_weights, question bigrams)."""
+        c = self.config
+        context = torch.tensor(f["answer_mask"], dtype=torch.bool)
+        context[0] = False  # [CLS] says "not in this window"; it is never an answer
+        if c.sentence_prior:
+            bonus = c.sentence_prior * torch.tensor(token_prior(f["offsets"], context.tolist(), lexical[0]))  # (T,)
+            start, end = start + bonus, end + bonus
+        spans = nbest_spans(start, end, context, c.n_best, c.max_answer_length)
+        if c.echo_penalty:
+            offsets = f["offsets"]
+            spans = sorted(((r - c.echo_penalty * echo_share(context_text[offsets[s][0]:offsets[e][1]], lexical[1]), s, e)
+                            for r, s, e in spans), key=lambda x: (-x[0], x[1], x[2]))
+        return spans

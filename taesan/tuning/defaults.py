@@ -13,8 +13,9 @@ wrecking the pretrained features at the large rate. Why larger rates for prompt 
 With a new head (mode prompt) 3e-3 beat 1e-2 and 3e-2 on NSMC with gpt-tiny (benchmarks/RESULTS.md, "three ways to
 adapt"); with the prompt alone read through the LM head (prompt-lm) 3e-2 reached 0.95 on the demo reviews where 3e-3
 reached 0.60 (the demo's GPT, 400 steps, 10 tokens; PEFT's prompt-tuning examples use 3e-2, Lester et al. 0.3).
-Why a sentence prior for a small QA reader only (taesan.tasks.sentence_overlap): a tiny reader misses the answer's
-sentence more often than the question's words do; a well-pretrained one finds it itself, and keeps HF's decoding.
+Why lexical priors for a small QA reader only (taesan.tasks.question_overlap): a tiny reader misses the answer's
+sentence more often than the question's words do, and answers with the question's own words; a well-pretrained one
+does neither, and keeps HF's decoding.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ PROMPT_LM_LR = 3e-2  # mode prompt-lm: the prompt alone moves a frozen LM head
 WARMUP_FRACTION = 0.06  # of the planned steps (RoBERTa's fine-tuning recipe)
 SMALL_BATCH = 16  # a tiny model: more, smaller steps in a CPU budget
 LARGE_BATCH = 32  # Devlin et al.'s fine-tuning batch (16 or 32)
-SMALL_QA_SENTENCE_PRIOR = 4.0  # KorQuAD validation, bert-tiny reader: 17.6 -> 28.1 korquad_f1 (2, 8, 16: 26.2 - 27.8)
+SMALL_QA_PRIORS = {"sentence_prior": 4.0, "echo_penalty": 4.0}  # chosen on KorQuAD validation, bert-tiny readers (issue 17)
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,18 @@ def finetune_defaults(parameters: int, mode: str = "full") -> Defaults:
     return Defaults(LARGE_LR, WARMUP_FRACTION, batch, f"{size}: a well-pretrained model wants a small step (BERT's 2e-5 .. 5e-5)")
 
 
-def qa_sentence_prior(parameters: int) -> tuple[float, str]:
-    """(sentence_prior, why) for an extractive QA reader of `parameters` parameters.
+def qa_lexical_priors(parameters: int) -> tuple[dict[str, float], str]:
+    """({"sentence_prior": .., "echo_penalty": ..}, why) for an extractive QA reader of `parameters` parameters.
 
-    qa_sentence_prior(2_494_594) -> (4.0, "a 2.5M-parameter reader (< 20M): ...");  qa_sentence_prior(110_000_000) -> (0.0, ...)
+    qa_lexical_priors(2_494_594) -> ({"sentence_prior": 4.0, "echo_penalty": 4.0}, "a 2.5M-parameter reader (< 20M) ...")
+    qa_lexical_priors(110_000_000) -> ({"sentence_prior": 0.0, "echo_penalty": 0.0}, ...): HF's decoding
     """
     size = _millions(parameters)
     if parameters < SMALL_MODEL:
-        return SMALL_QA_SENTENCE_PRIOR, (f"a {size}-parameter reader (< {_millions(SMALL_MODEL)}) misses the answer's "
-                                         f"sentence more often than the question's words do")
-    return 0.0, f"a {size}-parameter reader (>= {_millions(SMALL_MODEL)}) finds the answer's sentence itself"
+        return dict(SMALL_QA_PRIORS), (f"a {size}-parameter reader (< {_millions(SMALL_MODEL)}) misses the answer's "
+                                       f"sentence more often than the question's words do, and answers with them")
+    return {name: 0.0 for name in SMALL_QA_PRIORS}, (f"a {size}-parameter reader (>= {_millions(SMALL_MODEL)}) finds "
+                                                     f"the answer's sentence itself")
 
 
 def _millions(n: int) -> str:

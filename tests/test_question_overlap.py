@@ -1,11 +1,12 @@
-"""The QA sentence prior's pieces: sentence spans, IDF-weighted bigram overlap with the question, per-token weights."""
+"""The QA lexical priors' pieces: sentence spans, IDF-weighted bigram overlap with the question, per-token weights,
+the share of an answer the question already says."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taesan.tasks.sentence_overlap import bigrams, sentence_weights, sentences, token_prior
+from taesan.tasks.question_overlap import bigrams, echo_share, sentence_weights, sentences, token_prior
 
 CONTEXT = "카터는 1953년에 입대했다. 그는 3.5년 복무했다.\n땅콩 농장을 물려받았다."
 
@@ -15,6 +16,15 @@ def test_docstring_cases():
     assert bigrams("미국 해군") == {"미국", "국해", "해군"}
     assert sentence_weights("카터는 언제 입대했나?", "카터는 1953년에 입대했다. 그는 해군이었다.") == [(0, 17, 1.0), (17, 26, 0.0)]
     assert token_prior([(0, 0), (0, 3), (0, 3), (5, 7)], [False, False, True, True], [(0, 4, 1.0), (4, 9, 0.5)]) == [0, 0, 1.0, 0.5]
+    asked = bigrams("뉘르부르크링은 어느 나라에 있나?")
+    assert (echo_share("뉘르부르크링", asked), echo_share("독일", asked)) == (1.0, 0.0)
+
+
+def test_echo_share_is_the_share_of_the_answer_the_question_holds():
+    asked = bigrams("지미 카터는 언제 해군에 입대했나?")
+    assert echo_share("해군 1953년", asked) == pytest.approx(1 / 6)  # 해군 of 해군 군1 19 95 53 3년
+    assert echo_share("독", asked) == 0.0 and echo_share("", asked) == 0.0  # no bigram: nothing echoed
+    assert echo_share("카터", set()) == 0.0
 
 
 def test_sentences_break_after_end_marks_and_lines_not_inside_numbers():
@@ -52,10 +62,11 @@ def test_token_prior_follows_offsets_and_restarts_when_they_go_back():
     assert token_prior(offsets, [False, True, True, True, True], weights) == [0.0, 0.25, 0.5, 1.0, 0.25]
 
 
+@pytest.mark.parametrize("field", ["sentence_prior", "echo_penalty"])
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
-def test_qa_config_refuses_a_bad_sentence_prior(bad):
+def test_qa_config_refuses_a_bad_prior(field, bad):
     from taesan.errors import TaesanError
     from taesan.tasks.qa import QAConfig
 
-    with pytest.raises(TaesanError, match="sentence_prior"):
-        QAConfig(sentence_prior=bad)
+    with pytest.raises(TaesanError, match=field):
+        QAConfig(**{field: bad})
