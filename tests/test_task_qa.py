@@ -403,7 +403,9 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     saved = json.loads((out / "task.json").read_text())
     assert (saved["sentence_prior"], saved["echo_penalty"]) == (4.0, 4.0)  # evaluate and predict decode with them
     assert main(["evaluate", "--model", str(out), "--data", str(data)]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    printed = capsys.readouterr()
+    assert set(json.loads(printed.out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    assert "qa decoding: sentence_prior 4, echo_penalty 4 (task.json)" in printed.err
     assert main(["predict", "--model", str(out), "--json", "누가 만들었나? ||| " + HISTORY]) == 0
     p = json.loads(capsys.readouterr().out)
     assert HISTORY[p["start"]:p["end"]] == p["answer"] and p["input"].startswith("누가")
@@ -419,7 +421,9 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     saved = json.loads((tmp_path / "alone" / "task.json").read_text())
     assert (saved["sentence_prior"], saved["echo_penalty"]) == (0.0, 4.0)
     assert main(["evaluate", "--model", str(out), "--data", str(data), "--set", "sentence_prior=0", "echo_penalty=0"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    printed = capsys.readouterr()
+    assert set(json.loads(printed.out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
+    assert "qa decoding" not in printed.err  # the reader alone: nothing to say
 
 
 def test_parse_input_refuses_an_empty_question_or_context():

@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(metrics, indent=1, ensure_ascii=False))
     for line in evaluation_warnings(task, metrics):
         print(line, file=sys.stderr)
+    decoding = getattr(task, "decoding_line", lambda: None)()  # a QA reader's lexical priors
+    if decoding is not None:
+        print(decoding, file=sys.stderr)
     if args.confusion is not None:
         with precision.context():
             task.save_confusion(model, examples, args.confusion, batch_size)

@@ -218,6 +218,14 @@ class ExtractiveQA(Task):
         found = self._decode(model, [(ex.question, ex.context) for ex in examples], batch_size)
         return squad_scores([p["answer"] for p in found], [[a.text for a in ex.answers] for ex in examples])
 
+    def decoding_line(self) -> str | None:
+        """What `taesan evaluate` says when more than the reader ranked the spans (None when it alone did)."""
+        c = self.config
+        if not (c.sentence_prior or c.echo_penalty):
+            return None
+        return (f"qa decoding: sentence_prior {c.sentence_prior:g}, echo_penalty {c.echo_penalty:g} (task.json); "
+                f"--set sentence_prior=0 echo_penalty=0 scores the reader alone")
+
     def _pair(self, x: Any) -> tuple[str, str]:
         if isinstance(x, str):
             x = self.parse_input(x)
