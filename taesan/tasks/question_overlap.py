@@ -29,9 +29,8 @@ def sentences(text: str) -> list[tuple[int, int]]:
     """
     spans, start = [], 0
     for m in SENTENCE_BREAK.finditer(text):
-        if m.end() > start:
-            spans.append((start, m.end()))
-            start = m.end()
+        spans.append((start, m.end()))
+        start = m.end()
     if start < len(text) or not spans:
         spans.append((start, len(text)))
     return spans
@@ -47,7 +46,7 @@ def sentence_weights(question: str, context: str) -> list[tuple[int, int, float]
     """(start, end, weight) for each sentence of `context`: the IDF-weighted count of the question's character bigrams
     it contains, divided by the best sentence's, so the best is 1.0; all 0.0 when no sentence shares any.
 
-    IDF over the context's own sentences, log(1 + n / df): a bigram in every sentence (는 다, 이다) counts least.
+    IDF over the context's own sentences, log(1 + n / df): a bigram in every sentence (이다, 했다) counts least.
     sentence_weights("카터는 언제 입대했나?", "카터는 1953년에 입대했다. 그는 해군이었다.") -> [(0, 17, 1.0), (17, 26, 0.0)]
     """
     spans = sentences(context)
