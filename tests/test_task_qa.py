@@ -337,6 +337,8 @@ def test_config_and_model_checks(chars):
     with pytest.raises(TaesanError, match="doc_stride"):
         ExtractiveQA.from_dict({"task": "qa", "max_length": 32, "doc_stride": 30})
     assert task_class("qa") is ExtractiveQA
+    old = ExtractiveQA.from_dict({"task": "qa", "max_length": 64}).config  # a task.json from before the lexical priors
+    assert (old.sentence_prior, old.echo_penalty) == (0.0, 0.0)  # decodes as it did: the reader alone
     from taesan.models import create
 
     task = char_task(chars, max_length=128, max_question_length=16)
