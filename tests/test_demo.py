@@ -226,11 +226,14 @@ def test_cloze_questions_ask_about_the_embedded_paragraphs(demo):
     paragraphs = (out / "data" / "ko_paragraphs.txt").read_text(encoding="utf-8")
     page = (out / "report.html").read_text(encoding="utf-8")
     section = page[page.index(". Practice questions from raw text</h2>"):page.index(". Bring your own checkpoint</h2>")]
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", section)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", section)
     assert len(rows) == 8 and "cloze questions, e.g." in printed
-    for question, answer in rows:
+    for question, answer, sentence in rows:
         assert answer in paragraphs and question.endswith("?")
         assert any(word in question for word in ("무엇", "언제", "몇"))
+        assert sentence in paragraphs  # a whole sentence of the paragraph the question was made from
+    holds = re.search(r"it holds the answer for (\d+) of these (\d+) questions", section)
+    assert holds and 0 < int(holds[1]) <= int(holds[2])
 
 
 def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):

@@ -3,7 +3,8 @@ extractive-QA practice questions by taesan.tasks.cloze_qa, as `taesan cloze-qa` 
 
 Not a QA model: the demo's models read a small template vocabulary, and the real effect of practising on cloze
 questions (KorQuAD, against the masked LM alone) is measured in benchmarks/RESULTS.md. This step shows what the
-questions look like, so a learner sees where the 16.4 against 13.4 comes from.
+questions look like, and which sentence of its paragraph each question's words point at: the sentence prior a small
+reader decodes with (taesan.tasks.question_overlap).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from taesan.data.embedded import asset_lines
 from taesan.demo.config import DemoConfig, StepResult
 from taesan.demo.report import Section, Table
 from taesan.tasks.cloze_qa import ClozeConfig, cloze_examples
+from taesan.tasks.question_overlap import sentence_weights
 
 SHOWN = 8  # questions in the report's table
 
@@ -22,7 +24,9 @@ def cloze_step(cfg: DemoConfig) -> StepResult:
     corpus = cfg.out / "data" / "ko_paragraphs.txt"
     atomic_write_text(corpus, "\n".join(paragraphs) + "\n")
     examples = cloze_examples(paragraphs, 100, cfg.seed, ClozeConfig(per_sentence=1.0))
-    rows = [[ex.question, ex.answers[0].text] for ex in examples[:SHOWN]]
+    named = [named_sentence(ex.question, ex.context) for ex in examples]
+    holds = sum(a <= ex.answers[0].start < b for ex, (a, b) in zip(examples, named))
+    rows = [[ex.question, ex.answers[0].text, ex.context[a:b].strip()] for ex, (a, b) in zip(examples[:SHOWN], named)]
     section = Section(
         "Practice questions from raw text",
         [f"{len(examples)} cloze questions from {len(paragraphs)} paragraphs: in each sentence a name or a number is cut "
@@ -30,11 +34,23 @@ def cloze_step(cfg: DemoConfig) -> StepResult:
          "before its few labelled questions. On KorQuAD (benchmarks/RESULTS.md) a bert-tiny that practised on 7,947 "
          "of them from Wikipedia text answered at 16.4 korquad_f1, against 13.4 for the masked LM alone and 12.7 "
          "from random initialisation (the README's QA recipe: cloze-qa, then finetune --task qa on its file, then on "
-         "the labelled questions)."],
-        [Table(["question", "answer"], rows, "the first questions; the context of each is its whole paragraph", ["text", "text"])],
+         "the labelled questions).",
+         f"The last column is the sentence sharing the most of the question's character bigrams (rare ones weigh "
+         f"more); it holds the answer for {holds} of these {len(examples)} questions, and for 82% of KorQuAD's. A "
+         "small reader decodes with that as a prior, and ranks spans that repeat the question's words lower "
+         "(finetune's defaults under 20M parameters: --set sentence_prior=4 echo_penalty=4): on KorQuAD the same "
+         "weights went from 18.6 to 33.1 korquad_f1."],
+        [Table(["question", "answer", "the sentence its words point at"], rows,
+               "the first questions; the context of each is its whole paragraph", ["text", "text", "text"])],
         [],
         # the QA recipe on these (the README's) wants a model that reads Wikipedia text, not the demo's 800-token BERT
         [f"taesan cloze-qa --corpus {corpus} --out cloze.json"],
     )
     summary = [f"{len(examples)} cloze questions, e.g. {rows[0][0]} -> {rows[0][1]}"] if rows else ["no cloze question"]
     return StepResult("questions", summary, section, data={"questions": len(examples)})
+
+
+def named_sentence(question: str, context: str) -> tuple[int, int]:
+    """The character span of the context sentence with the highest overlap weight (the first of equals)."""
+    a, b, _ = max(sentence_weights(question, context), key=lambda w: w[2])
+    return a, b
