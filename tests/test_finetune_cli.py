@@ -291,6 +291,8 @@ def test_qa_lexical_priors_by_size():
     assert small == SMALL_QA_PRIORS and all(v > 0 for v in small.values())
     assert large == {"sentence_prior": 0.0, "echo_penalty": 0.0}
     assert "2.5M-parameter reader (< 20M)" in why_small and "109M-parameter reader (>= 20M)" in why_large
+    elsewhere, why = qa_lexical_priors(14_000_000, minutes_old=False)  # KoELECTRA-small's size, from the hub
+    assert elsewhere == large and "from elsewhere" in why
 
 
 def test_max_minutes_stops_saves_and_says_so(files, tmp_path, capsys):

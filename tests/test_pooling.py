@@ -147,7 +147,7 @@ def test_a_qa_checkpoint_from_an_untrained_pooler_passes_mean_on_to_a_classifier
           "--threads", "1", "--no-progress"]
     assert main([*qa, "--model", str(files / "mlm"), "--out", str(tmp_path / "qa")]) == 0
     assert json.loads((tmp_path / "qa" / "config.json").read_text())["pooling"] == "mean"
-    capsys.readouterr()
+    assert "defaults: sentence_prior 4, echo_penalty 4 -- " in capsys.readouterr().out  # a minutes-old reader
     assert _finetune(files, tmp_path / "cls", tmp_path / "qa") == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults: pooling"))
     assert line.startswith("defaults: pooling mean -- fine-tuned by taesan from a start")
@@ -158,6 +158,8 @@ def test_a_qa_checkpoint_from_an_untrained_pooler_passes_mean_on_to_a_classifier
     hf.save_pretrained(tmp_path / "hf")
     assert main([*qa, "--model", str(tmp_path / "hf"), "--tokenizer", str(files / "tok.json"), "--out", str(tmp_path / "hf-qa")]) == 0
     assert json.loads((tmp_path / "hf-qa" / "config.json").read_text())["pooling"] == "cls"
+    # a reader from HuggingFace decodes as HF's do, however small (the lexical priors are for minutes-old readers)
+    assert "defaults: sentence_prior 0, echo_penalty 0 -- a checkpoint from elsewhere" in capsys.readouterr().out
 
 
 def test_set_pooling_overrides_the_default(files, tmp_path, capsys):

@@ -31,7 +31,7 @@ from taesan.tuning.defaults import Defaults, finetune_defaults, qa_lexical_prior
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
-from taesan.tuning.pooling import default_pooling, mark_untrained_cls, pooling_line
+from taesan.tuning.pooling import default_pooling, mark_untrained_cls, pooling_line, untrained_cls
 
 TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 from taesan.util import describe_precision, pick_device
@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         mark_untrained_cls(model, args.task, args.model if is_dir else None)
 
     if args.task == "qa":
-        priors, why = qa_lexical_priors(sum(p.numel() for p in model.parameters()))
+        minutes_old = untrained_cls(model, args.model if is_dir else None) is not None  # a preset, or taesan's own
+        priors, why = qa_lexical_priors(sum(p.numel() for p in model.parameters()), minutes_old)
         chosen_priors = {name: value for name, value in priors.items() if name not in settings}
         if chosen_priors:
             replace_config(task, **chosen_priors)

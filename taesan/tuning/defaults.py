@@ -13,9 +13,9 @@ wrecking the pretrained features at the large rate. Why larger rates for prompt 
 With a new head (mode prompt) 3e-3 beat 1e-2 and 3e-2 on NSMC with gpt-tiny (benchmarks/RESULTS.md, "three ways to
 adapt"); with the prompt alone read through the LM head (prompt-lm) 3e-2 reached 0.95 on the demo reviews where 3e-3
 reached 0.60 (the demo's GPT, 400 steps, 10 tokens; PEFT's prompt-tuning examples use 3e-2, Lester et al. 0.3).
-Why lexical priors for a small QA reader only (taesan.tasks.question_overlap): a tiny reader misses the answer's
-sentence more often than the question's words do, and answers with the question's own words; a well-pretrained one
-does neither, and keeps HF's decoding.
+Why lexical priors for a small, minutes-old QA reader only (taesan.tasks.question_overlap): it misses the answer's
+sentence more often than the question's words do, and answers with the question's own words; a well-pretrained
+reader does neither, and keeps HF's decoding.
 """
 from __future__ import annotations
 
@@ -63,18 +63,22 @@ def finetune_defaults(parameters: int, mode: str = "full") -> Defaults:
     return Defaults(LARGE_LR, WARMUP_FRACTION, batch, f"{size}: a well-pretrained model wants a small step (BERT's 2e-5 .. 5e-5)")
 
 
-def qa_lexical_priors(parameters: int) -> tuple[dict[str, float], str]:
+def qa_lexical_priors(parameters: int, minutes_old: bool = True) -> tuple[dict[str, float], str]:
     """({"sentence_prior": .., "echo_penalty": ..}, why) for an extractive QA reader of `parameters` parameters.
+    `minutes_old`: a fresh preset, or a checkpoint taesan pretrained (or fine-tuned from one). A checkpoint from
+    elsewhere (HuggingFace; KoELECTRA-small has 14M parameters and reads well) keeps HF's decoding at any size.
 
     qa_lexical_priors(2_494_594) -> ({"sentence_prior": 4.0, "echo_penalty": 4.0}, "a 2.5M-parameter reader (< 20M) ...")
-    qa_lexical_priors(110_000_000) -> ({"sentence_prior": 0.0, "echo_penalty": 0.0}, ...): HF's decoding
+    qa_lexical_priors(110_000_000) or qa_lexical_priors(14_000_000, minutes_old=False) -> both 0.0: HF's decoding
     """
     size = _millions(parameters)
+    off = {name: 0.0 for name in SMALL_QA_PRIORS}
+    if not minutes_old:
+        return off, "a checkpoint from elsewhere (not pretrained by taesan) decodes as HF's readers do"
     if parameters < SMALL_MODEL:
         return dict(SMALL_QA_PRIORS), (f"a {size}-parameter reader (< {_millions(SMALL_MODEL)}) misses the answer's "
                                        f"sentence more often than the question's words do, and answers with them")
-    return {name: 0.0 for name in SMALL_QA_PRIORS}, (f"a {size}-parameter reader (>= {_millions(SMALL_MODEL)}) finds "
-                                                     f"the answer's sentence itself")
+    return off, f"a {size}-parameter reader (>= {_millions(SMALL_MODEL)}) finds the answer's sentence itself"
 
 
 def _millions(n: int) -> str:
