@@ -38,8 +38,8 @@ def cloze_step(cfg: DemoConfig) -> StepResult:
          f"The last column is the sentence sharing the most of the question's character bigrams (rare ones weigh "
          f"more); it holds the answer for {holds} of these {len(examples)} questions, and for 82% of KorQuAD's. A "
          "small reader decodes with that as a prior, and ranks spans that repeat the question's words lower "
-         "(finetune's defaults for a minutes-old reader under 20M parameters: --set sentence_prior=4 echo_penalty=4): on KorQuAD the same "
-         "weights went from 18.6 to 33.1 korquad_f1."],
+         "(finetune's defaults for a minutes-old reader under 20M parameters: --set sentence_prior=4 "
+         "echo_penalty=4): on KorQuAD the same weights went from 18.6 to 33.1 korquad_f1."],
         [Table(["question", "answer", "the sentence its words point at"], rows,
                "the first questions; the context of each is its whole paragraph", ["text", "text", "text"])],
         [],
