@@ -1,4 +1,4 @@
-"""The fine-tuning learning rate, warmup and batch size (and a QA reader's sentence prior) a model gets when the
+"""The fine-tuning learning rate, warmup and batch size (and a QA reader's lexical priors) a model gets when the
 command line names none, chosen from what the model is: how many parameters its backbone has, and whether only a
 soft prompt learns.
 
