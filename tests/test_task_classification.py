@@ -300,3 +300,29 @@ def test_real_kornli_and_klue(shared_data):
     klue = read_nli(shared_data / "nli" / "klue-nli-v1.1_dev.shared.json")
     assert len(klue) == 2100 and {e.label for e in klue} == {"entailment", "neutral", "contradiction"}
     assert klue[0].source.endswith("line 2") and klue[0].premise.startswith("흡연자분들은")
+
+
+def test_rdrop_runs_twice_and_adds_the_symmetric_kl(wordpiece):
+    """R-Drop: in training two passes (different dropout), loss = their mean cross-entropy + rdrop x symmetric KL;
+    in evaluation one pass; rdrop 0 is the plain loss."""
+    import torch.nn.functional as F
+
+    examples = demo(8)
+    task = SequenceClassification(tokenizer=wordpiece)
+    task.fit_labels(examples)
+    replace_config(task, rdrop=2.0)
+    model = task.build_model(taesan.create("bert", vocab_size=wordpiece.vocab_size, **{**TINY_BERT, "dropout": 0.3}))
+    inputs, labels = task.prepare(task.collate([f for ex in examples for f in task.encode(ex)]))
+    torch.manual_seed(0)
+    pair = task.run_model(model.train(), inputs, labels)
+    assert pair.shape == (2, 8, 2) and not torch.equal(pair[0], pair[1])  # two dropout masks
+    a, b = pair.unbind(0)
+    kl = (F.kl_div(a.log_softmax(-1), b.log_softmax(-1), log_target=True, reduction="batchmean")
+          + F.kl_div(b.log_softmax(-1), a.log_softmax(-1), log_target=True, reduction="batchmean")) / 2
+    expected = (F.cross_entropy(a, labels) + F.cross_entropy(b, labels)) / 2 + 2.0 * kl
+    assert kl.item() > 0 and task.loss(pair, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert task.run_model(model.eval(), inputs, labels).shape == (8, 2)  # evaluation: one pass
+    replace_config(task, rdrop=0.0)
+    assert task.run_model(model.train(), inputs, labels).shape == (8, 2)
+    with pytest.raises(TaesanError, match="rdrop"):
+        replace_config(task, rdrop=-1.0)

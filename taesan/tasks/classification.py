@@ -8,6 +8,7 @@ the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -42,10 +43,15 @@ class ClassificationConfig(TaskConfig):
     # BERT-shaped heads: "cls" ([CLS] / first token, as HF) or "mean" (masked mean of the last hidden states);
     # None: the model's own (a fresh head: "cls"). `taesan finetune` chooses by where the model comes from.
     pooling: str | None = None
+    # training: R-Drop (Liang et al. 2021): each batch runs twice (dropout differs), loss = the mean cross-entropy of the
+    # two + rdrop x their symmetric KL; 0: one pass. Twice the compute; NSMC 5-fold CV, 2 seeds: +0.11 at 1 (issue 17)
+    rdrop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pooling not in (None, *POOLINGS):
             raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
+        if not 0 <= self.rdrop < math.inf:  # NaN fails too
+            raise TaesanError(f"classification setting rdrop must be a number >= 0, got {self.rdrop}")
 
 
 def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:
@@ -180,8 +186,22 @@ class SequenceClassification(Task):
         return model
 
     # ---- training signal -------------------------------------------------------------------------------
+    def run_model(self, model: nn.Module, inputs: dict[str, Any], labels: Any = None) -> torch.Tensor:
+        """The logits (B, C); with rdrop while training, two passes' logits stacked (2, B, C)."""
+        if getattr(self.config, "rdrop", 0.0) and model.training:  # an image task's config has no rdrop
+            return torch.stack([model(**inputs), model(**inputs)])  # (2, B, C): two dropout masks
+        return model(**inputs)
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+        """Cross-entropy; for R-Drop's two passes, their mean plus rdrop x the symmetric KL between them."""
+        if logits.dim() == 2:
+            return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+        keep = labels != IGNORE_INDEX
+        first, second = logits.float()[:, keep].unbind(0)  # (N, C) each
+        ce = (F.cross_entropy(first, labels[keep]) + F.cross_entropy(second, labels[keep])) / 2
+        p, q = first.log_softmax(-1), second.log_softmax(-1)
+        kl = (F.kl_div(p, q, log_target=True, reduction="batchmean") + F.kl_div(q, p, log_target=True, reduction="batchmean")) / 2
+        return ce + getattr(self.config, "rdrop", 0.0) * kl
 
     @torch.no_grad()
     def metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[float, int]]:
