@@ -198,9 +198,10 @@ def run(args: argparse.Namespace) -> int:
     elif choice is None and args.mode != "prompt-lm":
         mark_untrained_cls(model, args.task, args.model if is_dir else None)
 
+    parameters = sum(p.numel() for p in model.parameters())
     if args.task == "qa":
         minutes_old = untrained_cls(model, args.model if is_dir else None) is not None  # a preset, or taesan's own
-        priors, why = qa_lexical_priors(sum(p.numel() for p in model.parameters()), minutes_old)
+        priors, why = qa_lexical_priors(parameters, minutes_old)
         chosen_priors = {name: value for name, value in priors.items() if name not in settings}
         if chosen_priors:
             replace_config(task, **chosen_priors)
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbalizer is not None:
         task.fit_labels(train)
         words = parse_verbalizer(args.verbalizer, task.labels)
-    defaults = finetune_defaults(sum(p.numel() for p in model.parameters()), args.mode)
+    defaults = finetune_defaults(parameters, args.mode)
     batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
     steps = args.max_steps or max(1, math.ceil((args.epochs or 3.0) * len(train) / batch_size))
     lr = args.lr if args.lr is not None else defaults.lr

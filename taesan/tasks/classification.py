@@ -201,7 +201,7 @@ class SequenceClassification(Task):
         ce = (F.cross_entropy(first, labels[keep]) + F.cross_entropy(second, labels[keep])) / 2
         p, q = first.log_softmax(-1), second.log_softmax(-1)
         kl = (F.kl_div(p, q, log_target=True, reduction="batchmean") + F.kl_div(q, p, log_target=True, reduction="batchmean")) / 2
-        return ce + getattr(self.config, "rdrop", 0.0) * kl
+        return ce + self.config.rdrop * kl  # two passes only come from run_model with rdrop set
 
     @torch.no_grad()
     def metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[float, int]]:

@@ -98,7 +98,12 @@ def nbest_spans(start: torch.Tensor, end: torch.Tensor, context: torch.Tensor, n
     end = end.float().masked_fill(~context, float("-inf"))  # (T,)
     starts, ends = start.topk(k).indices.tolist(), end.topk(k).indices.tolist()
     spans = [(float(start[s] + end[e]), s, e) for s in starts for e in ends if s <= e < s + max_answer_length]
-    return sorted(spans, key=lambda x: (-x[0], x[1], x[2]))[:n_best]
+    return best_first(spans)[:n_best]
+
+
+def best_first(spans: list[tuple[float, int, int]]) -> list[tuple[float, int, int]]:
+    """(score, start, end) spans by score, highest first; a tie goes to the earlier span."""
+    return sorted(spans, key=lambda x: (-x[0], x[1], x[2]))
 
 
 class ExtractiveQA(Task):
@@ -268,7 +273,8 @@ class ExtractiveQA(Task):
                     row += 1
                     n = len(f["answer_mask"])
                     if (self.config.sentence_prior or self.config.echo_penalty) and lexical_of != i:  # windows come together
-                        lexical_of, lexical = i, (sentence_weights(*pairs[i]), bigrams(pairs[i][0]))
+                        weights = sentence_weights(*pairs[i]) if self.config.sentence_prior else []
+                        lexical_of, lexical = i, (weights, bigrams(pairs[i][0]))
                     spans = self._window_spans(f, pairs[i][1], lexical, start[b, :n], end[b, :n])
                     if spans and spans[0][0] > best_rank[i]:
                         best_rank[i], s, e = spans[0]
@@ -292,6 +298,6 @@ class ExtractiveQA(Task):
         spans = nbest_spans(start, end, context, c.n_best, c.max_answer_length)
         if c.echo_penalty:
             offsets = f["offsets"]
-            spans = sorted(((r - c.echo_penalty * echo_share(context_text[offsets[s][0]:offsets[e][1]], lexical[1]), s, e)
-                            for r, s, e in spans), key=lambda x: (-x[0], x[1], x[2]))
+            spans = best_first([(r - c.echo_penalty * echo_share(context_text[offsets[s][0]:offsets[e][1]], lexical[1]), s, e)
+                                for r, s, e in spans])
         return spans
