@@ -268,7 +268,7 @@ def test_defaults_follow_the_model_and_say_why(files, tmp_path, capsys, monkeypa
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults:"))
     assert seen == {"lr": 2e-4, "warmup": 6, "steps": 100, "batch": 8} and "lr 0.0002 (given)" in line
     assert main(_finetune_args(files, tmp_path / "o", "--max-steps", "9", "--lr", "1e-4", "--warmup", "0",
-                               "--batch-size", "4", "--set", "pooling=mean")) == 0
+                               "--batch-size", "4", "--set", "pooling=mean", "rdrop=0")) == 0
     assert "defaults:" not in capsys.readouterr().out  # nothing was chosen for the user
     assert seen == {"lr": 1e-4, "warmup": 0, "steps": 9, "batch": 4}
 
@@ -281,6 +281,28 @@ def test_finetune_defaults_by_size_and_mode():
     assert (base.lr, base.batch_size) == (LARGE_LR, 32) and 2e-5 <= base.lr <= 5e-5
     assert "109M-parameter model (>= 20M)" in base.reason
     assert finetune_defaults(970_624, "prompt-lm").lr > tiny.lr
+
+
+def test_rdrop_by_size_dropout_and_mode():
+    """R-Drop for a small, fully fine-tuned classifier that drops something; none for BERT-base, a model without
+    dropout (its two passes would be the same) or a prompt."""
+    from taesan.tuning.defaults import SMALL_RDROP, classification_rdrop
+
+    value, why = classification_rdrop(4_526_082, True)
+    assert value == SMALL_RDROP > 0 and "4.5M-parameter classifier (< 20M)" in why and "R-Drop" in why
+    assert classification_rdrop(109_482_240, True)[0] == 0.0
+    assert classification_rdrop(4_526_082, False) == (0.0, "a 4.5M-parameter classifier without dropout: two passes would be the same")
+    assert classification_rdrop(4_526_082, True, "prompt")[0] == 0.0
+
+
+def test_a_small_classifier_trains_with_rdrop_unless_told(files, tmp_path, capsys):
+    """The default is said, kept in task.json (evaluate reads one pass either way), and --set rdrop=0 turns it off."""
+    assert main(_finetune_args(files, tmp_path / "r", "--max-steps", "2")) == 0
+    assert "defaults: rdrop 3 -- " in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "task.json").read_text())["rdrop"] == 3.0
+    assert main(_finetune_args(files, tmp_path / "n", "--max-steps", "2", "--set", "rdrop=0")) == 0
+    assert "rdrop" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "n" / "task.json").read_text())["rdrop"] == 0.0
 
 
 def test_qa_lexical_priors_by_size():

@@ -27,7 +27,8 @@ from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
-from taesan.tuning.defaults import Defaults, finetune_defaults, qa_lexical_priors
+from taesan.tuning.defaults import (CLASSIFICATION_TASKS, Defaults, classification_rdrop, finetune_defaults, has_dropout,
+                                    qa_lexical_priors)
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
@@ -207,6 +208,12 @@ def run(args: argparse.Namespace) -> int:
             replace_config(task, **chosen_priors)
             notes.append(f"defaults: {', '.join(f'{k} {v:g}' for k, v in chosen_priors.items())} -- {why}; "
                          f"--set {'=N '.join(chosen_priors)}=N overrides (0: the reader alone)")
+
+    if args.task in CLASSIFICATION_TASKS and "rdrop" not in settings:
+        rdrop, why = classification_rdrop(parameters, has_dropout(model), args.mode)
+        if rdrop:
+            replace_config(task, rdrop=rdrop)
+            notes.append(f"defaults: rdrop {rdrop:g} -- {why}; --set rdrop=0 turns it off")
 
     words = None
     if args.verbalizer is not None:

@@ -5,7 +5,8 @@ third start, the oldest transfer: random init with token embeddings from word2ve
 into the same pieces (`taesan finetune --embeddings`).
 
 Not a new trainer: every run goes through taesan.tuning.finetune with the classification task, as `taesan finetune`
-does. The section says which start won, in numbers, including where pretraining did not help.
+does (with its R-Drop default for a small classifier). The section says which start won, in numbers, including
+where pretraining did not help.
 """
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ from taesan.figures import save_png
 from taesan.models.registry import PRESETS
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
-from taesan.tasks.classification import SequenceClassification
+from taesan.tasks.classification import ClassificationConfig, SequenceClassification
 from taesan.tokenizers.corpus import iter_texts
 from taesan.train import TrainConfig
 from taesan.tuning.compare import majority_accuracy
+from taesan.tuning.defaults import classification_rdrop, has_dropout
 from taesan.tuning.embeddings import piece_words, start_embeddings
 from taesan.tuning.finetune import finetune
 
@@ -99,7 +101,9 @@ def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: 
     config = TrainConfig(max_steps=cfg.transfer_steps, max_minutes=cfg.transfer_minutes, lr=LR,
                          warmup=min(10, cfg.transfer_steps // 2), eval_every=max(1, cfg.transfer_steps // 10),
                          eval_batches=100, save_every=0, keep_last=1, seed=seed, progress=cfg.progress)
-    result = finetune(SequenceClassification(tokenizer=tokenizer), model, train, held, out_dir, config, batch_size=16)
+    rdrop, _ = classification_rdrop(sum(p.numel() for p in model.parameters()), has_dropout(model))  # as the CLI
+    task = SequenceClassification(ClassificationConfig(rdrop=rdrop), tokenizer=tokenizer)
+    result = finetune(task, model, train, held, out_dir, config, batch_size=16)
     curve = eval_curve(out_dir)
     return {"accuracy": float(result.metrics["accuracy"]), "steps": result.steps, "seconds": result.seconds,
             "curve": curve, "curve_mean": sum(a for _, a in curve) / max(len(curve), 1)}
