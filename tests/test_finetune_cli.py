@@ -291,7 +291,8 @@ def test_rdrop_by_size_dropout_and_mode():
     value, why = classification_rdrop(4_526_082, True)
     assert value == SMALL_RDROP > 0 and "4.5M-parameter classifier (< 20M)" in why and "R-Drop" in why
     assert classification_rdrop(109_482_240, True)[0] == 0.0
-    assert classification_rdrop(4_526_082, False) == (0.0, "a 4.5M-parameter classifier without dropout: two passes would be the same")
+    assert classification_rdrop(4_526_082, False) == (0.0, "a 4.5M-parameter classifier without dropout: two passes "
+                                                           "would be the same")
     assert classification_rdrop(4_526_082, True, "prompt")[0] == 0.0
 
 

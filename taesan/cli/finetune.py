@@ -27,8 +27,8 @@ from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
-from taesan.tuning.defaults import (CLASSIFICATION_TASKS, Defaults, classification_rdrop, finetune_defaults, has_dropout,
-                                    qa_lexical_priors)
+from taesan.tuning.defaults import (CLASSIFICATION_TASKS, Defaults, classification_rdrop, finetune_defaults,
+                                    has_dropout, qa_lexical_priors)
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer

@@ -1,6 +1,6 @@
 """The fine-tuning learning rate, warmup and batch size (and a small classifier's R-Drop, a QA reader's lexical
-priors) a model gets when the command line names none, chosen from what the model is: how many parameters its backbone has, and whether only a
-soft prompt learns.
+priors) a model gets when the command line names none, chosen from what the model is: how many parameters its
+backbone has, and whether only a soft prompt learns.
 
 Not a search: one rule with named constants, so `taesan finetune` can say which it chose and why in one line.
 Explicit --lr / --warmup / --batch-size always win.
