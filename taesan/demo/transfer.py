@@ -101,7 +101,7 @@ def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: 
     config = TrainConfig(max_steps=cfg.transfer_steps, max_minutes=cfg.transfer_minutes, lr=LR,
                          warmup=min(10, cfg.transfer_steps // 2), eval_every=max(1, cfg.transfer_steps // 10),
                          eval_batches=100, save_every=0, keep_last=1, seed=seed, progress=cfg.progress)
-    rdrop, _ = classification_rdrop(sum(p.numel() for p in model.parameters()), has_dropout(model))  # as the CLI
+    rdrop, _ = classification_rdrop(model.num_parameters(), has_dropout(model))  # as the CLI
     task = SequenceClassification(ClassificationConfig(rdrop=rdrop), tokenizer=tokenizer)
     result = finetune(task, model, train, held, out_dir, config, batch_size=16)
     curve = eval_curve(out_dir)
