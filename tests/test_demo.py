@@ -14,6 +14,7 @@ import pytest
 from taesan.cli import main
 from taesan.data.embedded import korean_corpus, object_particle
 from taesan.demo.report import Section, Table, render, write_report
+from taesan.pipeline.precision import use_precision
 from taesan.tuning.finetune import load_finetuned
 
 TITLES = ["Ways to cut a sentence", "A tiny GPT: next-word prediction", "A tiny BERT: fill in the blank",
@@ -75,6 +76,14 @@ def test_the_unseen_verb_form_is_unknown_to_words_and_split_by_subwords(demo):
     assert char.startswith("카 · 페 · ▁")
 
 
+def predict_as_the_commands_do(directory, texts):
+    """The fine-tuned task's own predictions at the precision `--precision auto` picks on this CPU."""
+    model, task = load_finetuned(directory)
+    precision = use_precision(model, "auto")
+    with precision.context():
+        return task.predict(model, texts)
+
+
 def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_read(demo, capsys):
     out, printed = demo
     for name in ("gpt", "bert"):
@@ -94,8 +103,8 @@ def test_the_pretrained_models_learned_and_are_checkpoints_the_other_commands_re
     review = "이 영화 최고의 영화다"
     assert main(["predict", "--model", str(out / "sentiment" / "bert-full"), review]) == 0
     shown = capsys.readouterr().out
-    model, task = load_finetuned(out / "sentiment" / "bert-full")
-    [expected] = task.predict(model, [review])
+    [expected] = predict_as_the_commands_do(out / "sentiment" / "bert-full", [review])
+    task = load_finetuned(out / "sentiment" / "bert-full")[1]
     assert shown == f"{task.describe(expected)}\t{review}\n"  # the fine-tuned classifier's own answer
     assert f"taesan serve --model gpt={out / 'gpt'} --model bert={out / 'bert'}" in printed
     for command in ("taesan generate --model", "taesan score --model", "taesan predict --model", "taesan attention --model"):
@@ -116,8 +125,7 @@ def test_serve_offers_the_demo_checkpoints(demo):
     fills = client.post("/api/fill-mask", json={"model": "bert", "text": "티끌 [MASK] 태산"}).json()
     assert len(fills["masks"][0]["candidates"]) == 5
     label = client.post("/api/classify", json={"model": "sentiment-bert-full", "text": "정말 지루했다"}).json()
-    model, task = load_finetuned(out / "sentiment" / "bert-full")
-    [expected] = task.predict(model, ["정말 지루했다"])
+    [expected] = predict_as_the_commands_do(out / "sentiment" / "bert-full", ["정말 지루했다"])
     assert (label["label"], label["probability"]) == (expected["label"], pytest.approx(expected["probability"], abs=1e-6))
     assert listed["vit"]["actions"] == ["image"]  # the playground's Image tab
     digit = client.post("/api/image", json={"model": "vit", "digit": 0}).json()

@@ -37,10 +37,10 @@ def models(tmp_path_factory):
     return {**models, "gen": str(root / "gen"), "tr": str(root / "tr")}
 
 
-def predicted(capsys, directory: str, inputs: list[str]) -> list[dict]:
+def predicted(capsys, directory: str, inputs: list[str], *options: str) -> list[dict]:
     """What `taesan predict --json` prints, without the echoed input."""
     capsys.readouterr()
-    assert cli_main(["predict", "--model", directory, "--json", *inputs]) == 0
+    assert cli_main(["predict", "--model", directory, "--json", *options, *inputs]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     return [{k: v for k, v in row.items() if k != "input"} for row in rows]
 
@@ -60,6 +60,20 @@ def test_pipeline_predicts_what_taesan_predict_prints(models, capsys, name, inpu
     p = taesan.pipeline(models[name])
     assert as_json(p(inputs)) == predicted(capsys, models[name], inputs)
     assert as_json(p(inputs[0])) == predicted(capsys, models[name], inputs[:1])[0]  # one input, one result
+
+
+def test_pipeline_runs_at_the_precision_predict_takes(models, capsys):
+    """precision= as predict's --precision, on any CPU kind (bf16 is emulated where it is not native); auto
+    picks what `taesan predict` picks on this machine, so the two agree; bf16 stays near fp32."""
+    texts = ["배우들 연기가 훌륭하다", "정말 지루했다"]
+    found = {}
+    for precision in ("fp32", "bf16"):
+        found[precision] = as_json(taesan.pipeline(models["sentiment"], precision=precision)(texts))
+        assert found[precision] == predicted(capsys, models["sentiment"], texts, "--precision", precision)
+    for lo, hi in zip(found["fp32"], found["bf16"]):
+        assert lo["probabilities"] == pytest.approx(hi["probabilities"], abs=0.02)
+    with pytest.raises(TaesanError, match="precision 'fp16'"):
+        taesan.pipeline(models["sentiment"], precision="fp16")
 
 
 def test_labels_entities_answers_and_translations_have_their_fields(models):
@@ -105,7 +119,7 @@ def test_scores_and_fills_equal_the_cli_and_the_model(models, capsys):
     scored = taesan.pipeline(models["gpt"], task="score")(texts)
     assert scored["objective"] == "causal"
     assert [line.split(None, 1) for line in printed] == [[f"{r['log_prob']:.3f}", r["text"]] for r in scored["scores"]]
-    fills = taesan.pipeline(models["bert"])("티끌 [MASK] 태산", top_k=3)
+    fills = taesan.pipeline(models["bert"], precision="fp32")("티끌 [MASK] 태산", top_k=3)  # against the model in fp32
     tok, model = load_tokenizer(f"{models['bert']}/tokenizer.json"), taesan.load(models["bert"])
     probs = model(torch.tensor([tok.encode("티끌 [MASK] 태산").ids]))[0, fills["masks"][0]["position"]].softmax(-1)
     top = probs.topk(3)

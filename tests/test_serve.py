@@ -25,7 +25,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(models):
-    return create_app(models)
+    return create_app(models, ServeConfig(precision="fp32"))  # the routes against fp32 calls, on any CPU kind
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from task_files import corpus_lines, write_task_files  # noqa: E402
 import taesan  # noqa: E402
 from taesan.cli import main  # noqa: E402
 from taesan.scoring import score_texts  # noqa: E402
-from taesan.serve import create_app  # noqa: E402
+from taesan.serve import ServeConfig, create_app  # noqa: E402
 from taesan.tokenizers import WordPieceTokenizer  # noqa: E402
 
 SIZES = dict(n_layers=1, d_model=32, n_heads=2, d_ff=64, n_positions=64)
@@ -47,7 +47,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(models):
-    return TestClient(create_app(models))
+    return TestClient(create_app(models, ServeConfig(precision="fp32")))  # against direct fp32 calls, on any CPU
 
 
 def ok(client, path, body):
@@ -90,16 +90,16 @@ def test_fill_mask_and_score_on_roberta_and_electras_generator(name, client, mod
 
 
 def test_fine_tuned_heads_answer_as_their_task_predicts(client, models):
-    pipe = taesan.pipeline(models["roberta-nli"])
+    pipe = taesan.pipeline(models["roberta-nli"], precision="fp32")  # as the fixture serves
     pair = "어제 카페 갔었어 ||| 카페에 갔다"
     classified = ok(client, "/api/classify", {"model": "roberta-nli", "text": pair})
     assert classified["probabilities"] == pytest.approx(pipe(pair)["probabilities"])
     text = "민수는 어제 서울에 갔다"
     tagged = ok(client, "/api/ner", {"model": "electra-ner", "text": text})
-    assert tagged["entities"] == taesan.pipeline(models["electra-ner"])(text)["entities"]
+    assert tagged["entities"] == taesan.pipeline(models["electra-ner"], precision="fp32")(text)["entities"]
     question, context = "누가 훈민정음을 만들었나?", "세종대왕은 1443년에 훈민정음을 만들었다."
     r = ok(client, "/api/qa", {"model": "roberta-qa", "question": question, "context": context})
-    answer = taesan.pipeline(models["roberta-qa"])(question=question, context=context)["answer"]
+    answer = taesan.pipeline(models["roberta-qa"], precision="fp32")(question=question, context=context)["answer"]
     assert context[r["start"]:r["end"]] == r["answer"] == answer
     for name in ("roberta", "electra-ner"):
         blocks = ok(client, "/api/attention", {"model": name, "text": "티끌 모아 태산"})["blocks"]
@@ -113,7 +113,7 @@ def test_t5_streams_what_the_pipeline_writes(name, client, models):
     lines = [json.loads(line) for line in r.text.splitlines() if line.strip()]
     assert lines[-1]["done"] is True
     streamed = "".join(line["text"] for line in lines[:-1])
-    expected = taesan.pipeline(models[name], task="generate")("고마워", max_new_tokens=4)
+    expected = taesan.pipeline(models[name], task="generate", precision="fp32")("고마워", max_new_tokens=4)
     assert streamed == expected["completion"] and lines[-1]["finish_reason"] == expected["finish_reason"]
     if name == "t5-translate":  # the task's own decoding (greedy, max_target_length) is what generate gives
         limit = json.loads((Path(models[name]) / "task.json").read_text())["max_target_length"]

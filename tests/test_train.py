@@ -32,7 +32,8 @@ SPLIT = TokenSplit(np.random.default_rng(0).integers(0, 50, size=4000).astype(np
 
 def make_trainer(out, resume=None, model=None, batch_size=4, **cfg):
     data = CausalWindows(SPLIT, 16, batch_size, seed=1)
-    config = TrainConfig(**{"max_steps": 10, "warmup": 3, "eval_every": 4, "save_every": 4, "keep_last": 10, "progress": False, **cfg})
+    config = TrainConfig(**{"max_steps": 10, "warmup": 3, "eval_every": 4, "save_every": 4, "keep_last": 10, "progress": False,
+                            "precision": "fp32", **cfg})  # fp32 unless a test asks: auto would vary with the CPU kind
     return Trainer(model or tiny_gpt(), CausalLM(), data, config, out, eval_data=lambda: data.eval_batches(2, 4), device="cpu", resume_from=resume)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.lm import fill_mask, score
+from taesan.pipeline.precision import Precision, use_precision
 from taesan.pipeline.text import complete
 
 PREDICTING = {"classify", "ner", "qa", "image", "translate"}  # the fine-tuned task's own predict, as `taesan predict`
@@ -31,23 +32,27 @@ TASK_DECODING = {  # a writing task decodes as its task.json says: generate's op
 }
 
 
-def pipeline(directory: str | Path, task: str | None = None, device: str = "cpu") -> "Pipeline":
+def pipeline(directory: str | Path, task: str | None = None, device: str = "cpu",
+             precision: str = "auto") -> "Pipeline":
     """A checkpoint directory (taesan or HuggingFace) -> a callable for one of the things it can do: `task` picks
     one (classify, ner, qa, image, translate, generate, fill-mask, score, tokenize); by default a fine-tuned
-    checkpoint does its task, a language model writes (a GPT, an encoder-decoder) or fills blanks (BERT)."""
+    checkpoint does its task, a language model writes (a GPT, an encoder-decoder) or fills blanks (BERT).
+    `precision` as the commands' --precision: auto runs bf16 where the device computes it natively, so the
+    pipeline answers as `taesan predict` does on the same machine."""
     bundle = Bundle.load(directory, device=device)
-    return Pipeline(bundle, task or _default(bundle))
+    return Pipeline(bundle, task or _default(bundle), use_precision(bundle.model, precision))
 
 
 class Pipeline:
     """One checkpoint's task as a callable: `p(input)` -> a dict, `p([inputs])` -> a list of dicts."""
 
-    def __init__(self, bundle: Bundle, task: str) -> None:
+    def __init__(self, bundle: Bundle, task: str, precision: Precision) -> None:
         can = capabilities(bundle)
         if task not in can:
             raise TaesanError(f"{bundle.directory}: a {bundle.model_type} checkpoint cannot {task} "
                               f"(it can: {', '.join(can) or 'nothing here'})")
         self.bundle, self.task = bundle, task
+        self.precision = precision  # what `precision=` chose; the model runs under its context
 
     def __repr__(self) -> str:
         return f"Pipeline({self.task!r}, {str(self.bundle.directory)!r})"
@@ -60,6 +65,10 @@ class Pipeline:
             inputs = {"question": options.pop("question"), "context": options.pop("context", None)}
         if inputs is None:
             raise TaesanError(f"give the {self.task} pipeline an input")
+        with self.precision.context():
+            return self._run(inputs, options)
+
+    def _run(self, inputs: Any, options: dict[str, Any]) -> Any:
         if self.task == "score":
             return score(self.bundle, [inputs] if isinstance(inputs, str) else list(inputs), **options)
         many = isinstance(inputs, (list, tuple))
