@@ -200,8 +200,9 @@ def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kernel", ["onednn", "addmm-copies"])
 @torch.no_grad()
 def test_bf16_decoding_returns_fp32_logits_close_to_fp32(kernel, monkeypatch):
-    """bf16 decode weights and cache; the logits come back in fp32, near fp32 decoding's, and the model's own
-    parameters stay fp32. Going back to fp32 gives fp32's logits exactly again."""
+    """bf16 decode weights; on CPU the cache and attention stay fp32 (CPU attention over one query is far
+    slower in bf16); the logits come back in fp32, near fp32 decoding's, and the model's own parameters stay
+    fp32. Going back to fp32 gives fp32's logits exactly again."""
     _use(kernel, True, monkeypatch)
     if kernel == "onednn" and not gpt_decode.onednn_usable(torch.bfloat16):
         pytest.skip("no oneDNN bf16 linear kernel here")
@@ -217,7 +218,8 @@ def test_bf16_decoding_returns_fp32_logits_close_to_fp32(kernel, monkeypatch):
     model.set_decode_precision("bf16")
     bf16, cache = step()
     assert model.decode_weights().dtype == torch.bfloat16 and model.decode_weights().kernel == kernel.split("-")[0]
-    assert bf16.dtype == torch.float32 and cache.dtype == torch.bfloat16
+    assert bf16.dtype == torch.float32 and cache.dtype == torch.float32 == model.decode_weights().cache_dtype
+    assert gpt_decode.attention_dtype(torch.bfloat16, torch.device("cuda")) == torch.bfloat16  # elsewhere: as decoded
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not torch.equal(bf16, fp32)
     scale = fp32.abs().max()

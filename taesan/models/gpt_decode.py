@@ -58,6 +58,7 @@ class DecodeWeights:
 
     kernel: str  # "onednn" (packed matrices) or "addmm" (transposed copies or views)
     dtype: torch.dtype  # the decode precision: every tensor here is in it; logits are returned in fp32
+    cache_dtype: torch.dtype  # the KV cache's and attention's: fp32 on CPU (`attention_dtype`), else `dtype`
     tok_emb: torch.Tensor  # (V, C)
     pos_emb: torch.Tensor  # (P, C)
     layers: tuple[LayerWeights, ...]
@@ -137,10 +138,18 @@ def build(model, dtype: torch.dtype = torch.float32) -> DecodeWeights:
         for b in blocks
     )
     return DecodeWeights(
-        kernel="onednn" if onednn else "addmm", dtype=dtype, tok_emb=tensor(model.tok_emb.weight),
+        kernel="onednn" if onednn else "addmm", dtype=dtype, cache_dtype=attention_dtype(dtype, device),
+        tok_emb=tensor(model.tok_emb.weight),
         pos_emb=tensor(model.pos_emb.weight), layers=layers, norm=norm(model.norm), head=product(model.lm_head, bias=False),
         heads=c.n_heads, eps=c.norm_eps, activation=c.activation, made_from=fingerprint(model, dtype),
     )
+
+
+def attention_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype one token attends over the cache in. On CPU always fp32: PyTorch's CPU attention for a single
+    query runs 6-7x slower in bf16 than in fp32 (597 against 87 µs at batch 8, 216 positions, 4 heads of 64;
+    benchmarks/RESULTS.md), so bf16 decoding keeps its cache in fp32 and casts only q and the output."""
+    return torch.float32 if device.type == "cpu" else dtype
 
 
 def step(w: DecodeWeights, tokens: torch.Tensor, cache: KVCache, attention_mask: torch.Tensor | None = None,
@@ -148,7 +157,7 @@ def step(w: DecodeWeights, tokens: torch.Tensor, cache: KVCache, attention_mask:
     """One new token per row (B, 1) after a filled cache -> fp32 logits (B, V); the cache takes its keys/values.
 
     attention_mask (B, S) over all S = cache.length + 1 positions, 1 = real; position_ids (B, 1), else the
-    position is cache.length. The cache must already be in `w.dtype` (DecodeState.weights_for sees to it).
+    position is cache.length. The cache must already be in `w.cache_dtype` (DecodeState.weights_for sees to it).
     """
     B = tokens.shape[0]
     past = cache.length
@@ -190,12 +199,12 @@ class DecodeState:
 
     def weights_for(self, model, cache: KVCache) -> DecodeWeights:
         """The weights for a step on `cache`: checked at the cache's first step, which also casts it to the
-        decode precision (the prompt went through forward in the model's own)."""
+        attention's dtype (the prompt went through forward in the model's own)."""
         weights = self.weights
         if weights is not None and cache in self._checked:
             return weights
         weights = self.current(model)
-        cache.cast(weights.dtype)
+        cache.cast(weights.cache_dtype)
         self._checked.add(cache)
         return weights
 

@@ -53,7 +53,7 @@ def layers_step(x: torch.Tensor, norms: List[torch.Tensor], mats: List[torch.Ten
 
     Per layer i: norms[4i:4i+4] = (attention LN weight, bias, MLP LN weight, bias); mats/biases[4i:4i+4] = qkv,
     out, up, down in the kernel's layout (`linear`). keys/values[i]: (B, H, capacity, D) storages from
-    `KVCache.extend`, which counted this token: its keys/values go to position length - 1, attention reads
+    `KVCache.extend`, in the attention's dtype (q is cast to it, the output back), which counted this token: its keys/values go to position length - 1, attention reads
     [0, length). allowed: (B, 1, 1, length), True = may attend, or None. fused_attr: the activation as a oneDNN post-op of the up-projection ("" = apply `act` after it).
     """
     B, C = x.shape
@@ -62,9 +62,10 @@ def layers_step(x: torch.Tensor, norms: List[torch.Tensor], mats: List[torch.Ten
         h = torch.layer_norm(x, [C], norms[4 * i], norms[4 * i + 1], eps)
         qkv = linear(h, mats[4 * i], biases[4 * i], onednn)  # (B, 3C): q, k, v in one product
         q, k, v = qkv.view(B, 3, heads, 1, D).unbind(1)  # (B, H, 1, D) each: one token, no transpose
-        keys[i].narrow(2, length - 1, 1).copy_(k)
+        keys[i].narrow(2, length - 1, 1).copy_(k)  # into the cache's dtype (fp32 on CPU, see gpt_decode)
         values[i].narrow(2, length - 1, 1).copy_(v)
-        y = F.scaled_dot_product_attention(q, keys[i].narrow(2, 0, length), values[i].narrow(2, 0, length), attn_mask=allowed)  # (B, H, 1, D)
+        y = F.scaled_dot_product_attention(q.to(keys[i].dtype), keys[i].narrow(2, 0, length), values[i].narrow(2, 0, length),
+                                           attn_mask=allowed).to(x.dtype)  # (B, H, 1, D)
         x = x + linear(y.view(B, C), mats[4 * i + 1], biases[4 * i + 1], onednn)  # heads side by side, (B, C)
         h = torch.layer_norm(x, [C], norms[4 * i + 2], norms[4 * i + 3], eps)
         if fused_attr != "":
