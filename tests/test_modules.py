@@ -99,3 +99,31 @@ def test_kv_cache_cast_keeps_values_in_the_new_dtype():
     torch.testing.assert_close(cache.self_attn[0].keys_values()[0].float(), k, atol=1e-2, rtol=1e-2)
     cache.self_attn[0].append(k[:, :, :1].bfloat16(), k[:, :, :1].bfloat16())
     assert cache.length == 4 and cache.dtype == torch.bfloat16
+
+
+def test_bf16_attention_on_cpu_computes_in_fp32_and_answers_in_bf16():
+    """Under bf16 autocast on CPU the attention itself runs in fp32 (faster there, see attention_dtype): the
+    output is what fp32 attention gives on the same bf16 inputs, rounded once; gradients reach bf16 inputs;
+    an additive fp32 bias with -inf-like entries stays finite."""
+    from taesan.modules.attention import attention_dtype, scaled_dot_product
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8).bfloat16().requires_grad_() for _ in range(3))
+    assert attention_dtype(q) == torch.float32 and attention_dtype(q.detach().float()) == torch.float32
+    y = scaled_dot_product(q, k, v, is_causal=True)
+    reference = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, reference.bfloat16())
+    y.sum().backward()
+    assert q.grad.dtype == torch.bfloat16 and torch.isfinite(q.grad.float()).all()
+    bias = torch.zeros(1, 1, 5, 5).masked_fill(torch.ones(5, 5).triu(1).bool(), torch.finfo(torch.float32).min)
+    assert torch.equal(scaled_dot_product(q, k, v, attn_mask=bias, scale=1.0),
+                       torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=bias,
+                                                                        scale=1.0).bfloat16())
+    attention = MultiHeadAttention(16, 2)
+    x = torch.randn(2, 4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast, _ = attention(x, is_causal=True)
+        explicit, weights = attention(x, is_causal=True, need_weights=True)
+    assert fast.dtype == explicit.dtype == torch.bfloat16 and weights.dtype == torch.float32
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 4))  # the rows sum to 1 in fp32
+    assert torch.allclose(fast.float(), explicit.float(), atol=1e-2)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taesan.modules import LayerCache
+from taesan.modules.attention import attention_dtype, full_precision, scaled_dot_product
 from taesan.modules.transformer import ACTIVATIONS
 
 
@@ -135,15 +136,17 @@ class T5Attention(nn.Module):
             q, k, v = (self._heads(t) for t in self.qkv(x).split(inner, dim=2))  # each (B, H, T, D)
             if cache is not None:
                 k, v = cache.append(k, v)
-        if bias is not None and bias.dtype != q.dtype:  # autocast: the fp32 "masked" value becomes the dtype's own
-            bias = bias.to(q.dtype).clamp(min=torch.finfo(q.dtype).min)
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            scores = q @ k.transpose(-2, -1)  # (B, H, T, S), unscaled
-            weights = (scores + bias if bias is not None else scores).softmax(-1)
-            y = F.dropout(weights, dropout) @ v if dropout else weights @ v
+            dtype, given = attention_dtype(q), q.dtype  # as scaled_dot_product computes
+            if bias is not None and bias.dtype != dtype:  # autocast: the fp32 "masked" value becomes the dtype's own
+                bias = bias.to(dtype).clamp(min=torch.finfo(dtype).min)
+            with full_precision(q):
+                scores = q.to(dtype) @ k.to(dtype).transpose(-2, -1)  # (B, H, T, S), unscaled
+                weights = (scores + bias if bias is not None else scores).softmax(-1)
+                y = (F.dropout(weights, dropout) @ v.to(dtype) if dropout else weights @ v.to(dtype)).to(given)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=1.0)
+            y = scaled_dot_product(q, k, v, attn_mask=bias, dropout_p=dropout, scale=1.0)
             weights = None
         y = y.transpose(1, 2).reshape(B, T, inner)  # (B, T, H·D)
         return self.out(y), weights

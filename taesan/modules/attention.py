@@ -5,12 +5,41 @@ Not a model: no embeddings, no norms. Masks come from `taesan.modules.masks` (Tr
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from typing import ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from taesan.modules.masks import causal_mask, ensure_attends_somewhere
+
+
+def attention_dtype(q: torch.Tensor) -> torch.dtype:
+    """The dtype attention computes in for inputs like `q`: fp32 on CPU, else q's own (autocast decides there).
+    Under bf16 autocast PyTorch's CPU attention is no faster in bf16 and its backward over short sequences runs
+    3-4x slower (ViT's 65 tokens: 40 against 14 ms a layer; benchmarks/RESULTS.md), so on CPU q, k, v are cast
+    up, autocast is held off for the attention, and the output goes back to q's dtype."""
+    return torch.float32 if q.device.type == "cpu" else q.dtype
+
+
+def full_precision(q: torch.Tensor) -> ContextManager:
+    """Where attention on `q` runs: with autocast off on CPU (it would lower the products to bf16 again)."""
+    cpu = q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    return torch.autocast("cpu", enabled=False) if cpu else nullcontext()
+
+
+def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                       dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None) -> torch.Tensor:
+    """F.scaled_dot_product_attention in `attention_dtype`; the output in q's dtype. A float mask (an additive
+    bias) is cast too, its most negative value kept the dtype's own."""
+    dtype = attention_dtype(q)
+    if attn_mask is not None and attn_mask.is_floating_point() and attn_mask.dtype != dtype:
+        attn_mask = attn_mask.to(dtype).clamp(min=torch.finfo(dtype).min)
+    with full_precision(q):
+        y = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask=attn_mask,
+                                           dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+    return y.to(q.dtype)
 
 
 class LayerCache:
@@ -192,17 +221,21 @@ class MultiHeadAttention(nn.Module):
         if need_weights:
             y, weights = _explicit_attention(q, k, v, mask, dropout)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+            y = scaled_dot_product(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
             weights = None
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.out(y), weights
 
 
 def _explicit_attention(q, k, v, mask, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The textbook path: scores, a very large negative score where masked, softmax, weighted sum."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(dim=-1)
-    y = F.dropout(weights, dropout) if dropout else weights
-    return y @ v, weights
+    """The textbook path: scores, a very large negative score where masked, softmax, weighted sum; in
+    `attention_dtype`, as the fast path (the output back in q's dtype, the weights as computed)."""
+    dtype, given = attention_dtype(q), q.dtype
+    with full_precision(q):
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=-1)
+        y = F.dropout(weights, dropout) if dropout else weights
+        return (y @ v).to(given), weights
