@@ -313,6 +313,18 @@ def test_kogpt2_directory_with_tokenizer_config(tmp_path, corpus, charsmap):
     assert tok.decode(tok.encode("어제 카페 갔었어 😀").ids) == hf.decode(hf.encode("어제 카페 갔었어 😀").ids)
 
 
+def test_a_single_word_token_after_a_newline_is_whole_as_in_the_library():
+    """single_word looks at the one character beside the match: "a\n카페" keeps 카페 whole (a `\w$` test once
+    matched before the final newline and split it; hypothesis found it)."""
+    t = Tokenizer(M.WordLevel({"[UNK]": 0, "a": 1, "카": 2, "페": 3}, unk_token="[UNK]"))
+    t.pre_tokenizer = P.WhitespaceSplit()
+    t.add_tokens([AddedToken("카페", single_word=True)])
+    ours = from_hf_json(json.loads(t.to_str()))
+    for text in ["a\n카페", "a\n카페\n", "a \n카페", "a카페", "카페a", "\n카페\t"]:
+        assert ours.encode(text).ids == t.encode(text).ids, text
+    assert ours.encode("a\n카페").tokens == ["a", "카페"]
+
+
 def test_stage_types_outside_the_library_give_one_clear_error():
     from taesan.errors import TaesanError
 

@@ -18,9 +18,8 @@ from taesan.errors import TaesanError
 from taesan.tokenizers.stages.normalized import NormalizedString
 from taesan.tokenizers.stages.normalizers import Normalizer
 
-_ENDS_WITH_WORD = regex.compile(r"\w$")
-_STARTS_WITH_WORD = regex.compile(r"^\w")
-_SPACES_AT_END = regex.compile(r"\s*$")
+_WORD = regex.compile(r"\w")  # used with match(text, pos): the character at pos is a word character
+_SPACES_AT_END = regex.compile(r"\s*\Z")  # \Z, not $: $ also matches before a final newline
 _SPACES_AT_START = regex.compile(r"\s*")  # used with match(text, pos)
 
 
@@ -97,8 +96,8 @@ class AddedVocabulary:
             start, stop = m.span()
             token = token_of[m.group()]
             if token.single_word:
-                left_ok = start == 0 or not _ENDS_WITH_WORD.search(text[:start])
-                right_ok = stop == len(text) or not _STARTS_WITH_WORD.search(text[stop:])
+                left_ok = start == 0 or not _WORD.match(text, start - 1)
+                right_ok = stop == len(text) or not _WORD.match(text, stop)
                 if not (left_ok and right_ok):
                     continue
             if token.lstrip:
