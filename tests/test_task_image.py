@@ -118,8 +118,9 @@ def test_vit_on_digits_end_to_end(tmp_path):
     assert len(data) == 1797 and data[0].pixels.shape == (8, 8)
     train, valid = data[:400], data[1700:1760]
     task = ImageClassification()
+    torch.manual_seed(0)  # 60 unseeded steps ended anywhere from 10% to 37% with the test order's random state
     model = taesan.create("vit-tiny", d_model=32, n_heads=2, d_ff=64)
-    config = TrainConfig(max_steps=60, lr=3e-3, warmup=5, eval_every=0, save_every=0, log_every=1, progress=False)
+    config = TrainConfig(max_steps=150, lr=3e-3, warmup=5, eval_every=0, save_every=0, log_every=1, progress=False)
     result = finetune(task, model, train, valid, tmp_path / "vit", config, batch_size=32)
     rows = [json.loads(line) for line in (tmp_path / "vit" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
