@@ -219,7 +219,7 @@ def test_bf16_decoding_returns_fp32_logits_close_to_fp32(kernel, monkeypatch):
     bf16, cache = step()
     assert model.decode_weights().dtype == torch.bfloat16 and model.decode_weights().kernel == kernel.split("-")[0]
     assert bf16.dtype == torch.float32 and cache.dtype == torch.float32 == model.decode_weights().cache_dtype
-    assert gpt_decode.attention_dtype(torch.bfloat16, torch.device("cuda")) == torch.bfloat16  # elsewhere: as decoded
+    assert gpt_decode.cache_dtype(torch.bfloat16, torch.device("cuda")) == torch.bfloat16  # elsewhere: as decoded
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not torch.equal(bf16, fp32)
     scale = fp32.abs().max()

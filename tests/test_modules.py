@@ -102,14 +102,17 @@ def test_kv_cache_cast_keeps_values_in_the_new_dtype():
 
 
 def test_bf16_attention_on_cpu_computes_in_fp32_and_answers_in_bf16():
-    """Under bf16 autocast on CPU the attention itself runs in fp32 (faster there, see attention_dtype): the
-    output is what fp32 attention gives on the same bf16 inputs, rounded once; gradients reach bf16 inputs;
-    an additive fp32 bias with -inf-like entries stays finite."""
-    from taesan.modules.attention import attention_dtype, scaled_dot_product
+    """Under bf16 autocast on CPU attention over fewer than 256 keys runs in fp32 (faster there, see
+    attention_dtype): the output is what fp32 attention gives on the same bf16 inputs, rounded once; gradients
+    reach bf16 inputs; an additive fp32 bias with -inf-like entries stays finite. Longer attention stays bf16."""
+    from taesan.modules.attention import FP32_ATTENTION_BELOW, attention_dtype, scaled_dot_product
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8).bfloat16().requires_grad_() for _ in range(3))
-    assert attention_dtype(q) == torch.float32 and attention_dtype(q.detach().float()) == torch.float32
+    assert attention_dtype(q, 5) == torch.float32 and attention_dtype(q, FP32_ATTENTION_BELOW) == torch.bfloat16
+    long = torch.randn(1, 1, FP32_ATTENTION_BELOW, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(scaled_dot_product(long, long, long), torch.nn.functional.scaled_dot_product_attention(long, long, long))
     y = scaled_dot_product(q, k, v, is_causal=True)
     reference = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
     assert y.dtype == torch.bfloat16 and torch.equal(y, reference.bfloat16())

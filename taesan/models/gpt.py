@@ -182,7 +182,7 @@ class GPT(TaesanModel):
         """The precision of `decode_step`: "fp32" (the default), "bf16", or "auto" (bf16 where the device
         computes it natively: a CPU with AMX or AVX512-BF16, CUDA with bf16; fp32 elsewhere) -> the dtype
         chosen. In bf16 the decode weights are bf16 copies (the KV cache too, except on CPU, where attention
-        runs in fp32: gpt_decode.attention_dtype); the prompt still goes through `forward` in the model's own
+        runs in fp32: gpt_decode.cache_dtype); the prompt still goes through `forward` in the model's own
         precision, and logits come back in fp32."""
         chosen = resolve_precision(precision, self.lm_head.weight.device.type)
         dtype = torch.bfloat16 if chosen == "bf16" else torch.float32

@@ -58,7 +58,7 @@ class DecodeWeights:
 
     kernel: str  # "onednn" (packed matrices) or "addmm" (transposed copies or views)
     dtype: torch.dtype  # the decode precision: every tensor here is in it; logits are returned in fp32
-    cache_dtype: torch.dtype  # the KV cache's and attention's: fp32 on CPU (`attention_dtype`), else `dtype`
+    cache_dtype: torch.dtype  # the KV cache's and attention's: fp32 on CPU (`cache_dtype`), else `dtype`
     tok_emb: torch.Tensor  # (V, C)
     pos_emb: torch.Tensor  # (P, C)
     layers: tuple[LayerWeights, ...]
@@ -138,14 +138,14 @@ def build(model, dtype: torch.dtype = torch.float32) -> DecodeWeights:
         for b in blocks
     )
     return DecodeWeights(
-        kernel="onednn" if onednn else "addmm", dtype=dtype, cache_dtype=attention_dtype(dtype, device),
+        kernel="onednn" if onednn else "addmm", dtype=dtype, cache_dtype=cache_dtype(dtype, device),
         tok_emb=tensor(model.tok_emb.weight),
         pos_emb=tensor(model.pos_emb.weight), layers=layers, norm=norm(model.norm), head=product(model.lm_head, bias=False),
         heads=c.n_heads, eps=c.norm_eps, activation=c.activation, made_from=fingerprint(model, dtype),
     )
 
 
-def attention_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+def cache_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     """The dtype one token attends over the cache in. On CPU always fp32: PyTorch's CPU attention for a single
     query runs 6-7x slower in bf16 than in fp32 (597 against 87 µs at batch 8, 216 positions, 4 heads of 64;
     benchmarks/RESULTS.md), so bf16 decoding keeps its cache in fp32 and casts only q and the output."""

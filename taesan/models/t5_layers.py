@@ -138,10 +138,10 @@ class T5Attention(nn.Module):
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            dtype, given = attention_dtype(q), q.dtype  # as scaled_dot_product computes
+            dtype, given = attention_dtype(q, k.shape[-2]), q.dtype  # as scaled_dot_product computes
             if bias is not None and bias.dtype != dtype:  # autocast: the fp32 "masked" value becomes the dtype's own
                 bias = bias.to(dtype).clamp(min=torch.finfo(dtype).min)
-            with full_precision(q):
+            with full_precision(q, dtype):
                 scores = q.to(dtype) @ k.to(dtype).transpose(-2, -1)  # (B, H, T, S), unscaled
                 weights = (scores + bias if bias is not None else scores).softmax(-1)
                 y = (F.dropout(weights, dropout) @ v.to(dtype) if dropout else weights @ v.to(dtype)).to(given)

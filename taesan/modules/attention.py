@@ -15,28 +15,33 @@ from torch import nn
 from taesan.modules.masks import causal_mask, ensure_attends_somewhere
 
 
-def attention_dtype(q: torch.Tensor) -> torch.dtype:
-    """The dtype attention computes in for inputs like `q`: fp32 on CPU, else q's own (autocast decides there).
-    Under bf16 autocast PyTorch's CPU attention is no faster in bf16 and its backward over short sequences runs
-    3-4x slower (ViT's 65 tokens: 40 against 14 ms a layer; benchmarks/RESULTS.md), so on CPU q, k, v are cast
-    up, autocast is held off for the attention, and the output goes back to q's dtype."""
-    return torch.float32 if q.device.type == "cpu" else q.dtype
+FP32_ATTENTION_BELOW = 256  # keys: on CPU, attention over fewer runs in fp32 (see attention_dtype)
 
 
-def full_precision(q: torch.Tensor) -> ContextManager:
-    """Where attention on `q` runs: with autocast off on CPU (it would lower the products to bf16 again)."""
-    cpu = q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-    return torch.autocast("cpu", enabled=False) if cpu else nullcontext()
+def attention_dtype(q: torch.Tensor, keys: int) -> torch.dtype:
+    """The dtype attention over `keys` positions computes in for queries `q`: on CPU over fewer than
+    FP32_ATTENTION_BELOW keys fp32, else q's own (autocast decides). Under bf16 autocast PyTorch's CPU attention
+    backward over short sequences runs 1.4-4x slower in bf16 than in fp32 (ViT's 65 tokens: 40 against 14 ms a
+    layer), level near 256 keys and faster from 384 (benchmarks/RESULTS.md); so on CPU short attention casts
+    q, k, v up with autocast held off, and the output goes back to q's dtype."""
+    return torch.float32 if q.device.type == "cpu" and keys < FP32_ATTENTION_BELOW else q.dtype
+
+
+def full_precision(q: torch.Tensor, dtype: torch.dtype) -> ContextManager:
+    """Where attention on `q` runs in `dtype`: with CPU autocast off when that is fp32 (autocast would lower the
+    products to bf16 again)."""
+    off = dtype == torch.float32 and q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    return torch.autocast("cpu", enabled=False) if off else nullcontext()
 
 
 def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
                        dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """F.scaled_dot_product_attention in `attention_dtype`; the output in q's dtype. A float mask (an additive
     bias) is cast too, its most negative value kept the dtype's own."""
-    dtype = attention_dtype(q)
+    dtype = attention_dtype(q, k.shape[-2])
     if attn_mask is not None and attn_mask.is_floating_point() and attn_mask.dtype != dtype:
         attn_mask = attn_mask.to(dtype).clamp(min=torch.finfo(dtype).min)
-    with full_precision(q):
+    with full_precision(q, dtype):
         y = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), attn_mask=attn_mask,
                                            dropout_p=dropout_p, is_causal=is_causal, scale=scale)
     return y.to(q.dtype)
@@ -230,8 +235,8 @@ class MultiHeadAttention(nn.Module):
 def _explicit_attention(q, k, v, mask, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The textbook path: scores, a very large negative score where masked, softmax, weighted sum; in
     `attention_dtype`, as the fast path (the output back in q's dtype, the weights as computed)."""
-    dtype, given = attention_dtype(q), q.dtype
-    with full_precision(q):
+    dtype, given = attention_dtype(q, k.shape[-2]), q.dtype
+    with full_precision(q, dtype):
         q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
         if mask is not None:
