@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from taesan.modules.products import fast_here, mm_nt
+
 _TINY = 1e-30  # below this, float32 softmax loses the digits its log would need
 
 
@@ -28,6 +30,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         need_grad = any(ctx.needs_input_grad[:3])
         low = dtype is not None and dtype != torch.float32
         w = weight.to(dtype) if low else weight  # (V, C), cast once
+        fast = not low and fast_here(hidden)
         b = bias.float() if bias is not None else None
         grad_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if need_grad else None
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_grad else None
@@ -36,7 +39,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for s in range(0, N, chunk):
             h, t, v = hidden[s : s + chunk], safe[s : s + chunk], valid[s : s + chunk]
             h = h.to(dtype) if low else h
-            logits = (h @ w.t()).float()  # (n, V)
+            logits = mm_nt(h, w).float()  # (n, V): h @ w.T, on oneDNN where it is faster (products.py)
             if b is not None:
                 logits += b
             probs = torch.softmax(logits, dim=-1)  # (n, V)
@@ -58,6 +61,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 gl = g.to(dtype)
                 grad_hidden[s : s + chunk] = gl @ w  # (n, C)
                 grad_weight += gl.t() @ h  # (V, C)
+            elif fast:
+                grad_hidden[s : s + chunk] = mm_nt(g, w.t())  # (n, C)
+                grad_weight += mm_nt(g.t(), h.t())  # (V, C)
             else:
                 torch.mm(g, w, out=grad_hidden[s : s + chunk])  # (n, C)
                 grad_weight.addmm_(g.t(), h)  # (V, C)
@@ -102,7 +108,7 @@ def linear_cross_entropy(
     with torch.autocast(hidden.device.type, enabled=False):
         if not any(t is not None and t.requires_grad for t in (hidden, weight, bias)) or not torch.is_grad_enabled():
             low = dtype is not None and dtype != torch.float32
-            logits = (hidden.to(dtype) @ weight.to(dtype).t()).float() if low else hidden.float() @ weight.float().t()
+            logits = (hidden.to(dtype) @ weight.to(dtype).t()).float() if low else mm_nt(hidden.float(), weight.float())
             if bias is not None:
                 logits = logits + bias.float()
             return F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)

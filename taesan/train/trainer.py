@@ -33,6 +33,7 @@ from taesan.checkpoint import (
 )
 from taesan.errors import TaesanError
 from taesan.figures import save_png
+from taesan.modules.products import use_fast_products
 from taesan.objectives import Objective
 from taesan.safetensors_header import format_bytes
 from taesan.train import distributed
@@ -194,6 +195,8 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         self.precision = "bf16" if self.amp_dtype is not None else "fp32"
         self.precision_note = describe_precision(config.precision, self.device.type)  # what a command logs
+        if self.device.type == "cpu" and self.amp_dtype is None and not fsdp:  # fp32 products on the faster kernel
+            use_fast_products(self.raw_model)
         skip = no_decay_names(self.raw_model)
         if self.dist.is_main and self.out_dir.is_dir():  # a killed run's half-written files and checkpoints
             self.cleaned = remove_interrupted(self.out_dir, keep=Path(resume_from) if resume_from is not None else None)

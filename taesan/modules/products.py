@@ -1,0 +1,112 @@
+"""fp32 matrix products on the CPU's faster kernel: oneDNN where it beats PyTorch's default BLAS (MKL), else as is.
+
+Why: PyTorch multiplies fp32 matrices on x86 CPUs with MKL, which runs AMD's AVX-512 units at less than half of
+what oneDNN (also in every PyTorch wheel) gets from them: 86-109 against 158-254 GFLOP/s a core on an AMD EPYC
+with AVX-512, for the shapes of a small GPT's training step (benchmarks/RESULTS.md). `onednn_faster()` measures
+both once per process on this CPU and picks; on an Intel CPU they run level and nothing changes.
+
+Not autocast's job: under bf16 autocast PyTorch already sends products to oneDNN, so `linear` leaves them to it.
+The Trainer turns a model's nn.Linear layers into `FastLinear` (`use_fast_products`) when the probe says so;
+the fused LM loss (lm_loss.py) multiplies through `mm_nt`.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PROBE_SIZE = 512  # the probe multiplies two 512 x 512 fp32 matrices: ~1-3 ms a product
+PROBE_MARGIN = 1.25  # oneDNN is used only where it is this much faster than the default
+
+
+def _onednn_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T through oneDNN's linear kernel (a: (M, K), b: (N, K); either may be a transposed view)."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+
+
+@functools.cache
+def onednn_faster(threads: int | None = None) -> bool:
+    """oneDNN multiplies fp32 matrices at least PROBE_MARGIN times faster than torch.mm on this CPU, measured
+    once per process (and thread count): the best of three 512³ products each, ~20 ms in all."""
+    del threads  # part of the cache key only: the answer may differ with the thread count
+    if not torch.backends.mkldnn.is_available():
+        return False
+    a, b = torch.randn(PROBE_SIZE, PROBE_SIZE), torch.randn(PROBE_SIZE, PROBE_SIZE)
+    try:
+        if not torch.allclose(_onednn_nt(a, b), a @ b.t(), rtol=1e-4, atol=1e-3):
+            return False
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(lambda: torch.mm(a, b.t())) > PROBE_MARGIN * best(lambda: _onednn_nt(a, b))
+
+
+def fast_here(t: torch.Tensor) -> bool:
+    """Products on `t` go through oneDNN: an fp32 CPU tensor, autocast off, and the probe said so."""
+    return (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and onednn_faster(torch.get_num_threads()))
+
+
+def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T for a (M, K) and b (N, K), on the faster kernel for fp32 CPU tensors."""
+    return _onednn_nt(a, b) if fast_here(a) else a @ b.t()
+
+
+class _Linear(torch.autograd.Function):
+    """y = x Wᵀ + b with all three products (y, dx = dy W, dW = dyᵀ x) through oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])  # (M, in)
+        ctx.save_for_backward(rows, weight)
+        ctx.has_bias, ctx.shape = bias is not None, x.shape
+        y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+        return y.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, weight = ctx.saved_tensors
+        g = grad.reshape(-1, weight.shape[0])  # (M, out)
+        dx = _onednn_nt(g, weight.t()).view(ctx.shape) if ctx.needs_input_grad[0] else None
+        dw = _onednn_nt(g.t(), rows.t()) if ctx.needs_input_grad[1] else None
+        db = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear, its products on oneDNN where `fast_here` (forward and backward); F.linear itself elsewhere."""
+    if fast_here(x) and weight.dtype == torch.float32 and x.shape[-1] > 0:
+        return _Linear.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+class FastLinear(nn.Linear):
+    """nn.Linear whose products run through `linear`: the same parameters, state dict and results (to fp32
+    rounding), faster where oneDNN beats the default BLAS."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def use_fast_products(model: nn.Module) -> int:
+    """Turn every plain nn.Linear in `model` into a FastLinear in place (the class only: parameters, hooks and
+    the optimizer's references are untouched) when oneDNN is faster here -> how many were turned."""
+    if not onednn_faster(torch.get_num_threads()):
+        return 0
+    turned = 0
+    for m in model.modules():
+        if type(m) is nn.Linear:
+            m.__class__ = FastLinear
+            turned += 1
+    return turned
