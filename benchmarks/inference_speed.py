@@ -1,11 +1,13 @@
 """Inference speed: a BERT classifier (the real MiniLM with a classification head) scoring NSMC reviews through
 `taesan evaluate`'s path (the task encodes, batches longest first as large as fit, runs under inference_mode at the
-precision `auto` picks, and puts the results back in order) against HuggingFace BertForSequenceClassification at
-batch 32 (sdpa, inference_mode, fast tokenizer, each batch padded to its longest), in one run; then the
-`taesan evaluate` command itself, timed as a process.
+precision `auto` picks, or --precision, and puts the results back in order) against HuggingFace
+BertForSequenceClassification at batch 32 (sdpa, inference_mode, fast tokenizer, each batch padded to its longest;
+fp32, and also under bf16 autocast where taesan runs bf16), in one run; then the `taesan evaluate` command itself,
+timed as a process.
 
-Not a quality benchmark (the head is untrained; both score the same examples, and the predictions are checked
-equal). Usage: python benchmarks/inference_speed.py [--threads 1 --clock cpu] [--examples 2000] [--rounds 3]
+Not a quality benchmark (the head is untrained; both score the same examples, and the share of equal predicted
+labels is printed). Usage: python benchmarks/inference_speed.py [--threads 1 --clock cpu] [--examples 2000]
+[--rounds 3] [--precision auto|fp32|bf16]
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--hf-batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="taesan's, as the commands take it")
     p.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -78,7 +81,7 @@ def main() -> None:
         ckpt = checkpoint(Path(tmp) / "cls", data, args.max_length)
         bundle = Bundle.load(ckpt)
         model, task = bundle.model, bundle.task
-        precision = use_precision(model, "auto")
+        precision = use_precision(model, args.precision)
         examples = task.read(data)
         texts = [ex.text for ex in examples]
         hf = BertForSequenceClassification.from_pretrained(ckpt_to_hf(model, Path(tmp) / "hf"), attn_implementation="sdpa").eval()
@@ -120,7 +123,7 @@ def main() -> None:
                   f"{min(ratio):.2f}-{max(ratio):.2f}x", flush=True)
 
         cmd = [sys.executable, "-m", "taesan", "evaluate", "--model", str(ckpt), "--data", str(data), "--threads",
-               str(args.threads), "--no-progress"]
+               str(args.threads), "--precision", args.precision, "--no-progress"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

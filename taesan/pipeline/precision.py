@@ -13,6 +13,7 @@ from typing import Any, ContextManager
 
 import torch
 
+from taesan.modules.products import use_fast_products
 from taesan.util import describe_precision, resolve_precision
 
 
@@ -31,11 +32,14 @@ class Precision:
 def use_precision(model: Any, precision: str = "auto") -> Precision:
     """Put `model` in `precision` ("auto" picks bf16 only where the device computes it natively) -> what was done.
 
-    A GPT (or a model with `set_decode_precision`) decodes in it; other models get an autocast context."""
+    A GPT (or a model with `set_decode_precision`) decodes in it; other models get an autocast context. In fp32
+    on CPU the model's Linear layers multiply on oneDNN where it beats the default BLAS (modules/products.py)."""
     device_type = next(model.parameters()).device.type
     chosen = resolve_precision(precision, device_type)
     decodes = getattr(model, "set_decode_precision", None)
     if decodes is not None:
         decodes(chosen)
+    if chosen == "fp32" and device_type == "cpu":
+        use_fast_products(model)
     return Precision(chosen, describe_precision(precision, device_type), device_type,
                      autocast=chosen == "bf16" and decodes is None)
