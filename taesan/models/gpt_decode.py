@@ -147,7 +147,7 @@ def build(model, dtype: torch.dtype = torch.float32) -> DecodeWeights:
 
 def cache_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     """The dtype one token attends over the cache in. On CPU always fp32: PyTorch's CPU attention for a single
-    query runs 6-7x slower in bf16 than in fp32 (597 against 87 µs at batch 8, 216 positions, 4 heads of 64;
+    query runs 3-9x slower in bf16 than in fp32 (597 against 87 µs at batch 8, 216 positions, 4 heads of 64;
     benchmarks/RESULTS.md), so bf16 decoding keeps its cache in fp32 and casts only q and the output."""
     return torch.float32 if device.type == "cpu" else dtype
 

@@ -3,7 +3,8 @@
 Why: PyTorch multiplies fp32 matrices on x86 CPUs with MKL, which runs AMD's AVX-512 units at less than half of
 what oneDNN (also in every PyTorch wheel) gets from them: 86-109 against 158-254 GFLOP/s a core on an AMD EPYC
 with AVX-512, for the shapes of a small GPT's training step (benchmarks/RESULTS.md). `onednn_faster()` measures
-both once per process on this CPU and picks; on an Intel CPU they run level and nothing changes.
+both once per process on this CPU and picks oneDNN only where it is clearly faster; where MKL keeps up (it is
+Intel's own library) nothing changes.
 
 Not autocast's job: under bf16 autocast PyTorch already sends products to oneDNN, so `linear` leaves them to it.
 The Trainer turns a model's nn.Linear layers into `FastLinear` (`use_fast_products`) when the probe says so;
@@ -86,7 +87,7 @@ class _Linear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """F.linear, its products on oneDNN where `fast_here` (forward and backward); F.linear itself elsewhere."""
-    if fast_here(x) and weight.dtype == torch.float32 and x.shape[-1] > 0:
+    if fast_here(x) and weight.dtype == torch.float32 and x.numel() > 0:  # oneDNN wants at least one row
         return _Linear.apply(x, weight, bias)
     return F.linear(x, weight, bias)
 
