@@ -53,8 +53,8 @@ def layers_step(x: torch.Tensor, norms: List[torch.Tensor], mats: List[torch.Ten
 
     Per layer i: norms[4i:4i+4] = (attention LN weight, bias, MLP LN weight, bias); mats/biases[4i:4i+4] = qkv,
     out, up, down in the kernel's layout (`linear`). keys/values[i]: (B, H, capacity, D) storages from
-    `KVCache.extend`, in the attention's dtype (q is cast to it, the output back), which counted this token: its keys/values go to position length - 1, attention reads
-    [0, length). allowed: (B, 1, 1, length), True = may attend, or None. fused_attr: the activation as a oneDNN post-op of the up-projection ("" = apply `act` after it).
+    `KVCache.extend`, which counted this token, in the attention's dtype (q is cast to it, the output back): its
+    keys/values go to position length - 1, attention reads [0, length). allowed: (B, 1, 1, length), True = may attend, or None. fused_attr: the activation as a oneDNN post-op of the up-projection ("" = apply `act` after it).
     """
     B, C = x.shape
     D = C // heads

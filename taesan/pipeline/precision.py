@@ -3,7 +3,7 @@ says so, and the context to run the model under.
 
 Not the rule itself (util.resolve_precision: bf16 where the device computes it natively) and not training (the
 Trainer autocasts its own steps). A GPT decodes through its own bf16 weights (`set_decode_precision`); any other
-model runs under bf16 autocast; fp32 changes nothing.
+model runs under bf16 autocast; fp32 on CPU multiplies on oneDNN where it is faster (modules/products.py).
 """
 from __future__ import annotations
 
