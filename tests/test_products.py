@@ -17,8 +17,10 @@ if not torch.backends.mkldnn.is_available():
 
 @pytest.fixture
 def faster(monkeypatch):
-    """Pretend the probe found oneDNN faster (it may or may not be on this CPU): the kernel runs either way."""
+    """Pretend the probe found oneDNN faster (it may or may not be on this CPU) and every product large enough:
+    the kernel runs either way."""
     monkeypatch.setattr(products, "onednn_faster", lambda threads=None: True)
+    monkeypatch.setattr(products, "MIN_MACS", 0)
 
 
 def test_the_probe_answers_once_and_the_kernel_agrees_with_mm():
@@ -61,6 +63,19 @@ def test_autocast_and_other_dtypes_keep_pytorchs_own_linear(faster, monkeypatch)
     assert called == []
     layer(x)
     assert called == [1]
+
+
+def test_small_and_empty_products_keep_pytorchs_own_linear(monkeypatch):
+    """Below MIN_MACS multiply-adds oneDNN's per-call cost outweighs its speed; no rows at all never reach it."""
+    monkeypatch.setattr(products, "onednn_faster", lambda threads=None: True)
+    called = []
+    monkeypatch.setattr(products._Linear, "apply", lambda *a: called.append(a[0].shape) or F.linear(*a))
+    small, large = torch.randn(32, 64), torch.randn(256, 128)
+    products.linear(small, torch.randn(64, 64))
+    products.linear(torch.randn(0, 128), torch.randn(128, 128))
+    assert called == []
+    products.linear(large, torch.randn(128, 128))  # 256 x 128 x 128 = MIN_MACS
+    assert called == [large.shape]
 
 
 def test_nothing_is_turned_where_onednn_is_not_faster(monkeypatch):

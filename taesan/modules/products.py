@@ -21,6 +21,8 @@ from torch import nn
 
 PROBE_SIZE = 512  # the probe multiplies two 512 x 512 fp32 matrices: ~1-3 ms a product
 PROBE_MARGIN = 1.25  # oneDNN is used only where it is this much faster than the default
+MIN_MACS = 2**22  # smaller products stay with PyTorch's own: a 32 x 64 x 64 layer's forward + backward took 99 µs
+# through oneDNN against 43, level near 128 x 64 x 256, and 256 x 128 x 128 (2**22 multiply-adds) took 224 against 291
 
 
 def _onednn_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,7 +63,7 @@ def fast_here(t: torch.Tensor) -> bool:
 
 def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b.T for a (M, K) and b (N, K), on the faster kernel for fp32 CPU tensors."""
-    return _onednn_nt(a, b) if fast_here(a) else a @ b.t()
+    return _onednn_nt(a, b) if a.numel() * b.shape[0] >= MIN_MACS and fast_here(a) else a @ b.t()
 
 
 class _Linear(torch.autograd.Function):
@@ -86,8 +88,10 @@ class _Linear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """F.linear, its products on oneDNN where `fast_here` (forward and backward); F.linear itself elsewhere."""
-    if fast_here(x) and weight.dtype == torch.float32 and x.numel() > 0:  # oneDNN wants at least one row
+    """F.linear, its products on oneDNN where `fast_here` and the product is large enough (MIN_MACS; forward and
+    backward); F.linear itself elsewhere."""
+    macs = x.numel() * weight.shape[0]  # oneDNN wants at least one row
+    if macs > 0 and macs >= MIN_MACS and weight.dtype == torch.float32 and fast_here(x):
         return _Linear.apply(x, weight, bias)
     return F.linear(x, weight, bias)
 
