@@ -101,27 +101,30 @@ def test_kv_cache_cast_keeps_values_in_the_new_dtype():
     assert cache.length == 4 and cache.dtype == torch.bfloat16
 
 
-def test_bf16_attention_on_cpu_computes_in_fp32_and_answers_in_bf16():
-    """Under bf16 autocast on CPU attention over fewer than 256 keys runs in fp32 (faster there, see
-    attention_dtype): the output is what fp32 attention gives on the same bf16 inputs, rounded once; gradients
-    reach bf16 inputs; an additive fp32 bias with -inf-like entries stays finite. Longer attention stays bf16."""
-    from taesan.modules.attention import FP32_ATTENTION_BELOW, attention_dtype, scaled_dot_product
+def test_bf16_attention_on_cpu_picks_its_kernel_by_length_and_stays_near_fp32(monkeypatch):
+    """bf16 attention on CPU: up to 256 keys as bf16 products around an fp32 softmax (math_in_bf16); past the score
+    budget and under 256 keys PyTorch's kernel in fp32; from 256 keys on, PyTorch's kernel in bf16. Each answers in
+    bf16 near fp32 attention on the same inputs, with causal, boolean and additive masks; gradients reach bf16."""
+    from taesan.modules import attention as A
 
+    sdpa = torch.nn.functional.scaled_dot_product_attention
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8).bfloat16().requires_grad_() for _ in range(3))
-    assert attention_dtype(q, 5) == torch.float32 and attention_dtype(q, FP32_ATTENTION_BELOW) == torch.bfloat16
-    long = torch.randn(1, 1, FP32_ATTENTION_BELOW, 8).bfloat16()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.equal(scaled_dot_product(long, long, long), torch.nn.functional.scaled_dot_product_attention(long, long, long))
-    y = scaled_dot_product(q, k, v, is_causal=True)
-    reference = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
-    assert y.dtype == torch.bfloat16 and torch.equal(y, reference.bfloat16())
+    assert A.math_in_bf16(q, 5) and not A.math_in_bf16(q, A.MATH_MAX_KEYS + 1) and not A.math_in_bf16(q.float(), 5)
+    keep = torch.rand(2, 1, 5, 5) > 0.3
+    keep[..., 0] = True
+    bias = torch.zeros(1, 1, 5, 5).masked_fill(torch.ones(5, 5).triu(1).bool(), torch.finfo(torch.float32).min)
+    for options in ({"is_causal": True}, {"attn_mask": keep}, {"attn_mask": bias, "scale": 1.0}):
+        y = A.scaled_dot_product(q, k, v, **options)
+        reference = sdpa(q.float(), k.float(), v.float(), **options)
+        assert y.dtype == torch.bfloat16 and torch.allclose(y.float(), reference, atol=3e-2), options
     y.sum().backward()
     assert q.grad.dtype == torch.bfloat16 and torch.isfinite(q.grad.float()).all()
-    bias = torch.zeros(1, 1, 5, 5).masked_fill(torch.ones(5, 5).triu(1).bool(), torch.finfo(torch.float32).min)
-    assert torch.equal(scaled_dot_product(q, k, v, attn_mask=bias, scale=1.0),
-                       torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=bias,
-                                                                        scale=1.0).bfloat16())
+    monkeypatch.setattr(A, "MATH_MAX_SCORES", 0)  # over the budget: PyTorch's kernel, in fp32 below 256 keys
+    assert torch.equal(A.scaled_dot_product(q, k, v, is_causal=True), sdpa(q.float(), k.float(), v.float(), is_causal=True).bfloat16())
+    long = torch.randn(1, 1, A.FP32_ATTENTION_BELOW, 8).bfloat16()  # 256 keys and over: in bf16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(A.scaled_dot_product(long, long, long), sdpa(long, long, long))
     attention = MultiHeadAttention(16, 2)
     x = torch.randn(2, 4, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -129,4 +132,4 @@ def test_bf16_attention_on_cpu_computes_in_fp32_and_answers_in_bf16():
         explicit, weights = attention(x, is_causal=True, need_weights=True)
     assert fast.dtype == explicit.dtype == torch.bfloat16 and weights.dtype == torch.float32
     assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 4))  # the rows sum to 1 in fp32
-    assert torch.allclose(fast.float(), explicit.float(), atol=1e-2)
+    assert torch.allclose(fast.float(), explicit.float(), atol=2e-2)

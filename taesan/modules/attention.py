@@ -34,10 +34,25 @@ def full_precision(q: torch.Tensor, dtype: torch.dtype) -> ContextManager:
     return torch.autocast("cpu", enabled=False) if off else nullcontext()
 
 
+MATH_MAX_KEYS = 256  # bf16 attention on CPU over at most this many keys runs as plain products (see math_in_bf16)
+MATH_MAX_SCORES = 2**23  # ... when its score matrix (B x H x T x S) holds at most this many numbers (32 MB in fp32)
+
+
+def math_in_bf16(q: torch.Tensor, keys: int) -> bool:
+    """bf16 attention on CPU over at most MATH_MAX_KEYS keys runs as two bf16 matrix products around an fp32
+    softmax: oneDNN's bf16 products make it 1.2-6x faster than PyTorch's CPU attention kernel in either dtype
+    up to 256 keys (ViT's 65: 6.4 against 13 ms a layer, forward and backward; a GPT's 256: 13 against 25),
+    slower from 512 (benchmarks/RESULTS.md). It keeps the score matrix for backward, hence MATH_MAX_SCORES."""
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and keys <= MATH_MAX_KEYS
+            and q.shape[:-1].numel() * keys <= MATH_MAX_SCORES)
+
+
 def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
                        dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    """F.scaled_dot_product_attention in `attention_dtype`; the output in q's dtype. A float mask (an additive
-    bias) is cast too, its most negative value kept the dtype's own."""
+    """F.scaled_dot_product_attention in `attention_dtype`, or as bf16 products (`math_in_bf16`); the output in
+    q's dtype. A float mask (an additive bias) is cast too, its most negative value kept the dtype's own."""
+    if math_in_bf16(q, k.shape[-2]):
+        return math_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)[0]
     dtype = attention_dtype(q, k.shape[-2])
     if attn_mask is not None and attn_mask.is_floating_point() and attn_mask.dtype != dtype:
         attn_mask = attn_mask.to(dtype).clamp(min=torch.finfo(dtype).min)
@@ -233,14 +248,25 @@ class MultiHeadAttention(nn.Module):
 
 
 def _explicit_attention(q, k, v, mask, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The textbook path: scores, a very large negative score where masked, softmax, weighted sum; in
-    `attention_dtype`, as the fast path (the output back in q's dtype, the weights as computed)."""
+    """The textbook path, for the weights: in `attention_dtype` (the output back in q's dtype, fp32 weights)."""
     dtype, given = attention_dtype(q, k.shape[-2]), q.dtype
     with full_precision(q, dtype):
-        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = scores.softmax(dim=-1)
-        y = F.dropout(weights, dropout) if dropout else weights
-        return (y @ v).to(given), weights
+        y, weights = math_attention(q.to(dtype), k.to(dtype), v.to(dtype), mask, dropout)
+    return y.to(given), weights
+
+
+def math_attention(q, k, v, mask=None, dropout: float = 0.0, is_causal: bool = False,
+                   scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ · scale + mask) v as plain operations: the two products in q's dtype, the scores and the
+    softmax in fp32 -> (output in v's dtype, fp32 weights (B, H, T, S)). mask: boolean (True = may attend; a
+    masked score becomes fp32's most negative value) or an additive float bias."""
+    T, S = q.shape[-2], k.shape[-2]
+    scores = (q @ k.transpose(-2, -1)).float() * (scale if scale is not None else 1 / math.sqrt(q.shape[-1]))
+    if is_causal:
+        causal = causal_mask(T, S, q.device)
+        mask = causal if mask is None else mask & causal
+    if mask is not None:
+        scores = scores + mask.float() if mask.is_floating_point() else scores.masked_fill(~mask, torch.finfo(torch.float32).min)
+    weights = scores.softmax(dim=-1)
+    y = F.dropout(weights, dropout) if dropout else weights
+    return y.to(v.dtype) @ v, weights
