@@ -82,6 +82,13 @@ def test_compare_modes_writes_table_json_and_chart(setup, capsys):
     printed = capsys.readouterr().out
     assert "majority class" in printed and data["in_context"] in printed
     assert taesan.load(out / "bert-prompt-lm").inner.config.words == ["부정", "긍정"]
+    # each training mode ran with what `taesan finetune` chooses for a model this small (only the batch was given)
+    chosen = {mode: rows[("GPT", name)]["extra"] for mode, name in (("full", "full fine-tuning"),
+              ("prompt", "prompt tuning (4 tokens)"), ("prompt-lm", lm_head))}
+    assert [chosen[m]["lr"] for m in ("full", "prompt", "prompt-lm")] == [1e-3, 3e-3, 3e-2]
+    assert {e["batch_size"] for e in chosen.values()} == {8}
+    assert chosen["full"]["rdrop"] == 3.0 and chosen["prompt"]["rdrop"] == 0.0  # R-Drop: a small classifier, fully tuned
+    assert "lr 0.001, batch 8, R-Drop 3" in table
 
 
 def test_fewshot_cli_reports_mean_and_spread(setup, capsys):
@@ -131,6 +138,18 @@ def test_a_training_mode_reruns_to_the_same_result(setup):
     assert runs[0].accuracy == runs[1].accuracy
     assert json.loads((root / "rerun0" / "eval_results.json").read_text())["loss"] == \
         json.loads((root / "rerun1" / "eval_results.json").read_text())["loss"]
+
+
+def test_a_given_rate_and_batch_win_over_the_defaults(setup, tmp_path):
+    from taesan.tasks.classification import SequenceClassification
+    from taesan.tuning.compare import CompareConfig, train_mode
+
+    root, train, evaluate = setup
+    task = SequenceClassification()
+    config = CompareConfig(max_steps=2, batch_size=4, lr_full=5e-4, warmup=0, device="cpu")
+    row = train_mode(root / "gpt", "GPT", "full", task.read(train)[:8], task.read(evaluate)[:4], tmp_path / "given", config)
+    assert (row.extra["lr"], row.extra["batch_size"]) == (5e-4, 4)
+    assert any(line.startswith("defaults: rdrop 3") for line in row.extra["defaults"])
 
 
 def test_the_lm_head_row_says_why_it_could_not_run(setup, tmp_path):

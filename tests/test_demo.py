@@ -263,6 +263,10 @@ def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
         assert steps == "6"  # the same budget for both starts (quick: 6 steps)
         results = json.loads((out / "transfer" / f"{name.lower()}-{size}-{start.split()[-1]}-seed1" / "eval_results.json").read_text())
         assert f"{results['accuracy']:.3f}" == accuracy  # the table shows the run's own evaluation (one seed in quick)
+        run = json.loads((out / "transfer" / f"{name.lower()}-{size}-{start.split()[-1]}-seed1" / "task.json").read_text())
+        # as the printed `taesan finetune` commands would run: a small classifier with R-Drop, and a BERT reading the
+        # mean (its masked-LM [CLS] and a fresh preset's never learned anything)
+        assert run["rdrop"] == 3.0 and run["pooling"] == ("mean" if name == "BERT" else None)
     assert ("pretraining wins" in section) or ("did not win" in section) or ("got there sooner" in section)
     assert "labels  pretrained" in printed and "labels  from scratch" in printed and "comparisons here" in section
     assert "BERT, 16 labelled reviews: word2vec embeddings" in section and "--embeddings" in section

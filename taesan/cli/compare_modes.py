@@ -40,10 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=200, help="optimizer steps of each training mode (default 200)")
     p.add_argument("--max-train", type=int, default=None, metavar="N", help="use the first N training examples")
     p.add_argument("--max-eval", type=int, default=None, metavar="N", help="evaluate on the first N examples")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr-full", type=float, default=3e-4, help="full fine-tuning peak learning rate")
-    p.add_argument("--lr-prompt", type=float, default=3e-3, help="prompt tuning peak learning rate")
-    p.add_argument("--lr-prompt-lm", type=float, default=3e-2, help="prompt tuning via the LM head: peak learning rate")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training modes: examples per step (default by the model's size, as taesan finetune's)")
+    p.add_argument("--lr-full", type=float, default=None,
+                   help="full fine-tuning peak learning rate (default as taesan finetune's: 1e-3 under 20M parameters, 3e-5 above)")
+    p.add_argument("--lr-prompt", type=float, default=None, help="prompt tuning peak learning rate (default 3e-3)")
+    p.add_argument("--lr-prompt-lm", type=float, default=None,
+                   help="prompt tuning via the LM head: peak learning rate (default 3e-2)")
     p.add_argument("--verbalizer", default=None, metavar="SPEC",
                    help="label words for in-context learning and the LM-head prompt tuning, e.g. 0=부정,1=긍정")
     p.add_argument("--pattern", default=None, metavar="TEXT",
@@ -67,10 +70,10 @@ def parse_shots(spec: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("seeds", "prompt_tokens", "max_steps", "batch_size"):
+    for name in ("seeds", "prompt_tokens", "max_steps"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("max_train", "max_eval"):
+    for name in ("max_train", "max_eval", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     for d in (args.model, args.bert):

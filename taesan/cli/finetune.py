@@ -27,12 +27,11 @@ from taesan.tasks.split import split_off
 from taesan.tokenizers import load
 from taesan.train import TrainConfig
 from taesan.tuning.checks import evaluation_warnings
-from taesan.tuning.defaults import (CLASSIFICATION_TASKS, Defaults, classification_rdrop, finetune_defaults,
-                                    has_dropout, qa_lexical_priors)
+from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
-from taesan.tuning.pooling import default_pooling, mark_untrained_cls, pooling_line, untrained_cls
+from taesan.tuning.task_defaults import apply_task_defaults
 
 TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 from taesan.util import describe_precision, pick_device
@@ -192,28 +191,8 @@ def run(args: argparse.Namespace) -> int:
         reserved = args.prompt_tokens if args.mode != "full" else 0
         check_length(task, model, "--max-length" if args.max_length is not None else "--set", reserved, asked)
 
-    choice = default_pooling(model, args.task, args.model if is_dir else None) if args.mode != "prompt-lm" else None
-    if choice is not None and "pooling" not in settings:
-        replace_config(task, pooling=choice[0])
-        notes.append(pooling_line(*choice, given=False))
-    elif choice is None and args.mode != "prompt-lm":
-        mark_untrained_cls(model, args.task, args.model if is_dir else None)
-
+    notes += apply_task_defaults(task, model, args.task, args.model if is_dir else None, args.mode, settings)
     parameters = sum(p.numel() for p in model.parameters())
-    if args.task == "qa":
-        minutes_old = untrained_cls(model, args.model if is_dir else None) is not None  # a preset, or taesan's own
-        priors, why = qa_lexical_priors(parameters, minutes_old)
-        chosen_priors = {name: value for name, value in priors.items() if name not in settings}
-        if chosen_priors:
-            replace_config(task, **chosen_priors)
-            notes.append(f"defaults: {', '.join(f'{k} {v:g}' for k, v in chosen_priors.items())} -- {why}; "
-                         f"--set {'=N '.join(chosen_priors)}=N overrides (0: the reader alone)")
-
-    if args.task in CLASSIFICATION_TASKS and "rdrop" not in settings:
-        rdrop, why = classification_rdrop(parameters, has_dropout(model), args.mode)
-        if rdrop:
-            replace_config(task, rdrop=rdrop)
-            notes.append(f"defaults: rdrop {rdrop:g} -- {why}; --set rdrop=0 turns it off")
 
     words = None
     if args.verbalizer is not None:

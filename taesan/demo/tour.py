@@ -200,7 +200,7 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     train, eval_examples = sentiment_split(cfg)
     out_dir = cfg.out / "sentiment"
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
-                           max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, lr_full=1e-3, seed=cfg.seed, progress=cfg.progress,
+                           max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, seed=cfg.seed, progress=cfg.progress,
                            verbalizer={"부정": "최악", "긍정": "최고"})  # words both demo tokenizers spell (긍정 is [UNK] to BERT's)
     every = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
     rows = [r for r in every if not r.skipped]

@@ -4,8 +4,9 @@ init, same shape), with few labelled reviews and with all of them, and held-out 
 third start, the oldest transfer: random init with token embeddings from word2vec trained on the same corpus, cut
 into the same pieces (`taesan finetune --embeddings`).
 
-Not a new trainer: every run goes through taesan.tuning.finetune with the classification task, as `taesan finetune`
-does (with its R-Drop default for a small classifier). The section says which start won, in numbers, including
+Not a new trainer: every run goes through taesan.tuning.finetune with the classification task and the settings
+`taesan finetune` would choose (tuning.task_defaults: a BERT reads the mean, not its never-trained [CLS]; R-Drop
+for a small classifier). The section says which start won, in numbers, including
 where pretraining did not help.
 """
 from __future__ import annotations
@@ -27,13 +28,13 @@ from taesan.figures import save_png
 from taesan.models.registry import PRESETS
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
-from taesan.tasks.classification import ClassificationConfig, SequenceClassification
+from taesan.tasks.classification import SequenceClassification
 from taesan.tokenizers.corpus import iter_texts
 from taesan.train import TrainConfig
 from taesan.tuning.compare import majority_accuracy
-from taesan.tuning.defaults import classification_rdrop, has_dropout
 from taesan.tuning.embeddings import piece_words, start_embeddings
 from taesan.tuning.finetune import finetune
+from taesan.tuning.task_defaults import apply_task_defaults
 
 STARTS = ("pretrained", "from scratch")
 WORD2VEC = "word2vec embeddings"  # BERT's third start
@@ -101,8 +102,10 @@ def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: 
     config = TrainConfig(max_steps=cfg.transfer_steps, max_minutes=cfg.transfer_minutes, lr=LR,
                          warmup=min(10, cfg.transfer_steps // 2), eval_every=max(1, cfg.transfer_steps // 10),
                          eval_batches=100, save_every=0, keep_last=1, seed=seed, progress=cfg.progress)
-    rdrop, _ = classification_rdrop(model.num_parameters(), has_dropout(model))  # as the CLI
-    task = SequenceClassification(ClassificationConfig(rdrop=rdrop), tokenizer=tokenizer)
+    task = SequenceClassification(tokenizer=tokenizer)
+    # pooling and R-Drop as the printed commands get them: the pretrained start is the checkpoint on disk, the
+    # others are weights made here, as a fresh preset is
+    apply_task_defaults(task, model, "classification", str(directory) if start == "pretrained" else None)
     result = finetune(task, model, train, held, out_dir, config, batch_size=16)
     curve = eval_curve(out_dir)
     return {"accuracy": float(result.metrics["accuracy"]), "steps": result.steps, "seconds": result.seconds,

@@ -21,6 +21,7 @@ from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.tasks.classification import SequenceClassification, order_labels
 from taesan.train import TrainConfig
+from taesan.tuning.defaults import finetune_defaults
 from taesan.tuning.finetune import finetune
 from taesan.tuning.in_context import (
     PromptFormat,
@@ -30,6 +31,7 @@ from taesan.tuning.in_context import (
     parse_verbalizer,
 )
 from taesan.tuning.load import load
+from taesan.tuning.task_defaults import apply_task_defaults
 
 TABLE_MD, TABLE_JSON, CHART = "comparison.md", "comparison.json", "comparison.png"
 
@@ -41,11 +43,12 @@ class CompareConfig:
     prompt_tokens: int = 20
     max_steps: int = 200  # per training mode
     max_minutes: float | None = None  # per training mode: stop earlier on the clock (the demo's time budget)
-    batch_size: int = 16
-    lr_full: float = 3e-4  # tiny CPU-pretrained backbones: 1e-4 left bert-tiny at chance in 200 steps on NSMC
-    lr_prompt: float = 3e-3  # larger than full fine-tuning's; on NSMC with gpt-tiny 3e-3 beat 1e-2 and 3e-2 (0.58 / 0.56 / 0.53)
-    lr_prompt_lm: float = 3e-2  # the prompt alone, read through the LM head (see tuning.defaults.PROMPT_LM_LR)
-    warmup: int = 10
+    # None: what `taesan finetune` picks for the model and mode (tuning.defaults.finetune_defaults: by its size)
+    batch_size: int | None = None
+    lr_full: float | None = None
+    lr_prompt: float | None = None
+    lr_prompt_lm: float | None = None
+    warmup: int | None = None  # None: 6% of max_steps
     verbalizer: dict[str, str] | None = None  # label -> word for in-context learning and prompt-lm (None: the label names)
     pattern: str | None = None  # prompt-lm's text after the input (None: the family's, see tuning.verbalizer)
     fmt: PromptFormat = field(default_factory=PromptFormat)
@@ -92,15 +95,21 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
 
     model, tokenizer = load_with_tokenizer(directory)
     task = SequenceClassification(tokenizer=tokenizer)
+    notes = apply_task_defaults(task, model, "classification", str(directory), mode)  # as `taesan finetune` sets them
+    defaults = finetune_defaults(sum(p.numel() for p in model.parameters()), mode)
+    given = {"full": config.lr_full, "prompt": config.lr_prompt, "prompt-lm": config.lr_prompt_lm}[mode]
+    lr = given if given is not None else defaults.lr
+    warmup = config.warmup if config.warmup is not None else defaults.warmup(config.max_steps)
+    batch_size = config.batch_size or defaults.batch_size
     torch.manual_seed(config.seed)  # the new head's initialisation and dropout: the same run every time
-    lr = {"full": config.lr_full, "prompt": config.lr_prompt, "prompt-lm": config.lr_prompt_lm}[mode]
     train_config = TrainConfig(max_steps=config.max_steps, max_minutes=config.max_minutes, lr=lr,
-                               warmup=min(config.warmup, config.max_steps // 2),
+                               warmup=min(warmup, config.max_steps // 2),
                                eval_every=0, save_every=0, keep_last=1, seed=config.seed, progress=config.progress)
-    result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=config.batch_size,
+    result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=batch_size,
                       device=config.device, mode=mode, prompt_tokens=config.prompt_tokens,
                       verbalizer=config.verbalizer if mode == "prompt-lm" else None, pattern=config.pattern)
-    extra = {"macro_f1": result.metrics.get("macro_f1"), "out": str(out_dir)}
+    extra = {"macro_f1": result.metrics.get("macro_f1"), "out": str(out_dir), "lr": lr, "batch_size": batch_size,
+             "rdrop": task.config.rdrop, "pooling": task.config.pooling, "defaults": notes}
     if mode == "prompt-lm":
         extra["words"] = list(result.model.inner.config.words)
     return ModeResult(MODE_NAMES[mode].format(n=config.prompt_tokens), name,
@@ -119,7 +128,7 @@ def in_context_modes(directory: str | Path, train: Sequence[Any], eval_examples:
     for k in config.shots:
         began = time.perf_counter()
         r = fewshot(model, tokenizer, eval_examples, train, words, k, list(range(config.seeds)), fmt=config.fmt,
-                    balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size,
+                    balanced=config.balanced, calibrate=config.calibrate, start_id=start, batch_size=config.batch_size or 16,
                     progress=config.progress)
         acc = r["accuracy"]
         extra = {"accuracy_norm": r["accuracy_norm"]["mean"], "demonstrations": r["demonstrations"], "per_seed": acc["per_seed"],
@@ -231,8 +240,13 @@ def _notes(r: ModeResult) -> str:
         if e.get("demonstrations", 0) + 1e-9 < r.labelled_examples:
             parts.append(f"{e['demonstrations']:.1f} demonstrations fit")
         return ", ".join(parts)
-    words = f", words {' / '.join(e['words'])}" if e.get("words") else ""
-    return (f"macro-F1 {e['macro_f1']:.3f}" if e.get("macro_f1") is not None else "") + words
+    parts = [f"macro-F1 {e['macro_f1']:.3f}"] if e.get("macro_f1") is not None else []
+    if e.get("words"):
+        parts.append(f"words {' / '.join(e['words'])}")
+    if e.get("lr") is not None:  # what the run trained with (chosen as taesan finetune chooses, unless given)
+        parts.append(f"lr {e['lr']:g}, batch {e['batch_size']}" + (f", pooling {e['pooling']}" if e.get("pooling") else "")
+                     + (f", R-Drop {e['rdrop']:g}" if e.get("rdrop") else ""))
+    return ", ".join(parts)
 
 
 def write_table(rows: Sequence[ModeResult], out_dir: Path, baseline: float, n_eval: int, config: CompareConfig) -> None:
