@@ -71,6 +71,9 @@ def finetune(
     and a classifier's label is its `verbalizer` word's score from the frozen LM head after `pattern` (a GPT, or a
     masked LM at its [MASK]; taesan.tuning.verbalizer). verbalizer None: each label is its own word.
     `on_start()` runs once the model and data are ready, before the first step (the CLI says what it chose).
+    The task's settings and `config` are used as given: what `taesan finetune` chooses when nothing is named is
+    tuning.task_defaults.apply_task_defaults (pooling, R-Drop, QA priors) and tuning.defaults.finetune_defaults
+    (lr, warmup, batch), for a caller to apply first.
     """
     if not train_examples:
         raise TaesanError("no training examples")
