@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from taesan.modules import LayerCache
-from taesan.modules.attention import attention_dtype, full_precision, scaled_dot_product
+from taesan.modules.attention import explicit_attention, scaled_dot_product
 from taesan.modules.transformer import ACTIVATIONS
 
 
@@ -138,13 +137,7 @@ class T5Attention(nn.Module):
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            dtype, given = attention_dtype(q, k.shape[-2]), q.dtype  # as scaled_dot_product computes
-            if bias is not None and bias.dtype != dtype:  # autocast: the fp32 "masked" value becomes the dtype's own
-                bias = bias.to(dtype).clamp(min=torch.finfo(dtype).min)
-            with full_precision(q, dtype):
-                scores = q.to(dtype) @ k.to(dtype).transpose(-2, -1)  # (B, H, T, S), unscaled
-                weights = (scores + bias if bias is not None else scores).softmax(-1)
-                y = (F.dropout(weights, dropout) @ v.to(dtype) if dropout else weights @ v.to(dtype)).to(given)
+            y, weights = explicit_attention(q, k, v, bias, dropout, scale=1.0)  # T5's scores are unscaled
         else:
             y = scaled_dot_product(q, k, v, attn_mask=bias, dropout_p=dropout, scale=1.0)
             weights = None

@@ -239,7 +239,7 @@ class MultiHeadAttention(nn.Module):
             mask = ensure_attends_somewhere(mask, T, S)
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            y, weights = _explicit_attention(q, k, v, mask, dropout)
+            y, weights = explicit_attention(q, k, v, mask, dropout)
         else:
             y = scaled_dot_product(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
             weights = None
@@ -247,11 +247,12 @@ class MultiHeadAttention(nn.Module):
         return self.out(y), weights
 
 
-def _explicit_attention(q, k, v, mask, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The textbook path, for the weights: in `attention_dtype` (the output back in q's dtype, fp32 weights)."""
+def explicit_attention(q, k, v, mask=None, dropout: float = 0.0, scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook path, for the weights (MultiHeadAttention's and T5's `need_weights`): `math_attention` with its
+    products in `attention_dtype` -> (output in q's dtype, fp32 weights). mask: boolean or an additive float bias."""
     dtype, given = attention_dtype(q, k.shape[-2]), q.dtype
     with full_precision(q, dtype):
-        y, weights = math_attention(q.to(dtype), k.to(dtype), v.to(dtype), mask, dropout)
+        y, weights = math_attention(q.to(dtype), k.to(dtype), v.to(dtype), mask, dropout, scale=scale)
     return y.to(given), weights
 
 
