@@ -324,5 +324,6 @@ def test_rdrop_runs_twice_and_adds_the_symmetric_kl(wordpiece):
     assert task.run_model(model.eval(), inputs, labels).shape == (8, 2)  # evaluation: one pass
     replace_config(task, rdrop=0.0)
     assert task.run_model(model.train(), inputs, labels).shape == (8, 2)
-    with pytest.raises(TaesanError, match="rdrop"):
-        replace_config(task, rdrop=-1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(TaesanError, match="^classification setting rdrop must be a number >= 0, got"):
+            replace_config(task, rdrop=bad)

@@ -435,3 +435,10 @@ def test_parse_input_refuses_an_empty_question_or_context():
     for text in (" ||| 서울이다", "수도는? |||  ", " ||| "):
         with pytest.raises(TaesanError, match="empty question or context"):
             task.parse_input(text)
+
+
+@pytest.mark.parametrize("name", ["sentence_prior", "echo_penalty"])
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
+def test_a_prior_weight_must_be_a_finite_number_at_least_zero(name, value):
+    with pytest.raises(TaesanError, match=f"^qa setting {name} must be a number >= 0, got"):
+        QAConfig(**{name: value})

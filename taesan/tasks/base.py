@@ -9,6 +9,7 @@ the fine-tuned weights, so `taesan predict` and `taesan serve` rebuild it from t
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -26,6 +27,15 @@ from taesan.tasks import TASK_FILE
 class TaskConfig:
     max_length: int = 128  # tokens per feature, specials included
     labels: list[str] = field(default_factory=list)  # class / tag names; index = label id
+
+
+def check_non_negative(config: TaskConfig, task: str, names: tuple[str, ...]) -> None:
+    """Each named setting a finite number >= 0 (a weight such as rdrop or echo_penalty), else a one-line error
+    naming it; NaN fails too."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 <= value < math.inf:
+            raise TaesanError(f"{task} setting {name} must be a number >= 0, got {value}")
 
 
 class Task(Objective):

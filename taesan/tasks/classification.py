@@ -8,7 +8,6 @@ the cross-entropy loss, accuracy and macro-F1 (summed per-class counts) and what
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +21,7 @@ from taesan.figures import save_png
 from taesan.models.bert import POOLINGS
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
-from taesan.tasks.base import Task, TaskConfig, check_labels, replace_config, split_pair
+from taesan.tasks.base import Task, TaskConfig, check_labels, check_non_negative, replace_config, split_pair
 from taesan.tasks.batches import by_length, restore_order
 from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import head_class, put_head, takes_segments
@@ -51,8 +50,7 @@ class ClassificationConfig(TaskConfig):
     def __post_init__(self) -> None:
         if self.pooling not in (None, *POOLINGS):
             raise ValueError(f"field 'pooling' is {self.pooling!r}; choose one of {list(POOLINGS)}")
-        if not 0 <= self.rdrop < math.inf:  # NaN fails too
-            raise TaesanError(f"classification setting rdrop must be a number >= 0, got {self.rdrop}")
+        check_non_negative(self, "classification", ("rdrop",))
 
 
 def order_labels(names: set[str], preferred: Sequence[str] = ()) -> list[str]:

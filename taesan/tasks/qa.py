@@ -26,7 +26,7 @@ from torch import nn
 
 from taesan.data import pad_batch
 from taesan.errors import TaesanError
-from taesan.tasks.base import Task, TaskConfig, replace_config, split_pair
+from taesan.tasks.base import Task, TaskConfig, check_non_negative, replace_config, split_pair
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import put_head, takes_segments
@@ -52,9 +52,7 @@ class QAConfig(TaskConfig):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise TaesanError(f"qa setting {name} must be at least 1, got {value}")
-        for name in ("sentence_prior", "echo_penalty"):
-            if not 0 <= getattr(self, name) < math.inf:  # NaN fails too
-                raise TaesanError(f"qa setting {name} must be a number >= 0, got {getattr(self, name)}")
+        check_non_negative(self, "qa", ("sentence_prior", "echo_penalty"))
         room = self.max_length - self.question_tokens - 3  # [CLS], [SEP], [SEP]
         if not 0 <= self.stride < room:
             raise TaesanError(f"qa setting doc_stride={self.stride} must be in [0, {room}): max_length {self.max_length} leaves "
