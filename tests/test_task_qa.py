@@ -426,6 +426,14 @@ def test_cli_finetune_evaluate_predict(chars, tmp_path, capsys):
     printed = capsys.readouterr()
     assert set(json.loads(printed.out)) == {"exact_match", "f1", "korquad_exact_match", "korquad_f1"}
     assert "qa decoding" not in printed.err  # the reader alone: nothing to say
+    # an export for HF says that HF's pipeline will decode without the priors (the weights are the same)
+    assert main(["convert", "--to-hf", str(out), "--out", str(tmp_path / "hf")]) == 0
+    err = capsys.readouterr().err
+    assert "sentence_prior 4, echo_penalty 4 (its task.json); HF's question-answering pipeline" in err
+    assert err.count("\n") == 1 and "--set sentence_prior=0 echo_penalty=0" in err
+    assert main(["convert", "--to-hf", str(tmp_path / "alone"), "--out", str(tmp_path / "hf-alone")]) == 0
+    err = capsys.readouterr().err
+    assert "with echo_penalty 4 (its task.json)" in err and "sentence_prior" not in err
 
 
 def test_parse_input_refuses_an_empty_question_or_context():

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from taesan.pipeline.convert import convert
+from taesan.pipeline.convert import convert, export_notes
 
 HELP = "convert a checkpoint between the HuggingFace and taesan layouts"
 
@@ -20,5 +21,7 @@ def run(args: argparse.Namespace) -> int:
         out = convert(args.from_hf, args.out, "from-hf")
     else:
         out = convert(args.to_hf, args.out, "to-hf")
+        for line in export_notes(args.to_hf):
+            print(line, file=sys.stderr)
     print(f"wrote {out}")
     return 0

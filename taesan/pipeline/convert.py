@@ -17,7 +17,7 @@ from taesan.tuning.load import load
 
 
 def convert(source: str | Path, out: str | Path, direction: str) -> Path:
-    """--from-hf writes a taesan checkpoint, --to-hf a HF one."""
+    """--from-hf writes a taesan checkpoint, --to-hf a HF one (`export_notes` says what HF will not do alike)."""
     if direction not in ("from-hf", "to-hf"):
         raise TaesanError(f"unknown direction {direction!r}; use from-hf or to-hf")
     model = load(source)
@@ -45,3 +45,23 @@ def tokenizer_config(tokenizer) -> dict[str, Any]:
              "mask": tokenizer.mask_id, "eos": tokenizer.eos_id}
     out.update({f"{name}_token": tokenizer.id_to_token(i) for name, i in named.items() if i is not None})
     return out
+
+
+def export_notes(source: str | Path) -> list[str]:
+    """What an exported checkpoint's HF users get differently from `taesan predict`, one line each: a QA reader
+    fine-tuned with the lexical priors (tuning.defaults, a small reader's default) has them in its task.json, which
+    HF's question-answering pipeline does not read, so it decodes the reader alone. The weights and logits are the
+    same; only the choice of span can differ."""
+    from taesan.tasks import load_task
+
+    task = load_task(source)
+    if task is None or task.name != "qa":
+        return []
+    priors = {name: getattr(task.config, name) for name in ("sentence_prior", "echo_penalty")}
+    used = {name: value for name, value in priors.items() if value}
+    if not used:
+        return []
+    shown = ", ".join(f"{name} {value:g}" for name, value in used.items())
+    return [f"note: taesan decodes this reader's answers with {shown} (its task.json); HF's question-answering "
+            f"pipeline reads the exported weights without them, so its spans can differ from taesan predict's "
+            f"(fine-tune with --set {'=0 '.join(used)}=0 for a reader that answers alike in both)"]
