@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from taesan.atomic import atomic_write_text
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
 C = TypeVar("C")
@@ -171,7 +172,7 @@ def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     except IsADirectoryError:
         raise TaesanError(f"{path}: a directory, not a JSON file") from None
     except UnicodeDecodeError as e:
-        raise TaesanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise not_utf8(path, f"{e.reason} at byte {e.start}") from None
     return parse_json(text, str(path), max_bytes)
 
 

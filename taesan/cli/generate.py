@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from taesan.cli import add_threads
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.precision import use_precision
@@ -51,7 +52,7 @@ def _prompts(args) -> list[str]:
     try:
         prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as e:
-        raise TaesanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise not_utf8(path, f"{e.reason} at byte {e.start}") from None
     if not prompts:
         raise TaesanError(f"{path}: no prompt in the file")
     return prompts

@@ -23,6 +23,7 @@ from taesan.checkpoint import (
     write_config,
 )
 from taesan.config import config_from_dict, config_to_dict
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
 VOCAB_NAME = "vocab.txt"
@@ -285,7 +286,7 @@ def _read_lines(path: str | Path, keep_blank: bool = False):
                 if line.strip() or keep_blank:
                     yield lineno, line
     except UnicodeDecodeError as e:
-        raise TaesanError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raise not_utf8(path, e.reason) from None
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

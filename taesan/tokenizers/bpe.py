@@ -18,6 +18,7 @@ import regex
 from tqdm import tqdm
 
 from taesan.atomic import atomic_write_text
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
 from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
@@ -499,7 +500,7 @@ def _read_merges_txt(path: Path, vocab: dict[str, int]) -> list[tuple[str, str]]
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as e:
-        raise TaesanError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raise not_utf8(path, e.reason) from None
     merges = []
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r")

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
 
@@ -55,7 +56,7 @@ def _iter_file(path: Path) -> Iterator[str]:
                 else:
                     yield line
         except UnicodeDecodeError as e:
-            raise TaesanError(f"{path}: not UTF-8 text near line {lineno + 1} ({e.reason})") from None
+            raise not_utf8(path, e.reason, where=f"{path}, near line {lineno + 1}") from None
 
 
 def _count_batch(args: tuple[Callable[[str], list[str]], list[str]]) -> Counter:

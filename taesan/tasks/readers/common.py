@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
 
@@ -23,7 +24,7 @@ def read_text(path: str | Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise data_error(path, line, f"not UTF-8 text (byte {e.start}); convert the file to UTF-8") from None
+        raise not_utf8(path, f"byte {e.start}", where=f"{path}, line {line}") from None
 
 
 def lines(path: str | Path) -> Iterator[tuple[int, str]]:

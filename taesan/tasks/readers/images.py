@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from taesan.encoding import not_utf8
 from taesan.tasks.readers.common import data_error
 
 DIGITS = "digits"  # --train digits: sklearn's 1,797 8×8 digits, embedded in scikit-learn (no download)
@@ -98,7 +99,7 @@ def read_pixel_csv(path: Path) -> list[ImageExample]:
     try:
         text = _open_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise data_error(path, None, "not UTF-8 text") from None
+        raise not_utf8(path) from None
     rows, width = [], None
     for no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
