@@ -412,3 +412,27 @@ def test_prompt_lm_mode_trains_only_the_prompt_and_predicts(files, tmp_path, cap
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_a_csv_with_other_columns_trains_and_a_jsonl_evaluates(trained, files, tmp_path, capsys):
+    """finetune --set text_column / label_column reads a CSV whose header is not NSMC's; evaluate reads JSON Lines
+    with its own columns through --set, and scores the same as the TSV it was made from."""
+    import csv
+
+    examples = sentiment_examples(80)
+    with open(tmp_path / "reviews.csv", "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("review", "stars"), *examples])
+    out = tmp_path / "csv-model"
+    assert main(["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(tmp_path / "reviews.csv"), "--out", str(out), "--max-steps", "2",
+                 "--set", "text_column=review", "label_column=stars", *FAST]) == 0
+    saved = json.loads((out / "task.json").read_text())
+    assert (saved["text_column"], saved["label_column"]) == ("review", "stars")
+    capsys.readouterr()
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps({"body": t, "y": int(y)}, ensure_ascii=False) + "\n"
+                                                 for t, y in examples), encoding="utf-8")
+    assert main(["evaluate", "--model", str(trained), "--data", str(tmp_path / "eval.jsonl"),
+                 "--set", "text_column=body", "label_column=y"]) == 0
+    from_jsonl = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv")]) == 0
+    assert from_jsonl == json.loads(capsys.readouterr().out)

@@ -117,6 +117,59 @@ def test_sentiment_reader_errors(tmp_path, content, message):
     assert str(f) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_csv_json_and_jsonl_read_as_the_tsv_does(tmp_path):
+    """The same reviews as CSV (a quoted field holding a comma, a quote and a newline), JSON Lines and a JSON list
+    (labels as numbers), each row naming its line."""
+    import csv
+
+    rows = [("1", '맛있다, 또 "갈게요"\n진짜로', "1"), ("2", "별로였다", "0"), ("3", "", "1")]
+    with open(tmp_path / "a.csv", "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("id", "document", "label"), *rows])
+    ex = read_sentiment(tmp_path / "a.csv")
+    assert [(e.text, e.label) for e in ex] == [('맛있다, 또 "갈게요"\n진짜로', "1"), ("별로였다", "0")]
+    assert ex[1].source == f"{tmp_path / 'a.csv'}, line 4"  # the first row spans lines 2-3
+    objects = [{"text": t, "label": int(y)} for _, t, y in rows]
+    write(tmp_path / "a.jsonl", "\n".join(json.dumps(o, ensure_ascii=False) for o in objects) + "\n")
+    write(tmp_path / "a.json", json.dumps(objects, ensure_ascii=False, indent=1))
+    for name, second_line in (("a.jsonl", 2), ("a.json", 6)):
+        ex = read_sentiment(tmp_path / name)
+        assert [(e.text, e.label) for e in ex] == [('맛있다, 또 "갈게요"\n진짜로', "1"), ("별로였다", "0")]
+        assert ex[1].source == f"{tmp_path / name}, line {second_line}"
+
+
+def test_other_columns_are_named_with_settings(tmp_path, wordpiece):
+    f = write(tmp_path / "hate.tsv", "comments\thate\tbias\n정말 좋은 글이네요\tnone\tnone\n이런 글은 처음 봐\toffensive\tothers\n")
+    with pytest.raises(TaesanError, match=re.escape("no text column: the header needs one of document, text, sentence "
+                                                    "(found ['comments', 'hate', 'bias']); --set text_column=NAME")):
+        read_sentiment(f)
+    assert [e.label for e in read_sentiment(f, "comments", "hate")] == ["none", "offensive"]
+    with pytest.raises(TaesanError, match="line 1: missing column\\(s\\) rating"):
+        read_sentiment(f, "comments", "rating")
+    task = SequenceClassification(tokenizer=wordpiece)
+    replace_config(task, text_column="comments", label_column="bias")
+    assert [e.label for e in task.read(f)] == ["none", "others"]
+    pair = PairClassification(tokenizer=wordpiece)
+    replace_config(pair, text_column="comments")
+    with pytest.raises(TaesanError, match="setting text_column is for classification files"):
+        pair.read(f)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("a.jsonl", '{"text": "좋다", "label": 1}\n{"text": "별로"}\n', "line 2: missing field label"),
+    ("b.jsonl", '{"text": "좋다", "label": 1}\n[1]\n', "line 2: expected an object"),
+    ("c.json", '[{"text": ["좋다"], "label": 1}]', "line 1: field text is list, expected text or a number"),
+    ("d.json", '{"data": [{"text": "좋다", "label": 1}, 3]}', "item 2: expected an object"),
+    ("e.csv", 'text,label\n"좋다,1\n', "not valid CSV"),
+    ("f.csv", "text,label\n좋다\n", "line 2: expected 2 comma-separated fields, found 1"),
+    ("g.json", "[]", "the file is empty"),
+])
+def test_csv_and_json_errors_name_the_line(tmp_path, name, content, message):
+    f = write(tmp_path / name, content)
+    with pytest.raises(TaesanError, match=re.escape(message)) as e:
+        read_sentiment(f)
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
 def test_reader_file_errors(tmp_path):
     with pytest.raises(TaesanError, match="no such file"):
         read_sentiment(tmp_path / "missing.tsv")

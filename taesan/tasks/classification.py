@@ -46,6 +46,10 @@ class ClassificationConfig(TaskConfig):
     # two + rdrop x their symmetric KL; 0: one pass. Twice the compute. `taesan finetune` sets 3 for a small model
     # (tuning.defaults: 5-fold CV, KorNLI 47.1 -> 48.7, NSMC 83.2 -> 83.4; issue 17)
     rdrop: float = 0.0
+    # reading (classification files): the text and label columns of the header (a JSON file: its objects' fields);
+    # None: the first of document / text / sentence, and label
+    text_column: str | None = None
+    label_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.pooling not in (None, *POOLINGS):
@@ -95,7 +99,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 class SequenceClassification(Task):
-    """One text -> one label. Reads NSMC-style TSV (id / document / label)."""
+    """One text -> one label. Reads NSMC-style TSV (id / document / label), CSV, JSON Lines or a JSON list."""
 
     name = "classification"
     config_class = ClassificationConfig
@@ -104,7 +108,7 @@ class SequenceClassification(Task):
 
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[TextExample]:
-        return read_sentiment(path)
+        return read_sentiment(path, self.config.text_column, self.config.label_column)
 
     def fit_labels(self, examples: Sequence[Any]) -> None:
         if not self.config.labels:
@@ -280,6 +284,10 @@ class PairClassification(SequenceClassification):
     preferred_labels = NLI_LABELS
 
     def read(self, path: str | Path) -> list[PairExample]:
+        given = [name for name in ("text_column", "label_column") if getattr(self.config, name) is not None]
+        if given:  # one text column is a single-sentence file's; a pair file's columns are fixed
+            raise TaesanError(f"setting {given[0]} is for classification files; pair-classification reads sentence1 / "
+                              f"sentence2 / gold_label (or premise / hypothesis) columns, or KLUE-NLI JSON")
         return read_nli(path)
 
     def texts(self, example: Any) -> tuple[str, str | None]:

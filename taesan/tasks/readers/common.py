@@ -1,8 +1,11 @@
-"""Shared by the readers: open a UTF-8 file or say why not; TSV rows with their line numbers."""
+"""Shared by the readers: open a UTF-8 file or say why not; TSV, CSV and JSON rows with their line numbers."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
@@ -55,3 +58,90 @@ def tsv_rows(path: str | Path, required: Sequence[str], header: bool = True) -> 
         yield no, dict(zip(columns, fields))
     if columns is None and header:
         raise data_error(path, None, "the file is empty")
+
+
+def csv_rows(path: str | Path) -> tuple[int | None, list[str], list[tuple[int, dict[str, str]]]]:
+    """(header line, column names, rows as (line, {column: value})) of a comma-separated file with a header, quoted
+    as Excel and pandas write it (a quoted field may hold commas, quotes and newlines). Blank lines are skipped;
+    a row with fewer fields than the header is an error naming its line."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    header_no, names, rows = None, [], []
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if header_no is None:
+                header_no, names = reader.line_num, [f.strip() for f in fields]
+                continue
+            if len(fields) < len(names):
+                raise data_error(path, reader.line_num, f"expected {len(names)} comma-separated fields, found {len(fields)}")
+            rows.append((reader.line_num, dict(zip(names, fields))))
+    except csv.Error as e:
+        raise data_error(path, reader.line_num, f"not valid CSV ({e})") from None
+    if header_no is None:
+        raise data_error(path, None, "the file is empty")
+    return header_no, names, rows
+
+
+def json_records(path: str | Path) -> list[tuple[int | None, Any]]:
+    """(line, item) for each record of a JSON Lines file (one per line) or a JSON file holding a list (or
+    {"data": [...]}, as KLUE and SQuAD-style files wrap theirs), by extension (.jsonl, else a list); the caller
+    checks that each item is the object it needs (`item_source` names it)."""
+    text = read_text(path)
+    if Path(path).suffix.lower() == ".jsonl":
+        out = []
+        for no, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise data_error(path, no, f"not valid JSON ({e.msg})") from None
+            out.append((no, item))
+        return out
+    return json_list(path, text)
+
+
+def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
+    """(line, item) for each item of a JSON list, decoded one at a time so each keeps the line it starts on
+    (json.loads would lose it); {"data": [...]} wrappers are decoded whole, their items without a line."""
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] == "{":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise data_error(path, 1, 'expected a JSON list of objects (or {"data": [...]})')
+        return [(None, item) for item in items]
+    if text[start:start + 1] != "[":
+        raise data_error(path, 1, 'expected a JSON list of objects (or {"data": [...]})')
+    decoder, out, pos = json.JSONDecoder(), [], start + 1
+    line, counted = 1, 0  # the line at offset `counted`, moved forward only
+    while True:
+        pos = _skip_space(text, pos)
+        if text[pos:pos + 1] == "]":
+            return out
+        line, counted = line + text.count("\n", counted, pos), pos
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
+        out.append((line, item))
+        pos = _skip_space(text, pos)
+        if text[pos:pos + 1] == ",":
+            pos += 1
+        elif text[pos:pos + 1] != "]":
+            raise data_error(path, line + text.count("\n", counted, pos), "expected ',' or ']' after a list item")
+
+
+def item_source(path: str | Path, line: int | None, index: int) -> str:
+    """"FILE, line N" for an item whose line is known, else "FILE, item N" (1-based)."""
+    return f"{path}, line {line}" if line is not None else f"{path}, item {index + 1}"
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos

@@ -5,11 +5,10 @@ Not the task: rows become `PairExample`s that remember their line, so any later 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import data_error, lines, read_text, tsv_rows
+from taesan.tasks.readers.common import data_error, item_source, json_list, lines, read_text, tsv_rows
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the conventional order, kept by the task
 TSV_COLUMNS = (("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "gold_label"), ("premise", "hypothesis", "label"))
@@ -58,51 +57,15 @@ def _read_tsv(path: Path) -> list[PairExample]:
 
 
 def _read_json(path: Path, text: str) -> list[PairExample]:
-    """Each object's line is found by decoding the list one item at a time (json.loads would lose it)."""
-    decoder = json.JSONDecoder()
-    start = len(text) - len(text.lstrip())
-    if text[start:start + 1] == "{":  # {"data": [...]} wrappers
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise data_error(path, 1, "expected a JSON list of {premise, hypothesis, gold_label} objects (or {\"data\": [...]})")
-        return [_pair(path, None, item, i) for i, item in enumerate(items)]
-    if text[start:start + 1] != "[":
-        raise data_error(path, 1, "expected a JSON list of {premise, hypothesis, gold_label} objects")
-    out, pos = [], start + 1
-    while True:
-        pos = _skip(text, pos)
-        if text[pos:pos + 1] == "]":
-            break
-        line = text.count("\n", 0, pos) + 1
-        try:
-            item, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:
-            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
-        out.append(_pair(path, line, item, len(out)))
-        pos = _skip(text, pos)
-        if text[pos:pos + 1] == ",":
-            pos += 1
-        elif text[pos:pos + 1] != "]":
-            raise data_error(path, text.count("\n", 0, pos) + 1, "expected ',' or ']' after a list item")
-    return out
-
-
-def _skip(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+    return [_pair(path, line, item, i) for i, (line, item) in enumerate(json_list(path, text))]
 
 
 def _pair(path: Path, line: int | None, item: object, index: int) -> PairExample:
-    where = f"item {index + 1}" if line is None else None
+    where = f"item {index + 1}" if line is None else None  # a wrapped list's items have no line
     if not isinstance(item, dict):
         raise data_error(path, line, f"{where + ': ' if where else ''}expected an object with {', '.join(JSON_FIELDS)}")
     missing = [f for f in JSON_FIELDS if not isinstance(item.get(f), str) or not item[f].strip()]
     if missing:
         raise data_error(path, line, f"{where + ': ' if where else ''}missing or empty field(s) {', '.join(missing)}")
-    source = f"{path}, line {line}" if line is not None else f"{path}, {where}"
+    source = item_source(path, line, index)
     return PairExample(item["premise"].strip(), item["hypothesis"].strip(), item["gold_label"].strip(), source)
