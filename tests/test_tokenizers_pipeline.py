@@ -314,7 +314,7 @@ def test_kogpt2_directory_with_tokenizer_config(tmp_path, corpus, charsmap):
 
 
 def test_a_single_word_token_after_a_newline_is_whole_as_in_the_library():
-    """single_word looks at the one character beside the match: "a\n카페" keeps 카페 whole (a `\w$` test once
+    r"""single_word looks at the one character beside the match: "a\n카페" keeps 카페 whole (a `\w$` test once
     matched before the final newline and split it; hypothesis found it)."""
     t = Tokenizer(M.WordLevel({"[UNK]": 0, "a": 1, "카": 2, "페": 3}, unk_token="[UNK]"))
     t.pre_tokenizer = P.WhitespaceSplit()
