@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.tokenizers import tokenizer_config
 from taesan.tokenizers.base import Tokenizer
@@ -45,7 +46,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
-        raise TaesanError(f"{path}: not UTF-8 ({e.reason})") from None
+        raise not_utf8(path, e.reason) from None
     except json.JSONDecodeError as e:
         raise TaesanError(f"{path}: corrupted JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
 
