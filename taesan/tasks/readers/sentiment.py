@@ -47,15 +47,16 @@ def read_sentiment(path: str | Path, text_column: str | None = None, label_colum
         names, rows = [c.strip() for c in header.split("\t")], None
     column = text_column or next((c for c in TEXT_COLUMNS if c in names), None)
     label = label_column or LABEL_COLUMN
+    holder = "the first record's fields" if suffix in (".json", ".jsonl") else "the header"
     if column is None or column not in names:
         wanted = f"the column {column}" if column else f"one of {', '.join(TEXT_COLUMNS)}"
-        raise data_error(path, header_no, f"no text column: the header needs {wanted} (found {names}); "
+        raise data_error(path, header_no, f"no text column: {holder} needs {wanted} (found {names}); "
                                           f"--set text_column=NAME names another")
+    if label not in names:
+        raise data_error(path, header_no, f"missing column(s) {label} in {holder} {names}; --set label_column=NAME "
+                                          f"names another")
     if rows is None:  # TSV: read now that the columns are known (a short row is an error naming its line)
         rows = [(no, f"{path}, line {no}", row) for no, row in tsv_rows(path, required=[column, label])]
-    elif label not in names:
-        raise data_error(path, header_no, f"missing column(s) {label} in the header {names}; --set label_column=NAME "
-                                          f"names another")
     examples = []
     for no, source, row in rows:
         if column not in row or label not in row:
