@@ -10,6 +10,7 @@ from typing import Any
 from taesan.config import write_json
 from taesan.errors import TaesanError
 from taesan.models import to_hf
+from taesan.tasks import load_task
 from taesan.pipeline.bundle import tokenizer_beside
 from taesan.tokenizers import WordPieceTokenizer
 from taesan.tokenizers import load as load_tokenizer
@@ -52,8 +53,6 @@ def export_notes(source: str | Path) -> list[str]:
     fine-tuned with the lexical priors (tuning.defaults, a small reader's default) has them in its task.json, which
     HF's question-answering pipeline does not read, so it decodes the reader alone. The weights and logits are the
     same; only the choice of span can differ."""
-    from taesan.tasks import load_task
-
     task = load_task(source)
     if task is None or task.name != "qa":
         return []
