@@ -210,11 +210,12 @@ def test_reader_formats(tmp_path):
 
 
 @pytest.mark.parametrize("name, text, message", [
-    ("bad.jsonl", '{"prompt": "a", "target": "b"}\n{"prompt": "a"\n', r"bad\.jsonl, line 2: not a JSON object"),
+    ("bad.jsonl", '{"prompt": "a", "target": "b"}\n{"prompt": "a"\n', r"bad\.jsonl, line 2: not valid JSON"),
     ("key.jsonl", '{"prompt": "a", "target": "b"}\n{"prompt": "a"}\n', r"key\.jsonl, line 2: missing key 'target'"),
     ("type.jsonl", '{"prompt": "a", "target": 3}\n', r"type\.jsonl, line 1: 'target' must be a string"),
     ("list.jsonl", '["a", "b"]\n', r"list\.jsonl, line 1: expected a JSON object"),
-    ("item.json", '[{"target": "b"}, {"prompt": "a"}]', r"item\.json: item 1: missing key 'target'"),
+    ("item.json", '[{"target": "b"},\n {"prompt": "a"}]', r"item\.json, line 2: missing key 'target'"),
+    ("wrapped.json", '{"data": [{"target": "b"}, {"prompt": "a"}]}', r"wrapped\.json, item 2: missing key 'target'"),
     ("broken.json", '[{"target": "b"},\n', r"broken\.json, line 2: not valid JSON"),
     ("dict.json", '{"target": "b"}', r"dict\.json: expected a JSON list"),
     ("col.tsv", "prompt\tanswer\na\tb\n", r"col\.tsv, line 1: missing column\(s\) target"),

@@ -85,10 +85,10 @@ def csv_rows(path: str | Path) -> tuple[int | None, list[str], list[tuple[int, d
 
 def json_records(path: str | Path) -> list[tuple[int | None, Any]]:
     """(line, item) for each record of a JSON Lines file (one per line) or a JSON file holding a list (or
-    {"data": [...]}, as KLUE and SQuAD-style files wrap theirs), by extension (.jsonl, else a list); the caller
+    {"data": [...]}, as KLUE and SQuAD-style files wrap theirs), by extension (.jsonl / .ndjson, else a list); the caller
     checks that each item is the object it needs (`item_source` names it)."""
     text = read_text(path)
-    if Path(path).suffix.lower() == ".jsonl":
+    if Path(path).suffix.lower() in (".jsonl", ".ndjson"):
         out = []
         for no, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -113,7 +113,7 @@ def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
             raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
-            raise data_error(path, 1, 'expected a JSON list of objects (or {"data": [...]})')
+            raise data_error(path, None, 'expected a JSON list of objects (or {"data": [...]})')
         return [(None, item) for item in items]
     if text[start:start + 1] != "[":
         raise data_error(path, 1, 'expected a JSON list of objects (or {"data": [...]})')

@@ -2,17 +2,17 @@
 
 Not a tokenizer and not a prompt template: the texts come back exactly as written in the file.
 The format follows the file name: `.tsv` (a header naming the prompt and target columns), `.jsonl`
-(one object per line with those keys; a missing prompt is ""), `.json` (a list of such objects),
+(or `.ndjson`: one object per line with those keys; a missing prompt is ""), `.json` (a list of such objects),
 anything else plain text (each non-blank line a target with an empty prompt, as for unconditional
 fine-tuning on a corpus).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import data_error, lines, read_text, tsv_rows
+from taesan.errors import TaesanError
+from taesan.tasks.readers.common import item_source, json_records, lines, tsv_rows
 
 
 @dataclass
@@ -30,35 +30,10 @@ def read_generation(path: str | Path, prompt_column: str = "prompt", target_colu
     if suffix == ".tsv":
         return [GenerationExample(row[prompt_column], row[target_column])
                 for _, row in tsv_rows(path, [prompt_column, target_column])]
-    if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path, prompt_column, target_column)
-    if suffix == ".json":
-        return _read_json_list(path, prompt_column, target_column)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return [_example(record, prompt_column, target_column, lambda m, where=item_source(path, line, i): TaesanError(f"{where}: {m}"))
+                for i, (line, record) in enumerate(json_records(path))]
     return [GenerationExample("", line.strip()) for _, line in lines(path) if line.strip()]
-
-
-def _read_jsonl(path: str | Path, prompt_column: str, target_column: str) -> list[GenerationExample]:
-    out = []
-    for no, line in lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise data_error(path, no, f"not a JSON object ({e.msg})") from None
-        out.append(_example(record, prompt_column, target_column, lambda m: data_error(path, no, m)))
-    return out
-
-
-def _read_json_list(path: str | Path, prompt_column: str, target_column: str) -> list[GenerationExample]:
-    try:
-        records = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
-    if not isinstance(records, list):
-        raise data_error(path, None, f"expected a JSON list of {{{prompt_column!r}, {target_column!r}}} objects")
-    return [_example(r, prompt_column, target_column, lambda m, i=i: data_error(path, None, f"item {i}: {m}"))
-            for i, r in enumerate(records)]
 
 
 def _example(record, prompt_column: str, target_column: str, error) -> GenerationExample:
