@@ -76,6 +76,13 @@ def test_pair_task_from_a_checkpoint_uses_its_tokenizer(trained, files, tmp_path
     assert main(["predict", "--model", str(out), "--json", "어제 카페 갔었어 ||| 카페에 갔다"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert set(row["probabilities"]) == {"entailment", "neutral", "contradiction"}
+    # predict --file on the data file itself: each pair, its gold label not read (and not needed)
+    unlabelled = tmp_path / "pairs.tsv"
+    unlabelled.write_text("premise\thypothesis\n오늘 학교 간다\t학교에 간다\n", encoding="utf-8")
+    for path, n in ((files / "nli.tsv", 20), (unlabelled, 1)):
+        assert main(["predict", "--model", str(out), "--json", "--file", str(path)]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(rows) == n and rows[0]["input"] == ("어제 카페 갔었어 ||| 카페에 갔다" if n == 20 else "오늘 학교 간다 ||| 학교에 간다")
 
 
 def test_prompt_mode_is_passed_through(trained, files, tmp_path, capsys):
@@ -436,3 +443,22 @@ def test_a_csv_with_other_columns_trains_and_a_jsonl_evaluates(trained, files, t
     from_jsonl = json.loads(capsys.readouterr().out)
     assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv")]) == 0
     assert from_jsonl == json.loads(capsys.readouterr().out)
+
+
+def test_predict_reads_a_data_file_by_its_text_column(trained, files, tmp_path, capsys):
+    """predict --file sent.tsv predicts each review (not the header, ids and labels as text), in order, as
+    evaluate reads the file; a CSV without labels and with its own column name works through --set; a .txt file is
+    still one input per line."""
+    examples = sentiment_examples(80)
+    assert main(["predict", "--model", str(trained), "--json", "--file", str(files / "sent.tsv")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in rows] == [t for t, _ in examples]
+    (tmp_path / "new.csv").write_text("review\n" + "".join(f'"{t}"\n' for t, _ in examples[:5]), encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "new.csv")]) == 2
+    assert "--set text_column=NAME" in capsys.readouterr().err
+    assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "new.csv"), "--set", "text_column=review"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t", 1)[1] for line in lines] == [t for t, _ in examples[:5]]
+    (tmp_path / "plain.txt").write_text("id\tdocument\n", encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "plain.txt")]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == "id\tdocument"  # a .txt line is the input, as it is

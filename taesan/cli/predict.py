@@ -10,9 +10,11 @@ import json
 import sys
 
 from taesan.cli import add_threads
+from taesan.cli.finetune import apply_settings, task_settings
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.precision import use_precision
+from taesan.tasks import TASK_FILE
 from taesan.tasks.readers.common import lines
 from taesan.util import pick_device
 
@@ -22,7 +24,9 @@ HELP = "apply a fine-tuned model to inputs (label + probability, entities, answe
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
     p.add_argument("inputs", nargs="*", help='texts ("어제 카페 갔었어"; pairs: "premise ||| hypothesis"; images: a file or digits:N)')
-    p.add_argument("--file", default=None, metavar="FILE", help="more inputs, one per line")
+    p.add_argument("--file", default=None, metavar="FILE",
+                   help="more inputs, one per line; for classifiers a .tsv / .csv / .json / .jsonl data file gives its text "
+                        "column(s), as evaluate reads them (a label column may be there or not)")
     p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
     p.add_argument("--batch-size", type=int, default=None,
                    help="rows per batch (default: as many as fit for classifiers, 32 for the other tasks)")
@@ -30,13 +34,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 where the CPU multiplies it natively (AMX, AVX512-BF16) or on CUDA, else fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over long inputs")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="how to read --file and decode, as evaluate's --set (text_column=review, num_beams=4)")
     add_threads(p)
 
 
-def _inputs(args: argparse.Namespace) -> list[str]:
+def _inputs(args: argparse.Namespace, task) -> list[str]:
+    """The arguments, then --file's inputs: a data file's text column(s) where the task reads it so, else its lines."""
     texts = list(args.inputs)
     if args.file is not None:
-        texts += [line for _, line in lines(args.file) if line.strip()]
+        from_table = task.input_texts(args.file)
+        texts += from_table if from_table is not None else [line for _, line in lines(args.file) if line.strip()]
     if not texts:
         raise TaesanError("no input: give texts as arguments or --file FILE")
     return texts
@@ -45,10 +53,13 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise TaesanError("--batch-size must be >= 1")
-    texts = _inputs(args)
+    if not args.inputs and args.file is None:
+        raise TaesanError("no input: give texts as arguments or --file FILE")
     bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
     task = bundle.need_task()
     task.progress = not args.no_progress
+    apply_settings(task, bundle.model, task_settings(args.set), f"{args.model}/{TASK_FILE}")
+    texts = _inputs(args, task)
     inputs = [task.parse_input(t) for t in texts]
     precision = use_precision(bundle.model, args.precision)
     batch_size = args.batch_size if args.batch_size is not None else task.default_batch_size

@@ -105,6 +105,11 @@ class Task(Objective):
         """Labelled examples from a file in one of the formats this task reads (see taesan.tasks.readers)."""
         raise NotImplementedError
 
+    def input_texts(self, path: str | Path) -> list[str] | None:
+        """The inputs a data file holds, as `predict` takes them (its labels, if any, ignored), or None where the
+        task reads `predict --file` as plain text, one input per line."""
+        return None
+
     def fit_labels(self, examples: Sequence[Any]) -> None:
         """Fix the label set from the training examples when the config names none (sorted, stable)."""
 

@@ -33,7 +33,7 @@ from taesan.tasks.metrics.classification import (
 )
 from taesan.tasks.outputs import top_share
 from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
-from taesan.tasks.readers.sentiment import TextExample, read_sentiment
+from taesan.tasks.readers.sentiment import TABLE_SUFFIXES, TextExample, read_sentiment
 
 
 @dataclass
@@ -109,6 +109,12 @@ class SequenceClassification(Task):
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[TextExample]:
         return read_sentiment(path, self.config.text_column, self.config.label_column)
+
+    def input_texts(self, path: str | Path) -> list[str] | None:
+        """A table or JSON file (the formats `read` takes): its text column, a label column optional."""
+        if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+            return None
+        return [ex.text for ex in read_sentiment(path, self.config.text_column, self.config.label_column, labelled=False)]
 
     def fit_labels(self, examples: Sequence[Any]) -> None:
         if not self.config.labels:
@@ -289,6 +295,12 @@ class PairClassification(SequenceClassification):
             raise TaesanError(f"setting {given[0]} is for classification files; pair-classification reads sentence1 / "
                               f"sentence2 / gold_label (or premise / hypothesis) columns, or KLUE-NLI JSON")
         return read_nli(path)
+
+    def input_texts(self, path: str | Path) -> list[str] | None:
+        """A KorNLI TSV or KLUE-NLI JSON file: each pair as "premise ||| hypothesis", a label column optional."""
+        if Path(path).suffix.lower() not in (".tsv", ".json"):
+            return None
+        return [f"{ex.premise} ||| {ex.hypothesis}" for ex in read_nli(path, labelled=False)]
 
     def texts(self, example: Any) -> tuple[str, str | None]:
         return example.premise, example.hypothesis

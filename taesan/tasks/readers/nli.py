@@ -25,47 +25,52 @@ class PairExample:
     source: str = ""
 
 
-def read_nli(path: str | Path) -> list[PairExample]:
-    """KorNLI TSV or KLUE-NLI JSON: `.json` (or text starting with [ / {) is JSON, anything else TSV."""
+def read_nli(path: str | Path, labelled: bool = True) -> list[PairExample]:
+    """KorNLI TSV or KLUE-NLI JSON: `.json` (or text starting with [ / {) is JSON, anything else TSV.
+    labelled=False (pairs to predict): the label column or field may be missing, and is not read."""
     path = Path(path)
     text = read_text(path)
     if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
-        examples = _read_json(path, text)
+        examples = _read_json(path, text, labelled)
     else:
-        examples = _read_tsv(path)
+        examples = _read_tsv(path, labelled)
     if not examples:
-        raise data_error(path, None, "no labelled pairs in the file")
+        raise data_error(path, None, f"no {'labelled ' if labelled else ''}pairs in the file")
     return examples
 
 
-def _read_tsv(path: Path) -> list[PairExample]:
+def _read_tsv(path: Path, labelled: bool) -> list[PairExample]:
     header_no, header = next(((no, line) for no, line in lines(path) if line.strip()), (None, None))
     if header is None:
         raise data_error(path, None, "the file is empty")
     names = [c.strip() for c in header.split("\t")]
-    columns = next((cols for cols in TSV_COLUMNS if all(c in names for c in cols)), None)
+    patterns = TSV_COLUMNS if labelled else [cols[:2] for cols in TSV_COLUMNS]
+    columns = next((cols for cols in patterns if all(c in names for c in cols)), None)
     if columns is None:
-        raise data_error(path, header_no, f"expected the columns sentence1, sentence2, gold_label in the header, found {names}")
-    first, second, label = columns
+        wanted = "sentence1, sentence2, gold_label" if labelled else "sentence1, sentence2 (or premise, hypothesis)"
+        raise data_error(path, header_no, f"expected the columns {wanted} in the header, found {names}")
+    first, second, label = (*columns, None)[:3]
     out = []
     for no, row in tsv_rows(path, required=columns):
-        premise, hypothesis, gold = row[first].strip(), row[second].strip(), row[label].strip()
-        if not (premise and hypothesis and gold):
+        premise, hypothesis = row[first].strip(), row[second].strip()
+        gold = row[label].strip() if label is not None else None
+        if not (premise and hypothesis and gold != ""):
             raise data_error(path, no, f"empty {first if not premise else second if not hypothesis else label}")
         out.append(PairExample(premise, hypothesis, gold, f"{path}, line {no}"))
     return out
 
 
-def _read_json(path: Path, text: str) -> list[PairExample]:
-    return [_pair(path, line, item, i) for i, (line, item) in enumerate(json_list(path, text))]
+def _read_json(path: Path, text: str, labelled: bool) -> list[PairExample]:
+    return [_pair(path, line, item, i, labelled) for i, (line, item) in enumerate(json_list(path, text))]
 
 
-def _pair(path: Path, line: int | None, item: object, index: int) -> PairExample:
+def _pair(path: Path, line: int | None, item: object, index: int, labelled: bool = True) -> PairExample:
     where = f"item {index + 1}" if line is None else None  # a wrapped list's items have no line
     if not isinstance(item, dict):
         raise data_error(path, line, f"{where + ': ' if where else ''}expected an object with {', '.join(JSON_FIELDS)}")
-    missing = [f for f in JSON_FIELDS if not isinstance(item.get(f), str) or not item[f].strip()]
+    fields = JSON_FIELDS if labelled else JSON_FIELDS[:2]
+    missing = [f for f in fields if not isinstance(item.get(f), str) or not item[f].strip()]
     if missing:
         raise data_error(path, line, f"{where + ': ' if where else ''}missing or empty field(s) {', '.join(missing)}")
-    source = item_source(path, line, index)
-    return PairExample(item["premise"].strip(), item["hypothesis"].strip(), item["gold_label"].strip(), source)
+    gold = item["gold_label"].strip() if labelled else None
+    return PairExample(item["premise"].strip(), item["hypothesis"].strip(), gold, item_source(path, line, index))

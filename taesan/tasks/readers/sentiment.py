@@ -14,6 +14,7 @@ from taesan.tasks.readers.common import csv_rows, data_error, item_source, json_
 
 TEXT_COLUMNS = ("document", "text", "sentence")  # NSMC, a generic file, GLUE SST-2
 LABEL_COLUMN = "label"
+TABLE_SUFFIXES = (".tsv", ".csv", ".json", ".jsonl")  # what `predict --file` reads as a table, not line by line
 
 
 @dataclass
@@ -25,12 +26,14 @@ class TextExample:
     source: str = ""
 
 
-def read_sentiment(path: str | Path, text_column: str | None = None, label_column: str | None = None) -> list[TextExample]:
+def read_sentiment(path: str | Path, text_column: str | None = None, label_column: str | None = None,
+                   labelled: bool = True) -> list[TextExample]:
     """Labelled texts from a TSV, .csv, .jsonl or .json file whose header (or objects) name a text column
     (`text_column`, else the first of document, text, sentence) and a label column (`label_column`, else label).
 
     TSV has no quoting (as NSMC is read: quoting=3). Rows with an empty text are skipped (NSMC has a few); an empty
     label, a missing column or a short row is an error naming the file and line. A JSON label may be a number.
+    labelled=False (texts to predict): the label column may be missing or empty, and is not read.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -52,22 +55,25 @@ def read_sentiment(path: str | Path, text_column: str | None = None, label_colum
         wanted = f"the column {column}" if column else f"one of {', '.join(TEXT_COLUMNS)}"
         raise data_error(path, header_no, f"no text column: {holder} needs {wanted} (found {names}); "
                                           f"--set text_column=NAME names another")
-    if label not in names:
+    if not labelled:
+        label = None
+    elif label not in names:
         raise data_error(path, header_no, f"missing column(s) {label} in {holder} {names}; --set label_column=NAME "
                                           f"names another")
     if rows is None:  # TSV: read now that the columns are known (a short row is an error naming its line)
-        rows = [(no, f"{path}, line {no}", row) for no, row in tsv_rows(path, required=[column, label])]
+        rows = [(no, f"{path}, line {no}", row) for no, row in tsv_rows(path, required=[c for c in (column, label) if c])]
     examples = []
     for no, source, row in rows:
-        if column not in row or label not in row:
+        if column not in row or label is not None and label not in row:
             raise data_error(path, no, f"missing field {column if column not in row else label}")
-        text, gold = _text(path, no, row[column], column).strip(), _text(path, no, row[label], label).strip()
-        if not gold:
+        text = _text(path, no, row[column], column).strip()
+        gold = _text(path, no, row[label], label).strip() if label is not None else None
+        if gold == "":
             raise data_error(path, no, "empty label")
         if text:
             examples.append(TextExample(text, gold, source))
     if not examples:
-        raise data_error(path, None, "no labelled rows after the header")
+        raise data_error(path, None, f"no {'labelled ' if labelled else ''}rows after the header")
     return examples
 
 
