@@ -3,6 +3,8 @@ rounding, used only where the probe finds oneDNN faster and never under autocast
 Linear layers when it is."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -116,3 +118,48 @@ def test_the_trainer_turns_linears_in_fp32_only(faster, tmp_path):
         assert linears and all((type(m) is products.FastLinear) == turned for m in linears), precision
         loss, _ = trainer.train_step()
         assert torch.isfinite(torch.tensor(loss))
+
+
+def test_a_resumed_run_keeps_the_kernel_it_began_with_and_continues_bit_for_bit(tmp_path, monkeypatch):
+    """The kernel is probed per process, and the two round differently. A run that began on oneDNN and is resumed
+    where a new probe says MKL (a busy machine, a margin case) pins oneDNN from its trainer_state.json, so it ends
+    with the weights of the uninterrupted run; the probe never moves the global random stream."""
+    import numpy as np
+
+    import taesan
+    from taesan.data import CausalWindows, TokenSplit
+    from taesan.objectives import CausalLM
+    from taesan.train import TrainConfig, Trainer, latest_checkpoint
+
+    if not products._onednn_works():
+        pytest.skip("oneDNN's linear kernel does not run here")
+    threads = torch.get_num_threads()
+    split = TokenSplit(np.random.default_rng(0).integers(0, 64, size=20_000).astype(np.uint16), np.array([0, 20_000]))
+
+    def run(out, decided: bool, resume=None, stop_at=None):
+        monkeypatch.setattr(products, "_DECIDED", {threads: decided})  # what this "process" probed
+        torch.manual_seed(0)
+        model = taesan.create("gpt-tiny", vocab_size=64, n_layers=1, d_model=256, n_heads=4, n_positions=64)
+        config = TrainConfig(max_steps=6, warmup=2, eval_every=0, save_every=3, keep_last=5, progress=False, precision="fp32")
+        trainer = Trainer(model, CausalLM(), CausalWindows(split, 32, 8, seed=1), config, out, device="cpu", resume_from=resume)
+        trainer.fit(stop_at=stop_at)
+        return trainer
+
+    assert run(tmp_path / "straight", True).kernel == "onednn"
+    run(tmp_path / "cut", True, stop_at=3)
+    checkpoint = latest_checkpoint(tmp_path / "cut")
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["fp32_products"] == "onednn"
+    state = torch.random.get_rng_state()
+    products._onednn_works(), products._probe()
+    assert torch.equal(torch.random.get_rng_state(), state)  # probing draws from a generator of its own
+    resumed = run(tmp_path / "cut", False, resume=checkpoint)  # this process's probe said MKL
+    assert resumed.kernel == "onednn" and products._DECIDED[threads] is True  # pinned from the checkpoint
+    a, b = taesan.load(tmp_path / "straight").state_dict(), taesan.load(tmp_path / "cut").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and without the pin the two kernels part: the test can tell
+    monkeypatch.setattr(products, "pin_onednn", lambda onednn: False)
+    run(tmp_path / "cut2", True, stop_at=3)
+    unpinned = run(tmp_path / "cut2", False, resume=latest_checkpoint(tmp_path / "cut2"))
+    assert unpinned.kernel == "default"
+    c = taesan.load(tmp_path / "cut2").state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)

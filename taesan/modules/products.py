@@ -12,7 +12,6 @@ the fused LM loss (lm_loss.py) multiplies through `mm_nt`.
 """
 from __future__ import annotations
 
-import functools
 import time
 
 import torch
@@ -30,19 +29,49 @@ def _onednn_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
 
 
-@functools.cache
+_DECIDED: dict[int, bool] = {}  # thread count -> the kernel fp32 products use: probed once, or pinned (pin_onednn)
+
+
 def onednn_faster(threads: int | None = None) -> bool:
     """oneDNN multiplies fp32 matrices at least PROBE_MARGIN times faster than torch.mm on this CPU, measured
-    once per process (and thread count): the best of three 512³ products each, taken in turn, ~20 ms in all."""
-    del threads  # part of the cache key only: the answer may differ with the thread count
+    once per process and thread count (the best of three 512³ products each, taken in turn, ~20 ms in all), unless
+    a resumed run pinned the answer its checkpoint recorded (`pin_onednn`)."""
+    key = threads if threads is not None else torch.get_num_threads()
+    if key not in _DECIDED:
+        _DECIDED[key] = _probe()
+    return _DECIDED[key]
+
+
+def pin_onednn(onednn: bool) -> bool:
+    """Use oneDNN for fp32 products (or not) as an earlier run did, whatever a new probe would say: a resumed
+    run then multiplies as the run began and continues bit for bit (the kernels round differently). Where
+    oneDNN's kernel does not run (another machine), the default stays -> whether oneDNN is in use now."""
+    _DECIDED[torch.get_num_threads()] = onednn = onednn and _onednn_works()
+    return onednn
+
+
+def _onednn_works() -> bool:
+    """oneDNN's linear kernel runs here and agrees with torch.mm on a 512² product."""
     if not torch.backends.mkldnn.is_available():
         return False
-    a, b = torch.randn(PROBE_SIZE, PROBE_SIZE), torch.randn(PROBE_SIZE, PROBE_SIZE)
+    a, b = _operands()
     try:
-        if not torch.allclose(_onednn_nt(a, b), a @ b.t(), rtol=1e-4, atol=1e-3):
-            return False
+        return torch.allclose(_onednn_nt(a, b), a @ b.t(), rtol=1e-4, atol=1e-3)
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
+
+
+def _operands() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two PROBE_SIZE² matrices from a generator of their own: probing never moves the global random stream, so a
+    seeded run draws the same dropout whether or not (and whenever) the probe ran."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(PROBE_SIZE, PROBE_SIZE, generator=g), torch.randn(PROBE_SIZE, PROBE_SIZE, generator=g)
+
+
+def _probe() -> bool:
+    if not _onednn_works():
+        return False
+    a, b = _operands()
 
     def timed(fn) -> float:
         t0 = time.perf_counter()

@@ -33,7 +33,7 @@ from taesan.checkpoint import (
 )
 from taesan.errors import TaesanError
 from taesan.figures import save_png
-from taesan.modules.products import use_fast_products
+from taesan.modules import products
 from taesan.objectives import Objective
 from taesan.safetensors_header import format_bytes
 from taesan.train import distributed
@@ -195,8 +195,10 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.device, config.precision)
         self.precision = "bf16" if self.amp_dtype is not None else "fp32"
         self.precision_note = describe_precision(config.precision, self.device.type)  # what a command logs
+        self.kernel: str | None = None  # fp32 products on CPU: "onednn" or "default", recorded and kept on resume
         if self.device.type == "cpu" and self.amp_dtype is None and not fsdp:  # fp32 products on the faster kernel
-            use_fast_products(self.raw_model)
+            products.use_fast_products(self.raw_model)
+            self.kernel = "onednn" if products.onednn_faster(torch.get_num_threads()) else "default"
         skip = no_decay_names(self.raw_model)
         if self.dist.is_main and self.out_dir.is_dir():  # a killed run's half-written files and checkpoints
             self.cleaned = remove_interrupted(self.out_dir, keep=Path(resume_from) if resume_from is not None else None)
@@ -413,6 +415,7 @@ class Trainer:
                     save_trainer_state(directory, {
                         "step": self.step, "config": asdict(self.config), "data": self.data.state_dict(),
                         "scheduler": self.scheduler.state_dict(), "world_size": self.dist.world_size,
+                        "fp32_products": self.kernel,
                     }, optim_state, rng_state(self.generator))
                 with self._disk(self.out_dir, model_bytes, "the latest model"):
                     self.save_model(self.out_dir, state)
@@ -440,6 +443,11 @@ class Trainer:
 
     def _load_state(self, directory: Path) -> None:
         meta, optim_state, rng = load_trainer_state(directory)
+        recorded = meta.get("fp32_products")  # a checkpoint from before it was recorded: the probe decides
+        if self.kernel is not None and recorded in ("onednn", "default") and recorded != self.kernel:
+            # a new probe chose the other kernel (a busy machine, or a margin case): multiply as the run began
+            self.kernel = "onednn" if products.pin_onednn(recorded == "onednn") else "default"
+            products.use_fast_products(self.raw_model)
         distributed.load_optimizer_state(self.model, self.optimizer, optim_state)
         self.scheduler.load_state_dict(meta["scheduler"])
         self.data.load_state_dict(meta["data"])
