@@ -315,3 +315,31 @@ def test_cells_follow_their_column_kind():
     assert rows == [["1.000", "928,768", "2.3", "0.50"], ["0.538", "3", "10.0", "–"], ["0.525 ± 0.012", "7", "–", "0.00"]]
     with pytest.raises(ValueError):
         Table(["a", "b"], [], kinds=["fraction"])
+
+
+def test_the_masked_lm_twins_line_reports_the_measured_cosines(tmp_path):
+    """The demo says why a masked LM can lose on its templates with numbers from the checkpoint: the cosine of the
+    two twins' token embeddings after pretraining and at random init; nothing where the words are cut in pieces."""
+    import torch
+
+    import taesan
+    from taesan.demo.transfer import masked_lm_twins
+    from taesan.tokenizers import WordTokenizer
+    from taesan.tuning.embeddings import token_tables
+
+    words = ["재미있었다", "지루했다", "감동적이었다"]
+    tok = WordTokenizer.train(["이 영화 " + " ".join(words)] * 3, vocab_size=50, min_frequency=1)
+    bert = taesan.create("bert-mlm", vocab_size=tok.vocab_size, n_layers=1, d_model=16, n_heads=2, d_ff=32, n_positions=16)
+    table = token_tables(bert)[0].weight
+    with torch.no_grad():
+        direction = torch.randn(16)
+        fun, dull, moving = (tok.token_to_id(w) for w in words)
+        table[fun], table[dull], table[moving] = direction, 2 * direction, -direction  # twins at cosine 1, same-sentiment at -1
+    bert.save(tmp_path / "bert", tok)
+    line = masked_lm_twins(tmp_path / "bert", seed=0, lost=True)
+    assert line.startswith("Why pretraining lost with few labels here:")
+    assert "at cosine 1.00 (random init: " in line and "closer than 재미있었다 and 감동적이었다, which share the sentiment (-1.00)" in line
+    assert masked_lm_twins(tmp_path / "bert", seed=0, lost=False).startswith("A caution:")
+    pieces = WordTokenizer.train(["이 영화 재미있었다"] * 3, vocab_size=50, min_frequency=1)  # no 지루했다 token
+    bert.save(tmp_path / "cut", pieces)
+    assert masked_lm_twins(tmp_path / "cut", seed=0, lost=True) is None

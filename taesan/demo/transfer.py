@@ -32,7 +32,7 @@ from taesan.tasks.classification import SequenceClassification
 from taesan.tokenizers.corpus import iter_texts
 from taesan.train import TrainConfig
 from taesan.tuning.compare import majority_accuracy
-from taesan.tuning.embeddings import piece_words, start_embeddings
+from taesan.tuning.embeddings import piece_words, start_embeddings, token_tables
 from taesan.tuning.finetune import finetune
 from taesan.tuning.task_defaults import apply_task_defaults
 
@@ -86,6 +86,32 @@ def twins_line(vectors: Word2Vec, lost: bool) -> str:
             f"negative twin in the same slot (이 영화 정말 재미있었다 / 이 영화 정말 지루했다), so it puts "
             f"{pair[0]} and {pair[1]} side by side{cosine}: the classifier must first pull such twins apart. Real "
             "reviews pair their words less tightly, and there the vectors helped.")
+
+
+def masked_lm_twins(bert_dir: Path, seed: int, lost: bool) -> str | None:
+    """Why the masked LM can start a sentiment model badly on these templates, measured: its token embeddings
+    put the twins 재미있었다 / 지루했다 (one slot, opposite sentiment) close, against random init's; None where the
+    tokenizer cuts either word into pieces."""
+    tokenizer = tokenizers.load(bert_dir / "tokenizer.json")
+    ids = [tokenizer.token_to_id(w) for w in ("재미있었다", "지루했다", "감동적이었다")]
+    if any(i is None for i in ids):
+        return None
+    pretrained = taesan.load(bert_dir)
+
+    def cosines(model: torch.nn.Module) -> tuple[float, float]:
+        table = token_tables(model)[0].weight.detach()
+        twin, same = (torch.nn.functional.cosine_similarity(table[ids[0]], table[j], dim=0) for j in ids[1:])
+        return float(twin), float(same)
+
+    (twin, same), (twin0, _) = cosines(pretrained), cosines(scratch_like(pretrained, seed))
+    opening = "Why pretraining lost with few labels here: " if lost else "A caution: "
+    compared = (f"closer than 재미있었다 and 감동적이었다, which share the sentiment ({same:.2f})" if twin > same
+                else f"against {same:.2f} for 재미있었다 and 감동적이었다, which share the sentiment")
+    return (f"{opening}the masked LM also learns a word from its neighbours, and after pretraining BERT's token "
+            f"embeddings put 재미있었다 and 지루했다 at cosine {twin:.2f} (random init: {twin0:.2f}), {compared}; "
+            "fine-tuning must first pull such twins apart. On real reviews (NSMC), whose words pair less tightly, "
+            "minutes of masked-LM pretraining did not beat random init either; the recipe that did changed the "
+            "tokenizer and started from word vectors of a larger vocabulary (benchmarks/RESULTS.md, issue 17).")
 
 
 def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: Path, seed: int,
@@ -200,6 +226,9 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
                   for size in budgets]
     vectors_lost = all(results[("BERT", size, WORD2VEC)]["accuracy"] < results[("BERT", size, "from scratch")]["accuracy"]
                        for size in budgets)
+    few = budgets[0]
+    twins = masked_lm_twins(bert_dir, cfg.seed, results[("BERT", few, "pretrained")]["accuracy"]
+                            < results[("BERT", few, "from scratch")]["accuracy"])
     pairs = [(results[(name, size, "pretrained")], results[(name, size, "from scratch")]) for name in ("BERT", "GPT")
              for size in budgets]
     wins = sum(pre["accuracy"] > scratch["accuracy"] for pre, scratch in pairs)
@@ -226,7 +255,8 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
          f"A third start for BERT, the oldest transfer: its random init with the token embeddings taken from word2vec "
          f"(skip-gram, {d_model} dimensions) trained on the same corpus cut into BERT's own pieces, everything above "
          "them still random. On real Korean reviews (NSMC) it beat both random init and the masked LM "
-         "(benchmarks/RESULTS.md); here:", *by_vectors, twins_line(vectors, vectors_lost)],
+         "(benchmarks/RESULTS.md); here:", *by_vectors, twins_line(vectors, vectors_lost),
+         *([twins] if twins else [])],
         [Table(["model", "labelled reviews", "start", "accuracy", "mean along the curve", "steps", "seconds (all seeds)"],
                rows, "held-out sentiment accuracy", ["text", "count", "text", "fraction", "fraction", "count", "seconds"])],
         [figure],
