@@ -120,6 +120,8 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
     plain = tmp_path / "plain"
     taesan.create("bert", vocab_size=300, d_model=32, n_layers=1, n_heads=2).save(plain)
     (tmp_path / "bad.tsv").write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t별로\t중립\n", encoding="utf-8")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n", encoding="utf-8")
     tok, sent = str(files / "tok.json"), str(files / "sent.tsv")
     cases = [
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--train", sent, "--out", str(tmp_path / "o")], "is a preset: pass --tokenizer"),
@@ -131,6 +133,8 @@ def test_errors_are_one_line_with_exit_code_2(trained, files, tmp_path, capsys):
         (["evaluate", "--model", str(trained), "--data", str(tmp_path / "bad.tsv")], "bad.tsv, line 3: unknown label '중립'"),
         (["predict", "--model", str(plain), "좋다"], "no task.json"),
         (["predict", "--model", str(trained)], "no input"),
+        (["predict", "--model", str(trained), "--file", str(blank)], "no input: " + str(blank) + " holds no text"),
+        (["predict", "--model", str(trained), "--file", str(tmp_path / "gone.tsv")], "gone.tsv: no such file"),
         (["predict", "--model", str(trained), "좋다", " "], "the input text is empty"),  # was a label for nothing
         (["predict", "--model", str(trained), "--batch-size", "0", "좋다"], "--batch-size must be >= 1"),  # was a traceback
         (["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", tok, "--train", sent, "--out", sent, *FAST, "--max-steps", "1"], "file exists"),  # --out is a file: was a traceback

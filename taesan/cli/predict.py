@@ -46,7 +46,7 @@ def _inputs(args: argparse.Namespace, task) -> list[str]:
         from_table = task.input_texts(args.file)
         texts += from_table if from_table is not None else [line for _, line in lines(args.file) if line.strip()]
     if not texts:
-        raise TaesanError("no input: give texts as arguments or --file FILE")
+        raise TaesanError(f"no input: {args.file} holds no text")
     return texts
 
 
