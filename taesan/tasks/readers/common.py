@@ -87,19 +87,18 @@ def json_records(path: str | Path) -> list[tuple[int | None, Any]]:
     """(line, item) for each record of a JSON Lines file (one per line) or a JSON file holding a list (or
     {"data": [...]}, as KLUE and SQuAD-style files wrap theirs), by extension (.jsonl / .ndjson, else a list); the caller
     checks that each item is the object it needs (`item_source` names it)."""
-    text = read_text(path)
-    if Path(path).suffix.lower() in (".jsonl", ".ndjson"):
-        out = []
-        for no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise data_error(path, no, f"not valid JSON ({e.msg})") from None
-            out.append((no, item))
-        return out
-    return json_list(path, text)
+    if Path(path).suffix.lower() not in (".jsonl", ".ndjson"):
+        return json_list(path, read_text(path))
+    out = []
+    for no, line in lines(path):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise data_error(path, no, f"not valid JSON ({e.msg})") from None
+        out.append((no, item))
+    return out
 
 
 def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
@@ -139,6 +138,11 @@ def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
 def item_source(path: str | Path, line: int | None, index: int) -> str:
     """"FILE, line N" for an item whose line is known, else "FILE, item N" (1-based)."""
     return f"{path}, line {line}" if line is not None else f"{path}, item {index + 1}"
+
+
+def item_error(path: str | Path, line: int | None, index: int, message: str) -> TaesanError:
+    """"FILE, line N: message" (or "FILE, item N: message"): a JSON record's one-line error."""
+    return TaesanError(f"{item_source(path, line, index)}: {message}")
 
 
 def _skip_space(text: str, pos: int) -> int:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.errors import TaesanError
-from taesan.tasks.readers.common import item_source, json_records, lines, tsv_rows
+from taesan.tasks.readers.common import item_error, json_records, lines, tsv_rows
 
 
 @dataclass
@@ -31,7 +30,7 @@ def read_generation(path: str | Path, prompt_column: str = "prompt", target_colu
         return [GenerationExample(row[prompt_column], row[target_column])
                 for _, row in tsv_rows(path, [prompt_column, target_column])]
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return [_example(record, prompt_column, target_column, lambda m, where=item_source(path, line, i): TaesanError(f"{where}: {m}"))
+        return [_example(record, prompt_column, target_column, lambda m, line=line, i=i: item_error(path, line, i, m))
                 for i, (line, record) in enumerate(json_records(path))]
     return [GenerationExample("", line.strip()) for _, line in lines(path) if line.strip()]
 

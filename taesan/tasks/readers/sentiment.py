@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taesan.tasks.readers.common import csv_rows, data_error, item_source, json_records, lines, tsv_rows
+from taesan.tasks.readers.common import csv_rows, data_error, item_error, item_source, json_records, lines, tsv_rows
 
 TEXT_COLUMNS = ("document", "text", "sentence")  # NSMC, a generic file, GLUE SST-2
 LABEL_COLUMN = "label"
@@ -82,7 +82,7 @@ def _json_rows(path: Path) -> list[tuple[int | None, str, dict[str, Any]]]:
     rows = []
     for i, (line, item) in enumerate(json_records(path)):
         if not isinstance(item, dict):
-            raise data_error(path, line, ("" if line is not None else f"item {i + 1}: ") + "expected an object")
+            raise item_error(path, line, i, "expected an object")
         rows.append((line, item_source(path, line, i), item))
     if not rows:
         raise data_error(path, None, "the file is empty")
