@@ -152,6 +152,8 @@ def test_other_columns_are_named_with_settings(tmp_path, wordpiece):
     replace_config(pair, text_column="comments")
     with pytest.raises(TaesanError, match="setting text_column is for classification files"):
         pair.read(f)
+    with pytest.raises(TaesanError, match="setting text_column is for classification files"):
+        pair.input_texts(f)  # predict --file --set text_column=... on a pair model: refused too, not ignored
 
 
 @pytest.mark.parametrize("name, content, message", [

@@ -290,17 +290,20 @@ class PairClassification(SequenceClassification):
     preferred_labels = NLI_LABELS
 
     def read(self, path: str | Path) -> list[PairExample]:
-        given = [name for name in ("text_column", "label_column") if getattr(self.config, name) is not None]
-        if given:  # one text column is a single-sentence file's; a pair file's columns are fixed
-            raise TaesanError(f"setting {given[0]} is for classification files; pair-classification reads sentence1 / "
-                              f"sentence2 / gold_label (or premise / hypothesis) columns, or KLUE-NLI JSON")
-        return read_nli(path)
+        return self._read_nli(path, labelled=True)
 
     def input_texts(self, path: str | Path) -> list[str] | None:
         """A KorNLI TSV or KLUE-NLI JSON file: each pair as "premise ||| hypothesis", a label column optional."""
         if Path(path).suffix.lower() not in (".tsv", ".json"):
             return None
-        return [f"{ex.premise} ||| {ex.hypothesis}" for ex in read_nli(path, labelled=False)]
+        return [f"{ex.premise} ||| {ex.hypothesis}" for ex in self._read_nli(path, labelled=False)]
+
+    def _read_nli(self, path: str | Path, labelled: bool) -> list[PairExample]:
+        given = [name for name in ("text_column", "label_column") if getattr(self.config, name) is not None]
+        if given:  # one text column is a single-sentence file's; a pair file's columns are fixed
+            raise TaesanError(f"setting {given[0]} is for classification files; pair-classification reads sentence1 / "
+                              f"sentence2 / gold_label (or premise / hypothesis) columns, or KLUE-NLI JSON")
+        return read_nli(path, labelled)
 
     def texts(self, example: Any) -> tuple[str, str | None]:
         return example.premise, example.hypothesis
