@@ -131,7 +131,7 @@ def test_a_resumed_run_keeps_the_kernel_it_began_with_and_continues_bit_for_bit(
     from taesan.objectives import CausalLM
     from taesan.train import TrainConfig, Trainer, latest_checkpoint
 
-    if not products._onednn_works():
+    if not products._onednn_works(*products._operands()):
         pytest.skip("oneDNN's linear kernel does not run here")
     threads = torch.get_num_threads()
     split = TokenSplit(np.random.default_rng(0).integers(0, 64, size=20_000).astype(np.uint16), np.array([0, 20_000]))
@@ -150,7 +150,7 @@ def test_a_resumed_run_keeps_the_kernel_it_began_with_and_continues_bit_for_bit(
     checkpoint = latest_checkpoint(tmp_path / "cut")
     assert json.loads((checkpoint / "trainer_state.json").read_text())["fp32_products"] == "onednn"
     state = torch.random.get_rng_state()
-    products._onednn_works(), products._probe()
+    products._onednn_works(*products._operands()), products._probe()
     assert torch.equal(torch.random.get_rng_state(), state)  # probing draws from a generator of its own
     resumed = run(tmp_path / "cut", False, resume=checkpoint)  # this process's probe said MKL
     assert resumed.kernel == "onednn" and products._DECIDED[threads] is True  # pinned from the checkpoint

@@ -46,15 +46,14 @@ def pin_onednn(onednn: bool) -> bool:
     """Use oneDNN for fp32 products (or not) as an earlier run did, whatever a new probe would say: a resumed
     run then multiplies as the run began and continues bit for bit (the kernels round differently). Where
     oneDNN's kernel does not run (another machine), the default stays -> whether oneDNN is in use now."""
-    _DECIDED[torch.get_num_threads()] = onednn = onednn and _onednn_works()
+    _DECIDED[torch.get_num_threads()] = onednn = onednn and _onednn_works(*_operands())
     return onednn
 
 
-def _onednn_works() -> bool:
-    """oneDNN's linear kernel runs here and agrees with torch.mm on a 512² product."""
+def _onednn_works(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """oneDNN's linear kernel runs here and agrees with torch.mm on the product of `a` and `b`ᵀ."""
     if not torch.backends.mkldnn.is_available():
         return False
-    a, b = _operands()
     try:
         return torch.allclose(_onednn_nt(a, b), a @ b.t(), rtol=1e-4, atol=1e-3)
     except (AttributeError, RuntimeError, NotImplementedError):
@@ -69,9 +68,9 @@ def _operands() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _probe() -> bool:
-    if not _onednn_works():
-        return False
     a, b = _operands()
+    if not _onednn_works(a, b):
+        return False
 
     def timed(fn) -> float:
         t0 = time.perf_counter()
