@@ -73,12 +73,10 @@ def to_symbols(text: str) -> str:
 
 
 def from_symbols(symbols: str) -> str:
-    """Byte symbols -> text; bytes that are not valid UTF-8 (a cut-off character) become U+FFFD."""
-    raw = symbols.translate(_FROM_SYMBOLS).encode("latin-1")
-    try:
-        return raw.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace")
+    """Byte symbols -> text; bytes that are not valid UTF-8 become U+FFFD, as in HF's ByteLevel decoder: a cut-off
+    character, and the encoding of a lone surrogate (ED B1 B0), which a model can write but no UTF-8 file or
+    terminal can hold. So decoded text always prints, and decode(encode(x)) == x for any text a file can hold."""
+    return symbols.translate(_FROM_SYMBOLS).encode("latin-1").decode("utf-8", "replace")
 
 
 def gpt2_pretokenize(text: str) -> list[str]:
