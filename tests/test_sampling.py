@@ -176,14 +176,33 @@ def test_utf8_tables_by_hand():
     """Which token may follow a reader owing 0-3 continuation bytes, and what it owes after the token."""
     table = (b"a", "어".encode()[:1], b"\x96\xb4", b"\x96", b"\xb4a\xec", b"\xc0", None)  # EC opens 3 bytes; None: special
     allowed, after = utf8_tables(table, 8)  # id 7: beyond the table, as a special token
-    assert allowed.tolist() == [
+    assert allowed.tolist()[:4] == [
         [True, True, False, False, False, False, True, True],  # nothing owed: no stray continuation byte, C0 never
         [False, False, False, True, True, False, False, False],  # one owed: 96 pays it; B4 pays it and "a" EC follows
         [False, False, True, True, False, False, False, False],  # two owed: 96 B4 pays both, 96 one
         [False, False, True, True, False, False, False, False],  # three owed: continuation bytes only
     ]
     assert after[0].tolist()[:2] == [0, 2] and after[2].tolist()[2:4] == [0, 1] and after[1, 4] == 2
-    assert after[3, 3] == 2 and after[:, 6].tolist() == [0, 0, 0, 0]
+    assert after[3, 3] == 2 and after[:, 6].tolist() == [0] * 8
+
+
+def test_utf8_tables_narrow_the_byte_after_e0_ed_f0_f4():
+    """UTF-8 narrows the byte after four lead bytes: ED A0-BF would write a lone surrogate (no UTF-8 text holds one),
+    E0 80-9F and F0 80-8F overlong forms, F4 90-BF a code point past U+10FFFF. Such tokens never follow them."""
+    conts = [bytes([b]) for b in (0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF)]
+    for lead, takes in ((0xE0, {0xA0, 0xBF}), (0xED, {0x80, 0x8F, 0x90, 0x9F}), (0xF0, {0x90, 0x9F, 0xA0, 0xBF}),
+                        (0xF4, {0x80, 0x8F}), (0xEC, {0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF})):
+        table = (bytes([lead]), *conts, b"a")
+        allowed, after = utf8_tables(table, len(table))
+        state = int(after[0, 0])
+        assert {c[0] for c, ok in zip(conts, allowed[state, 1:-1].tolist()) if ok} == takes, hex(lead)
+        assert not allowed[state, -1]  # "a" may not cut the character short
+        # each allowed byte leaves the usual number owed: one fewer than the lead byte asked for
+        owed = 1 if lead < 0xF0 else 2
+        assert all(int(after[state, 1 + k]) == owed for k, c in enumerate(conts) if c[0] in takes)
+    # a token holding the whole surrogate encoding is refused outright; "어" = EC 96 B4 is not
+    allowed, _ = utf8_tables((b"\xed\xb1\xb0", "어".encode(), "\U0010ffff".encode(), b"\xf4\x90\x80\x80"), 4)
+    assert allowed[0].tolist() == [False, True, True, False]
 
 
 def test_utf8_guard_masks_tokens_that_cannot_continue():

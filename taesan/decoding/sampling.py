@@ -80,14 +80,15 @@ class Utf8Guard:
     no token may begin with a stray continuation byte or end the text (a special token) mid-character.
 
     token_bytes: each id's bytes (None: a special token, which only ends or separates whole characters).
-    The state of a row is how many continuation bytes it still owes (0-3). With "어" = EC 96 B4 pending after
-    EC, a token starting 96 B4 may follow; one starting 41 ("A") may not.
+    The state of a row is what it still owes (utf8_tables: 0-3 continuation bytes, or the narrowed next byte after
+    E0, ED, F0, F4). With "어" = EC 96 B4 pending after EC, a token starting 96 B4 may follow; one starting 41 ("A")
+    may not; after ED, one starting B1 may not (it would write a lone surrogate).
     """
 
     def __init__(self, token_bytes: Sequence[bytes | None], vocab_size: int, device: torch.device) -> None:
         allowed, after = utf8_tables(tuple(token_bytes), vocab_size)
-        self.allowed, self.after = allowed.to(device), after.to(device)  # (4, V) bool, (4, V) long
-        self.state: torch.Tensor | None = None  # (N,) continuation bytes owed per row
+        self.allowed, self.after = allowed.to(device), after.to(device)  # (STATES, V) bool, (STATES, V) long
+        self.state: torch.Tensor | None = None  # (N,) each row's reader state
 
     def start(self, tokens: torch.Tensor, valid: torch.Tensor | None) -> None:
         """The state after each row's prompt (N, L); padding (valid False) is skipped."""
@@ -113,15 +114,27 @@ class Utf8Guard:
         self.state = self.after[self.state, next_tokens.clamp(max=self.after.shape[1] - 1)]
 
 
+# A reader's states: 0-3 owe that many continuation bytes (80-BF); 4-7 owe 2, 2, 3, 3 after the lead bytes E0, ED,
+# F0, F4, whose next byte UTF-8 narrows (no overlong form, no surrogate, nothing past U+10FFFF).
+STATES = 8
+_NEXT_LO = np.array([0x80] * 4 + [0xA0, 0x80, 0x90, 0x80])  # per state: the continuation bytes it takes
+_NEXT_HI = np.array([0xBF] * 4 + [0xBF, 0x9F, 0xBF, 0x8F])
+_PAID = np.array([0, 0, 1, 2, 1, 1, 2, 2])  # per state: the state after one continuation byte
+_OPENS = np.zeros(256, dtype=np.int64)  # per lead byte: the state it opens (ASCII 0; C0, C1, F5-FF never occur)
+_OPENS[0xC2:0xE0], _OPENS[0xE0:0xF0], _OPENS[0xF0:0xF5] = 1, 2, 3
+_OPENS[[0xE0, 0xED, 0xF0, 0xF4]] = [4, 5, 6, 7]
+
+
 @functools.lru_cache(maxsize=4)
 def utf8_tables(token_bytes: tuple, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pending state 0-3 and token: may it follow (allowed, (4, V) bool), and the state after it ((4, V) long).
+    """Per reader state and token: may it follow (allowed, (STATES, V) bool), and the state after it ((STATES, V) long).
 
-    A reader owing `state` continuation bytes takes the token's bytes in turn: a continuation byte (80-BF) pays one
-    (out of place when nothing is owed), any other byte is out of place while something is owed, then opens a
-    character owing 0 (ASCII), 1 (C2-DF), 2 (E0-EF) or 3 (F0-F4) bytes; C0, C1 and F5-FF never appear in UTF-8.
-    With "어" = EC 96 B4: EC from state 0 -> 2; 96 B4 from 2 -> 0; "A" from 2 is out of place.
-    Ids beyond the table (a model vocabulary padded past the tokenizer's) act as special tokens.
+    A reader takes the token's bytes in turn: a continuation byte (80-BF) pays one owed byte if it is in the range
+    the state takes (out of place when nothing is owed), any other byte is out of place while something is owed,
+    then opens a character (_OPENS); C0, C1 and F5-FF never appear in UTF-8. With "어" = EC 96 B4: EC from state 0
+    -> 2; 96 B4 from 2 -> 0; "A" from 2 is out of place. After ED only 80-9F may follow: ED A0 80 would be the
+    lone surrogate U+D800, which no UTF-8 text holds. Ids beyond the table (a model vocabulary padded past the
+    tokenizer's) act as special tokens.
     """
     V = max(vocab_size, len(token_bytes))
     width = max((len(raw) for raw in token_bytes if raw), default=1)
@@ -131,19 +144,18 @@ def utf8_tables(token_bytes: tuple, vocab_size: int) -> tuple[torch.Tensor, torc
         if raw:
             grid[token, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
             special[token] = False
-    allowed, after = np.zeros((4, V), dtype=bool), np.zeros((4, V), dtype=np.int64)
-    for start in range(4):
+    allowed, after = np.zeros((STATES, V), dtype=bool), np.zeros((STATES, V), dtype=np.int64)
+    for start in range(STATES):
         state, ok = np.full(V, start, dtype=np.int64), np.ones(V, dtype=bool)
         for column in grid.T:  # (V,) the j-th byte of every token
             live = column >= 0
             continuation = live & (column >= 0x80) & (column <= 0xBF)
-            ok &= ~(continuation & (state == 0))
-            state = np.where(continuation & (state > 0), state - 1, state)
+            ok &= ~(continuation & ((state == 0) | (column < _NEXT_LO[state]) | (column > _NEXT_HI[state])))
+            state = np.where(continuation, _PAID[state], state)
             opens = live & ~continuation
             ok &= ~(opens & (state > 0))
             ok &= ~(opens & ((column == 0xC0) | (column == 0xC1) | (column >= 0xF5)))
-            owed = np.select([column < 0x80, column <= 0xDF, column <= 0xEF, column <= 0xF4], [0, 1, 2, 3], 0)
-            state = np.where(opens, np.where((column >= 0xC2) | (column < 0x80), owed, 0), state)
+            state = np.where(opens, _OPENS[np.clip(column, 0, 255)], state)
         allowed[start], after[start] = ok & ~special, np.where(special, 0, state)
     allowed[0, special] = True  # specials and unknown ids: only between whole characters
     return torch.from_numpy(allowed), torch.from_numpy(after)
