@@ -270,7 +270,16 @@ def test_pretrained_and_scratch_are_fine_tuned_alike_and_both_reported(demo):
     assert ("pretraining wins" in section) or ("did not win" in section) or ("got there sooner" in section)
     assert "labels  pretrained" in printed and "labels  from scratch" in printed and "comparisons here" in section
     assert "BERT, 16 labelled reviews: word2vec embeddings" in section and "--embeddings" in section
-    assert "word2vec knows a word by its neighbours" in section  # why such a start can lose on templates
+    # what pretraining can teach here, counted: the phrases the few labels show, the held-out reviews they miss
+    counted = re.search(r"The 16 labelled reviews show \d+ of the 24 phrases, and (\d+) of the \d+ held-out reviews", section)
+    assert counted and int(counted.group(1)) > 0  # quick, seed 1: 5 of 12
+    scored = re.search(r"on those, BERT pretrained ([\d.]+) against ([\d.]+) from scratch, GPT pretrained", section)
+    assert scored and all(0.0 <= float(x) <= 1.0 for x in scored.groups())  # each run scored on just those reviews
+    assert f"on the {counted.group(1)} held-out reviews with another: BERT pretrained" in printed
+    accuracy = {(r[0], r[1], r[2]): float(r[3]) for r in rows}
+    vectors_lost = all(accuracy[("BERT", str(n), "word2vec embeddings")] < accuracy[("BERT", str(n), "from scratch")]
+                       for n in sizes)
+    assert ("word2vec knows a word by its neighbours" in section) == vectors_lost  # why it lost, only where it did
     pretrained = taesan.load(out / "bert")
     scratch = scratch_like(pretrained, seed=1)
     ours, theirs = pretrained.state_dict(), scratch.state_dict()
@@ -336,10 +345,31 @@ def test_the_masked_lm_twins_line_reports_the_measured_cosines(tmp_path):
         fun, dull, moving = (tok.token_to_id(w) for w in words)
         table[fun], table[dull], table[moving] = direction, 2 * direction, -direction  # twins at cosine 1, same-sentiment at -1
     bert.save(tmp_path / "bert", tok)
-    line = masked_lm_twins(tmp_path / "bert", seed=0, lost=True)
+    line = masked_lm_twins(tmp_path / "bert", seed=0)
     assert line.startswith("Why pretraining lost with few labels here:")
     assert "at cosine 1.00 (random init: " in line and "closer than 재미있었다 and 감동적이었다, which share the sentiment (-1.00)" in line
-    assert masked_lm_twins(tmp_path / "bert", seed=0, lost=False).startswith("A caution:")
     pieces = WordTokenizer.train(["이 영화 재미있었다"] * 3, vocab_size=50, min_frequency=1)  # no 지루했다 token
     bert.save(tmp_path / "cut", pieces)
-    assert masked_lm_twins(tmp_path / "cut", seed=0, lost=True) is None
+    assert masked_lm_twins(tmp_path / "cut", seed=0) is None
+
+
+def test_phrase_coverage_counts_the_phrases_labels_show_and_the_held_out_reviews_they_miss():
+    """The transfer step says how many sentiment phrases the few labelled reviews show and how many held-out reviews
+    hold one they never show: those are what pretraining alone can place."""
+    from taesan.data.embedded import BAD, GOOD, review, sentiment_examples
+    from taesan.demo.transfer import phrase_coverage
+    from taesan.tasks.readers.sentiment import TextExample
+
+    def ex(text):
+        return TextExample(text, "x", "test")
+
+    labelled = [ex(f"이 영화 {GOOD[0]} {GOOD[1]}"), ex(f"그 영화 {BAD[0]} 정말로")]
+    held = [ex(f"이 드라마 {GOOD[0]}"), ex(f"이번 작품 {GOOD[0]} {GOOD[2]}"), ex(f"그 영화 {BAD[3]}..."), ex("이 영화 ㅋㅋ")]
+    assert phrase_coverage(labelled, held) == (3, held[1:3])  # GOOD[0..1], BAD[0] shown; GOOD[2], BAD[3] never
+    # every generated review holds one to three phrases of its own sentiment only
+    import random
+    rng = random.Random(0)
+    for text in (review(rng, GOOD, k) for k in (1, 2, 3)):
+        assert 1 <= sum(p in text for p in GOOD) <= 3 and not any(p in text for p in BAD)
+    for text, label in sentiment_examples(40, seed=3):
+        assert any(p in text for p in (GOOD if label else BAD)) and not any(p in text for p in (BAD if label else GOOD))

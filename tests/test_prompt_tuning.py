@@ -39,7 +39,7 @@ def tokenizers():
 
     lines = korean_corpus(200)
     return (BPETokenizer.train(lines, vocab_size=350, special_tokens=["<|endoftext|>"]),
-            WordPieceTokenizer.train(lines, vocab_size=350))
+            WordPieceTokenizer.train(lines, vocab_size=450))  # 450: the masked verbalizer's 최고 / 최악 are whole words
 
 
 @pytest.fixture(scope="module")

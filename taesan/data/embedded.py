@@ -18,8 +18,10 @@ DRIVE = [
     "난폭 운전을 신고했다", "안전 운전을 하자", "졸음 운전은 위험하다", "음주 운전은 범죄다",
 ]
 SAVE = ["티끌 모아 태산", "티끌 모아 태산이다", "티끌 모아 태산이라더니 정말이다", "매일 조금씩 모으면 티끌 모아 태산이 된다"]
-GOOD = ["정말 재미있었다", "최고의 영화다", "배우들 연기가 훌륭하다", "감동적이었다", "또 보고 싶다", "음악이 너무 좋았다", "완벽한 결말이었다", "시간 가는 줄 몰랐다"]
-BAD = ["정말 지루했다", "돈이 아깝다", "시간 낭비였다", "스토리가 엉망이다", "다시는 안 본다", "연기가 어색했다", "너무 실망했다", "결말이 최악이다"]
+GOOD = ["정말 재미있었다", "최고의 영화다", "배우들 연기가 훌륭하다", "감동적이었다", "또 보고 싶다", "음악이 너무 좋았다",
+        "완벽한 결말이었다", "시간 가는 줄 몰랐다", "웃음이 끊이지 않았다", "연출이 뛰어나다", "꼭 보세요", "인생 영화다"]
+BAD = ["정말 지루했다", "돈이 아깝다", "시간 낭비였다", "스토리가 엉망이다", "다시는 안 본다", "연기가 어색했다",
+       "너무 실망했다", "결말이 최악이다", "잠이 쏟아졌다", "연출이 아쉽다", "보지 마세요", "볼 가치가 없다"]
 MOVIE = ["이 영화", "그 영화", "어제 본 영화", "이번 작품", "이 드라마", "그 애니메이션"]
 # past-tense stems with the things they take, times endings: 먹었어 / 먹었는데요 / 먹었습니다 ... share pieces that a
 # word vocabulary cannot (an unseen ending is a whole unknown word) and subword vocabularies can
@@ -67,12 +69,20 @@ def korean_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
         lambda: f"{rng.choice(WHEN)} {rng.choice(WHERE)} {rng.choice(WENT)} {rng.choice(THERE)}",
         lambda: rng.choice(DRIVE),
         lambda: rng.choice(SAVE),
-        lambda: f"{rng.choice(MOVIE)} {rng.choice(GOOD)}",
-        lambda: f"{rng.choice(MOVIE)} {rng.choice(BAD)}",
+        lambda: review(rng, GOOD, rng.choice((1, 2, 2, 3))),
+        lambda: review(rng, BAD, rng.choice((1, 2, 2, 3))),
         lambda: did_something(rng),
     ]
     lines += [rng.choice(makers)() for _ in range(n_lines)]
     return lines
+
+
+def review(rng: random.Random, phrases: list[str], k: int) -> str:
+    """A movie review of k distinct phrases of one sentiment ("이 영화 연출이 뛰어나다 꼭 보세요"): real reviews repeat
+    their sentiment, and that is what lets unlabelled text teach which phrases go together (the demo's pretrained
+    vs from scratch step). One phrase per review, each with a twin of the other sentiment in the same slot, would
+    teach only that 재미있었다 and 지루했다 fill the same slot."""
+    return " ".join([rng.choice(MOVIE), *rng.sample(phrases, k)])
 
 
 def sentiment_examples(n: int = 600, seed: int = 0) -> list[tuple[str, int]]:
@@ -81,8 +91,7 @@ def sentiment_examples(n: int = 600, seed: int = 0) -> list[tuple[str, int]]:
     out = []
     for i in range(n):
         label = i % 2
-        phrase = rng.choice(GOOD if label else BAD)
         extra = rng.choice(["", " 진짜", " 정말로", " ㅋㅋ", " 하하", "..."])
-        out.append((f"{rng.choice(MOVIE)} {phrase}{extra}".strip(), label))
+        out.append((f"{review(rng, GOOD if label else BAD, rng.choice((1, 2)))}{extra}".strip(), label))
     rng.shuffle(out)
     return out

@@ -22,6 +22,7 @@ import torch
 import taesan
 from taesan import tokenizers
 from taesan.atomic import atomic_write_text
+from taesan.data.embedded import BAD, GOOD
 from taesan.demo.config import DemoConfig, StepResult, sentiment_split
 from taesan.demo.report import Section, Table
 from taesan.figures import save_png
@@ -76,19 +77,18 @@ def piece_vectors(cfg: DemoConfig, directory: Path, corpus: Path, dim: int) -> W
     return train_word2vec(iter_texts([corpus]), config, tokenize=tokenize)[0]
 
 
-def twins_line(vectors: Word2Vec, lost: bool) -> str:
-    """Why word vectors can start a sentiment model badly: words that fill the same slot get the same vector, and
-    the demo's templates give every positive phrase a negative twin (정말 재미있었다 / 정말 지루했다)."""
+def twins_line(vectors: Word2Vec) -> str:
+    """Why word vectors can start a sentiment model badly: words that fill the same slot get near vectors, and the
+    demo's templates give every positive phrase a negative twin in the same slot (정말 재미있었다 / 정말 지루했다)."""
     pair = ("재미있었다", "지루했다")
     cosine = f" at cosine {vectors.similarity(*pair):.2f}" if all(w in vectors for w in pair) else ""
-    opening = "Why it lost here: " if lost else "A caution: "
-    return (f"{opening}word2vec knows a word by its neighbours, and in these templates every positive phrase has a "
-            f"negative twin in the same slot (이 영화 정말 재미있었다 / 이 영화 정말 지루했다), so it puts "
+    return ("Why it lost here: word2vec knows a word by its neighbours, and in these templates every positive phrase "
+            "has a negative twin in the same slot (이 영화 정말 재미있었다 / 이 영화 정말 지루했다), so it puts "
             f"{pair[0]} and {pair[1]} side by side{cosine}: the classifier must first pull such twins apart. Real "
             "reviews pair their words less tightly, and there the vectors helped.")
 
 
-def masked_lm_twins(bert_dir: Path, seed: int, lost: bool) -> str | None:
+def masked_lm_twins(bert_dir: Path, seed: int) -> str | None:
     """Why the masked LM can start a sentiment model badly on these templates, measured: its token embeddings
     put the twins 재미있었다 / 지루했다 (one slot, opposite sentiment) close, against random init's; None where the
     tokenizer cuts either word into pieces."""
@@ -104,20 +104,36 @@ def masked_lm_twins(bert_dir: Path, seed: int, lost: bool) -> str | None:
         return float(twin), float(same)
 
     (twin, same), (twin0, _) = cosines(pretrained), cosines(scratch_like(pretrained, seed))
-    opening = "Why pretraining lost with few labels here: " if lost else "A caution: "
     compared = (f"closer than 재미있었다 and 감동적이었다, which share the sentiment ({same:.2f})" if twin > same
                 else f"against {same:.2f} for 재미있었다 and 감동적이었다, which share the sentiment")
-    return (f"{opening}the masked LM also learns a word from its neighbours, and after pretraining BERT's token "
-            f"embeddings put 재미있었다 and 지루했다 at cosine {twin:.2f} (random init: {twin0:.2f}), {compared}; "
-            "fine-tuning must first pull such twins apart. On real reviews (NSMC), whose words pair less tightly, "
-            "minutes of masked-LM pretraining did not beat random init either; the recipe that did changed the "
-            "tokenizer and started from word vectors of a larger vocabulary (benchmarks/RESULTS.md, issue 17).")
+    return ("Why pretraining lost with few labels here: the masked LM also learns a word from its neighbours, and "
+            f"after pretraining BERT's token embeddings put 재미있었다 and 지루했다 at cosine {twin:.2f} (random init: "
+            f"{twin0:.2f}), {compared}; fine-tuning must first pull such twins apart. On real reviews (NSMC), whose "
+            "words pair less tightly, minutes of masked-LM pretraining did not beat random init either; the recipe "
+            "that did changed the tokenizer and started from word vectors of a larger vocabulary "
+            "(benchmarks/RESULTS.md, issue 17).")
+
+
+def phrase_coverage(labelled_reviews: Sequence[Any], held: Sequence[Any]) -> tuple[int, list[Any]]:
+    """(how many of the templates' sentiment phrases the labelled reviews show, the held-out reviews that hold a
+    phrase they never show): those a classifier can place only through what pretraining taught."""
+    shown = {p for p in GOOD + BAD if any(p in ex.text for ex in labelled_reviews)}
+    return len(shown), [ex for ex in held if any(p in ex.text for p in GOOD + BAD if p not in shown)]
+
+
+def unshown_scores(results: dict[tuple[str, int, str], dict], size: int) -> str:
+    """Accuracy on the held-out reviews whose phrase the `size` labelled reviews never show, per start:
+    "BERT pretrained 0.96 against 0.41 from scratch, GPT ..., word2vec start 1.00"."""
+    pairs = [f"{name} pretrained {results[(name, size, 'pretrained')]['unshown']:.2f} against "
+             f"{results[(name, size, 'from scratch')]['unshown']:.2f} from scratch" for name in ("BERT", "GPT")]
+    return ", ".join(pairs) + f", BERT's word2vec start {results[('BERT', size, WORD2VEC)]['unshown']:.2f}"
 
 
 def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: Path, seed: int,
-            vectors: Word2Vec | None = None) -> dict:
+            vectors: Word2Vec | None = None, unshown: Sequence[Any] = ()) -> dict:
     """Fine-tune the checkpoint in `directory` (or its random-init twin, with `vectors` in its token embeddings for
-    the word2vec start) on the sentiment task with `seed`."""
+    the word2vec start) on the sentiment task with `seed`; its accuracy on all of `held` and on the `unshown` part
+    (held-out reviews with a phrase no training review shows)."""
     tokenizer = tokenizers.load(directory / "tokenizer.json")
     model = taesan.load(directory)
     if start != "pretrained":
@@ -135,6 +151,7 @@ def one_run(cfg: DemoConfig, directory: Path, start: str, train, held, out_dir: 
     result = finetune(task, model, train, held, out_dir, config, batch_size=16)
     curve = eval_curve(out_dir)
     return {"accuracy": float(result.metrics["accuracy"]), "steps": result.steps, "seconds": result.seconds,
+            "unshown": float(task.evaluate(result.model, unshown)["accuracy"]) if unshown else None,
             "curve": curve, "curve_mean": sum(a for _, a in curve) / max(len(curve), 1)}
 
 
@@ -143,7 +160,9 @@ def summarize(runs: list[dict]) -> dict:
     accs, means = [r["accuracy"] for r in runs], [r["curve_mean"] for r in runs]
     length = min(len(r["curve"]) for r in runs)
     curve = [(runs[0]["curve"][i][0], statistics.fmean(r["curve"][i][1] for r in runs)) for i in range(length)]
+    unshown = [r["unshown"] for r in runs if r["unshown"] is not None]
     return {"accuracy": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
+            "unshown": statistics.fmean(unshown) if unshown else None,
             "curve_mean": statistics.fmean(means), "steps": min(r["steps"] for r in runs),
             "seconds": sum(r["seconds"] for r in runs), "curve": curve, "per_seed": accs}
 
@@ -209,13 +228,14 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     corpus = cfg.out / "corpus.txt"
     d_model = taesan.load(bert_dir).config.d_model
     vectors = piece_vectors(cfg, bert_dir, corpus, d_model)
+    coverage = {size: phrase_coverage(labelled(train, n), held) for n, size in zip(cfg.transfer_labels, budgets)}
     results = {}
     for name, directory in (("BERT", bert_dir), ("GPT", gpt_dir)):
         for n, size in zip(cfg.transfer_labels, budgets):
             few = labelled(train, n)
             for start in STARTS + ((WORD2VEC,) if name == "BERT" else ()):
                 runs = [one_run(cfg, directory, start, few, held, out / f"{name.lower()}-{size}-{start.split()[-1]}-seed{s}",
-                                s, vectors) for s in seeds]
+                                s, vectors, coverage[size][1]) for s in seeds]
                 results[(name, size, start)] = summarize(runs)
     figure = plot_curves(results, budgets, floor, cfg.out / "figures" / "transfer.png")
     rows = [[name, size, start, (r["accuracy"], r["std"]) if r["std"] is not None else r["accuracy"], r["curve_mean"],
@@ -227,8 +247,11 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     vectors_lost = all(results[("BERT", size, WORD2VEC)]["accuracy"] < results[("BERT", size, "from scratch")]["accuracy"]
                        for size in budgets)
     few = budgets[0]
-    twins = masked_lm_twins(bert_dir, cfg.seed, results[("BERT", few, "pretrained")]["accuracy"]
-                            < results[("BERT", few, "from scratch")]["accuracy"])
+    bert_lost = results[("BERT", few, "pretrained")]["accuracy"] < results[("BERT", few, "from scratch")]["accuracy"]
+    twins = [line for line in (twins_line(vectors) if vectors_lost else None,
+                               masked_lm_twins(bert_dir, cfg.seed) if bert_lost else None) if line]
+    few_shown, unshown = coverage[few]
+    scores = unshown_scores(results, few) if unshown else ""
     pairs = [(results[(name, size, "pretrained")], results[(name, size, "from scratch")]) for name in ("BERT", "GPT")
              for size in budgets]
     wins = sum(pre["accuracy"] > scratch["accuracy"] for pre, scratch in pairs)
@@ -236,7 +259,12 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
     summary = [f"{name:<4} {size:>4} labels  {start:<12} accuracy {r['accuracy']:.3f}"
                + (f" ± {r['std']:.3f}" if r["std"] is not None else "") + f"  mean along the curve {r['curve_mean']:.3f}"
                for (name, size, start), r in results.items()]
-    summary.append(f"pretraining won {wins} of {len(pairs)} on final accuracy, {sooner} of {len(pairs)} on the mean along the curve")
+    level = sum(pre["accuracy"] == scratch["accuracy"] for pre, scratch in pairs)
+    summary.append(f"pretraining won {wins} of {len(pairs)} on final accuracy" + (f" ({level} level)" if level else "")
+                   + f", {sooner} of {len(pairs)} on the mean along the curve")
+    if unshown:
+        summary.append(f"{few} labels show {few_shown} of {len(GOOD + BAD)} sentiment phrases; on the {len(unshown)} held-out "
+                       f"reviews with another: {scores}")
     train_tsv, valid_tsv = write_tsv(out / "train.tsv", train), write_tsv(out / "valid.tsv", held)
     seeds_shown = f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
     section = Section(
@@ -248,15 +276,21 @@ def transfer_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult:
          f"Accuracy on {len(held)} held-out reviews (mean ± spread over seeds; the majority class scores {floor:.3f}); "
          "“mean along the curve” averages the accuracy measured every tenth of the run: higher means it learned sooner.",
          *verdicts,
-         f"Pretraining won {wins} of {len(verdicts)} comparisons here on final accuracy and {sooner} of {len(verdicts)} on "
-         "the mean along the curve. These template reviews are easy (8 phrases per "
-         "sentiment), so with enough labels a random-init model learns them alone within these steps; pretraining is "
-         "expected to matter most where labels are few and the text is varied, as in real reviews.",
+         f"Pretraining won {wins} of {len(verdicts)} comparisons here on final accuracy"
+         + (f" ({level} level)" if level else "") + f" and {sooner} of {len(verdicts)} on the mean along the curve. "
+         "What it can teach: the corpus' reviews put one to three phrases of one sentiment together (이 영화 연출이 "
+         "뛰어나다 꼭 보세요), as real reviews repeat theirs, so unlabelled text says which phrases go together. "
+         f"The {few} labelled reviews show {few_shown} of the {len(GOOD + BAD)} phrases, and {len(unshown)} of the "
+         f"{len(held)} held-out reviews hold one they never show, which a model can place only through what "
+         f"pretraining taught{'; on those, ' + scores if scores else ''}. All {len(train)} labelled reviews show "
+         f"{coverage[budgets[-1]][0]}; with them random init reaches "
+         f"{results[('BERT', budgets[-1], 'from scratch')]['accuracy']:.3f} (BERT) and "
+         f"{results[('GPT', budgets[-1], 'from scratch')]['accuracy']:.3f} (GPT) on its own, and the mean along the "
+         "curve says which start got there sooner.",
          f"A third start for BERT, the oldest transfer: its random init with the token embeddings taken from word2vec "
          f"(skip-gram, {d_model} dimensions) trained on the same corpus cut into BERT's own pieces, everything above "
          "them still random. On real Korean reviews (NSMC) it beat both random init and the masked LM "
-         "(benchmarks/RESULTS.md); here:", *by_vectors, twins_line(vectors, vectors_lost),
-         *([twins] if twins else [])],
+         "(benchmarks/RESULTS.md); here:", *by_vectors, *twins],
         [Table(["model", "labelled reviews", "start", "accuracy", "mean along the curve", "steps", "seconds (all seeds)"],
                rows, "held-out sentiment accuracy", ["text", "count", "text", "fraction", "fraction", "count", "seconds"])],
         [figure],
