@@ -201,7 +201,8 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     out_dir = cfg.out / "sentiment"
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
                            max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, seed=cfg.seed, progress=cfg.progress,
-                           verbalizer={"부정": "최악", "긍정": "최고"})  # words both demo tokenizers spell (긍정 is [UNK] to BERT's)
+                           verbalizer={"부정": "지루했다", "긍정": "재미있었다"})  # review words of each sentiment, whole
+    # in both demo tokenizers (긍정 is [UNK] to BERT's); 최악 / 최고, rare in the reviews, left BERT's prompt at chance
     every = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
     rows = [r for r in every if not r.skipped]
     floor = majority_accuracy(train, eval_examples)
@@ -220,7 +221,8 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
         "One task, three ways to adapt",
         [f"{len(train)} labelled reviews to learn from and {len(eval_examples)} to test on (긍정 / 부정). Full fine-tuning "
          "trains every weight; prompt tuning trains only a soft prompt and a new head, or only the prompt with the label "
-         "read as its word's score from the frozen LM head (via the LM head); in-context learning trains nothing and "
+         "read as its word's score from the frozen LM head (via the LM head: 재미있었다 for 긍정, 지루했다 for 부정, "
+         "words the reviews use for each, as PET reads \"great\" / \"terrible\"); in-context learning trains nothing and "
          f"shows the GPT k labelled examples in its prompt. The majority class scores {floor:.3f}. A GPT this small, "
          "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
         [Table(["mode", "model", "accuracy", "trainable parameters", "seconds", "note"], table,
