@@ -49,7 +49,9 @@ def verbalized_lm(model: nn.Module, tokenizer: Any, labels: Sequence[str], words
     spelled = {}
     for label, i in zip(labels, label_ids):
         if i == tokenizer.unk_id:
-            raise TaesanError(f"--verbalizer: the word {words[label]!r} (label {label!r}) is unknown to the tokenizer")
+            raise TaesanError(f"--verbalizer: the word {words[label]!r} (label {label!r}) is unknown to the tokenizer; "
+                              f"give each label a word it knows (--verbalizer {','.join(f'{x}=WORD' for x in labels)}): "
+                              "words the texts themselves use for each label read best")
         if i in spelled:
             raise TaesanError(f"--verbalizer: the words {words[spelled[i]]!r} and {words[label]!r} start with the same "
                               f"token {tokenizer.id_to_token(i)!r}; a label is read as its word's first token")
