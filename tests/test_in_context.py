@@ -79,6 +79,23 @@ def test_truncation_drops_the_oldest_demonstration_first(bpe):
     assert tiny.demonstrations == 0 and len(tiny.context) + max(map(len, tiny.continuations)) <= 12
 
 
+def test_the_query_scores_each_answer_as_the_demonstrations_write_it(bpe, pool, monkeypatch):
+    """A demonstration reads "정답: 긍정"; the query's continuation after "정답:" must be the same " 긍정" tokens, not
+    "긍정" glued to the colon (a byte-level BPE spells the two differently), in every format."""
+    import taesan.tuning.in_context as icl
+
+    rows = []
+    monkeypatch.setattr(icl, "continuation_log_probs", lambda model, r, *a, **k: rows.extend(r) or [0.0] * len(r))
+    words = {"0": "지루했다", "1": "재미있었다"}
+    for fmt in (PromptFormat(), PromptFormat(input_prefix="", output_prefix="", separator="\n")):
+        rows.clear()
+        classify(torch.nn.Identity(), bpe, pool[:2], pool[2:], words, shots=1, fmt=fmt)  # the scores are stubbed
+        demo = fmt.demonstration("이 영화", words["1"])
+        written = bpe.encode(demo, add_special_tokens=False).ids
+        assert written[-len(rows[1][1]):] == rows[1][1] == bpe.encode(" 재미있었다", add_special_tokens=False).ids
+        assert rows[0][1] == bpe.encode(" 지루했다", add_special_tokens=False).ids
+
+
 def test_join_never_yields_an_empty_continuation(bpe):
     # the trap: " 카페" is one BPE token, so the whole string ends in one token where the context alone ends in "Ġ"
     whole = bpe.encode("정답: 카페", add_special_tokens=False).ids

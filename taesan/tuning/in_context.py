@@ -31,8 +31,12 @@ class PromptFormat:
     output_prefix: str = "\n정답:"
     separator: str = "\n\n"
 
+    def answer(self, word: str) -> str:
+        """How an answer follows the output prefix, in a demonstration and as the query's scored continuation."""
+        return " " + word
+
     def demonstration(self, text: str, word: str) -> str:
-        return f"{self.input_prefix}{text}{self.output_prefix} {word}"
+        return f"{self.input_prefix}{text}{self.output_prefix}{self.answer(word)}"
 
     def context(self, demonstrations: Sequence[str], query: str) -> str:
         """The prompt up to the answer (the continuation is scored after it)."""
@@ -245,20 +249,20 @@ def classify(model, tokenizer, queries: Sequence[Any], pool: Sequence[Any], word
     demos = Demonstrations(pool, shots, seed, balanced)
     limit = getattr(getattr(model, "config", None), "n_positions", None)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    vocab = [" " + words[label] for label in labels]
+    vocab = [fmt.answer(words[label]) for label in labels]  # scored as the demonstrations write them
     was_training = model.training
     model.eval()
     try:
         built, keys, cf_built, rows = [], [], {}, []
         for q in queries:
             chosen = [Shown(d.text, words[d.label]) for d in demos.for_query(q)]
-            query = build_query(tokenizer, fmt, chosen, q.text, [words[label] for label in labels], limit, start_id)
+            query = build_query(tokenizer, fmt, chosen, q.text, vocab, limit, start_id)
             built.append(query)
             rows += [(query.context, c) for c in query.continuations]
             key = tuple((d.text, d.word) for d in chosen)
             keys.append(key)
             if calibrate and key not in cf_built:
-                cf_built[key] = build_query(tokenizer, fmt, chosen, CONTENT_FREE, [words[label] for label in labels], limit, start_id)
+                cf_built[key] = build_query(tokenizer, fmt, chosen, CONTENT_FREE, vocab, limit, start_id)
         cf_keys = list(cf_built)
         for key in cf_keys:
             rows += [(cf_built[key].context, c) for c in cf_built[key].continuations]
