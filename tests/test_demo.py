@@ -227,6 +227,10 @@ def test_sentiment_table_lists_every_mode_with_one_accuracy_format(demo):
         assert re.fullmatch(r"[01]\.\d{3}( ± \d\.\d{3})?", accuracy), accuracy
         assert re.fullmatch(r"\d{1,3}(,\d{3})*", params), params
         assert seconds == "–" or re.fullmatch(r"\d+\.\d", seconds), seconds
+        if "in-context" in mode:  # calibrated against the content-free input, read against guessing at its rates
+            assert re.search(r"calibrated [01]\.\d{3} \(guessing at its label rates [01]\.\d{3}\)", note), note
+    section = _section((out / "report.html").read_text(encoding="utf-8"), "One task, three ways to adapt")
+    assert "In-context learning" in section and "Calibrated (" in section  # the verdict, in words
 
 
 def test_cloze_questions_ask_about_the_embedded_paragraphs(demo):

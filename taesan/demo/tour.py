@@ -35,8 +35,10 @@ from taesan.tuning.compare import (
     CHART,
     CompareConfig,
     compare_modes,
+    in_context_verdict,
     majority_accuracy,
     markdown_table,
+    row_notes,
 )
 from taesan.tuning.finetune import finetune
 from taesan.viz.attention import plot_attention, text_attention
@@ -199,32 +201,37 @@ def sentiment_step(cfg: DemoConfig, gpt_dir: Path, bert_dir: Path) -> StepResult
     """The demo GPT and BERT adapted to movie-review sentiment three ways (taesan.tuning.compare), same data."""
     train, eval_examples = sentiment_split(cfg)
     out_dir = cfg.out / "sentiment"
+    # the label words: review words of each sentiment, whole in both demo tokenizers (긍정 is [UNK] to BERT's);
+    # 최악 / 최고, rare in the reviews, left BERT's prompt through the LM head at chance
     config = CompareConfig(shots=list(cfg.shots), seeds=cfg.shot_seeds, prompt_tokens=cfg.prompt_tokens,
                            max_steps=cfg.tune_steps, max_minutes=cfg.tune_minutes, seed=cfg.seed, progress=cfg.progress,
-                           verbalizer={"부정": "지루했다", "긍정": "재미있었다"})  # review words of each sentiment, whole
-    # in both demo tokenizers (긍정 is [UNK] to BERT's); 최악 / 최고, rare in the reviews, left BERT's prompt at chance
+                           verbalizer={"부정": "지루했다", "긍정": "재미있었다"}, calibrate=True)
     every = compare_modes(gpt_dir, train, eval_examples, out_dir, config, bert_dir=bert_dir)
     rows = [r for r in every if not r.skipped]
     floor = majority_accuracy(train, eval_examples)
     table = [[r.mode, r.model, (r.accuracy, r.accuracy_std) if r.accuracy_std is not None else r.accuracy,
               None if r.skipped else r.trainable_parameters, None if r.skipped else r.seconds,
-              f"not run: {r.skipped}" if r.skipped else ""] for r in every]
+              f"not run: {r.skipped}" if r.skipped else row_notes(r) if "in-context" in r.mode else ""] for r in every]
     table.append(["majority class (always the most frequent label)", "–", floor, 0, None, ""])
     width = max(len(r.mode) for r in every)
     summary = [f"{r.mode:<{width}} {r.model:<4} accuracy {r.accuracy:.3f}  trained {r.trainable_parameters:>9,} parameters  "
-               f"{r.seconds:5.1f} s" for r in rows]
+               f"{r.seconds:5.1f} s" + (f"  calibrated {r.extra['accuracy_calibrated']:.3f}"
+                                        if r.extra.get("accuracy_calibrated") is not None else "") for r in rows]
     summary += [f"{r.mode:<{width}} {r.model:<4} not run: {r.skipped}" for r in every if r.skipped]
     summary += [f"majority class: {floor:.3f}"]
     checkpoints = {f"sentiment-{Path(r.extra['out']).name}": Path(r.extra["out"]) for r in rows if "out" in r.extra}
     example = "이 영화 배우들 연기가 훌륭하다"
+    in_context = in_context_verdict(every, floor, len(eval_examples))  # above answering blind, or not, in words
     section = Section(
         "One task, three ways to adapt",
         [f"{len(train)} labelled reviews to learn from and {len(eval_examples)} to test on (긍정 / 부정). Full fine-tuning "
          "trains every weight; prompt tuning trains only a soft prompt and a new head, or only the prompt with the label "
          "read as its word's score from the frozen LM head (via the LM head: 재미있었다 for 긍정, 지루했다 for 부정, "
-         "words the reviews use for each, as PET reads \"great\" / \"terrible\"); in-context learning trains nothing and "
-         f"shows the GPT k labelled examples in its prompt. The majority class scores {floor:.3f}. A GPT this small, "
-         "pretrained on a few thousand sentences, has not learned to follow demonstrations: expect chance there."],
+         "words the reviews use for each, as PET reads \"great\" / \"terrible\"); in-context learning trains nothing, "
+         "shows the GPT k labelled examples in its prompt and picks the answer word (the same two) it finds likelier "
+         "after the review; \"calibrated\" first divides out the prompt's own lean toward one word, measured on the "
+         f"content-free input N/A (Zhao et al. 2021). The majority class scores {floor:.3f}.",
+         *([in_context] if in_context else [])],
         [Table(["mode", "model", "accuracy", "trainable parameters", "seconds", "note"], table,
                "held-out accuracy (in-context: mean ± spread over demonstration draws)",
                ["text", "text", "fraction", "count", "seconds", "text"])],

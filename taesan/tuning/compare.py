@@ -185,7 +185,7 @@ def markdown_table(rows: Sequence[ModeResult], baseline: float | None = None) ->
             continue
         acc = f"{r.accuracy:.3f}" + (f" ± {r.accuracy_std:.3f}" if r.accuracy_std is not None else "")
         shown = f"{r.labelled_examples} per prompt" if "in-context" in r.mode else f"{r.labelled_examples:,}"
-        lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} | {_notes(r)} |")
+        lines.append(f"| {r.mode} | {r.model} | {acc} | {r.trainable_parameters:,} | {shown} | {r.seconds:.1f} | {row_notes(r)} |")
     if baseline is not None:
         lines.append(f"| majority class | - | {baseline:.3f} | 0 | - | - | always the most frequent training label |")
     return "\n".join(lines) + "\n"
@@ -227,7 +227,7 @@ def in_context_verdict(rows: Sequence[ModeResult], baseline: float, n_eval: int)
     return text
 
 
-def _notes(r: ModeResult) -> str:
+def row_notes(r: ModeResult) -> str:
     """Macro-F1 for the trained modes (it exposes a one-label classifier), the other scorings for in-context."""
     e = r.extra
     if "accuracy_norm" in e:
