@@ -400,3 +400,28 @@ def test_prompt_lm_errors_are_one_line(tokenizers, sentiment, tmp_path):
     backbone = taesan.create("bert", vocab_size=wp.vocab_size, **SMALL)  # no LM head to read
     with pytest.raises(TaesanError, match="needs a GPT or a masked LM"):
         verbalized_lm(backbone, wp, labels, WORDS["masked"])
+
+
+def test_a_masked_lm_reads_each_word_as_it_stands_at_the_mask(tmp_path):
+    """RoBERTa's byte-level BPE writes the word after "정답: " as one Ġ-token (" 재미있었다"), while the word alone is
+    byte pieces: the label is read as the first token the text with the word at the mask would have, as HF's
+    tokenizer writes it. (A WordPiece spells both alike.)"""
+    hf = pytest.importorskip("tokenizers")
+    from taesan import tokenizers as T
+    from taesan.tuning.verbalizer import verbalized_lm
+
+    tok = hf.Tokenizer(hf.models.BPE())
+    tok.pre_tokenizer = hf.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = hf.decoders.ByteLevel()
+    trainer = hf.trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                     initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(korean_corpus(300) + ["정답: 재미있었다", "정답: 지루했다"] * 20, trainer)
+    tok.add_special_tokens([hf.AddedToken("<mask>", lstrip=True)])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    ours = T.load(tmp_path / "tokenizer.json")
+    assert ours.encode("재미있었다", add_special_tokens=False).ids[0] != ours.encode(" 재미있었다", add_special_tokens=False).ids[0]
+    bert = taesan.create("bert-mlm", vocab_size=ours.vocab_size, **SMALL)
+    words = {"부정": "지루했다", "긍정": "재미있었다"}
+    model = verbalized_lm(bert, ours, ["부정", "긍정"], words, "정답: {mask}")
+    at_mask = [tok.encode(f"정답: {words[x]}", add_special_tokens=False).ids[2] for x in ("부정", "긍정")]  # 정답 : WORD
+    assert model.config.label_ids == at_mask

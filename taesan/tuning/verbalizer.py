@@ -82,9 +82,12 @@ def _masked(tokenizer: Any, pattern: str, words: list[str]) -> tuple[list[int], 
                           f"tokenizer needs a mask token)")
     text = pattern.replace(MASK, tokenizer.id_to_token(tokenizer.mask_id))
     ids = tokenizer.encode(text, add_special_tokens=False).ids + ([tokenizer.sep_id] if tokenizer.sep_id is not None else [])
+    before = pattern.split(MASK)[0]
     firsts = []
     for w in words:
-        spelled = tokenizer.encode(w, add_special_tokens=False).ids
+        # spelled as it would stand at the mask: after "정답: ", a byte-level BPE (RoBERTa's) writes " 재미있었다" as
+        # one Ġ-token where "재미있었다" alone is byte pieces; WordPiece spells both alike
+        spelled = join_ids(tokenizer, before, w)[1] if w.strip() else []
         if not spelled:
             raise TaesanError(f"--verbalizer: the word {w!r} encodes to no tokens")
         firsts.append(spelled[0])
