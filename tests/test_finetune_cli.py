@@ -466,3 +466,22 @@ def test_predict_reads_a_data_file_by_its_text_column(trained, files, tmp_path, 
     (tmp_path / "plain.txt").write_text("id\tdocument\n", encoding="utf-8")
     assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "plain.txt")]) == 0
     assert json.loads(capsys.readouterr().out)["input"] == "id\tdocument"  # a .txt line is the input, as it is
+
+
+
+def test_predict_keeps_a_table_row_with_an_empty_text_in_its_place(trained, tmp_path, capsys):
+    """NSMC's files hold a few rows with an empty review: evaluate skips them (no text to score), but predict --file
+    writes one line per row, in order, the empty one marked unpredicted, so outputs can be joined back to the rows."""
+    examples = sentiment_examples(3)
+    rows = [(0, examples[0][0]), (1, ""), (2, examples[1][0]), (3, "  "), (4, examples[2][0])]
+    (tmp_path / "gaps.tsv").write_text("id\tdocument\tlabel\n" + "".join(f"{i}\t{t}\t\n" for i, t in rows), encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "gaps.tsv")]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in out] == [t.strip() for _, t in rows]
+    assert [r["label"] is None for r in out] == [False, True, False, True, False]
+    assert out[1]["note"] == "empty text, not predicted" and out[0]["label"] in ("0", "1")
+    assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "gaps.tsv")]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "(empty text, not predicted)\t"
+    (tmp_path / "none.tsv").write_text("id\tdocument\n0\t\n1\t \n", encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "none.tsv")]) == 2  # nothing to predict
+    assert "none.tsv: no rows after the header" in capsys.readouterr().err

@@ -39,15 +39,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_threads(p)
 
 
-def _inputs(args: argparse.Namespace, task) -> list[str]:
-    """The arguments, then --file's inputs: a data file's text column(s) where the task reads it so, else its lines."""
-    texts = list(args.inputs)
+def _inputs(args: argparse.Namespace, task) -> tuple[list[str], set[int]]:
+    """The arguments, then --file's inputs: a data file's text column(s) where the task reads it so, else its lines;
+    and which of them are a table's rows with an empty text (kept in place, not predicted; an empty argument is
+    an error, as before)."""
+    texts, empty_rows = list(args.inputs), set()
     if args.file is not None:
         from_table = task.input_texts(args.file)
+        if from_table is not None:
+            empty_rows = {len(texts) + i for i, t in enumerate(from_table) if not t.strip()}
         texts += from_table if from_table is not None else [line for _, line in lines(args.file) if line.strip()]
-    if not texts:
+    if len(empty_rows) == len(texts):
         raise TaesanError(f"no input: {args.file} holds no text")
-    return texts
+    return texts, empty_rows
+
+
+EMPTY = "empty text, not predicted"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,16 +66,18 @@ def run(args: argparse.Namespace) -> int:
     task = bundle.need_task()
     task.progress = not args.no_progress
     apply_settings(task, bundle.model, task_settings(args.set), f"{args.model}/{TASK_FILE}")
-    texts = _inputs(args, task)
-    inputs = [task.parse_input(t) for t in texts]
+    texts, empty_rows = _inputs(args, task)
+    inputs = [task.parse_input(t) for i, t in enumerate(texts) if i not in empty_rows]
     precision = use_precision(bundle.model, args.precision)
     batch_size = args.batch_size if args.batch_size is not None else task.default_batch_size
     with precision.context():
-        predictions = task.predict(bundle.model, inputs, batch_size)
+        predictions = iter(task.predict(bundle.model, inputs, batch_size))
     print(precision.note, file=sys.stderr)  # after the work: an error stays one line
-    for text, prediction in zip(texts, predictions):
-        if args.json:
-            print(json.dumps({"input": text, **prediction}, ensure_ascii=False))
+    for i, text in enumerate(texts):  # a table's row with an empty text keeps its place, so outputs line up with rows
+        if i in empty_rows:
+            prediction, shown = {"label": None, "note": EMPTY}, f"({EMPTY})"
         else:
-            print(f"{task.describe(prediction)}\t{text}")
+            prediction = next(predictions)
+            shown = task.describe(prediction)
+        print(json.dumps({"input": text, **prediction}, ensure_ascii=False) if args.json else f"{shown}\t{text}")
     return 0

@@ -33,7 +33,8 @@ def read_sentiment(path: str | Path, text_column: str | None = None, label_colum
 
     TSV has no quoting (as NSMC is read: quoting=3). Rows with an empty text are skipped (NSMC has a few); an empty
     label, a missing column or a short row is an error naming the file and line. A JSON label may be a number.
-    labelled=False (texts to predict): the label column may be missing or empty, and is not read.
+    labelled=False (texts to predict): the label column may be missing or empty, and is not read; rows with an empty
+    text are kept (as ""), so predictions line up one to one with the rows.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -70,9 +71,9 @@ def read_sentiment(path: str | Path, text_column: str | None = None, label_colum
         gold = _text(path, no, row[label], label).strip() if label is not None else None
         if gold == "":
             raise data_error(path, no, "empty label")
-        if text:
+        if text or not labelled:
             examples.append(TextExample(text, gold, source))
-    if not examples:
+    if not any(ex.text for ex in examples):
         raise data_error(path, None, f"no {'labelled ' if labelled else ''}rows after the header")
     return examples
 
