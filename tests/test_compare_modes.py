@@ -105,6 +105,19 @@ def test_fewshot_cli_reports_mean_and_spread(setup, capsys):
     assert data["verbalizer"] == {"0": "부정", "1": "긍정"}
     acc = data["accuracy"]["per_seed"]
     assert len(acc) == 3 and data["accuracy"]["mean"] == pytest.approx(sum(acc) / 3)
+    assert "--verbalizer" not in capsys.readouterr().err  # words given: no note
+
+
+def test_numbered_labels_without_words_get_a_note(setup, capsys):
+    """NSMC's labels are 0 / 1: without --verbalizer the LM is asked whether " 0" or " 1" follows the text, which
+    runs but reads nothing of what the labels mean, so one line on stderr says how to give words."""
+    from taesan.tuning.in_context import numbered_labels_note
+
+    root, train, evaluate = setup
+    assert cli_main(["fewshot", "--model", str(root / "gpt"), "--task", "classification", "--shots", "0", "--seeds", "1",
+                     "--train", str(train), "--eval", str(evaluate), "--max-eval", "4", "--no-progress"]) == 0
+    assert "note: the answer words are the label names 0, 1; --verbalizer 0=WORD,1=WORD" in capsys.readouterr().err
+    assert numbered_labels_note("0=부정,1=긍정", ["0", "1"]) is None and numbered_labels_note(None, ["부정", "긍정"]) is None
 
 
 @pytest.mark.parametrize("args, message", [

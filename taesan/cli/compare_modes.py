@@ -8,6 +8,7 @@ where the markdown, JSON and chart went.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from taesan.errors import TaesanError
@@ -22,7 +23,7 @@ from taesan.tuning.compare import (
     majority_accuracy,
     markdown_table,
 )
-from taesan.tuning.in_context import PromptFormat, parse_verbalizer
+from taesan.tuning.in_context import PromptFormat, numbered_labels_note, parse_verbalizer
 
 HELP = "fine-tuning vs prompt tuning vs 0/1/few-shot in-context learning on one task: a table and a chart"
 
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             raise TaesanError(f"{d}: no such checkpoint directory")
     task = SequenceClassification()
     train, eval_examples = task.read(args.train)[: args.max_train], task.read(args.eval)[: args.max_eval]
-    words = parse_verbalizer(args.verbalizer, order_labels({ex.label for ex in train})) if args.verbalizer else None
+    labels = order_labels({ex.label for ex in train})
+    words = parse_verbalizer(args.verbalizer, labels) if args.verbalizer else None
     config = CompareConfig(
         shots=parse_shots(args.shots), seeds=args.seeds, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
         batch_size=args.batch_size, lr_full=args.lr_full, lr_prompt=args.lr_prompt, lr_prompt_lm=args.lr_prompt_lm,
@@ -93,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(train)} training / {len(eval_examples)} evaluation examples")
     baseline = majority_accuracy(train, eval_examples)
     print(markdown_table(rows, baseline), end="")
+    note = numbered_labels_note(args.verbalizer, labels)
+    if note:  # after the work: an error stays one line
+        print(note, file=sys.stderr)
     verdict = in_context_verdict(rows, baseline, len(eval_examples))
     if verdict:
         print(verdict)

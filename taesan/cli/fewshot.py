@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from taesan.atomic import atomic_write_text
 from taesan.errors import TaesanError
@@ -18,6 +19,7 @@ from taesan.tuning.in_context import (
     PromptFormat,
     check_causal_lm,
     fewshot,
+    numbered_labels_note,
     parse_verbalizer,
 )
 
@@ -78,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                      balanced=args.balanced, calibrate=args.calibrate, start_id=bundle.separator_id,
                      batch_size=args.batch_size, progress=not args.no_progress)
     print(summary_line(result))
+    note = numbered_labels_note(args.verbalizer, labels)
+    if note:  # after the work: an error stays one line
+        print(note, file=sys.stderr)
     if result["demonstrations"] < args.shots:
         print(f"note: only {result['demonstrations']:.1f} demonstrations per prompt fit in the model's window on average")
     if args.out:

@@ -51,6 +51,15 @@ def check_causal_lm(model, source: str = "--model") -> None:
         raise TaesanError(f"{source}: in-context learning needs a GPT language model, got model_type {getattr(inner, 'model_type', type(model).__name__)!r}")
 
 
+def numbered_labels_note(spec: str | None, labels: Sequence[str]) -> str | None:
+    """A one-line note where no --verbalizer was given and the labels are numbers (NSMC's 0 / 1): the LM would be
+    asked whether " 0" or " 1" follows the text, which says nothing of what the labels mean. None otherwise."""
+    if spec is not None or not all(label.strip().lstrip("-").isdigit() for label in labels):
+        return None
+    return (f"note: the answer words are the label names {', '.join(labels)}; --verbalizer "
+            f"{','.join(f'{x}=WORD' for x in labels)} lets the LM read words the texts use for each label")
+
+
 def parse_verbalizer(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
     """"0=부정,1=긍정" -> {"0": "부정", "1": "긍정"}; None -> each label is its own word. Every label needs a word.
 
