@@ -3,6 +3,7 @@
 Not the decoding loop: that is tests/test_generate.py.
 """
 import math
+import random
 
 import pytest
 import torch
@@ -228,3 +229,24 @@ def test_the_guard_runs_only_when_sampling():
     proc.start(torch.tensor([[1]]), None, 3)
     assert proc.follows_tokens
     assert torch.isneginf(proc(torch.zeros(1, 3), torch.tensor([[1]]), None, 0)).tolist() == [[True, True, False]]
+
+
+def test_every_path_the_guard_allows_decodes_as_strict_utf8():
+    """Random byte tokens (mostly continuation and lead bytes), random walks through what the guard allows: each
+    walk that ends between characters is text a UTF-8 decoder takes, with no surrogate, overlong form or stray
+    byte."""
+    rng = random.Random(0)
+    tokens = tuple(bytes(rng.randrange(128, 256) if rng.random() < 0.8 else rng.randrange(128) for _ in range(rng.randrange(1, 4)))
+                   for _ in range(500))
+    allowed, after = utf8_tables(tokens, len(tokens))
+    choices = [torch.nonzero(row).flatten().tolist() for row in allowed]
+    finished = 0
+    for _ in range(2000):
+        state, written = 0, b""
+        for _ in range(8):
+            token = rng.choice(choices[state])
+            written, state = written + tokens[token], int(after[state, token])
+        if state == 0:
+            written.decode("utf-8")  # strict: raises on anything UTF-8 forbids
+            finished += 1
+    assert finished > 500
