@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import data_error, item_source, json_list, lines, read_text, tsv_rows
+from taesan.tasks.readers.common import data_error, item_error, item_source, json_list, lines, read_text, tsv_rows
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the conventional order, kept by the task
 TSV_COLUMNS = (("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "gold_label"), ("premise", "hypothesis", "label"))
@@ -65,12 +65,11 @@ def _read_json(path: Path, text: str, labelled: bool) -> list[PairExample]:
 
 
 def _pair(path: Path, line: int | None, item: object, index: int, labelled: bool = True) -> PairExample:
-    where = f"item {index + 1}" if line is None else None  # a wrapped list's items have no line
     if not isinstance(item, dict):
-        raise data_error(path, line, f"{where + ': ' if where else ''}expected an object with {', '.join(JSON_FIELDS)}")
+        raise item_error(path, line, index, f"expected an object with {', '.join(JSON_FIELDS)}")
     fields = JSON_FIELDS if labelled else JSON_FIELDS[:2]
     missing = [f for f in fields if not isinstance(item.get(f), str) or not item[f].strip()]
     if missing:
-        raise data_error(path, line, f"{where + ': ' if where else ''}missing or empty field(s) {', '.join(missing)}")
+        raise item_error(path, line, index, f"missing or empty field(s) {', '.join(missing)}")
     gold = item["gold_label"].strip() if labelled else None
     return PairExample(item["premise"].strip(), item["hypothesis"].strip(), gold, item_source(path, line, index))
