@@ -89,16 +89,16 @@ def json_records(path: str | Path) -> list[tuple[int | None, Any]]:
     checks that each item is the object it needs (`item_source` names it)."""
     if Path(path).suffix.lower() not in (".jsonl", ".ndjson"):
         return json_list(path, read_text(path))
-    out = []
-    for no, line in lines(path):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise data_error(path, no, f"not valid JSON ({e.msg})") from None
-        out.append((no, item))
-    return out
+    return [(no, parse_json(path, line, no)) for no, line in lines(path) if line.strip()]
+
+
+def parse_json(path: str | Path, text: str, line: int | None = None, expected: str = "") -> Any:
+    """json.loads(text), or the one-line error naming the file and line: `line` where `text` is one line of the
+    file (a JSON Lines record), else the decoder's own; `expected` is added to the message ("; expected ...")."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise data_error(path, line if line is not None else e.lineno, f"not valid JSON ({e.msg}){expected}") from None
 
 
 def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
@@ -106,10 +106,7 @@ def json_list(path: str | Path, text: str) -> list[tuple[int | None, Any]]:
     (json.loads would lose it); {"data": [...]} wrappers are decoded whole, their items without a line."""
     start = len(text) - len(text.lstrip())
     if text[start:start + 1] == "{":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise data_error(path, e.lineno, f"not valid JSON ({e.msg})") from None
+        data = parse_json(path, text)
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise data_error(path, None, 'expected a JSON list of objects (or {"data": [...]})')

@@ -5,12 +5,11 @@ at its answer_start in the context, so a shifted offset is caught here, not lear
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taesan.tasks.readers.common import data_error, read_text
+from taesan.tasks.readers.common import data_error, parse_json, read_text
 
 
 @dataclass
@@ -33,11 +32,7 @@ class QAExample:
 
 def read_squad(path: str | Path) -> list[QAExample]:
     """Every question of a SQuAD-format file, in file order; a malformed file names the question (or JSON line)."""
-    text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise data_error(path, e.lineno, f"not valid JSON ({e.msg}); expected SQuAD/KorQuAD JSON") from None
+    data = parse_json(path, read_text(path), expected="; expected SQuAD/KorQuAD JSON")
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list):
         raise data_error(path, None, 'expected a JSON object {"data": [articles with "paragraphs"]} (SQuAD/KorQuAD format)')
