@@ -179,6 +179,21 @@ def test_split_off_keeps_a_premise_or_a_paragraph_on_one_side():
     assert len(held) == 2 and len(train) == 18
 
 
+def test_split_off_never_holds_out_the_last_example_of_a_label():
+    """A class seen once in --train trains on every seed (held out, the finetune run after it reported the user's
+    own label as unknown on one seed in twelve); the held-out share stays what was asked."""
+    from taesan.tasks.readers.sentiment import TextExample
+    from taesan.tasks.split import split_off
+
+    rows = [TextExample(f"리뷰 {i}", ("긍정", "부정", "중립")[i % 3]) for i in range(210)] + [TextExample("최고", "매우긍정")]
+    for seed in range(40):
+        train, held = split_off(rows, 0.1, seed)
+        assert {e.label for e in train} == {"긍정", "부정", "중립", "매우긍정"}
+        assert len(held) == 21 and len(train) + len(held) == 211
+    two = [TextExample("a", "x"), TextExample("b", "x"), TextExample("c", "y")]
+    assert all(split_off(two, 0.5, seed)[1] in ([two[0]], [two[1]]) for seed in range(10))
+
+
 def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path, capsys):
     out = tmp_path / "set"
     args = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
