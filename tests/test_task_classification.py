@@ -382,3 +382,20 @@ def test_rdrop_runs_twice_and_adds_the_symmetric_kl(wordpiece):
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(TaesanError, match="^classification setting rdrop must be a number >= 0, got"):
             replace_config(task, rdrop=bad)
+
+
+def test_confusion_plot_draws_korean_labels_where_a_korean_font_is_installed(tmp_path):
+    """YNAT's labels (IT과학, 경제) were empty boxes and 17 "Glyph missing" warnings: the plot now takes the font
+    the attention plots use."""
+    import warnings
+
+    from matplotlib import font_manager
+
+    from taesan.tasks.classification import plot_confusion
+
+    if not any("nanum" in p.lower() for p in font_manager.findSystemFonts()):
+        pytest.skip("no Nanum font installed (Debian: fonts-nanum), so Hangul cannot be drawn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s) DejaVu Sans" is a UserWarning
+        path = plot_confusion([[3, 1], [0, 4]], ["IT과학", "경제"], tmp_path / "confusion.png", title="검증")
+    assert path.stat().st_size > 0

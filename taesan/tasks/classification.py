@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taesan.errors import TaesanError
-from taesan.figures import save_png
+from taesan.figures import korean_font, korean_rc, save_png
 from taesan.models.bert import POOLINGS
 from taesan.models.gpt_heads import GPTForSequenceClassification
 from taesan.objectives import IGNORE_INDEX
@@ -77,21 +77,22 @@ def plot_confusion(counts: list[list[int]], labels: Sequence[str], path: str | P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    k = len(labels)
-    shares = [[c / max(1, sum(row)) for c in row] for row in counts]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for g in range(k):
-        for p in range(k):
-            ax.text(p, g, str(counts[g][p]), ha="center", va="center", color="white" if shares[g][p] > 0.5 else "black", fontsize=8)
-    ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(k), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return save_png(fig, path)
+    with matplotlib.rc_context(korean_rc(korean_font())):  # Korean labels (긍정, IT과학) drawn, not boxes
+        k = len(labels)
+        shares = [[c / max(1, sum(row)) for c in row] for row in counts]
+        fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for g in range(k):
+            for p in range(k):
+                ax.text(p, g, str(counts[g][p]), ha="center", va="center", color="white" if shares[g][p] > 0.5 else "black", fontsize=8)
+        ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(k), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        if title:
+            ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return save_png(fig, path)  # drawn inside the context: the font is looked up then
 
 
 def model_device(model: nn.Module) -> torch.device:
