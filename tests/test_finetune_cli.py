@@ -79,7 +79,9 @@ def test_pair_task_from_a_checkpoint_uses_its_tokenizer(trained, files, tmp_path
     # predict --file on the data file itself: each pair, its gold label not read (and not needed)
     unlabelled = tmp_path / "pairs.tsv"
     unlabelled.write_text("premise\thypothesis\n오늘 학교 간다\t학교에 간다\n", encoding="utf-8")
-    for path, n in ((files / "nli.tsv", 20), (unlabelled, 1)):
+    as_txt = tmp_path / "kornli.txt"  # the same table under another suffix: read by its header, not line by line
+    as_txt.write_text((files / "nli.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    for path, n in ((files / "nli.tsv", 20), (unlabelled, 1), (as_txt, 20)):
         assert main(["predict", "--model", str(out), "--json", "--file", str(path)]) == 0
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert len(rows) == n and rows[0]["input"] == ("어제 카페 갔었어 ||| 카페에 갔다" if n == 20 else "오늘 학교 간다 ||| 학교에 간다")
@@ -467,7 +469,8 @@ def test_a_csv_with_other_columns_trains_and_a_jsonl_evaluates(trained, files, t
 def test_predict_reads_a_data_file_by_its_text_column(trained, files, tmp_path, capsys):
     """predict --file sent.tsv predicts each review (not the header, ids and labels as text), in order, as
     evaluate reads the file; a CSV without labels and with its own column name works through --set; a .txt file is
-    still one input per line."""
+    a table when its first line names the text column (NSMC's ratings_test.txt, as downloaded: the header, ids and
+    labels were inputs), else one input per line."""
     examples = sentiment_examples(80)
     assert main(["predict", "--model", str(trained), "--json", "--file", str(files / "sent.tsv")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -478,9 +481,12 @@ def test_predict_reads_a_data_file_by_its_text_column(trained, files, tmp_path, 
     assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "new.csv"), "--set", "text_column=review"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t", 1)[1] for line in lines] == [t for t, _ in examples[:5]]
-    (tmp_path / "plain.txt").write_text("id\tdocument\n", encoding="utf-8")
+    (tmp_path / "ratings_test.txt").write_text((files / "sent.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "ratings_test.txt")]) == 0
+    assert [json.loads(line)["input"] for line in capsys.readouterr().out.splitlines()] == [t for t, _ in examples]
+    (tmp_path / "plain.txt").write_text("id\tstory\n어제 카페 갔었어\n", encoding="utf-8")
     assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "plain.txt")]) == 0
-    assert json.loads(capsys.readouterr().out)["input"] == "id\tdocument"  # a .txt line is the input, as it is
+    assert [json.loads(line)["input"] for line in capsys.readouterr().out.splitlines()] == ["id\tstory", "어제 카페 갔었어"]
 
 
 

@@ -32,8 +32,9 @@ from taesan.tasks.metrics.classification import (
     scores_from_counts,
 )
 from taesan.tasks.outputs import top_share
-from taesan.tasks.readers.nli import NLI_LABELS, PairExample, read_nli
-from taesan.tasks.readers.sentiment import TABLE_SUFFIXES, TextExample, read_sentiment
+from taesan.tasks.readers.common import header_names
+from taesan.tasks.readers.nli import NLI_LABELS, TSV_COLUMNS, PairExample, read_nli
+from taesan.tasks.readers.sentiment import TABLE_SUFFIXES, TEXT_COLUMNS, TextExample, read_sentiment
 
 
 @dataclass
@@ -112,8 +113,11 @@ class SequenceClassification(Task):
         return read_sentiment(path, self.config.text_column, self.config.label_column)
 
     def input_texts(self, path: str | Path) -> list[str] | None:
-        """A table or JSON file (the formats `read` takes): its text column, a label column optional."""
-        if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        """A table or JSON file (the formats `read` takes): its text column, a label column optional. A file with
+        another suffix is a table when its first line names the text column (NSMC's ratings_test.txt: id / document
+        / label); else None, one input per line."""
+        wanted = [self.config.text_column] if self.config.text_column else TEXT_COLUMNS
+        if Path(path).suffix.lower() not in TABLE_SUFFIXES and not set(wanted) & set(header_names(path)):
             return None
         return [ex.text for ex in read_sentiment(path, self.config.text_column, self.config.label_column, labelled=False)]
 
@@ -294,8 +298,10 @@ class PairClassification(SequenceClassification):
         return self._read_nli(path, labelled=True)
 
     def input_texts(self, path: str | Path) -> list[str] | None:
-        """A KorNLI TSV or KLUE-NLI JSON file: each pair as "premise ||| hypothesis", a label column optional."""
-        if Path(path).suffix.lower() not in (".tsv", ".json"):
+        """A KorNLI TSV or KLUE-NLI JSON file: each pair as "premise ||| hypothesis", a label column optional; a
+        file with another suffix when its first line names the pair's columns (KorNLI's .tsv saved as .txt)."""
+        names = header_names(path)
+        if Path(path).suffix.lower() not in (".tsv", ".json") and not any(all(c in names for c in cols[:2]) for cols in TSV_COLUMNS):
             return None
         return [f"{ex.premise} ||| {ex.hypothesis}" for ex in self._read_nli(path, labelled=False)]
 

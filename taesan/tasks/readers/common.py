@@ -36,6 +36,12 @@ def lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield i, line
 
 
+def header_names(path: str | Path) -> list[str]:
+    """The tab-separated names on the first non-empty line ([] for an empty file): how a file named .txt, such as
+    NSMC's ratings_test.txt, is told to be a table."""
+    return next(([c.strip() for c in line.split("\t")] for _, line in lines(path) if line.strip()), [])
+
+
 def tsv_rows(path: str | Path, required: Sequence[str], header: bool = True) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a tab-separated file with a header line, as {column: value}; no quoting (as NSMC is read).
 
