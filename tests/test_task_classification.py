@@ -191,6 +191,20 @@ def test_nli_tsv_and_json(tmp_path):
     assert ex[0].source == f"{js}, line 2" and ex[1].source == f"{js}, line 8"  # each object's opening line
     wrapped = write(tmp_path / "w.data", json.dumps({"data": items}))  # content, not extension, says JSON
     assert len(read_nli(wrapped)) == 2
+    # the TSV's names in JSON (sentence1 / sentence2, label) and a number as the label, as classification reads them
+    named = [{"sentence1": "흡연 가능", "sentence2": "흡연 금지", "label": 0}, {"sentence1": "a", "sentence2": "b", "gold_label": "1"}]
+    assert [(e.premise, e.label) for e in read_nli(write(tmp_path / "n.json", json.dumps(named)))] == [("흡연 가능", "0"), ("a", "1")]
+
+
+def test_nli_json_with_a_score_says_pair_classification_learns_classes(tmp_path):
+    """KLUE-STS's items carry a score object (label 3.7, binary-label 1), not a class: the error says so."""
+    sts = [{"guid": "s", "sentence1": "숙소 좋아요", "sentence2": "숙소가 좋다", "labels": {"label": 3.7, "binary-label": 1}}]
+    with pytest.raises(TaesanError, match=r"missing or empty field\(s\) gold_label \(or label\).*regression.*binary-label"):
+        read_nli(write(tmp_path / "sts.json", json.dumps(sts, ensure_ascii=False)))
+    with pytest.raises(TaesanError, match="regression"):
+        read_nli(write(tmp_path / "f.json", json.dumps([{"premise": "a", "hypothesis": "b", "gold_label": 3.2}])))
+    with pytest.raises(TaesanError, match=r"missing or empty field\(s\) gold_label$"):
+        read_nli(write(tmp_path / "t.json", json.dumps([{"premise": "a", "hypothesis": "b", "gold_label": True}])))
 
 
 @pytest.mark.parametrize("name, content, message", [

@@ -1,5 +1,6 @@
 """Sentence-pair data for natural language inference: KorNLI TSV (sentence1 / sentence2 / gold_label) and
-KLUE-NLI JSON (a list of objects with premise / hypothesis / gold_label), told apart by extension or content.
+KLUE-NLI JSON (a list of objects with premise / hypothesis / gold_label), told apart by extension or content. The
+JSON fields may take the TSV's names (sentence1 / sentence2, label), and a JSON label may be a number.
 
 Not the task: rows become `PairExample`s that remember their line, so any later label error names it.
 """
@@ -12,7 +13,8 @@ from taesan.tasks.readers.common import data_error, item_error, item_source, jso
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the conventional order, kept by the task
 TSV_COLUMNS = (("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "gold_label"), ("premise", "hypothesis", "label"))
-JSON_FIELDS = ("premise", "hypothesis", "gold_label")
+JSON_TEXTS = (("premise", "hypothesis"), ("sentence1", "sentence2"))
+JSON_LABELS = ("gold_label", "label")
 
 
 @dataclass
@@ -66,10 +68,33 @@ def _read_json(path: Path, text: str, labelled: bool) -> list[PairExample]:
 
 def _pair(path: Path, line: int | None, item: object, index: int, labelled: bool = True) -> PairExample:
     if not isinstance(item, dict):
-        raise item_error(path, line, index, f"expected an object with {', '.join(JSON_FIELDS)}")
-    fields = JSON_FIELDS if labelled else JSON_FIELDS[:2]
-    missing = [f for f in fields if not isinstance(item.get(f), str) or not item[f].strip()]
+        raise item_error(path, line, index, "expected an object with premise, hypothesis, gold_label (or sentence1, "
+                                            "sentence2, label)")
+    first, second = next((names for names in JSON_TEXTS if all(n in item for n in names)), JSON_TEXTS[0])
+    label = next((n for n in JSON_LABELS if n in item), JSON_LABELS[0])
+    missing = [f for f in (first, second) if not isinstance(item.get(f), str) or not item[f].strip()]
+    if labelled and _label(item.get(label)) is None:
+        missing.append(label if label in item else f"{label} (or {JSON_LABELS[1]})")
     if missing:
-        raise item_error(path, line, index, f"missing or empty field(s) {', '.join(missing)}")
-    gold = item["gold_label"].strip() if labelled else None
-    return PairExample(item["premise"].strip(), item["hypothesis"].strip(), gold, item_source(path, line, index))
+        found = f" (found {', '.join(map(str, item))})" if any(f not in item for f in (first, second)) else ""
+        raise item_error(path, line, index, f"missing or empty field(s) {', '.join(missing)}{found}"
+                                            + _score_hint(item.get(label) if label in item else item.get("labels")))
+    gold = _label(item[label]) if labelled else None
+    return PairExample(item[first].strip(), item[second].strip(), gold, item_source(path, line, index))
+
+
+def _label(value: object) -> str | None:
+    """A class label as text: a non-empty string, or a whole JSON number (0, 1, 2) as written; else None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _score_hint(value: object) -> str:
+    """Why a real-valued or nested label is refused: a similarity score (KLUE-STS, KorSTS) is regression."""
+    if isinstance(value, float) or isinstance(value, dict):
+        return ("; a score such as KLUE-STS's is regression, and pair-classification learns classes: give each pair a "
+                "class label (KLUE-STS's binary-label, for one)")
+    return ""
