@@ -15,7 +15,7 @@ from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.precision import use_precision
 from taesan.tasks import TASK_FILE
-from taesan.tasks.readers.common import lines
+from taesan.textfiles import lines
 from taesan.util import pick_device
 
 HELP = "apply a fine-tuned model to inputs (label + probability, entities, answer span, translation)"

@@ -32,9 +32,9 @@ from taesan.tasks.metrics.classification import (
     scores_from_counts,
 )
 from taesan.tasks.outputs import top_share
-from taesan.tasks.readers.common import header_names
 from taesan.tasks.readers.nli import NLI_LABELS, TSV_COLUMNS, PairExample, read_nli
-from taesan.tasks.readers.sentiment import TABLE_SUFFIXES, TEXT_COLUMNS, TextExample, read_sentiment
+from taesan.tasks.readers.sentiment import TABLE_SUFFIXES, TextExample, read_sentiment
+from taesan.textfiles import TEXT_COLUMNS, header_names
 
 
 @dataclass

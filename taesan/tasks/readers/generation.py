@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import item_error, json_records, lines, tsv_rows
+from taesan.textfiles import item_error, json_records, lines, tsv_rows
 
 
 @dataclass

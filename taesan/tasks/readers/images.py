@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from taesan.encoding import not_utf8
-from taesan.tasks.readers.common import data_error
+from taesan.textfiles import data_error
 
 DIGITS = "digits"  # --train digits: sklearn's 1,797 8×8 digits, embedded in scikit-learn (no download)
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # idx magic numbers: unsigned bytes, 3 and 1 dimensions

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from taesan.tasks.metrics.entities import split_tag
-from taesan.tasks.readers.common import data_error, read_text
+from taesan.textfiles import data_error, read_text
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import data_error, item_error, item_source, json_list, lines, read_text, tsv_rows
+from taesan.textfiles import data_error, item_error, item_source, json_list, lines, read_text, tsv_rows
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the conventional order, kept by the task
 TSV_COLUMNS = (("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "gold_label"), ("premise", "hypothesis", "label"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from taesan.tasks.readers.common import data_error, read_text
+from taesan.textfiles import data_error, read_text
 
 
 @dataclass

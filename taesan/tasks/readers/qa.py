@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taesan.tasks.readers.common import data_error, parse_json, read_text
+from taesan.textfiles import data_error, parse_json, read_text
 
 
 @dataclass

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taesan.tasks.readers.common import csv_rows, data_error, item_error, item_source, json_records, lines, tsv_rows
+from taesan.textfiles import TEXT_COLUMNS, csv_rows, data_error, item_error, item_source, json_records, lines, tsv_rows
 
-TEXT_COLUMNS = ("document", "text", "sentence")  # NSMC, a generic file, GLUE SST-2
 LABEL_COLUMN = "label"
 TABLE_SUFFIXES = (".tsv", ".csv", ".json", ".jsonl")  # what `predict --file` reads as a table, not line by line
 

@@ -1,4 +1,7 @@
-"""Shared by the readers: open a UTF-8 file or say why not; TSV, CSV and JSON rows with their line numbers."""
+"""User text files: open a UTF-8 file or say why not; TSV, CSV and JSON rows with their line numbers.
+
+Not a dataset reader: the tasks' readers (labelled data) and corpus reading (tokenizers, word vectors,
+pretraining) build on it, so both read a table or a JSON list the same way and name the same file and line."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +13,8 @@ from typing import Any, Iterator, Sequence
 from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
+
+TEXT_COLUMNS = ("document", "text", "sentence")  # a table's text, by name: NSMC, a generic file, GLUE SST-2
 
 def data_error(path: str | Path, line: int | None, message: str) -> TaesanError:
     """'FILE, line N: message' (or 'FILE: message') as the one line the user sees."""
@@ -38,8 +43,19 @@ def lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
 def header_names(path: str | Path) -> list[str]:
     """The tab-separated names on the first non-empty line ([] for an empty file): how a file named .txt, such as
-    NSMC's ratings_test.txt, is told to be a table."""
-    return next(([c.strip() for c in line.split("\t")] for _, line in lines(path) if line.strip()), [])
+    NSMC's ratings_test.txt, is told to be a table. Reads only up to that line (a plain corpus may be large)."""
+    path = Path(path)
+    if not path.is_file():
+        raise data_error(path, None, "no such file" if not path.exists() else "not a file")
+    with open(path, "rb") as f:
+        for no, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if no == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise not_utf8(path, f"byte {e.start}", where=f"{path}, line {no}") from None
+            if line.strip():
+                return [c.strip() for c in line.rstrip("\r\n").split("\t")]
+    return []
 
 
 def tsv_rows(path: str | Path, required: Sequence[str], header: bool = True) -> Iterator[tuple[int, dict[str, str]]]:
