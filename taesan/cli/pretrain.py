@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taesan.cli.finetune import task_settings
+from taesan.cli.tokenizer import CORPUS_HELP
 from taesan.config import read_json
 from taesan.errors import TaesanError
 from taesan.pipeline.pretrain import Recipe, pretrain
@@ -29,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", required=True, choices=["causal", "backward", "masked", "denoising"],
                    help="causal/backward: a GPT; masked: a BERT; denoising: an encoder-decoder (transformer-tiny), BART's "
                    "text infilling")
-    p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help="text (one document per line) or JSONL with 'text'")
+    p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help=f"one document per text: {CORPUS_HELP}")
     p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints, metrics.jsonl, loss.png and the final model")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; the cosine schedule spans them (default 1000)")

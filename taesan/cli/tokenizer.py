@@ -15,16 +15,18 @@ from taesan.errors import TaesanError
 from taesan.tokenizers import KINDS, load
 from taesan.tokenizers.base import BERT_SPECIALS
 from taesan.tokenizers.compare import DEFAULT_KINDS, DEFAULT_VARIANTS, available_kinds, byte_split_note, compare, plot
-from taesan.tokenizers.corpus import iter_texts
+from taesan.tokenizers.corpus import describe, iter_texts
 from taesan.tokenizers.wordpiece import BertNormalizer
 
 HELP = "train, use and compare tokenizers (word, morpheme, char, bpe, wordpiece)"
 KIND_CHOICES = ["word", "morpheme", "char", "bpe", "wordpiece"]
+CORPUS_HELP = ("text (one text per line), JSONL or a JSON list with 'text', or a table (.tsv, .csv, or a .txt with a "
+              "tab-separated header such as NSMC's) read for its document, text or sentence column")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    t = sub.add_parser("train", help="learn a vocabulary from text/JSONL files and write tokenizer.json")
+    t = sub.add_parser("train", help="learn a vocabulary from text, JSONL or table files and write tokenizer.json")
     t.add_argument("--kind", required=True, choices=KIND_CHOICES)
     t.add_argument("--vocab-size", type=int, required=True, metavar="N")
     t.add_argument("--min-frequency", type=int, default=2, metavar="N")
@@ -37,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--morphemes", action="store_true",
                    help="wordpiece: cut Korean words at kiwipiepy morphemes before learning, so no merge crosses one "
                         "(이순신 ##은); the result is a plain WordPiece any BERT tokenizer reads")
-    t.add_argument("--input", nargs="+", required=True, metavar="FILE")
+    t.add_argument("--input", nargs="+", required=True, metavar="FILE", help=CORPUS_HELP)
     t.add_argument("--no-progress", action="store_true", help="no progress bars (wordpiece shows its merges)")
     t.add_argument("--output", required=True, metavar="PATH",
                    help="tokenizer.json to write (a directory gets tokenizer.json); missing directories are created")
@@ -48,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--pair", default=None, help="a second text ([CLS] a [SEP] b [SEP])")
 
     c = sub.add_parser("compare", help="train every kind and compare them on held-out lines")
-    c.add_argument("--input", nargs="+", required=True, metavar="FILE")
+    c.add_argument("--input", nargs="+", required=True, metavar="FILE", help=CORPUS_HELP)
     c.add_argument("--vocab-size", type=int, default=8000, metavar="N")
     c.add_argument("--min-frequency", type=int, default=2, metavar="N")
     c.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=list(DEFAULT_KINDS),
@@ -62,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
     return {"train": _train, "encode": _encode, "compare": _compare}[args.action](args)
 
 
-def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
+def _files(names: list[str], args: argparse.Namespace, say=print) -> list[Path]:
     """Paths, so a missing file is an error rather than being read as a line of text; a directory, an empty file
-    or a vocabulary size below 1 is an error too (training on them wrote a tokenizer of special tokens only)."""
+    or a vocabulary size below 1 is an error too (training on them wrote a tokenizer of special tokens only).
+    `say` hears which column of a table (or JSON list) is read."""
     for name in ("vocab_size", "min_frequency"):
         if getattr(args, name) < 1:
             raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -74,6 +77,9 @@ def _files(names: list[str], args: argparse.Namespace) -> list[Path]:
             raise TaesanError(f"{path}: is a directory; pass the text files in it")
         if path.is_file() and path.stat().st_size == 0:
             raise TaesanError(f"{path}: the file is empty")
+    for path in paths:
+        if path.is_file() and (line := describe(path)):
+            say(line)
     return paths
 
 
@@ -159,7 +165,8 @@ def _compare(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipping {', '.join(skipped)}: kiwipiepy is not installed (pip install \"taesan[korean]\")", file=sys.stderr)
     variants = tuple(args.variants) if args.variants else DEFAULT_VARIANTS
-    reports = compare(_files(args.input, args), vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
+    paths = _files(args.input, args, say=lambda line: print(line, file=sys.stderr))
+    reports = compare(paths, vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
                       variants=variants, max_lines=args.max_lines or None,
                       on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
     k = max([4, *(len(r.kind) for r in reports)])

@@ -12,12 +12,13 @@ from tqdm.auto import tqdm
 
 from taesan.atomic import atomic_write_text
 from taesan.cli import add_threads
+from taesan.cli.tokenizer import CORPUS_HELP
 from taesan.errors import TaesanError
 from taesan.figures import save_png
 from taesan.models.word2vec import Word2Vec, Word2VecConfig
 from taesan.models.word2vec_train import train_word2vec
 from taesan.tokenizers import load
-from taesan.tokenizers.corpus import iter_texts
+from taesan.tokenizers.corpus import describe, iter_texts
 from taesan.tuning.embeddings import piece_words
 
 HELP = "Word2Vec skip-gram word vectors: train, similar, evaluate"
@@ -25,8 +26,9 @@ HELP = "Word2Vec skip-gram word vectors: train, similar, evaluate"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    t = sub.add_parser("train", help="train vectors on text files (one text per line, or JSONL with a 'text' field)")
-    t.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text or .jsonl files")
+    t = sub.add_parser("train", help="train vectors on text files (one text per line, JSONL with a 'text' field, or "
+                                     "a table's text column)")
+    t.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help=CORPUS_HELP)
     t.add_argument("--out", required=True, metavar="DIR", help="where to write config.json, model.safetensors, vocab.txt, loss.png")
     t.add_argument("--dim", type=int, default=100, help="vector size (100)")
     t.add_argument("--window", type=int, default=5, help="largest context distance; each centre draws 1..window (5)")
@@ -88,6 +90,9 @@ def _train(args: argparse.Namespace) -> int:
                    f"({history.epoch_pairs[-1]} pairs, {history.epoch_seconds[-1]:.1f} s)")
 
     files = [Path(f) for f in args.corpus]  # Paths: a missing file is an error, never text
+    for f in files:
+        if line := describe(f):  # a table: which column is read
+            print(line)
     workers = args.workers if args.workers is not None else args.threads or 1
     model, history = train_word2vec(iter_texts(files), config, tokenize=tokenize, workers=workers,
                                     progress=not args.no_progress, on_epoch=on_epoch)

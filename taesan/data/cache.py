@@ -19,7 +19,7 @@ import numpy as np
 from taesan.atomic import atomic_path
 from taesan.config import read_json, write_json
 from taesan.errors import TaesanError
-from taesan.tokenizers.corpus import iter_texts
+from taesan.tokenizers.corpus import corpus_format, iter_texts
 
 CACHE_FORMAT = 1
 MANIFEST_NAME = "manifest.json"
@@ -36,14 +36,18 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def corpus_fingerprint(paths: Sequence[str | Path], tokenizer: Any, separator_id: int, valid_every: int) -> dict[str, Any]:
-    """What the cache was built from: each file's path, size and mtime, the tokenizer and the split rule."""
+    """What the cache was built from: each file's path, size, mtime and how it is read (`corpus_format`: a table's text
+    column, not its lines), the tokenizer and the split rule. A cache from before tables were read by column has no
+    "read_as" and is rebuilt, so ratings_train.txt's ids and labels tokenized then are never reused."""
     files = []
     for p in paths:
         p = Path(p)
         if not p.is_file():
             raise TaesanError(f"{p}: corpus file not found")
         st = p.stat()
-        files.append({"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        kind, column = corpus_format(p)
+        files.append({"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                      "read_as": f"{kind}:{column}" if column else kind})
     return {
         "format": CACHE_FORMAT, "files": files, "tokenizer": tokenizer_fingerprint(tokenizer),
         "separator_id": int(separator_id), "valid_every": int(valid_every),
@@ -135,7 +139,8 @@ def build_token_cache(
     workers: int | None = None,
     chunk_size: int = 512,
 ) -> TokenCache:
-    """Tokenize `paths` (text lines or JSONL "text", one document per line) into `directory`, or reuse it.
+    """Tokenize `paths` (one document per line, JSONL or a JSON list's "text", a table's text column: `iter_texts`)
+    into `directory`, or reuse it.
 
     Every `valid_every`-th document goes to the held-out "valid" split (0: no valid split). The
     manifest is written last, so a cache without a matching manifest is never trusted; each file

@@ -35,6 +35,7 @@ from taesan.models.registry import create_for
 from taesan.models.word2vec import Word2Vec
 from taesan.objectives import Objective, objective_for
 from taesan.tasks.heads import decoder_start
+from taesan.tokenizers.corpus import describe
 from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.load import load
@@ -48,7 +49,7 @@ class Recipe:
     """Everything about a pretraining run except the optimizer's schedule (TrainConfig) and the model."""
 
     objective: str  # causal, backward, masked (a BERT) or denoising (an encoder-decoder)
-    corpus: Sequence[str | Path]  # text (one document per line) or JSONL with "text"
+    corpus: Sequence[str | Path]  # text (one document per line), JSONL/JSON with "text", or a table's text column
     out: Path  # checkpoints, metrics.jsonl, loss.png and the final model
     block_size: int = 128  # tokens per row
     batch_size: int = 32  # rows per micro-batch per process
@@ -271,13 +272,15 @@ def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[
 
 
 def _token_cache(tokenizer, recipe: Recipe, separator: int, info) -> tuple[Any, list[str]]:
-    """Rank 0 tokenizes (or reuses the cache); the others wait, then open the same cache. -> (cache, notes)."""
+    """Rank 0 tokenizes (or reuses the cache); the others wait, then open the same cache. -> (cache, notes: how a
+    table or JSON file is read, the corpus size)."""
     cache_dir = Path(recipe.cache_dir) if recipe.cache_dir else recipe.out / "data"
     fresh_out = not recipe.out.exists()
     problem, notes, cache = None, [], None
     valid_every = 0 if recipe.valid_fraction is not None else recipe.valid_every
     if info.is_main:
         try:
+            notes = [line for f in recipe.corpus if (line := describe(f))]  # a table: which column is read
             cache = build_token_cache(recipe.corpus, tokenizer, cache_dir, separator, valid_every, workers=recipe.workers)
             cache = _held_out_tail(cache, recipe.valid_fraction)
             held = cache.valid.n_tokens if cache.valid is not None else 0
