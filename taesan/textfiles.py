@@ -15,6 +15,7 @@ from taesan.errors import TaesanError
 
 
 TEXT_COLUMNS = ("document", "text", "sentence")  # a table's text, by name: NSMC, a generic file, GLUE SST-2
+EXCERPT = 60  # characters of a text (a question, a context, a whole line) an error message quotes
 
 def data_error(path: str | Path, line: int | None, message: str) -> TaesanError:
     """'FILE, line N: message' (or 'FILE: message') as the one line the user sees."""
@@ -168,3 +169,14 @@ def _skip_space(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """repr(text), cut after `limit` characters, so an error never echoes a whole document.
+
+    excerpt("세종대왕은 훈민정음을", 4) -> "'세종대왕...'"
+    """
+    if len(text) <= limit:
+        return repr(text)
+    shown = repr(text[:limit])
+    return shown[:-1] + "..." + shown[-1]

@@ -470,3 +470,63 @@ def test_cli_finetune_predict_evaluate(tmp_path, ko_tok, capsys):
     (tmp_path / "bad.tsv").write_text("## s\n민\tB-PS\n수 I-PS\n", encoding="utf-8")
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "bad.tsv")]) == 2
     assert capsys.readouterr().err.strip().endswith("line 3: expected 'character<TAB>tag' (KLUE-NER layout), found no tab")
+
+
+# ---- the file must be tagged as the model tags; predict --file takes a tagged file's sentences ----------------
+
+CONLL = "-DOCSTART- -X- O\n\n민수는 B-PS\n어제 B-DT\n갔었어 O\n\n강남역 B-LC\n카페 O\n"
+
+
+def test_ner_layout_tells_tagged_files_from_plain_text(tmp_path):
+    from taesan.tasks.readers.ner import ner_layout
+
+    cases = {"klue.tsv": (KLUE, "char"), "conll.txt": (CONLL, "word"), "plain.txt": (f"{SENT}\n강남 카페 O\n", None),
+             "heading.txt": (f"## 오늘의 문장\n{SENT}\n", None), "blank.txt": ("\n\n", None)}
+    for name, (content, layout) in cases.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        assert ner_layout(tmp_path / name) == layout, name
+
+
+def test_input_texts_are_the_sentences_of_a_tagged_file(tmp_path, ko_tok):
+    """predict --file used to predict every '##' comment and every 'char<TAB>tag' line as an input of its own."""
+    task = ner_task(ko_tok, [char_example(SENT, SENT_TAGS)])
+    (tmp_path / "klue.tsv").write_text(KLUE, encoding="utf-8")
+    (tmp_path / "conll.txt").write_text(CONLL, encoding="utf-8")
+    (tmp_path / "plain.txt").write_text(f"{SENT}\n", encoding="utf-8")
+    assert task.input_texts(tmp_path / "klue.tsv") == ["민수는 어제", "서울"]
+    assert task.input_texts(tmp_path / "conll.txt") == ["민수는 어제 갔었어", "강남역 카페"]  # word mode splits them again
+    assert task.input_texts(tmp_path / "plain.txt") is None  # one input per line, as before
+
+
+def test_evaluate_refuses_another_unit_or_unknown_tags(tmp_path, ko_tok):
+    """A word-level file on a character-level model scored f1 0 everywhere and exited 0, without a word."""
+    chars = ner_task(ko_tok, [char_example(SENT, SENT_TAGS)])
+    model = lookup_for(chars, {"민수": "B-PS"})
+    (tmp_path / "conll.txt").write_text(CONLL, encoding="utf-8")
+    with pytest.raises(TaesanError, match=r"conll.txt: the file is tagged per word \(CoNLL layout\) but the model per "
+                                          r"character \(KLUE-NER layout, task.json unit 'char'\)"):
+        chars.evaluate(model, read_ner(tmp_path / "conll.txt"))
+    words = ner_task(ko_tok, [word_example(["민수는", "어제"], ["B-PS", "B-DT"])])
+    (tmp_path / "klue.tsv").write_text(KLUE, encoding="utf-8")
+    with pytest.raises(TaesanError, match=r"klue.tsv: the file is tagged per character \(KLUE-NER layout\) but the model "
+                                          r"per word"):
+        words.evaluate(lookup_for(words, {}), read_ner(tmp_path / "klue.tsv"))
+    (tmp_path / "other.tsv").write_text("## s\t민수\n민\tB-PER\n수\tI-PER\n", encoding="utf-8")
+    with pytest.raises(TaesanError, match=r"other.tsv, line 2: unknown label 'B-PER' \(known: O, B-DT"):
+        chars.evaluate(model, read_ner(tmp_path / "other.tsv"))
+
+
+def test_cli_evaluate_says_which_unit_is_which(tmp_path, ko_tok, capsys):
+    from taesan.cli import main
+    from taesan.models import create
+
+    task = ner_task(ko_tok, [char_example(SENT, SENT_TAGS)], max_length=32)
+    out = tmp_path / "ner"
+    task.build_model(create("bert", vocab_size=ko_tok.vocab_size, n_positions=32, d_model=16, n_layers=1, n_heads=2,
+                            d_ff=32)).save(out)
+    task.save(out)
+    ko_tok.save(out / "tokenizer.json")
+    (tmp_path / "conll.txt").write_text(CONLL, encoding="utf-8")
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "conll.txt"), "--no-progress"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "tagged per word (CoNLL layout) but the model per character" in line

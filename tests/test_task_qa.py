@@ -291,10 +291,12 @@ def test_reader_reads_every_answer(tmp_path):
 @pytest.mark.parametrize("qas, message", [
     ([{"id": "k9", "question": "누가?", "answers": [{"text": "세종대왕", "answer_start": 3}]}], r"question 'k9'.*not at answer_start 3"),
     ([{"id": "k9", "question": "누가?", "answers": [{"text": "세종대왕", "answer_start": 999}]}], r"question 'k9'.*answer_start 999"),
-    ([{"id": "k9", "question": "누가?", "answers": []}], r"question 'k9' has no answers"),
+    ([{"id": "k9", "question": " ", "answers": []}], r"question 'k9': the question is empty"),
+    ([{"id": "k9", "question": "누가?", "answers": [], "is_impossible": "no"}], r"'is_impossible' should be true or false"),
+    ([{"id": "k9", "question": "누가?", "answers": [{"text": "가" * 500, "answer_start": 0}]}], r"answer '가{60}\.\.\.' is not"),
     ([{"id": "k9", "answers": []}], r"question 'k9': missing 'question'"),
     ([{"id": "k9", "question": "누가?", "answers": [{"text": "세종대왕", "answer_start": "0"}]}], r"'answer_start' should be int"),
-    ([{"question": "누가?", "answers": []}], r"qas\[0\]: missing 'id'"),
+    ([{"question": "누가?", "answers": []}], r"qas\[0\]: missing 'id' \(or KLUE-MRC's 'guid'\)"),
 ])
 def test_reader_errors_name_the_question(tmp_path, qas, message):
     with pytest.raises(TaesanError, match=message):
@@ -450,3 +452,53 @@ def test_parse_input_refuses_an_empty_question_or_context():
 def test_a_prior_weight_must_be_a_finite_number_at_least_zero(name, value):
     with pytest.raises(TaesanError, match=f"^qa setting {name} must be a number >= 0, got"):
         QAConfig(**{name: value})
+
+
+# ---- KLUE-MRC, unanswerable questions, predict --file and long inputs --------------------------------------
+def klue_mrc_qas():
+    """KLUE-MRC's layout: "guid" for the id, is_impossible, and plausible_answers on the unanswerable ones."""
+    return [{"guid": "klue-mrc-1", "question": "누가 훈민정음을 창제했나?", "is_impossible": False,
+             "answers": [{"text": "세종대왕", "answer_start": 0}]},
+            {"guid": "klue-mrc-2", "question": "한글날은 언제인가?", "is_impossible": True, "answers": [],
+             "plausible_answers": [{"text": "1443년", "answer_start": 6}]},
+            {"guid": "klue-mrc-3", "question": "누가 거북선을 만들었나?", "answers": []}]
+
+
+def test_reader_takes_klue_mrc_guid_and_keeps_unanswerable_questions_answerless(tmp_path):
+    first, impossible, unanswered = read_squad(squad_file(tmp_path, klue_mrc_qas()))
+    assert (first.id, first.answers[0].text) == ("klue-mrc-1", "세종대왕")
+    assert (impossible.id, impossible.answers, unanswered.answers) == ("klue-mrc-2", [], [])
+    assert [ex.answers for ex in read_squad(squad_file(tmp_path, klue_mrc_qas()), labelled=False)] == [[], [], []]
+
+
+def test_read_skips_unanswerable_questions_and_says_how_many(tmp_path, chars):
+    """They were an error ("unanswerable SQuAD 2.0 questions are not supported") that stopped a KLUE-MRC file."""
+    path = squad_file(tmp_path, klue_mrc_qas())
+    task = char_task(chars)
+    assert [ex.id for ex in task.read(path)] == ["klue-mrc-1"]
+    assert list(task.skipped) == [str(path)]
+    [note] = task.read_notes()
+    assert note.startswith(f"{path}: skipped 2 of 3 questions as unanswerable") and "the other 1" in note
+    plain = squad_file(tmp_path, klue_mrc_qas()[:1], name="plain.json")
+    assert len(char_task(chars).read(plain)) == 1 and char_task(chars).read_notes() == []
+    with pytest.raises(TaesanError, match=r"none.json: all 2 questions are unanswerable"):
+        task.read(squad_file(tmp_path, klue_mrc_qas()[1:], name="none.json"))
+
+
+def test_input_texts_are_the_questions_of_a_squad_file(tmp_path, chars):
+    """predict --file on KorQuAD JSON fed the whole file to parse_input as one line."""
+    task = char_task(chars)
+    path = squad_file(tmp_path, klue_mrc_qas(), name="data.txt")  # a leading '{' tells JSON whatever the name
+    texts = task.input_texts(path)
+    assert texts == [f"{q['question']} ||| {HISTORY}" for q in klue_mrc_qas()]  # unanswerable ones too: nothing is scored
+    assert [task.parse_input(t) for t in texts][1] == {"question": "한글날은 언제인가?", "context": HISTORY}
+    lines = tmp_path / "lines.txt"
+    lines.write_text(f"누가? ||| {HISTORY}\n", encoding="utf-8")
+    assert task.input_texts(lines) is None  # one input per line, as before
+
+
+@pytest.mark.parametrize("text", ["가" * 5000, " ||| " + "가" * 5000, '{"data": [' + "가" * 5000])
+def test_an_error_quotes_only_the_start_of_a_long_input(chars, text):
+    with pytest.raises(TaesanError) as e:
+        char_task(chars).parse_input(text)
+    assert len(str(e.value)) < 160 and "...'" in str(e.value)

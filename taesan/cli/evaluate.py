@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError(f"--confusion {args.confusion}: is a directory; name the PNG file to write")
     apply_settings(task, model, task_settings(args.set), f"{args.model}/{TASK_FILE}")
     examples = task.read(args.data)
+    for line in task.read_notes():  # rows the reader left out (empty texts, unanswerable questions), counted
+        print(line, file=sys.stderr)
     for line in column_warnings(task, examples, args.data):
         print(line, file=sys.stderr)
     precision = use_precision(model, args.precision)

@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)  # a fresh preset's weights and the new head's: the same --seed, the same run
     model = model if model is not None else _model(args.model, tokenizer, lm=args.mode == "prompt-lm")
     notes = [] if vectors is None else [start_embeddings(model, tokenizer, vectors).line(args.embeddings)]
+    notes += task.read_notes()  # rows the reader left out (empty texts, unanswerable questions), counted
     asked = [f for f in LENGTH_FIELDS if f in settings]
     if asked:  # asked for: too long is an error, not a silent cut
         reserved = args.prompt_tokens if args.mode != "full" else 0

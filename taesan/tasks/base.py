@@ -21,6 +21,7 @@ from taesan.config import config_from_dict, config_to_dict, write_json
 from taesan.errors import TaesanError
 from taesan.objectives import Objective
 from taesan.tasks import TASK_FILE
+from taesan.textfiles import excerpt
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Task(Objective):
     def __init__(self, config: Any = None, tokenizer: Any = None) -> None:
         self.config = config if config is not None else self.config_class()
         self.tokenizer = tokenizer
+        self.skipped: dict[str, str] = {}  # per file read: what `read` left out and why (rows with no text, ...)
 
     # ---- settings --------------------------------------------------------------------------------------
     @classmethod
@@ -104,6 +106,11 @@ class Task(Objective):
     def read(self, path: str | Path) -> list[Any]:
         """Labelled examples from a file in one of the formats this task reads (see taesan.tasks.readers)."""
         raise NotImplementedError
+
+    def read_notes(self) -> list[str]:
+        """One line per file read that had rows `read` left out, for the CLI to show (tasks never print): a count the
+        user can check against the file, not a silent drop."""
+        return [f"{path}: {note}" for path, note in self.skipped.items()]
 
     def input_texts(self, path: str | Path) -> list[str] | None:
         """The inputs a data file holds, as `predict` takes them (its labels, if any, ignored), or None where the
@@ -175,11 +182,11 @@ def split_pair(text: str, first: str, second: str, task: str) -> tuple[str, str]
 
     split_pair("비가 온다 ||| 날씨가 궂다", "premise", "hypothesis", "pair-classification") -> ("비가 온다", "날씨가 궂다")
     """
-    if PAIR_SEPARATOR not in text:
-        raise TaesanError(f'a {task} input is two texts: "{first} {PAIR_SEPARATOR} {second}" (got {text!r})')
+    if PAIR_SEPARATOR not in text:  # quoted in part: the text may be a whole context, or a whole file read as a line
+        raise TaesanError(f'a {task} input is two texts: "{first} {PAIR_SEPARATOR} {second}" (got {excerpt(text)})')
     a, b = (part.strip() for part in text.split(PAIR_SEPARATOR, 1))
     if not a or not b:
-        raise TaesanError(f"empty {first} or {second} in {text!r}")
+        raise TaesanError(f"empty {first} or {second} in {excerpt(text)}")
     return a, b
 
 

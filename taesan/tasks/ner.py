@@ -33,10 +33,11 @@ from taesan.tasks.metrics.entities import (
     scores_from_counts,
     split_tag,
 )
-from taesan.tasks.readers.ner import TaggedText, read_ner
+from taesan.tasks.readers.ner import TaggedText, ner_layout, read_ner
 
 Span = tuple[int, int]
 UNITS = ("char", "word")
+LAYOUTS = {"char": ("per character", "KLUE-NER layout"), "word": ("per word", "CoNLL layout")}  # unit -> how it reads
 DECODERS = ("viterbi", "argmax")
 
 
@@ -149,6 +150,31 @@ class TokenClassification(Task):
     def read(self, path: str | Path) -> list[TaggedText]:
         return read_ner(path)
 
+    def input_texts(self, path: str | Path) -> list[str] | None:
+        """A KLUE-NER or CoNLL file: one input per sentence, its text as typed (a CoNLL sentence's words joined by
+        spaces, which word mode splits again); None for plain text (one input per line)."""
+        if ner_layout(path) is None:
+            return None
+        return [ex.text for ex in read_ner(path)]
+
+    def check_examples(self, examples: Sequence[TaggedText]) -> None:
+        """Labelled examples tagged as this model tags: in its unit and with its tags, else a one-line error naming
+        the file (and the line of the first unknown tag). A word-level file on a character-level model otherwise
+        scores f1 0 without a word."""
+        known = set(self.labels)
+        for ex in examples:
+            self.check_unit(ex)
+            for i, tag in enumerate(ex.tags):
+                if tag not in known:
+                    check_labels(self.labels, tag, ex.where(i))
+
+    def check_unit(self, example: TaggedText) -> None:
+        """A one-line error when the example is tagged in another unit than the model's (characters vs words)."""
+        if example.unit != self.config.unit:
+            (theirs, layout), (ours, own) = LAYOUTS[example.unit], LAYOUTS[self.config.unit]
+            raise TaesanError(f"{example.path or '<examples>'}: the file is tagged {theirs} ({layout}) but the model "
+                              f"{ours} ({own}, task.json unit {self.config.unit!r}); give it a file tagged {ours}")
+
     def fit_labels(self, examples: Sequence[TaggedText]) -> None:
         """O, then B-/I- of each type in the training tags; the unit (char/word) of the training file."""
         if not examples:
@@ -171,6 +197,7 @@ class TokenClassification(Task):
 
     def encode(self, example: TaggedText) -> list[dict[str, Any]]:
         """Windows of ids with a label per token: the tag id where `align` says it learns, else -100."""
+        self.check_unit(example)
         ids = [check_labels(self.labels, t, example.where(i)) for i, t in enumerate(example.tags)]
         windows = self.windows(example.text)
         spans = sorted({(s, e) for w in windows for s, e in w.offsets if e > s})
@@ -314,6 +341,7 @@ class TokenClassification(Task):
         (they agree when the tags are valid BIO, as Viterbi decoding makes them); plus tag accuracy."""
         if not examples:
             return {}
+        self.check_examples(examples)
         predicted = self.tag_units(model, [ex.text for ex in examples], [ex.spans for ex in examples], batch_size)
         golds = [ex.tags for ex in examples]
         preds = [tags for tags, _ in predicted]

@@ -1,6 +1,7 @@
 """Extractive question answering (SQuAD, KorQuAD): point at the answer's first and last token in the context.
 
-Not generative QA and not SQuAD 2.0's "no answer": every question is answered from its context.
+Not generative QA and not SQuAD 2.0's "no answer": every question is answered from its context, so reading a file for
+training or scoring skips its unanswerable questions (KLUE-MRC's is_impossible) and `read_notes` says how many.
 [CLS] question [SEP] context [SEP]; a context longer than max_length is cut into windows that share
 doc_stride tokens, so an answer cut by one window's edge is whole in the next. A window that does not
 hold the whole answer is taught to point at [CLS] (start = end = 0). Both softmaxes run over [CLS] and
@@ -26,13 +27,14 @@ from torch import nn
 
 from taesan.data import pad_batch
 from taesan.errors import TaesanError
-from taesan.tasks.base import Task, TaskConfig, check_non_negative, replace_config, split_pair
+from taesan.tasks.base import PAIR_SEPARATOR, Task, TaskConfig, check_non_negative, replace_config, split_pair
 from taesan.tasks.batches import in_order
 from taesan.tasks.fits import check_tokenizer
 from taesan.tasks.heads import put_head, takes_segments
 from taesan.tasks.metrics.squad import squad_scores
-from taesan.tasks.readers.qa import QAExample, read_squad
+from taesan.tasks.readers.qa import QAExample, excerpt, read_squad
 from taesan.tasks.question_overlap import bigrams, echo_share, sentence_weights, token_prior
+from taesan.textfiles import data_error, read_text
 
 
 @dataclass
@@ -112,7 +114,25 @@ class ExtractiveQA(Task):
 
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[QAExample]:
-        return read_squad(path)
+        """The file's answerable questions; the unanswerable ones (is_impossible, no answers) are counted in
+        `skipped`, as this reader always answers. A file of only unanswerable questions is an error."""
+        examples = read_squad(path)
+        answerable = [ex for ex in examples if ex.answers]
+        if len(answerable) < len(examples):
+            if not answerable:
+                raise data_error(path, None, f"all {len(examples)} questions are unanswerable (is_impossible or no "
+                                             f"answers); the qa task answers every question from its context")
+            n, total = len(examples) - len(answerable), len(examples)
+            self.skipped[str(path)] = (f"skipped {n} of {total} questions as unanswerable (is_impossible or no answers); "
+                                       f"the qa task always answers, so it trains on and scores the other {total - n}")
+        return answerable
+
+    def input_texts(self, path: str | Path) -> list[str] | None:
+        """A SQuAD / KorQuAD / KLUE-MRC JSON file (by its .json name or a leading '{'): each question as
+        "question ||| context", answers ignored (unanswerable questions included); None for plain text."""
+        if Path(path).suffix.lower() != ".json" and not read_text(path).lstrip().startswith("{"):
+            return None
+        return [f"{ex.question} {PAIR_SEPARATOR} {ex.context}" for ex in read_squad(path, labelled=False)]
 
     def windows(self, question: str, context: str) -> list[Any]:
         """The Encodings of [CLS] question [SEP] context-window [SEP], in context order."""
@@ -123,7 +143,7 @@ class ExtractiveQA(Task):
             first = tok.encode(question, pair=context, truncation="only_second", max_length=c.max_length,
                                stride=c.stride, return_overflowing=True)
         except TaesanError as e:
-            raise TaesanError(f"qa question {question[:40]!r}: {e}") from None
+            raise TaesanError(f"qa question {excerpt(question, 40)}: {e}") from None
         encodings = [first] + first.overflowing
         if first.sequence_ids[0] is not None:
             raise TaesanError("the qa task needs a tokenizer that starts a pair with a special token ([CLS] q [SEP] c [SEP])")

@@ -51,6 +51,39 @@ def read_ner(path: str | Path) -> list[TaggedText]:
     return sentences
 
 
+def ner_layout(path: str | Path) -> str | None:
+    """'char' for a KLUE-NER file, 'word' for a CoNLL file, None for anything else (plain text, a sentence a line),
+    so `predict --file` can take a tagged file's sentences. KLUE: a '##' line first and 'character<TAB>tag' lines
+    (read_ner then checks every line); CoNLL: every line 'word ... tag' with a BIO tag last, or -DOCSTART-.
+
+    "## s1<TAB>민수\n민<TAB>B-PS\n수<TAB>I-PS" -> 'char'; "EU B-ORG\nrejects O" -> 'word'; "EU rejects it" -> None
+    """
+    numbered = [line for _, line in _lines(path) if line.strip()]
+    if not numbered:
+        return None
+    if numbered[0].startswith("##"):
+        return "char" if any(_is_tagged_char(line) for line in numbered) else None  # else a heading over plain text
+    return "word" if all(_is_tagged_word(line) for line in numbered) else None
+
+
+def _is_bio(tag: str) -> bool:
+    try:
+        split_tag(tag)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_tagged_char(line: str) -> bool:
+    char, sep, tag = line.partition("\t")
+    return bool(sep) and len(char) == 1 and _is_bio(tag.strip())
+
+
+def _is_tagged_word(line: str) -> bool:
+    fields = line.split()
+    return fields[0] == "-DOCSTART-" or len(fields) >= 2 and _is_bio(fields[-1])
+
+
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Lines split on '\\n' only: a KLUE character may be a separator that str.splitlines would cut at."""
     for no, line in enumerate(read_text(path).split("\n"), start=1):
