@@ -506,3 +506,21 @@ def test_predict_keeps_a_table_row_with_an_empty_text_in_its_place(trained, tmp_
     (tmp_path / "none.tsv").write_text("id\tdocument\n0\t\n1\t \n", encoding="utf-8")
     assert main(["predict", "--model", str(trained), "--file", str(tmp_path / "none.tsv")]) == 2  # nothing to predict
     assert "none.tsv: no rows after the header" in capsys.readouterr().err
+
+
+def test_finetune_and_evaluate_count_the_rows_with_an_empty_text(trained, files, tmp_path, capsys):
+    """NSMC's files hold a few reviews with no text: they are left out of training and scoring, and both commands
+    say how many, so 195 of 200 rows is not a silent drop."""
+    rows = (files / "sent.tsv").read_text(encoding="utf-8").splitlines()
+    gaps = rows[:3] + ["900\t\t1", "901\t \t0"] + rows[3:]
+    (tmp_path / "gaps.tsv").write_text("\n".join(gaps) + "\n", encoding="utf-8")
+    note = f"{tmp_path / 'gaps.tsv'}: skipped 2 of 82 rows with an empty text (nothing to classify); read the other 80"
+    assert main(["finetune", "--task", "classification", "--model", str(trained), "--train", str(tmp_path / "gaps.tsv"),
+                 "--valid", str(files / "sent.tsv"), "--out", str(tmp_path / "out"), "--max-steps", "1", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert note in out and "80 training and 80 held-out examples" in out
+    assert main(["evaluate", "--model", str(trained), "--data", str(tmp_path / "gaps.tsv")]) == 0
+    captured = capsys.readouterr()
+    assert note in captured.err and json.loads(captured.out)["examples"] == 80
+    assert main(["evaluate", "--model", str(trained), "--data", str(files / "sent.tsv")]) == 0
+    assert "skipped" not in capsys.readouterr().err

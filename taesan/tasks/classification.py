@@ -110,7 +110,13 @@ class SequenceClassification(Task):
 
     # ---- data ------------------------------------------------------------------------------------------
     def read(self, path: str | Path) -> list[TextExample]:
-        return read_sentiment(path, self.config.text_column, self.config.label_column)
+        """The labelled rows with a text; rows with an empty text (NSMC has a few) are left out and counted."""
+        rows = read_sentiment(path, self.config.text_column, self.config.label_column, keep_empty=True)
+        examples = [ex for ex in rows if ex.text]
+        if len(examples) < len(rows):
+            self.skipped[str(path)] = (f"skipped {len(rows) - len(examples)} of {len(rows)} rows with an empty text "
+                                       f"(nothing to classify); read the other {len(examples)}")
+        return examples
 
     def input_texts(self, path: str | Path) -> list[str] | None:
         """A table or JSON file (the formats `read` takes): its text column, a label column optional. A file with

@@ -26,14 +26,15 @@ class TextExample:
 
 
 def read_sentiment(path: str | Path, text_column: str | None = None, label_column: str | None = None,
-                   labelled: bool = True) -> list[TextExample]:
+                   labelled: bool = True, keep_empty: bool = False) -> list[TextExample]:
     """Labelled texts from a TSV, .csv, .jsonl or .json file whose header (or objects) name a text column
     (`text_column`, else the first of document, text, sentence) and a label column (`label_column`, else label).
 
     TSV has no quoting (as NSMC is read: quoting=3). Rows with an empty text are skipped (NSMC has a few); an empty
     label, a missing column or a short row is an error naming the file and line. A JSON label may be a number.
     labelled=False (texts to predict): the label column may be missing or empty, and is not read; rows with an empty
-    text are kept (as ""), so predictions line up one to one with the rows.
+    text are kept (as ""), so predictions line up one to one with the rows. keep_empty=True keeps them when labelled
+    too, for a caller that counts what it leaves out.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -70,7 +71,7 @@ def read_sentiment(path: str | Path, text_column: str | None = None, label_colum
         gold = _text(path, no, row[label], label).strip() if label is not None else None
         if gold == "":
             raise data_error(path, no, "empty label")
-        if text or not labelled:
+        if text or not labelled or keep_empty:
             examples.append(TextExample(text, gold, source))
     if not any(ex.text for ex in examples):
         raise data_error(path, None, f"no {'labelled ' if labelled else ''}rows after the header")
