@@ -160,11 +160,15 @@ def check_writes(bundle: Bundle) -> None:
 
 
 def decoder(bundle: Bundle, prompt: Prompt) -> Callable[[list[int]], str]:
-    """New ids -> their text: end tokens dropped, the separator a generation task writes first left out."""
+    """New ids -> their text: what they add after the prompt's ids (a WordPiece "##" piece joins the prompt's last
+    word, a word-initial one brings its space), end tokens dropped, the separator a generation task writes first
+    left out. An encoder-decoder's output and a backward LM's text (it goes before the prompt) read alone."""
     stops, tok, strip = set(bundle.stop_ids), bundle.tokenizer, prompt.strip
+    alone = bundle.seq2seq or prompt.forward_ids is not None
+    before = [] if alone else readable(tok, [i for i in prompt.ids if i not in stops])
 
     def decode(ids: list[int]) -> str:
-        text = tok.decode(readable(tok, [i for i in ids if i not in stops]))
+        text = tok.decode_after(before, readable(tok, [i for i in ids if i not in stops]))
         return text[len(strip):] if strip and text.startswith(strip) else text
 
     return decode

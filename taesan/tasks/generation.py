@@ -166,7 +166,8 @@ class GenerationTask(Task):
     # ---- inference -------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
-        """Prompts -> [{"text": the generated continuation}], decoded until end-of-text or max_new_tokens.
+        """Prompts -> [{"text": the generated continuation}], decoded until end-of-text or max_new_tokens, as the
+        text it adds after its prompt's ids (Tokenizer.decode_after: a WordPiece "##" piece shows no marker).
 
         Prompts are batched with left padding (taesan.generate decodes each row as it would alone); a prompt
         longer than the model's positions allow keeps its last tokens.
@@ -192,10 +193,13 @@ class GenerationTask(Task):
                 temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, num_beams=c.num_beams,
                 repetition_penalty=c.repetition_penalty, eos_token_id=self.eos_id, pad_token_id=self.pad_id, seed=c.seed,
             )
-            for prompt, row in zip(prompts, result[:, T:].tolist()):
-                text = self.tok.decode(readable(self.tok, until(row, self.eos_id)))
+            for prompt, before, row in zip(prompts, rows, result[:, T:].tolist()):
+                before = [i for i in before if i != self.eos_id]  # an empty prompt's start of text: no text before
+                text = self.tok.decode_after(readable(self.tok, before), readable(self.tok, until(row, self.eos_id)))
                 if prompt and c.separator and text.startswith(c.separator):
                     text = text[len(c.separator):]
+                elif prompt and c.separator.isspace() and text[:1] == " ":  # a tokenizer that writes its own word space
+                    text = text[1:]
                 out.append({"text": text})
         return out
 

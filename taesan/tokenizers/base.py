@@ -362,6 +362,18 @@ class Tokenizer(ABC):
             return [self._assemble(a, w, add_special) for w in windows]
         return [self._assemble(w, b, add_special) for w in windows]
 
+    # ---- decoding a continuation -------------------------------------------------------------------
+    def decode_after(self, before: Iterable[int], ids: Iterable[int]) -> str:
+        """The text `ids` add after `before` (a prompt's ids): decode(before + ids) past decode(before), as
+        HuggingFace's text-generation pipeline cuts its completion. Decoded alone, a WordPiece continuation
+        piece would show its marker and a word-initial piece (or a SentencePiece "▁") would lose its space:
+            before = ids of "대한민국의";  ids = [id("##의")] -> "의";  ids = [id("역사")] -> " 역사"
+        Byte-level BPE and characters give decode(ids) either way. Where decode(before) is not the start of the
+        whole (a decoder rewriting text across the seam), the ids' own text."""
+        before, ids = list(before), list(ids)
+        head, whole = self.decode(before), self.decode(before + ids)
+        return whole[len(head):] if whole.startswith(head) else self.decode(ids)
+
     # ---- files -----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the HuggingFace `tokenizer.json` format (atomically)."""
