@@ -530,3 +530,7 @@ def test_cli_evaluate_says_which_unit_is_which(tmp_path, ko_tok, capsys):
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "conll.txt"), "--no-progress"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "tagged per word (CoNLL layout) but the model per character" in line
+    # --set unit=word would have read the file in the model's place: the unit is fixed by the training data
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "conll.txt"), "--no-progress",
+                 "--set", "unit=word"]) == 2
+    assert "--set unit: fixed by what the model was trained on" in capsys.readouterr().err

@@ -33,9 +33,11 @@ from taesan.tuning.finetune import MODES, finetune
 from taesan.tuning.in_context import parse_verbalizer
 from taesan.tuning.task_defaults import apply_task_defaults
 
-TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script")  # evaluate: fixed
 from taesan.util import describe_precision, pick_device
 
+# fixed by what the model was trained on: evaluate / predict may not --set them (an NER model's unit, char or word,
+# is its tags' unit: read in the other one, a file scored f1 0 with no word)
+TRAINED_FIELDS = ("labels", "type_ids", "pooling", "seq2seq", "decoder_start_id", "source_script", "target_script", "unit")
 HELP = "fine-tune a model on a downstream task (classification, NLI, NER, QA, generation, translation, images)"
 
 
