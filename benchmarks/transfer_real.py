@@ -116,6 +116,10 @@ INITS = {
                           {"tokenizer": "tok-morph32k/tokenizer.json", "stage": "w2v-rev32k-e20"}),
     "scratch-morph32k-r8": (None, [], "taesan scratch (the same 32k tokenizer), the CLI's defaults (R-Drop 3)",
                             {"tokenizer": "tok-morph32k/tokenizer.json"}),
+    # the masked LM over the same 32k pieces, its token rows started from those word vectors (2,800 steps of 32 x 128,
+    # as pre/model-w2v-mlm over 16k): label_curve.py's third start, checked against the vectors alone on 2,000
+    # reviews carved from the training file (no test run chose it)
+    "mlm-w2v32k": ("mlm-w2v32k", [], "taesan pretrained (bert-tiny masked LM over the same 32k pieces, token rows from the word vectors)"),
     "pretrained-w2v-mlm-lr3e-4-r8": ("model-w2v-mlm", ["--lr", "3e-4"],
                                      "taesan pretrained (masked LM on the word2vec rows), --lr 3e-4, the CLI's defaults (R-Drop 3)"),
     "scratch-morph16k-r8": (None, [], "taesan scratch (the 16k tokenizer), the CLI's defaults (R-Drop 3)",
@@ -155,18 +159,24 @@ INITS = {
 }
 
 
-def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
-    """The `taesan finetune` arguments of one run: a pretrained checkpoint (its own tokenizer.json) or the preset
-    with that same tokenizer."""
-    spec, data = TASKS[name], runs / "data"
+def start_args(init: str, runs: Path) -> tuple[list[str], list[str]]:
+    """The `taesan finetune` arguments that pick a start (a pretrained checkpoint with its own tokenizer.json, or
+    the preset with that same tokenizer), and the init's own extra arguments."""
     checkpoint, extra, _, *shape = INITS[init]
     shape = shape[0] if shape else {}
     tokenizer = runs / "pre" / shape.get("tokenizer", "model/tokenizer.json")  # the bert-tiny checkpoints share one file
     model = (["--model", str(runs / "pre" / checkpoint)] if checkpoint is not None
              else ["--model", shape.get("preset", PRESET), "--tokenizer", str(tokenizer)])
+    return model, [a.format(pre=runs / "pre") for a in extra]
+
+
+def command(name: str, init: str, seed: int, runs: Path) -> list[str]:
+    """The `taesan finetune` arguments of one run."""
+    spec, data = TASKS[name], runs / "data"
+    model, extra = start_args(init, runs)
     return ["finetune", "--task", spec["task"], *model, "--train", str(data / spec["train"]), "--valid", str(data / spec["test"]),
             "--out", str(run_dir(runs, name, init, seed)), "--seed", str(seed), "--threads", "1", "--no-progress",
-            *spec["args"], *(a.format(pre=runs / "pre") for a in extra)]
+            *spec["args"], *extra]
 
 
 def run_dir(runs: Path, name: str, init: str, seed: int) -> Path:
@@ -174,33 +184,40 @@ def run_dir(runs: Path, name: str, init: str, seed: int) -> Path:
 
 
 def run(names: list[str], inits: list[str], seeds: list[int], runs: Path) -> None:
-    """One training process at a time; CPU seconds from the child's rusage, the load average beside them."""
+    """One training process at a time."""
     for seed in seeds:
         for name in names:
             for init in inits:
                 out = run_dir(runs, name, init, seed)
-                if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["exit"] == 0:
+                info = timed_run(command(name, init, seed, runs), out, runs / "logs" / f"{out.name}.log", seed=seed, init=init)
+                if info is None:
                     print(f"{out.name}: done already", flush=True)
                     continue
-                if out.exists():
-                    shutil.rmtree(out)
-                cmd = command(name, init, seed, runs)
-                log = runs / "logs" / f"{out.name}.log"
-                log.parent.mkdir(parents=True, exist_ok=True)
-                before, load0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0], time.perf_counter()
-                with log.open("w") as f:
-                    code = subprocess.run([sys.executable, "-m", "taesan", *cmd], stdout=f, stderr=subprocess.STDOUT,
-                                          cwd=ROOT).returncode
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                info = {"command": "taesan " + " ".join(cmd), "exit": code, "wall_s": time.perf_counter() - t0, "cpu_s": cpu,
-                        "load": [round(load0, 1), round(os.getloadavg()[0], 1)], "seed": seed, "init": init,
-                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                        "stopped_by_clock": "time limit:" in log.read_text(errors="replace")}
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
-                print(f"{out.name}: exit {code}, {info['wall_s'] / 60:.1f} min wall, {cpu / 60:.1f} CPU min, "
+                print(f"{out.name}: exit {info['exit']}, {info['wall_s'] / 60:.1f} min wall, {info['cpu_s'] / 60:.1f} CPU min, "
                       f"{_scores(name, out)}", flush=True)
+
+
+def timed_run(cmd: list[str], out: Path, log: Path, **about) -> dict | None:
+    """Run `taesan CMD` into `out` (the log to `log`) and write out/run.json: the command, exit code, wall and CPU
+    seconds (the child's rusage), the load average beside them and `about`. None when out/run.json says it already
+    ran to the end; a run left half-done is removed and run again."""
+    if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["exit"] == 0:
+        return None
+    if out.exists():
+        shutil.rmtree(out)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    before, load0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0], time.perf_counter()
+    with log.open("w") as f:
+        code = subprocess.run([sys.executable, "-m", "taesan", *cmd], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    info = {"command": "taesan " + " ".join(cmd), "exit": code, "wall_s": time.perf_counter() - t0, "cpu_s": cpu,
+            "load": [round(load0, 1), round(os.getloadavg()[0], 1)], **about,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "stopped_by_clock": "time limit:" in log.read_text(errors="replace")}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
 
 
 def _scores(name: str, out: Path) -> str:
