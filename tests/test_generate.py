@@ -405,6 +405,10 @@ def test_cli_prompt_file_sampling_and_beams(checkpoint, capsys, tmp_path):
     assert capsys.readouterr().out == first  # the seed reproduces
     assert cli_main(args + ["--beams", "3", "--num-return", "2", "--no-repeat-ngram", "2"]) == 0
     assert capsys.readouterr().out.count("[2] ") == 2
+    # a file saved by Windows' Notepad: a BOM and CRLF; the BOM was sent to the model as the first prompt's start
+    prompts.write_bytes("\ufeff티끌 모아\r\n어제 카페\r\n".encode("utf-8"))
+    assert cli_main(args + ["--top-k", "5", "--temperature", "0.8", "--seed", "1", "--num-return", "2"]) == 0
+    assert capsys.readouterr().out == first
 
 
 def test_cli_writes_past_the_positions_in_a_sliding_window_as_nanogpt_samples(checkpoint, capsys):

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from taesan.cli import add_threads
-from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.pipeline.bundle import Bundle
 from taesan.pipeline.precision import use_precision
 from taesan.pipeline.text import STOP, check_writes, complete, sampling, stream
+from taesan.textfiles import lines
 
 HELP = "continue a prompt with a language model (greedy, sampling, beam search), streaming the text"
 
@@ -49,10 +49,7 @@ def _prompts(args) -> list[str]:
     path = Path(args.prompt_file)
     if not path.is_file():
         raise TaesanError(f"{path}: {'a directory, not a prompt file' if path.is_dir() else 'prompt file not found'}")
-    try:
-        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as e:
-        raise not_utf8(path, f"{e.reason} at byte {e.start}") from None
+    prompts = [line.strip() for _, line in lines(path) if line.strip()]  # a BOM dropped, as every reader drops it
     if not prompts:
         raise TaesanError(f"{path}: no prompt in the file")
     return prompts
