@@ -61,7 +61,9 @@ def test_predict_lines_json_and_file(trained, tmp_path, capsys):
     (tmp_path / "in.txt").write_text("또 보고 싶다\n\n시간 낭비였다\n", encoding="utf-8")
     assert main(["predict", "--model", str(trained), "--json", "--file", str(tmp_path / "in.txt")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["input"] for r in rows] == ["또 보고 싶다", "시간 낭비였다"]
+    assert [r["input"] for r in rows] == ["또 보고 싶다", "", "시간 낭비였다"]  # one output a line: they line up
+    assert rows[1] == {"input": "", "label": None, "note": "empty text, not predicted"}  # was dropped, silently
+    rows = rows[::2]
     assert all(set(r) == {"input", "label", "probability", "probabilities"} for r in rows)
     assert rows[0]["label"] == "1" and rows[1]["label"] == "0"  # the demo reviews are learned
 

@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
     p.add_argument("inputs", nargs="*", help='texts ("어제 카페 갔었어"; pairs: "premise ||| hypothesis"; images: a file or digits:N)')
     p.add_argument("--file", default=None, metavar="FILE",
-                   help="more inputs, one per line; for classifiers a .tsv / .csv / .json / .jsonl data file gives its text "
-                        "column(s), as evaluate reads them (a label column may be there or not)")
+                   help="more inputs, one per line (a blank line keeps its place, not predicted); a task's data file gives "
+                        "its inputs as evaluate reads them: a table's text column(s), a label column or not; NER sentences; "
+                        "QA questions")
     p.add_argument("--json", action="store_true", help="one JSON object per input instead of a readable line")
     p.add_argument("--batch-size", type=int, default=None,
                    help="rows per batch (default: as many as fit for classifiers, 32 for the other tasks)")
@@ -41,14 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _inputs(args: argparse.Namespace, task) -> tuple[list[str], set[int]]:
     """The arguments, then --file's inputs: a data file's text column(s) where the task reads it so, else its lines;
-    and which of them are a table's rows with an empty text (kept in place, not predicted; an empty argument is
-    an error, as before)."""
+    and which of them are empty (a table's row or a blank line: kept in place, not predicted, so outputs line up
+    with the file; an empty argument is an error, as before)."""
     texts, empty_rows = list(args.inputs), set()
     if args.file is not None:
-        from_table = task.input_texts(args.file)
-        if from_table is not None:
-            empty_rows = {len(texts) + i for i, t in enumerate(from_table) if not t.strip()}
-        texts += from_table if from_table is not None else [line for _, line in lines(args.file) if line.strip()]
+        read = task.input_texts(args.file)
+        read = read if read is not None else [line for _, line in lines(args.file)]  # plain text: one input a line
+        empty_rows = {len(texts) + i for i, t in enumerate(read) if not t.strip()}
+        texts += read
     if len(empty_rows) == len(texts):
         raise TaesanError(f"no input: {args.file} holds no text")
     return texts, empty_rows
