@@ -120,6 +120,18 @@ def test_numbered_labels_without_words_get_a_note(setup, capsys):
     assert numbered_labels_note("0=부정,1=긍정", ["0", "1"]) is None and numbered_labels_note(None, ["부정", "긍정"]) is None
 
 
+def test_fewshot_counts_the_rows_with_an_empty_text(setup, tmp_path, capsys):
+    """An NSMC file's empty reviews are left out of the demonstrations and the queries, and said, as finetune says."""
+    root, train, evaluate = setup
+    rows = evaluate.read_text(encoding="utf-8").splitlines()
+    gaps = tmp_path / "gaps.tsv"
+    gaps.write_text("\n".join([*rows, "900\t\t0"]) + "\n", encoding="utf-8")
+    assert cli_main(["fewshot", "--model", str(root / "gpt"), "--shots", "0", "--seeds", "1", "--train", str(train),
+                     "--eval", str(gaps), "--verbalizer", "0=부정,1=긍정", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"{gaps}: skipped 1 of {len(rows)} rows with an empty text" in err and str(train) not in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--verbalizer", "0=부정"], "no word for label '1'"),
     (["--verbalizer", "0:부정"], "LABEL=WORD"),

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(train)} training / {len(eval_examples)} evaluation examples")
     baseline = majority_accuracy(train, eval_examples)
     print(markdown_table(rows, baseline), end="")
+    for line in task.read_notes():  # rows left out (empty texts), counted
+        print(line, file=sys.stderr)
     note = numbered_labels_note(args.verbalizer, labels)
     if note:  # after the work: an error stays one line
         print(note, file=sys.stderr)

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                      balanced=args.balanced, calibrate=args.calibrate, start_id=bundle.separator_id,
                      batch_size=args.batch_size, progress=not args.no_progress)
     print(summary_line(result))
+    for line in task.read_notes():  # rows left out (empty texts), counted
+        print(line, file=sys.stderr)
     note = numbered_labels_note(args.verbalizer, labels)
     if note:  # after the work: an error stays one line
         print(note, file=sys.stderr)
