@@ -161,3 +161,7 @@ def test_score_cli_on_roberta_and_electra_generator_is_their_pseudo_log_likeliho
         taesan.create("electra-discriminator", **sizes).save(tmp_path / "disc", tokenizer=tok)
         assert main(["score", "--model", str(tmp_path / "disc"), "티끌", "--objective", "masked"]) == 2
         assert "this model is 'electra-discriminator'" in capsys.readouterr().err
+        # without --objective: said at once that no objective fits (it asked for one, and each then failed)
+        assert main(["score", "--model", str(tmp_path / "disc"), "티끌"]) == 2
+        err = capsys.readouterr().err
+        assert "'electra-discriminator' model does not score sentences alone" in err and "--objective" not in err

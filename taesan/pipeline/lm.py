@@ -22,6 +22,9 @@ def objective_of(bundle: Bundle, override: str | None = None) -> str:
     the model (a causal or backward one a GPT, a masked one a BERT masked LM)."""
     objective = override or bundle.objective
     kind = model_kind(bundle.model)
+    if objective is None and not (is_causal_lm(bundle.model) or is_masked_lm(bundle.model)):  # no --objective fits it
+        raise TaesanError(f"{bundle.directory}: a {kind!r} model does not score sentences alone; score with a GPT "
+                          f"(causal, backward) or a masked LM (BERT, RoBERTa, ELECTRA generator)")
     if objective is None:
         raise TaesanError(f"{bundle.directory}: no {TRAINING_NAME} and model_type {kind!r}; pass --objective")
     if objective not in ("causal", "backward", "masked"):  # denoising: an encoder-decoder has no sentence probability alone

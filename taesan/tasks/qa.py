@@ -210,7 +210,8 @@ class ExtractiveQA(Task):
         kept as is). Segment ids go in only where the family has a sentence-B row (not RoBERTa's one segment)."""
         qa = put_head(model, "qa", self.name)
         if self.config.max_length > qa.config.n_positions:
-            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {qa.config.n_positions} positions")
+            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {qa.config.n_positions} positions; "
+                              f"pass --max-length {qa.config.n_positions} (a longer context is read in windows)")
         check_tokenizer(qa, self.tokenizer)
         replace_config(self, type_ids=takes_segments(qa))
         return qa
@@ -273,7 +274,8 @@ class ExtractiveQA(Task):
         lexical_of, lexical = -1, ([], set())  # the pair whose (sentence weights, question bigrams) these are
         limit = getattr(getattr(model, "config", None), "n_positions", None)  # a soft prompt's config leaves its own slots out
         if limit is not None and self.config.max_length > limit:
-            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {limit} positions")
+            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {limit} positions; "
+                              f"pass --set max_length={limit} (a longer context is read in windows)")
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
