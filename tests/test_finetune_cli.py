@@ -199,17 +199,18 @@ def test_split_off_never_holds_out_the_last_example_of_a_label():
 
 
 def test_set_overrides_task_settings_and_rejects_unknown_fields(files, tmp_path, capsys):
-    out = tmp_path / "set"
-    args = ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
-            "--train", str(files / "sent.tsv"), "--out", str(out), "--max-steps", "2", *FAST]
-    assert main(args + ["--set", "max_length=24"]) == 0
-    assert json.loads((out / "task.json").read_text())["max_length"] == 24
-    assert main(args + ["--set", "max_length=20", "pooling=cls"]) == 0  # several at once, as pretrain's --set
-    assert json.loads((out / "task.json").read_text())["max_length"] == 20
-    assert json.loads((out / "config.json").read_text())["pooling"] == "cls"
+    def args(out):  # each run its own --out: finetune refuses one that holds another run
+        return ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
+                "--train", str(files / "sent.tsv"), "--out", str(tmp_path / out), "--max-steps", "2", *FAST]
+
+    assert main(args("one") + ["--set", "max_length=24"]) == 0
+    assert json.loads((tmp_path / "one" / "task.json").read_text())["max_length"] == 24
+    assert main(args("two") + ["--set", "max_length=20", "pooling=cls"]) == 0  # several at once, as pretrain's --set
+    assert json.loads((tmp_path / "two" / "task.json").read_text())["max_length"] == 20
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["pooling"] == "cls"
     capsys.readouterr()
     for bad in ("nope=1", "max_length", "max_length=\"long\""):
-        assert main(args + ["--set", bad]) == 2
+        assert main(args("bad") + ["--set", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("taesan finetune: error: --set") and "\n" not in err
 
@@ -259,6 +260,28 @@ def test_threads_are_set_once_for_every_command(tmp_path, capsys):
 def _finetune_args(files, out, *extra):
     return ["finetune", "--task", "classification", "--model", "bert-tiny", "--tokenizer", str(files / "tok.json"),
             "--train", str(files / "sent.tsv"), "--out", str(out), *FAST, *extra]
+
+
+def test_finetune_refuses_an_out_that_holds_another_run_as_pretrain_does(trained, files, tmp_path, capsys):
+    """It overwrote silently and left a mixed directory: the old run's checkpoint-0000040 kept, the new run's
+    checkpoint-0000004 pruned as the older one. finetune has no --resume, so the way out is another --out."""
+    import taesan
+
+    before = {p: p.stat().st_mtime_ns for p in trained.rglob("*")}
+    for out in (trained, tmp_path / "model-only"):
+        if out != trained:  # a model directory without checkpoints (a converted one) is a run too
+            taesan.create("bert", vocab_size=300, d_model=32, n_layers=1, n_heads=2).save(out)
+        assert main(_finetune_args(files, out, "--max-steps", "4")) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured
+        held = "checkpoint-0000040" if out == trained else "model.safetensors"
+        assert f"{out}: already holds a run ({held}); choose another --out, or remove it" in captured.err
+        assert "--resume" not in captured.err
+    assert {p: p.stat().st_mtime_ns for p in trained.rglob("*")} == before  # nothing written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(_finetune_args(files, empty, "--max-steps", "4")) == 0  # an existing empty directory is fine
+    assert sorted(p.name for p in empty.glob("checkpoint-*")) == ["checkpoint-0000004"]
 
 
 def test_a_fixed_seed_gives_the_same_run_bit_for_bit(files, tmp_path, capsys):

@@ -108,6 +108,39 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path):
     assert first + rest == straight
 
 
+def test_a_resume_with_another_schedule_is_said_and_refits_the_lr_from_its_step(tmp_path):
+    """Extending a run is legitimate, but the lr jumps: the resume says where it starts and that the schedule is
+    re-fitted (the checkpoint's max_steps / warmup / lr -> this run's), and this run's schedule is what steps use."""
+    make_trainer(tmp_path / "run").fit(stop_at=4)
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    same = make_trainer(tmp_path / "run", resume=checkpoint)
+    assert same.resumed.step == 4 and same.resumed.changed == {}
+    assert same.resumed.notes() == [f"resumed from {checkpoint} (step 4)"]  # the same command: no warning
+    longer = make_trainer(tmp_path / "run", resume=checkpoint, max_steps=20, warmup=2, lr=2e-3)
+    assert longer.resumed.changed == {"max_steps": (10, 20), "warmup": (3, 2), "lr": (5e-4, 2e-3)}
+    notes = longer.resumed.notes()
+    assert len(notes) == 2 and notes[0] == f"resumed from {checkpoint} (step 4)"
+    assert notes[1].startswith("warning: the learning-rate schedule is re-fitted from step 4 to --max-steps 20 --warmup 2")
+    assert "--max-steps 10 --warmup 3 --lr 0.0005" in notes[1] and "continue that run exactly" in notes[1]
+    seen = []
+    for _ in range(3):
+        longer.train_step()
+        seen.append(longer.last_lr)
+    assert seen == pytest.approx([2e-3 * lr_factor(s, 2, 20, 0.1) for s in (4, 5, 6)], rel=1e-12)  # was the old lr
+
+
+def test_a_resume_with_max_steps_at_or_below_the_checkpoint_is_an_error_before_anything_is_touched(tmp_path):
+    from taesan.errors import TaesanError
+
+    make_trainer(tmp_path).fit(stop_at=4)
+    (tmp_path / ".metrics.jsonl.123.tmp").write_text("cut short")  # a resume would clean this up
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for max_steps in (4, 3):
+        with pytest.raises(TaesanError, match=f"checkpoint-0000004 is at step 4; --max-steps {max_steps} leaves nothing"):
+            make_trainer(tmp_path, resume=latest_checkpoint(tmp_path), max_steps=max_steps)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_masked_lm_resume_is_exact_too(tmp_path):
     """The masking generator and the packed-row sampler are part of the saved state."""
     from taesan.data import PackedDocuments
@@ -252,6 +285,38 @@ def test_cli_pretrain_overfits_a_tiny_corpus_then_resumes(tmp_path, corpus_and_t
     assert json.loads((out / "checkpoint-0000080" / "trainer_state.json").read_text())["step"] == 80
 
 
+def test_cli_pretrain_says_where_it_resumed_warns_on_a_refitted_schedule_and_refuses_no_steps(
+        tmp_path, corpus_and_tokenizer, capsys):
+    corpus, tok = corpus_and_tokenizer
+    out = tmp_path / "gpt"
+    common = ["--model", "gpt-tiny", "--objective", "causal", "--corpus", corpus, "--tokenizer", tok, "--out", out,
+              "--set", "n_layers=1", "d_model=32", "n_heads=2", "--save-every", "4", "--eval-every", "0"]
+    assert pretrain(*common, "--max-steps", "12") == 0
+    capsys.readouterr()
+    __import__("shutil").rmtree(out / "checkpoint-0000012")  # as if killed after step 8's checkpoint
+    assert pretrain(*common, "--max-steps", "12", "--resume") == 0  # the same command: exact, no warning
+    printed = capsys.readouterr().out
+    assert f"resumed from {out / 'checkpoint-0000008'} (step 8)" in printed.splitlines()
+    assert "warning" not in printed
+
+    listing = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    for steps in ("12", "5"):  # at or below the checkpoint's step: printed "step 12: " and rewrote the model
+        assert pretrain(*common, "--max-steps", steps, "--resume") == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+        assert f"checkpoint-0000012 is at step 12; --max-steps {steps} leaves nothing to train" in captured.err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == listing  # nothing written
+
+    assert pretrain(*common, "--max-steps", "16", "--resume") == 0  # extending: warned, not refused
+    lines = capsys.readouterr().out.splitlines()
+    assert f"resumed from {out / 'checkpoint-0000012'} (step 12)" in lines
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "re-fitted from step 12 to --max-steps 16" in warnings[0]
+    assert "(--max-steps 12)" in warnings[0]  # the default warmup (5%) is 1 for both
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "lr" in r] == [10, 12, 16]
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -330,7 +395,11 @@ def test_cli_pretrain_refuses_empty_corpus_vocab_mismatch_and_accidental_overwri
     out = tmp_path / "run"
     assert pretrain(*base, "--corpus", corpus, "--out", out) == 0
     assert pretrain(*base, "--corpus", corpus, "--out", out) == 2
-    assert "--resume" in capsys.readouterr().err
+    assert "already holds a run (checkpoint-0000002); pass --resume to continue it" in capsys.readouterr().err
+    converted = taesan.create("gpt-tiny", vocab_size=300, n_layers=1, d_model=32, n_heads=2).save(tmp_path / "converted")
+    assert pretrain(*base, "--corpus", corpus, "--out", converted) == 2  # a model without checkpoints: overwritten
+    err = capsys.readouterr().err
+    assert "already holds a run (model.safetensors); choose another --out, or remove it" in err and "--resume" not in err
     other = BPETokenizer.train(str(corpus), vocab_size=280, special_tokens=["<|endoftext|>"]).save(tmp_path / "other.json")
     resume = ["--model", "gpt-tiny", "--objective", "causal", "--tokenizer", other, "--max-steps", "4", "--corpus", corpus, "--out", out, "--resume"]
     assert pretrain(*resume) == 2

@@ -25,7 +25,7 @@ from taesan.tasks.base import replace_config
 from taesan.tasks.fits import LENGTH_FIELDS, check_length, tokenizer_rows
 from taesan.tasks.split import split_off
 from taesan.tokenizers import load
-from taesan.train import TrainConfig
+from taesan.train import TrainConfig, refuse_existing_run
 from taesan.tuning.checks import evaluation_warnings
 from taesan.tuning.defaults import Defaults, finetune_defaults
 from taesan.tuning.embeddings import start_embeddings
@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError("--verbalizer and --pattern belong to --mode prompt-lm")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise TaesanError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    refuse_existing_run(args.out)  # another run's checkpoints and task.json would mix with this one's (no --resume here)
     cls = task_class(args.task)
     is_dir = Path(args.model).is_dir()
     needs_tokenizer = getattr(cls, "needs_tokenizer", True)

@@ -36,7 +36,7 @@ from taesan.models.word2vec import Word2Vec
 from taesan.objectives import Objective, objective_for
 from taesan.tasks.heads import decoder_start
 from taesan.tokenizers.corpus import describe
-from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint
+from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint, refuse_existing_run, resume_point
 from taesan.tuning.embeddings import start_embeddings
 from taesan.tuning.load import load
 from taesan.util import pick_device
@@ -181,7 +181,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     separator = separator_for(tokenizer, recipe.objective)
-    model, resume_from, started = _starting_model(model, tokenizer, recipe)
+    model, resume_from, started = _starting_model(model, tokenizer, recipe, config)
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end
@@ -242,21 +242,23 @@ def _objective(model: nn.Module, tokenizer, recipe: Recipe) -> Objective:
     return denoising_for(tokenizer, start, recipe.noise_density)
 
 
-def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe) -> tuple[nn.Module, Path | None, list[str]]:
-    """-> (the model to train, the checkpoint it resumes from or None, the lines it has to say)."""
+def _starting_model(model: nn.Module | str, tokenizer, recipe: Recipe,
+                    config: TrainConfig) -> tuple[nn.Module, Path | None, list[str]]:
+    """-> (the model to train, the checkpoint it resumes from or None, the lines it has to say: where a resume starts,
+    and whether its schedule is re-fitted). Nothing is written before these checks."""
     out = recipe.out
     if recipe.resume:
         resume_from = latest_checkpoint(out)
         if resume_from is None:
             raise TaesanError(f"{out}: no checkpoint to resume from (run without --resume first)")
+        point = resume_point(resume_from, config)  # --max-steps at or below its step: an error, not an empty run
         trained = read_training(resume_from)
         if trained.get("objective", recipe.objective) != recipe.objective:
             raise TaesanError(f"{resume_from}: was trained with --objective {trained['objective']}, not {recipe.objective}")
         resumed = load(resume_from)
         check_vocab(resume_from, resumed.config, tokenizer)
-        return resumed, resume_from, []
-    if latest_checkpoint(out) is not None:
-        raise TaesanError(f"{out}: already holds checkpoints; pass --resume to continue, or choose another --out")
+        return resumed, resume_from, point.notes()
+    refuse_existing_run(out, resumable=True)
     fresh = isinstance(model, str) and not Path(model).is_dir()
     if recipe.model_overrides and not fresh:
         raise TaesanError("--set / --config change a preset's config; a checkpoint or a model in memory keeps its own")

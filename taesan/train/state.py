@@ -88,12 +88,19 @@ def save_trainer_state(directory: str | Path, meta: dict[str, Any], optimizer: d
     write_json(directory / STATE_NAME, {**meta, "optimizer": optim_meta, "rng": rng_meta})
 
 
+def trainer_meta(directory: str | Path) -> dict[str, Any]:
+    """trainer_state.json alone (step, config, data, scheduler …; no tensors read): what a resume checks first."""
+    path = Path(directory) / STATE_NAME
+    meta = read_json(path)
+    if not isinstance(meta, dict) or "optimizer" not in meta or "rng" not in meta or "step" not in meta:
+        raise TaesanError(f"{path}: not a taesan trainer state (needs step, optimizer, rng)")
+    return meta
+
+
 def load_trainer_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """-> (meta: step, config, data, scheduler …; optimizer state; rng states), as saved."""
     directory = Path(directory)
-    meta = read_json(directory / STATE_NAME)
-    if not isinstance(meta, dict) or "optimizer" not in meta or "rng" not in meta or "step" not in meta:
-        raise TaesanError(f"{directory / STATE_NAME}: not a taesan trainer state (needs step, optimizer, rng)")
+    meta = trainer_meta(directory)
     optimizer = _join(meta.pop("optimizer"), load_state_dict(directory / OPTIMIZER_NAME))
     rng = _join(meta.pop("rng"), load_state_dict(directory / RNG_NAME))
     return meta, optimizer, rng

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 from torch import nn
 
-from taesan.atomic import atomic_write_text, remove_leftovers
+from taesan.atomic import atomic_write_text
 from taesan.checkpoint import (
     WEIGHTS_NAME,
     check_and_load,
@@ -37,6 +37,13 @@ from taesan.modules import products
 from taesan.objectives import Objective
 from taesan.safetensors_header import format_bytes
 from taesan.train import distributed
+from taesan.train.resume import (
+    CHECKPOINT_PREFIX,
+    ResumePoint,
+    latest_checkpoint,
+    remove_interrupted,
+    resume_point,
+)
 from taesan.train.state import (
     STATE_NAME,
     load_trainer_state,
@@ -45,8 +52,6 @@ from taesan.train.state import (
     save_trainer_state,
 )
 from taesan.util import describe_precision, pick_device, resolve_precision
-
-CHECKPOINT_PREFIX = "checkpoint-"
 
 
 @dataclass
@@ -127,31 +132,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig, skip_decay: set[str],
     return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps, fused=fused or None)
 
 
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint in `out_dir` (trainer_state.json is written last), or None."""
-    found = [(int(d.name[len(CHECKPOINT_PREFIX):]), d) for d in _checkpoint_dirs(out_dir) if (d / STATE_NAME).is_file()]
-    return max(found)[1] if found else None
-
-
-def _checkpoint_dirs(out_dir: str | Path) -> list[Path]:
-    """out_dir/checkpoint-<digits>/ directories, complete or not."""
-    return [d for d in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*") if d.is_dir() and d.name[len(CHECKPOINT_PREFIX):].isdigit()]
-
-
-def remove_interrupted(out_dir: str | Path, keep: Path | None = None) -> list[Path]:
-    """What a killed run left in `out_dir`: temp files of writes cut short (.metrics.jsonl.*.tmp, .loss.png.*.tmp,
-    checkpoint-N/.model.safetensors.*.tmp: up to the model's size each) and checkpoint directories without their
-    trainer_state.json (written last). Removes them (never `keep`, the checkpoint being resumed) -> what went."""
-    removed = remove_leftovers(out_dir)
-    for d in _checkpoint_dirs(out_dir):
-        if (d / STATE_NAME).is_file() or (keep is not None and d.resolve() == keep.resolve()):
-            removed += remove_leftovers(d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
-
-
 class Trainer:
     """Trains `model` on batches from `data` with `objective`; writes checkpoints and metrics to `out_dir`.
 
@@ -162,7 +142,8 @@ class Trainer:
 
     `eval_data()` (optional) returns the held-out batches, the same ones at every evaluation.
     `save_extra(directory)` (optional) adds files to each checkpoint (the tokenizer, training.json).
-    `resume_from`: a checkpoint directory (see `latest_checkpoint`) to continue exactly from.
+    `resume_from`: a checkpoint directory (see `latest_checkpoint`) to continue exactly from; `self.resumed` says
+    where, and which schedule settings differ from its run's (the lr is then re-fitted from its step on).
     """
 
     def __init__(
@@ -200,6 +181,8 @@ class Trainer:
             products.use_fast_products(self.raw_model)
             self.kernel = "onednn" if products.onednn_faster(torch.get_num_threads()) else "default"
         skip = no_decay_names(self.raw_model)
+        # checked before anything is touched: a max_steps at or below the checkpoint's step is an error
+        self.resumed: ResumePoint | None = resume_point(resume_from, config) if resume_from is not None else None
         if self.dist.is_main and self.out_dir.is_dir():  # a killed run's half-written files and checkpoints
             self.cleaned = remove_interrupted(self.out_dir, keep=Path(resume_from) if resume_from is not None else None)
         if resume_from is not None:
@@ -212,6 +195,8 @@ class Trainer:
         )
         if resume_from is not None:
             self._load_state(Path(resume_from))
+            if self.resumed.changed:
+                self._refit_schedule()
 
     # ---- one optimizer step ---------------------------------------------------------------------------
     def _autocast(self):
@@ -453,6 +438,15 @@ class Trainer:
         self.data.load_state_dict(meta["data"])
         self.step = int(meta["step"])
         restore_rng(rng, self.generator)
+
+    def _refit_schedule(self) -> None:
+        """Resumed with other schedule settings (ResumePoint.changed): the optimizer and scheduler states carry the
+        checkpoint's peak lr and its lr for the next step; from here on both are this config's."""
+        cfg = self.config
+        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        factor = lr_factor(self.step, cfg.warmup, cfg.max_steps, cfg.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = cfg.lr, cfg.lr * factor
 
 
 def _tensors(x: Any):
