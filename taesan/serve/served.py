@@ -89,10 +89,11 @@ def generate_stream(served: Served, prompt: str, max_new_tokens: int, temperatur
                     top_p: float | None, seed: int | None, deadline: float | None = None) -> TextStream:
     """Continue `prompt` token by token (greedy without sampling options): iterate for each new piece of text;
     the stream's finish_reason ("stop" or "length") is set after the last. Settings are checked before the first
-    piece; it stops at the model's end token or at `deadline` (time.monotonic(), TimeoutError)."""
+    piece; it stops at the model's end token or at `deadline` (time.monotonic(), TimeoutError). A GPT writes past
+    its positions in a sliding window, as `taesan generate` does (it refused prompts the CLI continues)."""
     served.need("generate")
-    return stream(served, prompt, deadline, max_new_tokens=max_new_tokens, **sampling(temperature, top_k, top_p),
-                  seed=seed)
+    return stream(served, prompt, deadline, sliding_window=True, max_new_tokens=max_new_tokens,
+                  **sampling(temperature, top_k, top_p), seed=seed)
 
 
 def fill_mask(served: Served, text: str, top_k: int = 5) -> dict[str, Any]:
