@@ -3,6 +3,7 @@ examples: every mode runs, the table / JSON / chart are written, trainable-param
 mode trains, and user errors are one line with exit code 2."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -195,6 +196,14 @@ def test_the_lm_head_row_says_why_it_could_not_run(setup, tmp_path):
     assert (skipped.model, skipped.mode) == ("BERT", "prompt tuning via the LM head (2 tokens)")
     assert "needs a GPT or a masked LM" in skipped.skipped
     assert "| prompt tuning via the LM head (2 tokens) | BERT | - |" in (tmp_path / "out" / "comparison.md").read_text()
+    # run again into the same --out with other steps: each mode's directory holds this run's files alone (an old
+    # run's checkpoint-N stayed beside the new one, and keep_last pruned the newer one as older)
+    stale = tmp_path / "out" / "gpt-full" / "checkpoint-0009999"
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{}")  # complete, as a finished run leaves it (a partial one is cleaned)
+    compare_modes(root / "gpt", task.read(train)[:16], task.read(evaluate)[:8], tmp_path / "out",
+                  dataclasses.replace(config, max_steps=2), bert_dir=tmp_path / "bare")
+    assert not stale.exists() and (tmp_path / "out" / "gpt-full" / "model.safetensors").is_file()
 
 
 def test_calibration_is_read_against_guessing_at_the_same_label_rates():

@@ -8,6 +8,7 @@ the same train / eval examples and writes what each cost and scored: a table (ma
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,8 @@ def train_mode(directory: str | Path, name: str, mode: str, train: Sequence[Any]
     train_config = TrainConfig(max_steps=config.max_steps, max_minutes=config.max_minutes, lr=lr,
                                warmup=min(warmup, config.max_steps // 2),
                                eval_every=0, save_every=0, keep_last=1, seed=config.seed, progress=config.progress)
+    if out_dir.is_dir():  # this comparison's own run directory from an earlier run: its checkpoints would mix in
+        shutil.rmtree(out_dir)
     result = finetune(task, model, train, eval_examples, out_dir, train_config, batch_size=batch_size,
                       device=config.device, mode=mode, prompt_tokens=config.prompt_tokens,
                       verbalizer=config.verbalizer if mode == "prompt-lm" else None, pattern=config.pattern)
