@@ -129,6 +129,21 @@ def test_a_resume_with_another_schedule_is_said_and_refits_the_lr_from_its_step(
     assert seen == pytest.approx([2e-3 * lr_factor(s, 2, 20, 0.1) for s in (4, 5, 6)], rel=1e-12)  # was the old lr
 
 
+
+def test_a_resume_with_other_adamw_settings_says_so_and_uses_them(tmp_path):
+    """The loaded optimizer state carried the checkpoint's betas and weight decay: a new --weight-decay or --betas
+    was silently ignored. Now they are said, and they are what the steps use (decay still only where it decays)."""
+    make_trainer(tmp_path / "run", weight_decay=0.0).fit(stop_at=4)
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    other = make_trainer(tmp_path / "run", resume=checkpoint, weight_decay=0.1, betas=(0.9, 0.99))
+    assert other.resumed.changed == {"betas": ([0.9, 0.98], (0.9, 0.99)), "weight_decay": (0.0, 0.1)}
+    [_, warning] = other.resumed.notes()
+    assert warning.startswith("warning: AdamW's settings change from step 4 to --betas 0.9,0.99 --weight-decay 0.1")
+    decay, plain = other.optimizer.param_groups
+    assert (decay["weight_decay"], plain["weight_decay"]) == (0.1, 0.0)
+    assert decay["betas"] == plain["betas"] == (0.9, 0.99)
+
+
 def test_a_resume_with_max_steps_at_or_below_the_checkpoint_is_an_error_before_anything_is_touched(tmp_path):
     from taesan.errors import TaesanError
 

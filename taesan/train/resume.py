@@ -17,6 +17,7 @@ from taesan.train.state import STATE_NAME, trainer_meta
 
 CHECKPOINT_PREFIX = "checkpoint-"
 SCHEDULE_FIELDS = ("max_steps", "warmup", "lr", "min_lr_ratio")  # what the learning rate of every step is made of
+OPTIMIZER_FIELDS = ("betas", "eps", "weight_decay")  # AdamW's own; a loaded optimizer state would keep the old ones
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -70,19 +71,32 @@ class ResumePoint:
     changed: dict[str, tuple[Any, Any]]
 
     def notes(self) -> list[str]:
-        """"resumed from OUT/checkpoint-0000060 (step 60)", and a warning line when the schedule is re-fitted."""
+        """"resumed from OUT/checkpoint-0000060 (step 60)", and a warning line when the schedule is re-fitted or
+        AdamW's settings change."""
         lines = [f"resumed from {self.checkpoint} (step {self.step})"]
-        if self.changed:
-            was, now = (" ".join(f"--{name.replace('_', '-')} {_shown(pair[i])}" for name, pair in self.changed.items())
-                        for i in (0, 1))
-            lines.append(f"warning: the learning-rate schedule is re-fitted from step {self.step} to {now} (the "
-                         f"checkpoint's run: {was}); to continue that run exactly, resume with its own command ({was})")
+        for fields, what in ((SCHEDULE_FIELDS, "the learning-rate schedule is re-fitted"),
+                             (OPTIMIZER_FIELDS, "AdamW's settings change")):
+            changed = {k: v for k, v in self.changed.items() if k in fields}
+            if changed:
+                was, now = (" ".join(f"--{name.replace('_', '-')} {_shown(pair[i])}" for name, pair in changed.items())
+                            for i in (0, 1))
+                lines.append(f"warning: {what} from step {self.step} to {now} (the checkpoint's run: {was}); to "
+                             f"continue that run exactly, resume with its own command ({was})")
         return lines
+
+    def changes(self, fields: tuple[str, ...]) -> bool:
+        return any(k in fields for k in self.changed)
 
 
 def _shown(value: Any) -> str:
-    """1000000 -> "1000000" (not "1e+06"), 0.0005 -> "0.0005": as it would be typed after the flag."""
+    """1000000 -> "1000000" (not "1e+06"), 0.0005 -> "0.0005", [0.9, 0.98] -> "0.9,0.98": as typed after the flag."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_shown, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def resume_point(checkpoint: str | Path, config: Any) -> ResumePoint:
@@ -95,5 +109,6 @@ def resume_point(checkpoint: str | Path, config: Any) -> ResumePoint:
         raise TaesanError(f"{checkpoint} is at step {step}; --max-steps {config.max_steps} leaves nothing to train "
                           f"(give more than {step} steps to continue it)")
     was, now = meta.get("config") or {}, asdict(config)
-    changed = {k: (was[k], now[k]) for k in SCHEDULE_FIELDS if k in was and was[k] != now[k]}
+    changed = {k: (was[k], now[k]) for k in SCHEDULE_FIELDS + OPTIMIZER_FIELDS  # betas: a list in JSON, a tuple here
+               if k in was and _plain(was[k]) != _plain(now[k])}
     return ResumePoint(checkpoint, step, changed)

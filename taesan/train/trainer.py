@@ -39,6 +39,8 @@ from taesan.safetensors_header import format_bytes
 from taesan.train import distributed
 from taesan.train.resume import (
     CHECKPOINT_PREFIX,
+    OPTIMIZER_FIELDS,
+    SCHEDULE_FIELDS,
     ResumePoint,
     latest_checkpoint,
     remove_interrupted,
@@ -195,8 +197,10 @@ class Trainer:
         )
         if resume_from is not None:
             self._load_state(Path(resume_from))
-            if self.resumed.changed:
+            if self.resumed.changes(SCHEDULE_FIELDS):
                 self._refit_schedule()
+            if self.resumed.changes(OPTIMIZER_FIELDS):
+                self._reset_optimizer_settings()
 
     # ---- one optimizer step ---------------------------------------------------------------------------
     def _autocast(self):
@@ -438,6 +442,14 @@ class Trainer:
         self.data.load_state_dict(meta["data"])
         self.step = int(meta["step"])
         restore_rng(rng, self.generator)
+
+    def _reset_optimizer_settings(self) -> None:
+        """Resumed with other AdamW settings: the loaded state carries the checkpoint's betas, eps and weight decay
+        (a new --weight-decay was ignored); from here on they are this config's (decay only where it decayed)."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["betas"], group["eps"] = tuple(cfg.betas), cfg.eps
+        self.optimizer.param_groups[0]["weight_decay"] = cfg.weight_decay  # build_optimizer: the decayed group first
 
     def _refit_schedule(self) -> None:
         """Resumed with other schedule settings (ResumePoint.changed): the optimizer and scheduler states carry the
