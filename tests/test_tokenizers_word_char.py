@@ -55,6 +55,8 @@ def test_char_round_trip_and_unk(char):
     enc = char.encode("냥 H", add_special_tokens=False)
     assert enc.tokens == ["[UNK]", " ", "H"] and char.decode(enc.ids) == "[UNK] H"
     assert enc.word_ids == [0, None, 1]
+    enc = char.encode("H\tH", add_special_tokens=False)  # a tab the corpus never held: [UNK] by id and by name
+    assert enc.ids[1] == char.unk_id and enc.tokens == ["H", "[UNK]", "H"] and enc.word_ids == [0, None, 1]
 
 
 @settings(max_examples=150, deadline=None)

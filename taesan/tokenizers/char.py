@@ -39,7 +39,8 @@ class CharTokenizer(Tokenizer):
         for i, c in enumerate(text):
             if c.isspace():
                 in_word = False
-                out.append(new(Piece, (c, vocab.get(c, unk), i, i + 1, None)))
+                idx = vocab.get(c)  # a tab or newline the corpus never held is [UNK], its token too (as HF names it)
+                out.append(new(Piece, (c if idx is not None else self.unk_token, unk if idx is None else idx, i, i + 1, None)))
                 continue
             if not in_word:
                 word, in_word = word + 1, True
