@@ -13,9 +13,9 @@ from typing import Any, Iterator, Sequence
 from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 
-
 TEXT_COLUMNS = ("document", "text", "sentence")  # a table's text, by name: NSMC, a generic file, GLUE SST-2
 EXCERPT = 60  # characters of a text (a question, a context, a whole line) an error message quotes
+
 
 def data_error(path: str | Path, line: int | None, message: str) -> TaesanError:
     """'FILE, line N: message' (or 'FILE: message') as the one line the user sees."""

@@ -13,7 +13,6 @@ from typing import Any
 from taesan.textfiles import data_error, excerpt, parse_json, read_text
 
 
-
 @dataclass
 class Answer:
     text: str
