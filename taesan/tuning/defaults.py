@@ -17,6 +17,11 @@ Why R-Drop for a small text classifier (Liang et al. 2021: each batch twice, wit
 predictions pulled together): a tiny model fine-tuned from minutes of pretraining overfits 20k labels within two
 epochs, and the consistency term is the one regulariser that helped. By 5-fold cross-validation over the training
 files (issue 17): KorNLI 47.1 -> 48.7, NSMC 83.2 -> 83.4 at rdrop 3; it costs twice the training compute.
+Why a small model sees at most 30,000 examples by default (3 epochs, fewer on a larger file): it overfits a large
+file within epochs too. On 2,000 NSMC reviews carved from the training file (18,000 left to train on, the word-vector
+start, seeds 0/1): 3 epochs of 16 84.1, 1.5 epochs 84.6, 30,000 examples (1.67 epochs) 84.7; on 500 - 1,000 labels
+3 epochs beat 10 (79.4 / 80.9 against 76.6 / 78.4). Below 10,000 examples nothing changes (benchmarks/RESULTS.md,
+"How many labels pretraining is worth").
 Why lexical priors for a small, minutes-old QA reader only (taesan.tasks.question_overlap): it misses the answer's
 sentence more often than the question's words do, and answers with the question's own words; a well-pretrained
 reader does neither, and keeps HF's decoding.
@@ -34,6 +39,8 @@ PROMPT_LR = 3e-3  # mode prompt: a soft prompt and a new head
 PROMPT_LM_LR = 3e-2  # mode prompt-lm: the prompt alone moves a frozen LM head
 WARMUP_FRACTION = 0.06  # of the planned steps (RoBERTa's fine-tuning recipe)
 SMALL_BATCH = 16  # a tiny model: more, smaller steps in a CPU budget
+EPOCHS = 3.0  # HF Trainer's default
+SMALL_EXAMPLES = 30_000  # a small model, fully fine-tuned: examples seen by default, at most (chosen on NSMC validation)
 LARGE_BATCH = 32  # Devlin et al.'s fine-tuning batch (16 or 32)
 SMALL_RDROP = 3.0  # classification, pair-classification; chosen by 5-fold CV on NSMC and KorNLI (issue 17)
 CLASSIFICATION_TASKS = ("classification", "pair-classification")
@@ -47,9 +54,18 @@ class Defaults:
     batch_size: int
     reason: str  # one clause: why these
 
+    max_examples: int | None = None  # a cap on the examples seen by default (None: EPOCHS whatever the size)
+
     def warmup(self, steps: int) -> int:
         """Warmup steps for a run of `steps`: warmup(600) -> 36 at 6%."""
         return int(steps * self.warmup_fraction)
+
+    def epochs(self, n_examples: int) -> float:
+        """Passes over `n_examples` when the command line names neither --epochs nor --max-steps:
+        epochs(5_000) -> 3.0;  epochs(18_000) -> 1.67 with the small model's cap of 30,000 examples."""
+        if self.max_examples is None or n_examples * EPOCHS <= self.max_examples:
+            return EPOCHS
+        return self.max_examples / n_examples
 
 
 def finetune_defaults(parameters: int, mode: str = "full") -> Defaults:
@@ -67,7 +83,8 @@ def finetune_defaults(parameters: int, mode: str = "full") -> Defaults:
         return Defaults(PROMPT_LM_LR, WARMUP_FRACTION, batch, f"{size}, prompt tuning through the LM head: only the prompt "
                                                               f"learns, so a much larger step")
     if small:
-        return Defaults(SMALL_LR, WARMUP_FRACTION, batch, f"{size}: a tiny or minutes-old model needs a large step")
+        return Defaults(SMALL_LR, WARMUP_FRACTION, batch, f"{size}: a tiny or minutes-old model needs a large step, "
+                                                          f"and overfits a large file within epochs", SMALL_EXAMPLES)
     return Defaults(LARGE_LR, WARMUP_FRACTION, batch, f"{size}: a well-pretrained model wants a small step (BERT's 2e-5 .. 5e-5)")
 
 
