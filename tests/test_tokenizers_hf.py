@@ -145,3 +145,20 @@ def test_missing_and_non_utf8(tmp_path):
     bad.write_bytes(b'{"model": "\xff\xfe"}')
     with pytest.raises(TaesanError, match="UTF-8"):
         load(bad)
+
+
+@pytest.mark.parametrize("kind", HF_KINDS + [PipelineTokenizer], ids=lambda k: k.kind if hasattr(k, "kind") else "pipeline")
+def test_encode_batch_refuses_one_string(kind, tmp_path):
+    """encode_batch("어제 카페") encoded each character as a text of its own, silently; HF's encode_batch refuses a
+    str too. Every implementation (the base one and the three fast paths) says so in one line."""
+    if kind is PipelineTokenizer:  # a tokenizer.json with a normalizer taesan's own kinds do not have
+        tok = from_hf_json({**WordPieceTokenizer.train(TRAIN, vocab_size=80, min_frequency=1).to_hf_json(),
+                            "normalizer": {"type": "NFKC"}})
+        assert type(tok) is PipelineTokenizer
+    else:
+        tok = kind.train(TRAIN, vocab_size=SIZE.get(kind.kind, 80), min_frequency=1, workers=1)
+    with pytest.raises(TaesanError, match=r"encode_batch takes a list of texts, got one string '어제 카페'"):
+        tok.encode_batch("어제 카페")
+    with pytest.raises(TaesanError, match="a list of pairs"):
+        tok.encode_batch(["어제"], "카페")
+    assert len(tok.encode_batch(["어제 카페"])) == 1

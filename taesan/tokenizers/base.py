@@ -129,6 +129,14 @@ def longest_first(na: int, nb: int, budget: int) -> tuple[int, int]:
     return min(na, keep_a), min(nb, keep_b)
 
 
+def check_batch(texts: Any, pairs: Any = None) -> None:
+    """encode_batch takes lists: one string would be encoded as a batch of its characters, without a word."""
+    for name, value in (("texts", texts), ("pairs", pairs)):
+        if isinstance(value, str):
+            raise TaesanError(f"encode_batch takes a list of {name}, got one string {value[:20]!r}: use encode(text) "
+                              f"or encode_batch([text])")
+
+
 class Tokenizer(ABC):
     """Base class. `vocab` maps token -> id; `special_tokens` are never split and are matched in raw text.
 
@@ -288,6 +296,7 @@ class Tokenizer(ABC):
 
     def encode_batch(self, texts: list[str], pairs: list[str] | None = None, padding: str | bool = "longest", padding_side: str = "right", **kwargs: Any) -> list[Encoding]:
         """Encode many texts; padding="longest" pads every row to the longest in the batch."""
+        check_batch(texts, pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise TaesanError(f"{len(texts)} texts but {len(pairs)} pairs")
         encs = [self.encode(t, pairs[i] if pairs else None, padding=padding if padding == "max_length" else False, padding_side=padding_side, **kwargs) for i, t in enumerate(texts)]

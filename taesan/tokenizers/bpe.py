@@ -21,7 +21,7 @@ from taesan.atomic import atomic_write_text
 from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer, check_batch
 from taesan.tokenizers.bpe_batch import MAX_BYTES, MergeTable, merge_words
 from taesan.tokenizers.bpe_hf import build_hf_json, parse_hf_json
 from taesan.tokenizers.bpe_train import learn_merges
@@ -346,6 +346,7 @@ class BPETokenizer(Tokenizer):
         """Encode many texts. Single texts with nothing to add, cut or pad take the fast path, where the new
         words of a few thousand texts are cut together (bpe_batch.py); workers > 1 (for 200,000 characters
         or more) encodes slices of the batch in forked processes at the same time (tokenizers/parallel.py)."""
+        check_batch(texts, pairs)
         add = kwargs.get("add_special_tokens", True)
         if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} and (self.template is None or not add):
             with gc_paused():

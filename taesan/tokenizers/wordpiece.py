@@ -15,7 +15,7 @@ import regex
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer
+from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer, check_batch
 from taesan.tokenizers.bert_normalizer import WS_ALL, WS_KEPT, BertNormalizer
 from taesan.tokenizers.corpus import count_words
 from taesan.tokenizers.stages.decoders import WordPiece as WordPieceDecoder
@@ -271,6 +271,7 @@ class WordPieceTokenizer(Tokenizer):
 
         workers > 1 (for 200,000 characters or more of single texts) encodes slices of the batch in forked
         processes at the same time (tokenizers/parallel.py)."""
+        check_batch(texts, pairs)
         if pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"} \
                 and parallel.worth_it(texts, workers):
             encs = parallel.encode(texts, workers, lambda part: [self.encode(t, **kwargs) for t in part],

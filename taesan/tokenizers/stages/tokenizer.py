@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import Encoding, Piece, Tokenizer
+from taesan.tokenizers.base import Encoding, Piece, Tokenizer, check_batch
 from taesan.tokenizers.stages import decoders, normalizers, post_processors, pre_tokenizers
 from taesan.tokenizers.stages.added_tokens import AddedToken, AddedVocabulary
 from taesan.tokenizers.stages.models_bpe import BPE
@@ -161,6 +161,7 @@ class PipelineTokenizer(Tokenizer):
                      padding_side: str = "right", workers: int = 1, **kwargs: Any) -> list[Encoding]:
         """See Tokenizer.encode_batch; the cycle collector is paused meanwhile (many small lists). workers > 1
         (for 200,000 characters or more of single texts) encodes slices of the batch in forked processes."""
+        check_batch(texts, pairs)
         if (pairs is None and padding != "max_length" and set(kwargs) <= {"add_special_tokens"}
                 and self._around is not None and parallel.worth_it(texts, workers)):
             add = kwargs.get("add_special_tokens", True)
