@@ -4,6 +4,8 @@ Not a quality benchmark against gensim (benchmarks/word2vec.py); gensim here onl
 """
 from __future__ import annotations
 
+import json
+
 import math
 import random
 
@@ -296,6 +298,16 @@ def test_cli_train_then_similar(tmp_path, capsys):
     assert "missing.txt: file not found" in capsys.readouterr().err
     assert main(["word2vec", "train", "--corpus", str(tmp_path), "--out", str(tmp_path / "m3")]) == 2
     assert "a directory, not a text file" in capsys.readouterr().err  # was "file not found"
+    # nothing scored: the JSON says null (it wrote NaN, which is not JSON) and one line says why
+    (tmp_path / "q.txt").write_text(": oov\n카페 없는말 커피 모르는말\n", encoding="utf-8")
+    (tmp_path / "s.tsv").write_text("카페\t없는말\t3\n", encoding="utf-8")
+    assert main(["word2vec", "evaluate", "--model", str(out), "--analogies", str(tmp_path / "q.txt"),
+                 "--similarity", str(tmp_path / "s.tsv")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert result["analogies"]["accuracy"] is None and result["similarity"]["spearman"] is None
+    assert "q.txt: accuracy is undefined: nothing scored (1 skipped for words the vectors do not know)" in captured.err
+    assert "s.tsv: spearman is undefined" in captured.err
 
 
 def test_cli_morphemes_without_kiwipiepy_is_one_clear_line(monkeypatch):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -145,5 +147,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         result["analogies"] = model.evaluate_analogies(args.analogies)
     if args.similarity:
         result["similarity"] = model.evaluate_similarity(args.similarity)
+    warnings = []
+    for name, key, path in (("analogies", "accuracy", args.analogies), ("similarity", "spearman", args.similarity)):
+        if name in result and math.isnan(result[name][key]):  # NaN is not JSON: null, and said why
+            result[name][key] = None
+            counted = result[name].get("total", result[name].get("pairs", 0))
+            why = (f"nothing scored ({result[name]['skipped_oov']} skipped for words the vectors do not know)"
+                   if not counted else f"{counted} scored, too few or all alike")
+            warnings.append(f"warning: {path}: {key} is undefined: {why}; written as null")
     print(json.dumps(result, ensure_ascii=False, indent=2))
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
