@@ -3,8 +3,10 @@ against a naive uncached loop, and on its own promises: batching, seeds, streami
 
 Not the logits processors one by one: that is tests/test_sampling.py.
 """
+import re
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
@@ -295,6 +297,24 @@ def test_bad_settings_raise_one_line_errors(gpt):
         assert "\n" not in str(e.value)
     with pytest.raises(TaesanError, match="left padding"):
         generate(model, ids, torch.tensor([[1] * 5 + [0]] * 3))
+
+
+
+def test_wrong_inputs_are_one_line_errors_not_torch_internals(gpt):
+    """Notebook slips that ended in a ValueError / IndexError / AttributeError from deep inside torch."""
+    _, model = gpt
+    vocab = model.config.vocab_size
+    cases = [((model, "티끌 모아"), "input_ids must be token ids, not text"),
+             ((model, [[vocab + 7]]), f"id {vocab + 7}, outside the model's {vocab} embeddings"),
+             ((model, [[1, 2, 3], [4]]), "rows have different lengths ([1, 3]): pad them on the left"),
+             ((model, [[1.5, 2.0]]), "must be whole numbers"),  # was cut to [1, 2] without a word
+             (("gpt", [[1, 2]]), "generate needs a model (taesan.load(DIR)), got str"),
+             ((taesan.create("bert-mlm", n_layers=1, d_model=32, n_heads=2, d_ff=64, vocab_size=50), [[1, 2]]),
+              "does not generate: generate continues a GPT or an encoder-decoder")]
+    for args, message in cases:
+        with pytest.raises(TaesanError, match=re.escape(message)):
+            generate(*args, max_new_tokens=2)
+    assert generate(model, np.array([[1, 2, 3]]), max_new_tokens=2).shape == (1, 5)  # numpy ids are ids
 
 
 def test_plain_lists_are_accepted(gpt):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral
+from pathlib import PurePath
 from typing import Callable, Sequence
 
 import torch
@@ -48,10 +50,18 @@ class Settings:
 
 
 def as_ids(input_ids) -> torch.Tensor:
-    """A (B, T) tensor, a (T,) tensor, a list of ids or a list of rows -> a (B, T) long tensor, or a one-line error."""
+    """A (B, T) tensor, a (T,) tensor, a list of ids or a list of rows -> a (B, T) long tensor, or a one-line error
+    (text instead of ids, rows of different lengths, ids that are not whole numbers)."""
     ids = input_ids
+    if isinstance(ids, str):
+        raise TaesanError("input_ids must be token ids, not text: encode it first (tokenizer.encode(text).ids)")
     if not isinstance(ids, torch.Tensor):
-        rows = [list(r) for r in ids] if len(ids) and not isinstance(ids[0], int) else [list(ids)]
+        rows = [list(r) for r in ids] if len(ids) and not isinstance(ids[0], Integral) else [list(ids)]
+        if len({len(r) for r in rows}) > 1:
+            raise TaesanError(f"input_ids rows have different lengths ({sorted({len(r) for r in rows})}): pad them on "
+                              f"the left and pass attention_mask")
+        if any(isinstance(i, bool) or not isinstance(i, Integral) for r in rows for i in r):
+            raise TaesanError("input_ids must be whole numbers (token ids)")
         ids = torch.as_tensor(rows, dtype=torch.long)
     if ids.dim() == 1:
         ids = ids[None]
@@ -65,8 +75,17 @@ def check(model, input_ids, attention_mask, *, max_new_tokens: int, min_new_toke
           eos_token_id, pad_token_id: int | None, stop_strings, decode, num_return_sequences: int, num_beams: int,
           length_penalty: float, early_stopping, seed, decoder_start_token_id: int | None, token_bytes) -> Settings:
     """generate's arguments -> Settings, or a one-line TaesanError naming the first bad one."""
+    if isinstance(model, (str, PurePath)):  # a checkpoint's directory where its model was meant
+        raise TaesanError(f"generate needs a model (taesan.load(DIR)), got {type(model).__name__}")
+    if not hasattr(model, "new_cache"):  # a KV cache is how every generating model here decodes
+        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise TaesanError(f"a {kind} model does not generate: generate continues a GPT or an encoder-decoder")
     ids = as_ids(input_ids)
     seq2seq = is_encoder_decoder(model)
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab:
+        raise TaesanError(f"input_ids hold id {int(ids.max()) if int(ids.max()) >= vocab else int(ids.min())}, outside "
+                          f"the model's {vocab} embeddings: a tokenizer of another model?")
     if attention_mask is not None:
         if tuple(attention_mask.shape) != tuple(ids.shape):
             raise TaesanError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(ids.shape)}")
