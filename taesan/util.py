@@ -23,9 +23,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
     if name != "auto":
         try:
-            return torch.device(name)
-        except RuntimeError:
+            device = torch.device(name)
+        except (RuntimeError, TypeError):
             raise TaesanError(f"--device {name!r} is not a device (try auto, cpu, cuda, mps)") from None
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "cuda" and not torch.cuda.is_available() or device.type == "mps" and not (mps and mps.is_available()):
+            raise TaesanError(f"--device {name!r}: this machine's torch has no {device.type.upper()} device "
+                              f"(auto picks what there is; cpu always works)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -136,6 +136,24 @@ def test_a_task_the_checkpoint_cannot_do_is_one_line(models):
         taesan.pipeline(models["gpt"], task="fill-mask")
 
 
+
+def test_device_auto_is_taken_and_a_device_the_machine_lacks_is_one_line(models):
+    """device="auto" (as --device auto and precision="auto") picks what there is; "cuda" on a CPU-only torch ended in
+    torch's AssertionError, "auto" in a RuntimeError listing every device type."""
+    from taesan.util import pick_device
+
+    model = taesan.load(models["gpt"], map_location="auto")
+    assert next(model.parameters()).device.type == pick_device("auto").type
+    assert taesan.pipeline(models["gpt"], device="auto").task == "generate"
+    if not torch.cuda.is_available():
+        with pytest.raises(TaesanError, match="has no CUDA device"):
+            taesan.pipeline(models["gpt"], device="cuda")
+        with pytest.raises(TaesanError, match="has no CUDA device"):
+            taesan.load(models["gpt"], map_location="cuda")
+    with pytest.raises(TaesanError, match="'tpu' is not a device"):
+        taesan.pipeline(models["gpt"], device="tpu")
+
+
 # ---- end-of-text by default, and the README -------------------------------------------------------------------------
 
 

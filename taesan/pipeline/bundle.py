@@ -22,6 +22,7 @@ from taesan.tokenizers import load as load_tokenizer
 from taesan.tokenizers.bpe import bytes_to_unicode
 from taesan.tuning.finetune import load_finetuned
 from taesan.tuning.load import load
+from taesan.util import pick_device
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")  # what taesan.tokenizers.load finds in a directory
 TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
@@ -54,6 +55,7 @@ class Bundle:
         directory = Path(directory)
         if not directory.is_dir():
             raise TaesanError(f"{directory}: no such checkpoint directory")
+        device = str(pick_device(device))  # "auto" as the commands take it; a device this machine lacks, one line
         tok_path = Path(tokenizer) if tokenizer is not None else tokenizer_beside(directory)
         tok = load_tokenizer(tok_path) if tok_path is not None else None
         if (directory / TASK_FILE).is_file():

@@ -9,6 +9,7 @@ from pathlib import Path
 from taesan.checkpoint import read_config, read_training
 from taesan.models import load_model
 from taesan.tuning.prompt import load_soft_prompt
+from taesan.util import pick_device
 
 
 def load(directory: str | Path, map_location: str = "cpu"):
@@ -19,6 +20,7 @@ def load(directory: str | Path, map_location: str = "cpu"):
     A language model pretrained before configs named their end-of-text gets it from training.json, so
     `taesan.generate` stops there as it does for newer checkpoints.
     """
+    map_location = str(pick_device(map_location)) if isinstance(map_location, str) else map_location  # "auto" too
     if read_config(directory).get("model_type") == "soft-prompt":
         return load_soft_prompt(directory, map_location)
     model = load_model(directory, map_location)
