@@ -308,6 +308,9 @@ def test_cli_train_then_similar(tmp_path, capsys):
     assert result["analogies"]["accuracy"] is None and result["similarity"]["spearman"] is None
     assert "q.txt: accuracy is undefined: nothing scored (1 skipped for words the vectors do not know)" in captured.err
     assert "s.tsv: spearman is undefined" in captured.err
+    # a command that runs models, given the vectors: said so (its vocab.txt was read as a broken WordPiece)
+    assert main(["attention", "--model", str(out), "카페"]) == 2
+    assert "word vectors (taesan word2vec train), not a model to run" in capsys.readouterr().err
 
 
 def test_cli_morphemes_without_kiwipiepy_is_one_clear_line(monkeypatch):

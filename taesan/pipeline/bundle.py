@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taesan.checkpoint import STOP_TOKENS, read_training
+from taesan.checkpoint import CONFIG_NAME, STOP_TOKENS, read_config, read_training
 from taesan.decoding import is_encoder_decoder
 from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_causal_lm, is_image_model, is_masked_lm, lm_objective
@@ -56,6 +56,10 @@ class Bundle:
         if not directory.is_dir():
             raise TaesanError(f"{directory}: no such checkpoint directory")
         device = str(pick_device(device))  # "auto" as the commands take it; a device this machine lacks, one line
+        if (directory / CONFIG_NAME).is_file() and read_config(directory).get("model_type") == "word2vec":
+            raise TaesanError(f"{directory}: word vectors (taesan word2vec train), not a model to run: ask them with "
+                              f"`taesan word2vec similar --model {directory} WORD`, or start a model's token embeddings "
+                              f"from them with --embeddings {directory}")  # its vocab.txt read as WordPiece's misled
         tok_path = Path(tokenizer) if tokenizer is not None else tokenizer_beside(directory)
         tok = load_tokenizer(tok_path) if tok_path is not None else None
         if (directory / TASK_FILE).is_file():
