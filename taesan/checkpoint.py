@@ -103,6 +103,8 @@ def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
+    if not isinstance(directory, (str, os.PathLike)):  # Path(123) is a TypeError from pathlib
+        raise TaesanError(f"a checkpoint is a directory path, got {type(directory).__name__} {directory!r}")
     directory = Path(directory)
     if not directory.exists():
         raise TaesanError(f"{directory}: no such checkpoint directory")

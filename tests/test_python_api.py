@@ -199,3 +199,10 @@ def test_the_readme_python_block_runs_as_written(pretrained, capsys, monkeypatch
     assert tok.eos_id in new and all(t == tok.eos_id for t in new[new.index(tok.eos_id):])  # it stopped
     assert printed.startswith("티끌 모아")
     assert os.getcwd() == str(pretrained)
+
+
+def test_a_checkpoint_path_of_the_wrong_type_is_one_line():
+    """taesan.load(123) / taesan.load(None) ended in pathlib's TypeError."""
+    for call in (lambda: taesan.load(123), lambda: taesan.load(None), lambda: taesan.pipeline(5)):
+        with pytest.raises(TaesanError, match="a checkpoint is a directory path, got"):
+            call()

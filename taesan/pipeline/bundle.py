@@ -7,6 +7,7 @@ Not inference: text.py writes text, lm.py scores and fills blanks, tasks.py is t
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Bundle:
     def load(cls, directory: str | Path, name: str | None = None, tokenizer: str | Path | None = None,
              device: str = "cpu") -> "Bundle":
         """A checkpoint directory -> its Bundle. `tokenizer` overrides the tokenizer files beside the weights."""
+        if not isinstance(directory, (str, os.PathLike)):  # Path(123) is a TypeError from pathlib
+            raise TaesanError(f"a checkpoint is a directory path, got {type(directory).__name__} {directory!r}")
         directory = Path(directory)
         if not directory.is_dir():
             raise TaesanError(f"{directory}: no such checkpoint directory")
