@@ -483,6 +483,9 @@ def test_read_skips_unanswerable_questions_and_says_how_many(tmp_path, chars):
     assert len(char_task(chars).read(plain)) == 1 and char_task(chars).read_notes() == []
     with pytest.raises(TaesanError, match=r"none.json: all 2 questions are unanswerable"):
         task.read(squad_file(tmp_path, klue_mrc_qas()[1:], name="none.json"))
+    (tmp_path / "empty.json").write_text('{"data": []}', encoding="utf-8")
+    with pytest.raises(TaesanError, match=r"empty.json: no questions in the file"):
+        task.read(tmp_path / "empty.json")
 
 
 def test_input_texts_are_the_questions_of_a_squad_file(tmp_path, chars):

@@ -117,6 +117,8 @@ class ExtractiveQA(Task):
         """The file's answerable questions; the unanswerable ones (is_impossible, no answers) are counted in
         `skipped`, as this reader always answers. A file of only unanswerable questions is an error."""
         examples = read_squad(path)
+        if not examples:  # {"data": []}: "no training examples" later did not say which file
+            raise data_error(path, None, "no questions in the file (data -> paragraphs -> qas)")
         answerable = [ex for ex in examples if ex.answers]
         if len(answerable) < len(examples):
             if not answerable:
