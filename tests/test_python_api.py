@@ -86,6 +86,9 @@ def test_labels_entities_answers_and_translations_have_their_fields(models):
     qa = taesan.pipeline(models["qa"])
     answer = qa(question="어디에 갔어?", context=context)
     assert answer == qa({"question": "어디에 갔어?", "context": context}) and context[answer["start"]:answer["end"]] == answer["answer"]
+    for bad in (dict(question="누구?", context=""), dict(question="", context=context), dict(question="누구?")):
+        with pytest.raises(TaesanError, match="needs a non-empty question and context"):  # answered '' with score 0
+            qa(**bad)
     translated = taesan.pipeline(models["tr"])("어제 카페 갔었어")["translation"]
     assert taesan.pipeline(models["tr"], task="generate")("어제 카페 갔었어")["completion"] == translated
 
