@@ -155,6 +155,15 @@ def test_compare_prints_table_and_writes_chart(corpus, tmp_path, capsys):
     assert rows["bpe"]["unk_rate"] == 0.0 and 0 <= rows["word"]["unk_rate"] <= 1
     numbered = any(re.search(r"\(\d+/\d+\)$", p) for r in rows.values() for v in r["variants"].values() for p in v)
     assert numbered and "byte-level BPE spelled" in printed  # a 120-token BPE splits syllables; the "(k/n)" is explained
+    assert "bpe: note: 257 tokens, more than the 120 asked: its base alphabet (256 bytes)" in printed
+
+
+def test_compare_refuses_a_wordpiece_size_train_refuses(corpus, tmp_path, capsys):
+    """compare trained a 10-token WordPiece (specials and a few characters, 88% [UNK]) where train says no."""
+    assert main(["tokenizer", "compare", "--input", str(corpus), "--vocab-size", "10", "--kinds", "bpe", "wordpiece",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "--vocab-size 10 is below the alphabet plus the special tokens" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_compare_shows_wordpiece_merged_within_morphemes_beside_plain_wordpiece(corpus, tmp_path, capsys):

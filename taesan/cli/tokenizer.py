@@ -132,11 +132,12 @@ def _check_wordpiece_room(paths: list[Path], args: argparse.Namespace) -> None:
     """WordPiece's vocabulary starts with every character of the corpus (first and ##continuation forms) after the
     special tokens: a --vocab-size below that wrote a vocabulary of special tokens and no word. Each distinct
     character (normalized as training will) is at least one symbol, so fewer slots than that is refused."""
-    specials = BERT_SPECIALS if args.special_tokens is None else args.special_tokens
+    given = getattr(args, "special_tokens", None)  # compare has no --special-tokens / --lowercase: BERT's, cased
+    specials = BERT_SPECIALS if given is None else given
     seen: set[str] = set()
     for text in iter_texts(paths):
         seen.update(text)
-    normalizer = BertNormalizer(args.lowercase)
+    normalizer = BertNormalizer(getattr(args, "lowercase", False))
     alphabet = {x for c in seen for x in normalizer.normalize_char(c) if not x.isspace()}
     need = len(set(specials)) + len(alphabet)
     if args.vocab_size < need:
@@ -166,6 +167,8 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"skipping {', '.join(skipped)}: kiwipiepy is not installed (pip install \"taesan[korean]\")", file=sys.stderr)
     variants = tuple(args.variants) if args.variants else DEFAULT_VARIANTS
     paths = _files(args.input, args, say=lambda line: print(line, file=sys.stderr))
+    if any(k.startswith("wordpiece") for k in kinds):  # as train refuses it: a vocabulary of specials and no word
+        _check_wordpiece_room(paths, args)
     reports = compare(paths, vocab_size=args.vocab_size, kinds=kinds, min_frequency=args.min_frequency,
                       variants=variants, max_lines=args.max_lines or None,
                       on_kind=lambda k: print(f"training {k} ...", file=sys.stderr, flush=True))
@@ -178,6 +181,12 @@ def _compare(args: argparse.Namespace) -> int:
     width = max(len(v) for v in variants) + 2
     for v in variants:
         print(f"{v:<{width}}" + "   ".join(f"{r.kind}: {' + '.join(r.variants[v])}" for r in reports))
+    for r in reports:  # a size other than asked is said, as train says it (BPE cannot go below its 256 bytes)
+        if r.vocab_size < args.vocab_size:
+            print(f"{r.kind}: " + _short_vocabulary_line(r.kind.split("-")[0], r.vocab_size, args.vocab_size, args.min_frequency))
+        elif r.vocab_size > args.vocab_size:
+            print(f"{r.kind}: note: {r.vocab_size:,} tokens, more than the {args.vocab_size:,} asked: its base alphabet "
+                  f"({'256 bytes' if r.kind == 'bpe' else 'every character'}) and special tokens come first")
     note = next((n for r in reports for v in variants if (n := byte_split_note(r.variants[v], " + "))), "")
     if note:
         print(f"\n{note}")
