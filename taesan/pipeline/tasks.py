@@ -82,11 +82,6 @@ class Pipeline:
     def _predict(self, items: list[Any], batch_size: int = 32) -> list[dict[str, Any]]:
         task = self.bundle.task
         parsed = [task.parse_input(x) if isinstance(x, str) else x for x in items]
-        if task.name == "qa":  # a dict skips parse_input's checks: an empty context answered '' with score 0
-            for x in parsed:
-                if not isinstance(x, dict) or not all(isinstance(x.get(k), str) and x[k].strip() for k in ("question", "context")):
-                    raise TaesanError("a qa input needs a non-empty question and context (question=..., context=..., or "
-                                      "\"question ||| context\")")
         return task.predict(self.bundle.model, parsed, batch_size)
 
     def _one(self, text: str, options: dict[str, Any]) -> Any:

@@ -257,7 +257,10 @@ class ExtractiveQA(Task):
             x = self.parse_input(x)
         if isinstance(x, QAExample):
             return x.question, x.context
-        if isinstance(x, dict) and isinstance(x.get("question"), str) and isinstance(x.get("context"), str):
+        if isinstance(x, dict):  # as "question ||| context" refuses an empty side: '' scored 0 was the answer
+            if not all(isinstance(x.get(k), str) and x[k].strip() for k in ("question", "context")):
+                raise TaesanError("a qa input needs a non-empty question and context (question=..., context=..., or "
+                                  '"question ||| context")')
             return x["question"], x["context"]
         raise TaesanError('a qa input is {"question": ..., "context": ...} or "question ||| context"')
 
