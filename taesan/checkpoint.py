@@ -102,10 +102,15 @@ def check_and_load(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
     module.load_state_dict(state, strict=False)
 
 
-def read_config(directory: str | Path) -> dict[str, Any]:
-    if not isinstance(directory, (str, os.PathLike)):  # Path(123) is a TypeError from pathlib
+def checkpoint_path(directory: Any) -> Path:
+    """`directory` as a Path, or one line when it is not a path at all (Path(123) is a TypeError from pathlib)."""
+    if not isinstance(directory, (str, os.PathLike)):
         raise TaesanError(f"a checkpoint is a directory path, got {type(directory).__name__} {directory!r}")
-    directory = Path(directory)
+    return Path(directory)
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    directory = checkpoint_path(directory)
     if not directory.exists():
         raise TaesanError(f"{directory}: no such checkpoint directory")
     if not directory.is_dir():

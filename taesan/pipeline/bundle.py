@@ -7,12 +7,11 @@ Not inference: text.py writes text, lm.py scores and fills blanks, tasks.py is t
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taesan.checkpoint import CONFIG_NAME, STOP_TOKENS, read_config, read_training
+from taesan.checkpoint import CONFIG_NAME, STOP_TOKENS, checkpoint_path, read_config, read_training
 from taesan.decoding import is_encoder_decoder
 from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_causal_lm, is_image_model, is_masked_lm, lm_objective
@@ -53,9 +52,7 @@ class Bundle:
     def load(cls, directory: str | Path, name: str | None = None, tokenizer: str | Path | None = None,
              device: str = "cpu") -> "Bundle":
         """A checkpoint directory -> its Bundle. `tokenizer` overrides the tokenizer files beside the weights."""
-        if not isinstance(directory, (str, os.PathLike)):  # Path(123) is a TypeError from pathlib
-            raise TaesanError(f"a checkpoint is a directory path, got {type(directory).__name__} {directory!r}")
-        directory = Path(directory)
+        directory = checkpoint_path(directory)
         if not directory.is_dir():
             raise TaesanError(f"{directory}: no such checkpoint directory")
         device = str(pick_device(device))  # "auto" as the commands take it; a device this machine lacks, one line
