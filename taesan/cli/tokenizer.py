@@ -183,7 +183,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"{v:<{width}}" + "   ".join(f"{r.kind}: {' + '.join(r.variants[v])}" for r in reports))
     for r in reports:  # a size other than asked is said, as train says it (BPE cannot go below its 256 bytes)
         if r.vocab_size < args.vocab_size:
-            print(f"{r.kind}: " + _short_vocabulary_line(r.kind.split("-")[0], r.vocab_size, args.vocab_size, args.min_frequency))
+            print(f"{r.kind}: " + _short_vocabulary_line(r.kind, r.vocab_size, args.vocab_size, args.min_frequency))
         elif r.vocab_size > args.vocab_size:
             print(f"{r.kind}: note: {r.vocab_size:,} tokens, more than the {args.vocab_size:,} asked: its base alphabet "
                   f"({'256 bytes' if r.kind == 'bpe' else 'every character'}) and special tokens come first")
