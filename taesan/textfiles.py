@@ -42,21 +42,34 @@ def lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield i, line
 
 
+def stream_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, line with its ending) of a UTF-8 file read as it goes (a corpus may be large), a BOM dropped.
+    A text-mode read decodes 8 KB ahead, so a CP949 file failed "near line 1" whatever its first line: the error
+    names the first line that does not decode."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        try:
+            yield from enumerate(f, 1)
+        except UnicodeDecodeError as e:
+            raise not_utf8(path, e.reason, where=f"{path}, line {_undecodable_line(path)}") from None
+
+
+def _undecodable_line(path: str | Path) -> int:
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return 1
+
+
 def header_names(path: str | Path) -> list[str]:
     """The tab-separated names on the first non-empty line ([] for an empty file): how a file named .txt, such as
     NSMC's ratings_test.txt, is told to be a table. Reads only up to that line (a plain corpus may be large)."""
     path = Path(path)
     if not path.is_file():
         raise data_error(path, None, "no such file" if not path.exists() else "not a file")
-    with open(path, "rb") as f:
-        for no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8-sig" if no == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise not_utf8(path, f"byte {e.start}", where=f"{path}, line {no}") from None
-            if line.strip():
-                return [c.strip() for c in line.rstrip("\r\n").split("\t")]
-    return []
+    return next(([c.strip() for c in line.rstrip("\r\n").split("\t")] for _, line in stream_lines(path) if line.strip()), [])
 
 
 def tsv_rows(path: str | Path, required: Sequence[str], header: bool = True) -> Iterator[tuple[int, dict[str, str]]]:

@@ -9,9 +9,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
-from taesan.textfiles import TEXT_COLUMNS, csv_rows, data_error, header_names, item_error, json_list, read_text, tsv_rows
+from taesan.textfiles import (
+    TEXT_COLUMNS,
+    csv_rows,
+    data_error,
+    header_names,
+    item_error,
+    json_list,
+    read_text,
+    stream_lines,
+    tsv_rows,
+)
 
 CORPUS_KINDS = (f"a corpus needs plain text (one text per line), JSON Lines with \"text\", or a table (.tsv, .csv) "
                 f"with a {', '.join(TEXT_COLUMNS[:-1])} or {TEXT_COLUMNS[-1]} column")
@@ -91,32 +100,12 @@ def _iter_file(path: Path) -> Iterator[str]:
     elif kind == "table":
         yield from _table_texts(path, column, path.suffix.lower() == ".csv")
     else:
-        for lineno, line in _lines(path):
+        for lineno, line in stream_lines(path):
             line = line.rstrip("\r\n")
             if kind == "text":
                 yield line
             elif line.strip():
                 yield _jsonl_text(path, lineno, line)
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line with its ending) of a UTF-8 file, a BOM dropped. A text-mode read decodes 8 KB ahead, so a
-    CP949 file failed "near line 1" whatever its first line; the error names the first line that does not decode."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        try:
-            yield from enumerate(f, 1)
-        except UnicodeDecodeError as e:
-            raise not_utf8(path, e.reason, where=f"{path}, line {_undecodable_line(path)}") from None
-
-
-def _undecodable_line(path: Path) -> int:
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return lineno
-    return 1
 
 
 def _table_texts(path: Path, column: str, comma: bool) -> Iterator[str]:
