@@ -23,11 +23,17 @@ def data_error(path: str | Path, line: int | None, message: str) -> TaesanError:
     return TaesanError(f"{where}: {message}")
 
 
-def read_text(path: str | Path) -> str:
-    """The whole file as text (UTF-8, a BOM dropped, CRLF kept for the caller to strip)."""
+def _existing_file(path: str | Path) -> Path:
+    """`path` as a Path, or "FILE: no such file" / "FILE: not a file" (a directory) as one line."""
     path = Path(path)
     if not path.is_file():
         raise data_error(path, None, "no such file" if not path.exists() else "not a file")
+    return path
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as text (UTF-8, a BOM dropped, CRLF kept for the caller to strip)."""
+    path = _existing_file(path)
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -66,9 +72,7 @@ def _undecodable_line(path: str | Path) -> int:
 def header_names(path: str | Path) -> list[str]:
     """The tab-separated names on the first non-empty line ([] for an empty file): how a file named .txt, such as
     NSMC's ratings_test.txt, is told to be a table. Reads only up to that line (a plain corpus may be large)."""
-    path = Path(path)
-    if not path.is_file():
-        raise data_error(path, None, "no such file" if not path.exists() else "not a file")
+    path = _existing_file(path)
     return next(([c.strip() for c in line.rstrip("\r\n").split("\t")] for _, line in stream_lines(path) if line.strip()), [])
 
 
