@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine_info import cpu_kind  # noqa: E402
 from benchmarks.tasks_real import _labelled, text_baselines  # noqa: E402
-from benchmarks.transfer_real import INITS, start_args, timed_run  # noqa: E402
+from benchmarks.transfer_real import INITS, cell, start_args, timed_run  # noqa: E402
 
 SIZES = ["250", "500", "1000", "2000", "5000", "all"]
 STARTS = ["w2v-rev32k-e20-r8", "scratch-morph32k-r8"]  # recipe D's NSMC start and its random init
@@ -106,12 +106,6 @@ def points(runs: Path, init: str, sizes: list[str]) -> dict[str, tuple[list[floa
     return found
 
 
-def _cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f} ({min(values):.1f} – {max(values):.1f})"
-
-
 def table(runs: Path, sizes: list[str], draws: list[int], inits: list[str], figure: Path | None) -> str:
     """The markdown table (one row per size) and, with `figure`, the plot of accuracy against labels."""
     tfidf = baselines(runs, sizes, draws)
@@ -123,9 +117,9 @@ def table(runs: Path, sizes: list[str], draws: list[int], inits: list[str], figu
              f"| labelled reviews | {head} | TF-IDF + LR, char 1-3 | CPU-min a run |",
              "|---:|" + "---:|" * len(inits) + "---:|---:|"]
     for size in sizes:
-        cells = [_cell(found[init][size][0]) if size in found[init] else "not run" for init in inits]
+        cells = [cell(found[init][size][0]) if size in found[init] else "not run" for init in inits]
         cpu = [c for init in inits if size in found[init] for c in found[init][size][1]]
-        lines.append(f"| {labels[size]:,} | " + " | ".join(cells) + f" | {_cell(tfidf[size])} | "
+        lines.append(f"| {labels[size]:,} | " + " | ".join(cells) + f" | {cell(tfidf[size])} | "
                      + (f"{min(cpu):.2f} – {max(cpu):.2f}" if cpu else "") + " |")
     commands = sorted({json.loads((d / "run.json").read_text())["command"]
                        for d in (runs / "curve" / "ft").glob("*-500-d0") if (d / "run.json").is_file()})

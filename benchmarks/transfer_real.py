@@ -236,7 +236,7 @@ def _runs_of(runs: Path, name: str, init: str) -> list[tuple[dict, dict]]:
     return found
 
 
-def _cell(values: list[float]) -> str:
+def cell(values: list[float]) -> str:
     """"81.2" for one run, "81.2 ± 0.4 (80.8 – 81.6)" (mean ± population spread, min – max) for several."""
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -264,9 +264,9 @@ def table(runs: Path) -> str:
             if not found:
                 lines.append(f"| {label} | " + " | ".join("not run" for _ in metrics) + " | | | | |")
                 continue
-            cells = [_cell([scale * res[key] for _, res in found]) for key, _, scale in metrics]
+            cells = [cell([scale * res[key] for _, res in found]) for key, _, scale in metrics]
             seeds = "/".join(str(info["seed"]) for info, _ in found)
-            cpu = _cell([info["cpu_s"] / 60 for info, _ in found])
+            cpu = cell([info["cpu_s"] / 60 for info, _ in found])
             steps = "/".join(_steps(runs, name, init, info["seed"]) + (" (wall clock hit)" if info.get("stopped_by_clock") else "")
                              for info, _ in found)
             staged = shape[0].get("stage", checkpoint) if shape else checkpoint
