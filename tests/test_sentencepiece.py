@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import regex
+import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -156,3 +157,12 @@ def test_broken_model_files_give_one_clear_error(tmp_path):
         with pytest.raises(TaesanError) as err:
             load(tmp_path / name)
         assert name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_decode_takes_a_tensor_or_one_id_and_refuses_text(model):
+    path, sp = model
+    tok, ids = load(path), sp.encode("어제 카페 갔었어")
+    assert tok.decode(torch.tensor(ids)) == tok.decode(ids[0:1] + ids[1:]) == sp.decode(ids)
+    assert tok.decode(ids[0]) == sp.decode(ids[:1])
+    with pytest.raises(TaesanError, match="decode takes token ids, got text '카페'"):
+        tok.decode("카페")

@@ -162,3 +162,27 @@ def test_encode_batch_refuses_one_string(kind, tmp_path):
     with pytest.raises(TaesanError, match="a list of pairs"):
         tok.encode_batch(["어제"], "카페")
     assert len(tok.encode_batch(["어제 카페"])) == 1
+
+
+@pytest.mark.parametrize("kind", HF_KINDS + [PipelineTokenizer], ids=lambda k: k.kind if hasattr(k, "kind") else "pipeline")
+def test_decode_takes_ids_as_hf_does(kind):
+    """decode("abc") was a bare ValueError from int("a"), decode(5) a TypeError, and decode(["5"]) or 2.7 read as
+    an id. HF's decode takes one id or a sequence (list, tensor, numpy); the rest is one line naming what it got."""
+    import numpy as np
+    import torch
+
+    if kind is PipelineTokenizer:
+        tok = from_hf_json({**WordPieceTokenizer.train(TRAIN, vocab_size=80, min_frequency=1).to_hf_json(),
+                            "normalizer": {"type": "NFKC"}})
+    else:
+        tok = kind.train(TRAIN, vocab_size=SIZE.get(kind.kind, 80), min_frequency=1, workers=1)
+    ids = tok.encode("어제 카페", add_special_tokens=False).ids
+    text = tok.decode(ids)
+    for same in (torch.tensor(ids), np.array(ids), [float(i) for i in ids], tuple(ids)):
+        assert tok.decode(same) == text
+    assert tok.decode(ids[0]) == tok.decode(ids[:1]) == tok.decode(torch.tensor(ids[0]))
+    assert tok.decode_after(torch.tensor(ids[:1]), np.array(ids[1:])) == tok.decode_after(ids[:1], ids[1:])
+    for bad, said in (("abc", "got text 'abc'"), ([ids], "a row of ids"), (torch.tensor([ids]), "a row of ids"),
+                      ([ids[0], 2.5], "got 2.5"), ([str(ids[0])], "whole-number token ids"), ([True], "got True")):
+        with pytest.raises(TaesanError, match=said):
+            tok.decode(bad)

@@ -137,6 +137,26 @@ def check_batch(texts: Any, pairs: Any = None) -> None:
                               f"or encode_batch([text])")
 
 
+def as_ids(ids: Any) -> list[int]:
+    """What decode takes, as HF's does: one id, or a sequence of them (a list, a 1-D tensor or numpy array). A
+    string, a float that is not whole, or a batch (rows of ids) is refused in one line, not deep in a loop."""
+    if type(ids) is list and all(type(i) is int for i in ids):
+        return ids
+    if hasattr(ids, "tolist"):  # a tensor or numpy array (a 0-d one is one id)
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)):
+        raise TaesanError(f"decode takes token ids, got text {ids[:20]!r}: encode(text).ids gives them")
+    if isinstance(ids, int) or not hasattr(ids, "__iter__"):
+        ids = [ids]
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, (int, float)) or (isinstance(i, float) and not i.is_integer()):
+            what = "a row of ids (decode one sequence at a time)" if isinstance(i, (list, tuple)) else repr(i)[:20]
+            raise TaesanError(f"decode takes whole-number token ids, got {what}")
+        out.append(int(i))
+    return out
+
+
 class Tokenizer(ABC):
     """Base class. `vocab` maps token -> id; `special_tokens` are never split and are matched in raw text.
 
@@ -379,7 +399,7 @@ class Tokenizer(ABC):
             before = ids of "대한민국의";  ids = [id("##의")] -> "의";  ids = [id("역사")] -> " 역사"
         Byte-level BPE and characters give decode(ids) either way. Where decode(before) is not the start of the
         whole (a decoder rewriting text across the seam), the ids' own text."""
-        before, ids = list(before), list(ids)
+        before, ids = as_ids(before), as_ids(ids)
         head, whole = self.decode(before), self.decode(before + ids)
         return whole[len(head):] if whole.startswith(head) else self.decode(ids)
 

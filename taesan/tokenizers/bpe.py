@@ -21,7 +21,7 @@ from taesan.atomic import atomic_write_text
 from taesan.encoding import not_utf8
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer, check_batch
+from taesan.tokenizers.base import GPT_SPECIALS, Encoding, Piece, Tokenizer, as_ids, check_batch
 from taesan.tokenizers.bpe_batch import MAX_BYTES, MergeTable, merge_words
 from taesan.tokenizers.bpe_hf import build_hf_json, parse_hf_json
 from taesan.tokenizers.bpe_train import learn_merges
@@ -370,7 +370,7 @@ class BPETokenizer(Tokenizer):
         special = set(self.special_tokens)
         parts: list[str] = []
         run: list[str] = []
-        for i in ids:
+        for i in as_ids(ids):
             tok = self.inverse.get(int(i))
             if tok is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")

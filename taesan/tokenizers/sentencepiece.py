@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from taesan.errors import TaesanError
-from taesan.tokenizers.base import Piece
+from taesan.tokenizers.base import Piece, as_ids
 from taesan.tokenizers.sentencepiece_proto import (
     BPE_TYPE,
     BYTE,
@@ -350,8 +350,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
         out: list[str] = []
         run = bytearray()
         at_start = True
-        for i in ids:
-            i = int(i)
+        for i in as_ids(ids):
             piece = self.inverse.get(i)
             if piece is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import regex
 
 from taesan.errors import TaesanError
-from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer
+from taesan.tokenizers.base import BERT_SPECIALS, Piece, Tokenizer, as_ids
 from taesan.tokenizers.corpus import count_words, iter_texts
 from taesan.tokenizers.hf_json import hf_json, read_model, read_specials_and_template
 
@@ -33,7 +33,7 @@ def keep_unk_decode(tok: Tokenizer, ids: Iterable[int], skip_special_tokens: boo
     """Ids -> tokens, dropping special tokens when asked except the unknown token."""
     skip = {tok.vocab[t] for t in tok.special_tokens if t != getattr(tok, "unk_token", None)} if skip_special_tokens else set()
     out = []
-    for i in ids:
+    for i in as_ids(ids):
         t = tok.inverse.get(int(i))
         if t is None:
             raise TaesanError(f"id {i} is not in the vocabulary (size {tok.vocab_size})")

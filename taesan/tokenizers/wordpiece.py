@@ -15,7 +15,7 @@ import regex
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer, check_batch
+from taesan.tokenizers.base import BERT_SPECIALS, Encoding, Piece, Tokenizer, as_ids, check_batch
 from taesan.tokenizers.bert_normalizer import WS_ALL, WS_KEPT, BertNormalizer
 from taesan.tokenizers.corpus import count_words
 from taesan.tokenizers.stages.decoders import WordPiece as WordPieceDecoder
@@ -287,7 +287,7 @@ class WordPieceTokenizer(Tokenizer):
         and accent stripping are not undone."""
         special = {self.vocab[t] for t in self.special_tokens}
         tokens: list[str] = []
-        for i in ids:
+        for i in as_ids(ids):
             tok = self.inverse.get(int(i))
             if tok is None:
                 raise TaesanError(f"id {i} is not in the vocabulary (size {self.vocab_size})")

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from taesan.errors import TaesanError
 from taesan.tokenizers import parallel
-from taesan.tokenizers.base import Encoding, Piece, Tokenizer, check_batch
+from taesan.tokenizers.base import Encoding, Piece, Tokenizer, as_ids, check_batch
 from taesan.tokenizers.stages import decoders, normalizers, post_processors, pre_tokenizers
 from taesan.tokenizers.stages.added_tokens import AddedToken, AddedVocabulary
 from taesan.tokenizers.stages.models_bpe import BPE
@@ -187,7 +187,7 @@ class PipelineTokenizer(Tokenizer):
         outside the vocabulary is an error here (the library silently drops it)."""
         special = set(self.special_tokens) if skip_special_tokens else ()
         tokens = []
-        for i in ids:
+        for i in as_ids(ids):
             t = self.inverse.get(int(i))
             if t is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
