@@ -144,6 +144,19 @@ def test_a_resume_with_other_adamw_settings_says_so_and_uses_them(tmp_path):
     assert decay["betas"] == plain["betas"] == (0.9, 0.99)
 
 
+def test_a_resume_with_another_grad_clip_or_accumulation_says_so(tmp_path):
+    """A new --grad-clip or --accumulation took effect from the resumed step without a word; the schedule and
+    AdamW's settings were said. Now all three are."""
+    make_trainer(tmp_path / "run").fit(stop_at=4)
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    other = make_trainer(tmp_path / "run", resume=checkpoint, grad_clip=0.5, accumulation=2)
+    assert other.resumed.changed == {"grad_clip": (1.0, 0.5), "accumulation": (1, 2)}
+    [_, warning] = other.resumed.notes()
+    assert warning.startswith("warning: the gradient's clipping / accumulation change from step 4 to --grad-clip 0.5 "
+                              "--accumulation 2 (the checkpoint's run: --grad-clip 1 --accumulation 1)")
+    assert (other.config.grad_clip, other.config.accumulation) == (0.5, 2)
+
+
 def test_a_resume_with_max_steps_at_or_below_the_checkpoint_is_an_error_before_anything_is_touched(tmp_path):
     from taesan.errors import TaesanError
 

@@ -18,6 +18,7 @@ from taesan.train.state import STATE_NAME, trainer_meta
 CHECKPOINT_PREFIX = "checkpoint-"
 SCHEDULE_FIELDS = ("max_steps", "warmup", "lr", "min_lr_ratio")  # what the learning rate of every step is made of
 OPTIMIZER_FIELDS = ("betas", "eps", "weight_decay")  # AdamW's own; a loaded optimizer state would keep the old ones
+GRADIENT_FIELDS = ("grad_clip", "accumulation")  # how each step's gradient is made: a change alters the steps after
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -71,11 +72,12 @@ class ResumePoint:
     changed: dict[str, tuple[Any, Any]]
 
     def notes(self) -> list[str]:
-        """"resumed from OUT/checkpoint-0000060 (step 60)", and a warning line when the schedule is re-fitted or
-        AdamW's settings change."""
+        """"resumed from OUT/checkpoint-0000060 (step 60)", and a warning line when the schedule is re-fitted,
+        AdamW's settings or the gradient's clipping / accumulation change."""
         lines = [f"resumed from {self.checkpoint} (step {self.step})"]
         for fields, what in ((SCHEDULE_FIELDS, "the learning-rate schedule is re-fitted"),
-                             (OPTIMIZER_FIELDS, "AdamW's settings change")):
+                             (OPTIMIZER_FIELDS, "AdamW's settings change"),
+                             (GRADIENT_FIELDS, "the gradient's clipping / accumulation change")):
             changed = {k: v for k, v in self.changed.items() if k in fields}
             if changed:
                 was, now = (" ".join(f"--{name.replace('_', '-')} {_shown(pair[i])}" for name, pair in changed.items())
@@ -109,6 +111,6 @@ def resume_point(checkpoint: str | Path, config: Any) -> ResumePoint:
         raise TaesanError(f"{checkpoint} is at step {step}; --max-steps {config.max_steps} leaves nothing to train "
                           f"(give more than {step} steps to continue it)")
     was, now = meta.get("config") or {}, asdict(config)
-    changed = {k: (was[k], now[k]) for k in SCHEDULE_FIELDS + OPTIMIZER_FIELDS  # betas: a list in JSON, a tuple here
+    changed = {k: (was[k], now[k]) for k in SCHEDULE_FIELDS + OPTIMIZER_FIELDS + GRADIENT_FIELDS  # betas: a list in JSON, a tuple here
                if k in was and _plain(was[k]) != _plain(now[k])}
     return ResumePoint(checkpoint, step, changed)
