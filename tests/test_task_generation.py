@@ -160,6 +160,20 @@ def test_predict_is_greedy_generate_until_end_of_text(trained):
         assert pred == {"text": TOK.decode(new)}
 
 
+def test_predict_reads_the_whole_prompt_when_max_new_tokens_fills_the_positions(trained):
+    """max_new_tokens 64 on a 32-position GPT: predict kept the prompt's last 32 - 31 = 1 token ("모아" of "티끌 모아")
+    and wrote from it, where generate read the whole prompt. The prompt now keeps up to half the positions, and
+    the continuation gets what is left."""
+    _, result, _, _ = trained
+    long_task = GenerationTask(GenerationConfig(max_length=16, max_new_tokens=64), TOK)
+    prompts = ["티끌 모아", "어제 카페"]
+    assert long_task.predict(result.model, prompts) == [{"text": "태산"}, {"text": "갔었어"}]
+    ids = TOK.encode("티끌 모아 " + " ".join(WORDS * 4), add_special_tokens=False).ids  # 74 words: longer than 32
+    last = TOK.decode(ids[-16:])  # what a too-long prompt keeps: its last half of the positions
+    too_long = long_task.predict(result.model, [TOK.decode(ids)])
+    assert too_long == long_task.predict(result.model, [last])
+
+
 def test_save_and_load_round_trip(trained):
     _, result, task, out = trained
     model, loaded = load_finetuned(out)

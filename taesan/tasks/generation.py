@@ -169,20 +169,23 @@ class GenerationTask(Task):
         """Prompts -> [{"text": the generated continuation}], decoded until end-of-text or max_new_tokens, as the
         text it adds after its prompt's ids (Tokenizer.decode_after: a WordPiece "##" piece shows no marker).
 
-        Prompts are batched with left padding (taesan.generate decodes each row as it would alone); a prompt
-        longer than the model's positions allow keeps its last tokens.
+        Prompts are batched with left padding (taesan.generate decodes each row as it would alone). Prompt and
+        continuation share the model's positions: a prompt keeps its last tokens, never fewer than half the
+        positions (max_new_tokens 64 on a 64-position GPT read one token of the prompt), and the continuation
+        gets what the batch's longest prompt leaves, up to max_new_tokens.
         """
         c, model = self.config, model.eval()
         if c.seq2seq:
             return self._write(model, list(inputs), batch_size)
         device = next(model.parameters()).device
-        max_new = min(c.max_new_tokens, model.config.n_positions - 1)
-        keep = model.config.n_positions - max_new
+        positions = model.config.n_positions
+        keep = max(positions // 2, positions - c.max_new_tokens)
         out = []
         for start in range(0, len(inputs), batch_size):
             prompts = list(inputs[start:start + batch_size])
             rows = [self.prompt_ids(p)[-keep:] for p in prompts]
             T = max(len(r) for r in rows)
+            max_new = min(c.max_new_tokens, positions - T)
             ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), T), dtype=torch.long)
             for i, r in enumerate(rows):
