@@ -346,8 +346,28 @@ def test_config_and_model_checks(chars):
     task = char_task(chars, max_length=128, max_question_length=16)
     with pytest.raises(TaesanError, match="needs a BERT, RoBERTa or ELECTRA model"):
         task.build_model(create("gpt-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2))
-    with pytest.raises(TaesanError, match=r"exceeds the model's 64 positions; pass --max-length 64 \(a longer context"):
-        task.build_model(create("bert-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2, n_positions=64))
+    task.build_model(create("bert-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2, n_positions=64))
+    assert task.config.max_length == 64  # the default window cut to a 64-position model (as NER's), not an error
+
+
+def test_cli_cuts_a_default_window_to_the_model_and_refuses_one_asked_for(chars, tmp_path, capsys):
+    """`finetune --task qa` on a 64-position model said "pass --max-length 64" though no length was given; the
+    README says a default length is cut to the model. One asked for that does not fit is still refused."""
+    from taesan.cli import main
+    from taesan.models import create
+
+    model = create("bert-tiny", vocab_size=chars.vocab_size, d_model=32, n_layers=1, n_heads=2, n_positions=64)
+    model.save(tmp_path / "small", tokenizer=chars)
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps({"data": [{"paragraphs": [{"context": HISTORY, "qas": [
+        {"id": str(i), "question": q, "answers": [{"text": a, "answer_start": HISTORY.index(a)}]}
+        for i, (q, a) in enumerate(QUESTIONS)]}]}]}, ensure_ascii=False), encoding="utf-8")
+    common = ["finetune", "--task", "qa", "--model", str(tmp_path / "small"), "--train", str(data), "--valid", str(data),
+              "--max-steps", "2", "--no-progress"]
+    assert main(common + ["--out", str(tmp_path / "cut")]) == 0
+    assert json.loads((tmp_path / "cut" / "task.json").read_text())["max_length"] == 64
+    assert main(common + ["--out", str(tmp_path / "asked"), "--max-length", "128"]) == 2
+    assert "--max-length: the qa task reads 128 tokens per example but the model" in capsys.readouterr().err
 
 
 def test_finetune_end_to_end_and_round_trip(chars, tmp_path):

@@ -209,11 +209,11 @@ class ExtractiveQA(Task):
     # ---- model -----------------------------------------------------------------------------------------
     def build_model(self, model: nn.Module) -> nn.Module:
         """`model`'s family's QA head (BERT, RoBERTa, ELECTRA: taesan.tasks.heads) on its weights (a QA model is
-        kept as is). Segment ids go in only where the family has a sentence-B row (not RoBERTa's one segment)."""
+        kept as is). Segment ids go in only where the family has a sentence-B row (not RoBERTa's one segment).
+        Windows longer than the model's positions are cut to them (a longer context is read in more windows)."""
         qa = put_head(model, "qa", self.name)
-        if self.config.max_length > qa.config.n_positions:
-            raise TaesanError(f"qa max_length {self.config.max_length} exceeds the model's {qa.config.n_positions} positions; "
-                              f"pass --max-length {qa.config.n_positions} (a longer context is read in windows)")
+        if self.config.max_length > qa.config.n_positions:  # a default window cut to the model, as NER's is (a length
+            replace_config(self, max_length=qa.config.n_positions)  # asked for on the command line was refused before)
         check_tokenizer(qa, self.tokenizer)
         replace_config(self, type_ids=takes_segments(qa))
         return qa
