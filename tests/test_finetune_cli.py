@@ -284,6 +284,19 @@ def test_finetune_refuses_an_out_that_holds_another_run_as_pretrain_does(trained
     assert sorted(p.name for p in empty.glob("checkpoint-*")) == ["checkpoint-0000004"]
 
 
+def test_the_scores_finetune_prints_are_what_evaluate_gives_at_the_precision_it_said(files, tmp_path, capsys):
+    """finetune said "precision: bf16" but scored its final model in fp32, outside the Trainer's autocast, so
+    `taesan evaluate` (bf16 at auto on such a CPU) printed other numbers for the same model and file."""
+    out = tmp_path / "bf16"
+    assert main(_finetune_args(files, out, "--max-steps", "4", "--precision", "bf16", "--valid", str(files / "sent.tsv"))) == 0
+    said = json.loads((out / "eval_results.json").read_text())
+    capsys.readouterr()
+    for precision, same in (("bf16", True), ("fp32", False)):
+        assert main(["evaluate", "--model", str(out), "--data", str(files / "sent.tsv"), "--precision", precision]) == 0
+        scores = json.loads(capsys.readouterr().out)
+        assert (scores["loss"] == pytest.approx(said["loss"], rel=1e-6)) is same, (precision, scores, said)
+
+
 def test_a_fixed_seed_gives_the_same_run_bit_for_bit(files, tmp_path, capsys):
     """The preset was built before torch.manual_seed: two runs of bert-tiny --seed 0 started from different weights."""
     runs = [tmp_path / "a", tmp_path / "b"]

@@ -267,7 +267,7 @@ def test_bf16_autocast_runs_on_cpu_with_fp32_master_weights_and_loss(tmp_path):
     assert all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
     assert all(s["exp_avg"].dtype == torch.float32 for s in trainer.optimizer.state.values())
     inputs, labels = trainer.objective.prepare(next(iter(trainer.eval_data())))
-    with trainer._autocast():
+    with trainer.autocast():
         outputs = trainer.objective.run_model(trainer.model, inputs, labels)
     assert trainer.objective.loss(outputs, labels).dtype == torch.float32
 

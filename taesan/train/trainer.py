@@ -203,7 +203,9 @@ class Trainer:
                 self._reset_optimizer_settings()
 
     # ---- one optimizer step ---------------------------------------------------------------------------
-    def _autocast(self):
+    def autocast(self):
+        """The precision the steps and evaluations run in (bf16 autocast, or nothing): a caller scoring the trained
+        model afterwards uses it too, so its numbers are the run's."""
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -225,7 +227,7 @@ class Trainer:
             self.data_seconds += time.perf_counter() - waited
             sync = nullcontext() if i == n - 1 or not hasattr(self.model, "no_sync") else self.model.no_sync()
             with sync:
-                with self._autocast():
+                with self.autocast():
                     outputs = self.objective.run_model(self.model, inputs, labels)
                 loss = self.objective.loss(outputs, labels)  # fp32, outside autocast
                 (loss / n).backward()
@@ -252,7 +254,7 @@ class Trainer:
         for batch in self.eval_data():
             inputs, labels = self.objective.prepare(batch, gen)
             inputs, labels = _to(inputs, self.device), _to(labels, self.device)
-            with self._autocast():
+            with self.autocast():
                 outputs = self.objective.run_model(self.model, inputs, labels)
             for name, (s, c) in self.objective.metrics(outputs, labels).items():
                 acc = sums.setdefault(name, [0.0, 0])

@@ -106,7 +106,8 @@ def finetune(
         on_start()
     trainer.fit()
     model = trainer.raw_model.eval()
-    metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}
+    with trainer.autocast():  # the precision the run said and `taesan evaluate` uses: the same numbers (fp32 here
+        metrics = task.evaluate(model, valid_examples, eval_batch_size) if valid_examples else {}  # differed by bf16's)
     seconds = time.perf_counter() - start
     result = FinetuneResult(model, metrics, seconds, sum(p.numel() for p in model.parameters() if p.requires_grad),
                             len(train_examples), trainer.step, trainer.interrupted)
