@@ -104,8 +104,30 @@ def test_export_loads_back_in_hf_with_equal_logits(hf_dir, tmp_path):
 
 @pytest.mark.parametrize("name", ["marian", "bart"])
 def test_bare_model_round_trip(name, tmp_path):
+    """A bare MarianModel / BartModel tied to its embeddings loads with the head its *ForConditionalGeneration ties
+    there (logits as that class gives them from the same directory; its hidden states under pre_logits) and exports
+    as that class, which AutoModel still reads as the bare model."""
     torch.manual_seed(2)
     hf = _hf_model(name, bare=True)
+    hf.save_pretrained(tmp_path / "hf")
+    model = taesan.load(tmp_path / "hf")
+    assert model.lm_head.weight is model.tgt_emb.weight and not model.final_logits_bias.any()
+    writer = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "hf").eval()
+    batch = _batch(seed=2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch, pre_logits=True), _hf_logits(hf, *batch), atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(*batch), _hf_logits(writer, *batch), atol=1e-5, rtol=0)
+    interop.to_hf(model, tmp_path / "out")
+    back = transformers.AutoModel.from_pretrained(tmp_path / "out").eval()
+    assert type(back) is type(hf)
+    with torch.no_grad():
+        torch.testing.assert_close(_hf_logits(back, *batch), _hf_logits(hf, *batch), atol=1e-5, rtol=0)
+
+
+def test_untied_bare_model_stays_bare(tmp_path):
+    """A bare MarianModel with an untied output layer has none to take: it loads and exports as the bare model."""
+    torch.manual_seed(2)
+    hf = _hf_model("marian-untied-head", bare=True)
     hf.save_pretrained(tmp_path / "hf")
     model = taesan.load(tmp_path / "hf")
     assert model.lm_head is None and model.final_logits_bias is None

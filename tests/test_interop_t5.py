@@ -141,6 +141,8 @@ def test_cli_convert_both_ways(tmp_path, capsys):
 
 @pytest.mark.parametrize("cls, ours", [("T5Model", T5), ("T5EncoderModel", T5Encoder)])
 def test_bare_model_and_encoder_round_trip(cls, ours, tmp_path):
+    """A T5Model (transformers 5 saves it tied) loads with the head T5ForConditionalGeneration ties to `shared` and
+    exports as that class, which T5Model still reads; a T5EncoderModel stays an encoder."""
     torch.manual_seed(2)
     hf = _hf_model("v1.1-untied", cls=cls)
     hf.save_pretrained(tmp_path / "hf")
@@ -149,13 +151,18 @@ def test_bare_model_and_encoder_round_trip(cls, ours, tmp_path):
     src, tgt, src_mask, tgt_mask = _batch(seed=2)
     with torch.no_grad():
         if ours is T5:
-            assert model.lm_head is None
-            torch.testing.assert_close(model(src, tgt, src_mask, tgt_mask), _hf_logits(hf, src, tgt, src_mask, tgt_mask), atol=1e-5, rtol=0)
+            assert model.lm_head.weight is model.shared.weight
+            hidden, _ = model.forward_features(src, tgt, src_mask, tgt_mask)
+            torch.testing.assert_close(hidden, _hf_logits(hf, src, tgt, src_mask, tgt_mask), atol=1e-5, rtol=0)
+            writer = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
+            torch.testing.assert_close(model(src, tgt, src_mask, tgt_mask), _hf_logits(writer, src, tgt, src_mask, tgt_mask),
+                                       atol=1e-5, rtol=0)
         else:
             torch.testing.assert_close(model(src, src_mask), hf(input_ids=src, attention_mask=src_mask).last_hidden_state, atol=1e-5, rtol=0)
     interop.to_hf(model, tmp_path / "out")
     back = getattr(transformers, cls).from_pretrained(tmp_path / "out").eval()
-    assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == [cls]
+    exported = "T5ForConditionalGeneration" if ours is T5 else cls
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == [exported]
     with torch.no_grad():
         theirs, again = (m(input_ids=src, attention_mask=src_mask) if ours is T5Encoder else
                          m(input_ids=src, attention_mask=src_mask, decoder_input_ids=tgt) for m in (hf, back))

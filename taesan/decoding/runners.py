@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from taesan.errors import TaesanError
+
 
 class DecoderOnly:
     """A decoder-only LM (GPT) with a KV cache. Left padding: the mask grows by one column per step and each
@@ -32,6 +34,7 @@ class DecoderOnly:
         """The whole prompt through the model -> next-token logits (B, V)."""
         mask = self.mask[:, : self.length] if self.padded else None
         logits = self.model(self.ids, attention_mask=mask, position_ids=self.positions, cache=self.cache)
+        check_width(self.model, logits)
         if self.padded:
             self.positions = self.positions[:, -1:] + 1  # (B, 1): the next token's position
         return logits[:, -1]
@@ -68,6 +71,7 @@ class EncoderDecoder:
 
     def prefill(self) -> torch.Tensor:
         logits, _ = self.model.decode(self.start, self.memory, self.src_mask, cache=self.cache)
+        check_width(self.model, logits)
         self.memory = None  # now in the cache as keys/values
         return logits[:, -1]
 
@@ -79,6 +83,16 @@ class EncoderDecoder:
         self.cache.reorder(index)
         if self.src_mask is not None:
             self.src_mask = self.src_mask.index_select(0, index)
+
+
+def check_width(model, logits: torch.Tensor) -> None:
+    """A one-line error unless the model scores its whole vocabulary: a bare backbone (lm_head=False) returns its
+    hidden states, and an argmax over those picks feature numbers, not tokens."""
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and logits.shape[-1] != vocab:
+        raise TaesanError(f"the model outputs {logits.shape[-1]} values per token, not scores for its {vocab} tokens: "
+                          f"a backbone without an output layer (lm_head=False) does not generate")
 
 
 def is_encoder_decoder(model) -> bool:

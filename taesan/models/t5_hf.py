@@ -135,6 +135,8 @@ def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> T5 | T5Encoder:
     source, weights = str(directory / "config.json"), directory / "model.safetensors"
     hf_state = read_hf_weights(directory)
     cls, lm_head = _architecture(hf_config, hf_state, source)
+    if cls is T5 and not lm_head and hf_config.get("tie_word_embeddings", True) is not False:
+        lm_head = True  # a bare T5Model writes through the head T5ForConditionalGeneration ties to `shared`
     head = hf_state.get("lm_head.weight")
     # equal values mean a tied head; a size check's dry run on "meta" has no values: a stored head counts as its own
     tied = head is None or ("shared.weight" in hf_state and not head.is_meta and torch.equal(head, hf_state["shared.weight"]))

@@ -188,15 +188,19 @@ def family_of(config: TransformerConfig) -> str:
 
 
 def from_hf(directory: str | Path, hf_config: dict[str, Any]) -> Seq2SeqTransformer:
-    """A HF Marian/BART directory (*ForConditionalGeneration / MarianMTModel, or the bare *Model) -> Seq2SeqTransformer."""
+    """A HF Marian/BART directory (*ForConditionalGeneration / MarianMTModel, or the bare *Model) -> Seq2SeqTransformer
+    with its output layer (a bare model's tied one; hidden states only when its embeddings are untied)."""
     directory = Path(directory)
     source = str(directory / "config.json")
     weights = directory / "model.safetensors"
     family = hf_config.get("model_type")
     hf_state = read_hf_weights(directory)
-    lm_head = _has_lm_head(hf_config, hf_state, family, source)
-    if not lm_head:  # the bare model's keys have no "model." prefix
+    bare = not _has_lm_head(hf_config, hf_state, family, source)
+    if bare:  # the bare model's keys have no "model." prefix
         hf_state = {"model." + k: v for k, v in hf_state.items()}
+    # a bare model tied to its embeddings (KoBART ships as a BartModel) gets the output layer its
+    # *ForConditionalGeneration ties there, so everything that loads it writes through the vocabulary
+    lm_head = not bare or {**HF_DEFAULTS[family], **hf_config}["tie_word_embeddings"] is not False
     config = from_hf_config(hf_config, lm_head, source)
     hf_state = {k: v for k, v in hf_state.items() if not k.endswith(_IGNORED)}
     if family == "marian":  # fixed sinusoidal tables, recomputed by taesan (and by HF) at init

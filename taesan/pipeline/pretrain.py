@@ -34,7 +34,7 @@ from taesan.models.kinds import family_name, is_causal_lm, is_encoder_decoder, i
 from taesan.models.registry import create_for
 from taesan.models.word2vec import Word2Vec
 from taesan.objectives import Objective, objective_for
-from taesan.tasks.heads import decoder_start
+from taesan.tasks.heads import decoder_start, with_lm_head
 from taesan.tokenizers.corpus import describe
 from taesan.train import TrainConfig, Trainer, distributed, latest_checkpoint, refuse_existing_run, resume_point
 from taesan.tuning.embeddings import start_embeddings
@@ -182,6 +182,7 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
         device = torch.device("cuda", info.local_rank)
     separator = separator_for(tokenizer, recipe.objective)
     model, resume_from, started = _starting_model(model, tokenizer, recipe, config)
+    model = with_lm_head(model)  # a bare encoder-decoder in memory learns through the vocabulary, not its features
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end

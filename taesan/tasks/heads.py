@@ -122,8 +122,9 @@ def takes_segments(model: nn.Module) -> bool:
 
 
 def with_lm_head(model: nn.Module) -> nn.Module:
-    """An encoder-decoder that can write: a bare backbone (HF BartModel, T5Model: lm_head=False) gets the output layer
-    its *ForConditionalGeneration ties to the token embeddings (no new weights; BART's logit bias starts at zero).
+    """An encoder-decoder that can write: a bare backbone (lm_head=False: built so in memory, or a taesan copy of a HF
+    BartModel / T5Model made before those got their head at load) gets the output layer its
+    *ForConditionalGeneration ties to the token embeddings (no new weights; BART's logit bias starts at zero).
     A model that has its head is returned as it is."""
     config = model.config
     if not is_encoder_decoder(model) or getattr(config, "lm_head", True):
@@ -145,8 +146,13 @@ def with_lm_head(model: nn.Module) -> nn.Module:
 
 
 def decoder_start(model: nn.Module, tokenizer: Any, pad_id: int, eos_id: int) -> int:
-    """The first decoder input an encoder-decoder trains and writes from: T5's pad token (HF's
-    decoder_start_token_id 0), else the tokenizer's <s> / [CLS], else its end-of-text (BART's habit)."""
+    """The first decoder input an encoder-decoder trains and writes from: a loaded checkpoint's own
+    decoder_start_token_id (KoBART's is </s>, as BART was trained; taesan writes the one it trained with), else for a
+    model built here from a preset (its config holds only the class default) T5's pad token (HF's 0), else the
+    tokenizer's <s> / [CLS], else its end-of-text."""
+    own = getattr(model.config, "decoder_start_token_id", None)
+    if own is not None and getattr(model, "checkpoint_dir", None) is not None:
+        return own
     if isinstance(model, T5):
         return pad_id
     return tokenizer.cls_id if tokenizer.cls_id is not None else eos_id
