@@ -77,3 +77,21 @@ def test_mask_prob_sets_the_share_of_masked_tokens_and_is_checked(tmp_path):
         assert abs(labels.numel() / ids.numel() - share) < 0.01  # the chosen rows only, ~share of the tokens
     with pytest.raises(TaesanError, match="--mask-prob"):
         Recipe("masked", [tmp_path / "c.txt"], tmp_path / "out", mask_prob=0.0)
+
+
+def test_a_held_out_split_shorter_than_a_block_is_said_and_training_data_scored(tmp_path, capsys):
+    """Every 50th document is held out: here two one-word ones, 3 tokens. The masked LM's held-out row masked none
+    of them, and the run ended on an empty "step 2: " line; the causal LM already fell back to training data with
+    a note. Both now do, and the last line has scores."""
+    lines = [" ".join(korean_corpus(8)) for _ in range(60)]
+    lines[0] = lines[49] = lines[50] = "태산"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300)
+    tok.save(tmp_path / "wp.json")
+    code = cli_main(["pretrain", "--model", "bert-tiny", "--objective", "masked", "--corpus", str(corpus),
+                     "--tokenizer", str(tmp_path / "wp.json"), "--out", str(tmp_path / "out"), "--max-steps", "2",
+                     "--block-size", "16", "--no-progress", "--set", "n_layers=1", "d_model=32", "n_heads=2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "note: the held-out split is shorter than one block; evaluating on training data" in out
+    assert "step 2: loss " in out

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted: checkpoint of step {trainer.step} saved in {args.out}; continue with the same command and --resume")
         return 130
     shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in trainer.last_eval.items())
-    print(f"step {trainer.step}: {shown}")
+    print(f"step {trainer.step}: {shown or 'nothing held out to score (too few held-out tokens were masked or read)'}")
     if done.baseline_perplexity is not None:
         print(f"unigram baseline perplexity on the same held-out tokens: {done.baseline_perplexity:.4g}")
     print(f"wrote {args.out} (model, tokenizer, metrics.jsonl, loss.png)")

@@ -191,10 +191,14 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     cache, notes = _token_cache(tokenizer, recipe, separator, info)
     notes = started + notes
     data = _batches(cache.train, tokenizer, recipe, info.rank, info.world_size)
+    # a corpus too small to hold out a block: evaluate on training data, and say so (a masked LM's held-out row of
+    # 3 tokens masks none, and its evaluation scored nothing)
+    short = cache.valid is not None and cache.valid.n_tokens < recipe.block_size
     try:
-        held_out = _batches(cache.valid if cache.valid is not None else cache.train, tokenizer, recipe)
-    except TaesanError:  # a corpus too small to hold out a block: evaluate on training data, and say so
-        held_out = _batches(cache.train, tokenizer, recipe)
+        held_out = _batches(cache.valid if cache.valid is not None and not short else cache.train, tokenizer, recipe)
+    except TaesanError:
+        short, held_out = True, _batches(cache.train, tokenizer, recipe)
+    if short:
         notes.append("note: the held-out split is shorter than one block; evaluating on training data")
     training = {"objective": recipe.objective, "separator_id": separator, "block_size": recipe.block_size,
                 "corpus": [str(Path(f).resolve()) for f in recipe.corpus], "model": recipe.model_name}
