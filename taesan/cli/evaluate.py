@@ -22,7 +22,9 @@ HELP = "score a fine-tuned model on a labelled file (metrics as JSON)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="a directory written by taesan finetune (with task.json), or a downloaded HF classifier, NER or "
+                        "QA model (its task from config.json's architectures)")
     p.add_argument("--data", required=True, metavar="FILE", help="labelled data in the task's format")
     p.add_argument("--batch-size", type=int, default=None,
                    help="rows per batch (default: as many as fit for classifiers, 32 for the other tasks)")
@@ -41,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError("--batch-size must be >= 1")
     bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
     model, task = bundle.model, bundle.need_task()
+    for line in bundle.notes:  # a HF head model's task, from its config.json
+        print(line, file=sys.stderr)
     task.progress = not args.no_progress
     if args.confusion is not None and not hasattr(task, "save_confusion"):
         raise TaesanError(f"--confusion: the {task.name} task has no confusion matrix (classifiers only)")

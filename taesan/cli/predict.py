@@ -22,7 +22,9 @@ HELP = "apply a fine-tuned model to inputs (label + probability, entities, answe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="DIR", help="a directory written by taesan finetune (with task.json)")
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="a directory written by taesan finetune (with task.json), or a downloaded HF classifier, NER or "
+                        "QA model (its task from config.json's architectures)")
     p.add_argument("inputs", nargs="*", help='texts ("어제 카페 갔었어"; pairs: "premise ||| hypothesis"; images: a file or digits:N)')
     p.add_argument("--file", default=None, metavar="FILE",
                    help="more inputs, one per line (a blank line keeps its place, not predicted); a task's data file gives "
@@ -65,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise TaesanError("no input: give texts as arguments or --file FILE")
     bundle = Bundle.load(args.model, device=str(pick_device(args.device)))
     task = bundle.need_task()
+    for line in bundle.notes:  # a HF head model's task, from its config.json
+        print(line, file=sys.stderr)
     task.progress = not args.no_progress
     apply_settings(task, bundle.model, task_settings(args.set), f"{args.model}/{TASK_FILE}")
     texts, empty_rows = _inputs(args, task)

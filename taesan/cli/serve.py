@@ -70,5 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"taesan serve: models {names}; open http://{host}:{args.port}/  (Ctrl-C stops)", flush=True)
     for note in sorted(chosen):
         print(note, flush=True)
+    for served in app.state.served.values():  # a HF head model's task, from its config.json
+        for note in served.notes:
+            print(note, flush=True)
     serve(app, sock, config)
     return 0

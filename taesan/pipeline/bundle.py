@@ -1,12 +1,14 @@
-"""A checkpoint with everything beside it: the model (eval mode), its tokenizer, what it was trained for (a
-pretraining objective from training.json, or a fine-tuned task from task.json), where its documents begin and
-its text ends, and what it can do. Read from a taesan or a HuggingFace checkpoint directory.
+"""A checkpoint with everything beside it: the model (eval mode), its tokenizer (what taesan.tokenizers.load finds),
+what it was trained for (a pretraining objective from training.json, a fine-tuned task from task.json, or a HF head
+model's task from its config.json: taesan.tasks.from_config), where its documents begin and its text ends, and what
+it can do. Read from a taesan or a HuggingFace checkpoint directory.
 
 Not inference: text.py writes text, lm.py scores and fills blanks, tasks.py is the callable Python API.
 """
 from __future__ import annotations
 
 import functools
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_causal_lm, is_image_model, is_masked_lm, lm_objective
 from taesan.tasks import TASK_FILE
 from taesan.tasks.fits import check_tokenizer
+from taesan.tasks.from_config import task_from_config
 from taesan.tokenizers import BPETokenizer
 from taesan.tokenizers import load as load_tokenizer
 from taesan.tokenizers.bpe import bytes_to_unicode
@@ -24,7 +27,10 @@ from taesan.tuning.finetune import load_finetuned
 from taesan.tuning.load import load
 from taesan.util import pick_device
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")  # what taesan.tokenizers.load finds in a directory
+# HF's tokenizer files by name (which of them make a tokenizer is taesan.tokenizers.load's to say), and the files
+# beside them that name and add special tokens: what `taesan convert --from-hf` copies along
+TOKENIZER_FILES = ("tokenizer.json", "vocab.*", "merges.txt", "*.model", "*.spm")
+SIDE_FILES = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 TASK_ACTIONS = {"classification": "classify", "pair-classification": "classify", "ner": "ner", "qa": "qa",
                 "image-classification": "image"}
 WRITING_TASKS = ("generation", "translation")  # fine-tuned for text out
@@ -47,6 +53,9 @@ class Bundle:
     actions: list[str] = field(default_factory=list)
     objective: str | None = None  # a pretrained language model's: causal / backward / masked
     separator_id: int | None = None  # a decoder-only LM's document separator: prompts start after it, text ends at it
+    notes: list[str] = field(default_factory=list)  # lines for the CLI to show: where a task without task.json came from
+    no_task: str = ""  # why a HF head model has no task: its config.json's head is one taesan does not run as HF does
+    no_tokenizer: str = ""  # why there is no tokenizer: what taesan.tokenizers.load said of the directory
 
     @classmethod
     def load(cls, directory: str | Path, name: str | None = None, tokenizer: str | Path | None = None,
@@ -60,15 +69,19 @@ class Bundle:
             raise TaesanError(f"{directory}: word vectors (taesan word2vec train), not a model to run: ask them with "
                               f"`taesan word2vec similar --model {directory} WORD`, or start a model's token embeddings "
                               f"from them with --embeddings {directory}")  # its vocab.txt read as WordPiece's misled
-        tok_path = Path(tokenizer) if tokenizer is not None else tokenizer_beside(directory)
-        tok = load_tokenizer(tok_path) if tok_path is not None else None
+        tok_path = Path(tokenizer) if tokenizer is not None else directory
+        tok, no_tokenizer = read_tokenizer(directory) if tokenizer is None else (load_tokenizer(tok_path), "")
+        notes, no_task = [], ""
         if (directory / TASK_FILE).is_file():
             model, task = load_finetuned(directory, device, tok)
-        else:
-            model, task = load(directory, map_location=device).eval(), None
+        else:  # a HF head model's task, from its config.json
+            model = load(directory, map_location=device).eval()
+            task, said = task_from_config(directory, read_config(directory), model, tok)
+            notes, no_task = ([said], "") if task is not None else ([], said)
         if tok is not None:
             check_vocabulary(model, tok, tokenizer_file(tok_path))
-        bundle = cls(name or directory.resolve().name, directory, model, tok, task)
+        bundle = cls(name or directory.resolve().name, directory, model, tok, task, notes=notes, no_task=no_task,
+                     no_tokenizer=no_tokenizer)
         if task is None:
             bundle.objective = read_training(directory).get("objective") or lm_objective(model)  # none recorded
             if not bundle.seq2seq and tok is not None:
@@ -109,13 +122,14 @@ class Bundle:
 
     def need_tokenizer(self) -> Any:
         if self.tokenizer is None:
-            raise TaesanError(f"{self.directory}: the checkpoint has no tokenizer ({', '.join(TOKENIZER_FILES)}); "
-                              f"pass --tokenizer FILE")
+            why = self.no_tokenizer or f"{self.directory}: the checkpoint has no tokenizer"
+            raise TaesanError(f"{why}; pass --tokenizer FILE")
         return self.tokenizer
 
     def need_task(self) -> Any:
         if self.task is None:
-            raise TaesanError(f"{self.directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task "
+            also = f"; {self.no_task}" if self.no_task else ""
+            raise TaesanError(f"{self.directory}: no {TASK_FILE}: this checkpoint was not fine-tuned for a task{also} "
                               f"(try taesan generate / score)")
         return self.task
 
@@ -159,14 +173,40 @@ def _separator(directory: Path, model, tokenizer) -> int | None:
     return next((tokenizer.vocab[t] for t in STOP_TOKENS if t in tokenizer.vocab), None)
 
 
+def read_tokenizer(directory: Path) -> tuple[Any, str]:
+    """(the tokenizer taesan.tokenizers.load reads from `directory`, ""), or (None, what it said) when the directory
+    holds no tokenizer file (a ViT has none). Tokenizer files it cannot read are its one-line error, raised."""
+    try:
+        return load_tokenizer(directory), ""
+    except TaesanError as e:
+        if tokenizer_files(directory, TOKENIZER_FILES):  # there, but not readable
+            raise
+        return None, str(e)
+
+
 def tokenizer_beside(directory: Path) -> Path | None:
-    """The directory itself when it holds tokenizer files taesan.tokenizers.load reads, else None (a ViT has none)."""
-    return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
+    """The directory itself when taesan.tokenizers.load finds a tokenizer in it, else None (a ViT has none)."""
+    return directory if read_tokenizer(directory)[0] is not None else None
 
 
 def tokenizer_file(path: Path) -> Path:
-    """The file a tokenizer was read from, for messages: `path`, or the first of TOKENIZER_FILES in that directory."""
-    return next((path / name for name in TOKENIZER_FILES if (path / name).is_file()), path) if path.is_dir() else path
+    """The file a tokenizer was read from, for messages: `path`, or the tokenizer.json / vocab.txt in that directory."""
+    return next((path / n for n in ("tokenizer.json", "vocab.txt") if (path / n).is_file()), path) if path.is_dir() else path
+
+
+def tokenizer_files(directory: Path, patterns: tuple[str, ...] = TOKENIZER_FILES + SIDE_FILES) -> list[Path]:
+    """The files of `directory` named as HF names a tokenizer's (spiece.model, vocab.txt, tokenizer_config.json, ...)."""
+    return sorted({p for pattern in patterns for p in directory.glob(pattern) if p.is_file()})
+
+
+def copy_tokenizer_files(source: Path, out: Path) -> list[Path]:
+    """Copy `source`'s tokenizer files (tokenizer_files) into `out` as they are, but a file `out` already has (the
+    tokenizer.json taesan wrote); -> the copies."""
+    copied = []
+    for path in tokenizer_files(source):
+        if not (out / path.name).exists():
+            copied.append(Path(shutil.copyfile(path, out / path.name)))
+    return copied
 
 
 def check_vocabulary(model, tokenizer, tokenizer_path: str | Path) -> None:

@@ -36,7 +36,8 @@ def pipeline(directory: str | Path, task: str | None = None, device: str = "cpu"
              precision: str = "auto") -> "Pipeline":
     """A checkpoint directory (taesan or HuggingFace) -> a callable for one of the things it can do: `task` picks
     one (classify, ner, qa, image, translate, generate, fill-mask, score, tokenize); by default a fine-tuned
-    checkpoint does its task, a language model writes (a GPT, an encoder-decoder) or fills blanks (BERT).
+    checkpoint does its task (a downloaded HF classifier, NER or QA model: the one its config.json's architectures
+    name, said in `.notes`), a language model writes (a GPT, an encoder-decoder) or fills blanks (BERT).
     `precision` as the commands' --precision: auto runs bf16 where the device computes it natively, so the
     pipeline answers as `taesan predict` does on the same machine."""
     bundle = Bundle.load(directory, device=device)
@@ -53,6 +54,7 @@ class Pipeline:
                               f"(it can: {', '.join(can) or 'nothing here'})")
         self.bundle, self.task = bundle, task
         self.precision = precision  # what `precision=` chose; the model runs under its context
+        self.notes = list(bundle.notes)  # where a task without task.json came from (a HF head model's config.json)
 
     def __repr__(self) -> str:
         return f"Pipeline({self.task!r}, {str(self.bundle.directory)!r})"
