@@ -1,9 +1,12 @@
-"""`taesan convert`: HuggingFace checkpoint directory <-> taesan checkpoint directory."""
+"""`taesan convert`: HuggingFace checkpoint directory <-> taesan checkpoint directory (--from-hf takes the hub's
+tokenizer files along as they are: tokenizer_config.json, special_tokens_map.json, spiece.model, ...)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from taesan.pipeline.bundle import copy_tokenizer_files
 from taesan.pipeline.convert import convert, export_notes
 
 HELP = "convert a checkpoint between the HuggingFace and taesan layouts"
@@ -18,7 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.from_hf:
-        out = convert(args.from_hf, args.out, "from-hf")
+        out = convert(args.from_hf, args.out, "from-hf")  # the tokenizer taesan reads, written as tokenizer.json
+        copied = copy_tokenizer_files(Path(args.from_hf), out)  # and the hub's own files, as they are
+        if copied:
+            print(f"copied {', '.join(p.name for p in copied)}", file=sys.stderr)
     else:
         out = convert(args.to_hf, args.out, "to-hf")
         for line in export_notes(args.to_hf):
