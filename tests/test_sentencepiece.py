@@ -166,3 +166,41 @@ def test_decode_takes_a_tensor_or_one_id_and_refuses_text(model):
     assert tok.decode(ids[0]) == sp.decode(ids[:1])
     with pytest.raises(TaesanError, match="decode takes token ids, got text '카페'"):
         tok.decode("카페")
+
+
+@pytest.fixture(scope="module")
+def t5_spiece(shared_data, tmp_path_factory):
+    """A spiece.model laid out as T5's: <pad> 0, </s> 1, <unk> 2, no <s>."""
+    d = tmp_path_factory.mktemp("t5")
+    text = (shared_data / "corpus" / "nsmc_raw_reviews.txt").read_text(encoding="utf-8").split("\n")[:2000]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(d / "spiece"), minloglevel=2, vocab_size=1000,
+                                   character_coverage=0.99, hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    return d / "spiece.model", spm.SentencePieceProcessor(model_file=str(d / "spiece.model"))
+
+
+@pytest.mark.parametrize("marker", [("tokenizer_config.json", {"extra_ids": 100}),
+                                    ("tokenizer_config.json", {"tokenizer_class": "T5Tokenizer"}),
+                                    ("config.json", {"model_type": "mt5"})], ids=["extra_ids", "class", "model_type"])
+def test_t5_directory_has_the_sentinels_at_hf_ids(t5_spiece, tmp_path, marker):
+    """T5Tokenizer puts <extra_id_0>..<extra_id_99> after the model's pieces, <extra_id_i> at vocab_size + 99 - i, each
+    one special token (the reference: transformers' own T5 converter and T5Tokenizer on the model's pieces)."""
+    from transformers import T5Tokenizer
+    from transformers.convert_slow_tokenizer import T5Converter
+
+    path, sp = t5_spiece
+    shutil.copy(path, tmp_path / "spiece.model")
+    assert "<extra_id_0>" not in load(tmp_path).vocab  # not a T5 directory (yet)
+    (tmp_path / marker[0]).write_text(json.dumps(marker[1]), encoding="utf-8")
+    pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    hf = T5Tokenizer(**T5Converter.convert_from_spm(vocab=pieces, extra_ids=100))
+    tok = load(tmp_path)
+    n = sp.get_piece_size()
+    assert len(tok) == len(hf) == n + 100 and tok.vocab["<extra_id_0>"] == n + 99 and tok.vocab["<extra_id_99>"] == n
+    for text in ["<extra_id_0> 카페", "어제<extra_id_1>카페 <extra_id_99>", "티끌 모아 태산", "<extra_id_100> 영화"]:
+        ids = hf(text, add_special_tokens=False)["input_ids"]
+        assert tok.encode(text).ids == ids, text
+        if hf.unk_token_id not in ids:  # taesan decodes <unk> as SentencePiece does (" ⁇ ")
+            assert tok.decode(ids, skip_special_tokens=False) == hf.decode(ids), text
+    assert tok.decode(tok.encode("<extra_id_0> 카페").ids) == "카페"
+    saved = load(tok.save(tmp_path / "out" / "tokenizer.json"))
+    assert saved.encode("어제<extra_id_1>카페").ids == tok.encode("어제<extra_id_1>카페").ids

@@ -292,36 +292,57 @@ def merges_from_vocab(pieces: list[tuple[str, float, int]]) -> list[tuple[str, s
     return [(a, b) for _, a, b in merges]
 
 
+def read_proto(path: str | Path) -> dict[str, Any]:
+    """A .model (or Marian's .spm) file's ModelProto, or one TaesanError naming the file."""
+    path = Path(path)
+    try:
+        return read_model_proto(path.read_bytes())
+    except (TaesanError, UnicodeDecodeError, struct.error) as e:
+        raise TaesanError(f"{path}: not a SentencePiece model ({e})") from None
+
+
+def stages(proto: dict[str, Any]) -> tuple[Model, SentencePieceNormalizer, pre_tokenizers.PreTokenizer | None]:
+    """The model, normalizer and pre-tokenizer that run a ModelProto as SentencePiece does."""
+    pieces, trainer, norm = proto["pieces"], proto["trainer"], proto["normalizer"]
+    if trainer["model_type"] not in (UNIGRAM, BPE_TYPE):
+        raise TaesanError(f"SentencePiece model type {trainer['model_type']} is not supported (unigram or bpe)")
+    if trainer["treat_whitespace_as_suffix"]:
+        raise TaesanError("SentencePiece models with treat_whitespace_as_suffix are not supported")
+    unk_id = trainer["unk_id"] if 0 <= trainer["unk_id"] < len(pieces) else None
+    byte_fallback = bool(trainer["byte_fallback"])
+    model: Model = (SentencePieceUnigram(pieces, unk_id, byte_fallback) if trainer["model_type"] == UNIGRAM
+                    else SentencePieceBPE(pieces, unk_id, byte_fallback))
+    charsmap = CharsMap(norm["precompiled_charsmap"]) if norm["precompiled_charsmap"] else None
+    user_defined = [p for p, _, kind in pieces if kind == USER_DEFINED]
+    normalizer = SentencePieceNormalizer(charsmap, user_defined, bool(norm["add_dummy_prefix"]),
+                                         bool(norm["remove_extra_whitespaces"]), bool(norm["escape_whitespaces"]))
+    # unigram searches the whole text (float32 sums depend on what came before); BPE merges never cross
+    # a "▁" unless a piece has one inside, so it may cut the text into words first
+    inner = any(SPACE in p[1:] for p, _, kind in pieces if kind in (NORMAL, USER_DEFINED))
+    words = trainer["model_type"] == BPE_TYPE and not inner and norm["escape_whitespaces"]
+    return model, normalizer, pre_tokenizers.Metaspace(SPACE, "never", True) if words else None
+
+
 class SentencePieceTokenizer(PipelineTokenizer):
     """A .model file as SentencePiece runs it. Control symbols (<s>, </s>) are special tokens, but, as in
     SentencePiece, written in a text they are plain characters; user-defined symbols stay whole."""
 
     kind = "sentencepiece"
 
-    def __init__(self, proto: dict[str, Any]) -> None:
-        self.proto = proto
-        pieces, trainer, norm = proto["pieces"], proto["trainer"], proto["normalizer"]
-        if trainer["model_type"] not in (UNIGRAM, BPE_TYPE):
-            raise TaesanError(f"SentencePiece model type {trainer['model_type']} is not supported (unigram or bpe)")
-        if trainer["treat_whitespace_as_suffix"]:
-            raise TaesanError("SentencePiece models with treat_whitespace_as_suffix are not supported")
-        self.types = [kind for _, _, kind in pieces]
-        unk_id = trainer["unk_id"] if 0 <= trainer["unk_id"] < len(pieces) else None
-        byte_fallback = bool(trainer["byte_fallback"])
-        model: Model = (SentencePieceUnigram(pieces, unk_id, byte_fallback) if trainer["model_type"] == UNIGRAM
-                        else SentencePieceBPE(pieces, unk_id, byte_fallback))
-        charsmap = CharsMap(norm["precompiled_charsmap"]) if norm["precompiled_charsmap"] else None
-        user_defined = [p for p, _, kind in pieces if kind == USER_DEFINED]
-        normalizer = SentencePieceNormalizer(charsmap, user_defined, bool(norm["add_dummy_prefix"]),
-                                             bool(norm["remove_extra_whitespaces"]), bool(norm["escape_whitespaces"]))
-        # unigram searches the whole text (float32 sums depend on what came before); BPE merges never cross
-        # a "▁" unless a piece has one inside, so it may cut the text into words first
-        inner = any(SPACE in p[1:] for p, _, kind in pieces if kind in (NORMAL, USER_DEFINED))
-        words = trainer["model_type"] == BPE_TYPE and not inner and norm["escape_whitespaces"]
-        pre = pre_tokenizers.Metaspace(SPACE, "never", True) if words else None
-        super().__init__(model, normalizer, pre, None, None, [])
-        self.special_tokens = [p for p, _, kind in pieces if kind in (CONTROL, UNKNOWN)]
-        self.unk_surface = str(trainer["unk_surface"])
+    def __init__(self, proto: dict[str, Any], added_tokens: Iterable[AddedToken] = ()) -> None:
+        """added_tokens: tokens after the model's pieces (T5's <extra_id_N>, an added_tokens.json's), matched first."""
+        model, normalizer, pre = stages(proto)
+        added = list(added_tokens)
+        super().__init__(model, normalizer, pre, None, None, added)
+        self._read_settings(proto)
+        self.special_tokens = [p for p, _, kind in proto["pieces"] if kind in (CONTROL, UNKNOWN)]
+        self.special_tokens += [t.content for t in added if t.special and t.content not in self.special_tokens]
+
+    def _read_settings(self, proto: dict[str, Any]) -> None:
+        """What decoding needs from the model file: each piece's type, the unknown's surface, the first space."""
+        self.proto, self.types = proto, [kind for _, _, kind in proto["pieces"]]
+        self.unk_surface = str(proto["trainer"]["unk_surface"])
+        norm = proto["normalizer"]
         self.strip_first_space = bool(norm["add_dummy_prefix"] or norm["remove_extra_whitespaces"])
 
     def pieces(self, text: str) -> list[Piece]:
@@ -337,12 +358,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SentencePieceTokenizer":
-        path = Path(path)
-        try:
-            proto = read_model_proto(path.read_bytes())
-        except (TaesanError, UnicodeDecodeError, struct.error) as e:
-            raise TaesanError(f"{path}: not a SentencePiece model ({e})") from None
-        return cls(proto)
+        return cls(read_proto(path))
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """As SentencePiece decodes: control symbols vanish (shown when skip_special_tokens=False), <unk> is
@@ -354,7 +370,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
             piece = self.inverse.get(i)
             if piece is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
-            kind = self.types[i]
+            kind = self._kind(i, piece)
             if kind == BYTE:
                 run.append(int(piece[3:5], 16))
                 continue
@@ -377,6 +393,12 @@ class SentencePieceTokenizer(PipelineTokenizer):
             out.append(bytes_text(run))
         return "".join(out)
 
+    def _kind(self, i: int, piece: str) -> int:
+        """A piece's SentencePiece type; a special added token (T5's <extra_id_N>) decodes as a control symbol."""
+        if i in self.added.special_ids:
+            return CONTROL
+        return self.types[i] if i < len(self.types) else NORMAL
+
     def to_hf_json(self) -> dict[str, Any]:
         """The tokenizer.json HuggingFace's converter writes for this model."""
         pieces, trainer, norm = self.proto["pieces"], self.proto["trainer"], self.proto["normalizer"]
@@ -396,6 +418,7 @@ class SentencePieceTokenizer(PipelineTokenizer):
             decoder = decoders.Metaspace(SPACE, scheme, True)
         added = [AddedToken(p, i, special=kind == CONTROL, normalized=False)
                  for i, (p, _, kind) in enumerate(pieces) if kind in (CONTROL, USER_DEFINED)]
+        added += [t for t in self.added.tokens if t.id >= len(pieces)]
         steps_json = self.normalizer.to_json()
         return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [t.to_json() for t in added],
                 "normalizer": steps_json if steps_json["normalizers"] else None,

@@ -58,10 +58,27 @@ class PipelineTokenizer(Tokenizer):
         specials = [t.content for t in self.added.tokens if t.special]
         super().__init__(vocab, specials, _taesan_template(post_processor))
         self.inverse = dict(model.inverse)
-        for t in self.added.tokens:  # a normalized added token reads back as its normalized form, as in the library
-            self.inverse[t.id] = normalizer.normalize_str(t.content) if t.normalized and normalizer is not None else t.content
+        self._read_back(self.added.tokens)
         self._word_ids: dict[str, list[int]] = {}
         self._around = self._single_specials()
+
+    def _read_back(self, tokens: Iterable[AddedToken]) -> None:
+        """A normalized added token reads back as its normalized form, as in the library."""
+        for t in tokens:
+            normalized = t.normalized and self.normalizer is not None
+            self.inverse[t.id] = self.normalizer.normalize_str(t.content) if normalized else t.content
+
+    def add_tokens(self, tokens: Iterable[AddedToken]) -> None:
+        """More added tokens (HF's added_tokens.json or additional_special_tokens beside a vocabulary file); one
+        whose content is already added replaces it (an existing piece made special keeps its id)."""
+        tokens = list(tokens)
+        contents = {t.content for t in tokens}
+        self.added = AddedVocabulary([t for t in self.added.tokens if t.content not in contents] + tokens, self.normalizer)
+        for t in tokens:
+            self.vocab[t.content] = t.id
+        self._read_back(tokens)
+        self.special_tokens += [t.content for t in tokens if t.special and t.content not in self.special_tokens]
+        self._word_ids.clear()
 
     @property
     def vocab_size(self) -> int:
