@@ -202,14 +202,16 @@ def run(args: argparse.Namespace) -> int:
     if args.verbalizer is not None:
         task.fit_labels(train)
         words = parse_verbalizer(args.verbalizer, task.labels)
-    defaults = finetune_defaults(parameters, args.mode)
+    defaults = finetune_defaults(parameters, args.mode, args.task)
     batch_size = args.batch_size if args.batch_size is not None else defaults.batch_size
     epochs = args.epochs if args.epochs is not None else defaults.epochs(len(train))
     steps = args.max_steps or max(1, math.ceil(epochs * len(train) / batch_size))
     lr = args.lr if args.lr is not None else defaults.lr
     warmup = args.warmup if args.warmup is not None else defaults.warmup(steps)
-    capped = args.epochs is None and args.max_steps is None and epochs < EPOCHS  # a large file: fewer passes
-    chosen = args.lr is None or args.warmup is None or args.batch_size is None or capped
+    by_default = args.epochs is None and args.max_steps is None
+    capped = by_default and epochs < defaults.base_epochs  # a large file: fewer passes
+    paced = by_default and not capped and defaults.epochs_why != ""  # a small model's task: its own epochs
+    chosen = args.lr is None or args.warmup is None or args.batch_size is None or capped or paced
     train_config = TrainConfig(
         max_steps=steps, max_minutes=args.max_minutes, lr=lr, warmup=warmup, weight_decay=args.weight_decay,
         eval_every=args.eval_every, save_every=0, keep_last=1, seed=args.seed, progress=not args.no_progress,
@@ -220,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         task, model, train, valid, args.out, train_config, batch_size=batch_size, device=args.device,
         mode=args.mode, prompt_tokens=args.prompt_tokens, prompt_init=args.prompt_init, pattern=args.pattern,
         verbalizer=words,
-        on_start=(lambda: print("\n".join(([defaults_line(defaults, lr, warmup, batch_size, steps, args, epochs if capped else None, len(train))] if chosen else [])
+        on_start=(lambda: print("\n".join(([defaults_line(defaults, lr, warmup, batch_size, steps, args, epochs if capped else None, len(train), paced)] if chosen else [])
                                           + notes))) if chosen or notes else None,
     )
     print(describe_precision(args.precision, pick_device(args.device).type))
@@ -240,10 +242,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def defaults_line(defaults: Defaults, lr: float, warmup: int, batch_size: int, steps: int,
-                  args: argparse.Namespace, capped_epochs: float | None = None, n_train: int = 0) -> str:
+                  args: argparse.Namespace, capped_epochs: float | None = None, n_train: int = 0,
+                  paced: bool = False) -> str:
     """"defaults: lr 0.001, warmup 36 of 600 steps (6%), batch 16 -- a 1.0M-parameter model (< 20M): ...";
     a value given on the command line is marked as such; `capped_epochs`: the passes over `n_train` examples the
-    default cap left, when below 3."""
+    default cap left, when below the task's epochs; `paced`: the task's own epochs (a small model's NER, QA), and why."""
     def shown(value: str, given: Any) -> str:
         return f"{value} (given)" if given is not None else value
 
@@ -253,6 +256,8 @@ def defaults_line(defaults: Defaults, lr: float, warmup: int, batch_size: int, s
              shown(f"batch {batch_size}", args.batch_size)]
     if capped_epochs is not None:
         parts.append(f"{capped_epochs:.2f} epochs (at most {defaults.max_examples:,} examples seen, not "
-                     f"{EPOCHS:g} x {n_train:,})")
+                     f"{defaults.base_epochs:g} x {n_train:,})")
+    elif paced:
+        parts.append(f"{defaults.base_epochs:g} epochs of {args.task}, not {EPOCHS:g} ({defaults.epochs_why})")
     return (f"defaults: {', '.join(parts)} -- {defaults.reason}; --lr / --warmup / --batch-size"
-            f"{' / --epochs' if capped_epochs is not None else ''} override")
+            f"{' / --epochs' if capped_epochs is not None or paced else ''} override")
