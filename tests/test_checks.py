@@ -12,6 +12,7 @@ def test_accuracy_within_noise_of_the_majority_label_is_named():
     [line] = evaluation_warnings(NLI, at_chance)
     assert line.startswith("warning: accuracy 33.8% on 420 examples is no better than always answering the most "
                            "common label (33.6%; at this size a real gain needs 38.2% or more)")
+    assert "--epochs 10" in line  # what to try: a pretrained start alone did not lift KLUE-NLI off chance
     assert evaluation_warnings(NLI, {**at_chance, "accuracy": 0.46}) == []
 
 
