@@ -282,7 +282,8 @@ def test_metrics_summed_over_batches_equal_one_pass(wordpiece):
 
 
 def run_finetune(task, model, train, valid, out, steps=40, lr=2e-3):
-    config = TrainConfig(max_steps=steps, lr=lr, warmup=4, eval_every=0, save_every=0, log_every=1, progress=False)
+    config = TrainConfig(max_steps=steps, lr=lr, warmup=4, eval_every=0, save_every=0, log_every=1, progress=False,
+                         precision="fp32")  # finetune scores in its run's precision: the reloaded model is scored in fp32
     return finetune(task, model, train, valid, out, config, batch_size=16)
 
 
