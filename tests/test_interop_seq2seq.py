@@ -117,6 +117,11 @@ def test_bare_model_round_trip(name, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(*batch, pre_logits=True), _hf_logits(hf, *batch), atol=1e-5, rtol=0)
         torch.testing.assert_close(model(*batch), _hf_logits(writer, *batch), atol=1e-5, rtol=0)
+    _exports_as_bare(model, hf, batch, tmp_path)
+
+
+def _exports_as_bare(model, hf, batch, tmp_path) -> None:
+    """The export, read by AutoModel, is the bare HF model it came from: same class, same hidden states."""
     interop.to_hf(model, tmp_path / "out")
     back = transformers.AutoModel.from_pretrained(tmp_path / "out").eval()
     assert type(back) is type(hf)
@@ -134,11 +139,7 @@ def test_untied_bare_model_stays_bare(tmp_path):
     batch = _batch(seed=2)
     with torch.no_grad():
         torch.testing.assert_close(model(*batch), _hf_logits(hf, *batch), atol=1e-5, rtol=0)
-    interop.to_hf(model, tmp_path / "out")
-    back = transformers.AutoModel.from_pretrained(tmp_path / "out").eval()
-    assert type(back) is type(hf)
-    with torch.no_grad():
-        torch.testing.assert_close(_hf_logits(back, *batch), _hf_logits(hf, *batch), atol=1e-5, rtol=0)
+    _exports_as_bare(model, hf, batch, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["marian", "bart"])
