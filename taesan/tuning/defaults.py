@@ -26,7 +26,7 @@ Why a small tagger trains 10 epochs and a small reader 1 (validation carves of t
 masked LM start, seeds 0/1): on KLUE-NER (2,800 sentences) 3 epochs 50.8, 6 55.4, 10 57.9, 20 57.3, 30 57.3 entity F1;
 with 800 sentences 3 epochs 29.5, 10 44.1, 20 45.3 (random init: 50.4 -> 54.4). On KorQuAD (3,000 questions) the
 reader peaks early: 0.5 epoch 21.4, 1 epoch 28.7, 1.5 27.4, 3 24.2, 10 21.2 korquad_f1. Once on the test splits
-(seeds 0/1): NER 52.0 -> 56.4; QA level (25.9 at 1 epoch and at 3), at a third of the time. Pair classification
+(seeds 0/1): NER 52.0 -> 56.4; QA level (25.9 at 1 epoch and at 3), at half the time. Pair classification
 stays at 3: on a KorNLI carve 3 / 6 / 10 epochs gave 47.8 / 49.0 / 47.3, within their seeds' spread.
 Why lexical priors for a small, minutes-old QA reader only (taesan.tasks.question_overlap): it misses the answer's
 sentence more often than the question's words do, and answers with the question's own words; a well-pretrained
