@@ -123,6 +123,13 @@ def test_a_classifier_without_label_names_keeps_hf_s_and_pairs_from_a_file(tmp_p
     rows, _ = predicted(["--model", str(d), "--file", str(nli)], capsys)
     assert rows[0]["input"] == "어제 카페 갔었어 ||| 카페에 갔다"
     assert rows[0]["label"] == p("어제 카페 갔었어 ||| 카페에 갔다")["label"]
+    klue = tmp_path / "klue-nli.json"  # KLUE-NLI's JSON layout is a pair file too (it was read as single texts)
+    klue.write_text(json.dumps([{"guid": "g0", "premise": "어제 카페 갔었어", "hypothesis": "카페에 갔다",
+                                 "gold_label": "LABEL_0"}], ensure_ascii=False), encoding="utf-8")
+    out, _ = run(["evaluate", "--model", str(d), "--data", str(klue), "--precision", "fp32", "--no-progress"], capsys)
+    assert json.loads(out)["examples"] == 1
+    rows, _ = predicted(["--model", str(d), "--file", str(klue)], capsys)
+    assert rows[0]["input"] == "어제 카페 갔었어 ||| 카페에 갔다"
 
 
 def test_a_hub_classifier_is_served(nsmc):

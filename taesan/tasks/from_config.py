@@ -7,7 +7,8 @@ with it: models/<family>_hf.py). What HF's pipelines do and a task.json would ot
 - classification: softmax over the labels (text-classification's default for a single-label head). A pair task
   (NLI) cannot be told from a single-text one, so one task takes both: "premise ||| hypothesis" is read as a pair
   ([CLS] a [SEP] b [SEP], as HF's {"text", "text_pair"}), any other text alone; a labelled file is a pair file when
-  its header names a pair's columns (KorNLI's sentence1 / sentence2), else a single-text one (NSMC's document).
+  its header names a pair's columns (KorNLI's sentence1 / sentence2) or its JSON records a pair's fields
+  (KLUE-NLI's premise / hypothesis), else a single-text one (NSMC's document).
 - ner: the tags must be BIO (O, B-X, I-X). Each subword token's own most probable tag, grouped into entities as
   token-classification with aggregation_strategy="simple" groups them (decode "argmax", unit "char": an entity ends
   on token edges); a labelled file is scored in its own unit (KLUE's characters, CoNLL's words).
@@ -29,8 +30,8 @@ from taesan.tasks.heads import head_class, takes_segments
 from taesan.tasks.metrics.entities import split_tag
 from taesan.tasks.ner import NerConfig, TokenClassification
 from taesan.tasks.qa import ExtractiveQA, QAConfig
-from taesan.tasks.readers.nli import TSV_COLUMNS, PairExample
-from taesan.textfiles import header_names
+from taesan.tasks.readers.nli import JSON_TEXTS, TSV_COLUMNS, PairExample
+from taesan.textfiles import header_names, json_records
 
 HEADS = {"ForSequenceClassification": "classification", "ForTokenClassification": "ner", "ForQuestionAnswering": "qa"}
 KINDS = {"classification": "sequence", "ner": "token", "qa": "qa"}  # the task -> its head (taesan.tasks.heads)
@@ -95,6 +96,12 @@ def by_id(examples: list[Any], labels: list[str]) -> list[Any]:
 
 
 def _pair_file(path: str | Path) -> bool:
+    """A pair task's file: a table whose header names a pair's columns (KorNLI's sentence1 / sentence2), or JSON whose
+    first record has a pair's fields (KLUE-NLI's premise / hypothesis)."""
+    if Path(path).suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        records = json_records(path)
+        first = records[0][1] if records else None
+        return isinstance(first, dict) and any(all(k in first for k in pair) for pair in JSON_TEXTS)
     names = header_names(path)
     return any(all(c in names for c in columns[:2]) for columns in TSV_COLUMNS)
 
