@@ -95,3 +95,21 @@ def test_a_held_out_split_shorter_than_a_block_is_said_and_training_data_scored(
     out = capsys.readouterr().out
     assert code == 0 and "note: the held-out split is shorter than one block; evaluating on training data" in out
     assert "step 2: loss " in out
+
+
+def test_the_default_block_is_cut_to_the_models_positions_and_an_asked_one_is_not(tmp_path, capsys):
+    """The README's own `pretrain ... --set n_positions=64` (no --block-size) failed: "--block-size 128 is longer
+    than the model's 64 positions". A default row is cut to the model, as fine-tuning's default length is; a
+    --block-size given that does not fit is still refused."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(korean_corpus(200)) + "\n", encoding="utf-8")
+    tok = WordPieceTokenizer.train(korean_corpus(200), vocab_size=300)
+    tok.save(tmp_path / "wp.json")
+    common = ["pretrain", "--model", "gpt-tiny", "--objective", "causal", "--corpus", str(corpus), "--tokenizer",
+              str(tmp_path / "wp.json"), "--max-steps", "2", "--no-progress", "--batch-size", "4",
+              "--set", "n_layers=1", "d_model=32", "n_heads=2", "n_positions=64"]
+    assert cli_main(common + ["--out", str(tmp_path / "cut")]) == 0
+    assert json.loads((tmp_path / "cut" / "training.json").read_text())["block_size"] == 64
+    capsys.readouterr()
+    assert cli_main(common + ["--out", str(tmp_path / "asked"), "--block-size", "128"]) == 2
+    assert "--block-size 128 is longer than the model's 64 positions" in capsys.readouterr().err

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a preset's token embeddings from word vectors trained on the tokenizer's pieces "
                         "(taesan word2vec train --tokenizer FILE --dim D_MODEL); the layers start at random init")
     p.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch per process")
-    p.add_argument("--block-size", type=int, default=128, help="tokens per row")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="tokens per row (default 128, or the model's positions where they are fewer)")
     p.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)

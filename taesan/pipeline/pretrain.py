@@ -42,6 +42,7 @@ from taesan.tuning.load import load
 from taesan.util import pick_device
 
 OBJECTIVES = ("causal", "backward", "masked", "denoising")
+BLOCK_SIZE = 128  # tokens per row by default
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Recipe:
     objective: str  # causal, backward, masked (a BERT) or denoising (an encoder-decoder)
     corpus: Sequence[str | Path]  # text (one document per line), JSONL/JSON with "text", or a table's text column
     out: Path  # checkpoints, metrics.jsonl, loss.png and the final model
-    block_size: int = 128  # tokens per row
+    block_size: int | None = None  # tokens per row; None: BLOCK_SIZE, or fewer where the model has fewer positions
     batch_size: int = 32  # rows per micro-batch per process
     seed: int = 0
     valid_every: int = 50  # every N-th document is held out for evaluation (0: none)
@@ -72,7 +73,7 @@ class Recipe:
         if self.objective not in OBJECTIVES:
             raise TaesanError(f"unknown objective {self.objective!r}; choose {', '.join(OBJECTIVES)}")
         for name in ("batch_size", "block_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TaesanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.valid_every < 0:
             raise TaesanError(f"--valid-every must be >= 0 (0: no held-out split), got {self.valid_every}")
@@ -151,6 +152,17 @@ def check_vocab(where: Any, config: Any, tokenizer: Any) -> None:
                           f"{tokenizer.vocab_size} tokens")
 
 
+def default_block(model: nn.Module, objective: str) -> int:
+    """BLOCK_SIZE tokens per row, or as many as the model's positions hold (a denoising row's decoder adds its start).
+
+    default_block(gpt with n_positions 1024, "causal") -> 128;  with n_positions 64 -> 64;  denoising at 64 -> 63
+    """
+    limit = getattr(model.config, "n_positions", None)
+    if not isinstance(limit, int):
+        return BLOCK_SIZE
+    return max(1, min(BLOCK_SIZE, limit - 1 if objective == "denoising" else limit))
+
+
 def check_fits(model: nn.Module, objective: str, block_size: int) -> None:
     kind = family_name(model)
     if objective == "denoising":
@@ -183,6 +195,8 @@ def pretrain(model: nn.Module | str, tokenizer, recipe: Recipe, config: TrainCon
     separator = separator_for(tokenizer, recipe.objective)
     model, resume_from, started = _starting_model(model, tokenizer, recipe, config)
     model = with_lm_head(model)  # a bare encoder-decoder in memory learns through the vocabulary, not its features
+    if recipe.block_size is None:  # the default row cut to the model (`--set n_positions=64` needs no --block-size)
+        recipe = dataclasses.replace(recipe, block_size=default_block(model, recipe.objective))
     check_fits(model, recipe.objective, recipe.block_size)
     if recipe.objective != "masked" and hasattr(model.config, "eos_token_id"):
         model.config.eos_token_id = separator  # so taesan.generate stops where documents end
