@@ -113,3 +113,19 @@ def test_the_default_block_is_cut_to_the_models_positions_and_an_asked_one_is_no
     capsys.readouterr()
     assert cli_main(common + ["--out", str(tmp_path / "asked"), "--block-size", "128"]) == 2
     assert "--block-size 128 is longer than the model's 64 positions" in capsys.readouterr().err
+
+
+def test_a_checkpoint_pretrains_further_with_its_own_tokenizer(tmp_path, capsys):
+    """`pretrain --model DIR` insisted on --tokenizer though DIR holds one (finetune reads it); a preset has none."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(korean_corpus(200)) + "\n", encoding="utf-8")
+    WordPieceTokenizer.train(korean_corpus(200), vocab_size=300).save(tmp_path / "wp.json")
+    common = ["pretrain", "--objective", "masked", "--corpus", str(corpus), "--max-steps", "2", "--no-progress",
+              "--batch-size", "4", "--block-size", "32"]
+    tiny = ["--set", "n_layers=1", "d_model=32", "n_heads=2"]
+    assert cli_main(common + ["--model", "bert-tiny", "--tokenizer", str(tmp_path / "wp.json"), "--out", str(tmp_path / "a"), *tiny]) == 0
+    assert cli_main(common + ["--model", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "tokenizer.json").read_text() == (tmp_path / "a" / "tokenizer.json").read_text()
+    capsys.readouterr()
+    assert cli_main(common + ["--model", "bert-tiny", "--out", str(tmp_path / "c")]) == 2
+    assert "--tokenizer is needed: bert-tiny is a preset, with no tokenizer of its own" in capsys.readouterr().err

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="causal/backward: a GPT; masked: a BERT; denoising: an encoder-decoder (transformer-tiny), BART's "
                    "text infilling")
     p.add_argument("--corpus", required=True, nargs="+", metavar="FILE", help=f"one document per text: {CORPUS_HELP}")
-    p.add_argument("--tokenizer", required=True, metavar="FILE", help="tokenizer.json (or vocab.txt / a tokenizer dir)")
+    p.add_argument("--tokenizer", default=None, metavar="FILE",
+                   help="tokenizer.json (or vocab.txt / a tokenizer dir); default: the --model checkpoint's own")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints, metrics.jsonl, loss.png and the final model")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; the cosine schedule spans them (default 1000)")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -71,6 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: by corpus size)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (fewer on a shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _tokenizer_path(args: argparse.Namespace) -> str:
+    """--tokenizer, else the --model checkpoint directory (its tokenizer, as finetune reads it); a preset has none."""
+    if args.tokenizer is not None:
+        return args.tokenizer
+    if Path(args.model).is_dir():
+        return args.model
+    raise TaesanError(f"--tokenizer is needed: {args.model} is a preset, with no tokenizer of its own")
 
 
 def _tokenizer(path: str):
@@ -132,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         save_every=args.save_every, keep_last=args.keep_last, seed=args.seed, precision=args.precision,
         progress=not args.no_progress,
     )
-    done = pretrain(args.model, _tokenizer(args.tokenizer), recipe, config, say=print)
+    done = pretrain(args.model, _tokenizer(_tokenizer_path(args)), recipe, config, say=print)
     if not done.is_main:
         return 0
     trainer = done.trainer
