@@ -233,3 +233,13 @@ def test_added_tokens_json_beside_a_sentencepiece_model(kobert_dir, tmp_path):
     tok = load(tmp_path)
     assert tok.encode("영화 <주제> 카페<new>").ids == sp.encode("영화") + [n] + sp.encode("카페") + [n + 1]
     assert tok.decode(tok.encode("<주제> 영화").ids) == "영화" and len(tok) == n + 2
+
+
+def test_a_hostile_config_beside_a_sentencepiece_model_is_one_line(kobert_dir, tmp_path):
+    """The T5 check reads config.json beside a .model: nested 3,000 deep it was a RecursionError traceback; it is
+    read as every checkpoint JSON is (size, depth and number limits)."""
+    d, _ = kobert_dir
+    (tmp_path / "spiece.model").write_bytes((d / "tokenizer_78b3253a26.model").read_bytes())
+    (tmp_path / "config.json").write_text("[" * 3000 + "]" * 3000, encoding="utf-8")
+    with pytest.raises(TaesanError, match="config.json: JSON nested more than 100 levels deep"):
+        load(tmp_path)

@@ -6,10 +6,10 @@ Not the tokenizer itself: these are AddedTokens for `PipelineTokenizer.add_token
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from taesan.config import read_json
 from taesan.errors import TaesanError
 from taesan.tokenizers.stages.added_tokens import AddedToken
 from taesan.tokenizers.tokenizer_config import ROLES, token_name
@@ -20,10 +20,8 @@ MAX_EXTRA_IDS = 10_000
 
 
 def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TaesanError(f"{path}: not a JSON file ({e})") from None
+    """A config file beside a tokenizer, read as every checkpoint JSON is (size, depth and number limits)."""
+    return read_json(path)
 
 
 def extra_special_tokens(config: dict[str, Any]) -> list[str]:
