@@ -243,3 +243,10 @@ def test_a_hostile_config_beside_a_sentencepiece_model_is_one_line(kobert_dir, t
     (tmp_path / "config.json").write_text("[" * 3000 + "]" * 3000, encoding="utf-8")
     with pytest.raises(TaesanError, match="config.json: JSON nested more than 100 levels deep"):
         load(tmp_path)
+
+
+def test_a_tokenizer_json_or_vocab_json_nested_thousands_deep_is_one_line(tmp_path):
+    deep = "[" * 3000 + "]" * 3000
+    (tmp_path / "tokenizer.json").write_text(deep, encoding="utf-8")
+    with pytest.raises(TaesanError, match="tokenizer.json: corrupted JSON \\(nested too deeply"):
+        load(tmp_path / "tokenizer.json")

@@ -54,6 +54,8 @@ def _read_json(path: Path) -> Any:
         raise not_utf8(path, e.reason) from None
     except json.JSONDecodeError as e:
         raise TaesanError(f"{path}: corrupted JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
+    except RecursionError:  # lists nested thousands deep: no tokenizer file is (json's own limit, not a traceback)
+        raise TaesanError(f"{path}: corrupted JSON (nested too deeply to be a tokenizer file)") from None
 
 
 def load(path: str | Path) -> Tokenizer:
