@@ -15,7 +15,7 @@ from task_files import corpus_lines
 import taesan
 from taesan.cli import main
 from taesan.errors import TaesanError
-from taesan.pipeline.bundle import Bundle, tokenizer_beside
+from taesan.pipeline.bundle import Bundle, read_tokenizer
 
 transformers = pytest.importorskip("transformers")
 spm = pytest.importorskip("sentencepiece")
@@ -60,7 +60,7 @@ def ids(tok) -> list[list[int]]:
 def test_every_command_reads_the_sentencepiece_model_finetune_reads(ke_t5, tmp_path, capsys):
     loaded = taesan.tokenizers.load(ke_t5)  # what finetune reads
     bundle = Bundle.load(ke_t5)
-    assert tokenizer_beside(ke_t5) == ke_t5 and ids(bundle.tokenizer) == ids(loaded)
+    assert ids(read_tokenizer(ke_t5)[0]) == ids(bundle.tokenizer) == ids(loaded)
     assert bundle.tokenizer.eos_id == 1 and "generate" in bundle.actions and "tokenize" in bundle.actions
     out = run(["generate", "--model", str(ke_t5), "--prompt", "어제 카페", "--max-new-tokens", "4", "--threads", "1"], capsys)
     assert out.strip()
@@ -86,7 +86,7 @@ def test_no_tokenizer_says_what_the_loader_looked_for_and_a_broken_one_is_named(
     bare = tmp_path / "bare"
     taesan.load(ke_t5).save(bare)  # weights and config, no tokenizer
     b = Bundle.load(bare)
-    assert b.tokenizer is None and tokenizer_beside(bare) is None
+    assert b.tokenizer is None and read_tokenizer(bare)[0] is None
     with pytest.raises(TaesanError, match=r"no tokenizer.json, .*SentencePiece .model.*; pass --tokenizer FILE"):
         b.need_tokenizer()
     (bare / "tokenizer.json").write_text('{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0', encoding="utf-8")

@@ -184,11 +184,6 @@ def read_tokenizer(directory: Path) -> tuple[Any, str]:
         return None, str(e)
 
 
-def tokenizer_beside(directory: Path) -> Path | None:
-    """The directory itself when taesan.tokenizers.load finds a tokenizer in it, else None (a ViT has none)."""
-    return directory if read_tokenizer(directory)[0] is not None else None
-
-
 def tokenizer_file(path: Path) -> Path:
     """The file a tokenizer was read from, for messages: `path`, or the tokenizer.json / vocab.txt in that directory."""
     return next((path / n for n in ("tokenizer.json", "vocab.txt") if (path / n).is_file()), path) if path.is_dir() else path

@@ -14,10 +14,9 @@ from taesan.models import to_hf
 from taesan.tasks import load_task
 from taesan.tasks.fits import positions
 from taesan.tasks.heads import takes_segments
-from taesan.pipeline.bundle import tokenizer_beside
+from taesan.pipeline.bundle import read_tokenizer
 from taesan.tokenizers import WordPieceTokenizer
 from taesan.tokenizers.hf_json import template_to_hf
-from taesan.tokenizers import load as load_tokenizer
 from taesan.tuning.load import load
 
 
@@ -26,8 +25,7 @@ def convert(source: str | Path, out: str | Path, direction: str) -> Path:
     if direction not in ("from-hf", "to-hf"):
         raise TaesanError(f"unknown direction {direction!r}; use from-hf or to-hf")
     model = load(source)
-    beside = tokenizer_beside(Path(source))
-    tokenizer = load_tokenizer(beside) if beside is not None else None  # a ViT has none
+    tokenizer = read_tokenizer(Path(source))[0]  # None: a ViT has none
     if direction == "from-hf":
         return model.save(out, tokenizer=tokenizer)
     directory = to_hf(model, out)
