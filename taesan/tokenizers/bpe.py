@@ -371,7 +371,7 @@ class BPETokenizer(Tokenizer):
         parts: list[str] = []
         run: list[str] = []
         for i in as_ids(ids):
-            tok = self.inverse.get(int(i))
+            tok = self.inverse.get(i)
             if tok is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
             if tok in special:

@@ -34,10 +34,10 @@ def keep_unk_decode(tok: Tokenizer, ids: Iterable[int], skip_special_tokens: boo
     skip = {tok.vocab[t] for t in tok.special_tokens if t != getattr(tok, "unk_token", None)} if skip_special_tokens else set()
     out = []
     for i in as_ids(ids):
-        t = tok.inverse.get(int(i))
+        t = tok.inverse.get(i)
         if t is None:
             raise TaesanError(f"id {i} is not in the vocabulary (size {tok.vocab_size})")
-        if int(i) not in skip:
+        if i not in skip:
             out.append(t)
     return out
 

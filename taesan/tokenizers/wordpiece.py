@@ -288,10 +288,10 @@ class WordPieceTokenizer(Tokenizer):
         special = {self.vocab[t] for t in self.special_tokens}
         tokens: list[str] = []
         for i in as_ids(ids):
-            tok = self.inverse.get(int(i))
+            tok = self.inverse.get(i)
             if tok is None:
                 raise TaesanError(f"id {i} is not in the vocabulary (size {self.vocab_size})")
-            if not (skip_special_tokens and int(i) in special):
+            if not (skip_special_tokens and i in special):
                 tokens.append(tok)
         return WordPieceDecoder(self.prefix, cleanup=True).decode(tokens)
 

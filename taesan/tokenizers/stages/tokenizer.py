@@ -205,7 +205,7 @@ class PipelineTokenizer(Tokenizer):
         special = set(self.special_tokens) if skip_special_tokens else ()
         tokens = []
         for i in as_ids(ids):
-            t = self.inverse.get(int(i))
+            t = self.inverse.get(i)
             if t is None:
                 raise TaesanError(f"token id {i} is not in the vocabulary (size {self.vocab_size})")
             if t not in special:
