@@ -15,6 +15,7 @@ from typing import Any
 
 from taesan.checkpoint import CONFIG_NAME, STOP_TOKENS, checkpoint_path, read_config, read_training
 from taesan.decoding import is_encoder_decoder
+from taesan.atomic import atomic_path
 from taesan.errors import TaesanError
 from taesan.models.kinds import family_name, is_causal_lm, is_image_model, is_masked_lm, lm_objective
 from taesan.tasks import TASK_FILE
@@ -200,7 +201,9 @@ def copy_tokenizer_files(source: Path, out: Path) -> list[Path]:
     copied = []
     for path in tokenizer_files(source):
         if not (out / path.name).exists():
-            copied.append(Path(shutil.copyfile(path, out / path.name)))
+            with atomic_path(out / path.name) as tmp:  # a disk that fills mid-copy leaves no half-written file
+                shutil.copyfile(path, tmp)
+            copied.append(out / path.name)
     return copied
 
 
